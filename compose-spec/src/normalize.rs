@@ -1,0 +1,168 @@
+//! Normalization of a typed project, as Docker Compose does it: profiles, `env_file` folded
+//! into `environment`, the implicit `default` network, resource names, implicit dependencies
+//! and build defaults.
+
+use std::path::Path;
+
+use crate::env::{read_env_file, Environment};
+use crate::error::{Error, Result};
+use crate::model::{Dependency, Network, Project};
+use crate::validate::span_of;
+use crate::yaml::Node;
+
+/// What normalization needs besides the project.
+pub struct Context<'a> {
+    /// The project directory.
+    pub project_dir: &'a Path,
+    /// `$HOME`, for `~`.
+    pub home: Option<&'a Path>,
+    /// The interpolation environment (resolves `environment` entries without a value).
+    pub env: &'a Environment,
+}
+
+/// Removes services none of whose profiles is active (unless named in `explicit`); returns
+/// their names. A service without profiles is always enabled; `*` enables every profile.
+pub fn apply_profiles(project: &mut Project, active: &[String], explicit: &[String]) -> Vec<String> {
+    let all = active.iter().any(|p| p == "*");
+    let enabled = |name: &str, profiles: &[String]| {
+        profiles.is_empty() || all || explicit.iter().any(|s| s == name) || profiles.iter().any(|p| active.contains(p))
+    };
+    let disabled: Vec<String> =
+        project.services.iter().filter(|(n, s)| !enabled(n, &s.profiles)).map(|(n, _)| n.clone()).collect();
+    for name in &disabled {
+        project.services.remove(name);
+    }
+    disabled
+}
+
+/// Folds each service's `env_file`s and `label_file`s into `environment` and `labels`
+/// (values written in the service win), and gives `environment` entries without a value the
+/// value of the variable in the project environment, when it has one.
+pub fn fold_env_files(project: &mut Project, ctx: &Context, tree: &Node) -> Result<()> {
+    for (name, svc) in project.services.iter_mut() {
+        let mut from_files = std::collections::BTreeMap::new();
+        for (i, f) in svc.env_file.iter().enumerate() {
+            let path = Path::new(&f.path);
+            if !path.exists() {
+                if !f.required {
+                    continue;
+                }
+                let key = ["services", name.as_str(), "env_file"];
+                let m = format!("env file `{}` not found", f.path);
+                return Err(located(tree, &key, &format!("services.{name}.env_file[{i}]"), m));
+            }
+            let raw = f.format.as_deref() == Some("raw");
+            let entries = read_env_file(path, ctx.env, raw)?;
+            for e in entries {
+                from_files.insert(e.key, Some(e.value));
+            }
+        }
+        for (k, v) in std::mem::take(&mut svc.environment) {
+            let v = v.or_else(|| ctx.env.value(&k).map(str::to_string));
+            from_files.insert(k, v);
+        }
+        svc.environment = from_files;
+
+        let mut labels = std::collections::BTreeMap::new();
+        for (i, f) in svc.label_file.iter().enumerate() {
+            let path = Path::new(f);
+            if !path.exists() {
+                let m = format!("label file `{f}` not found");
+                return Err(located(
+                    tree,
+                    &["services", name, "label_file"],
+                    &format!("services.{name}.label_file[{i}]"),
+                    m,
+                ));
+            }
+            for e in read_env_file(path, &Environment::default(), false)? {
+                labels.insert(e.key, e.value);
+            }
+        }
+        labels.append(&mut svc.labels);
+        svc.labels = labels;
+    }
+    Ok(())
+}
+
+fn located(tree: &Node, keys: &[&str], path: &str, message: String) -> Error {
+    match span_of(tree, keys) {
+        Some(span) => Error::at(span, Some(path.to_string()), message),
+        None => Error::msg(message).with_path(path),
+    }
+}
+
+/// Applies Compose's normalization rules.
+pub fn normalize(project: &mut Project, ctx: &Context) {
+    let pname = project.name.clone();
+    let mut uses_default = false;
+    for svc in project.services.values_mut() {
+        if svc.networks.is_empty() && svc.network_mode.is_none() {
+            svc.networks.insert("default".into(), None);
+        }
+        uses_default |= svc.networks.contains_key("default");
+        if let Some(build) = &mut svc.build {
+            build.context.get_or_insert_with(|| ".".into());
+            if build.dockerfile_inline.is_none() {
+                build.dockerfile.get_or_insert_with(|| "Dockerfile".into());
+            }
+            // Build args without a value take the variable's value, or are dropped.
+            let args = std::mem::take(&mut build.args);
+            for (k, v) in args {
+                if let Some(v) = v.or_else(|| ctx.env.value(&k).map(str::to_string)) {
+                    build.args.insert(k, Some(v));
+                }
+            }
+        }
+        implicit_dependencies(svc);
+    }
+    if uses_default {
+        project.networks.entry("default".into()).or_insert_with(Network::default);
+    }
+    for (key, n) in project.networks.iter_mut() {
+        n.name.get_or_insert_with(|| resource_name(&pname, key, n.external));
+    }
+    for (key, v) in project.volumes.iter_mut() {
+        v.name.get_or_insert_with(|| resource_name(&pname, key, v.external));
+    }
+    for (key, s) in project.secrets.iter_mut().chain(project.configs.iter_mut()) {
+        s.name.get_or_insert_with(|| resource_name(&pname, key, s.external));
+    }
+    let _ = ctx.project_dir;
+    let _ = ctx.home;
+}
+
+fn resource_name(project: &str, key: &str, external: Option<bool>) -> String {
+    if external == Some(true) {
+        key.to_string()
+    } else {
+        format!("{project}_{key}")
+    }
+}
+
+/// `links`, `volumes_from`, and `service:` references in `network_mode`, `ipc` and `pid`
+/// make the service depend on the other one.
+fn implicit_dependencies(svc: &mut crate::model::Service) {
+    let mut found: Vec<(String, bool)> = Vec::new();
+    let mut add = |name: &str, restart: bool| found.push((name.to_string(), restart));
+    for l in &svc.links {
+        add(l.split(':').next().unwrap_or(l), false);
+    }
+    for v in &svc.volumes_from {
+        if v.starts_with("container:") {
+            continue;
+        }
+        let v = v.strip_prefix("service:").unwrap_or(v);
+        add(v.split(':').next().unwrap_or(v), false);
+    }
+    for mode in [&svc.network_mode, &svc.ipc, &svc.pid].into_iter().flatten() {
+        if let Some(s) = mode.strip_prefix("service:") {
+            add(s, true);
+        }
+    }
+    for (name, restart) in found {
+        if !name.is_empty() && !svc.depends_on.contains_key(&name) {
+            svc.depends_on.insert(name, Dependency { restart, ..Dependency::default() });
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Consistency checks on a loaded project: references to undefined services, networks,
+//! volumes, secrets and configs, dependency cycles, and values Compose refuses. Each error
+//! points at the key in the file that caused it.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::error::{Error, Result};
+use crate::model::{Project, Service, VolumeType};
+use crate::yaml::{Node, Span};
+
+/// Where the deepest existing key of `keys` is written in `tree`.
+pub fn span_of(tree: &Node, keys: &[&str]) -> Option<Span> {
+    let mut node = tree;
+    let mut best = None;
+    for k in keys {
+        let entry = node.as_map().and_then(|m| m.get(*k))?;
+        best = Some(entry.key_span.clone());
+        node = &entry.node;
+    }
+    best
+}
+
+fn span_near(tree: &Node, keys: &[&str]) -> Option<Span> {
+    (1..=keys.len()).rev().find_map(|n| span_of(tree, &keys[..n]))
+}
+
+fn err(tree: &Node, keys: &[&str], message: String) -> Error {
+    let path = keys.join(".");
+    match span_near(tree, keys) {
+        Some(span) => Error::at(span, Some(path), message),
+        None => Error::msg(message).with_path(&path),
+    }
+}
+
+/// Checks the project; `disabled` are services left out by profiles.
+pub fn check(project: &Project, tree: &Node, disabled: &[String]) -> Result<()> {
+    for (name, svc) in &project.services {
+        check_service(project, tree, name, svc, disabled)?;
+    }
+    check_cycles(project, tree)?;
+    for (kind, items) in [("secrets", &project.secrets), ("configs", &project.configs)] {
+        for (key, s) in items {
+            let has_source = s.file.is_some() || s.environment.is_some() || s.content.is_some();
+            if s.external != Some(true) && !has_source {
+                let what =
+                    if kind == "configs" { "`file`, `environment` or `content`" } else { "`file` or `environment`" };
+                return Err(err(tree, &[kind, key], format!("{kind}.{key} needs {what}, or `external: true`")));
+            }
+            if let Some(f) = &s.file {
+                if kind == "secrets" && s.external != Some(true) && !std::path::Path::new(f).exists() {
+                    return Err(err(tree, &[kind, key, "file"], format!("secret file `{f}` not found")));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_service(project: &Project, tree: &Node, name: &str, svc: &Service, disabled: &[String]) -> Result<()> {
+    let at = |keys: &[&str], m: String| {
+        let mut full = vec!["services", name];
+        full.extend_from_slice(keys);
+        err(tree, &full, m)
+    };
+    if svc.image.is_none() && svc.build.is_none() && svc.provider.is_none() {
+        return Err(at(&[], format!("service {name:?} has neither an image nor a build context specified")));
+    }
+    for (dep, d) in &svc.depends_on {
+        if project.services.contains_key(dep) || !d.required {
+            continue;
+        }
+        let m = if disabled.contains(dep) {
+            format!("service {name:?} depends on service {dep:?}, which is disabled by its profiles")
+        } else {
+            format!("service {name:?} depends on undefined service {dep:?}")
+        };
+        return Err(at(&["depends_on", dep], m).with_hint("define the service, or enable its profile with `--profile`"));
+    }
+    for (key, value) in [("network_mode", &svc.network_mode), ("ipc", &svc.ipc), ("pid", &svc.pid)] {
+        if let Some(other) = value.as_deref().and_then(|v| v.strip_prefix("service:")) {
+            if !project.services.contains_key(other) {
+                return Err(at(&[key], format!("service {name:?} depends on undefined service {other:?}")));
+            }
+        }
+    }
+    for v in &svc.volumes_from {
+        let other = v.strip_prefix("service:").unwrap_or(v).split(':').next().unwrap_or_default();
+        if !v.starts_with("container:") && !project.services.contains_key(other) {
+            return Err(at(&["volumes_from"], format!("service {name:?} depends on undefined service {other:?}")));
+        }
+    }
+    for l in &svc.links {
+        let other = l.split(':').next().unwrap_or_default();
+        if !project.services.contains_key(other) {
+            return Err(at(&["links"], format!("service {name:?} depends on undefined service {other:?}")));
+        }
+    }
+    if svc.network_mode.is_some() && !svc.networks.is_empty() {
+        let m = format!("service {name:?} declares mutually exclusive `network_mode` and `networks`");
+        return Err(at(&["network_mode"], m));
+    }
+    for net in svc.networks.keys() {
+        if !project.networks.contains_key(net) && net != "default" {
+            return Err(at(&["networks", net], format!("service {name:?} refers to undefined network {net:?}")));
+        }
+    }
+    for (i, v) in svc.volumes.iter().enumerate() {
+        if v.kind != VolumeType::Volume {
+            continue;
+        }
+        if let Some(src) = &v.source {
+            if !project.volumes.contains_key(src) {
+                let m = format!("service {name:?} refers to undefined volume {src:?}");
+                let idx = format!("volumes[{i}]");
+                return Err(at(&["volumes"], m).with_hint("declare it under the top-level `volumes:` key")).map_err(
+                    |e| {
+                        let mut e = e;
+                        e.path = Some(format!("services.{name}.{idx}"));
+                        e
+                    },
+                );
+            }
+        }
+    }
+    for (kind, refs, defined) in
+        [("secret", &svc.secrets, &project.secrets), ("config", &svc.configs, &project.configs)]
+    {
+        for r in refs.iter() {
+            if !defined.contains_key(&r.source) {
+                let m = format!("service {name:?} refers to undefined {kind} {:?}", r.source);
+                return Err(at(&[&format!("{kind}s")], m));
+            }
+        }
+    }
+    check_values(name, svc).map_err(|(keys, m)| at(&keys, m))
+}
+
+fn check_values(name: &str, svc: &Service) -> std::result::Result<(), (Vec<&'static str>, String)> {
+    if let Some(r) = &svc.restart {
+        let ok = matches!(r.as_str(), "no" | "always" | "unless-stopped" | "on-failure")
+            || r.strip_prefix("on-failure:").is_some_and(|n| n.parse::<u32>().is_ok());
+        if !ok {
+            return Err((
+                vec!["restart"],
+                format!("invalid restart policy {r:?}: use no, always, on-failure[:max-retries] or unless-stopped"),
+            ));
+        }
+    }
+    if let Some(p) = &svc.pull_policy {
+        let ok = matches!(p.as_str(), "always" | "never" | "missing" | "if_not_present" | "build" | "daily" | "weekly")
+            || p.strip_prefix("every_").is_some_and(|d| crate::units::Duration::parse(d).is_ok());
+        if !ok {
+            let m = format!(
+                "invalid pull policy {p:?}: use always, never, missing, build, daily, weekly or every_<duration>"
+            );
+            return Err((vec!["pull_policy"], m));
+        }
+    }
+    if let Some(test) = svc.healthcheck.as_ref().and_then(|h| h.test.as_ref()) {
+        if let Some(first) = test.first() {
+            if !matches!(first.as_str(), "NONE" | "CMD" | "CMD-SHELL") {
+                let m = format!("healthcheck test must start with \"CMD\", \"CMD-SHELL\" or \"NONE\", not {first:?}");
+                return Err((vec!["healthcheck", "test"], m));
+            }
+        }
+    }
+    if svc.container_name.is_some() && svc.replicas() > 1 {
+        let m = format!(
+            "service {name:?} sets `container_name` and wants {} replicas; container names must be unique",
+            svc.replicas()
+        );
+        return Err((vec!["container_name"], m));
+    }
+    for (k, u) in &svc.ulimits {
+        if let (Some(s), Some(h)) = (u.soft, u.hard) {
+            if s > h {
+                return Err((vec!["ulimits"], format!("ulimit {k:?}: soft limit {s} is above hard limit {h}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_cycles(project: &Project, tree: &Node) -> Result<()> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Active,
+        Done,
+    }
+    fn visit<'a>(
+        p: &'a Project,
+        name: &'a str,
+        marks: &mut BTreeMap<&'a str, Mark>,
+        stack: &mut Vec<&'a str>,
+    ) -> Option<Vec<&'a str>> {
+        match marks.get(name) {
+            Some(Mark::Done) => return None,
+            Some(Mark::Active) => {
+                let start = stack.iter().position(|s| *s == name).unwrap_or(0);
+                let mut cycle = stack[start..].to_vec();
+                cycle.push(name);
+                return Some(cycle);
+            }
+            None => {}
+        }
+        marks.insert(name, Mark::Active);
+        stack.push(name);
+        if let Some(svc) = p.services.get(name) {
+            for dep in svc.depends_on.keys() {
+                if let Some(c) = visit(p, dep, marks, stack) {
+                    return Some(c);
+                }
+            }
+        }
+        stack.pop();
+        marks.insert(name, Mark::Done);
+        None
+    }
+    let mut marks = BTreeMap::new();
+    for name in project.services.keys() {
+        if let Some(cycle) = visit(project, name, &mut marks, &mut Vec::new()) {
+            let m = format!("dependency cycle detected: {}", cycle.join(" -> "));
+            return Err(err(tree, &["services", cycle[0], "depends_on"], m));
+        }
+    }
+    Ok(())
+}
+
+/// Non-fatal findings worth telling the user.
+pub fn warnings(project: &Project) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut names = HashSet::new();
+    for (name, svc) in &project.services {
+        if let Some(c) = &svc.container_name {
+            if !names.insert(c.clone()) {
+                out.push(format!("service {name:?}: container name {c:?} is used by another service too"));
+            }
+        }
+    }
+    out
+}

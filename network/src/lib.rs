@@ -1,0 +1,1 @@
+//! Bridges, veth pairs, IPAM, the DNS server and published ports (filled in by the networking work).

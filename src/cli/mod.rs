@@ -1,0 +1,105 @@
+//! The command line: global options, the command enum, and dispatch. One file per command;
+//! each declares its arguments, fills an options struct and makes one library call.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub mod completion;
+pub mod config;
+pub mod image;
+pub mod images;
+pub mod login;
+pub mod pull;
+pub mod version;
+
+/// berth runs Compose projects without a daemon.
+#[derive(Parser, Debug)]
+#[command(name = "berth", version, about, propagate_version = true, disable_help_subcommand = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options that choose and load the project; they apply to every command.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ProjectArgs {
+    /// Compose configuration files (repeatable; `-` reads standard input)
+    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Project name
+    #[arg(short = 'p', long = "project-name", global = true, value_name = "NAME")]
+    pub project_name: Option<String>,
+    /// Alternate working directory (default: the directory of the first compose file)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub project_directory: Option<PathBuf>,
+    /// Alternate environment files (repeatable; default: `.env` in the project directory)
+    #[arg(long = "env-file", global = true, value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+    /// Profiles to enable (repeatable)
+    #[arg(long = "profile", id = "profile", global = true, value_name = "PROFILE")]
+    pub profiles: Vec<String>,
+}
+
+/// The commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Parse, resolve and render the compose file in canonical format
+    Config(config::ConfigArgs),
+    /// Show the berth version
+    Version(version::VersionArgs),
+    /// Print a shell completion script
+    Completion(completion::CompletionArgs),
+    /// Pull the images of the project's services
+    Pull(pull::PullArgs),
+    /// List the images the project's services use
+    Images(images::ImagesArgs),
+    /// Manage stored images (ls, rm, prune, inspect, load, save)
+    Image(image::ImageArgs),
+    /// Store credentials for a registry
+    Login(login::LoginArgs),
+    /// Remove stored credentials for a registry
+    Logout(login::LogoutArgs),
+}
+
+impl ProjectArgs {
+    /// The loader options these arguments ask for.
+    pub fn load_options(&self) -> anyhow::Result<berth_compose::LoadOptions> {
+        let cwd = std::env::current_dir()?;
+        let uses_stdin = self.files.iter().any(|f| f.as_os_str() == "-");
+        let stdin = if uses_stdin {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+            Some(s)
+        } else {
+            None
+        };
+        Ok(berth_compose::LoadOptions {
+            files: self.files.clone(),
+            stdin,
+            project_directory: self.project_directory.clone(),
+            project_name: self.project_name.clone(),
+            env_files: self.env_files.clone(),
+            profiles: self.profiles.clone(),
+            cwd,
+            shell: berth_compose::env::Environment::from_shell(std::env::vars()),
+            ..Default::default()
+        })
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Config(args) => config::run(&cli.project, args),
+        Command::Version(args) => version::run(args),
+        Command::Completion(args) => completion::run(args),
+        Command::Pull(args) => pull::run(&cli.project, args),
+        Command::Images(args) => images::run(&cli.project, args),
+        Command::Image(args) => image::run(args),
+        Command::Login(args) => login::login(args),
+        Command::Logout(args) => login::logout(args),
+    }
+}

@@ -1,0 +1,46 @@
+//! Events emitted by berth's logic; renderers (terminal, plain, JSON) consume them. Logic never prints.
+
+use std::sync::Mutex;
+
+/// Something that happened, for a renderer to show.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// A non-fatal problem the user should know about.
+    Warning { message: String },
+    /// A pull of `image` (a normalized reference) started.
+    PullStarted { image: String },
+    /// A layer download started; `layer` is the short blob digest, `size` its size in bytes.
+    LayerStarted { image: String, layer: String, size: u64 },
+    /// Bytes of a layer received so far (sent at most every few hundred KiB).
+    LayerProgress { image: String, layer: String, current: u64, total: u64 },
+    /// A layer is stored and unpacked; `cached` when nothing had to be downloaded.
+    LayerDone { image: String, layer: String, cached: bool },
+    /// An image is complete in the store; `downloaded` bytes came from the registry for it.
+    ImagePulled { image: String, digest: String, id: String, downloaded: u64, up_to_date: bool },
+    /// An image was not pulled because the local copy satisfies the pull policy.
+    ImageSkipped { image: String, reason: String },
+}
+
+/// Where events go. Implementations must be cheap and never block for long.
+pub trait EventSink: Send + Sync {
+    /// Receives one event.
+    fn emit(&self, event: Event);
+}
+
+/// A sink that keeps every event, for tests.
+#[derive(Default)]
+pub struct Recorder(Mutex<Vec<Event>>);
+
+impl Recorder {
+    /// The events received so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.0.lock().expect("recorder lock").clone()
+    }
+}
+
+impl EventSink for Recorder {
+    fn emit(&self, event: Event) {
+        self.0.lock().expect("recorder lock").push(event);
+    }
+}

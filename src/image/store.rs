@@ -1,0 +1,538 @@
+//! The content-addressed image store: blobs, unpacked layers, and the index of images and tags.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use super::digest::digest_file;
+use super::unpack::unpack_layer;
+use super::{Digest, ImageError, Reference, Result};
+
+/// One layer of an image, as recorded in the index.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LayerRecord {
+    /// Digest of the blob as distributed (usually compressed).
+    pub digest: Digest,
+    /// Digest of the uncompressed tar; names the unpacked directory.
+    pub diff_id: Digest,
+    /// Media type from the manifest.
+    pub media_type: String,
+    /// Blob size in bytes.
+    pub size: u64,
+    /// Bytes of regular files in the unpacked layer.
+    pub unpacked_size: u64,
+}
+
+/// One image in the store, keyed by its config digest (the image id).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ImageRecord {
+    /// The image id: digest of the config blob.
+    pub id: Digest,
+    /// Digest of the platform-specific manifest.
+    pub manifest_digest: Digest,
+    /// `name@sha256:...` of the manifest (or index) it was pulled by.
+    #[serde(default)]
+    pub repo_digests: Vec<String>,
+    /// Layers, bottom first.
+    pub layers: Vec<LayerRecord>,
+    /// `created` from the config.
+    #[serde(default)]
+    pub created: Option<String>,
+    /// `os/arch[/variant]` from the config.
+    #[serde(default)]
+    pub platform: String,
+    /// Seconds since the epoch of the last pull or load (for `daily`, `weekly`, `every_*`).
+    pub pulled_at: u64,
+}
+
+impl ImageRecord {
+    /// Sum of the unpacked sizes of the layers.
+    pub fn size(&self) -> u64 {
+        self.layers.iter().map(|l| l.unpacked_size).sum()
+    }
+
+    /// When the image was last pulled or loaded.
+    pub fn pulled_at(&self) -> SystemTime {
+        UNIX_EPOCH + std::time::Duration::from_secs(self.pulled_at)
+    }
+}
+
+/// A row of `berth images`: one per tag, or one `<none>` row for an untagged image.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ImageSummary {
+    /// Image id (config digest).
+    pub id: Digest,
+    /// `registry/repository`, or `<none>`.
+    pub repository: String,
+    /// The tag, or `<none>`.
+    pub tag: String,
+    /// Manifest digest.
+    pub digest: Digest,
+    /// Unpacked size in bytes.
+    pub size: u64,
+    /// `created` from the config.
+    pub created: Option<String>,
+}
+
+/// What `remove` did.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct RemoveReport {
+    /// Tags removed.
+    pub untagged: Vec<String>,
+    /// Image ids deleted.
+    pub deleted: Vec<Digest>,
+    /// Bytes freed on disk (blobs and layer directories).
+    pub reclaimed: u64,
+}
+
+/// What `prune` did.
+pub type PruneReport = RemoveReport;
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Index {
+    #[serde(default)]
+    images: BTreeMap<Digest, ImageRecord>,
+    /// `registry/repository:tag` → image id.
+    #[serde(default)]
+    tags: BTreeMap<String, Digest>,
+}
+
+impl Index {
+    fn tags_of(&self, id: &Digest) -> Vec<String> {
+        self.tags.iter().filter(|(_, v)| *v == id).map(|(k, _)| k.clone()).collect()
+    }
+
+    fn resolve(&self, name: &str) -> Result<Digest> {
+        let not_found = || ImageError::NotFound(name.to_string());
+        let hex = name.strip_prefix("sha256:").unwrap_or(name);
+        if hex.len() >= 4 && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hits: Vec<_> = self.images.keys().filter(|id| id.hex().starts_with(hex)).collect();
+            if hits.len() == 1 {
+                return Ok(hits[0].clone());
+            }
+        }
+        let reference = Reference::parse(name)?;
+        if let Some(d) = reference.digest() {
+            let by_digest = format!("{}@{d}", reference.name());
+            return self
+                .images
+                .values()
+                .find(|r| {
+                    r.repo_digests.contains(&by_digest)
+                        || (&r.manifest_digest == d
+                            && r.repo_digests.iter().any(|rd| rd.starts_with(&reference.name())))
+                })
+                .map(|r| r.id.clone())
+                .ok_or_else(not_found);
+        }
+        let key = reference.tagged_name().ok_or_else(not_found)?;
+        self.tags.get(&key).cloned().ok_or_else(not_found)
+    }
+}
+
+/// The image store under `<state root>/images`.
+#[derive(Debug, Clone)]
+pub struct ImageStore {
+    dir: PathBuf,
+}
+
+impl ImageStore {
+    /// The state root: `$BERTH_ROOT` or `/var/lib/berth`.
+    pub fn default_state_root() -> PathBuf {
+        std::env::var_os("BERTH_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib/berth"))
+    }
+
+    /// Opens (creating as needed) the store under `state_root/images`.
+    pub fn open(state_root: &Path) -> Result<Self> {
+        let dir = state_root.join("images");
+        for sub in ["blobs/sha256", "layers", "tmp"] {
+            let p = dir.join(sub);
+            fs::create_dir_all(&p).map_err(ImageError::io("create directory", &p))?;
+        }
+        Ok(ImageStore { dir })
+    }
+
+    /// The `images` directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.dir.join("blobs/sha256").join(d.hex())
+    }
+
+    /// Whether the blob is stored.
+    pub fn has_blob(&self, d: &Digest) -> bool {
+        self.blob_path(d).is_file()
+    }
+
+    /// The unpacked directory of the layer with this diff id.
+    pub fn layer_dir(&self, diff_id: &Digest) -> PathBuf {
+        self.dir.join("layers").join(diff_id.hex())
+    }
+
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
+        self.dir.join("tmp")
+    }
+
+    /// Stores a small blob (manifest, config) atomically; returns its digest.
+    pub(crate) fn write_blob(&self, data: &[u8]) -> Result<Digest> {
+        let d = Digest::of(data);
+        let path = self.blob_path(&d);
+        if !path.exists() {
+            let mut tmp = tempfile::NamedTempFile::new_in(self.tmp_dir())
+                .map_err(ImageError::io("create temp file in", self.tmp_dir()))?;
+            tmp.write_all(data).map_err(ImageError::io("write", tmp.path()))?;
+            tmp.persist(&path).map_err(|e| ImageError::io("store blob", &path)(e.error))?;
+        }
+        Ok(d)
+    }
+
+    /// Reads a stored blob and checks its digest.
+    pub(crate) fn read_blob(&self, d: &Digest) -> Result<Vec<u8>> {
+        let path = self.blob_path(d);
+        let data = fs::read(&path).map_err(ImageError::io("read blob", &path))?;
+        d.verify(&Digest::of(&data), format!("stored blob `{}`", path.display()))?;
+        Ok(data)
+    }
+
+    /// Moves a finished file into the blob store after checking its digest.
+    pub(crate) fn import_blob_file(&self, file: &Path, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        let (actual, size) = digest_file(file)?;
+        if let Some(e) = expected {
+            if let Err(err) = e.verify(&actual, format!("blob {e}")) {
+                let _ = fs::remove_file(file);
+                return Err(err);
+            }
+        }
+        let dest = self.blob_path(&actual);
+        fs::rename(file, &dest).map_err(ImageError::io("store blob", &dest))?;
+        Ok((actual, size))
+    }
+
+    /// Makes sure the layer with `diff_id` is unpacked, from the stored blob `blob`. Unpacks into a
+    /// temporary directory, checks both digests, then renames; returns (unpacked size, warnings).
+    pub(crate) fn ensure_layer(&self, blob: &Digest, diff_id: &Digest) -> Result<(u64, Vec<String>)> {
+        let dest = self.layer_dir(diff_id);
+        if dest.is_dir() {
+            return Ok((dir_size(&dest), Vec::new()));
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix("layer-")
+            .tempdir_in(self.tmp_dir())
+            .map_err(ImageError::io("create temp directory in", self.tmp_dir()))?;
+        // A layer without a `./` entry keeps this mode for its root.
+        fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(ImageError::io("chmod", tmp.path()))?;
+        let report = unpack_layer(&self.blob_path(blob), tmp.path())?;
+        blob.verify(&report.blob_digest, format!("layer blob {blob}"))?;
+        diff_id.verify(&report.diff_id, format!("uncompressed content (diff id) of layer {blob}"))?;
+        let tmp_path = tmp.keep();
+        match fs::rename(&tmp_path, &dest) {
+            Ok(()) => {}
+            Err(_) if dest.is_dir() => {
+                // Another process unpacked the same layer meanwhile.
+                let _ = fs::remove_dir_all(&tmp_path);
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp_path);
+                return Err(ImageError::io("store layer", &dest)(e));
+            }
+        }
+        Ok((report.unpacked_size, report.warnings))
+    }
+
+    /// Runs `f` on the index with an exclusive lock, writing it back if `f` succeeds.
+    fn update<T>(&self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
+        let _lock = self.lock(FlockArg::LockExclusive)?;
+        let mut index = self.read_index()?;
+        let out = f(&mut index)?;
+        let path = self.dir.join("index.json");
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(&self.dir).map_err(ImageError::io("create temp file in", &self.dir))?;
+        serde_json::to_writer_pretty(&mut tmp, &index).map_err(|e| ImageError::io("write", tmp.path())(e.into()))?;
+        tmp.persist(&path).map_err(|e| ImageError::io("replace", &path)(e.error))?;
+        Ok(out)
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Index) -> Result<T>) -> Result<T> {
+        let _lock = self.lock(FlockArg::LockShared)?;
+        f(&self.read_index()?)
+    }
+
+    fn read_index(&self) -> Result<Index> {
+        let path = self.dir.join("index.json");
+        match fs::read(&path) {
+            Ok(data) => serde_json::from_slice(&data).map_err(|e| ImageError::InvalidContent {
+                what: format!("image index `{}`", path.display()),
+                detail: e.to_string(),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Index::default()),
+            Err(e) => Err(ImageError::io("read", &path)(e)),
+        }
+    }
+
+    fn lock(&self, arg: FlockArg) -> Result<Flock<File>> {
+        let path = self.dir.join("lock");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(ImageError::io("open", &path))?;
+        Flock::lock(f, arg).map_err(|(_, e)| ImageError::io("lock", &path)(e.into()))
+    }
+
+    /// Held (shared) while a pull or load is writing blobs that are not in the index yet; garbage
+    /// collection only runs when it can take this exclusively.
+    pub(crate) fn writer_guard(&self) -> Result<Flock<File>> {
+        let path = self.dir.join("gc.lock");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(ImageError::io("open", &path))?;
+        Flock::lock(f, FlockArg::LockShared).map_err(|(_, e)| ImageError::io("lock", &path)(e.into()))
+    }
+
+    /// Records an image and points `tag` (a `registry/repo:tag` name) at it.
+    pub(crate) fn commit(&self, record: ImageRecord, tag: Option<String>) -> Result<()> {
+        self.update(|idx| {
+            let id = record.id.clone();
+            match idx.images.get_mut(&id) {
+                Some(existing) => {
+                    for rd in record.repo_digests {
+                        if !existing.repo_digests.contains(&rd) {
+                            existing.repo_digests.push(rd);
+                        }
+                    }
+                    existing.pulled_at = record.pulled_at;
+                    existing.manifest_digest = record.manifest_digest;
+                }
+                None => {
+                    idx.images.insert(id.clone(), record);
+                }
+            }
+            if let Some(t) = tag {
+                idx.tags.insert(t, id);
+            }
+            Ok(())
+        })
+    }
+
+    /// Finds an image by reference (`name:tag`, `name@digest`) or by (a prefix of) its id.
+    pub fn resolve(&self, name: &str) -> Result<ImageRecord> {
+        self.read(|idx| {
+            let id = idx.resolve(name)?;
+            Ok(idx.images[&id].clone())
+        })
+    }
+
+    /// Like [`resolve`](Self::resolve) for a parsed reference; `None` when it is not stored or when
+    /// one of its layers is missing on disk.
+    pub fn lookup(&self, reference: &Reference) -> Result<Option<ImageRecord>> {
+        match self.resolve(&reference.to_string()) {
+            Ok(r) if r.layers.iter().all(|l| self.layer_dir(&l.diff_id).is_dir()) => Ok(Some(r)),
+            Ok(_) | Err(ImageError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The tags that point at image `id`.
+    pub fn tags_of(&self, id: &Digest) -> Result<Vec<String>> {
+        self.read(|idx| Ok(idx.tags_of(id)))
+    }
+
+    /// Every image: one row per tag, `<none>` rows for untagged images; sorted by repository and tag.
+    pub fn list(&self) -> Result<Vec<ImageSummary>> {
+        self.read(|idx| {
+            let mut rows = Vec::new();
+            for rec in idx.images.values() {
+                let tags = idx.tags_of(&rec.id);
+                let mut push = |repository: String, tag: String| {
+                    rows.push(ImageSummary {
+                        id: rec.id.clone(),
+                        repository,
+                        tag,
+                        digest: rec.manifest_digest.clone(),
+                        size: rec.size(),
+                        created: rec.created.clone(),
+                    })
+                };
+                if tags.is_empty() {
+                    push("<none>".into(), "<none>".into());
+                }
+                for t in tags {
+                    let (repo, tag) =
+                        t.rsplit_once(':').map(|(r, t)| (r.to_string(), t.to_string())).unwrap_or((t, String::new()));
+                    push(repo, tag);
+                }
+            }
+            rows.sort_by(|a, b| (&a.repository, &a.tag).cmp(&(&b.repository, &b.tag)));
+            Ok(rows)
+        })
+    }
+
+    /// The image's config blob as JSON (what `berth image inspect` prints).
+    pub fn inspect(&self, name: &str) -> Result<serde_json::Value> {
+        let rec = self.resolve(name)?;
+        let data = self.read_blob(&rec.id)?;
+        serde_json::from_slice(&data)
+            .map_err(|e| ImageError::InvalidContent { what: format!("config of `{name}`"), detail: e.to_string() })
+    }
+
+    /// The manifest blob of an image.
+    pub(crate) fn manifest_bytes(&self, rec: &ImageRecord) -> Result<Vec<u8>> {
+        self.read_blob(&rec.manifest_digest)
+    }
+
+    /// The unpacked layer directories of an image, bottom first (reverse them for `lowerdir`).
+    pub fn layer_dirs(&self, name: &str) -> Result<Vec<PathBuf>> {
+        let rec = self.resolve(name)?;
+        rec.layers
+            .iter()
+            .map(|l| {
+                let d = self.layer_dir(&l.diff_id);
+                if d.is_dir() {
+                    Ok(d)
+                } else {
+                    Err(ImageError::NotFound(format!("{name} (layer {} is missing; pull again)", l.diff_id)))
+                }
+            })
+            .collect()
+    }
+
+    /// `berth image rm`: a tag is untagged, and the image deleted when no tag is left; an id deletes
+    /// the image (with `force` even when several tags point at it). Refuses while `is_in_use(id)`.
+    pub fn remove(&self, name: &str, force: bool, is_in_use: &dyn Fn(&Digest) -> bool) -> Result<RemoveReport> {
+        let mut report = self.update(|idx| {
+            let id = idx.resolve(name)?;
+            let tags = idx.tags_of(&id);
+            let by_tag = Reference::parse(name).ok().and_then(|r| r.tagged_name()).filter(|t| tags.contains(t));
+            let mut report = RemoveReport::default();
+            let to_untag = match &by_tag {
+                Some(t) => vec![t.clone()],
+                None if tags.len() > 1 && !force => return Err(ImageError::Ambiguous(name.to_string())),
+                None => tags.clone(),
+            };
+            let deletes = to_untag.len() == tags.len();
+            if deletes && is_in_use(&id) {
+                return Err(ImageError::InUse(name.to_string()));
+            }
+            for t in to_untag {
+                idx.tags.remove(&t);
+                report.untagged.push(t);
+            }
+            if deletes {
+                idx.images.remove(&id);
+                report.deleted.push(id);
+            }
+            Ok(report)
+        })?;
+        report.reclaimed = self.gc()?;
+        Ok(report)
+    }
+
+    /// `berth image prune`: deletes untagged images (with `all`, every image) not in use.
+    pub fn prune(&self, all: bool, is_in_use: &dyn Fn(&Digest) -> bool) -> Result<PruneReport> {
+        let mut report = self.update(|idx| {
+            let mut report = RemoveReport::default();
+            let ids: Vec<Digest> = idx.images.keys().cloned().collect();
+            for id in ids {
+                let tags = idx.tags_of(&id);
+                if (!all && !tags.is_empty()) || is_in_use(&id) {
+                    continue;
+                }
+                for t in tags {
+                    idx.tags.remove(&t);
+                    report.untagged.push(t);
+                }
+                idx.images.remove(&id);
+                report.deleted.push(id);
+            }
+            Ok(report)
+        })?;
+        report.reclaimed = self.gc()?;
+        Ok(report)
+    }
+
+    /// Deletes blobs and layer directories that no image references, plus leftovers in `tmp/`.
+    /// Skipped (returns 0) while a pull or load holds the writer guard.
+    pub fn gc(&self) -> Result<u64> {
+        let path = self.dir.join("gc.lock");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(ImageError::io("open", &path))?;
+        let Ok(_guard) = Flock::lock(f, FlockArg::LockExclusiveNonblock) else {
+            return Ok(0);
+        };
+        let (blobs, layers) = self.read(|idx| {
+            let mut blobs = BTreeSet::new();
+            let mut layers = BTreeSet::new();
+            for r in idx.images.values() {
+                blobs.insert(r.id.hex().to_string());
+                blobs.insert(r.manifest_digest.hex().to_string());
+                for l in &r.layers {
+                    blobs.insert(l.digest.hex().to_string());
+                    layers.insert(l.diff_id.hex().to_string());
+                }
+            }
+            Ok((blobs, layers))
+        })?;
+        let mut freed = 0;
+        freed += sweep(&self.dir.join("blobs/sha256"), &blobs)?;
+        freed += sweep(&self.dir.join("layers"), &layers)?;
+        freed += sweep(&self.tmp_dir(), &BTreeSet::new())?;
+        Ok(freed)
+    }
+}
+
+fn sweep(dir: &Path, keep: &BTreeSet<String>) -> Result<u64> {
+    let mut freed = 0;
+    for entry in fs::read_dir(dir).map_err(ImageError::io("list", dir))? {
+        let entry = entry.map_err(ImageError::io("list", dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if keep.contains(&name) {
+            continue;
+        }
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path).map_err(ImageError::io("inspect", &path))?;
+        if meta.is_dir() {
+            freed += dir_size(&path);
+            fs::remove_dir_all(&path).map_err(ImageError::io("remove", &path))?;
+        } else {
+            freed += meta.len();
+            fs::remove_file(&path).map_err(ImageError::io("remove", &path))?;
+        }
+    }
+    Ok(freed)
+}
+
+/// Bytes of regular files under `dir` (symlinks not followed).
+pub(crate) fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    total
+}
+
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}

@@ -1,0 +1,52 @@
+//! Renderers for what berth tells the user on stderr: errors (reported once, with causes
+//! and an optional hint), warnings and events. Colour only on a terminal and without `NO_COLOR`.
+
+use std::io::{IsTerminal, Write};
+
+use crate::events::{Event, EventSink};
+
+/// True when stderr may be coloured.
+pub fn color_enabled() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+fn paint(text: &str, code: &str) -> String {
+    if color_enabled() {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// Writes an error, its causes and its hint to stderr.
+pub fn report_error(err: &anyhow::Error) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{} {err}", paint("error:", "1;31"));
+    for cause in err.chain().skip(1) {
+        let _ = writeln!(stderr, "  {} {cause}", paint("caused by:", "1"));
+    }
+    let hint = err.chain().find_map(|c| c.downcast_ref::<berth_compose::Error>().and_then(|e| e.hint.clone()));
+    if let Some(hint) = hint {
+        let _ = writeln!(stderr, "{} {hint}", paint("hint:", "1;36"));
+    }
+}
+
+/// Writes a warning to stderr.
+pub fn warn(message: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{} {message}", paint("warning:", "1;33"));
+}
+
+/// Renders events as plain lines on stderr.
+pub struct PlainRenderer;
+
+impl EventSink for PlainRenderer {
+    fn emit(&self, event: Event) {
+        match event {
+            Event::Warning { message } => warn(&message),
+            other => {
+                let line = serde_json::to_string(&other).unwrap_or_default();
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            }
+        }
+    }
+}
