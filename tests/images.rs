@@ -499,3 +499,67 @@ fn crafted_layers_cannot_escape() {
     r.unwrap();
     assert_eq!(fs::read_link(d.path().join("layer/ok2")).unwrap(), Path::new("/etc/passwd"));
 }
+
+// ---- the commands ----------------------------------------------------------------------------
+
+fn berth(root: &Path, dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .current_dir(dir)
+        .env("BERTH_ROOT", root)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run berth")
+}
+
+#[test]
+fn cli_pull_images_inspect_rm() {
+    require_root("unpacking layers with owners");
+    let layout = fixture_layout();
+    let reg = Registry::with_fixtures(&layout);
+    let root = TempRoot::new();
+    let project = root.path().join("project");
+    fs::create_dir(&project).unwrap();
+    let compose = format!(
+        "services:\n  web:\n    image: {}\n  sh:\n    image: {}\n  other:\n    image: {}\n    platform: linux/s390x\n  local:\n    image: {}/berth-test/nothere\n    pull_policy: never\n",
+        reg.image("config"),
+        reg.image("busybox"),
+        reg.image("multiarch"),
+        reg.host()
+    );
+    fs::write(project.join("compose.yaml"), compose).unwrap();
+
+    let out = berth(root.path(), &project, &["pull", "web", "sh"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("{}: pulled sha256:", reg.image("busybox"))), "{stderr}");
+
+    let out = berth(root.path(), &project, &["pull"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("{}: up to date", reg.image("config"))), "{stderr}");
+    assert!(stderr.contains("error: no image for platform `linux/s390x`"), "{stderr}");
+
+    let out = berth(root.path(), &project, &["pull", "--ignore-pull-failures", "--policy", "missing"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: pulling") && stderr.contains("skipped (present locally)"), "{stderr}");
+
+    let out = berth(root.path(), &project, &["images"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(lines[0].starts_with("REPOSITORY") && lines[0].contains("DIGEST") && lines[0].contains("CREATED"));
+    assert!(lines[1].contains("berth-test/busybox") && lines[1].contains("latest") && lines[1].contains("2024-01-01"));
+
+    let out = berth(root.path(), &project, &["image", "inspect", &reg.image("config")]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["config"]["StopSignal"], "SIGINT");
+
+    let out = berth(root.path(), &project, &["image", "rm", &reg.image("config")]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Deleted: sha256:"));
+    let out = berth(root.path(), &project, &["image", "ls", "-q"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+}

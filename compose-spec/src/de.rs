@@ -340,7 +340,11 @@ impl<'a> MapAccess<'a> for Entries<'a, '_> {
 
     fn next_value_seed<V: DeserializeSeed<'a>>(&mut self, seed: V) -> Result<V::Value, Error> {
         match std::mem::replace(&mut self.pending, Pending::None) {
-            Pending::Node(k, n) => seed.deserialize(self.parent.child(n, k)),
+            Pending::Node(k, n) => {
+                let child = self.parent.child(n, k);
+                let (span, path) = (n.span.clone(), child.path.clone());
+                seed.deserialize(child).map_err(|e| locate_at(e, span, &path))
+            }
             Pending::Ext(ext) => {
                 let map: serde_json::Map<String, serde_json::Value> =
                     ext.into_iter().map(|(k, n)| (k.to_string(), n.to_json())).collect();
@@ -368,12 +372,23 @@ impl<'a> SeqAccess<'a> for Seq<'a, '_> {
         let Some(node) = self.items.get(self.index) else { return Ok(None) };
         let path = format!("{}[{}]", self.parent.path, self.index);
         self.index += 1;
-        seed.deserialize(NodeDe { node, path }).map(Some)
+        let span = node.span.clone();
+        seed.deserialize(NodeDe { node, path: path.clone() }).map(Some).map_err(|e| locate_at(e, span, &path))
     }
 
     fn size_hint(&self) -> Option<usize> {
         Some(self.items.len() - self.index)
     }
+}
+
+/// Gives an error without a position the position and path of the value being read.
+fn locate_at(e: Error, span: crate::yaml::Span, path: &str) -> Error {
+    if e.span.is_some() {
+        return e;
+    }
+    let mut e = e.with_path(path);
+    e.span = Some(span);
+    e
 }
 
 /// The known name closest to `word`, if it is close enough to be a likely typo.

@@ -27,6 +27,11 @@ pub fn parse_port(spec: &str) -> Result<Vec<Port>, String> {
             _ => {
                 // `::1:8080:80`-style IPv6 without brackets: the last two parts are the ports.
                 let idx = rest.rfind(':').and_then(|i| rest[..i].rfind(':')).expect("several colons");
+                if rest[..idx].parse::<std::net::Ipv6Addr>().is_err() {
+                    return Err(bad(
+                        "too many `:`-separated parts (write an IPv6 host address as `[addr]:host:container`)",
+                    ));
+                }
                 (Some(rest[..idx].to_string()), &rest[idx + 1..])
             }
         }
@@ -264,6 +269,8 @@ mod tests {
         assert_eq!(ports("[::1]:80:80")[0].0.as_deref(), Some("::1"));
         assert_eq!(ports("127.0.0.1::80")[0].2, None);
         assert!(parse_port("80:80:80:80x").is_err());
+        assert!(parse_port("1:2:3:4").is_err());
+        assert_eq!(ports("::1:8080:80")[0].0.as_deref(), Some("::1"));
         assert!(parse_port("99999").is_err());
         assert!(parse_port("80/icmp").is_err());
         assert!(parse_port("81-80").is_err());
