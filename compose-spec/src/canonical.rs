@@ -36,12 +36,31 @@ pub fn canonicalize(root: &mut Node) -> Result<()> {
     Ok(())
 }
 
+/// Fills in defaults that only make sense once every file is merged (compose-go's
+/// `SetDefaultValues`): a `build` without `context` builds from `.`, which then resolves like
+/// any other relative path.
+pub fn apply_defaults(root: &mut Node) {
+    let Some(services) = root.as_map_mut().and_then(|m| m.get_mut("services")).and_then(|e| e.node.as_map_mut()) else {
+        return;
+    };
+    for (_, svc) in services.iter_mut() {
+        let Some(build) = svc.node.as_map_mut().and_then(|m| m.get_mut("build")) else { continue };
+        let span = build.node.span.clone();
+        if let Some(b) = build.node.as_map_mut() {
+            b.entry("context".into()).or_insert_with(|| entry_at(Node::str(".", span)));
+        }
+    }
+}
+
 fn join(path: &str, key: &str) -> String {
     format!("{path}.{key}")
 }
 
 fn service(svc: &mut Map, path: &str) -> Result<()> {
     for (key, entry) in svc.iter_mut() {
+        if !matches!(entry.node.value, Value::Seq(_) | Value::Map(_) | Value::Str(_)) {
+            continue;
+        }
         let p = join(path, key);
         let node = &mut entry.node;
         match key.as_str() {
@@ -136,7 +155,7 @@ fn service(svc: &mut Map, path: &str) -> Result<()> {
                     }
                 }
             }
-            "post_start" | "pre_stop" => hooks(node, &p)?,
+            "post_start" | "pre_stop" | "pre_start" => hooks(node, &p)?,
             "logging" => {
                 if let Some(opts) = node.as_map_mut().and_then(|m| m.get_mut("options")) {
                     list_to_map(&mut opts.node, &join(&p, "options"), None)?;

@@ -70,7 +70,12 @@ impl<'a> NodeDe<'a> {
     }
 
     fn child(&self, node: &'a Node, key: &str) -> NodeDe<'a> {
-        let path = if self.path.is_empty() { key.to_string() } else { format!("{}.{key}", self.path) };
+        let mut path = String::with_capacity(self.path.len() + key.len() + 1);
+        path.push_str(&self.path);
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(key);
         NodeDe { node, path }
     }
 }
@@ -370,7 +375,7 @@ impl<'a> SeqAccess<'a> for Seq<'a, '_> {
 
     fn next_element_seed<T: DeserializeSeed<'a>>(&mut self, seed: T) -> Result<Option<T::Value>, Error> {
         let Some(node) = self.items.get(self.index) else { return Ok(None) };
-        let path = format!("{}[{}]", self.parent.path, self.index);
+        let path = index_path(&self.parent.path, self.index);
         self.index += 1;
         let span = node.span.clone();
         seed.deserialize(NodeDe { node, path: path.clone() }).map(Some).map_err(|e| locate_at(e, span, &path))
@@ -379,6 +384,14 @@ impl<'a> SeqAccess<'a> for Seq<'a, '_> {
     fn size_hint(&self) -> Option<usize> {
         Some(self.items.len() - self.index)
     }
+}
+
+fn index_path(parent: &str, index: usize) -> String {
+    use std::fmt::Write;
+    let mut path = String::with_capacity(parent.len() + 6);
+    path.push_str(parent);
+    let _ = write!(path, "[{index}]");
+    path
 }
 
 /// Gives an error without a position the position and path of the value being read.

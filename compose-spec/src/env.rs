@@ -22,6 +22,8 @@ pub enum Origin {
         /// 1-based line.
         line: u32,
     },
+    /// `COMPOSE_PROJECT_NAME`, set by the loader to the project's name.
+    ProjectName,
 }
 
 impl fmt::Display for Origin {
@@ -29,6 +31,7 @@ impl fmt::Display for Origin {
         match self {
             Origin::Shell => f.write_str("shell environment"),
             Origin::EnvFile { path, line } => write!(f, "{}:{line}", path.display()),
+            Origin::ProjectName => f.write_str("the project name"),
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::env::{project_environment, Environment, Origin};
+use crate::env::{project_environment, Environment, Origin, Var};
 use crate::error::{Error, Result};
 use crate::interpolate::{self, Modifier};
 use crate::model::{Include, Project};
@@ -118,12 +118,17 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded> {
         (None, None) => env_dir,
     };
 
-    let mut ctx =
-        Ctx { opts, env: &environment, interpolations: Vec::new(), warnings: Vec::new(), include_stack: Vec::new() };
-    let tree = ctx.load_files(&files, &project_dir)?;
+    let parsed: Vec<(PathBuf, Vec<Node>)> = {
+        let reader = Ctx::new(opts, &environment);
+        files.iter().map(|f| Ok((f.clone(), reader.read_docs(f)?))).collect::<Result<_>>()?
+    };
+    let project_name = project_name(opts, &environment, &parsed, &project_dir)?;
+    // Interpolation sees the project's name, whatever the environment says (as in compose-go).
+    environment.set("COMPOSE_PROJECT_NAME", Var { value: project_name.clone(), origin: Origin::ProjectName });
+    let mut ctx = Ctx::new(opts, &environment);
+    let tree = ctx.load_parsed(parsed, &project_dir)?;
     let Ctx { interpolations, mut warnings, .. } = ctx;
 
-    let project_name = project_name(opts, &environment, &tree, &project_dir)?;
     let mut project: Project = crate::de::from_node(&tree, "")?;
     project.name = project_name;
     for (name, svc) in project.services.iter_mut() {
@@ -212,31 +217,41 @@ pub fn normalize_project_name(name: &str) -> String {
     lowered.trim_start_matches(['_', '-']).to_string()
 }
 
-fn project_name(opts: &LoadOptions, env: &Environment, tree: &Node, dir: &Path) -> Result<String> {
+/// The project name: `-p`, else `COMPOSE_PROJECT_NAME`, else the last `name:` of the compose
+/// files (interpolated), else the project directory's name.
+fn project_name(opts: &LoadOptions, env: &Environment, files: &[(PathBuf, Vec<Node>)], dir: &Path) -> Result<String> {
     let invalid = |n: &str, from: &str| {
         Error::msg(format!(
             "invalid project name {n:?} ({from}): it must contain only lower-case letters, digits, dashes and \
              underscores, and start with a letter or digit"
         ))
     };
-    if let Some(n) = &opts.project_name {
+    if let Some(n) = opts.project_name.as_ref().filter(|n| !n.is_empty()) {
         return if valid_project_name(n) { Ok(n.clone()) } else { Err(invalid(n, "from `-p`")) };
     }
     if let Some(n) = env.value("COMPOSE_PROJECT_NAME").filter(|n| !n.is_empty()) {
         return if valid_project_name(n) { Ok(n.to_string()) } else { Err(invalid(n, "from COMPOSE_PROJECT_NAME")) };
     }
-    if let Some(node) = tree.get("name") {
-        let n = node.scalar_text().unwrap_or_default();
+    let mut from_files = None;
+    for node in files.iter().flat_map(|(_, docs)| docs).filter_map(|d| d.get("name")) {
+        let text = node.scalar_text().unwrap_or_default();
+        let n = if opts.no_interpolate || !interpolate::has_vars(&text) {
+            text
+        } else {
+            let lookup = |k: &str| env.value(k).map(str::to_string);
+            interpolate::interpolate(&text, &lookup)
+                .map_err(|e| Error::at(node.span.clone(), Some("name".into()), e.to_string()))?
+                .0
+        };
         if !n.is_empty() {
-            if !valid_project_name(&n) {
-                return Err(Error::at(
-                    node.span.clone(),
-                    Some("name".into()),
-                    invalid(&n, "top-level `name:`").message,
-                ));
-            }
-            return Ok(n);
+            from_files = Some((n, node));
         }
+    }
+    if let Some((n, node)) = from_files {
+        if !valid_project_name(&n) {
+            return Err(Error::at(node.span.clone(), Some("name".into()), invalid(&n, "top-level `name:`").message));
+        }
+        return Ok(n);
     }
     let base = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let n = normalize_project_name(&base);
@@ -255,12 +270,25 @@ pub(crate) struct Ctx<'a> {
     include_stack: Vec<PathBuf>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(opts: &'a LoadOptions, env: &'a Environment) -> Self {
+        Ctx { opts, env, interpolations: Vec::new(), warnings: Vec::new(), include_stack: Vec::new() }
+    }
+
     /// Loads and merges `files`; relative paths resolve against `project_dir`.
     fn load_files(&mut self, files: &[PathBuf], project_dir: &Path) -> Result<Node> {
+        let parsed = files.iter().map(|f| Ok((f.clone(), self.read_docs(f)?))).collect::<Result<Vec<_>>>()?;
+        self.load_parsed(parsed, project_dir)
+    }
+
+    /// Loads and merges parsed files. Relative paths in them, including those of `include`
+    /// and `extends.file`, resolve against `project_dir` (the working directory), as in
+    /// compose-go; a file reached through `extends` resolves against its own directory.
+    fn load_parsed(&mut self, files: Vec<(PathBuf, Vec<Node>)>, project_dir: &Path) -> Result<Node> {
         let mut merged: Option<Node> = None;
-        for f in files {
-            for doc in self.load_one(f)? {
+        for (f, docs) in files {
+            for mut doc in docs {
+                self.load_doc(&mut doc, &f, project_dir)?;
                 merged = Some(match merged {
                     None => doc,
                     Some(base) => merge::merge(base, doc, "")?,
@@ -270,6 +298,7 @@ impl Ctx<'_> {
         let mut tree = merged.ok_or_else(|| Error::msg("no compose file given"))?;
         merge::enforce_unicity(&mut tree, "");
         merge::strip_tags(&mut tree);
+        canonical::apply_defaults(&mut tree);
         let home = self.opts.shell.value("HOME").map(PathBuf::from);
         paths::resolve_file(&mut tree, project_dir, home.as_deref());
         if let Some(m) = tree.as_map_mut() {
@@ -285,8 +314,8 @@ impl Ctx<'_> {
         Ok(tree)
     }
 
-    /// Reads one file into canonical documents with `extends` and `include` applied.
-    fn load_one(&mut self, file: &Path) -> Result<Vec<Node>> {
+    /// Reads and parses one compose file (`-` is standard input) into its non-empty documents.
+    fn read_docs(&self, file: &Path) -> Result<Vec<Node>> {
         let (text, name) = if file.as_os_str() == "-" {
             (self.opts.stdin.clone().unwrap_or_default(), "-".to_string())
         } else {
@@ -294,8 +323,7 @@ impl Ctx<'_> {
                 .map_err(|e| Error::msg(format!("cannot read compose file `{}`: {e}", file.display())))?;
             (text, self.display_name(file))
         };
-        let docs = yaml::parse(&text, &name)?;
-        let docs: Vec<Node> = docs.into_iter().filter(|d| !d.is_null()).collect();
+        let docs: Vec<Node> = yaml::parse(&text, &name)?.into_iter().filter(|d| !d.is_null()).collect();
         if docs.is_empty() {
             return Err(Error::at(
                 Span { file: Arc::from(name.as_str()), line: 1, col: 1 },
@@ -303,20 +331,15 @@ impl Ctx<'_> {
                 "empty compose file",
             ));
         }
-        let dir = if file.as_os_str() == "-" {
-            self.opts.cwd.clone()
-        } else {
-            file.parent().unwrap_or(Path::new("/")).to_path_buf()
-        };
-        let mut out = Vec::new();
-        for mut doc in docs {
-            self.prepare(&mut doc)?;
-            let mut stack = Vec::new();
-            crate::extends::apply(self, &mut doc, file, &dir, &mut stack)?;
-            self.apply_include(&mut doc, file, &dir)?;
-            out.push(doc);
-        }
-        Ok(out)
+        Ok(docs)
+    }
+
+    /// Makes one document canonical with `extends` and `include` applied.
+    fn load_doc(&mut self, doc: &mut Node, file: &Path, workdir: &Path) -> Result<()> {
+        self.prepare(doc)?;
+        let mut stack = Vec::new();
+        crate::extends::apply(self, doc, file, workdir, &mut stack)?;
+        self.apply_include(doc, file, workdir)
     }
 
     /// Interpolates and canonicalizes one document.
@@ -450,16 +473,17 @@ impl Ctx<'_> {
             self.include_stack = sub.include_stack;
             self.interpolations.extend(sub.interpolations);
             self.warnings.extend(sub.warnings);
-            add_included(doc, tree, &files[0])?;
+            add_included(doc, tree)?;
         }
         self.include_stack.pop();
         Ok(())
     }
 }
 
-/// Adds the resources of an included project; a resource defined on both sides is an error
-/// unless the definitions are equal.
-fn add_included(doc: &mut Node, included: Node, from: &Path) -> Result<()> {
+/// Adds the resources of an included project. A resource the including file defines too is
+/// merged: the including file's definition on top of the included one (compose-go's
+/// `importResources`).
+fn add_included(doc: &mut Node, included: Node) -> Result<()> {
     let Value::Map(inc) = included.value else { return Ok(()) };
     let root = doc.as_map_mut().expect("checked to be a mapping");
     for kind in ["services", "networks", "volumes", "secrets", "configs", "models"] {
@@ -474,12 +498,11 @@ fn add_included(doc: &mut Node, included: Node, from: &Path) -> Result<()> {
         }
         let Some(target) = section.node.as_map_mut() else { continue };
         for (name, e) in items {
-            match target.get(&name) {
-                Some(existing) if existing.node.to_json() != e.node.to_json() => {
-                    let m = format!("{kind}.{name} conflicts with the one imported from `{}`", from.display());
-                    return Err(Error::at(existing.key_span.clone(), Some(format!("{kind}.{name}")), m));
+            match target.get_mut(&name) {
+                Some(local) => {
+                    let mine = std::mem::replace(&mut local.node, Node::new(Value::Null, e.node.span.clone()));
+                    local.node = merge::merge(e.node, mine, &format!("{kind}.{name}"))?;
                 }
-                Some(_) => {}
                 None => {
                     target.insert(name, e);
                 }

@@ -351,13 +351,20 @@ fn port_key(item: &Node) -> Option<String> {
 fn dedupe_tree(node: &mut Node, path: &mut Vec<String>) {
     match &mut node.value {
         Value::Map(map) => {
+            // Keyed lists sit under `services` or `networks`, at most five keys deep.
+            if path.len() >= 5 {
+                return;
+            }
             for (key, entry) in map.iter_mut() {
+                if path.is_empty() && key != "services" && key != "networks" {
+                    continue;
+                }
                 path.push(key.clone());
                 dedupe_tree(&mut entry.node, path);
                 path.pop();
             }
         }
-        Value::Seq(items) => {
+        Value::Seq(items) if items.len() > 1 => {
             if let Some(key) = list_key(path) {
                 *items = dedupe(std::mem::take(items), key);
             }

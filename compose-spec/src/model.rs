@@ -190,6 +190,9 @@ pub struct Service {
     pub ports: Vec<Port>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub post_start: Vec<Hook>,
+    /// Containers run to completion before the service starts (not run by berth yet).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_start: Vec<PreStartHook>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pre_stop: Vec<Hook>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -681,6 +684,29 @@ pub struct Hook {
     pub working_dir: Option<String>,
     #[serde(default, skip_serializing_if = "OptMap::is_empty")]
     pub environment: OptMap,
+}
+
+/// A `pre_start` hook: a command run in its own container before the service starts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PreStartHook {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// The image to run; normalization fills in the service's image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privileged: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "OptMap::is_empty")]
+    pub environment: OptMap,
+    /// Run once per replica instead of once for the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_replica: Option<bool>,
+    #[serde(rename = "__ext", default, skip_serializing_if = "Extensions::is_empty")]
+    pub extensions: Extensions,
 }
 
 /// `logging:`.

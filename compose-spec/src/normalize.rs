@@ -97,10 +97,14 @@ pub fn normalize(project: &mut Project, ctx: &Context) {
     let pname = project.name.clone();
     let mut uses_default = false;
     for svc in project.services.values_mut() {
-        if svc.networks.is_empty() && svc.network_mode.is_none() {
+        // Services run by a provider are not containers: no implicit network.
+        if svc.networks.is_empty() && svc.network_mode.is_none() && svc.provider.is_none() {
             svc.networks.insert("default".into(), None);
         }
         uses_default |= svc.networks.contains_key("default");
+        if svc.pull_policy.as_deref() == Some("if_not_present") {
+            svc.pull_policy = Some("missing".into());
+        }
         if let Some(build) = &mut svc.build {
             build.context.get_or_insert_with(|| ".".into());
             if build.dockerfile_inline.is_none() {
@@ -112,6 +116,11 @@ pub fn normalize(project: &mut Project, ctx: &Context) {
                 if let Some(v) = v.or_else(|| ctx.env.value(&k).map(str::to_string)) {
                     build.args.insert(k, Some(v));
                 }
+            }
+        }
+        if let Some(image) = &svc.image {
+            for hook in svc.pre_start.iter_mut() {
+                hook.image.get_or_insert_with(|| image.clone());
             }
         }
         implicit_dependencies(svc);
@@ -140,13 +149,19 @@ fn resource_name(project: &str, key: &str, external: Option<bool>) -> String {
     }
 }
 
-/// `links`, `volumes_from`, and `service:` references in `network_mode`, `ipc` and `pid`
-/// make the service depend on the other one.
+/// `links`, `volumes_from`, and `service:` references in `network_mode`, `ipc`, `pid`, `uts`
+/// and `cgroup` make the service depend on the other one; all but `volumes_from` also restart
+/// it when the other one restarts (compose-go's normalization).
 fn implicit_dependencies(svc: &mut crate::model::Service) {
     let mut found: Vec<(String, bool)> = Vec::new();
     let mut add = |name: &str, restart: bool| found.push((name.to_string(), restart));
     for l in &svc.links {
-        add(l.split(':').next().unwrap_or(l), false);
+        add(l.split(':').next().unwrap_or(l), true);
+    }
+    for mode in [&svc.network_mode, &svc.ipc, &svc.pid, &svc.uts, &svc.cgroup].into_iter().flatten() {
+        if let Some(s) = mode.strip_prefix("service:") {
+            add(s, true);
+        }
     }
     for v in &svc.volumes_from {
         if v.starts_with("container:") {
@@ -154,11 +169,6 @@ fn implicit_dependencies(svc: &mut crate::model::Service) {
         }
         let v = v.strip_prefix("service:").unwrap_or(v);
         add(v.split(':').next().unwrap_or(v), false);
-    }
-    for mode in [&svc.network_mode, &svc.ipc, &svc.pid].into_iter().flatten() {
-        if let Some(s) = mode.strip_prefix("service:") {
-            add(s, true);
-        }
     }
     for (name, restart) in found {
         if !name.is_empty() && !svc.depends_on.contains_key(&name) {
