@@ -91,6 +91,12 @@ async fn pulls_by_tag_then_by_digest_without_downloading_twice() {
     assert_eq!(fresh.id, first.id);
     assert_eq!(store2.resolve(&by_digest).unwrap().id, first.id);
     assert!(store2.resolve(&reg.image("busybox")).is_err(), "a digest pull adds no tag");
+    let rows = store2.list().unwrap();
+    assert_eq!(
+        (rows[0].repository.as_str(), rows[0].tag.as_str()),
+        (format!("{}/berth-test/busybox", reg.host()).as_str(), "<none>")
+    );
+    assert!(store2.prune(false, &|_| false).unwrap().deleted.is_empty(), "digest-pinned images are not dangling");
 
     // A wrong digest for an existing repository.
     let wrong = format!("{}/berth-test/busybox@{}", reg.host(), Digest::of(b"nothing"));
@@ -172,6 +178,13 @@ async fn config_fields_platforms_and_indexes() {
     assert_eq!(c["Healthcheck"]["Test"][0], "CMD-SHELL");
     let dirs = layer_dirs(&store, &reg.image("config"));
     assert_eq!(fs::metadata(dirs[1].join("srv/www/index.html")).unwrap().uid(), 1000);
+
+    // Docker schema 2 manifests and media types (what Docker Hub mostly serves).
+    reg.seed_with(&layout, "config", "berth-test/config-v2s2:latest", &["--format", "v2s2"]);
+    let v2 = pull(&store, &format!("{}/berth-test/config-v2s2", reg.host())).await.unwrap();
+    let rec = store.resolve(v2.id.as_str()).unwrap();
+    assert!(rec.layers[0].media_type.starts_with("application/vnd.docker.image.rootfs.diff.tar"), "{rec:?}");
+    assert!(layer_dirs(&store, v2.id.as_str())[1].join("srv/www/index.html").is_file());
 
     // An index resolves to the host platform: the same image as `busybox`.
     let multi = pull(&store, &reg.image("multiarch")).await.unwrap();
@@ -293,9 +306,13 @@ async fn corrupted_blob_is_rejected_and_not_kept() {
     let err = pull(&store, &format!("127.0.0.1:{port}/berth-test/busybox:latest")).await.unwrap_err().to_string();
     handle.join().unwrap();
     assert!(err.contains("digest mismatch for layer sha256:"), "{err}");
-    assert!(fs::read_dir(store.dir().join("tmp")).unwrap().next().is_none(), "no partial left behind");
+    let left: Vec<_> = fs::read_dir(store.dir().join("tmp")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.iter().all(|n| n.to_string_lossy().ends_with(".lock")), "no partial left behind: {left:?}");
     assert!(fs::read_dir(store.dir().join("layers")).unwrap().next().is_none());
     assert!(store.list().unwrap().is_empty());
+    // A later garbage collection removes the lock files too.
+    store.gc().unwrap();
+    assert!(fs::read_dir(store.dir().join("tmp")).unwrap().next().is_none());
 }
 
 #[tokio::test]
@@ -396,6 +413,84 @@ async fn save_and_load_oci_and_docker_archives() {
     assert!(dirs[0].join("bin/busybox").is_file());
 }
 
+/// A `docker save` tarball in the legacy layout: `<dir>/layer.tar` per layer, a later image's
+/// layer file as a symlink to an earlier one, two images sharing their base layer.
+#[test]
+fn load_docker_save_with_shared_and_symlinked_layers() {
+    require_root("unpacking layers with owners");
+    let layout = fixture_layout();
+    let blob = |d: &str| fs::read(layout.join("blobs/sha256").join(d.trim_start_matches("sha256:"))).unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest_of = |name: &str| -> serde_json::Value {
+        let d = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == name)
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        serde_json::from_slice(&blob(&d)).unwrap()
+    };
+    let gunzip = |data: Vec<u8>| {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&data[..]).read_to_end(&mut out).unwrap();
+        out
+    };
+    let (bb, conf) = (manifest_of("busybox"), manifest_of("config"));
+    let base = gunzip(blob(bb["layers"][0]["digest"].as_str().unwrap()));
+    let top = gunzip(blob(conf["layers"][1]["digest"].as_str().unwrap()));
+    let manifest = serde_json::json!([
+        {"Config": "a.json", "RepoTags": ["example.org/a:1"], "Layers": ["base/layer.tar"]},
+        {"Config": "b.json", "RepoTags": ["example.org/b:1", "example.org/b:latest"], "Layers": ["dup/layer.tar", "top/layer.tar"]},
+    ]);
+    let root = TempRoot::new();
+    let tar_path = root.path().join("save.tar");
+    let mut b = tar::Builder::new(fs::File::create(&tar_path).unwrap());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    add("manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    add("a.json", &blob(bb["config"]["digest"].as_str().unwrap()));
+    add("b.json", &blob(conf["config"]["digest"].as_str().unwrap()));
+    add("base/layer.tar", &base);
+    add("top/layer.tar", &top);
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    h.set_mode(0o777);
+    b.append_link(&mut h, "dup/layer.tar", "../base/layer.tar").unwrap();
+    b.finish().unwrap();
+    drop(b);
+
+    let store = ImageStore::open(root.path()).unwrap();
+    let names = image::load_archive(&store, &tar_path, &Recorder::default()).unwrap();
+    assert_eq!(names, ["example.org/a:1", "example.org/b:1", "example.org/b:latest"]);
+    let a = layer_dirs(&store, "example.org/a:1");
+    let b = layer_dirs(&store, "example.org/b:latest");
+    assert_eq!(a[0], b[0], "the base layer is stored once");
+    assert!(b[1].join("srv/www/index.html").is_file());
+    assert_eq!(store.inspect("example.org/b:1").unwrap()["config"]["User"], "1000:1000");
+    assert_eq!(fs::read_dir(store.dir().join("layers")).unwrap().count(), 2);
+
+    // A symlink that leaves the archive is refused.
+    let evil = root.path().join("evil.tar");
+    let mut b = tar::Builder::new(fs::File::create(&evil).unwrap());
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "manifest.json", "../../../../etc/passwd").unwrap();
+    b.finish().unwrap();
+    drop(b);
+    let err = image::load_archive(&store, &evil, &Recorder::default()).unwrap_err().to_string();
+    assert!(err.contains("points outside the archive"), "{err}");
+}
+
 // ---- crafted layers: nothing may land outside the layer directory ------------------------------
 
 enum Crafted<'a> {
@@ -403,6 +498,7 @@ enum Crafted<'a> {
     Dir(&'a [u8], u32),
     Symlink(&'a [u8], &'a [u8]),
     HardLink(&'a [u8], &'a [u8]),
+    CharDev(&'a [u8], u32, u32),
 }
 
 /// Writes a tar with raw names (the `tar` crate's path setters refuse `..`, which is the point).
@@ -415,7 +511,12 @@ fn craft(entries: &[Crafted]) -> Vec<u8> {
             Crafted::Dir(n, m) => (n, tar::EntryType::Directory, b"", b"", *m),
             Crafted::Symlink(n, t) => (n, tar::EntryType::Symlink, t, b"", 0o777),
             Crafted::HardLink(n, t) => (n, tar::EntryType::Link, t, b"", 0o644),
+            Crafted::CharDev(n, _, _) => (n, tar::EntryType::Char, b"", b"", 0o666),
         };
+        if let Crafted::CharDev(_, major, minor) = e {
+            h.set_device_major(*major).unwrap();
+            h.set_device_minor(*minor).unwrap();
+        }
         let gnu = h.as_gnu_mut().unwrap();
         gnu.name[..name.len()].copy_from_slice(name);
         gnu.linkname[..link.len()].copy_from_slice(link);
@@ -494,6 +595,12 @@ fn crafted_layers_cannot_escape() {
     r.unwrap();
     assert_eq!(fs::read_to_string(&secret).unwrap(), "host file");
     assert_eq!(fs::read_to_string(d.path().join("layer/s")).unwrap(), "inside");
+    // Device nodes are created (as root) with their numbers.
+    let (d, r) = unpack_crafted(&[Crafted::CharDev(b"dev/null", 1, 3)]);
+    r.unwrap();
+    let m = fs::symlink_metadata(d.path().join("layer/dev/null")).unwrap();
+    assert!(m.file_type().is_char_device());
+    assert_eq!(m.rdev(), nix::sys::stat::makedev(1, 3));
     // Symlinks themselves may point anywhere (they are resolved inside the container).
     let (d, r) = unpack_crafted(&[Crafted::Symlink(b"ok", b"/etc/passwd"), Crafted::HardLink(b"ok2", b"ok")]);
     r.unwrap();
@@ -562,4 +669,66 @@ fn cli_pull_images_inspect_rm() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("Deleted: sha256:"));
     let out = berth(root.path(), &project, &["image", "ls", "-q"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+}
+
+#[test]
+fn cli_login_logout_and_basic_auth_registry() {
+    require_root("unpacking layers with owners");
+    let layout = fixture_layout();
+    let reg = Registry::start_with_auth("alice", "s3cret");
+    reg.seed(&layout, "busybox", "private/busybox:latest");
+    let root = TempRoot::new();
+    let project = root.path().join("project");
+    fs::create_dir(&project).unwrap();
+    fs::write(project.join("compose.yaml"), format!("services:\n  a:\n    image: {}/private/busybox\n", reg.host()))
+        .unwrap();
+    let docker_config = root.path().join("docker");
+    let helpers = root.path().join("bin");
+    fs::create_dir(&helpers).unwrap();
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(args)
+            .current_dir(&project)
+            .env("BERTH_ROOT", root.path())
+            .env("DOCKER_CONFIG", &docker_config)
+            .env("PATH", format!("{}:{}", helpers.display(), std::env::var("PATH").unwrap_or_default()))
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let host = reg.host();
+    let (ok, out) = run(&["pull"], "");
+    assert!(!ok && out.contains("denied") && out.contains(&format!("berth login {host}")), "{out}");
+    let (ok, out) = run(&["login", &host, "-u", "alice", "--password-stdin"], "wrong\n");
+    assert!(!ok && out.contains("the registry refused these credentials"), "{out}");
+    assert!(!docker_config.join("config.json").exists());
+    let (ok, out) = run(&["login", &host, "-u", "alice", "--password-stdin"], "s3cret\n");
+    assert!(ok && out.contains("Login Succeeded"), "{out}");
+    let meta = fs::metadata(docker_config.join("config.json")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let (ok, out) = run(&["pull"], "");
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["logout", &host], "");
+    assert!(ok && out.contains("Removing login credentials"), "{out}");
+    let cfg: serde_json::Value = serde_json::from_slice(&fs::read(docker_config.join("config.json")).unwrap()).unwrap();
+    assert!(cfg["auths"].as_object().unwrap().is_empty());
+    let (ok, out) = run(&["pull"], "");
+    assert!(!ok && out.contains("denied"), "{out}");
+
+    // A credential helper named in `credHelpers` is asked with the server on stdin.
+    let helper = helpers.join("docker-credential-berthtest");
+    let script = format!(
+        "#!/bin/sh\nread server\n[ \"$1\" = get ] && [ \"$server\" = {host} ] || exit 1\necho '{{\"ServerURL\":\"{host}\",\"Username\":\"alice\",\"Secret\":\"s3cret\"}}'\n"
+    );
+    fs::write(&helper, script).unwrap();
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(docker_config.join("config.json"), format!(r#"{{"credHelpers": {{"{host}": "berthtest"}}}}"#)).unwrap();
+    let (ok, out) = run(&["pull"], "");
+    assert!(ok, "{out}");
 }

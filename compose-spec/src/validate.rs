@@ -46,11 +46,6 @@ pub fn check(project: &Project, tree: &Node, disabled: &[String]) -> Result<()> 
                     if kind == "configs" { "`file`, `environment` or `content`" } else { "`file` or `environment`" };
                 return Err(err(tree, &[kind, key], format!("{kind}.{key} needs {what}, or `external: true`")));
             }
-            if let Some(f) = &s.file {
-                if kind == "secrets" && s.external != Some(true) && !std::path::Path::new(f).exists() {
-                    return Err(err(tree, &[kind, key, "file"], format!("secret file `{f}` not found")));
-                }
-            }
         }
     }
     Ok(())

@@ -7,6 +7,10 @@ use berth_compose::env::Environment;
 use berth_compose::{load, LoadOptions};
 use proptest::prelude::*;
 
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000)
+}
+
 fn load_text(text: &str) -> Result<(), berth_compose::Error> {
     let opts = LoadOptions {
         files: vec!["-".into()],
@@ -161,7 +165,7 @@ fn doc() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_text_never_panics(text in "\\PC{0,200}") {

@@ -12,11 +12,22 @@ pub struct Registry {
     child: Child,
     dir: tempfile::TempDir,
     port: u16,
+    creds: Option<String>,
 }
 
 impl Registry {
     /// Starts a registry and waits until `/v2/` answers.
     pub fn start() -> Registry {
+        Registry::start_with(None)
+    }
+
+    /// Starts a registry that wants HTTP basic auth (htpasswd, bcrypt via `htpasswd` from
+    /// apache2-utils) for `user`/`password`.
+    pub fn start_with_auth(user: &str, password: &str) -> Registry {
+        Registry::start_with(Some((user, password)))
+    }
+
+    fn start_with(auth: Option<(&str, &str)>) -> Registry {
         let dir = tempfile::Builder::new().prefix("berth-registry-").tempdir().expect("temp dir");
         let mut last_err = String::new();
         for _ in 0..5 {
@@ -25,6 +36,19 @@ impl Registry {
                 "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
                 dir.path().join("storage").display()
             );
+            let config = match auth {
+                None => config,
+                Some((user, password)) => {
+                    let out = Command::new("htpasswd")
+                        .args(["-Bbn", user, password])
+                        .output()
+                        .expect("run `htpasswd` (Debian package apache2-utils)");
+                    assert!(out.status.success(), "htpasswd failed");
+                    let file = dir.path().join("htpasswd");
+                    std::fs::write(&file, out.stdout).expect("write htpasswd");
+                    format!("{config}auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n", file.display())
+                }
+            };
             let cfg = dir.path().join("config.yml");
             std::fs::write(&cfg, config).expect("write registry config");
             let log = std::fs::File::create(dir.path().join("registry.log")).expect("log file");
@@ -37,7 +61,7 @@ impl Registry {
                 .expect("start `docker-registry` (Debian package docker-registry)");
             let mut child = child;
             match wait_ready(&mut child, dir.path(), port) {
-                Ok(()) => return Registry { child, dir, port },
+                Ok(()) => return Registry { child, dir, port, creds: auth.map(|(u, p)| format!("{u}:{p}")) },
                 Err(e) => {
                     last_err = e;
                     let _ = child.kill();
@@ -55,8 +79,18 @@ impl Registry {
 
     /// Copies `oci:<layout>:<src_ref>` to `docker://HOST/<dest>` with skopeo (all platforms).
     pub fn seed(&self, layout: &Path, src_ref: &str, dest: &str) {
-        let out = Command::new("skopeo")
-            .args(["copy", "--quiet", "--all", "--dest-tls-verify=false"])
+        self.seed_with(layout, src_ref, dest, &["--all"]);
+    }
+
+    /// Like [`seed`](Self::seed) with other skopeo options (e.g. `--format v2s2` for Docker
+    /// manifests and media types).
+    pub fn seed_with(&self, layout: &Path, src_ref: &str, dest: &str, extra: &[&str]) {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "--quiet", "--dest-tls-verify=false"]).args(extra);
+        if let Some(c) = &self.creds {
+            cmd.arg("--dest-creds").arg(c);
+        }
+        let out = cmd
             .arg(format!("oci:{}:{src_ref}", layout.display()))
             .arg(format!("docker://{}/{dest}", self.host()))
             .output()
@@ -108,7 +142,7 @@ fn wait_ready(child: &mut Child, dir: &Path, port: u16) -> Result<(), String> {
             return Err(format!("exited with {status}: {log}"));
         }
         if let Ok(body) = http_get(port, "/v2/") {
-            if body.starts_with("HTTP/1.1 200") {
+            if body.starts_with("HTTP/1.1 200") || body.starts_with("HTTP/1.1 401") {
                 return Ok(());
             }
         }
