@@ -160,6 +160,10 @@ fn profiles_from_flag_and_environment() {
     assert_eq!(ok(&berth(d, &["--profile", "ops", "config", "--services"], &[])), "tools\nweb\n");
     assert_eq!(ok(&berth(d, &["config", "--services"], &[("COMPOSE_PROFILES", "dev")])), "debug\ntools\nweb\n");
     assert_eq!(ok(&berth(d, &["config", "--profiles"], &[])), "dev\nops\n");
+    assert_eq!(ok(&berth(d, &["config", "--services", "debug"], &[])), "debug\n", "named services are enabled");
+    let out = berth(d, &["config", "nope"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such service: \"nope\""));
 }
 
 #[test]

@@ -14,6 +14,7 @@ pub mod model;
 pub mod normalize;
 pub mod output;
 pub mod paths;
+pub mod select;
 pub mod short;
 pub mod units;
 pub mod validate;

@@ -48,6 +48,9 @@ pub struct ConfigArgs {
     /// Write the output to FILE instead of standard output
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Only these services (and what they depend on); names enable their profiles
+    #[arg(value_name = "SERVICE")]
+    pub service_names: Vec<String>,
 }
 
 /// Runs `berth config`.
@@ -59,7 +62,9 @@ pub fn run(project: &ProjectArgs, args: ConfigArgs) -> anyhow::Result<()> {
     if args.profiles {
         opts.profiles = vec!["*".into()];
     }
-    let loaded = berth_compose::load(&opts)?;
+    opts.services = args.service_names.clone();
+    let mut loaded = berth_compose::load(&opts)?;
+    berth_compose::select::select_services(&mut loaded.project, &args.service_names, true)?;
     for w in &loaded.warnings {
         berth::output::warn(w);
     }
