@@ -95,10 +95,19 @@ impl Environment {
 
 /// Reads an env file; `raw` is `format: raw`. Variables in values resolve against `env`.
 pub fn read_env_file(path: &Path, env: &Environment, raw: bool) -> Result<Vec<dotenv::Entry>> {
+    read_env_file_with(path, &|k: &str| env.value(k).map(str::to_string), raw)
+}
+
+/// Reads an env file whose `${VAR}` references resolve through `lookup` first, then through the
+/// file's earlier lines.
+pub fn read_env_file_with(
+    path: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    raw: bool,
+) -> Result<Vec<dotenv::Entry>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::msg(format!("cannot read env file `{}`: {e}", path.display())))?;
-    let lookup = |k: &str| env.value(k).map(str::to_string);
-    let parsed = if raw { dotenv::parse_raw_with_lookup(&text, &lookup) } else { dotenv::parse(&text, &lookup) };
+    let parsed = if raw { dotenv::parse_raw_with_lookup(&text, lookup) } else { dotenv::parse(&text, lookup) };
     parsed.map_err(|e| Error::msg(format!("{}:{}: {}", path.display(), e.line, e.message)))
 }
 

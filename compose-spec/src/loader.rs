@@ -301,6 +301,7 @@ impl<'a> Ctx<'a> {
         canonical::apply_defaults(&mut tree);
         let home = self.opts.shell.value("HOME").map(PathBuf::from);
         paths::resolve_file(&mut tree, project_dir, home.as_deref());
+        resolve_environment(&mut tree, self.env);
         if let Some(m) = tree.as_map_mut() {
             if let Some(v) = m.shift_remove("version") {
                 self.warnings.push(format!(
@@ -477,6 +478,21 @@ impl<'a> Ctx<'a> {
         }
         self.include_stack.pop();
         Ok(())
+    }
+}
+
+/// Gives `environment` entries written without a value (`- VAR`) the value of the variable in
+/// this (possibly included) project's environment, when it is set there: an included project's
+/// `env_file` reaches its own services only (compose-go's `ResolveEnvironment`).
+fn resolve_environment(tree: &mut Node, env: &Environment) {
+    let services = tree.as_map_mut().and_then(|m| m.get_mut("services")).and_then(|e| e.node.as_map_mut());
+    for (_, svc) in services.into_iter().flat_map(|s| s.iter_mut()) {
+        let vars = svc.node.as_map_mut().and_then(|m| m.get_mut("environment")).and_then(|e| e.node.as_map_mut());
+        for (k, e) in vars.into_iter().flat_map(|v| v.iter_mut()) {
+            if let (Value::Null, Some(v)) = (&e.node.value, env.value(k)) {
+                e.node.value = Value::Str(v.to_string());
+            }
+        }
     }
 }
 

@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use crate::env::{read_env_file, Environment};
+use crate::env::{read_env_file_with, Environment};
 use crate::error::{Error, Result};
-use crate::model::{Dependency, Network, Project};
+use crate::model::{Dependency, Project};
 use crate::validate::span_of;
 use crate::yaml::Node;
 
@@ -37,9 +37,18 @@ pub fn apply_profiles(project: &mut Project, active: &[String], explicit: &[Stri
 
 /// Folds each service's `env_file`s and `label_file`s into `environment` and `labels`
 /// (values written in the service win), and gives `environment` entries without a value the
-/// value of the variable in the project environment, when it has one.
+/// value of the variable in the project environment, when it has one. `${VAR}` in an env file
+/// resolves against the project environment, then the service's `environment`, then the
+/// file's earlier lines (compose-go's `WithServicesEnvironmentResolved`).
 pub fn fold_env_files(project: &mut Project, ctx: &Context, tree: &Node) -> Result<()> {
     for (name, svc) in project.services.iter_mut() {
+        for (k, v) in svc.environment.iter_mut() {
+            if v.is_none() {
+                *v = ctx.env.value(k).map(str::to_string);
+            }
+        }
+        let service_env = &svc.environment;
+        let lookup = |k: &str| ctx.env.value(k).map(str::to_string).or_else(|| service_env.get(k).cloned().flatten());
         let mut from_files = std::collections::BTreeMap::new();
         for (i, f) in svc.env_file.iter().enumerate() {
             let path = Path::new(&f.path);
@@ -52,15 +61,12 @@ pub fn fold_env_files(project: &mut Project, ctx: &Context, tree: &Node) -> Resu
                 return Err(located(tree, &key, &format!("services.{name}.env_file[{i}]"), m));
             }
             let raw = f.format.as_deref() == Some("raw");
-            let entries = read_env_file(path, ctx.env, raw)?;
+            let entries = read_env_file_with(path, &lookup, raw)?;
             for e in entries {
                 from_files.insert(e.key, Some(e.value));
             }
         }
-        for (k, v) in std::mem::take(&mut svc.environment) {
-            let v = v.or_else(|| ctx.env.value(&k).map(str::to_string));
-            from_files.insert(k, v);
-        }
+        from_files.append(&mut svc.environment);
         svc.environment = from_files;
 
         let mut labels = std::collections::BTreeMap::new();
@@ -75,7 +81,10 @@ pub fn fold_env_files(project: &mut Project, ctx: &Context, tree: &Node) -> Resu
                     m,
                 ));
             }
-            for e in read_env_file(path, &Environment::default(), false)? {
+            // `${VAR}` in a label file sees the labels of the earlier label files only.
+            let earlier = labels.clone();
+            let lookup = |k: &str| earlier.get(k).cloned();
+            for e in read_env_file_with(path, &lookup, false)? {
                 labels.insert(e.key, e.value);
             }
         }
@@ -126,7 +135,7 @@ pub fn normalize(project: &mut Project, ctx: &Context) {
         implicit_dependencies(svc);
     }
     if uses_default {
-        project.networks.entry("default".into()).or_insert_with(Network::default);
+        project.networks.entry("default".into()).or_default();
     }
     for (key, n) in project.networks.iter_mut() {
         n.name.get_or_insert_with(|| resource_name(&pname, key, n.external));

@@ -384,6 +384,32 @@ fn include_then_override_file() {
 }
 
 #[test]
+fn include_env_file_reaches_included_services_only() {
+    // TestLoadWithIncludeEnv (inline files upstream).
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    std::fs::create_dir(root.join("module")).unwrap();
+    std::fs::write(root.join("custom.env"), "VAR_NAME=value").unwrap();
+    std::fs::write(
+        root.join("compose.yml"),
+        "\ninclude:\n  - path:\n    - ./module/compose.yml\n    env_file:\n      - ./custom.env\nservices:\n  a:\n    image: alpine\n    environment:\n      - VAR_NAME",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("module/compose.yml"),
+        "\nservices:\n  b:\n    image: alpine\n    environment:\n      - VAR_NAME\n  c:\n    image: alpine\n    environment:\n      - VAR_NAME",
+    )
+    .unwrap();
+    let mut opts = options(root, &["compose.yml"], &[]);
+    opts.project_name = Some("project".into());
+    opts.no_normalize = true;
+    let got = json_of(&load_ok(&opts));
+    assert_eq!(service(&got, "a")["environment"], json!({"VAR_NAME": null}));
+    assert_eq!(service(&got, "b")["environment"], json!({"VAR_NAME": "value"}));
+    assert_eq!(service(&got, "c")["environment"], json!({"VAR_NAME": "value"}));
+}
+
+#[test]
 fn include_relative_paths() {
     // TestIncludeRelative (there with path resolution off: context and source stay `.`).
     // berth always resolves, so both are the included file's directory.
@@ -458,7 +484,8 @@ fn extends_yaml(name: &str, service_key: &str, extra: &str) -> String {
 
 #[test]
 fn extends_string_form() {
-    // TestExtends: `another` extends `base` with the string form, inside base.yaml.
+    // TestExtends: `another` extends `base` with the string form, inside base.yaml. (Upstream
+    // also counts `extends` listener events; berth has no loader listeners.)
     let yaml = "name: test-extends\nservices:\n  test1:\n    extends:\n      file: testdata/extends/base.yaml\n      service: base\n    hostname: test1\n\n  test2:\n    extends:\n      file: testdata/extends/base.yaml\n      service: base\n    hostname: test2\n\n  test3:\n    extends:\n      file: testdata/extends/base.yaml\n      service: another\n    hostname: test3\n";
     let got = json_of(&load_ok(&stdin_options(&loader_dir(), yaml, &[])));
     for n in ["test1", "test2", "test3"] {
@@ -662,9 +689,6 @@ fn project_name_rules() {
     // By `name:` with a variable.
     let o = options(&cli, &["testdata/simple/compose-name.yaml"], &[("TEST", "expected")]);
     assert_eq!(project_name_of(&o), "test-expected-test");
-    // Without .env being read from the compose file's directory? It is: but it does not set
-    // the name for -f files other than through COMPOSE_PROJECT_NAME (TestProjectNameFromWorkingDir
-    // loads with no env at all, so the name is the directory's).
 }
 
 #[test]
@@ -847,4 +871,37 @@ fn scenario_override_tag_self_extends() {
     let started = json!({"condition": "service_started", "required": true});
     let want = json!({"depend_two": started.clone(), "depend_base": started});
     assert_eq!(service(&got, "main")["depends_on"], want);
+}
+
+// ---------------------------------------------------------------------------------------------
+// types/fixtures: env_file folding
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn env_files_resolved_into_environment() {
+    // TestProject_WithServicesEnvironmentResolved: `environment` wins over env files, later
+    // env files over earlier ones; `${X}` in an env file looks at the project environment
+    // first, then the service's `environment`, then the file's own earlier lines.
+    let yaml = "name: env-resolved\nservices:\n  base:\n    image: x\n    environment:\n      FOO: foo_from_environment\n      BAR: bar_from_environment\n      QIX:\n    env_file: fixtures/base.env\n  override:\n    image: x\n    environment:\n      FOO: foo_from_environment\n    env_file: [fixtures/base.env, fixtures/override.env]\n";
+    let vars = [("FOO", "FOO_from_os.env"), ("QIX", "QIX_from_os.env")];
+    let got = json_of(&load_ok(&stdin_options(&fixtures().join("types"), yaml, &vars)));
+    let base = json!({
+        "FOO": "foo_from_environment",
+        "BAR": "bar_from_environment",
+        "QIX": "QIX_from_os.env",
+        "ZOT": "zot_from_base.env",
+        "INTERPOLATED_FOO": "FOO_from_os.env",
+        "INTERPOLATED_BAR": "bar_from_environment",
+        "INTERPOLATED_ZOT": "zot_from_base.env",
+    });
+    assert_same(&service(&got, "base")["environment"], &base, "base");
+    let over = json!({
+        "FOO": "foo_from_environment",
+        "BAR": "bar_from_override.env",
+        "ZOT": "zot_from_base.env",
+        "INTERPOLATED_FOO": "FOO_from_os.env",
+        "INTERPOLATED_BAR": "bar_from_override.env",
+        "INTERPOLATED_ZOT": "zot_from_base.env",
+    });
+    assert_same(&service(&got, "override")["environment"], &over, "override");
 }
