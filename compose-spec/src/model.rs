@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::units::{Bytes, Duration};
@@ -101,8 +100,8 @@ pub struct Service {
     pub cpuset: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_spec: Option<CredentialSpec>,
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub depends_on: IndexMap<String, Dependency>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub depends_on: BTreeMap<String, Dependency>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<Deploy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -174,8 +173,8 @@ pub struct Service {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_mode: Option<String>,
     /// Networks by key; `None` means attached with no options.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub networks: IndexMap<String, Option<ServiceNetwork>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub networks: BTreeMap<String, Option<ServiceNetwork>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_kill_disable: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
