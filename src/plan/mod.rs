@@ -1,0 +1,214 @@
+//! Plans: what must change to bring a project to its desired state, decided in pure code.
+//!
+//! `reconcile` (in [`up`] and [`down`]) compares the desired [`Project`] with the
+//! [`Observed`] state and returns a [`Plan`]: single operations, each with the steps it waits
+//! for and a human cause. It does no I/O. A plan prints one deterministic line per step,
+//! `[deps] #id resource name op (cause)`, which is what `berth up --dry-run` shows and what
+//! the plan snapshot tests compare.
+//!
+//! [`Project`]: berth_compose::Project
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+pub mod down;
+pub mod hash;
+pub mod up;
+
+/// A container's lifecycle state, as recorded by berth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Status {
+    /// Created, never started or not yet running.
+    Created,
+    /// Running.
+    Running,
+    /// Frozen.
+    Paused,
+    /// Being restarted by its restart policy.
+    Restarting,
+    /// Stopped.
+    Exited,
+    /// Failed to stop or be removed.
+    Dead,
+}
+
+/// A container berth knows about.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedContainer {
+    /// Container name.
+    pub name: String,
+    /// Its service.
+    pub service: String,
+    /// Replica number (1-based).
+    pub number: u32,
+    /// A one-off container from `berth run`.
+    pub one_off: bool,
+    /// [`hash::config_hash`] of the definition it was created from.
+    pub config_hash: String,
+    /// [`hash::hashed_config`] it was created from, when recorded (to say what changed).
+    pub config: Option<serde_json::Value>,
+    /// The digest of the image it was created from.
+    pub image_digest: Option<String>,
+    /// Its state.
+    pub status: Status,
+}
+
+/// What exists now, as far as a plan needs to know.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    /// The project's containers.
+    pub containers: Vec<ObservedContainer>,
+    /// Networks that exist (by name).
+    pub networks: BTreeSet<String>,
+    /// Networks still used by containers of other projects (by name).
+    pub networks_in_use_elsewhere: BTreeSet<String>,
+    /// Volumes that exist (by name).
+    pub volumes: BTreeSet<String>,
+    /// Images in the local store: reference → digest.
+    pub images: BTreeMap<String, String>,
+}
+
+/// The kind of object a step acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// A network.
+    Network,
+    /// A volume.
+    Volume,
+    /// An image.
+    Image,
+    /// A container.
+    Container,
+}
+
+/// One operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Create the object.
+    Create,
+    /// Pull the image.
+    Pull,
+    /// Start the container.
+    Start,
+    /// Stop the container.
+    Stop,
+    /// Remove the object.
+    Remove,
+}
+
+/// A step of a plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// 1-based id, unique in the plan.
+    pub id: usize,
+    /// Steps that must finish first.
+    pub deps: Vec<usize>,
+    /// What kind of object.
+    pub kind: Kind,
+    /// Its name (network, volume, image reference or container name).
+    pub name: String,
+    /// The service it belongs to, for containers and images.
+    pub service: Option<String>,
+    /// The operation.
+    pub op: Op,
+    /// Why, in words.
+    pub cause: String,
+}
+
+/// A whole plan, in an order that respects dependencies.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// The steps.
+    pub steps: Vec<Step>,
+    /// Things the user should know that need no step (orphans left alone, ...).
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// Adds a step and returns its id.
+    pub fn add(&mut self, kind: Kind, name: &str, op: Op, cause: impl Into<String>, deps: Vec<usize>) -> usize {
+        self.add_for(kind, name, None, op, cause, deps)
+    }
+
+    /// Adds a step that belongs to a service and returns its id.
+    pub fn add_for(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        service: Option<&str>,
+        op: Op,
+        cause: impl Into<String>,
+        mut deps: Vec<usize>,
+    ) -> usize {
+        deps.sort_unstable();
+        deps.dedup();
+        let id = self.steps.len() + 1;
+        let step = Step {
+            id,
+            deps,
+            kind,
+            name: name.to_string(),
+            service: service.map(str::to_string),
+            op,
+            cause: cause.into(),
+        };
+        self.steps.push(step);
+        id
+    }
+
+    /// True when there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Network => "network",
+            Kind::Volume => "volume",
+            Kind::Image => "image",
+            Kind::Container => "container",
+        })
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::Create => "create",
+            Op::Pull => "pull",
+            Op::Start => "start",
+            Op::Stop => "stop",
+            Op::Remove => "remove",
+        })
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let deps: Vec<String> = self.deps.iter().map(usize::to_string).collect();
+        write!(f, "[{}] #{} {} {} {} ({})", deps.join(","), self.id, self.kind, self.name, self.op, self.cause)
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for s in &self.steps {
+            writeln!(f, "{s}")?;
+        }
+        for w in &self.warnings {
+            writeln!(f, "warning: {w}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The name Compose gives a service's container: `container_name`, else
+/// `<project>-<service>-<number>`.
+pub fn container_name(project: &str, service: &berth_compose::model::Service, number: u32) -> String {
+    match &service.container_name {
+        Some(n) => n.clone(),
+        None => format!("{project}-{}-{number}", service.name),
+    }
+}

@@ -1,0 +1,350 @@
+//! Reconciling for `up`: networks, volumes and images first, then each service's containers
+//! in dependency order — created, recreated (when Compose would: config hash, image, new
+//! attachments), started, or removed when scaling down — and orphans.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use berth_compose::model::{Project, Service, VolumeType};
+
+use super::hash::{config_hash, diff_paths, hashed_config};
+use super::{container_name, Kind, Observed, ObservedContainer, Op, Plan, Status};
+use crate::graph::ServiceGraph;
+
+/// What `berth up` was asked for.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UpOptions {
+    /// Only these services (and, unless `no_deps`, their dependencies).
+    pub services: Vec<String>,
+    /// Do not include dependencies of the named services.
+    pub no_deps: bool,
+    /// Recreate containers even when nothing changed.
+    pub force_recreate: bool,
+    /// Never recreate existing containers.
+    pub no_recreate: bool,
+    /// Recreate the dependents of recreated services too.
+    pub always_recreate_deps: bool,
+    /// Recreate containers to give them new anonymous volumes.
+    pub renew_anon_volumes: bool,
+    /// Remove containers of services the project no longer has.
+    pub remove_orphans: bool,
+    /// Create but do not start.
+    pub no_start: bool,
+    /// `--pull`: overrides every service's `pull_policy`.
+    pub pull: Option<String>,
+    /// `--scale svc=N`.
+    pub scale: BTreeMap<String, u64>,
+}
+
+/// Why a plan cannot be made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    /// A service named on the command line does not exist.
+    #[error("no such service: {0:?}")]
+    NoSuchService(String),
+    /// An `external: true` network that does not exist.
+    #[error("network {0:?} declared as external, but could not be found")]
+    ExternalNetworkMissing(String),
+    /// An `external: true` volume that does not exist.
+    #[error("external volume {0:?} not found")]
+    ExternalVolumeMissing(String),
+    /// `pull_policy: never` and the image is not in the store.
+    #[error("image {image:?} of service {service:?} is not present and its pull policy is \"never\"")]
+    ImageMissing {
+        /// The service.
+        service: String,
+        /// Its image.
+        image: String,
+    },
+    /// `--no-recreate` together with `--force-recreate` or `--always-recreate-deps`.
+    #[error("--no-recreate cannot be combined with {0}")]
+    Conflict(&'static str),
+}
+
+/// Plans `up` for `project` given what exists.
+pub fn reconcile(project: &Project, observed: &Observed, opts: &UpOptions) -> Result<Plan, PlanError> {
+    if opts.no_recreate && opts.force_recreate {
+        return Err(PlanError::Conflict("--force-recreate"));
+    }
+    if opts.no_recreate && opts.always_recreate_deps {
+        return Err(PlanError::Conflict("--always-recreate-deps"));
+    }
+    let graph = ServiceGraph::new(project);
+    let targets = targets(project, &graph, opts)?;
+    let mut plan = Plan::default();
+    orphans(project, observed, opts, &mut plan);
+    let resources = resources(project, observed, &targets, &mut plan)?;
+    let images = images(project, observed, &targets, opts, &mut plan)?;
+    let mut ctx = Containers {
+        project,
+        observed,
+        opts,
+        graph: &graph,
+        resources,
+        images,
+        starts: BTreeMap::new(),
+        recreated: BTreeSet::new(),
+    };
+    for level in graph.start_levels() {
+        for name in level.iter().filter(|n| targets.contains(*n)) {
+            ctx.service(&project.services[name], &mut plan);
+        }
+    }
+    Ok(plan)
+}
+
+fn targets(project: &Project, graph: &ServiceGraph, opts: &UpOptions) -> Result<BTreeSet<String>, PlanError> {
+    if let Some(missing) = opts.services.iter().find(|s| !project.services.contains_key(*s)) {
+        return Err(PlanError::NoSuchService(missing.clone()));
+    }
+    Ok(match (opts.services.is_empty(), opts.no_deps) {
+        (true, _) => project.services.keys().cloned().collect(),
+        (false, true) => opts.services.iter().cloned().collect(),
+        (false, false) => graph.with_dependencies(&opts.services),
+    })
+}
+
+fn orphans(project: &Project, observed: &Observed, opts: &UpOptions, plan: &mut Plan) {
+    let orphans: Vec<&ObservedContainer> =
+        observed.containers.iter().filter(|c| !c.one_off && !project.services.contains_key(&c.service)).collect();
+    if orphans.is_empty() {
+        return;
+    }
+    if !opts.remove_orphans {
+        let names: Vec<&str> = orphans.iter().map(|c| c.name.as_str()).collect();
+        plan.warnings.push(format!(
+            "found orphan containers ({}) for this project; if you removed or renamed their service, run \
+             `berth up --remove-orphans` to clean them up",
+            names.join(", ")
+        ));
+        return;
+    }
+    for c in orphans {
+        let stop = is_active(c.status)
+            .then(|| plan.add_for(Kind::Container, &c.name, Some(&c.service), Op::Stop, "orphan", vec![]));
+        plan.add_for(Kind::Container, &c.name, Some(&c.service), Op::Remove, "orphan", stop.into_iter().collect());
+    }
+}
+
+/// Step ids of networks and volumes created by the plan, by compose key.
+#[derive(Default)]
+struct Resources {
+    networks: BTreeMap<String, usize>,
+    volumes: BTreeMap<String, usize>,
+}
+
+fn resources(
+    project: &Project,
+    observed: &Observed,
+    targets: &BTreeSet<String>,
+    plan: &mut Plan,
+) -> Result<Resources, PlanError> {
+    let mut r = Resources::default();
+    let services = || targets.iter().map(|t| &project.services[t]);
+    let net_keys: BTreeSet<&String> = services().flat_map(|s| s.networks.keys()).collect();
+    for key in net_keys {
+        let Some(net) = project.networks.get(key) else { continue };
+        let name = net.name.clone().unwrap_or_else(|| key.clone());
+        if observed.networks.contains(&name) {
+            continue;
+        }
+        if net.external == Some(true) {
+            return Err(PlanError::ExternalNetworkMissing(name));
+        }
+        r.networks.insert(key.clone(), plan.add(Kind::Network, &name, Op::Create, "not found", vec![]));
+    }
+    let vol_keys: BTreeSet<&String> = services().flat_map(named_volumes).collect();
+    for key in vol_keys {
+        let Some(vol) = project.volumes.get(key) else { continue };
+        let name = vol.name.clone().unwrap_or_else(|| key.clone());
+        if observed.volumes.contains(&name) {
+            continue;
+        }
+        if vol.external == Some(true) {
+            return Err(PlanError::ExternalVolumeMissing(name));
+        }
+        r.volumes.insert(key.clone(), plan.add(Kind::Volume, &name, Op::Create, "not found", vec![]));
+    }
+    Ok(r)
+}
+
+fn named_volumes(s: &Service) -> impl Iterator<Item = &String> {
+    s.volumes.iter().filter(|v| v.kind == VolumeType::Volume).filter_map(|v| v.source.as_ref())
+}
+
+fn images(
+    project: &Project,
+    observed: &Observed,
+    targets: &BTreeSet<String>,
+    opts: &UpOptions,
+    plan: &mut Plan,
+) -> Result<BTreeMap<String, usize>, PlanError> {
+    let mut steps = BTreeMap::new();
+    for name in targets {
+        let svc = &project.services[name];
+        let image = svc.image_name(&project.name);
+        if steps.contains_key(&image) {
+            continue;
+        }
+        let policy = opts.pull.as_deref().or(svc.pull_policy.as_deref()).unwrap_or("missing");
+        let present = observed.images.contains_key(&image);
+        let cause = match policy {
+            "always" => "pull policy \"always\"",
+            "never" if !present => {
+                return Err(PlanError::ImageMissing { service: name.clone(), image });
+            }
+            _ if !present => "not present",
+            _ => continue,
+        };
+        steps.insert(image.clone(), plan.add_for(Kind::Image, &image, Some(name), Op::Pull, cause, vec![]));
+    }
+    Ok(steps)
+}
+
+fn is_active(s: Status) -> bool {
+    matches!(s, Status::Running | Status::Paused | Status::Restarting)
+}
+
+struct Containers<'a> {
+    project: &'a Project,
+    observed: &'a Observed,
+    opts: &'a UpOptions,
+    graph: &'a ServiceGraph,
+    resources: Resources,
+    images: BTreeMap<String, usize>,
+    /// Start step ids per service, for dependents to wait on.
+    starts: BTreeMap<String, Vec<usize>>,
+    /// Services whose containers this plan recreates.
+    recreated: BTreeSet<String>,
+}
+
+impl Containers<'_> {
+    fn service(&mut self, svc: &Service, plan: &mut Plan) {
+        let mut existing: Vec<&ObservedContainer> =
+            self.observed.containers.iter().filter(|c| c.service == svc.name && !c.one_off).collect();
+        existing.sort_by_key(|c| c.number);
+        let want = self.opts.scale.get(&svc.name).copied().unwrap_or_else(|| svc.replicas()) as usize;
+        for c in existing.iter().skip(want).rev() {
+            let cause = format!("scale down to {want}");
+            let stop = is_active(c.status)
+                .then(|| plan.add_for(Kind::Container, &c.name, Some(&svc.name), Op::Stop, &cause, vec![]));
+            plan.add_for(Kind::Container, &c.name, Some(&svc.name), Op::Remove, &cause, stop.into_iter().collect());
+        }
+        let keep: Vec<&ObservedContainer> = existing.into_iter().take(want).collect();
+        let resource_deps = self.resource_deps(svc);
+        let dep_starts: Vec<usize> = self
+            .graph
+            .dependencies(&svc.name)
+            .iter()
+            .flat_map(|(d, _)| self.starts.get(*d).cloned().unwrap_or_default())
+            .collect();
+        let hash = config_hash(svc);
+        let mut starts = Vec::new();
+        for c in &keep {
+            match self.recreate_cause(svc, c, &hash) {
+                Some(cause) => {
+                    self.recreated.insert(svc.name.clone());
+                    let stop = is_active(c.status)
+                        .then(|| plan.add_for(Kind::Container, &c.name, Some(&svc.name), Op::Stop, &cause, vec![]));
+                    let rm = plan.add_for(
+                        Kind::Container,
+                        &c.name,
+                        Some(&svc.name),
+                        Op::Remove,
+                        &cause,
+                        stop.into_iter().collect(),
+                    );
+                    let name = container_name(&self.project.name, svc, c.number);
+                    let mut deps = resource_deps.clone();
+                    deps.push(rm);
+                    let create = plan.add_for(Kind::Container, &name, Some(&svc.name), Op::Create, &cause, deps);
+                    starts.extend(self.start(plan, svc, &name, create, &dep_starts, "created"));
+                }
+                None if !is_active(c.status) => {
+                    let cause = if c.status == Status::Created { "created" } else { "not running" };
+                    starts.extend(self.start(plan, svc, &c.name, 0, &dep_starts, cause));
+                }
+                None => {}
+            }
+        }
+        let used: BTreeSet<u32> = keep.iter().map(|c| c.number).collect();
+        let cause = if keep.is_empty() { "not found".to_string() } else { format!("scale up to {want}") };
+        for number in (1u32..).filter(|n| !used.contains(n)).take(want.saturating_sub(keep.len())) {
+            let name = container_name(&self.project.name, svc, number);
+            let create =
+                plan.add_for(Kind::Container, &name, Some(&svc.name), Op::Create, &cause, resource_deps.clone());
+            starts.extend(self.start(plan, svc, &name, create, &dep_starts, "created"));
+        }
+        self.starts.insert(svc.name.clone(), starts);
+    }
+
+    /// Adds a start step unless `--no-start`; `after` is the create step (0 for none).
+    fn start(
+        &self,
+        plan: &mut Plan,
+        svc: &Service,
+        name: &str,
+        after: usize,
+        deps: &[usize],
+        cause: &str,
+    ) -> Option<usize> {
+        if self.opts.no_start {
+            return None;
+        }
+        let mut d = deps.to_vec();
+        if after > 0 {
+            d.push(after);
+        }
+        Some(plan.add_for(Kind::Container, name, Some(&svc.name), Op::Start, cause, d))
+    }
+
+    fn resource_deps(&self, svc: &Service) -> Vec<usize> {
+        let nets = svc.networks.keys().filter_map(|k| self.resources.networks.get(k));
+        let vols = named_volumes(svc).filter_map(|k| self.resources.volumes.get(k));
+        let image = self.images.get(&svc.image_name(&self.project.name));
+        nets.chain(vols).chain(image).copied().collect()
+    }
+
+    fn recreate_cause(&self, svc: &Service, c: &ObservedContainer, hash: &str) -> Option<String> {
+        if self.opts.force_recreate {
+            return Some("forced".into());
+        }
+        if self.opts.no_recreate {
+            return None;
+        }
+        if c.config_hash != hash {
+            let changed = c.config.as_ref().map(|old| diff_paths(old, &hashed_config(svc), 3)).unwrap_or_default();
+            return Some(if changed.is_empty() {
+                "config changed".into()
+            } else {
+                format!("config changed: {}", changed.join(", "))
+            });
+        }
+        let image = svc.image_name(&self.project.name);
+        if !self.images.contains_key(&image) {
+            if let (Some(have), Some(want)) = (&c.image_digest, self.observed.images.get(&image)) {
+                if have != want {
+                    return Some("image changed".into());
+                }
+            }
+        }
+        if let Some(key) = svc.networks.keys().find(|k| self.resources.networks.contains_key(*k)) {
+            return Some(format!("network {key:?} is new"));
+        }
+        if let Some(key) = named_volumes(svc).find(|k| self.resources.volumes.contains_key(*k)) {
+            return Some(format!("volume {key:?} is new"));
+        }
+        if self.opts.renew_anon_volumes
+            && svc.volumes.iter().any(|v| v.kind == VolumeType::Volume && v.source.is_none())
+        {
+            return Some("renew anonymous volumes".into());
+        }
+        if self.opts.always_recreate_deps {
+            if let Some((dep, _)) =
+                self.graph.dependencies(&svc.name).into_iter().find(|(d, _)| self.recreated.contains(*d))
+            {
+                return Some(format!("dependency {dep:?} recreated"));
+            }
+        }
+        None
+    }
+}
