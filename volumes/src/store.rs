@@ -1,0 +1,311 @@
+//! Named and anonymous volumes under the state root.
+//!
+//! Layout: `<root>/<name>/_data` holds the data, `<root>/<name>/meta.json` what the volume
+//! was created with (written atomically). The local driver's `driver_opts` (`type`, `o`,
+//! `device`) work like Docker's: the described file system is mounted on `_data` while a
+//! container uses the volume ([`VolumeStore::activate`]) and unmounted afterwards.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{io, Error, Result};
+
+/// What a volume is created with.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeSpec {
+    /// The volume's name (`<project>_<key>` unless the compose file sets `name:`).
+    pub name: String,
+    /// `local` (the default) is the only driver.
+    #[serde(default)]
+    pub driver: Option<String>,
+    /// The local driver's options: `type`, `o`, `device`.
+    #[serde(default)]
+    pub driver_opts: BTreeMap<String, String>,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// An anonymous volume (`- /data`, or an image `VOLUME`).
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+/// A volume as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeInfo {
+    /// What it was created with.
+    #[serde(flatten)]
+    pub spec: VolumeSpec,
+    /// Where its data is.
+    pub mountpoint: PathBuf,
+    /// Creation time, seconds since the epoch.
+    pub created_at: u64,
+    /// Image content was copied in already (or the volume was found non-empty).
+    #[serde(default)]
+    pub populated: bool,
+}
+
+/// The volumes of a state root.
+#[derive(Clone, Debug)]
+pub struct VolumeStore {
+    root: PathBuf,
+}
+
+/// True for names Docker accepts for volumes.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && name.len() >= 2
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+impl VolumeStore {
+    /// Opens (creating) the volume directory `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<VolumeStore> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).map_err(io("create", &root))?;
+        Ok(VolumeStore { root })
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    fn meta_path(&self, name: &str) -> PathBuf {
+        self.dir(name).join("meta.json")
+    }
+
+    /// Creates the volume unless it exists; returns it either way (an existing volume keeps
+    /// what it was created with).
+    pub fn create(&self, spec: &VolumeSpec) -> Result<VolumeInfo> {
+        if !valid_name(&spec.name) {
+            return Err(Error::InvalidName(spec.name.clone()));
+        }
+        if let Some(existing) = self.get(&spec.name)? {
+            return Ok(existing);
+        }
+        check_driver(spec)?;
+        let data = self.dir(&spec.name).join("_data");
+        std::fs::create_dir_all(&data).map_err(io("create", &data))?;
+        let created_at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let info = VolumeInfo { spec: spec.clone(), mountpoint: data, created_at, populated: false };
+        self.write_meta(&info)?;
+        Ok(info)
+    }
+
+    /// The volume, if it exists.
+    pub fn get(&self, name: &str) -> Result<Option<VolumeInfo>> {
+        let path = self.meta_path(name);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("read", &path)(e)),
+        };
+        serde_json::from_str(&text).map(Some).map_err(|e| Error::Metadata { path, message: e.to_string() })
+    }
+
+    /// Every volume, sorted by name.
+    pub fn list(&self) -> Result<Vec<VolumeInfo>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.root).map_err(io("list", &self.root))? {
+            let entry = entry.map_err(io("list", &self.root))?;
+            if let Some(info) = self.get(&entry.file_name().to_string_lossy())? {
+                out.push(info);
+            }
+        }
+        out.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        Ok(out)
+    }
+
+    /// Removes the volume and its data; refuses while `users` (containers using it) is not
+    /// empty.
+    pub fn remove(&self, name: &str, users: &[String]) -> Result<()> {
+        if self.get(name)?.is_none() {
+            return Err(Error::NoSuchVolume(name.to_string()));
+        }
+        if !users.is_empty() {
+            return Err(Error::InUse { name: name.to_string(), users: users.join(", ") });
+        }
+        self.deactivate(name)?;
+        let dir = self.dir(name);
+        std::fs::remove_dir_all(&dir).map_err(io("remove", &dir))
+    }
+
+    /// Makes the volume's data available and returns its path: mounts the file system that
+    /// `driver_opts` describe, when they describe one and it is not mounted yet.
+    pub fn activate(&self, name: &str) -> Result<PathBuf> {
+        let info = self.get(name)?.ok_or_else(|| Error::NoSuchVolume(name.to_string()))?;
+        let opts = &info.spec.driver_opts;
+        if opts.is_empty() || is_mount_point(&info.mountpoint) {
+            return Ok(info.mountpoint);
+        }
+        let fstype = opts.get("type").map(String::as_str).unwrap_or("none");
+        let o = opts.get("o").cloned().unwrap_or_default();
+        let (mut flags, data): (MsFlags, Vec<&str>) =
+            (MsFlags::empty(), o.split(',').filter(|s| !s.is_empty()).collect());
+        let mut rest = Vec::new();
+        for opt in data {
+            match opt {
+                "bind" => flags |= MsFlags::MS_BIND,
+                "rbind" => flags |= MsFlags::MS_BIND | MsFlags::MS_REC,
+                "ro" => flags |= MsFlags::MS_RDONLY,
+                "nosuid" => flags |= MsFlags::MS_NOSUID,
+                "nodev" => flags |= MsFlags::MS_NODEV,
+                "noexec" => flags |= MsFlags::MS_NOEXEC,
+                other => rest.push(other),
+            }
+        }
+        let device = opts.get("device").cloned().unwrap_or_else(|| fstype.to_string());
+        let rest = rest.join(",");
+        let data = (!rest.is_empty()).then_some(rest.as_str());
+        mount(Some(device.as_str()), &info.mountpoint, Some(fstype), flags, data).map_err(|errno| Error::Mount {
+            action: "mount the volume on",
+            path: info.mountpoint.clone(),
+            errno,
+        })?;
+        Ok(info.mountpoint)
+    }
+
+    /// Unmounts what [`VolumeStore::activate`] mounted, if anything.
+    pub fn deactivate(&self, name: &str) -> Result<()> {
+        let data = self.dir(name).join("_data");
+        if is_mount_point(&data) {
+            umount2(&data, MntFlags::MNT_DETACH).map_err(|errno| Error::Mount {
+                action: "unmount the volume from",
+                path: data,
+                errno,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Copies `from` (the image's content at the mount point) into a new, empty volume —
+    /// Docker's copy-up. Does nothing when the volume was populated before or is not empty.
+    /// Returns whether it copied.
+    pub fn copy_up(&self, name: &str, from: &Path) -> Result<bool> {
+        let mut info = self.get(name)?.ok_or_else(|| Error::NoSuchVolume(name.to_string()))?;
+        if info.populated {
+            return Ok(false);
+        }
+        let empty = std::fs::read_dir(&info.mountpoint).map_err(io("read", &info.mountpoint))?.next().is_none();
+        let copied = empty && from.is_dir();
+        if copied {
+            crate::copy::copy_tree(from, &info.mountpoint)?;
+        }
+        info.populated = true;
+        self.write_meta(&info)?;
+        Ok(copied)
+    }
+
+    fn write_meta(&self, info: &VolumeInfo) -> Result<()> {
+        let path = self.meta_path(&info.spec.name);
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_vec_pretty(info).expect("metadata serializes");
+        std::fs::write(&tmp, text).map_err(io("write", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io("write", &path))
+    }
+}
+
+fn check_driver(spec: &VolumeSpec) -> Result<()> {
+    let err = |m: &str| Error::Driver { name: spec.name.clone(), message: m.to_string() };
+    if let Some(d) = spec.driver.as_deref().filter(|d| *d != "local") {
+        return Err(err(&format!("driver {d:?} is not supported; berth has the \"local\" driver")));
+    }
+    let opts = &spec.driver_opts;
+    if let Some(k) = opts.keys().find(|k| !matches!(k.as_str(), "type" | "o" | "device")) {
+        return Err(err(&format!("unknown driver option {k:?} (the local driver takes type, o and device)")));
+    }
+    let bind = opts.get("o").is_some_and(|o| o.split(',').any(|x| x == "bind" || x == "rbind"));
+    if bind {
+        match opts.get("device") {
+            Some(dev) if Path::new(dev).is_dir() => {}
+            Some(dev) => return Err(err(&format!("bind device `{dev}` is not a directory"))),
+            None => return Err(err("a bind volume needs `device`")),
+        }
+    } else if !opts.is_empty() && !opts.contains_key("type") {
+        return Err(err("driver_opts need `type` (e.g. tmpfs) or `o: bind` with `device`"));
+    }
+    Ok(())
+}
+
+/// True when `path` is a mount point (per `/proc/self/mountinfo`).
+pub fn is_mount_point(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    let target = path.to_string_lossy();
+    info.lines().any(|l| l.split(' ').nth(4).is_some_and(|m| unescape_mount(m) == target))
+}
+
+fn unescape_mount(s: &str) -> String {
+    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str) -> VolumeSpec {
+        VolumeSpec { name: name.into(), ..VolumeSpec::default() }
+    }
+
+    #[test]
+    fn create_is_idempotent_and_keeps_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = VolumeStore::open(dir.path()).unwrap();
+        let mut s = spec("proj_data");
+        s.labels.insert("com.docker.compose.project".into(), "proj".into());
+        let a = store.create(&s).unwrap();
+        std::fs::write(a.mountpoint.join("f"), "x").unwrap();
+        let b = store.create(&spec("proj_data")).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(store.list().unwrap().len(), 1);
+        assert_eq!(std::fs::read_to_string(b.mountpoint.join("f")).unwrap(), "x");
+    }
+
+    #[test]
+    fn remove_refuses_while_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = VolumeStore::open(dir.path()).unwrap();
+        store.create(&spec("v1")).unwrap();
+        let e = store.remove("v1", &["proj-web-1".into()]).unwrap_err();
+        assert_eq!(e.to_string(), "volume \"v1\" is in use by proj-web-1");
+        store.remove("v1", &[]).unwrap();
+        assert!(store.get("v1").unwrap().is_none());
+        assert!(matches!(store.remove("v1", &[]), Err(Error::NoSuchVolume(_))));
+    }
+
+    #[test]
+    fn names_and_driver_options_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = VolumeStore::open(dir.path()).unwrap();
+        assert!(matches!(store.create(&spec("-bad")), Err(Error::InvalidName(_))));
+        assert!(matches!(store.create(&spec("../x")), Err(Error::InvalidName(_))));
+        let mut s = spec("v2");
+        s.driver = Some("nfs-plugin".into());
+        assert!(store.create(&s).unwrap_err().to_string().contains("not supported"));
+        let mut s = spec("v3");
+        s.driver_opts.insert("o".into(), "bind".into());
+        s.driver_opts.insert("device".into(), "/does/not/exist".into());
+        assert!(store.create(&s).unwrap_err().to_string().contains("is not a directory"));
+        assert!(store.list().unwrap().is_empty(), "nothing half-created");
+    }
+
+    #[test]
+    fn copy_up_fills_a_new_volume_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = tempfile::tempdir().unwrap();
+        std::fs::create_dir(image.path().join("sub")).unwrap();
+        std::fs::write(image.path().join("sub/file"), "from image").unwrap();
+        std::os::unix::fs::symlink("sub/file", image.path().join("link")).unwrap();
+        let store = VolumeStore::open(dir.path()).unwrap();
+        let v = store.create(&spec("v4")).unwrap();
+        assert!(store.copy_up("v4", image.path()).unwrap());
+        assert_eq!(std::fs::read_to_string(v.mountpoint.join("sub/file")).unwrap(), "from image");
+        assert_eq!(std::fs::read_link(v.mountpoint.join("link")).unwrap(), Path::new("sub/file"));
+        std::fs::remove_file(v.mountpoint.join("sub/file")).unwrap();
+        assert!(!store.copy_up("v4", image.path()).unwrap(), "only the first mount copies");
+        assert!(!v.mountpoint.join("sub/file").exists());
+    }
+}
