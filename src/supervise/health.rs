@@ -1,0 +1,235 @@
+//! Health checks as a pure state machine: when to probe next, and what a probe's result does
+//! to the container's health.
+//!
+//! The check comes from the service's `healthcheck:` with each unset field taken from the
+//! image's `Healthcheck`, then Docker's defaults (interval 30 s, timeout 30 s, 3 retries).
+//! Failures inside `start_period` do not count. Beyond Compose: while a container has not
+//! been healthy yet, berth probes every `start_interval` when set, else quickly — 100 ms,
+//! doubling up to `interval` — so a dependency that becomes healthy releases its dependents
+//! within about 100 ms instead of after the first 30 s interval.
+
+use std::time::Duration;
+
+use berth_compose::model::Healthcheck;
+
+/// Docker's default interval and timeout.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+/// Docker's default retries.
+pub const DEFAULT_RETRIES: u32 = 3;
+/// The first quick probe while starting.
+pub const FAST_START: Duration = Duration::from_millis(100);
+
+/// A resolved health check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    /// `["CMD", ...]` or `["CMD-SHELL", "..."]`.
+    pub test: Vec<String>,
+    /// Between probes once started.
+    pub interval: Duration,
+    /// A probe running longer fails.
+    pub timeout: Duration,
+    /// Consecutive failures that make the container unhealthy.
+    pub retries: u32,
+    /// Failures in this time after start do not count.
+    pub start_period: Duration,
+    /// Between probes while starting, when set.
+    pub start_interval: Option<Duration>,
+}
+
+/// The image's health check (from its OCI config), in the same terms.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageHealthcheck {
+    /// `Test`.
+    pub test: Vec<String>,
+    /// `Interval`.
+    pub interval: Option<Duration>,
+    /// `Timeout`.
+    pub timeout: Option<Duration>,
+    /// `Retries`.
+    pub retries: Option<u32>,
+    /// `StartPeriod`.
+    pub start_period: Option<Duration>,
+    /// `StartInterval`.
+    pub start_interval: Option<Duration>,
+}
+
+impl Check {
+    /// The check for a container, or `None` when there is none or it is disabled.
+    pub fn resolve(service: Option<&Healthcheck>, image: Option<&ImageHealthcheck>) -> Option<Check> {
+        if service.is_some_and(|h| h.disable == Some(true)) {
+            return None;
+        }
+        let d = |o: Option<berth_compose::units::Duration>| o.map(|d| d.0).filter(|d| !d.is_zero());
+        let test =
+            service.and_then(|h| h.test.clone()).filter(|t| !t.is_empty()).or_else(|| image.map(|i| i.test.clone()))?;
+        if test.is_empty() || test[0] == "NONE" {
+            return None;
+        }
+        let s = service.cloned().unwrap_or_default();
+        let i = image.cloned().unwrap_or_default();
+        Some(Check {
+            test,
+            interval: d(s.interval).or(i.interval).unwrap_or(DEFAULT_INTERVAL),
+            timeout: d(s.timeout).or(i.timeout).unwrap_or(DEFAULT_INTERVAL),
+            retries: s.retries.map(|r| r as u32).or(i.retries).filter(|r| *r > 0).unwrap_or(DEFAULT_RETRIES),
+            start_period: d(s.start_period).or(i.start_period).unwrap_or_default(),
+            start_interval: d(s.start_interval).or(i.start_interval),
+        })
+    }
+}
+
+/// A container's health.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Not healthy yet.
+    Starting,
+    /// The last probe passed.
+    Healthy,
+    /// `retries` probes in a row failed.
+    Unhealthy,
+}
+
+/// A probe's outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// Exit status 0.
+    Pass,
+    /// Another status, or the command could not run.
+    Fail,
+    /// It ran past `timeout`.
+    Timeout,
+}
+
+/// Health bookkeeping for one container run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Monitor {
+    check: Check,
+    health: Health,
+    failures: u32,
+    started: Duration,
+    fast: Duration,
+}
+
+impl Monitor {
+    /// A container that started at `started` (a monotonic time).
+    pub fn new(check: Check, started: Duration) -> Monitor {
+        Monitor { check, health: Health::Starting, failures: 0, started, fast: FAST_START }
+    }
+
+    /// The current health.
+    pub fn health(&self) -> Health {
+        self.health
+    }
+
+    /// Consecutive failures counted so far.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// The check.
+    pub fn check(&self) -> &Check {
+        &self.check
+    }
+
+    /// How long to wait before the next probe (call once per probe).
+    pub fn next_delay(&mut self) -> Duration {
+        if self.health != Health::Starting {
+            return self.check.interval;
+        }
+        if let Some(si) = self.check.start_interval {
+            return si;
+        }
+        let d = self.fast.min(self.check.interval);
+        self.fast = (self.fast * 2).min(self.check.interval);
+        d
+    }
+
+    /// Records a probe's result at `now`; returns the new health when it changed.
+    pub fn record(&mut self, probe: Probe, now: Duration) -> Option<Health> {
+        let before = self.health;
+        match probe {
+            Probe::Pass => {
+                self.failures = 0;
+                self.health = Health::Healthy;
+            }
+            Probe::Fail | Probe::Timeout => {
+                let in_start_period = now.saturating_sub(self.started) < self.check.start_period;
+                if !(in_start_period && self.health == Health::Starting) {
+                    self.failures += 1;
+                    if self.failures >= self.check.retries {
+                        self.health = Health::Unhealthy;
+                    }
+                }
+            }
+        }
+        (self.health != before).then_some(self.health)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_compose::units::Duration as D;
+
+    fn check(retries: u32, start_period: u64) -> Check {
+        Check {
+            test: vec!["CMD".into(), "true".into()],
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+            retries,
+            start_period: Duration::from_secs(start_period),
+            start_interval: None,
+        }
+    }
+
+    #[test]
+    fn service_fields_override_image_fields_then_defaults() {
+        let svc = Healthcheck { interval: Some(D(Duration::from_secs(2))), retries: Some(5), ..Healthcheck::default() };
+        let img = ImageHealthcheck {
+            test: vec!["CMD-SHELL".into(), "wget -q localhost".into()],
+            interval: Some(Duration::from_secs(9)),
+            timeout: Some(Duration::from_secs(3)),
+            ..Default::default()
+        };
+        let c = Check::resolve(Some(&svc), Some(&img)).unwrap();
+        assert_eq!(c.test[0], "CMD-SHELL");
+        assert_eq!((c.interval, c.timeout, c.retries), (Duration::from_secs(2), Duration::from_secs(3), 5));
+        let off = Healthcheck { disable: Some(true), ..Healthcheck::default() };
+        assert!(Check::resolve(Some(&off), Some(&img)).is_none());
+        let none = Healthcheck { test: Some(vec!["NONE".into()]), ..Healthcheck::default() };
+        assert!(Check::resolve(Some(&none), Some(&img)).is_none());
+        assert!(Check::resolve(None, None).is_none());
+    }
+
+    #[test]
+    fn probes_fast_while_starting_then_at_the_interval() {
+        let mut m = Monitor::new(check(3, 0), Duration::ZERO);
+        let first: Vec<u128> = (0..4).map(|_| m.next_delay().as_millis()).collect();
+        assert_eq!(first, [100, 200, 400, 800]);
+        m.record(Probe::Pass, Duration::from_secs(1));
+        assert_eq!(m.next_delay(), Duration::from_secs(30));
+        let mut c = check(3, 0);
+        c.start_interval = Some(Duration::from_secs(1));
+        let mut m = Monitor::new(c, Duration::ZERO);
+        assert_eq!(m.next_delay(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn retries_consecutive_failures_make_it_unhealthy() {
+        let mut m = Monitor::new(check(2, 0), Duration::ZERO);
+        assert_eq!(m.record(Probe::Pass, Duration::from_secs(1)), Some(Health::Healthy));
+        assert_eq!(m.record(Probe::Fail, Duration::from_secs(2)), None);
+        assert_eq!(m.record(Probe::Pass, Duration::from_secs(3)), None, "a pass resets the count");
+        assert_eq!(m.record(Probe::Timeout, Duration::from_secs(4)), None);
+        assert_eq!(m.record(Probe::Fail, Duration::from_secs(5)), Some(Health::Unhealthy));
+        assert_eq!(m.record(Probe::Pass, Duration::from_secs(6)), Some(Health::Healthy));
+    }
+
+    #[test]
+    fn failures_in_the_start_period_do_not_count() {
+        let mut m = Monitor::new(check(1, 10), Duration::ZERO);
+        assert_eq!(m.record(Probe::Fail, Duration::from_secs(5)), None);
+        assert_eq!(m.health(), Health::Starting);
+        assert_eq!(m.record(Probe::Fail, Duration::from_secs(11)), Some(Health::Unhealthy));
+    }
+}
