@@ -8,6 +8,14 @@ use std::sync::Mutex;
 pub enum Event {
     /// A non-fatal problem the user should know about.
     Warning { message: String },
+    /// A plan step began (`step` reads like `container web-1 create`).
+    StepStarted { step: String },
+    /// A plan step finished.
+    StepDone { step: String },
+    /// A plan step failed.
+    StepFailed { step: String, error: String },
+    /// A plan step was not run because a step it waits for failed.
+    StepSkipped { step: String },
     /// A pull of `image` (a normalized reference) started.
     PullStarted { image: String },
     /// A layer download started; `layer` is the short blob digest, `size` its size in bytes.
