@@ -1,0 +1,329 @@
+//! [`Host`] over rtnetlink.
+//!
+//! Every operation runs on a throw-away thread with its own single-threaded tokio runtime and its
+//! own netlink socket: a netlink socket talks to the namespace of the thread that opened it, so the
+//! container side of an attachment is configured from a thread that first entered the container's
+//! namespace (see [`crate::netns`]). rtnetlink 0.24 builders: `LinkBridge::new`, `LinkVeth::new`,
+//! `LinkUnspec::new_with_index(..).controller(bridge)` (formerly `master`), `setns_by_fd` to move a
+//! link into a namespace, and `RouteMessageBuilder::<Ipv4Addr>` for routes.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use futures_util::TryStreamExt;
+use ipnet::IpNet;
+use netlink_packet_route::address::{AddressAttribute, AddressFlags};
+use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteType};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use crate::error::{Error, Result};
+use crate::host::{AttachSpec, BridgeSpec, Host};
+use crate::names::{host_veth_name, peer_veth_name, IfName};
+use crate::netns;
+
+/// The real [`Host`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NetlinkHost;
+
+/// Runs `f` with a netlink handle opened inside the namespace at `ns` (the host's when `None`).
+fn with_netlink<T, F, Fut>(ns: Option<&Path>, f: F) -> Result<T>
+where
+    T: Send,
+    F: FnOnce(Handle) -> Fut + Send,
+    Fut: Future<Output = Result<T>>,
+{
+    netns::run_in(ns, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("start a runtime for", "netlink", e))?;
+        rt.block_on(async move {
+            let (conn, handle, _) =
+                rtnetlink::new_connection().map_err(|e| Error::io("open a netlink socket for", "rtnetlink", e))?;
+            let task = tokio::spawn(conn);
+            let out = f(handle).await;
+            task.abort();
+            out
+        })
+    })?
+}
+
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => Some(m.raw_code().abs()),
+        _ => None,
+    }
+}
+
+async fn link_by_name(h: &Handle, name: &str) -> Result<Option<LinkMessage>> {
+    match h.link().get().match_name(name.to_string()).execute().try_next().await {
+        Ok(link) => Ok(link),
+        Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
+        Err(e) => Err(Error::netlink("look up link", name, e)),
+    }
+}
+
+async fn index_of(h: &Handle, name: &str) -> Result<u32> {
+    match link_by_name(h, name).await? {
+        Some(l) => Ok(l.header.index),
+        None => Err(Error::netlink("find link", name, rtnetlink::Error::RequestFailed)),
+    }
+}
+
+/// Adds an address (idempotently). IPv6 addresses skip duplicate address detection, which would
+/// otherwise leave them "tentative" — unusable for binding (the DNS server) — for a second or two.
+async fn add_address(h: &Handle, index: u32, ifname: &str, addr: &IpNet) -> Result<()> {
+    let mut req = h.address().add(index, addr.addr(), addr.prefix_len()).replace();
+    if addr.addr().is_ipv6() {
+        req.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    req.execute().await.map_err(|e| Error::netlink("add address to", format!("{ifname} ({addr})"), e))
+}
+
+async fn set_up(h: &Handle, index: u32, name: &str) -> Result<()> {
+    h.link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(|e| Error::netlink("bring up", name, e))
+}
+
+async fn add_default_route(h: &Handle, gateway: IpAddr, ifname: &str) -> Result<()> {
+    let msg = match gateway {
+        IpAddr::V4(gw) => RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).build(),
+        IpAddr::V6(gw) => RouteMessageBuilder::<Ipv6Addr>::new().gateway(gw).build(),
+    };
+    h.route()
+        .add(msg)
+        .replace()
+        .execute()
+        .await
+        .map_err(|e| Error::netlink("add default route via", format!("{gateway} ({ifname})"), e))
+}
+
+impl NetlinkHost {
+    fn attach_host_side(&self, spec: &AttachSpec, host_name: &IfName, peer_name: &IfName) -> Result<()> {
+        let ns_file =
+            std::fs::File::open(&spec.netns).map_err(|e| Error::io("open network namespace", &spec.netns, e))?;
+        with_netlink(None, |h| async move {
+            let bridge = index_of(&h, spec.bridge.as_str()).await?;
+            if let Some(old) = link_by_name(&h, host_name.as_str()).await? {
+                let _ = h.link().del(old.header.index).execute().await;
+            }
+            let mut veth = LinkVeth::new(host_name.as_str(), peer_name.as_str());
+            if let Some(mtu) = spec.mtu {
+                veth = veth.mtu(mtu);
+            }
+            h.link()
+                .add(veth.build())
+                .execute()
+                .await
+                .map_err(|e| Error::netlink("create veth", host_name.as_str(), e))?;
+            let host_idx = index_of(&h, host_name.as_str()).await?;
+            let result = async {
+                let peer_idx = index_of(&h, peer_name.as_str()).await?;
+                let mut peer = LinkUnspec::new_with_index(peer_idx).setns_by_fd(ns_file.as_raw_fd());
+                if let Some(mtu) = spec.mtu {
+                    peer = peer.mtu(mtu);
+                }
+                h.link()
+                    .set(peer.build())
+                    .execute()
+                    .await
+                    .map_err(|e| Error::netlink("move into namespace", peer_name.as_str(), e))?;
+                let port = LinkUnspec::new_with_index(host_idx).controller(bridge).up().build();
+                h.link()
+                    .set(port)
+                    .execute()
+                    .await
+                    .map_err(|e| Error::netlink("plug into bridge", host_name.as_str(), e))
+            }
+            .await;
+            if result.is_err() {
+                let _ = h.link().del(host_idx).execute().await;
+            }
+            result
+        })
+    }
+
+    fn attach_container_side(&self, spec: &AttachSpec, peer_name: &IfName) -> Result<()> {
+        with_netlink(Some(&spec.netns), |h| async move {
+            let ifname = spec.ifname.as_str();
+            let idx = index_of(&h, peer_name.as_str()).await?;
+            let mut link = LinkUnspec::new_with_index(idx).name(ifname.to_string());
+            if let Some(mac) = spec.mac {
+                link = link.address(mac.to_vec());
+            }
+            h.link().set(link.build()).execute().await.map_err(|e| Error::netlink("rename", ifname, e))?;
+            for addr in &spec.addresses {
+                add_address(&h, idx, ifname, addr).await?;
+            }
+            set_up(&h, idx, ifname).await?;
+            let lo = index_of(&h, "lo").await?;
+            set_up(&h, lo, "lo").await?;
+            for gw in &spec.default_routes {
+                add_default_route(&h, *gw, ifname).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Host for NetlinkHost {
+    fn ensure_bridge(&self, spec: &BridgeSpec) -> Result<bool> {
+        with_netlink(None, |h| async move {
+            let name = spec.name.as_str();
+            let created = match link_by_name(&h, name).await? {
+                Some(_) => false,
+                None => {
+                    let mut b = LinkBridge::new(name);
+                    if let Some(mtu) = spec.mtu {
+                        b = b.mtu(mtu);
+                    }
+                    match h.link().add(b.build()).execute().await {
+                        Ok(()) => true,
+                        // Another project's supervisor created it first.
+                        Err(e) if errno(&e) == Some(libc::EEXIST) => false,
+                        Err(e) => return Err(Error::netlink("create bridge", name, e)),
+                    }
+                }
+            };
+            let idx = index_of(&h, name).await?;
+            for addr in &spec.addresses {
+                add_address(&h, idx, name, addr).await?;
+            }
+            set_up(&h, idx, name).await?;
+            Ok(created)
+        })
+    }
+
+    fn bridge_exists(&self, name: &IfName) -> Result<bool> {
+        with_netlink(None, |h| async move { Ok(link_by_name(&h, name.as_str()).await?.is_some()) })
+    }
+
+    fn bridge_ports(&self, name: &IfName) -> Result<Vec<String>> {
+        with_netlink(None, |h| async move {
+            let Some(bridge) = link_by_name(&h, name.as_str()).await? else { return Ok(vec![]) };
+            let links: Vec<LinkMessage> = h
+                .link()
+                .get()
+                .execute()
+                .try_collect()
+                .await
+                .map_err(|e| Error::netlink("list links for", name.as_str(), e))?;
+            Ok(links
+                .iter()
+                .filter(|l| l.attributes.contains(&LinkAttribute::Controller(bridge.header.index)))
+                .filter_map(|l| {
+                    l.attributes.iter().find_map(|a| match a {
+                        LinkAttribute::IfName(n) => Some(n.clone()),
+                        _ => None,
+                    })
+                })
+                .collect())
+        })
+    }
+
+    fn remove_bridge(&self, name: &IfName) -> Result<()> {
+        with_netlink(None, |h| async move {
+            let Some(link) = link_by_name(&h, name.as_str()).await? else { return Ok(()) };
+            match h.link().del(link.header.index).execute().await {
+                Err(e) if errno(&e) != Some(libc::ENODEV) => Err(Error::netlink("delete bridge", name.as_str(), e)),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn attach(&self, spec: &AttachSpec) -> Result<()> {
+        let ns = spec.netns.to_string_lossy();
+        let host_name = host_veth_name(&ns, spec.ifname.as_str());
+        let peer_name = peer_veth_name(&ns, spec.ifname.as_str());
+        self.attach_host_side(spec, &host_name, &peer_name)?;
+        self.attach_container_side(spec, &peer_name).inspect_err(|_| {
+            let _ = with_netlink(None, |h| async move {
+                if let Some(l) = link_by_name(&h, host_name.as_str()).await? {
+                    let _ = h.link().del(l.header.index).execute().await;
+                }
+                Ok(())
+            });
+        })
+    }
+
+    fn detach(&self, netns: &Path, ifname: &IfName) -> Result<()> {
+        if !netns.exists() {
+            return Ok(());
+        }
+        with_netlink(Some(netns), |h| async move {
+            let Some(link) = link_by_name(&h, ifname.as_str()).await? else { return Ok(()) };
+            match h.link().del(link.header.index).execute().await {
+                Err(e) if errno(&e) != Some(libc::ENODEV) => {
+                    Err(Error::netlink("delete interface", ifname.as_str(), e))
+                }
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn routed_subnets(&self) -> Result<Vec<IpNet>> {
+        with_netlink(None, |h| async move {
+            let mut out = vec![];
+            for msg in [RouteMessageBuilder::<Ipv4Addr>::new().build(), RouteMessageBuilder::<Ipv6Addr>::new().build()]
+            {
+                let routes: Vec<_> = h
+                    .route()
+                    .get(msg)
+                    .execute()
+                    .try_collect()
+                    .await
+                    .map_err(|e| Error::netlink("list", "routes", e))?;
+                for r in routes {
+                    if r.header.kind != RouteType::Unicast || r.header.table != RouteHeader::RT_TABLE_MAIN {
+                        continue;
+                    }
+                    let dst = r.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Destination(RouteAddress::Inet(a)) => Some(IpAddr::V4(*a)),
+                        RouteAttribute::Destination(RouteAddress::Inet6(a)) => Some(IpAddr::V6(*a)),
+                        _ => None,
+                    });
+                    if let Some(net) = dst.and_then(|d| IpNet::new(d, r.header.destination_prefix_length).ok()) {
+                        out.push(net.trunc());
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn enable_forwarding(&self, ipv6: bool) -> Result<()> {
+        let mut files = vec!["/proc/sys/net/ipv4/ip_forward"];
+        if ipv6 {
+            files.push("/proc/sys/net/ipv6/conf/all/forwarding");
+        }
+        for f in files {
+            if std::fs::read_to_string(f).map(|s| s.trim() == "1").unwrap_or(false) {
+                continue;
+            }
+            std::fs::write(f, "1").map_err(|e| Error::io("write", f, e))?;
+        }
+        Ok(())
+    }
+
+    fn create_netns(&self, path: &Path) -> Result<()> {
+        netns::create(path)?;
+        // Loopback up from the start, so `network_mode: none` containers have a working `lo`.
+        with_netlink(Some(path), |h| async move {
+            let lo = index_of(&h, "lo").await?;
+            set_up(&h, lo, "lo").await
+        })
+        .inspect_err(|_| {
+            let _ = netns::remove(path);
+        })
+    }
+
+    fn remove_netns(&self, path: &Path) -> Result<()> {
+        netns::remove(path)
+    }
+}

@@ -1,0 +1,270 @@
+//! The userland port proxy run by the project supervisor: it listens on `host_ip:host_port` and
+//! relays TCP connections and UDP datagrams to the container's address. It is what makes published
+//! ports work for loopback clients (DNAT to loopback needs `route_localnet`), and the fallback where
+//! nftables is absent.
+//!
+//! All ports are bound before anything is forwarded, so a port in use is reported before any
+//! container starts; a proxy that fails to bind one port releases the others.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Result};
+
+/// Transport protocol of a published port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Proto {
+    /// `tcp` or `udp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One published port (ranges are expanded by the caller, one mapping per port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortMapping {
+    /// TCP or UDP.
+    pub proto: Proto,
+    /// The host address (`0.0.0.0` or `::` for all).
+    pub host_ip: IpAddr,
+    /// The host port; 0 for a random free one.
+    pub host_port: u16,
+    /// The container's address on its network.
+    pub container_ip: IpAddr,
+    /// The container port.
+    pub container_port: u16,
+}
+
+impl PortMapping {
+    fn host_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host_ip, self.host_port)
+    }
+    fn target(&self) -> SocketAddr {
+        SocketAddr::new(self.container_ip, self.container_port)
+    }
+}
+
+/// A `ports:` entry after parsing, before ranges are expanded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublishSpec {
+    /// TCP or UDP.
+    pub proto: Proto,
+    /// `host_ip`; all IPv4 addresses when `None`.
+    pub host_ip: Option<IpAddr>,
+    /// The host port or range (inclusive); random ports when `None` (`"80"` alone).
+    pub host_ports: Option<(u16, u16)>,
+    /// The container port or range (inclusive).
+    pub container_ports: (u16, u16),
+}
+
+impl PublishSpec {
+    /// One mapping per port to `container_ip`: host and container ranges pair up one to one; with
+    /// no host port each container port gets a random one (host port 0).
+    pub fn expand(&self, container_ip: IpAddr) -> Result<Vec<PortMapping>> {
+        let (c0, c1) = self.container_ports;
+        let bad = |why: &'static str| Error::InvalidName { what: "port range", name: self.describe(), why };
+        if c0 > c1 {
+            return Err(bad("it ends before it starts"));
+        }
+        let host_ip = self.host_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let host_port = |i: u16| -> Result<u16> {
+            match self.host_ports {
+                None => Ok(0),
+                Some((h0, h1)) if h0 <= h1 && h1 - h0 == c1 - c0 => Ok(h0 + i),
+                Some(_) => Err(bad("host and container ranges differ in length")),
+            }
+        };
+        (0..=c1 - c0)
+            .map(|i| {
+                Ok(PortMapping {
+                    proto: self.proto,
+                    host_ip,
+                    host_port: host_port(i)?,
+                    container_ip,
+                    container_port: c0 + i,
+                })
+            })
+            .collect()
+    }
+
+    fn describe(&self) -> String {
+        let range = |(a, b): (u16, u16)| if a == b { a.to_string() } else { format!("{a}-{b}") };
+        let host = self.host_ports.map(|h| format!("{}:", range(h))).unwrap_or_default();
+        format!("{host}{}/{}", range(self.container_ports), self.proto)
+    }
+}
+
+/// How long a UDP client's flow lives without traffic.
+const UDP_IDLE: Duration = Duration::from_secs(60);
+/// How long connecting to the container may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running proxy; stops when dropped.
+pub struct PortProxy {
+    bound: Vec<PortMapping>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+enum Bound {
+    Tcp(TcpListener),
+    Udp(UdpSocket),
+}
+
+impl PortProxy {
+    /// Binds every mapping, then starts relaying. Fails on the first port that cannot be bound,
+    /// naming it, with nothing left bound. Must be called inside a tokio runtime.
+    pub async fn start(mappings: &[PortMapping]) -> Result<PortProxy> {
+        let mut sockets = vec![];
+        for m in mappings {
+            let addr = m.host_addr();
+            let err = |e| Error::PortUnavailable { proto: m.proto.as_str(), addr, source: e };
+            let (sock, port) = match m.proto {
+                Proto::Tcp => {
+                    let l = TcpListener::bind(addr).await.map_err(err)?;
+                    let port = l.local_addr().map_err(err)?.port();
+                    (Bound::Tcp(l), port)
+                }
+                Proto::Udp => {
+                    let s = UdpSocket::bind(addr).await.map_err(err)?;
+                    let port = s.local_addr().map_err(err)?.port();
+                    (Bound::Udp(s), port)
+                }
+            };
+            sockets.push((PortMapping { host_port: port, ..*m }, sock));
+        }
+        let mut proxy = PortProxy { bound: vec![], tasks: vec![] };
+        for (m, sock) in sockets {
+            let task = match sock {
+                Bound::Tcp(l) => tokio::spawn(serve_tcp(l, m.target())),
+                Bound::Udp(s) => tokio::spawn(serve_udp(Arc::new(s), m.target())),
+            };
+            proxy.bound.push(m);
+            proxy.tasks.push(task);
+        }
+        Ok(proxy)
+    }
+
+    /// The mappings as bound, random host ports filled in (what `berth port` reports).
+    pub fn bound(&self) -> &[PortMapping] {
+        &self.bound
+    }
+
+    /// Stops relaying and waits until every port is closed (dropping only requests it).
+    pub async fn stop(mut self) {
+        for t in std::mem::take(&mut self.tasks) {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for PortProxy {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn serve_tcp(listener: TcpListener, target: SocketAddr) {
+    loop {
+        let Ok((mut client, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        tokio::spawn(async move {
+            let Ok(Ok(mut upstream)) = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await else {
+                return;
+            };
+            let _ = client.set_nodelay(true);
+            let _ = upstream.set_nodelay(true);
+            let _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, 64 * 1024, 64 * 1024).await;
+        });
+    }
+}
+
+type Flows = Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>>;
+
+async fn serve_udp(socket: Arc<UdpSocket>, target: SocketAddr) {
+    let flows: Flows = Arc::default();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let Ok((n, client)) = socket.recv_from(&mut buf).await else { continue };
+        let existing = flows.lock().expect("flows lock").get(&client).cloned();
+        let flow = match existing {
+            Some(f) => f,
+            None => {
+                let Ok(f) = open_flow(target).await else { continue };
+                flows.lock().expect("flows lock").insert(client, f.clone());
+                tokio::spawn(relay_back(f.clone(), socket.clone(), client, flows.clone()));
+                f
+            }
+        };
+        let _ = flow.send(&buf[..n]).await;
+    }
+}
+
+async fn open_flow(target: SocketAddr) -> std::io::Result<Arc<UdpSocket>> {
+    let local: SocketAddr = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("constant");
+    let s = UdpSocket::bind(local).await?;
+    s.connect(target).await?;
+    Ok(Arc::new(s))
+}
+
+async fn relay_back(flow: Arc<UdpSocket>, socket: Arc<UdpSocket>, client: SocketAddr, flows: Flows) {
+    let mut buf = vec![0u8; 65536];
+    while let Ok(Ok(n)) = tokio::time::timeout(UDP_IDLE, flow.recv(&mut buf)).await {
+        let _ = socket.send_to(&buf[..n], client).await;
+    }
+    flows.lock().expect("flows lock").remove(&client);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(host: Option<(u16, u16)>, container: (u16, u16)) -> PublishSpec {
+        PublishSpec { proto: Proto::Tcp, host_ip: None, host_ports: host, container_ports: container }
+    }
+
+    #[test]
+    fn ranges_expand_pairwise_and_missing_host_ports_are_random() {
+        let ip: IpAddr = "10.1.0.2".parse().unwrap();
+        let got: Vec<(u16, u16)> = spec(Some((8000, 8002)), (80, 82))
+            .expand(ip)
+            .unwrap()
+            .iter()
+            .map(|m| (m.host_port, m.container_port))
+            .collect();
+        assert_eq!(got, [(8000, 80), (8001, 81), (8002, 82)]);
+        let random = spec(None, (80, 80)).expand(ip).unwrap();
+        assert_eq!((random[0].host_port, random[0].host_ip.to_string()), (0, "0.0.0.0".to_string()));
+        let err = spec(Some((8000, 8005)), (80, 81)).expand(ip).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid port range `8000-8005:80-81/tcp`: host and container ranges differ in length"
+        );
+    }
+}
