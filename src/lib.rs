@@ -1,9 +1,14 @@
 //! berth: the core library behind the `berth` binary.
 
+pub mod container;
 pub mod events;
 pub mod execute;
 pub mod graph;
 pub mod image;
+pub mod monitor;
+pub mod observe;
 pub mod output;
 pub mod plan;
+pub mod runtime;
+pub mod state;
 pub mod supervise;

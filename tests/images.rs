@@ -5,6 +5,13 @@
 
 mod support;
 
+#[path = "images/archives.rs"]
+mod archives;
+#[path = "images/cli.rs"]
+mod cli;
+#[path = "images/crafted.rs"]
+mod crafted;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -19,15 +26,15 @@ fn opts() -> PullOptions {
     PullOptions::default()
 }
 
-async fn pull(store: &ImageStore, r: &str) -> Result<image::PullOutcome, image::ImageError> {
+pub(crate) async fn pull(store: &ImageStore, r: &str) -> Result<image::PullOutcome, image::ImageError> {
     image::pull(store, &Reference::parse(r).unwrap(), &opts(), &Recorder::default()).await
 }
 
-fn layer_dirs(store: &ImageStore, name: &str) -> Vec<PathBuf> {
+pub(crate) fn layer_dirs(store: &ImageStore, name: &str) -> Vec<PathBuf> {
     store.layer_dirs(name).unwrap()
 }
 
-fn getxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+pub(crate) fn getxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     let n = std::ffi::CString::new(name).unwrap();
     let mut buf = vec![0u8; 256];
@@ -369,366 +376,26 @@ async fn remove_prune_and_in_use() {
     assert_eq!(err, "image `nosuch:latest` not found locally");
 }
 
-#[tokio::test]
-async fn save_and_load_oci_and_docker_archives() {
-    require_root("unpacking layers with owners");
-    let layout = fixture_layout();
-    let reg = Registry::with_fixtures(&layout);
-    let root = TempRoot::new();
-    let store = ImageStore::open(root.path()).unwrap();
-    let layered = pull(&store, &reg.image("layered")).await.unwrap();
-    let archive = root.path().join("layered.tar");
-    image::save_archive(&store, &[reg.image("layered")], &archive).unwrap();
-
-    let root2 = TempRoot::new();
-    let store2 = ImageStore::open(root2.path()).unwrap();
-    let names = image::load_archive(&store2, &archive, &Recorder::default()).unwrap();
-    assert_eq!(names, vec![reg.image("layered")]);
-    assert_eq!(store2.resolve(&reg.image("layered")).unwrap().id, layered.id);
-    let dirs = layer_dirs(&store2, &reg.image("layered"));
-    assert!(fs::symlink_metadata(dirs[1].join("data/remove.txt")).unwrap().file_type().is_char_device());
-
-    // skopeo reads our archive too.
-    let out = std::process::Command::new("skopeo")
-        .args(["inspect", "--raw"])
-        .arg(format!("oci-archive:{}", archive.display()))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-
-    // A `docker save`-style tarball, as skopeo writes it.
-    let docker_tar = root.path().join("docker.tar");
-    let out = std::process::Command::new("skopeo")
-        .args(["copy", "--quiet"])
-        .arg(format!("oci:{}:config", layout.display()))
-        .arg(format!("docker-archive:{}:example.org/app/config:v1", docker_tar.display()))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let names = image::load_archive(&store2, &docker_tar, &Recorder::default()).unwrap();
-    assert_eq!(names, vec!["example.org/app/config:v1".to_string()]);
-    let cfg = store2.inspect("example.org/app/config:v1").unwrap();
-    assert_eq!(cfg["config"]["WorkingDir"], "/srv/www");
-    let dirs = layer_dirs(&store2, "example.org/app/config:v1");
-    assert!(dirs[0].join("bin/busybox").is_file());
-}
-
-/// A `docker save` tarball in the legacy layout: `<dir>/layer.tar` per layer, a later image's
-/// layer file as a symlink to an earlier one, two images sharing their base layer.
 #[test]
-fn load_docker_save_with_shared_and_symlinked_layers() {
-    require_root("unpacking layers with owners");
-    let layout = fixture_layout();
-    let blob = |d: &str| fs::read(layout.join("blobs/sha256").join(d.trim_start_matches("sha256:"))).unwrap();
-    let index: serde_json::Value = serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let manifest_of = |name: &str| -> serde_json::Value {
-        let d = index["manifests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == name)
-            .unwrap()["digest"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        serde_json::from_slice(&blob(&d)).unwrap()
-    };
-    let gunzip = |data: Vec<u8>| {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&data[..]).read_to_end(&mut out).unwrap();
-        out
-    };
-    let (bb, conf) = (manifest_of("busybox"), manifest_of("config"));
-    let base = gunzip(blob(bb["layers"][0]["digest"].as_str().unwrap()));
-    let top = gunzip(blob(conf["layers"][1]["digest"].as_str().unwrap()));
-    let manifest = serde_json::json!([
-        {"Config": "a.json", "RepoTags": ["example.org/a:1"], "Layers": ["base/layer.tar"]},
-        {"Config": "b.json", "RepoTags": ["example.org/b:1", "example.org/b:latest"], "Layers": ["dup/layer.tar", "top/layer.tar"]},
-    ]);
+fn deep_images_mount_past_the_option_page_limit() {
+    require_root("overlay mounts");
     let root = TempRoot::new();
-    let tar_path = root.path().join("save.tar");
-    let mut b = tar::Builder::new(fs::File::create(&tar_path).unwrap());
-    let mut add = |name: &str, data: &[u8]| {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, name, data).unwrap();
-    };
-    add("manifest.json", &serde_json::to_vec(&manifest).unwrap());
-    add("a.json", &blob(bb["config"]["digest"].as_str().unwrap()));
-    add("b.json", &blob(conf["config"]["digest"].as_str().unwrap()));
-    add("base/layer.tar", &base);
-    add("top/layer.tar", &top);
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(tar::EntryType::Symlink);
-    h.set_size(0);
-    h.set_mode(0o777);
-    b.append_link(&mut h, "dup/layer.tar", "../base/layer.tar").unwrap();
-    b.finish().unwrap();
-    drop(b);
-
-    let store = ImageStore::open(root.path()).unwrap();
-    let names = image::load_archive(&store, &tar_path, &Recorder::default()).unwrap();
-    assert_eq!(names, ["example.org/a:1", "example.org/b:1", "example.org/b:latest"]);
-    let a = layer_dirs(&store, "example.org/a:1");
-    let b = layer_dirs(&store, "example.org/b:latest");
-    assert_eq!(a[0], b[0], "the base layer is stored once");
-    assert!(b[1].join("srv/www/index.html").is_file());
-    assert_eq!(store.inspect("example.org/b:1").unwrap()["config"]["User"], "1000:1000");
-    assert_eq!(fs::read_dir(store.dir().join("layers")).unwrap().count(), 2);
-
-    // A symlink that leaves the archive is refused.
-    let evil = root.path().join("evil.tar");
-    let mut b = tar::Builder::new(fs::File::create(&evil).unwrap());
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(tar::EntryType::Symlink);
-    h.set_size(0);
-    b.append_link(&mut h, "manifest.json", "../../../../etc/passwd").unwrap();
-    b.finish().unwrap();
-    drop(b);
-    let err = image::load_archive(&store, &evil, &Recorder::default()).unwrap_err().to_string();
-    assert!(err.contains("points outside the archive"), "{err}");
-}
-
-// ---- crafted layers: nothing may land outside the layer directory ------------------------------
-
-enum Crafted<'a> {
-    File(&'a [u8], &'a [u8]),
-    Dir(&'a [u8], u32),
-    Symlink(&'a [u8], &'a [u8]),
-    HardLink(&'a [u8], &'a [u8]),
-    CharDev(&'a [u8], u32, u32),
-}
-
-/// Writes a tar with raw names (the `tar` crate's path setters refuse `..`, which is the point).
-fn craft(entries: &[Crafted]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for e in entries {
-        let mut h = tar::Header::new_gnu();
-        let (name, kind, link, data, mode): (&[u8], tar::EntryType, &[u8], &[u8], u32) = match e {
-            Crafted::File(n, d) => (n, tar::EntryType::Regular, b"", d, 0o644),
-            Crafted::Dir(n, m) => (n, tar::EntryType::Directory, b"", b"", *m),
-            Crafted::Symlink(n, t) => (n, tar::EntryType::Symlink, t, b"", 0o777),
-            Crafted::HardLink(n, t) => (n, tar::EntryType::Link, t, b"", 0o644),
-            Crafted::CharDev(n, _, _) => (n, tar::EntryType::Char, b"", b"", 0o666),
-        };
-        if let Crafted::CharDev(_, major, minor) = e {
-            h.set_device_major(*major).unwrap();
-            h.set_device_minor(*minor).unwrap();
-        }
-        let gnu = h.as_gnu_mut().unwrap();
-        gnu.name[..name.len()].copy_from_slice(name);
-        gnu.linkname[..link.len()].copy_from_slice(link);
-        h.set_entry_type(kind);
-        h.set_size(data.len() as u64);
-        h.set_mode(mode);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        h.set_cksum();
-        out.extend_from_slice(h.as_bytes());
-        out.extend_from_slice(data);
-        out.resize(out.len().div_ceil(512) * 512, 0);
-    }
-    out.resize(out.len() + 1024, 0);
-    out
-}
-
-fn unpack_crafted(entries: &[Crafted]) -> (tempfile::TempDir, Result<image::UnpackReport, image::ImageError>) {
-    let dir = tempfile::tempdir().unwrap();
-    let blob = dir.path().join("layer.tar");
-    fs::write(&blob, craft(entries)).unwrap();
-    let dest = dir.path().join("layer");
-    fs::create_dir(&dest).unwrap();
-    let r = image::unpack_layer(&blob, &dest);
-    (dir, r)
-}
-
-#[test]
-fn crafted_layers_cannot_escape() {
-    require_root("unpacking with owners");
-    let outside = tempfile::tempdir().unwrap();
-    let o = outside.path().to_str().unwrap().as_bytes().to_vec();
-    let secret = outside.path().join("secret");
-    fs::write(&secret, "host file").unwrap();
-    fs::set_permissions(outside.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let secret_b = secret.to_str().unwrap().as_bytes().to_vec();
-
-    let cases: Vec<(&str, Vec<Crafted>, &str)> = vec![
-        ("dotdot", vec![Crafted::File(b"../../escape.txt", b"x")], "contains `..`"),
-        ("absolute", vec![Crafted::File(b"/tmp/berth-abs-escape.txt", b"x")], "absolute path"),
-        (
-            "symlink parent",
-            vec![Crafted::Symlink(b"evil", &o), Crafted::File(b"evil/pwned.txt", b"x")],
-            "parent `evil` is a symlink",
-        ),
-        ("hard link outside", vec![Crafted::HardLink(b"hl", b"../../../../../../etc/passwd")], "outside the layer"),
-        ("hard link absolute", vec![Crafted::HardLink(b"hl", &secret_b)], "outside the layer"),
-        (
-            "hard link via symlink",
-            vec![Crafted::Symlink(b"evil", &o), Crafted::HardLink(b"hl", b"evil/secret")],
-            "not a file inside the layer",
-        ),
-        (
-            "whiteout via symlink",
-            vec![Crafted::Symlink(b"evil", &o), Crafted::File(b"evil/.wh.secret", b"")],
-            "is a symlink",
-        ),
-    ];
-    for (name, entries, want) in cases {
-        let (_d, r) = unpack_crafted(&entries);
-        let err = r.expect_err(name).to_string();
-        assert!(err.starts_with("unsafe layer entry") && err.contains(want), "{name}: {err}");
-    }
-    assert!(!Path::new("/tmp/berth-abs-escape.txt").exists());
-    assert_eq!(fs::read_to_string(&secret).unwrap(), "host file");
-    assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 1);
-    assert_eq!(fs::metadata(&secret).unwrap().nlink(), 1, "no hard link to the host file");
-
-    // A directory replaced by a symlink to the host: its (late) mode must not reach the host dir.
-    let (_d, r) = unpack_crafted(&[Crafted::Dir(b"d/", 0o777), Crafted::Symlink(b"d", &o)]);
-    r.unwrap();
-    assert_eq!(fs::metadata(outside.path()).unwrap().permissions().mode() & 0o777, 0o755);
-    // A file entry at a path that holds a symlink replaces the link, never writes through it.
-    let (d, r) = unpack_crafted(&[Crafted::Symlink(b"s", &secret_b), Crafted::File(b"s", b"inside")]);
-    r.unwrap();
-    assert_eq!(fs::read_to_string(&secret).unwrap(), "host file");
-    assert_eq!(fs::read_to_string(d.path().join("layer/s")).unwrap(), "inside");
-    // Device nodes are created (as root) with their numbers.
-    let (d, r) = unpack_crafted(&[Crafted::CharDev(b"dev/null", 1, 3)]);
-    r.unwrap();
-    let m = fs::symlink_metadata(d.path().join("layer/dev/null")).unwrap();
-    assert!(m.file_type().is_char_device());
-    assert_eq!(m.rdev(), nix::sys::stat::makedev(1, 3));
-    // Symlinks themselves may point anywhere (they are resolved inside the container).
-    let (d, r) = unpack_crafted(&[Crafted::Symlink(b"ok", b"/etc/passwd"), Crafted::HardLink(b"ok2", b"ok")]);
-    r.unwrap();
-    assert_eq!(fs::read_link(d.path().join("layer/ok2")).unwrap(), Path::new("/etc/passwd"));
-}
-
-// ---- the commands ----------------------------------------------------------------------------
-
-fn berth(root: &Path, dir: &Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(args)
-        .current_dir(dir)
-        .env("BERTH_ROOT", root)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run berth")
-}
-
-#[test]
-fn cli_pull_images_inspect_rm() {
-    require_root("unpacking layers with owners");
-    let layout = fixture_layout();
-    let reg = Registry::with_fixtures(&layout);
-    let root = TempRoot::new();
-    let project = root.path().join("project");
-    fs::create_dir(&project).unwrap();
-    let compose = format!(
-        "services:\n  web:\n    image: {}\n  sh:\n    image: {}\n  other:\n    image: {}\n    platform: linux/s390x\n  local:\n    image: {}/berth-test/nothere\n    pull_policy: never\n",
-        reg.image("config"),
-        reg.image("busybox"),
-        reg.image("multiarch"),
-        reg.host()
-    );
-    fs::write(project.join("compose.yaml"), compose).unwrap();
-
-    let out = berth(root.path(), &project, &["pull", "web", "sh"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains(&format!("{}: pulled sha256:", reg.image("busybox"))), "{stderr}");
-
-    let out = berth(root.path(), &project, &["pull"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(stderr.contains(&format!("{}: up to date", reg.image("config"))), "{stderr}");
-    assert!(stderr.contains("error: no image for platform `linux/s390x`"), "{stderr}");
-
-    let out = berth(root.path(), &project, &["pull", "--ignore-pull-failures", "--policy", "missing"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("warning: pulling") && stderr.contains("skipped (present locally)"), "{stderr}");
-
-    let out = berth(root.path(), &project, &["images"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success());
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "{stdout}");
-    assert!(lines[0].starts_with("REPOSITORY") && lines[0].contains("DIGEST") && lines[0].contains("CREATED"));
-    assert!(lines[1].contains("berth-test/busybox") && lines[1].contains("latest") && lines[1].contains("2024-01-01"));
-
-    let out = berth(root.path(), &project, &["image", "inspect", &reg.image("config")]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v[0]["config"]["StopSignal"], "SIGINT");
-
-    let out = berth(root.path(), &project, &["image", "rm", &reg.image("config")]);
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Deleted: sha256:"));
-    let out = berth(root.path(), &project, &["image", "ls", "-q"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
-}
-
-#[test]
-fn cli_login_logout_and_basic_auth_registry() {
-    require_root("unpacking layers with owners");
-    let layout = fixture_layout();
-    let reg = Registry::start_with_auth("alice", "s3cret");
-    reg.seed(&layout, "busybox", "private/busybox:latest");
-    let root = TempRoot::new();
-    let project = root.path().join("project");
-    fs::create_dir(&project).unwrap();
-    fs::write(project.join("compose.yaml"), format!("services:\n  a:\n    image: {}/private/busybox\n", reg.host()))
-        .unwrap();
-    let docker_config = root.path().join("docker");
-    let helpers = root.path().join("bin");
-    fs::create_dir(&helpers).unwrap();
-    let run = |args: &[&str], stdin: &str| {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(args)
-            .current_dir(&project)
-            .env("BERTH_ROOT", root.path())
-            .env("DOCKER_CONFIG", &docker_config)
-            .env("PATH", format!("{}:{}", helpers.display(), std::env::var("PATH").unwrap_or_default()))
-            .env("NO_COLOR", "1")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
-    };
-    let host = reg.host();
-    let (ok, out) = run(&["pull"], "");
-    assert!(!ok && out.contains("denied") && out.contains(&format!("berth login {host}")), "{out}");
-    let (ok, out) = run(&["login", &host, "-u", "alice", "--password-stdin"], "wrong\n");
-    assert!(!ok && out.contains("the registry refused these credentials"), "{out}");
-    assert!(!docker_config.join("config.json").exists());
-    let (ok, out) = run(&["login", &host, "-u", "alice", "--password-stdin"], "s3cret\n");
-    assert!(ok && out.contains("Login Succeeded"), "{out}");
-    let meta = fs::metadata(docker_config.join("config.json")).unwrap();
-    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-    let (ok, out) = run(&["pull"], "");
-    assert!(ok, "{out}");
-    let (ok, out) = run(&["logout", &host], "");
-    assert!(ok && out.contains("Removing login credentials"), "{out}");
-    let cfg: serde_json::Value = serde_json::from_slice(&fs::read(docker_config.join("config.json")).unwrap()).unwrap();
-    assert!(cfg["auths"].as_object().unwrap().is_empty());
-    let (ok, out) = run(&["pull"], "");
-    assert!(!ok && out.contains("denied"), "{out}");
-
-    // A credential helper named in `credHelpers` is asked with the server on stdin.
-    let helper = helpers.join("docker-credential-berthtest");
-    let script = format!(
-        "#!/bin/sh\nread server\n[ \"$1\" = get ] && [ \"$server\" = {host} ] || exit 1\necho '{{\"ServerURL\":\"{host}\",\"Username\":\"alice\",\"Secret\":\"s3cret\"}}'\n"
-    );
-    fs::write(&helper, script).unwrap();
-    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
-    fs::write(docker_config.join("config.json"), format!(r#"{{"credHelpers": {{"{host}": "berthtest"}}}}"#)).unwrap();
-    let (ok, out) = run(&["pull"], "");
-    assert!(ok, "{out}");
+    let layers_dir = root.path().join("images/layers");
+    let layers: Vec<PathBuf> = (0..50u32)
+        .map(|i| {
+            let d = layers_dir.join(Digest::of(&i.to_be_bytes()).hex());
+            fs::create_dir_all(&d).unwrap();
+            fs::write(d.join(format!("f{i}")), "x").unwrap();
+            fs::write(d.join("top.txt"), format!("layer {i}")).unwrap();
+            d
+        })
+        .collect();
+    let abs_len: usize = layers.iter().map(|l| l.as_os_str().len() + 1).sum();
+    assert!(abs_len > 4096, "the absolute lowerdir list must not fit one page ({abs_len})");
+    let run = root.path().join("c");
+    let target = run.join("rootfs");
+    image::mount_rootfs(&layers, &run.join("upper"), &run.join("work"), &target).unwrap();
+    let _guard = MountGuard(target.clone());
+    assert_eq!(fs::read_to_string(target.join("top.txt")).unwrap(), "layer 49", "the last layer is on top");
+    assert!((0..50).all(|i| target.join(format!("f{i}")).is_file()));
 }

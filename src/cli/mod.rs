@@ -7,11 +7,30 @@ use clap::{Args, Parser, Subcommand};
 
 pub mod completion;
 pub mod config;
+pub mod containers;
+pub mod cp;
+pub mod create;
+pub mod events;
+pub mod exec;
 pub mod image;
 pub mod images;
+pub mod kill;
 pub mod login;
+pub mod logs;
+pub mod monitor;
+pub mod pause;
+pub mod port;
+pub mod ps;
 pub mod pull;
+pub mod restart;
+pub mod rm;
+pub mod run;
+pub mod start;
+pub mod stats;
+pub mod stop;
+pub mod top;
 pub mod version;
+pub mod wait;
 
 /// berth runs Compose projects without a daemon.
 #[derive(Parser, Debug)]
@@ -62,6 +81,45 @@ pub enum Command {
     Login(login::LoginArgs),
     /// Remove stored credentials for a registry
     Logout(login::LogoutArgs),
+    /// Create containers for the services
+    Create(create::CreateArgs),
+    /// Start the services' existing containers
+    Start(start::StartArgs),
+    /// Stop running containers (stop signal, then SIGKILL after the grace period)
+    Stop(stop::StopArgs),
+    /// Restart containers
+    Restart(restart::RestartArgs),
+    /// Send a signal to running containers
+    Kill(kill::KillArgs),
+    /// Remove stopped containers
+    Rm(rm::RmArgs),
+    /// Pause running containers
+    Pause(pause::PauseArgs),
+    /// Unpause paused containers
+    Unpause(pause::PauseArgs),
+    /// List containers
+    Ps(ps::PsArgs),
+    /// Show the processes running in containers
+    Top(top::TopArgs),
+    /// Show container output
+    Logs(logs::LogsArgs),
+    /// Run a command in a running container
+    Exec(exec::ExecArgs),
+    /// Run a one-off command in a new container of a service
+    Run(run::RunArgs),
+    /// Wait for containers to stop and print their exit codes
+    Wait(wait::WaitArgs),
+    /// Print the public address of a port binding
+    Port(port::PortArgs),
+    /// Copy files between a service container and the host
+    Cp(cp::CpArgs),
+    /// Follow container events
+    Events(events::EventsArgs),
+    /// Show containers' resource usage
+    Stats(stats::StatsArgs),
+    /// Run a container's monitor (internal)
+    #[command(name = "__monitor", hide = true)]
+    Monitor(monitor::MonitorArgs),
 }
 
 impl ProjectArgs {
@@ -101,5 +159,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Image(args) => image::run(args),
         Command::Login(args) => login::login(args),
         Command::Logout(args) => login::logout(args),
+        Command::Create(args) => create::run(&cli.project, args),
+        Command::Start(args) => start::run(&cli.project, args),
+        Command::Stop(args) => stop::run(&cli.project, args),
+        Command::Restart(args) => restart::run(&cli.project, args),
+        Command::Kill(args) => kill::run(&cli.project, args),
+        Command::Rm(args) => rm::run(&cli.project, args),
+        Command::Pause(args) => pause::pause(&cli.project, args),
+        Command::Unpause(args) => pause::unpause(&cli.project, args),
+        Command::Ps(args) => ps::run(&cli.project, args),
+        Command::Top(args) => top::run(&cli.project, args),
+        Command::Logs(args) => logs::run(&cli.project, args),
+        Command::Exec(args) => exec::run(&cli.project, args),
+        Command::Run(args) => run::run(&cli.project, args),
+        Command::Wait(args) => wait::run(&cli.project, args),
+        Command::Port(args) => port::run(&cli.project, args),
+        Command::Cp(args) => cp::run(&cli.project, args),
+        Command::Events(args) => events::run(&cli.project, args),
+        Command::Stats(args) => stats::run(&cli.project, args),
+        Command::Monitor(args) => monitor::run(args),
     }
 }

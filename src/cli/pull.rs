@@ -165,16 +165,20 @@ impl EventSink for BarRenderer {
             }
             Event::LayerStarted { image, layer, size } => {
                 let bar = self.multi.add(ProgressBar::new(size));
-                let style = ProgressStyle::with_template("{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> ");
+                let style =
+                    ProgressStyle::with_template("{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> ");
                 bar.set_style(style);
                 bar.set_prefix(format!("{} {layer}", short_name(&image)));
                 bars.insert((image, layer), bar);
             }
-            Event::LayerProgress { image, layer, current, .. } => {
+            Event::LayerProgress { image, layer, current, total } => {
                 if let Some(b) = bars.get(&(image, layer)) {
                     b.set_position(current);
+                    if current >= total {
+                        b.set_message("unpacking");
+                    }
                 }
             }
             Event::LayerDone { image, layer, .. } => {

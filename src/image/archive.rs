@@ -10,6 +10,7 @@
 //! store's `tmp/`, then every blob is hashed and moved into the store and every layer unpacked and
 //! checked against its diff id, exactly like a pull.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
@@ -17,7 +18,7 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::{json, Value};
 
 use super::digest::digest_file;
-use super::pull::{pick_platform, platform_of};
+use super::platform::{pick_platform, platform_of};
 use super::store::now_secs;
 use super::unpack::safe_rel_path;
 use super::{Digest, ImageError, ImageRecord, ImageStore, LayerRecord, Platform, Reference, Result};
@@ -201,7 +202,7 @@ fn import_oci_manifest(
         let ld = Digest::parse(desc["digest"].as_str().unwrap_or_default())?;
         let diff_id = Digest::parse(diff.as_str().unwrap_or_default())?;
         let (_, size) = take_blob(store, &layout_blob(dir, &ld), Some(&ld), archive)?;
-        let (unpacked_size, _) = store.ensure_layer(&ld, &diff_id)?;
+        let (unpacked_size, _) = store.ensure_layer(&ld, &diff_id, false)?;
         layers.push(LayerRecord {
             digest: ld,
             diff_id,
@@ -227,11 +228,22 @@ fn import_oci_manifest(
 fn load_docker(store: &ImageStore, archive: &Path, dir: &Path) -> Result<Vec<String>> {
     let manifest = read_json(&dir.join("manifest.json"), archive)?;
     let mut loaded = Vec::new();
+    // Files already moved into the store, by path: images may share layer files.
+    let mut taken: HashMap<PathBuf, (Digest, u64)> = HashMap::new();
+    let mut take = |path: PathBuf| -> Result<(Digest, u64)> {
+        if let Some(v) = taken.get(&path) {
+            return Ok(v.clone());
+        }
+        let (d, _) = digest_file(&path)?;
+        let v = take_blob(store, &path, Some(&d), archive)?;
+        taken.insert(path, v.clone());
+        Ok(v)
+    };
     for item in manifest.as_array().cloned().unwrap_or_default() {
         let config_file =
             item["Config"].as_str().ok_or_else(|| bad(archive, "manifest.json entry without `Config`"))?;
         let config_path = dir.join(safe_rel_path(Path::new(config_file))?);
-        let (config_digest, config_size) = take_blob(store, &config_path, None, archive)?;
+        let (config_digest, config_size) = take(config_path)?;
         let config: Value = serde_json::from_slice(&store.read_blob(&config_digest)?)
             .map_err(|e| bad(archive, format!("config: {e}")))?;
         let diff_ids = config["rootfs"]["diff_ids"].as_array().cloned().unwrap_or_default();
@@ -242,22 +254,7 @@ fn load_docker(store: &ImageStore, archive: &Path, dir: &Path) -> Result<Vec<Str
                 format!("{} layers listed but the config has {} diff ids", files.len(), diff_ids.len()),
             ));
         }
-        let mut layers = Vec::new();
-        let mut descs = Vec::new();
-        for (file, diff) in files.iter().zip(&diff_ids) {
-            let lp = dir.join(safe_rel_path(Path::new(file.as_str().unwrap_or_default()))?);
-            let (d, _) = digest_file(&lp)?;
-            let (ld, size) = take_blob(store, &lp, Some(&d), archive)?;
-            let diff_id = Digest::parse(diff.as_str().unwrap_or_default())?;
-            let (unpacked_size, _) = store.ensure_layer(&ld, &diff_id)?;
-            let media_type = if ld == diff_id {
-                "application/vnd.docker.image.rootfs.diff.tar"
-            } else {
-                "application/vnd.docker.image.rootfs.diff.tar.gzip"
-            };
-            descs.push(json!({"mediaType": media_type, "size": size, "digest": ld}));
-            layers.push(LayerRecord { digest: ld, diff_id, media_type: media_type.into(), size, unpacked_size });
-        }
+        let (layers, descs) = docker_layers(store, dir, &files, &diff_ids, &mut take)?;
         let manifest_bytes = serde_json::to_vec(&json!({
             "schemaVersion": 2,
             "mediaType": MT_DOCKER_MANIFEST,
@@ -292,6 +289,32 @@ fn load_docker(store: &ImageStore, archive: &Path, dir: &Path) -> Result<Vec<Str
         }
     }
     Ok(loaded)
+}
+
+/// Stores and unpacks the layer files of one `docker save` image; returns the layer records and
+/// the manifest descriptors for them.
+fn docker_layers(
+    store: &ImageStore,
+    dir: &Path,
+    files: &[Value],
+    diff_ids: &[Value],
+    take: &mut dyn FnMut(PathBuf) -> Result<(Digest, u64)>,
+) -> Result<(Vec<LayerRecord>, Vec<Value>)> {
+    let mut layers = Vec::new();
+    let mut descs = Vec::new();
+    for (file, diff) in files.iter().zip(diff_ids) {
+        let (ld, size) = take(dir.join(safe_rel_path(Path::new(file.as_str().unwrap_or_default()))?))?;
+        let diff_id = Digest::parse(diff.as_str().unwrap_or_default())?;
+        let (unpacked_size, _) = store.ensure_layer(&ld, &diff_id, false)?;
+        let media_type = if ld == diff_id {
+            "application/vnd.docker.image.rootfs.diff.tar"
+        } else {
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        };
+        descs.push(json!({"mediaType": media_type, "size": size, "digest": ld}));
+        layers.push(LayerRecord { digest: ld, diff_id, media_type: media_type.into(), size, unpacked_size });
+    }
+    Ok((layers, descs))
 }
 
 /// Writes the named images (references or ids) to `out` as an OCI archive. Each tag of an image

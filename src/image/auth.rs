@@ -94,15 +94,21 @@ impl DockerConfig {
 
     /// Credentials for `registry` (host[:port], `docker.io` for Docker Hub), if any are configured.
     pub fn credentials_for(&self, registry: &str) -> Result<Option<Credentials>> {
-        let helper = self
+        let specific = self
             .value
             .get("credHelpers")
             .and_then(Value::as_object)
             .and_then(|m| m.iter().find(|(k, _)| host_of(k) == registry || (is_hub(registry) && is_hub(host_of(k)))))
-            .and_then(|(_, v)| v.as_str())
-            .or_else(|| self.value.get("credsStore").and_then(Value::as_str));
-        if let Some(helper) = helper {
-            if let Some(c) = run_helper(helper, &DockerConfig::key_for(registry))? {
+            .and_then(|(_, v)| v.as_str());
+        let server = DockerConfig::key_for(registry);
+        if let Some(helper) = specific {
+            // A helper named for this very registry must work.
+            if let Some(c) = run_helper(helper, &server)? {
+                return Ok(Some(c));
+            }
+        } else if let Some(helper) = self.value.get("credsStore").and_then(Value::as_str) {
+            // The default store (often Docker Desktop's) may be absent here: fall back to `auths`.
+            if let Ok(Some(c)) = run_helper(helper, &server) {
                 return Ok(Some(c));
             }
         }

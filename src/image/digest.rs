@@ -75,29 +75,43 @@ impl From<Digest> for String {
     }
 }
 
-/// A reader that hashes and counts everything read through it.
+/// A reader that hashes (unless built with [`HashingReader::counting`]) and counts everything
+/// read through it.
 pub(crate) struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     count: u64,
 }
 
 impl<R: Read> HashingReader<R> {
     pub(crate) fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Sha256::new(), count: 0 }
+        HashingReader { inner, hasher: Some(Sha256::new()), count: 0 }
     }
 
-    /// Reads the rest of the stream, then returns its digest and length.
-    pub(crate) fn finish(mut self) -> io::Result<(Digest, u64)> {
+    /// Only counts: for content whose digest was just verified by the same process.
+    pub(crate) fn counting(inner: R) -> Self {
+        HashingReader { inner, hasher: None, count: 0 }
+    }
+
+    /// Reads the rest of the stream, then returns its digest (if hashed) and length.
+    pub(crate) fn finish_opt(mut self) -> io::Result<(Option<Digest>, u64)> {
         io::copy(&mut self, &mut io::sink())?;
-        Ok((Digest::from_hasher(self.hasher), self.count))
+        Ok((self.hasher.map(Digest::from_hasher), self.count))
+    }
+
+    /// Like [`finish_opt`](Self::finish_opt) for a hashing reader.
+    pub(crate) fn finish(self) -> io::Result<(Digest, u64)> {
+        let (d, n) = self.finish_opt()?;
+        Ok((d.expect("finish() on a hashing reader"), n))
     }
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         self.count += n as u64;
         Ok(n)
     }

@@ -2,6 +2,10 @@
 
 use std::path::PathBuf;
 
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+
+use super::Reference;
+
 /// Everything that can go wrong while pulling, storing, unpacking or mounting images.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -76,5 +80,40 @@ impl ImageError {
         let action = action.into();
         let path = path.into();
         move |source| ImageError::Io { action, path, source }
+    }
+
+    /// Turns `oci-client`'s errors into messages that name the image and say what went wrong.
+    pub(crate) fn from_registry(reference: &Reference, e: OciDistributionError) -> ImageError {
+        let r = reference.to_string();
+        match e {
+            OciDistributionError::RequestError(err) if err.is_connect() || err.is_timeout() => {
+                let mut detail = err.to_string();
+                let mut src = std::error::Error::source(&err);
+                while let Some(s) = src {
+                    detail = s.to_string();
+                    src = s.source();
+                }
+                ImageError::Unreachable { registry: reference.registry().to_string(), detail }
+            }
+            OciDistributionError::RegistryError { envelope, .. } => {
+                let detail = envelope.errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ");
+                match envelope.errors.first().map(|e| &e.code) {
+                    Some(OciErrorCode::NameUnknown) => ImageError::UnknownImage { reference: r, detail },
+                    Some(OciErrorCode::ManifestUnknown) => ImageError::UnknownManifest { reference: r },
+                    Some(OciErrorCode::Unauthorized | OciErrorCode::Denied) => {
+                        ImageError::Denied { reference: r, detail }
+                    }
+                    _ => ImageError::Registry { reference: r, detail },
+                }
+            }
+            OciDistributionError::ImageManifestNotFoundError(_) => ImageError::UnknownManifest { reference: r },
+            OciDistributionError::AuthenticationFailure(d) => ImageError::Denied { reference: r, detail: d },
+            OciDistributionError::UnauthorizedError { url } => ImageError::Denied {
+                reference: r,
+                detail: format!("{url} needs credentials (try `berth login {}`)", reference.registry()),
+            },
+            OciDistributionError::ServerError { code: 404, .. } => ImageError::UnknownManifest { reference: r },
+            other => ImageError::Registry { reference: r, detail: other.to_string() },
+        }
     }
 }

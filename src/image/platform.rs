@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::ImageError;
+use super::{Digest, ImageError, Result};
 
 /// An OCI platform: operating system, architecture and optional variant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +72,46 @@ impl fmt::Display for Platform {
         }
         Ok(())
     }
+}
+
+/// Picks the manifest for `want` from an index document.
+pub(crate) fn pick_platform(
+    index: &serde_json::Value,
+    want: &Platform,
+    reference: &dyn std::fmt::Display,
+) -> Result<Digest> {
+    let entries = index["manifests"].as_array().cloned().unwrap_or_default();
+    let mut available = Vec::new();
+    for e in &entries {
+        let p = &e["platform"];
+        let (os, arch, variant) =
+            (p["os"].as_str().unwrap_or(""), p["architecture"].as_str().unwrap_or(""), p["variant"].as_str());
+        if os.is_empty() {
+            continue; // attestation manifests and the like
+        }
+        available.push(format!("{os}/{arch}{}", variant.map(|v| format!("/{v}")).unwrap_or_default()));
+        if want.matches(os, arch, variant) {
+            return Digest::parse(e["digest"].as_str().unwrap_or_default());
+        }
+    }
+    Err(ImageError::NoMatchingPlatform {
+        reference: reference.to_string(),
+        platform: want.to_string(),
+        available: available.join(", "),
+    })
+}
+
+pub(crate) fn platform_of(config: &serde_json::Value) -> String {
+    let mut p = format!(
+        "{}/{}",
+        config["os"].as_str().unwrap_or("linux"),
+        config["architecture"].as_str().unwrap_or("unknown")
+    );
+    if let Some(v) = config["variant"].as_str() {
+        p.push('/');
+        p.push_str(v);
+    }
+    p
 }
 
 #[cfg(test)]

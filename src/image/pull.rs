@@ -13,18 +13,18 @@
 //! find it stored.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use futures_util::{StreamExt, TryStreamExt};
 use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::auth::registry_auth;
+use super::platform::{pick_platform, platform_of};
 use super::store::now_secs;
 use super::{Digest, ImageError, ImageRecord, ImageStore, LayerRecord, Platform, Reference, Result};
 use crate::events::{Event, EventSink};
@@ -123,13 +123,20 @@ pub async fn check_login(registry: &str, creds: &super::Credentials, insecure: b
     let client = oci_client::Client::new(ClientConfig { protocol, ..Default::default() });
     let auth = RegistryAuth::Basic(creds.username.clone(), creds.password.clone());
     let oci_ref = probe.to_oci();
-    client.auth(&oci_ref, &auth, oci_client::RegistryOperation::Pull).await.map_err(|e| classify(&probe, e))?;
+    client
+        .auth(&oci_ref, &auth, oci_client::RegistryOperation::Pull)
+        .await
+        .map_err(|e| ImageError::from_registry(&probe, e))?;
     // Basic-auth registries are only checked by a request: an unknown repository (404) is fine,
     // 401 is not.
     match client.pull_manifest_raw(&oci_ref, &auth, ACCEPT).await {
         Ok(_) => Ok(()),
-        Err(e) => match classify(&probe, e) {
+        Err(e) => match ImageError::from_registry(&probe, e) {
             ImageError::UnknownImage { .. } | ImageError::UnknownManifest { .. } => Ok(()),
+            ImageError::Denied { .. } => Err(ImageError::Denied {
+                reference: registry.to_string(),
+                detail: "the registry refused these credentials".into(),
+            }),
             other => Err(other),
         },
     }
@@ -156,36 +163,7 @@ impl Puller<'_> {
         self.events.emit(Event::PullStarted { image: image.clone() });
         let auth = registry_auth(reference.registry())?;
         let oci_ref = reference.to_oci();
-        let (top_bytes, _) =
-            match self.client.pull_manifest_raw(&oci_ref, &auth, ACCEPT).await.map_err(|e| classify(reference, e)) {
-                Ok(v) => v,
-                Err(ImageError::UnknownManifest { .. }) => {
-                    // Registries answer MANIFEST_UNKNOWN for missing repositories too; the tag list tells.
-                    if let Err(e @ ImageError::UnknownImage { .. }) =
-                        self.client.list_tags(&oci_ref, &auth, Some(1), None).await.map_err(|e| classify(reference, e))
-                    {
-                        return Err(e);
-                    }
-                    return Err(ImageError::UnknownManifest { reference: image });
-                }
-                Err(e) => return Err(e),
-            };
-        let top_digest = Digest::of(&top_bytes);
-        if let Some(pinned) = reference.digest() {
-            pinned.verify(&top_digest, format!("manifest of `{reference}`"))?;
-        }
-        let top: serde_json::Value = parse_json(&top_bytes, "manifest", reference)?;
-        let (manifest_bytes, manifest_digest) = if is_index(&top) {
-            let want = platform.cloned().unwrap_or_else(Platform::host);
-            let child = pick_platform(&top, &want, reference)?;
-            let child_ref = reference.with_digest(child.clone()).to_oci();
-            let (bytes, _) =
-                self.client.pull_manifest_raw(&child_ref, &auth, ACCEPT).await.map_err(|e| classify(reference, e))?;
-            child.verify(&Digest::of(&bytes), format!("manifest {child} of `{reference}`"))?;
-            (bytes, child)
-        } else {
-            (top_bytes.clone(), top_digest.clone())
-        };
+        let (manifest_bytes, manifest_digest, top_digest) = self.resolve_manifest(reference, platform, &auth).await?;
         let manifest: oci_client::manifest::OciImageManifest =
             serde_json::from_slice(&manifest_bytes).map_err(|e| ImageError::InvalidContent {
                 what: format!("manifest of `{reference}`"),
@@ -195,18 +173,11 @@ impl Puller<'_> {
         let tag = reference.tagged_name();
         let repo_digest = format!("{}@{top_digest}", reference.name());
 
-        if let Ok(existing) = self.store.resolve(config_digest.as_str()) {
-            let complete = existing
-                .layers
-                .iter()
-                .all(|l| self.store.layer_dir(&l.diff_id).is_dir() && self.store.has_blob(&l.digest));
-            if complete && self.store.has_blob(&manifest_digest) {
-                let mut rec = existing;
-                rec.repo_digests = vec![repo_digest];
-                rec.pulled_at = now_secs();
-                self.store.commit(rec, tag)?;
-                return Ok(self.done(reference, config_digest, top_digest, 0, true));
-            }
+        if let Some(mut rec) = self.complete_local(&config_digest, &manifest_digest) {
+            rec.repo_digests = vec![repo_digest];
+            rec.pulled_at = now_secs();
+            self.store.commit(rec, tag)?;
+            return Ok(self.done(reference, config_digest, top_digest, 0, true));
         }
 
         let config_bytes = self.fetch_small_blob(reference, &oci_ref, &manifest.config, &config_digest).await?;
@@ -250,6 +221,64 @@ impl Puller<'_> {
         Ok(self.done(reference, config_digest, top_digest, downloaded, false))
     }
 
+    /// The stored image with this config and manifest, if every blob and layer of it is present.
+    fn complete_local(&self, config: &Digest, manifest: &Digest) -> Option<ImageRecord> {
+        let rec = self.store.resolve(config.as_str()).ok()?;
+        let complete =
+            rec.layers.iter().all(|l| self.store.layer_dir(&l.diff_id).is_dir() && self.store.has_blob(&l.digest));
+        (complete && &rec.manifest_digest == manifest && self.store.has_blob(manifest)).then_some(rec)
+    }
+
+    /// Fetches the manifest a reference names; for an index, the one for `platform` (default: the
+    /// host's). Returns (manifest bytes, manifest digest, digest the reference resolved to).
+    async fn resolve_manifest(
+        &self,
+        reference: &Reference,
+        platform: Option<&Platform>,
+        auth: &RegistryAuth,
+    ) -> Result<(Vec<u8>, Digest, Digest)> {
+        let oci_ref = reference.to_oci();
+        let (top_bytes, _) = match self
+            .client
+            .pull_manifest_raw(&oci_ref, auth, ACCEPT)
+            .await
+            .map_err(|e| ImageError::from_registry(reference, e))
+        {
+            Ok(v) => v,
+            Err(ImageError::UnknownManifest { .. }) => {
+                // Registries answer MANIFEST_UNKNOWN for missing repositories too; the tag list tells.
+                if let Err(e @ ImageError::UnknownImage { .. }) = self
+                    .client
+                    .list_tags(&oci_ref, auth, Some(1), None)
+                    .await
+                    .map_err(|e| ImageError::from_registry(reference, e))
+                {
+                    return Err(e);
+                }
+                return Err(ImageError::UnknownManifest { reference: reference.to_string() });
+            }
+            Err(e) => return Err(e),
+        };
+        let top_digest = Digest::of(&top_bytes);
+        if let Some(pinned) = reference.digest() {
+            pinned.verify(&top_digest, format!("manifest of `{reference}`"))?;
+        }
+        let top: serde_json::Value = parse_json(&top_bytes, "manifest", reference)?;
+        if !is_index(&top) {
+            return Ok((top_bytes, top_digest.clone(), top_digest));
+        }
+        let want = platform.cloned().unwrap_or_else(Platform::host);
+        let child = pick_platform(&top, &want, reference)?;
+        let child_ref = reference.with_digest(child.clone()).to_oci();
+        let (bytes, _) = self
+            .client
+            .pull_manifest_raw(&child_ref, auth, ACCEPT)
+            .await
+            .map_err(|e| ImageError::from_registry(reference, e))?;
+        child.verify(&Digest::of(&bytes), format!("manifest {child} of `{reference}`"))?;
+        Ok((bytes, child, top_digest))
+    }
+
     fn done(
         &self,
         reference: &Reference,
@@ -281,7 +310,7 @@ impl Puller<'_> {
             }
         }
         let mut data = Vec::new();
-        self.client.pull_blob(oci_ref, desc, &mut data).await.map_err(|e| classify(reference, e))?;
+        self.client.pull_blob(oci_ref, desc, &mut data).await.map_err(|e| ImageError::from_registry(reference, e))?;
         digest.verify(&Digest::of(&data), format!("config of `{reference}`"))?;
         self.store.write_blob(&data)?;
         Ok(data)
@@ -296,15 +325,19 @@ impl Puller<'_> {
     ) -> Result<(LayerRecord, u64)> {
         let lock = self.inflight.lock().expect("inflight lock").entry(spec.digest.clone()).or_default().clone();
         let _held = lock.lock().await;
+        // Another berth process may be fetching the same layer: wait for it (the lock files stay
+        // in tmp/ until garbage collection, which never runs while a pull holds the writer guard).
+        let _cross_process = self.store.layer_lock(&spec.digest).await?;
         let short = spec.digest.short().to_string();
         let mut downloaded = 0;
         let cached = self.store.has_blob(&spec.digest) && self.store.layer_dir(&spec.diff_id).is_dir();
-        if !self.store.has_blob(&spec.digest) {
+        let fresh = !self.store.has_blob(&spec.digest);
+        if fresh {
             downloaded = self.download(image, oci_ref, spec).await?;
         }
         let store = self.store.clone();
         let (blob, diff) = (spec.digest.clone(), spec.diff_id.clone());
-        let (unpacked_size, warnings) = tokio::task::spawn_blocking(move || store.ensure_layer(&blob, &diff))
+        let (unpacked_size, warnings) = tokio::task::spawn_blocking(move || store.ensure_layer(&blob, &diff, fresh))
             .await
             .map_err(|e| ImageError::Registry {
                 reference: image.to_string(),
@@ -334,30 +367,14 @@ impl Puller<'_> {
         let total = u64::try_from(spec.desc.size).unwrap_or(0);
         let short = spec.digest.short().to_string();
         let partial: PathBuf = self.store.tmp_dir().join(format!("{}.partial", spec.digest.hex()));
-        let mut offset = tokio::fs::metadata(&partial).await.map(|m| m.len()).unwrap_or(0);
-        if total > 0 && offset >= total {
-            offset = 0;
-        }
-        let mut hasher = Sha256::new();
-        if offset > 0 {
-            let p = partial.clone();
-            hasher = tokio::task::spawn_blocking(move || -> std::io::Result<Sha256> {
-                let mut h = Sha256::new();
-                let mut f = std::fs::File::open(&p)?;
-                std::io::copy(&mut f, &mut h)?;
-                Ok(h)
-            })
-            .await
-            .map_err(|e| ImageError::Registry { reference: image.into(), detail: e.to_string() })?
-            .map_err(ImageError::io("read", &partial))?;
-        }
+        let (mut offset, mut hasher) = resume_point(&partial, total).await?;
         self.events.emit(Event::LayerStarted { image: image.to_string(), layer: short.clone(), size: total });
         let reference = Reference::parse(image)?;
         let response = self
             .client
             .pull_blob_stream_partial(oci_ref, &spec.desc, offset, None)
             .await
-            .map_err(|e| classify(&reference, e))?;
+            .map_err(|e| ImageError::from_registry(&reference, e))?;
         let mut stream = match response {
             BlobResponse::Partial(s) => s,
             BlobResponse::Full(s) => {
@@ -374,20 +391,43 @@ impl Puller<'_> {
             .open(&partial)
             .await
             .map_err(ImageError::io("create", &partial))?;
-        let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
-        let mut current = offset;
+        let out = tokio::io::BufWriter::with_capacity(1 << 20, file);
+        let mut blob = PartialBlob { path: partial.clone(), out, hasher, len: offset };
+        self.copy_stream(image, spec, &mut stream, &mut blob).await?;
+        let current = blob.len;
+        let actual = Digest::from_hasher(blob.hasher);
+        if let Err(e) = spec.digest.verify(&actual, format!("layer {} of `{image}`", spec.digest)) {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(e);
+        }
+        let dest = self.store.blob_path(&spec.digest);
+        tokio::fs::rename(&partial, &dest).await.map_err(ImageError::io("store blob", &dest))?;
+        self.events.emit(Event::LayerProgress { image: image.to_string(), layer: short, current, total });
+        Ok(current - offset)
+    }
+
+    /// Appends the response body to the partial blob, hashing it and reporting progress.
+    async fn copy_stream(
+        &self,
+        image: &str,
+        spec: &LayerSpec,
+        stream: &mut oci_client::client::SizedStream,
+        blob: &mut PartialBlob,
+    ) -> Result<()> {
+        let total = u64::try_from(spec.desc.size).unwrap_or(0);
+        let short = spec.digest.short().to_string();
+        let partial = blob.path.as_path();
         let mut last_report = 0;
         while let Some(chunk) = stream.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
                 // oci-client checks full (non-range) responses itself and fails the last read.
                 Err(e) if e.to_string().starts_with("Invalid digest") => {
-                    let _ = tokio::fs::remove_file(&partial).await;
-                    let actual = Digest::from_hasher(hasher);
+                    let _ = tokio::fs::remove_file(partial).await;
                     return Err(ImageError::DigestMismatch {
                         what: format!("layer {} of `{image}`", spec.digest),
                         expected: spec.digest.to_string(),
-                        actual: actual.to_string(),
+                        actual: Digest::from_hasher(blob.hasher.clone()).to_string(),
                     });
                 }
                 Err(e) => {
@@ -397,9 +437,10 @@ impl Puller<'_> {
                     })
                 }
             };
-            hasher.update(&chunk);
-            out.write_all(&chunk).await.map_err(ImageError::io("write", &partial))?;
-            current += chunk.len() as u64;
+            blob.hasher.update(&chunk);
+            blob.out.write_all(&chunk).await.map_err(ImageError::io("write", partial))?;
+            blob.len += chunk.len() as u64;
+            let current = blob.len;
             if current - last_report >= PROGRESS_STEP {
                 last_report = current;
                 self.events.emit(Event::LayerProgress {
@@ -410,18 +451,36 @@ impl Puller<'_> {
                 });
             }
         }
-        out.flush().await.map_err(ImageError::io("write", &partial))?;
-        drop(out);
-        let actual = Digest::from_hasher(hasher);
-        if let Err(e) = spec.digest.verify(&actual, format!("layer {} of `{image}`", spec.digest)) {
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err(e);
-        }
-        let dest = self.store.blob_path(&spec.digest);
-        tokio::fs::rename(&partial, &dest).await.map_err(ImageError::io("store blob", &dest))?;
-        self.events.emit(Event::LayerProgress { image: image.to_string(), layer: short, current, total });
-        Ok(current - offset)
+        blob.out.flush().await.map_err(ImageError::io("write", partial))?;
+        Ok(())
     }
+}
+
+/// A download in progress: `tmp/<hex>.partial`, its writer, and the hash of what it holds.
+struct PartialBlob {
+    path: PathBuf,
+    out: tokio::io::BufWriter<tokio::fs::File>,
+    hasher: Sha256,
+    len: u64,
+}
+
+/// Where a download of `partial` continues: its length (0 when missing or too long) and the hash
+/// state of what it already holds.
+async fn resume_point(partial: &Path, total: u64) -> Result<(u64, Sha256)> {
+    let len = tokio::fs::metadata(partial).await.map(|m| m.len()).unwrap_or(0);
+    if len == 0 || (total > 0 && len >= total) {
+        return Ok((0, Sha256::new()));
+    }
+    let p = partial.to_path_buf();
+    let hasher = tokio::task::spawn_blocking(move || -> std::io::Result<Sha256> {
+        let mut h = Sha256::new();
+        std::io::copy(&mut std::fs::File::open(&p)?, &mut h)?;
+        Ok(h)
+    })
+    .await
+    .map_err(|e| ImageError::io("read", partial)(std::io::Error::other(e)))?
+    .map_err(ImageError::io("read", partial))?;
+    Ok((len, hasher))
 }
 
 fn parse_json(data: &[u8], what: &str, reference: &Reference) -> Result<serde_json::Value> {
@@ -432,77 +491,4 @@ fn parse_json(data: &[u8], what: &str, reference: &Reference) -> Result<serde_js
 fn is_index(v: &serde_json::Value) -> bool {
     matches!(v["mediaType"].as_str(), Some(MT_OCI_INDEX | MT_DOCKER_LIST))
         || (v["manifests"].is_array() && v["layers"].is_null())
-}
-
-/// Picks the manifest for `want` from an index document.
-pub(crate) fn pick_platform(
-    index: &serde_json::Value,
-    want: &Platform,
-    reference: &dyn std::fmt::Display,
-) -> Result<Digest> {
-    let entries = index["manifests"].as_array().cloned().unwrap_or_default();
-    let mut available = Vec::new();
-    for e in &entries {
-        let p = &e["platform"];
-        let (os, arch, variant) =
-            (p["os"].as_str().unwrap_or(""), p["architecture"].as_str().unwrap_or(""), p["variant"].as_str());
-        if os.is_empty() {
-            continue; // attestation manifests and the like
-        }
-        available.push(format!("{os}/{arch}{}", variant.map(|v| format!("/{v}")).unwrap_or_default()));
-        if want.matches(os, arch, variant) {
-            return Digest::parse(e["digest"].as_str().unwrap_or_default());
-        }
-    }
-    Err(ImageError::NoMatchingPlatform {
-        reference: reference.to_string(),
-        platform: want.to_string(),
-        available: available.join(", "),
-    })
-}
-
-pub(crate) fn platform_of(config: &serde_json::Value) -> String {
-    let mut p = format!(
-        "{}/{}",
-        config["os"].as_str().unwrap_or("linux"),
-        config["architecture"].as_str().unwrap_or("unknown")
-    );
-    if let Some(v) = config["variant"].as_str() {
-        p.push('/');
-        p.push_str(v);
-    }
-    p
-}
-
-/// Turns `oci-client`'s errors into messages that name the image and say what went wrong.
-fn classify(reference: &Reference, e: OciDistributionError) -> ImageError {
-    let r = reference.to_string();
-    match e {
-        OciDistributionError::RequestError(err) if err.is_connect() || err.is_timeout() => {
-            let mut detail = err.to_string();
-            let mut src = std::error::Error::source(&err);
-            while let Some(s) = src {
-                detail = s.to_string();
-                src = s.source();
-            }
-            ImageError::Unreachable { registry: reference.registry().to_string(), detail }
-        }
-        OciDistributionError::RegistryError { envelope, .. } => {
-            let detail = envelope.errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ");
-            match envelope.errors.first().map(|e| &e.code) {
-                Some(OciErrorCode::NameUnknown) => ImageError::UnknownImage { reference: r, detail },
-                Some(OciErrorCode::ManifestUnknown) => ImageError::UnknownManifest { reference: r },
-                Some(OciErrorCode::Unauthorized | OciErrorCode::Denied) => ImageError::Denied { reference: r, detail },
-                _ => ImageError::Registry { reference: r, detail },
-            }
-        }
-        OciDistributionError::ImageManifestNotFoundError(_) => ImageError::UnknownManifest { reference: r },
-        OciDistributionError::AuthenticationFailure(d) => ImageError::Denied { reference: r, detail: d },
-        OciDistributionError::UnauthorizedError { url } => ImageError::Denied {
-            reference: r,
-            detail: format!("{url} needs credentials (try `berth login {}`)", reference.registry()),
-        },
-        OciDistributionError::ServerError { code: 404, .. } => ImageError::UnknownManifest { reference: r },
-        other => ImageError::Registry { reference: r, detail: other.to_string() },
-    }
 }

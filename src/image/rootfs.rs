@@ -5,7 +5,7 @@
 //! layers top first; whiteouts are character devices 0/0 and opaque directories carry
 //! `trusted.overlay.opaque=y`, which is exactly how layers are unpacked here. `upperdir` and
 //! `workdir` must be empty directories on the same file system. The mount options string is limited
-//! to one page, so very deep images with long paths may not fit.
+//! to one page: deep images are mounted with lower dirs named relative to the layer directory.
 
 use std::path::{Path, PathBuf};
 
@@ -25,20 +25,54 @@ pub fn mount_rootfs(layers: &[PathBuf], upper: &Path, work: &Path, target: &Path
     for d in [upper, work, target] {
         std::fs::create_dir_all(d).map_err(ImageError::io("create directory", d))?;
     }
-    let mut lower = String::new();
-    for l in layers.iter().rev() {
-        let s = l.to_str().filter(|s| !s.contains([':', ','])).ok_or_else(|| ImageError::InvalidContent {
-            what: "layer path".into(),
-            detail: format!("`{}` cannot be used in overlay options", l.display()),
-        })?;
-        if !lower.is_empty() {
-            lower.push(':');
-        }
-        lower.push_str(s);
+    let names: Vec<&str> = layers.iter().rev().map(|l| option_path(l)).collect::<Result<_>>()?;
+    let tail = format!(",upperdir={},workdir={}", option_path(upper)?, option_path(work)?);
+    let opts = format!("lowerdir={}{tail}", names.join(":"));
+    if opts.len() < MAX_OPTIONS {
+        return mount(Some("overlay"), target, Some("overlay"), MsFlags::empty(), Some(opts.as_str()))
+            .map_err(|source| ImageError::Mount { action: "mount", target: target.to_path_buf(), source });
     }
-    let opts = format!("lowerdir={lower},upperdir={},workdir={}", upper.display(), work.display());
-    mount(Some("overlay"), target, Some("overlay"), MsFlags::empty(), Some(opts.as_str()))
-        .map_err(|source| ImageError::Mount { action: "mount", target: target.to_path_buf(), source })
+    mount_relative(layers, &tail, target)
+}
+
+/// mount(2) takes at most one page of options.
+const MAX_OPTIONS: usize = 4000;
+
+fn option_path(p: &Path) -> Result<&str> {
+    p.to_str().filter(|s| !s.contains([':', ','])).ok_or_else(|| ImageError::InvalidContent {
+        what: "layer path".into(),
+        detail: format!("`{}` cannot be used in overlay options", p.display()),
+    })
+}
+
+/// Deep images: lower dirs named relative to their common parent, by `mount(8)` running in that
+/// directory (the kernel resolves relative paths against the caller's working directory, and
+/// changing ours would race with other threads). About 60 layers of 64-hex names fit.
+fn mount_relative(layers: &[PathBuf], tail: &str, target: &Path) -> Result<()> {
+    let too_long = |detail: String| ImageError::InvalidContent { what: "rootfs".into(), detail };
+    let parent = layers[0].parent().ok_or_else(|| too_long("layer directory without a parent".into()))?;
+    let mut names = Vec::new();
+    for l in layers.iter().rev() {
+        if l.parent() != Some(parent) {
+            return Err(too_long(format!("{} layers do not fit in one mount(2) option page", layers.len())));
+        }
+        names.push(option_path(Path::new(l.file_name().unwrap_or_default()))?);
+    }
+    let opts = format!("lowerdir={}{tail}", names.join(":"));
+    if opts.len() >= MAX_OPTIONS {
+        return Err(too_long(format!("{} layers do not fit in one mount(2) option page", layers.len())));
+    }
+    let out = std::process::Command::new("mount")
+        .current_dir(parent)
+        .args(["-t", "overlay", "overlay", "-o", &opts])
+        .arg(target)
+        .output()
+        .map_err(ImageError::io("run `mount` for", target))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    Err(ImageError::io("mount overlay at", target)(std::io::Error::other(msg)))
 }
 
 /// Unmounts a rootfs mounted by [`mount_rootfs`].

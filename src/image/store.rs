@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use nix::fcntl::{Flock, FlockArg};
 
 use super::digest::digest_file;
-use super::unpack::unpack_layer;
+use super::unpack::unpack;
 use super::{Digest, ImageError, Reference, Result};
 
 /// One layer of an image, as recorded in the index.
@@ -216,7 +216,14 @@ impl ImageStore {
 
     /// Makes sure the layer with `diff_id` is unpacked, from the stored blob `blob`. Unpacks into a
     /// temporary directory, checks both digests, then renames; returns (unpacked size, warnings).
-    pub(crate) fn ensure_layer(&self, blob: &Digest, diff_id: &Digest) -> Result<(u64, Vec<String>)> {
+    /// `blob_verified`: the caller hashed this very file moments ago (a fresh download), so only
+    /// the diff id is computed while unpacking.
+    pub(crate) fn ensure_layer(
+        &self,
+        blob: &Digest,
+        diff_id: &Digest,
+        blob_verified: bool,
+    ) -> Result<(u64, Vec<String>)> {
         let dest = self.layer_dir(diff_id);
         if dest.is_dir() {
             return Ok((dir_size(&dest), Vec::new()));
@@ -228,8 +235,10 @@ impl ImageStore {
         // A layer without a `./` entry keeps this mode for its root.
         fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .map_err(ImageError::io("chmod", tmp.path()))?;
-        let report = unpack_layer(&self.blob_path(blob), tmp.path())?;
-        blob.verify(&report.blob_digest, format!("layer blob {blob}"))?;
+        let report = unpack(&self.blob_path(blob), tmp.path(), !blob_verified)?;
+        if let Some(actual) = &report.blob_digest {
+            blob.verify(actual, format!("layer blob {blob}"))?;
+        }
         diff_id.verify(&report.diff_id, format!("uncompressed content (diff id) of layer {blob}"))?;
         let tmp_path = tmp.keep();
         match fs::rename(&tmp_path, &dest) {
@@ -300,6 +309,22 @@ impl ImageStore {
         Flock::lock(f, FlockArg::LockShared).map_err(|(_, e)| ImageError::io("lock", &path)(e.into()))
     }
 
+    /// Waits for and takes the inter-process lock for downloading and unpacking one blob.
+    pub(crate) async fn layer_lock(&self, blob: &Digest) -> Result<Flock<File>> {
+        let path = self.tmp_dir().join(format!("{}.lock", blob.hex()));
+        tokio::task::spawn_blocking(move || {
+            let f = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(ImageError::io("open", &path))?;
+            Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| ImageError::io("lock", &path)(e.into()))
+        })
+        .await
+        .map_err(|e| ImageError::io("lock", self.tmp_dir())(std::io::Error::other(e)))?
+    }
+
     /// Records an image and points `tag` (a `registry/repo:tag` name) at it.
     pub(crate) fn commit(&self, record: ImageRecord, tag: Option<String>) -> Result<()> {
         self.update(|idx| {
@@ -311,8 +336,11 @@ impl ImageStore {
                             existing.repo_digests.push(rd);
                         }
                     }
+                    // Same config, maybe another manifest (other media types or compression):
+                    // the latest manifest and its layer blobs describe the image from now on.
                     existing.pulled_at = record.pulled_at;
                     existing.manifest_digest = record.manifest_digest;
+                    existing.layers = record.layers;
                 }
                 None => {
                     idx.images.insert(id.clone(), record);
@@ -365,7 +393,9 @@ impl ImageStore {
                     })
                 };
                 if tags.is_empty() {
-                    push("<none>".into(), "<none>".into());
+                    // Pulled by digest only: named, but without a tag.
+                    let repo = rec.repo_digests.first().and_then(|rd| rd.split_once('@')).map(|(n, _)| n.to_string());
+                    push(repo.unwrap_or_else(|| "<none>".into()), "<none>".into());
                 }
                 for t in tags {
                     let (repo, tag) =
@@ -438,14 +468,17 @@ impl ImageStore {
         Ok(report)
     }
 
-    /// `berth image prune`: deletes untagged images (with `all`, every image) not in use.
+    /// `berth image prune`: deletes dangling images (no tag, not pulled by digest) or, with `all`,
+    /// every image, unless in use.
     pub fn prune(&self, all: bool, is_in_use: &dyn Fn(&Digest) -> bool) -> Result<PruneReport> {
         let mut report = self.update(|idx| {
             let mut report = RemoveReport::default();
             let ids: Vec<Digest> = idx.images.keys().cloned().collect();
             for id in ids {
                 let tags = idx.tags_of(&id);
-                if (!all && !tags.is_empty()) || is_in_use(&id) {
+                // Dangling: neither a tag nor a digest reference (images pulled by digest stay).
+                let dangling = tags.is_empty() && idx.images[&id].repo_digests.is_empty();
+                if (!all && !dangling) || is_in_use(&id) {
                     continue;
                 }
                 for t in tags {

@@ -34,8 +34,8 @@ use super::{Digest, ImageError, Result};
 /// What unpacking one layer found out.
 #[derive(Debug, Clone)]
 pub struct UnpackReport {
-    /// Digest of the blob as stored (compressed).
-    pub blob_digest: Digest,
+    /// Digest of the blob as stored (compressed); None when the caller said it was verified already.
+    pub blob_digest: Option<Digest>,
     /// Size of the blob in bytes.
     pub blob_size: u64,
     /// Digest of the uncompressed tar: the layer's diff id.
@@ -75,11 +75,18 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Unpacks the layer blob at `blob` into `dest`, an existing empty directory.
+/// Unpacks the layer blob at `blob` into `dest`, an existing empty directory, hashing the blob
+/// and the uncompressed tar.
 pub fn unpack_layer(blob: &Path, dest: &Path) -> Result<UnpackReport> {
+    unpack(blob, dest, true)
+}
+
+/// Like [`unpack_layer`]; with `hash_blob` false the blob digest is not computed (the caller
+/// verified the file itself moments ago). The diff id is always computed.
+pub(crate) fn unpack(blob: &Path, dest: &Path, hash_blob: bool) -> Result<UnpackReport> {
     let compression = sniff(blob)?;
-    let file = File::open(blob).map_err(ImageError::io("open layer", blob))?;
-    let mut outer = HashingReader::new(BufReader::with_capacity(1 << 20, file));
+    let file = BufReader::with_capacity(1 << 20, File::open(blob).map_err(ImageError::io("open layer", blob))?);
+    let mut outer = if hash_blob { HashingReader::new(file) } else { HashingReader::counting(file) };
     let read_err = ImageError::io("read layer", blob);
     let mut unpacker = Unpacker::new(dest);
     let (diff_id, _) = {
@@ -102,7 +109,7 @@ pub fn unpack_layer(blob: &Path, dest: &Path) -> Result<UnpackReport> {
         inner.finish().map_err(ImageError::io("read layer", blob))?
     };
     unpacker.finish()?;
-    let (blob_digest, blob_size) = outer.finish().map_err(read_err)?;
+    let (blob_digest, blob_size) = outer.finish_opt().map_err(read_err)?;
     Ok(UnpackReport { blob_digest, blob_size, diff_id, unpacked_size: unpacker.size, warnings: unpacker.warnings })
 }
 
@@ -124,6 +131,20 @@ fn unsafe_entry(raw: &Path, reason: &str) -> ImageError {
     ImageError::UnsafeEntry { entry: raw.display().to_string(), reason: reason.to_string() }
 }
 
+/// What one tar entry says about the file it describes.
+struct Meta {
+    raw: PathBuf,
+    rel: PathBuf,
+    path: PathBuf,
+    kind: tar::EntryType,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: i64,
+    device: (Option<u32>, Option<u32>),
+    link: Option<PathBuf>,
+}
+
 struct DirMeta {
     rel: PathBuf,
     mode: u32,
@@ -138,6 +159,8 @@ struct Unpacker<'a> {
     size: u64,
     warnings: Vec<String>,
     chown_failed: bool,
+    /// Copy buffer for file contents (large: fewer read/write calls than `io::copy`'s 8 KiB).
+    buf: Vec<u8>,
 }
 
 impl<'a> Unpacker<'a> {
@@ -149,6 +172,7 @@ impl<'a> Unpacker<'a> {
             size: 0,
             warnings: Vec::new(),
             chown_failed: false,
+            buf: vec![0; 256 * 1024],
         }
     }
 
@@ -219,111 +243,134 @@ impl<'a> Unpacker<'a> {
         let raw = entry.path().map_err(ImageError::io("read entry path in", self.root))?.into_owned();
         let rel = safe_rel_path(&raw)?;
         let header = entry.header();
-        let kind = header.entry_type();
-        let mode = header.mode().unwrap_or(0o644) & 0o7777;
-        let uid = header.uid().unwrap_or(0) as u32;
-        let gid = header.gid().unwrap_or(0) as u32;
-        let mtime = header.mtime().unwrap_or(0) as i64;
-        let (major, minor) = (header.device_major().ok().flatten(), header.device_minor().ok().flatten());
-        let link = entry.link_name().ok().flatten().map(|l| l.into_owned());
+        let m = Meta {
+            kind: header.entry_type(),
+            mode: header.mode().unwrap_or(0o644) & 0o7777,
+            uid: header.uid().unwrap_or(0) as u32,
+            gid: header.gid().unwrap_or(0) as u32,
+            mtime: header.mtime().unwrap_or(0) as i64,
+            device: (header.device_major().ok().flatten(), header.device_minor().ok().flatten()),
+            link: entry.link_name().ok().flatten().map(|l| l.into_owned()),
+            path: self.root.join(&rel),
+            raw,
+            rel,
+        };
         let xattrs = pax_xattrs(&mut entry);
-
-        if rel.as_os_str().is_empty() {
-            if kind.is_dir() {
-                self.dirs.push(DirMeta { rel, mode, mtime });
+        if m.rel.as_os_str().is_empty() {
+            if m.kind.is_dir() {
+                self.chown(self.root, m.uid, m.gid)?;
+                self.dirs.push(DirMeta { rel: m.rel, mode: m.mode, mtime: m.mtime });
             }
             return Ok(());
         }
-        let name = rel.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
+        let name = m.rel.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
         if name.starts_with(b".wh.") {
-            return self.whiteout(&raw, &rel, &name[4..]);
+            return self.whiteout(&m.raw, &m.rel, &name[4..]);
         }
-        self.ensure_parents(&raw, &rel)?;
-        let path = self.root.join(&rel);
+        self.ensure_parents(&m.raw, &m.rel)?;
         use tar::EntryType as T;
-        match kind {
-            T::Regular | T::Continuous | T::GNUSparse => {
-                self.clear(&path, false)?;
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&path)
-                    .map_err(ImageError::io("create", &path))?;
-                self.size += io::copy(&mut entry, &mut f).map_err(ImageError::io("write", &path))?;
-                self.chown(&path, uid, gid)?;
-                f.set_permissions(Permissions::from_mode(mode)).map_err(ImageError::io("chmod", &path))?;
-            }
-            T::Directory => {
-                if !self.clear(&path, true)? {
-                    fs::create_dir(&path).map_err(ImageError::io("create directory", &path))?;
-                }
-                self.chown(&path, uid, gid)?;
-                self.known_dirs.insert(rel.clone());
-                self.dirs.push(DirMeta { rel: rel.clone(), mode, mtime });
-            }
-            T::Symlink => {
-                let target = link.ok_or_else(|| unsafe_entry(&raw, "symlink without target"))?;
-                self.clear(&path, false)?;
-                std::os::unix::fs::symlink(&target, &path).map_err(ImageError::io("create symlink", &path))?;
-                self.chown(&path, uid, gid)?;
-            }
-            T::Link => {
-                let target = link.ok_or_else(|| unsafe_entry(&raw, "hard link without target"))?;
-                let target_rel = safe_rel_path(&target).map_err(|_| {
-                    unsafe_entry(&raw, &format!("hard link target `{}` is outside the layer", target.display()))
-                })?;
-                if target_rel == rel {
-                    return Ok(());
-                }
-                match self.resolves_inside(&target_rel) {
-                    Some(m) if !m.file_type().is_dir() => {}
-                    _ => {
-                        return Err(unsafe_entry(
-                            &raw,
-                            &format!("hard link target `{}` is not a file inside the layer", target.display()),
-                        ))
-                    }
-                }
-                self.clear(&path, false)?;
-                // link(2) without AT_SYMLINK_FOLLOW: a symlink target is linked itself, never followed.
-                fs::hard_link(self.root.join(&target_rel), &path).map_err(ImageError::io("create hard link", &path))?;
-                return Ok(());
-            }
-            T::Char | T::Block | T::Fifo => {
-                self.clear(&path, false)?;
-                let (sflag, what) = match kind {
-                    T::Char => (SFlag::S_IFCHR, "character device"),
-                    T::Block => (SFlag::S_IFBLK, "block device"),
-                    _ => (SFlag::S_IFIFO, "fifo"),
-                };
-                let dev = makedev(u64::from(major.unwrap_or(0)), u64::from(minor.unwrap_or(0)));
-                if let Err(e) = mknod(&path, sflag, Mode::from_bits_truncate(mode), dev) {
-                    if e == nix::errno::Errno::EPERM {
-                        self.warnings.push(format!("skipped {what} `{}`: not permitted", raw.display()));
-                        return Ok(());
-                    }
-                    return Err(ImageError::io(format!("create {what}"), &path)(e.into()));
-                }
-                self.chown(&path, uid, gid)?;
-                fs::set_permissions(&path, Permissions::from_mode(mode)).map_err(ImageError::io("chmod", &path))?;
-            }
-            T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => return Ok(()),
+        let created = match m.kind {
+            T::Regular | T::Continuous | T::GNUSparse => self.file(&m, &mut entry)?,
+            T::Directory => self.dir(&m)?,
+            T::Symlink => self.symlink(&m)?,
+            T::Link => self.hard_link(&m)?,
+            T::Char | T::Block | T::Fifo => self.node(&m)?,
+            T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => false,
             other => {
-                self.warnings.push(format!("skipped `{}`: unsupported entry type {other:?}", raw.display()));
-                return Ok(());
+                self.warnings.push(format!("skipped `{}`: unsupported entry type {other:?}", m.raw.display()));
+                false
             }
+        };
+        if !created {
+            return Ok(());
         }
         for (key, value) in xattrs {
-            if let Err(e) = lsetxattr(&path, &key, &value) {
-                self.warnings.push(format!("xattr `{key}` on `{}` not kept: {e}", raw.display()));
+            if let Err(e) = lsetxattr(&m.path, &key, &value) {
+                self.warnings.push(format!("xattr `{key}` on `{}` not kept: {e}", m.raw.display()));
             }
         }
-        if !kind.is_dir() {
-            set_mtime(&path, mtime).map_err(ImageError::io("set times of", &path))?;
+        if !m.kind.is_dir() {
+            set_mtime(&m.path, m.mtime).map_err(ImageError::io("set times of", &m.path))?;
         }
         Ok(())
+    }
+
+    /// A regular file: created exclusively without following a symlink, owner before mode.
+    fn file(&mut self, m: &Meta, data: &mut impl Read) -> Result<bool> {
+        self.clear(&m.path, false)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&m.path)
+            .map_err(ImageError::io("create", &m.path))?;
+        self.size += copy_with(&mut self.buf, data, &mut f).map_err(ImageError::io("write", &m.path))?;
+        self.chown(&m.path, m.uid, m.gid)?;
+        f.set_permissions(Permissions::from_mode(m.mode)).map_err(ImageError::io("chmod", &m.path))?;
+        Ok(true)
+    }
+
+    /// A directory: kept if one exists; its mode and times are applied in [`Self::finish`].
+    fn dir(&mut self, m: &Meta) -> Result<bool> {
+        if !self.clear(&m.path, true)? {
+            fs::create_dir(&m.path).map_err(ImageError::io("create directory", &m.path))?;
+        }
+        self.chown(&m.path, m.uid, m.gid)?;
+        self.known_dirs.insert(m.rel.clone());
+        self.dirs.push(DirMeta { rel: m.rel.clone(), mode: m.mode, mtime: m.mtime });
+        Ok(true)
+    }
+
+    /// A symlink: its target may be anything, it is never followed here.
+    fn symlink(&mut self, m: &Meta) -> Result<bool> {
+        let target = m.link.as_ref().ok_or_else(|| unsafe_entry(&m.raw, "symlink without target"))?;
+        self.clear(&m.path, false)?;
+        std::os::unix::fs::symlink(target, &m.path).map_err(ImageError::io("create symlink", &m.path))?;
+        self.chown(&m.path, m.uid, m.gid)?;
+        Ok(true)
+    }
+
+    /// A hard link: the target must be a non-directory already inside the layer.
+    fn hard_link(&mut self, m: &Meta) -> Result<bool> {
+        let target = m.link.as_ref().ok_or_else(|| unsafe_entry(&m.raw, "hard link without target"))?;
+        let outside = || unsafe_entry(&m.raw, &format!("hard link target `{}` is outside the layer", target.display()));
+        let target_rel = safe_rel_path(target).map_err(|_| outside())?;
+        if target_rel == m.rel {
+            return Ok(false);
+        }
+        match self.resolves_inside(&target_rel) {
+            Some(meta) if !meta.file_type().is_dir() => {}
+            _ => {
+                let why = format!("hard link target `{}` is not a file inside the layer", target.display());
+                return Err(unsafe_entry(&m.raw, &why));
+            }
+        }
+        self.clear(&m.path, false)?;
+        // link(2) without AT_SYMLINK_FOLLOW: a symlink target is linked itself, never followed.
+        fs::hard_link(self.root.join(&target_rel), &m.path).map_err(ImageError::io("create hard link", &m.path))?;
+        Ok(false)
+    }
+
+    /// A device node or fifo; devices the process may not create are skipped with a warning.
+    fn node(&mut self, m: &Meta) -> Result<bool> {
+        self.clear(&m.path, false)?;
+        let (sflag, what) = match m.kind {
+            tar::EntryType::Char => (SFlag::S_IFCHR, "character device"),
+            tar::EntryType::Block => (SFlag::S_IFBLK, "block device"),
+            _ => (SFlag::S_IFIFO, "fifo"),
+        };
+        let dev = makedev(u64::from(m.device.0.unwrap_or(0)), u64::from(m.device.1.unwrap_or(0)));
+        if let Err(e) = mknod(&m.path, sflag, Mode::from_bits_truncate(m.mode), dev) {
+            if e == nix::errno::Errno::EPERM {
+                self.warnings.push(format!("skipped {what} `{}`: not permitted", m.raw.display()));
+                return Ok(false);
+            }
+            return Err(ImageError::io(format!("create {what}"), &m.path)(e.into()));
+        }
+        self.chown(&m.path, m.uid, m.gid)?;
+        fs::set_permissions(&m.path, Permissions::from_mode(m.mode)).map_err(ImageError::io("chmod", &m.path))?;
+        Ok(true)
     }
 
     fn whiteout(&mut self, raw: &Path, rel: &Path, name: &[u8]) -> Result<()> {
@@ -369,6 +416,20 @@ impl<'a> Unpacker<'a> {
             set_mtime(&path, d.mtime).map_err(ImageError::io("set times of", &path))?;
         }
         Ok(())
+    }
+}
+
+fn copy_with(buf: &mut [u8], from: &mut impl Read, to: &mut impl io::Write) -> io::Result<u64> {
+    let mut total = 0;
+    loop {
+        let n = match from.read(buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buf[..n])?;
+        total += n as u64;
     }
 }
 

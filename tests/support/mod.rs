@@ -20,24 +20,13 @@ pub fn require_root(what: &str) {
 /// once per test process by `fixtures/image/build.sh` and cached across runs.
 pub fn fixture_layout() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| build_fixtures(false)).clone()
+    DIR.get_or_init(build_fixtures).clone()
 }
 
-/// Like [`fixture_layout`] plus the 100 MiB `bench` image.
-pub fn bench_layout() -> PathBuf {
-    build_fixtures(true)
-}
-
-fn build_fixtures(bench: bool) -> PathBuf {
-    let out =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(if bench { "berth-fixtures-bench" } else { "berth-fixtures" });
+fn build_fixtures() -> PathBuf {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("berth-fixtures");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/image/build.sh");
-    let mut cmd = Command::new("bash");
-    cmd.arg(&script);
-    if bench {
-        cmd.arg("--bench");
-    }
-    let status = cmd.arg(&out).status().expect("run fixtures/image/build.sh");
+    let status = Command::new("bash").arg(&script).arg(&out).status().expect("run fixtures/image/build.sh");
     assert!(status.success(), "fixtures/image/build.sh failed");
     out.join("oci")
 }

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Container benchmark: what berth adds over the OCI runtime (runc) itself, measured in the same run.
+#
+#   bench/containers.sh [RUNS]      BERTH=path/to/berth (default: target/release/berth); needs root
+#
+# 1. start-to-exit of `berth run --rm -T app true` vs `runc run` of the same bundle (berth's own
+#    config.json, rootfs an overlay mount of the same image) with `true`, then `runc delete`;
+# 2. `berth create` + `berth start` of a service with `scale: 20` (`sleep 60`) vs `runc create` +
+#    `runc start` of 20 copies of that bundle (teardown not timed).
+# Prints each run and the medians, and the overhead per container.
+set -euo pipefail
+runs="${1:-5}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+berth="${BERTH:-$here/target/release/berth}"
+[[ -x "$berth" ]] || { echo "containers.sh: no berth binary at $berth (cargo build --release)" >&2; exit 1; }
+[[ "$EUID" == 0 ]] || { echo "containers.sh: needs root" >&2; exit 1; }
+for tool in runc skopeo python3; do
+    command -v "$tool" >/dev/null || { echo "containers.sh: \`$tool\` is required" >&2; exit 1; }
+done
+
+work="$(mktemp -d /tmp/berth-cbench.XXXXXX)"
+export BERTH_ROOT="$work/root" BERTH_RUN="$work/run" NO_COLOR=1
+unset BERTH_RUNTIME
+runc_root="$work/runc"
+cleanup() {
+    local rc=$?
+    (cd "$work/proj" 2>/dev/null && "$berth" rm --force >/dev/null 2>&1) || true
+    for id in $(runc --root "$runc_root" list -q 2>/dev/null); do runc --root "$runc_root" delete -f "$id" >/dev/null 2>&1 || true; done
+    for m in $(grep -o "$work[^ ]*" /proc/mounts | sort -r); do umount -l "$m" 2>/dev/null || true; done
+    rm -rf "$work"
+    exit "$rc"
+}
+trap cleanup EXIT
+
+fixtures="${BERTH_BENCH_FIXTURES:-$work/fixtures}"
+bash "$here/fixtures/image/build.sh" "$fixtures" >/dev/null
+skopeo copy --quiet "oci:$fixtures/oci:busybox" "docker-archive:$work/busybox.tar:berth-test/busybox:latest"
+"$berth" image load -i "$work/busybox.tar" >/dev/null
+
+mkdir -p "$work/proj"
+cd "$work/proj"
+cat >compose.yaml <<'EOF'
+name: cbench
+services:
+  app:
+    image: berth-test/busybox:latest
+    network_mode: none
+    command: ["true"]
+  many:
+    image: berth-test/busybox:latest
+    network_mode: none
+    scale: 20
+    command: ["sleep", "60"]
+EOF
+
+now() { date +%s%N; }
+ms() { python3 -c "print(f'{($2 - $1) / 1e6:.1f}')" ; }
+
+# A runc bundle equal to berth's: berth's config.json with the rootfs on our own overlay mount.
+"$berth" create app >/dev/null 2>&1
+id="$("$berth" ps -a -q | head -1)"
+layers="$(python3 - "$BERTH_ROOT" "$id" <<'PY'
+import json, sqlite3, sys
+db = sqlite3.connect(f"{sys.argv[1]}/state.db")
+cfg = json.loads(db.execute("select config from containers where id = ?", (sys.argv[2],)).fetchone()[0])
+print(":".join(reversed(cfg["layers"])))
+PY
+)"
+make_bundle() { # DIR ARGS_JSON
+    local b="$1"
+    mkdir -p "$b/rootfs" "$b/upper" "$b/work"
+    mount -t overlay overlay -o "lowerdir=$layers,upperdir=$b/upper,workdir=$b/work" "$b/rootfs"
+    python3 - "$BERTH_ROOT/containers/$id/bundle/config.json" "$b" "$2" <<'PY'
+import json, sys
+spec = json.load(open(sys.argv[1]))
+spec["root"]["path"] = sys.argv[2] + "/rootfs"
+spec["process"]["args"] = json.loads(sys.argv[3])
+spec["linux"]["cgroupsPath"] = "/berth-bench/" + sys.argv[2].rsplit("/", 1)[1]
+json.dump(spec, open(sys.argv[2] + "/config.json", "w"))
+PY
+}
+make_bundle "$work/b-true" '["true"]'
+for i in $(seq 1 20); do make_bundle "$work/b-sleep-$i" '["sleep", "60"]'; done
+"$berth" rm >/dev/null 2>&1
+
+median() { python3 -c "import statistics,sys; print(f'{statistics.median(float(x) for x in sys.argv[1:]):.1f}')" "$@"; }
+run_b=(); run_r=(); many_b=(); many_r=()
+for r in $(seq 1 "$runs"); do
+    t0=$(now); "$berth" run --rm -T app >/dev/null; t1=$(now)
+    t2=$(now); runc --root "$runc_root" run --bundle "$work/b-true" bench-true </dev/null >/dev/null; runc --root "$runc_root" delete bench-true; t3=$(now)
+    run_b+=("$(ms "$t0" "$t1")"); run_r+=("$(ms "$t2" "$t3")")
+
+    t0=$(now); "$berth" create many >/dev/null 2>&1; "$berth" start many >/dev/null 2>&1; t1=$(now)
+    t2=$(now)
+    for i in $(seq 1 20); do
+        runc --root "$runc_root" create --bundle "$work/b-sleep-$i" "bench-$i" </dev/null >/dev/null 2>&1
+        runc --root "$runc_root" start "bench-$i"
+    done
+    t3=$(now)
+    many_b+=("$(ms "$t0" "$t1")"); many_r+=("$(ms "$t2" "$t3")")
+    "$berth" rm --force many >/dev/null 2>&1
+    for i in $(seq 1 20); do runc --root "$runc_root" delete -f "bench-$i" >/dev/null 2>&1; done
+    echo "run $r: run --rm true: berth ${run_b[-1]} ms, runc ${run_r[-1]} ms; 20 x create+start: berth ${many_b[-1]} ms, runc ${many_r[-1]} ms"
+done
+mb="$(median "${run_b[@]}")"; mr="$(median "${run_r[@]}")"
+nb="$(median "${many_b[@]}")"; nr="$(median "${many_r[@]}")"
+echo "median run --rm true: berth $mb ms, runc run $mr ms, berth adds $(python3 -c "print(f'{$mb - $mr:.1f}')") ms"
+echo "median 20 x create+start: berth $nb ms, runc $nr ms, berth adds $(python3 -c "print(f'{($nb - $nr) / 20:.1f}')") ms per container"

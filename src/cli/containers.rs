@@ -1,0 +1,78 @@
+//! Shared plumbing of the container commands: load the project, open the state, pick the
+//! runtime, select containers, and the `--runtime` option.
+
+use anyhow::{bail, Context};
+use berth::container::{self, Roots};
+use berth::state::{ContainerRecord, StateDb};
+use berth_compose::Project;
+use clap::Args;
+
+use crate::cli::ProjectArgs;
+
+/// `--runtime` (also `BERTH_RUNTIME`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct RuntimeArgs {
+    /// OCI runtime to create containers with (`runc`, `crun` or a path; default: crun when usable, else runc)
+    #[arg(long, env = "BERTH_RUNTIME", value_name = "NAME")]
+    pub runtime: Option<String>,
+}
+
+/// A loaded project with its state.
+pub struct Ctx {
+    /// The project.
+    pub project: Project,
+    /// State and run roots.
+    pub roots: Roots,
+    /// The state database.
+    pub db: StateDb,
+}
+
+impl Ctx {
+    /// Loads the compose files and opens the state.
+    pub fn load(args: &ProjectArgs) -> anyhow::Result<Ctx> {
+        let loaded = berth_compose::load(&args.load_options()?)?;
+        for w in &loaded.warnings {
+            berth::output::warn(w);
+        }
+        let roots = Roots::from_env();
+        let db = container::open_db(&roots)?;
+        let project = loaded.project;
+        let dir = std::env::current_dir().unwrap_or_default();
+        db.upsert_project(&project.name, &dir, &args.files)?;
+        Ok(Ctx { project, roots, db })
+    }
+
+    /// Fails for a service the project does not have.
+    pub fn check_services(&self, services: &[String]) -> anyhow::Result<()> {
+        for s in services {
+            if !self.project.services.contains_key(s) {
+                bail!("no such service: `{s}`");
+            }
+        }
+        Ok(())
+    }
+
+    /// The project's containers of `services` (all when empty); one-off ones with `oneoff`.
+    pub fn containers(&self, services: &[String], oneoff: bool) -> anyhow::Result<Vec<ContainerRecord>> {
+        container::select(&self.db, &self.project.name, services, oneoff)
+    }
+
+    /// The runtime name for new containers.
+    pub fn runtime_name(&self, args: &RuntimeArgs) -> anyhow::Result<String> {
+        let rt =
+            berth::runtime::select(args.runtime.as_deref(), &self.roots.run).context("cannot choose an OCI runtime")?;
+        Ok(berth::runtime::Runtime::name(&rt).to_string())
+    }
+}
+
+/// Prints a status line (`Container NAME  Started`) on stderr.
+pub fn progress(name: &str, what: &str) {
+    eprintln!(" Container {name}  {what}");
+}
+
+/// Exits with `code` after flushing stdout (for commands that pass an exit code through).
+pub fn exit_with(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    std::process::exit(code)
+}

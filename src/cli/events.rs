@@ -1,0 +1,56 @@
+//! `berth events`: follows the project's container events.
+
+use std::io::Write;
+use std::time::Duration;
+
+use berth::monitor::log::format_rfc3339;
+use clap::Args;
+
+use crate::cli::containers::Ctx;
+use crate::cli::ProjectArgs;
+
+/// Arguments of `berth events`.
+#[derive(Args, Debug, Default)]
+pub struct EventsArgs {
+    /// Services (default: all)
+    pub services: Vec<String>,
+    /// One JSON object per line
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `berth events` until interrupted.
+pub fn run(project: &ProjectArgs, args: EventsArgs) -> anyhow::Result<()> {
+    let ctx = Ctx::load(project)?;
+    ctx.check_services(&args.services)?;
+    let mut seq = ctx.db.last_event_seq(&ctx.project.name)?;
+    loop {
+        let mut out = std::io::stdout().lock();
+        for e in ctx.db.events_after(&ctx.project.name, seq)? {
+            seq = e.seq;
+            if !args.services.is_empty() && !args.services.contains(&e.service) {
+                continue;
+            }
+            let mut attrs = e.attributes.clone();
+            attrs.insert("name".into(), e.name.clone().into());
+            let line = if args.json {
+                serde_json::json!({
+                    "time": format_rfc3339(e.time), "type": "container", "action": e.action,
+                    "id": e.container, "service": e.service, "attributes": attrs,
+                })
+                .to_string()
+            } else {
+                let attrs: Vec<String> = attrs
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                    .collect();
+                format!("{} container {} {} ({})", format_rfc3339(e.time), e.action, e.container, attrs.join(", "))
+            };
+            if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+                return Ok(());
+            }
+        }
+        drop(out);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

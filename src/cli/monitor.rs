@@ -1,0 +1,18 @@
+//! `berth __monitor ID`: the hidden per-container monitor (see `berth::monitor`).
+
+use clap::Args;
+
+/// Arguments of the monitor.
+#[derive(Args, Debug)]
+pub struct MonitorArgs {
+    /// Container id
+    pub id: String,
+    /// Wait for an attach client before starting the process
+    #[arg(long)]
+    pub wait_attach: bool,
+}
+
+/// Runs the monitor; never returns.
+pub fn run(args: MonitorArgs) -> anyhow::Result<()> {
+    berth::monitor::main(&berth::container::Roots::from_env(), &args.id, args.wait_attach)
+}

@@ -1,0 +1,273 @@
+//! `create`: resolve the image (pulling it when missing), generate the bundle and record the
+//! container. Nothing runs yet; `start` spawns the monitor.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use berth_compose::model::Service;
+
+use super::{record_event, ContainerConfig, LogOptions, PortBinding, Roots};
+use crate::events::{Event, EventSink};
+use crate::image::{self, ImageError, ImageStore, PullOptions, Reference};
+use crate::runtime::bundle::RunOverrides;
+use crate::runtime::bundle::{self, BundleRequest, ContainerFiles, HostDevice, HostFacts, ImageConfig, NetworkNs};
+use crate::runtime::user::UserDb;
+use crate::state::{now_millis, ContainerRecord, StateDb, Status};
+
+/// What to create.
+pub struct CreateRequest<'a> {
+    /// Project name.
+    pub project: &'a str,
+    /// The service (its `name` set).
+    pub service: &'a Service,
+    /// Replica number (ignored for one-off containers, which are numbered separately).
+    pub number: u32,
+    /// A `berth run` container.
+    pub oneoff: bool,
+    /// `run --name`.
+    pub name: Option<String>,
+    /// `run` options.
+    pub overrides: RunOverrides,
+    /// Runtime name to record (`runc`, `crun`).
+    pub runtime: &'a str,
+    /// `run --rm`.
+    pub auto_remove: bool,
+}
+
+/// Creates one container and returns its state row.
+pub fn create_container(
+    roots: &Roots,
+    db: &StateDb,
+    req: &CreateRequest<'_>,
+    events: &dyn EventSink,
+) -> anyhow::Result<ContainerRecord> {
+    let svc = req.service;
+    let image_name = svc.image_name(req.project);
+    let store = ImageStore::open(&roots.root).context("cannot open the image store")?;
+    let record = match store.resolve(&image_name) {
+        Ok(r) => r,
+        Err(ImageError::NotFound(_)) => {
+            pull(&store, &image_name, events).with_context(|| format!("service `{}`: pull `{image_name}`", svc.name))?
+        }
+        Err(e) => return Err(e).with_context(|| format!("service `{}`", svc.name)),
+    };
+    let layers = store.layer_dirs(&image_name)?;
+    let image = ImageConfig::from_blob(&store.inspect(&image_name)?);
+
+    let id = super::new_id();
+    let number = if req.oneoff { db.next_number(req.project, &svc.name, true)? } else { req.number };
+    let name = match (&req.name, &svc.container_name, req.oneoff) {
+        (Some(n), _, _) => n.clone(),
+        (None, _, true) => format!("{}-{}-run-{}", req.project, svc.name, &id[..12]),
+        (None, Some(n), false) => n.clone(),
+        (None, None, false) => format!("{}-{}-{number}", req.project, svc.name),
+    };
+    if db.container_by_name(&name)?.is_some() {
+        bail!("container name `{name}` is already in use");
+    }
+
+    let network = match svc.network_mode.as_deref() {
+        Some("host") => NetworkNs::Host,
+        Some("none") => NetworkNs::None,
+        Some(other) => {
+            events.emit(Event::Warning {
+                message: format!(
+                    "service `{}`: network_mode `{other}` is not supported yet; using an isolated network namespace",
+                    svc.name
+                ),
+            });
+            NetworkNs::None
+        }
+        None => NetworkNs::None,
+    };
+    let dir = roots.container_dir(&id);
+    let files = ContainerFiles {
+        hosts: dir.join("hosts"),
+        hostname: dir.join("hostname"),
+        resolv_conf: dir.join("resolv.conf"),
+    };
+    let mut upper_first: Vec<PathBuf> = vec![dir.join("upper")];
+    upper_first.extend(layers.iter().rev().cloned());
+    let users = UserDb::from_layers(&upper_first);
+    let hard = |name: &str| hard_limit(name);
+    let device = |p: &Path| host_device(p);
+    let init_binary =
+        ["/usr/bin/tini-static", "/usr/sbin/tini-static"].map(PathBuf::from).into_iter().find(|p| p.is_file());
+    let cgroups_path = format!("/berth/{id}");
+    let generated = bundle::generate(&BundleRequest {
+        service: svc,
+        image: &image,
+        users: &users,
+        overrides: &req.overrides,
+        id: &id,
+        name: &name,
+        project: req.project,
+        number,
+        oneoff: req.oneoff,
+        rootfs: roots.rootfs(&id),
+        network: network.clone(),
+        cgroups_path: cgroups_path.clone(),
+        files: files.clone(),
+        host: HostFacts { hard_limits: &hard, device: &device, init_binary },
+    })?;
+    for w in &generated.warnings {
+        events.emit(Event::Warning { message: w.clone() });
+    }
+    let hostname = generated.spec.hostname().clone().unwrap_or_default();
+    let config = ContainerConfig {
+        command: generated.spec.process().as_ref().and_then(|p| p.args().clone()).unwrap_or_default(),
+        stop_signal: generated.stop_signal.clone(),
+        stop_grace_secs: svc.stop_grace_period.map(|d| d.0.as_secs_f64()).unwrap_or(10.0),
+        tty: generated.tty,
+        stdin_open: generated.stdin_open,
+        log: log_options(svc)?,
+        layers,
+        cgroups_path,
+        network: Some(network),
+        ports: svc
+            .ports
+            .iter()
+            .map(|p| PortBinding {
+                target: p.target,
+                protocol: p.protocol.clone().unwrap_or_else(|| "tcp".into()),
+                host_ip: p.host_ip.clone().unwrap_or_default(),
+                published: p.published.clone().unwrap_or_default(),
+            })
+            .collect(),
+        labels: svc.labels.clone(),
+        auto_remove: req.auto_remove,
+    };
+    let rec = ContainerRecord {
+        id: id.clone(),
+        name,
+        project: req.project.into(),
+        service: svc.name.clone(),
+        number,
+        oneoff: req.oneoff,
+        image: image_name,
+        image_digest: record.id.to_string(),
+        config_hash: crate::plan::hash::config_hash(svc),
+        runtime: req.runtime.into(),
+        status: Status::Created,
+        pid: None,
+        monitor_pid: None,
+        exit_code: None,
+        oom_killed: false,
+        restart_count: 0,
+        created_at: now_millis(),
+        started_at: None,
+        finished_at: None,
+        config: serde_json::to_value(&config)?,
+    };
+    db.insert_container(&rec)?;
+    let written = (|| -> anyhow::Result<()> {
+        std::fs::create_dir_all(roots.rootfs(&id))?;
+        std::fs::create_dir_all(dir.join("logs"))?;
+        std::fs::write(&files.hosts, bundle::hosts_file(&hostname, &svc.extra_hosts))?;
+        std::fs::write(&files.hostname, format!("{hostname}\n"))?;
+        std::fs::write(&files.resolv_conf, resolv_conf(svc))?;
+        let json = serde_json::to_vec_pretty(&bundle::to_json(&generated.spec))?;
+        std::fs::write(roots.bundle(&id).join("config.json"), json)?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = db.delete_container(&id);
+        return Err(e.context(format!("cannot write the bundle of `{}`", rec.name)));
+    }
+    record_event(db, &rec, "create", &[]);
+    Ok(rec)
+}
+
+fn pull(store: &ImageStore, name: &str, events: &dyn EventSink) -> anyhow::Result<crate::image::ImageRecord> {
+    let reference = Reference::parse(name)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(image::pull(store, &reference, &PullOptions::default(), events))?;
+    Ok(store.resolve(name)?)
+}
+
+fn log_options(svc: &Service) -> anyhow::Result<LogOptions> {
+    let mut o = LogOptions::default();
+    let Some(logging) = &svc.logging else { return Ok(o) };
+    if let Some(Some(s)) = logging.options.get("max-size") {
+        let b = berth_compose::units::Bytes::parse(s)
+            .map_err(|e| anyhow::anyhow!("service `{}`: logging max-size: {e}", svc.name))?;
+        o.max_size = b.0.max(0) as u64;
+    }
+    if let Some(Some(n)) = logging.options.get("max-file") {
+        o.max_file = n
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .with_context(|| format!("service `{}`: logging max-file `{n}` is not a positive number", svc.name))?;
+    }
+    Ok(o)
+}
+
+fn resolv_conf(svc: &Service) -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut out = String::new();
+    if svc.dns.is_empty() {
+        for l in host.lines().filter(|l| l.starts_with("nameserver")) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    } else {
+        for d in &svc.dns {
+            out.push_str(&format!("nameserver {d}\n"));
+        }
+    }
+    if !svc.dns_search.is_empty() {
+        out.push_str(&format!("search {}\n", svc.dns_search.join(" ")));
+    } else if let Some(l) = host.lines().find(|l| l.starts_with("search ")) {
+        out.push_str(l);
+        out.push('\n');
+    }
+    if !svc.dns_opt.is_empty() {
+        out.push_str(&format!("options {}\n", svc.dns_opt.join(" ")));
+    }
+    out
+}
+
+/// The hard limit of this process for a Compose ulimit name.
+fn hard_limit(name: &str) -> Option<u64> {
+    use nix::sys::resource::{getrlimit, Resource};
+    let r = match name {
+        "core" => Resource::RLIMIT_CORE,
+        "cpu" => Resource::RLIMIT_CPU,
+        "data" => Resource::RLIMIT_DATA,
+        "fsize" => Resource::RLIMIT_FSIZE,
+        "locks" => Resource::RLIMIT_LOCKS,
+        "memlock" => Resource::RLIMIT_MEMLOCK,
+        "msgqueue" => Resource::RLIMIT_MSGQUEUE,
+        "nice" => Resource::RLIMIT_NICE,
+        "nofile" => Resource::RLIMIT_NOFILE,
+        "nproc" => Resource::RLIMIT_NPROC,
+        "rss" => Resource::RLIMIT_RSS,
+        "rtprio" => Resource::RLIMIT_RTPRIO,
+        "rttime" => Resource::RLIMIT_RTTIME,
+        "sigpending" => Resource::RLIMIT_SIGPENDING,
+        "stack" => Resource::RLIMIT_STACK,
+        "as" => Resource::RLIMIT_AS,
+        _ => return None,
+    };
+    getrlimit(r).ok().map(|(_, hard)| hard)
+}
+
+fn host_device(p: &Path) -> Option<HostDevice> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = std::fs::metadata(p).ok()?;
+    let ft = m.file_type();
+    if !ft.is_block_device() && !ft.is_char_device() {
+        return None;
+    }
+    let rdev = m.rdev();
+    Some(HostDevice {
+        block: ft.is_block_device(),
+        major: nix::sys::stat::major(rdev) as i64,
+        minor: nix::sys::stat::minor(rdev) as i64,
+        mode: m.mode(),
+        uid: m.uid(),
+        gid: m.gid(),
+    })
+}

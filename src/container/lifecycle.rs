@@ -1,0 +1,366 @@
+//! Starting, stopping, signalling, pausing, removing and exec'ing into containers.
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use nix::sys::signal::Signal;
+
+use super::{record_event, ContainerConfig, Roots};
+use crate::runtime::{self, ExecMode, Runtime};
+use crate::state::{ContainerRecord, ExitRecord, StateDb, Status};
+
+/// How `start` hands the container over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartMode {
+    /// Return once it runs.
+    Detached,
+    /// The monitor waits (up to 10 s) for an attach client before it starts the process, so the
+    /// client sees all output.
+    WaitForAttach,
+}
+
+/// A monitor that was spawned and has not yet reported whether the container started.
+pub struct MonitorStart {
+    sync: std::fs::File,
+    name: String,
+    log: PathBuf,
+}
+
+impl MonitorStart {
+    /// Whether the monitor already reported (or died): then [`wait`](Self::wait) does not block.
+    pub fn reported(&self, timeout: Duration) -> bool {
+        use std::os::fd::AsFd;
+        let mut fds = [nix::poll::PollFd::new(self.sync.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)).is_ok_and(|n| n > 0)
+    }
+
+    /// Waits until the monitor reports that the container started, or why it did not.
+    pub fn wait(mut self) -> anyhow::Result<()> {
+        let mut answer = String::new();
+        self.sync.read_to_string(&mut answer)?;
+        match answer.trim() {
+            "ok" => Ok(()),
+            a => {
+                let detail = a.strip_prefix("error: ").unwrap_or(a);
+                let detail = if detail.is_empty() {
+                    std::fs::read_to_string(&self.log).unwrap_or_else(|_| "the monitor died".into())
+                } else {
+                    detail.to_string()
+                };
+                bail!("cannot start `{}`: {}", self.name, detail.trim())
+            }
+        }
+    }
+}
+
+/// Spawns the container's monitor and waits until it reports the container started (or failed).
+pub fn spawn_monitor(roots: &Roots, rec: &ContainerRecord, mode: StartMode) -> anyhow::Result<()> {
+    launch_monitor(roots, rec, mode)?.wait()
+}
+
+/// Spawns the container's monitor (detached from this process) without waiting for its report.
+pub fn launch_monitor(roots: &Roots, rec: &ContainerRecord, mode: StartMode) -> anyhow::Result<MonitorStart> {
+    let exe = std::env::current_exe().context("cannot find the berth binary")?;
+    let run_dir = roots.run_dir(&rec.id);
+    std::fs::create_dir_all(&run_dir)?;
+    let log_path = run_dir.join("monitor.log");
+    let log = std::fs::File::create(&log_path)?;
+    let (sync_r, sync_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("__monitor").arg(&rec.id);
+    if mode == StartMode::WaitForAttach {
+        cmd.arg("--wait-attach");
+    }
+    cmd.env("BERTH_ROOT", &roots.root).env("BERTH_RUN", &roots.run);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+    let w = sync_w.as_raw_fd();
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(w, crate::monitor::SYNC_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("cannot start the container monitor")?;
+    drop(cmd);
+    drop(sync_w);
+    child.wait()?;
+    Ok(MonitorStart { sync: std::fs::File::from(sync_r), name: rec.name.clone(), log: log_path })
+}
+
+/// Starts a created or exited container; a running one is left alone.
+pub fn start(roots: &Roots, db: &StateDb, rec: &ContainerRecord, mode: StartMode) -> anyhow::Result<bool> {
+    let rec = refresh(roots, db, rec)?;
+    if rec.status.is_alive() {
+        return Ok(false);
+    }
+    spawn_monitor(roots, &rec, mode)?;
+    Ok(true)
+}
+
+/// Checks a row that says the container runs against reality: when its monitor is gone the
+/// container is marked exited/dead (after cleaning up what the monitor would have).
+pub fn refresh(roots: &Roots, db: &StateDb, rec: &ContainerRecord) -> anyhow::Result<ContainerRecord> {
+    if !rec.status.is_alive() && rec.status != Status::Restarting {
+        return Ok(rec.clone());
+    }
+    let monitor_alive = rec.monitor_pid.is_some_and(pid_alive);
+    if monitor_alive {
+        return Ok(rec.clone());
+    }
+    if rec.status == Status::Restarting && rec.monitor_pid.is_none() {
+        return Ok(rec.clone());
+    }
+    let rt = runtime::by_name(&rec.runtime, &roots.run)?;
+    let state = rt.state(&rec.id).ok().flatten();
+    if state.as_ref().is_some_and(|s| s.status == "running" || s.status == "paused") {
+        // Orphaned but alive: it keeps running; its exit code will be unknown.
+        return Ok(rec.clone());
+    }
+    cleanup_runtime(roots, &rt, &rec.id);
+    db.record_exit(&rec.id, ExitRecord { code: None, oom_killed: false })?;
+    Ok(db.container(&rec.id)?.unwrap_or_else(|| rec.clone()))
+}
+
+fn cleanup_runtime(roots: &Roots, rt: &runtime::OciCli, id: &str) {
+    let _ = rt.delete(id, true);
+    let rootfs = roots.rootfs(id);
+    if super::is_mount_point(&rootfs) {
+        let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
+    }
+    let _ = std::fs::remove_dir_all(roots.run_dir(id));
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // A zombie counts as gone.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// Parses a signal name or number (`SIGTERM`, `TERM`, `15`).
+pub fn parse_signal(s: &str) -> anyhow::Result<Signal> {
+    let canonical = crate::runtime::bundle::canonical_signal(s).ok_or_else(|| anyhow!("unknown signal `{s}`"))?;
+    canonical.parse().map_err(|_| anyhow!("unknown signal `{s}`"))
+}
+
+/// Waits until the container's row is no longer running/paused (its monitor recorded the exit).
+/// A container whose monitor died is watched through the runtime instead and marked dead when it
+/// is gone. Returns the row, or `None` on timeout.
+pub fn wait_exit(
+    roots: &Roots,
+    db: &StateDb,
+    id: &str,
+    timeout: Option<Duration>,
+) -> anyhow::Result<Option<ContainerRecord>> {
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(2);
+    loop {
+        let Some(rec) = db.container(id)? else { return Ok(None) };
+        if !rec.status.is_alive() && rec.monitor_pid.is_none() {
+            return Ok(Some(rec));
+        }
+        if rec.monitor_pid.is_none_or(|p| !pid_alive(p)) {
+            let rec = refresh(roots, db, &rec)?;
+            if !rec.status.is_alive() {
+                return Ok(Some(rec));
+            }
+        }
+        if timeout.is_some_and(|t| start.elapsed() >= t) {
+            return Ok(None);
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Stops a running container: its stop signal, then SIGKILL after `timeout` (default: the
+/// service's `stop_grace_period`). Returns whether it was running.
+pub fn stop(roots: &Roots, db: &StateDb, rec: &ContainerRecord, timeout: Option<Duration>) -> anyhow::Result<bool> {
+    let rec = refresh(roots, db, rec)?;
+    if !rec.status.is_alive() {
+        return Ok(false);
+    }
+    let config = ContainerConfig::of(&rec)?;
+    let rt = runtime::by_name(&rec.runtime, &roots.run)?;
+    let grace = timeout.unwrap_or_else(|| Duration::from_secs_f64(config.stop_grace_secs));
+    if rec.status == Status::Paused {
+        // A frozen process cannot handle its signal.
+        let _ = rt.resume(&rec.id);
+        db.set_status(&rec.id, Status::Running)?;
+    }
+    let signal = parse_signal(&config.stop_signal).unwrap_or(Signal::SIGTERM);
+    if !grace.is_zero() {
+        let _ = rt.kill(&rec.id, signal, false);
+        if wait_exit(roots, db, &rec.id, Some(grace))?.is_some() {
+            record_event(db, &rec, "stop", &[]);
+            return Ok(true);
+        }
+    }
+    let _ = rt.kill(&rec.id, Signal::SIGKILL, true);
+    if wait_exit(roots, db, &rec.id, Some(Duration::from_secs(30)))?.is_none() {
+        bail!("container `{}` did not exit after SIGKILL", rec.name);
+    }
+    record_event(db, &rec, "stop", &[]);
+    Ok(true)
+}
+
+/// Sends `signal` to a running container's init.
+pub fn kill(roots: &Roots, db: &StateDb, rec: &ContainerRecord, signal: Signal) -> anyhow::Result<bool> {
+    let rec = refresh(roots, db, rec)?;
+    if !rec.status.is_alive() {
+        return Ok(false);
+    }
+    let rt = runtime::by_name(&rec.runtime, &roots.run)?;
+    rt.kill(&rec.id, signal, false)?;
+    record_event(db, &rec, "kill", &[("signal", signal.as_str().into())]);
+    Ok(true)
+}
+
+/// Stops (with `timeout`) and starts again, keeping `logs -f` followers attached.
+pub fn restart(roots: &Roots, db: &StateDb, rec: &ContainerRecord, timeout: Option<Duration>) -> anyhow::Result<()> {
+    let rec = refresh(roots, db, rec)?;
+    if rec.status.is_alive() {
+        db.set_status(&rec.id, Status::Restarting)?;
+        if let Err(e) = stop(roots, db, &rec, timeout) {
+            db.set_status(&rec.id, Status::Running)?;
+            return Err(e);
+        }
+    }
+    let rec = db.container(&rec.id)?.ok_or_else(|| anyhow!("container `{}` is gone", rec.name))?;
+    db.count_restart(&rec.id)?;
+    let started = spawn_monitor(roots, &rec, StartMode::Detached);
+    if started.is_err() {
+        db.set_status(&rec.id, Status::Exited)?;
+    }
+    started?;
+    record_event(db, &rec, "restart", &[]);
+    Ok(())
+}
+
+/// Freezes a running container.
+pub fn pause(roots: &Roots, db: &StateDb, rec: &ContainerRecord) -> anyhow::Result<()> {
+    let rec = refresh(roots, db, rec)?;
+    if rec.status != Status::Running {
+        bail!("container `{}` is not running", rec.name);
+    }
+    runtime::by_name(&rec.runtime, &roots.run)?.pause(&rec.id)?;
+    db.set_status(&rec.id, Status::Paused)?;
+    record_event(db, &rec, "pause", &[]);
+    Ok(())
+}
+
+/// Thaws a paused container.
+pub fn unpause(roots: &Roots, db: &StateDb, rec: &ContainerRecord) -> anyhow::Result<()> {
+    let rec = refresh(roots, db, rec)?;
+    if rec.status != Status::Paused {
+        bail!("container `{}` is not paused", rec.name);
+    }
+    runtime::by_name(&rec.runtime, &roots.run)?.resume(&rec.id)?;
+    db.set_status(&rec.id, Status::Running)?;
+    record_event(db, &rec, "unpause", &[]);
+    Ok(())
+}
+
+/// Removes a container that does not run (with `force`, kills it first): runtime state, mounts,
+/// files, then the state row.
+pub fn remove(roots: &Roots, db: &StateDb, rec: &ContainerRecord, force: bool) -> anyhow::Result<()> {
+    let rec = refresh(roots, db, rec)?;
+    if rec.status.is_alive() {
+        if !force {
+            bail!("container `{}` is running: stop it first or use `--force`", rec.name);
+        }
+        stop(roots, db, &rec, Some(Duration::ZERO))?;
+    }
+    let rt = runtime::by_name(&rec.runtime, &roots.run)?;
+    cleanup_runtime(roots, &rt, &rec.id);
+    let dir = roots.container_dir(&rec.id);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove `{}`", dir.display()))?;
+    }
+    record_event(db, &rec, "destroy", &[]);
+    db.delete_container(&rec.id)?;
+    Ok(())
+}
+
+/// What `exec` runs.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    /// Command and arguments.
+    pub command: Vec<String>,
+    /// `-u`.
+    pub user: Option<String>,
+    /// `-w`.
+    pub working_dir: Option<String>,
+    /// `-e KEY=VALUE`.
+    pub env: Vec<(String, String)>,
+    /// Allocate a terminal.
+    pub tty: bool,
+    /// `-d`.
+    pub detach: bool,
+    /// `--privileged`.
+    pub privileged: bool,
+}
+
+/// Runs a process in a running container with the caller's stdio; returns its exit code.
+pub fn exec(roots: &Roots, db: &StateDb, rec: &ContainerRecord, req: &ExecRequest) -> anyhow::Result<i32> {
+    let rec = refresh(roots, db, rec)?;
+    if rec.status != Status::Running {
+        bail!("container `{}` is not running", rec.name);
+    }
+    if req.command.is_empty() {
+        bail!("exec needs a command");
+    }
+    let spec_path = roots.bundle(&rec.id).join("config.json");
+    let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&spec_path)?)?;
+    let mut process = spec.get("process").cloned().ok_or_else(|| anyhow!("bundle has no process"))?;
+    process["args"] = req.command.clone().into();
+    process["terminal"] = req.tty.into();
+    if let Some(w) = &req.working_dir {
+        process["cwd"] = w.clone().into();
+    }
+    let mut env: Vec<String> = process["env"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    for (k, v) in &req.env {
+        env.retain(|e| e.split_once('=').map(|(ek, _)| ek) != Some(k));
+        env.push(format!("{k}={v}"));
+    }
+    if req.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    if let Some(u) = &req.user {
+        let config = ContainerConfig::of(&rec)?;
+        let mut dirs: Vec<PathBuf> = vec![roots.container_dir(&rec.id).join("upper")];
+        dirs.extend(config.layers.iter().rev().cloned());
+        let users = crate::runtime::user::UserDb::from_layers(&dirs);
+        let r = users.resolve(u, &[]).map_err(|e| anyhow!(e))?;
+        process["user"] = serde_json::json!({"uid": r.uid, "gid": r.gid, "additionalGids": r.additional_gids});
+        env.retain(|e| !e.starts_with("HOME="));
+        env.push(format!("HOME={}", r.home));
+    }
+    process["env"] = env.into();
+    if req.privileged {
+        let all: Vec<String> = crate::runtime::defaults::ALL_CAPS.iter().map(|c| format!("CAP_{c}")).collect();
+        process["capabilities"] = serde_json::json!({"bounding": all, "effective": all, "permitted": all});
+    }
+    let run_dir = roots.run_dir(&rec.id);
+    let file = tempfile::Builder::new().prefix("exec-").suffix(".json").tempfile_in(&run_dir)?;
+    std::fs::write(file.path(), serde_json::to_vec(&process)?)?;
+    let rt = runtime::by_name(&rec.runtime, &roots.run)?;
+    record_event(db, &rec, "exec_create", &[("execCommand", req.command.join(" ").into())]);
+    let code = rt.exec(&rec.id, file.path(), ExecMode { tty: req.tty, detach: req.detach })?;
+    Ok(code)
+}

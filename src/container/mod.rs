@@ -1,0 +1,147 @@
+//! Container lifecycle: create (bundle + state row), start (a monitor per container), stop, kill,
+//! remove, pause, exec, wait — for one project's containers.
+//!
+//! Order of side effects, so that a crash in between is repaired by the next command: the state
+//! row is written before the first file of a new container and deleted after its last one; a
+//! running container's row is `running` only after the runtime started it, and its monitor writes
+//! the exit before it exits. [`refresh`] repairs rows whose monitor died.
+
+mod copy;
+mod create;
+mod lifecycle;
+mod paths;
+mod stats;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+
+pub use copy::{copy, CopyEndpoint};
+pub use create::{create_container, CreateRequest};
+pub use lifecycle::{
+    exec, kill, launch_monitor, parse_signal, pause, refresh, remove, restart, spawn_monitor, start, stop, unpause,
+    wait_exit, ExecRequest, MonitorStart, StartMode,
+};
+pub use paths::{is_mount_point, Roots};
+pub use stats::{stats, top, Stats};
+
+use crate::runtime::bundle::NetworkNs;
+use crate::state::{ContainerRecord, StateDb};
+
+/// Log rotation settings (`logging.options` `max-size`, `max-file`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogOptions {
+    /// Rotate when the current file reaches this many bytes (0: never).
+    pub max_size: u64,
+    /// Files kept, the current one included.
+    pub max_file: u32,
+}
+
+impl Default for LogOptions {
+    /// Rotation is on by default: 10 MiB per file, 3 files.
+    fn default() -> Self {
+        LogOptions { max_size: 10 * 1024 * 1024, max_file: 3 }
+    }
+}
+
+/// A published port as declared (publishing itself is the network module's).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PortBinding {
+    /// Container port.
+    pub target: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// Host address (empty: all).
+    pub host_ip: String,
+    /// Host port or range (empty: none).
+    pub published: String,
+}
+
+/// What berth keeps about a container besides its bundle (the `config` column).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ContainerConfig {
+    /// The command line, for `ps`.
+    pub command: Vec<String>,
+    /// The first signal of `stop`.
+    pub stop_signal: String,
+    /// Seconds between the stop signal and SIGKILL.
+    pub stop_grace_secs: f64,
+    /// Runs with a terminal.
+    pub tty: bool,
+    /// Keeps stdin open.
+    pub stdin_open: bool,
+    /// Log rotation.
+    pub log: LogOptions,
+    /// Image layer directories, bottom first.
+    pub layers: Vec<PathBuf>,
+    /// `linux.cgroupsPath`.
+    pub cgroups_path: String,
+    /// The network namespace.
+    pub network: Option<NetworkNs>,
+    /// Declared ports.
+    pub ports: Vec<PortBinding>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Remove the container when it exits (`run --rm`).
+    pub auto_remove: bool,
+}
+
+impl ContainerConfig {
+    /// Reads it from a state row.
+    pub fn of(rec: &ContainerRecord) -> anyhow::Result<ContainerConfig> {
+        serde_json::from_value(rec.config.clone()).with_context(|| format!("container `{}`: stored config", rec.name))
+    }
+}
+
+/// Opens the state database under the roots.
+pub fn open_db(roots: &Roots) -> anyhow::Result<StateDb> {
+    StateDb::open(&roots.root).context("cannot open the state database")
+}
+
+/// The project's containers of `services` (all when empty), one-off ones only with `oneoff`.
+pub fn select(
+    db: &StateDb,
+    project: &str,
+    services: &[String],
+    include_oneoff: bool,
+) -> anyhow::Result<Vec<ContainerRecord>> {
+    let mut out = db.containers(project)?;
+    out.retain(|c| (services.is_empty() || services.contains(&c.service)) && (include_oneoff || !c.oneoff));
+    Ok(out)
+}
+
+/// The container of `service` with replica number `index` (for `exec`, `cp`, `port`).
+pub fn by_index(db: &StateDb, project: &str, service: &str, index: u32) -> anyhow::Result<ContainerRecord> {
+    let all = db.containers(project)?;
+    if let Some(c) = all.iter().find(|c| c.service == service && c.number == index && !c.oneoff) {
+        return Ok(c.clone());
+    }
+    if let Some(c) = all.iter().find(|c| c.name == service) {
+        return Ok(c.clone());
+    }
+    if all.iter().any(|c| c.service == service) {
+        bail!("service `{service}` has no container number {index}");
+    }
+    bail!("service `{service}` has no container; run `berth create` or `berth up` first")
+}
+
+/// A new random container id (64 hex digits).
+pub fn new_id() -> String {
+    let mut buf = [0u8; 32];
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf)).is_err() {
+        let t = crate::state::now_nanos() as u64 ^ ((std::process::id() as u64) << 32);
+        buf[..8].copy_from_slice(&t.to_le_bytes());
+    }
+    hex::encode(buf)
+}
+
+/// Appends an event for a container, ignoring failures (events are best effort).
+pub fn record_event(db: &StateDb, c: &ContainerRecord, action: &str, attrs: &[(&str, serde_json::Value)]) {
+    let mut map = serde_json::Map::new();
+    map.insert("image".into(), c.image.clone().into());
+    for (k, v) in attrs {
+        map.insert((*k).into(), v.clone());
+    }
+    let _ = db.append_event(&c.project, &c.service, &c.id, &c.name, action, map);
+}

@@ -1,0 +1,459 @@
+//! The per-container monitor: `berth __monitor <id>`, like conmon or containerd's shim.
+//!
+//! Started by `start`/`run`, it detaches (forks, `setsid`), becomes the child subreaper, mounts the
+//! container's rootfs, and runs the runtime's `create` with the container's stdio being pipes it
+//! holds (or receives the pty master over `--console-socket`), then `start`. It reports success or
+//! the error on fd 3 (a pipe its starter reads to end of file) and then:
+//! - copies the container's output into the log file (rotated) and to attached clients;
+//! - forwards attached clients' input to the container's stdin;
+//! - reaps every child (as subreaper the container's init becomes its child when the runtime
+//!   exits); when the init exits it drains the output, records the exit code (128 + signal when
+//!   killed; `oom_killed` from the memory cgroup), deletes the runtime's container, unmounts the
+//!   rootfs, and exits. A `run --rm` container is removed here.
+//!
+//! Nothing ties it to the process that started it: that process may die (even `kill -9`) and the
+//! container keeps running, logging, and has its exit code recorded.
+
+pub mod attach;
+pub mod log;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::SignalFd;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use self::log::{LogWriter, Stream};
+use crate::container::{self, ContainerConfig, Roots};
+use crate::image;
+use crate::runtime::{self, CreateIo, Runtime};
+use crate::state::{ExitRecord, StateDb};
+
+/// The fd on which the monitor reports `ok` or `error: ...` to its starter.
+pub const SYNC_FD: i32 = 3;
+
+/// Entry point of `berth __monitor`: detaches and runs the container; never returns.
+pub fn main(roots: &Roots, id: &str, wait_attach: bool) -> ! {
+    // Detach from the starter: the starter waits for this first process only.
+    // SAFETY: called first thing in a single-threaded process.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Parent { .. }) => unsafe { libc::_exit(0) },
+        Ok(nix::unistd::ForkResult::Child) => {}
+        Err(_) => unsafe { libc::_exit(1) },
+    }
+    let _ = nix::unistd::setsid();
+    // The sync pipe must not leak into the runtime or the container (its reader waits for EOF).
+    let _ = nix::fcntl::fcntl(SYNC_FD, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
+    // SAFETY: fd 3 is the sync pipe handed over by `spawn_monitor` (or absent, then writes fail).
+    let mut sync = unsafe { File::from_raw_fd(SYNC_FD) };
+    let code = match Monitor::setup(roots, id, wait_attach) {
+        Ok(mut m) => {
+            let _ = sync.write_all(b"ok\n");
+            drop(sync);
+            m.run();
+            0
+        }
+        Err(e) => {
+            let _ = writeln!(sync, "error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code)
+}
+
+enum Output {
+    Pipes { stdout: Option<File>, stderr: Option<File>, stdin: Option<File> },
+    Tty { master: Option<File> },
+}
+
+struct Client {
+    stream: UnixStream,
+    inbuf: Vec<u8>,
+}
+
+struct Monitor {
+    roots: Roots,
+    id: String,
+    db: StateDb,
+    runtime: runtime::OciCli,
+    config: ContainerConfig,
+    pid: i32,
+    output: Output,
+    log: LogWriter,
+    attach: UnixListener,
+    clients: Vec<Client>,
+    signals: SignalFd,
+}
+
+fn set_subreaper() {
+    // SAFETY: plain prctl with integer arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+impl Monitor {
+    fn setup(roots: &Roots, id: &str, wait_attach: bool) -> anyhow::Result<Monitor> {
+        set_subreaper();
+        // SIGCHLD is read from a signalfd; SIGPIPE must not kill us when a client goes away.
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGCHLD);
+        mask.thread_block()?;
+        // SAFETY: ignoring SIGPIPE and SIGHUP installs no handler code.
+        unsafe {
+            nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn)?;
+            nix::sys::signal::signal(Signal::SIGHUP, nix::sys::signal::SigHandler::SigIgn)?;
+        }
+        let signals = SignalFd::with_flags(
+            &mask,
+            nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+        )?;
+
+        let db = StateDb::open(&roots.root)?;
+        let rec = db.container(id)?.ok_or_else(|| anyhow!("no container {id}"))?;
+        let config = ContainerConfig::of(&rec)?;
+        let runtime = runtime::by_name(&rec.runtime, &roots.run)?;
+        let run_dir = roots.run_dir(id);
+        std::fs::create_dir_all(&run_dir)?;
+        for f in ["attach.sock", "console.sock", "pid"] {
+            let _ = std::fs::remove_file(run_dir.join(f));
+        }
+        if runtime.root().join(id).exists() {
+            runtime.delete(id, true)?;
+        }
+        let rootfs = roots.rootfs(id);
+        if container::is_mount_point(&rootfs) {
+            let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
+        }
+        let dir = roots.container_dir(id);
+        image::mount_rootfs(&config.layers, &dir.join("upper"), &dir.join("work"), &rootfs)
+            .with_context(|| format!("cannot mount the root file system of `{}`", rec.name))?;
+        let result = Self::create_and_start(roots, id, &db, &runtime, &config, wait_attach, signals);
+        if result.is_err() {
+            let _ = runtime.delete(id, true);
+            let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_dir_all(&run_dir);
+        }
+        result
+    }
+
+    fn create_and_start(
+        roots: &Roots,
+        id: &str,
+        db: &StateDb,
+        runtime: &runtime::OciCli,
+        config: &ContainerConfig,
+        wait_attach: bool,
+        signals: SignalFd,
+    ) -> anyhow::Result<Monitor> {
+        let run_dir = roots.run_dir(id);
+        let attach = UnixListener::bind(run_dir.join("attach.sock"))?;
+        std::fs::set_permissions(run_dir.join("attach.sock"), std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        let pid_file = run_dir.join("pid");
+        let output = if config.tty {
+            let socket = run_dir.join("console.sock");
+            let listener = UnixListener::bind(&socket)?;
+            runtime.create(id, &roots.bundle(id), &pid_file, CreateIo::Console { socket })?;
+            let master = receive_console(&listener)?;
+            Output::Tty { master: Some(File::from(master)) }
+        } else {
+            let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+            let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+            let (stdin_child, stdin_ours) = if config.stdin_open {
+                let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+                (Some(r), Some(File::from(w)))
+            } else {
+                (None, None)
+            };
+            runtime.create(
+                id,
+                &roots.bundle(id),
+                &pid_file,
+                CreateIo::Pipes { stdin: stdin_child, stdout: out_w, stderr: err_w },
+            )?;
+            Output::Pipes { stdout: Some(File::from(out_r)), stderr: Some(File::from(err_r)), stdin: stdin_ours }
+        };
+        let pid: i32 = std::fs::read_to_string(&pid_file)?.trim().parse().context("runtime pid file")?;
+        let log = LogWriter::open(&roots.log_file(id), config.log)?;
+        let mut clients = Vec::new();
+        if wait_attach {
+            let mut fds = [PollFd::new(attach.as_fd(), PollFlags::POLLIN)];
+            if nix::poll::poll(&mut fds, PollTimeout::from(10_000u16))? > 0 {
+                let (stream, _) = attach.accept()?;
+                clients.push(Client { stream, inbuf: Vec::new() });
+            }
+        }
+        runtime.start(id)?;
+        db.record_start(id, pid, std::process::id() as i32)?;
+        if let Some(rec) = db.container(id)? {
+            container::record_event(db, &rec, "start", &[]);
+        }
+        attach.set_nonblocking(true)?;
+        for c in &clients {
+            c.stream.set_nonblocking(true)?;
+        }
+        Ok(Monitor {
+            roots: roots.clone(),
+            id: id.into(),
+            db: StateDb::open(&roots.root)?,
+            runtime: runtime.clone(),
+            config: config.clone(),
+            pid,
+            output,
+            log,
+            attach,
+            clients,
+            signals,
+        })
+    }
+
+    /// The event loop: output, clients and child exits, until the container is gone.
+    fn run(&mut self) {
+        let mut exit: Option<i32> = None;
+        let mut exited_at: Option<Instant> = None;
+        loop {
+            if exit.is_some()
+                && (self.outputs_closed() || exited_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)))
+            {
+                break;
+            }
+            let (ready, n_out) = {
+                let mut fds: Vec<PollFd> = Vec::new();
+                fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
+                fds.push(PollFd::new(self.attach.as_fd(), PollFlags::POLLIN));
+                let outs: Vec<&File> = match &self.output {
+                    Output::Pipes { stdout, stderr, .. } => stdout.iter().chain(stderr.iter()).collect(),
+                    Output::Tty { master } => master.iter().collect(),
+                };
+                let n_out = outs.len();
+                for f in &outs {
+                    fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+                }
+                for c in &self.clients {
+                    fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
+                }
+                let timeout = if exit.is_some() { PollTimeout::from(100u8) } else { PollTimeout::NONE };
+                match nix::poll::poll(&mut fds, timeout) {
+                    Ok(_) => {}
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(_) => break,
+                }
+                let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+                (ready, n_out)
+            };
+            if ready[0] {
+                while self.signals.read_signal().ok().flatten().is_some() {}
+                if let Some(code) = self.reap() {
+                    exit = Some(code);
+                    exited_at = Some(Instant::now());
+                }
+            }
+            if ready[1] {
+                while let Ok((stream, _)) = self.attach.accept() {
+                    let _ = stream.set_nonblocking(true);
+                    self.clients.push(Client { stream, inbuf: Vec::new() });
+                }
+            }
+            for i in 0..n_out {
+                if ready[2 + i] {
+                    self.pump_output(i);
+                }
+            }
+            let base = 2 + n_out;
+            let n_clients = ready.len() - base;
+            let mut gone = Vec::new();
+            for i in 0..n_clients {
+                if ready[base + i] && !self.pump_client(i) {
+                    gone.push(i);
+                }
+            }
+            for i in gone.into_iter().rev() {
+                self.clients.remove(i);
+            }
+        }
+        // Whatever is still buffered in the pipes.
+        for i in 0..2 {
+            self.pump_output(i);
+        }
+        self.finish(exit);
+    }
+
+    fn outputs_closed(&self) -> bool {
+        match &self.output {
+            Output::Pipes { stdout, stderr, .. } => stdout.is_none() && stderr.is_none(),
+            Output::Tty { master } => master.is_none(),
+        }
+    }
+
+    /// Reaps children; returns the container's exit code when its init was among them.
+    fn reap(&mut self) -> Option<i32> {
+        let mut code = None;
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, c)) if pid.as_raw() == self.pid => code = Some(c),
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid.as_raw() == self.pid => code = Some(128 + sig as i32),
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        code
+    }
+
+    /// Reads what output `i` has (0: stdout or the terminal, 1: stderr) and passes it on.
+    fn pump_output(&mut self, i: usize) {
+        let (file, stream) = match &mut self.output {
+            Output::Pipes { stdout, stderr, .. } => {
+                let alive: Vec<(&mut Option<File>, Stream)> = [(stdout, Stream::Stdout), (stderr, Stream::Stderr)]
+                    .into_iter()
+                    .filter(|(f, _)| f.is_some())
+                    .collect();
+                match alive.into_iter().nth(i) {
+                    Some(x) => x,
+                    None => return,
+                }
+            }
+            Output::Tty { master } if i == 0 && master.is_some() => (master, Stream::Stdout),
+            Output::Tty { .. } => return,
+        };
+        let Some(f) = file.as_mut() else { return };
+        let _ = nix::fcntl::fcntl(f.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+        let mut buf = [0u8; 32 * 1024];
+        match f.read(&mut buf) {
+            Ok(0) => *file = None,
+            Ok(n) => {
+                let data = &buf[..n];
+                let _ = self.log.write(stream, data);
+                let kind = if stream == Stream::Stdout { attach::STDOUT } else { attach::STDERR };
+                self.broadcast(kind, data);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            // A terminal whose slave side closed reads EIO.
+            Err(_) => *file = None,
+        }
+    }
+
+    fn broadcast(&mut self, kind: u8, data: &[u8]) {
+        self.clients.retain_mut(|c| {
+            let _ = c.stream.set_nonblocking(false);
+            let _ = c.stream.set_write_timeout(Some(Duration::from_secs(5)));
+            let ok = attach::write_frame(&mut c.stream, kind, data).is_ok();
+            let _ = c.stream.set_nonblocking(true);
+            ok
+        });
+    }
+
+    /// Handles input from client `i`; false when it went away.
+    fn pump_client(&mut self, i: usize) -> bool {
+        let mut buf = [0u8; 32 * 1024];
+        let c = &mut self.clients[i];
+        match c.stream.read(&mut buf) {
+            Ok(0) => return false,
+            Ok(n) => c.inbuf.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
+        let frames = attach::take_frames(&mut c.inbuf);
+        for (kind, payload) in frames {
+            match (kind, &mut self.output) {
+                (attach::STDIN, Output::Pipes { stdin: Some(w), .. }) => {
+                    let _ = w.write_all(&payload);
+                }
+                (attach::STDIN, Output::Tty { master: Some(m) }) => {
+                    let _ = nix::fcntl::fcntl(m.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()));
+                    let _ = m.write_all(&payload);
+                }
+                (attach::STDIN_CLOSE, Output::Pipes { stdin, .. }) => *stdin = None,
+                (attach::RESIZE, Output::Tty { master: Some(m) }) if payload.len() == 4 => {
+                    let ws = libc::winsize {
+                        ws_row: u16::from_be_bytes([payload[0], payload[1]]),
+                        ws_col: u16::from_be_bytes([payload[2], payload[3]]),
+                        ws_xpixel: 0,
+                        ws_ypixel: 0,
+                    };
+                    // SAFETY: TIOCSWINSZ with a valid winsize on a pty master.
+                    unsafe {
+                        libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+                    }
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+
+    /// Records the exit and cleans up after the container.
+    fn finish(&mut self, exit: Option<i32>) {
+        let _ = self.log.flush();
+        let oom = oom_killed(&self.config.cgroups_path);
+        if let Err(e) = self.runtime.delete(&self.id, true) {
+            eprintln!("monitor: {e}");
+        }
+        let rootfs = self.roots.rootfs(&self.id);
+        if nix::mount::umount2(&rootfs, nix::mount::MntFlags::empty()).is_err() {
+            let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
+        }
+        let _ = self.db.record_exit(&self.id, ExitRecord { code: exit, oom_killed: oom });
+        if let Ok(Some(rec)) = self.db.container(&self.id) {
+            if oom {
+                container::record_event(&self.db, &rec, "oom", &[]);
+            }
+            container::record_event(&self.db, &rec, "die", &[("exitCode", exit.unwrap_or(-1).into())]);
+        }
+        // `run --rm`: gone before the attached client hears of the exit.
+        if self.config.auto_remove {
+            if let Ok(Some(rec)) = self.db.container(&self.id) {
+                let _ = container::remove(&self.roots, &self.db, &rec, false);
+            }
+        }
+        let code = exit.unwrap_or(-1);
+        self.broadcast(attach::EXIT, &code.to_be_bytes());
+        self.clients.clear();
+        let _ = std::fs::remove_dir_all(self.roots.run_dir(&self.id));
+    }
+}
+
+/// Accepts the runtime's connection on the console socket and receives the pty master (SCM_RIGHTS).
+fn receive_console(listener: &UnixListener) -> anyhow::Result<OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+    if nix::poll::poll(&mut fds, PollTimeout::from(10_000u16))? == 0 {
+        anyhow::bail!("the runtime did not send the terminal");
+    }
+    let (stream, _) = listener.accept()?;
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(fd) = fds.first() {
+                // SAFETY: the kernel just gave us this descriptor.
+                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+            }
+        }
+    }
+    anyhow::bail!("the runtime sent no terminal descriptor")
+}
+
+/// Whether the OOM killer killed something in the container's memory cgroup.
+fn oom_killed(cgroups_path: &str) -> bool {
+    let rel = cgroups_path.trim_start_matches('/');
+    let candidates = [
+        Path::new("/sys/fs/cgroup/memory").join(rel).join("memory.oom_control"),
+        Path::new("/sys/fs/cgroup").join(rel).join("memory.events"),
+    ];
+    candidates.iter().any(|p| {
+        std::fs::read_to_string(p).is_ok_and(|t| {
+            t.lines()
+                .any(|l| l.strip_prefix("oom_kill ").and_then(|n| n.trim().parse::<u64>().ok()).is_some_and(|n| n > 0))
+        })
+    })
+}

@@ -1,0 +1,70 @@
+//! Observing what exists for a project — its containers in the state database, its images in
+//! the image store, its volumes and networks — in the terms a plan needs.
+
+use berth_compose::Project;
+
+use crate::image::{ImageStore, Reference};
+use crate::plan::{Observed, ObservedContainer};
+use crate::state::StateDb;
+
+/// Where to look.
+pub struct Sources<'a> {
+    /// The state database.
+    pub db: &'a StateDb,
+    /// The image store.
+    pub images: &'a ImageStore,
+    /// The volume store.
+    pub volumes: &'a berth_volumes::store::VolumeStore,
+    /// Whether a network (by name) exists on the host.
+    pub network_exists: &'a dyn Fn(&str) -> bool,
+}
+
+/// Reads the observed state of `project`.
+pub fn observe(project: &Project, src: &Sources) -> anyhow::Result<Observed> {
+    let mut o = Observed::default();
+    for rec in src.db.containers(&project.name)? {
+        o.containers.push(ObservedContainer {
+            name: rec.name.clone(),
+            service: rec.service.clone(),
+            number: rec.number,
+            one_off: rec.oneoff,
+            config_hash: rec.config_hash.clone(),
+            config: rec.config.get("service").cloned(),
+            image_digest: Some(rec.image_digest.clone()),
+            status: status(rec.status),
+        });
+    }
+    for (key, net) in &project.networks {
+        let name = net.name.clone().unwrap_or_else(|| key.clone());
+        if (src.network_exists)(&name) {
+            o.networks.insert(name);
+        }
+    }
+    for (key, vol) in &project.volumes {
+        let name = vol.name.clone().unwrap_or_else(|| key.clone());
+        if src.volumes.get(&name)?.is_some() {
+            o.volumes.insert(name);
+        }
+    }
+    for svc in project.services.values() {
+        let image = svc.image_name(&project.name);
+        let Ok(reference) = Reference::parse(&image) else { continue };
+        if let Some(rec) = src.images.lookup(&reference)? {
+            o.images.insert(image, rec.id.to_string());
+        }
+    }
+    Ok(o)
+}
+
+fn status(s: crate::state::Status) -> crate::plan::Status {
+    use crate::plan::Status as P;
+    use crate::state::Status as S;
+    match s {
+        S::Created => P::Created,
+        S::Running => P::Running,
+        S::Paused => P::Paused,
+        S::Restarting => P::Restarting,
+        S::Exited => P::Exited,
+        S::Dead => P::Dead,
+    }
+}

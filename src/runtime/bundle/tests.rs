@@ -1,0 +1,234 @@
+//! Snapshot tests of bundle generation (no root needed): a service as Compose writes it plus an
+//! image config become the OCI `config.json` berth hands to the runtime.
+
+use std::path::{Path, PathBuf};
+
+use berth_compose::model::Service;
+
+use super::*;
+use crate::runtime::user::UserDb;
+
+fn service(yaml: &str) -> Service {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = berth_compose::LoadOptions {
+        files: vec![PathBuf::from("-")],
+        stdin: Some(format!("name: snap\nservices:\n  app:\n{yaml}")),
+        cwd: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let loaded = berth_compose::load(&opts).unwrap();
+    loaded.project.services["app"].clone()
+}
+
+fn image() -> ImageConfig {
+    serde_json::from_value(serde_json::json!({
+        "User": "",
+        "Env": ["PATH=/bin", "FROM_IMAGE=1", "OVERRIDDEN=image"],
+        "Entrypoint": ["/entry.sh"],
+        "Cmd": ["serve"],
+        "WorkingDir": "/srv",
+        "StopSignal": "SIGQUIT",
+        "Labels": {"from.image": "yes"}
+    }))
+    .unwrap()
+}
+
+fn users() -> UserDb {
+    UserDb::parse(
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
+        "root:x:0:\napp:x:1000:\nwheel:x:10:app\n",
+    )
+}
+
+fn generate_for(svc: &Service, overrides: &RunOverrides) -> Result<Bundle, BundleError> {
+    let hard = |name: &str| (name == "nofile").then_some(4096);
+    let device = |p: &Path| {
+        (p == Path::new("/dev/fuse")).then_some(HostDevice {
+            block: false,
+            major: 10,
+            minor: 229,
+            mode: 0o20666,
+            uid: 0,
+            gid: 0,
+        })
+    };
+    generate(&BundleRequest {
+        service: svc,
+        image: &image(),
+        users: &users(),
+        overrides,
+        id: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        name: "snap-app-1",
+        project: "snap",
+        number: 1,
+        oneoff: false,
+        rootfs: PathBuf::from("/var/lib/berth/containers/0123/bundle/rootfs"),
+        network: NetworkNs::None,
+        cgroups_path: "/berth/0123".into(),
+        files: ContainerFiles {
+            hosts: "/var/lib/berth/containers/0123/hosts".into(),
+            hostname: "/var/lib/berth/containers/0123/hostname".into(),
+            resolv_conf: "/var/lib/berth/containers/0123/resolv.conf".into(),
+        },
+        host: HostFacts { hard_limits: &hard, device: &device, init_binary: Some("/usr/bin/tini-static".into()) },
+    })
+}
+
+/// The spec as JSON with the long seccomp allow list replaced by its length.
+fn snapshot_json(b: &Bundle) -> serde_json::Value {
+    let mut v = to_json(&b.spec);
+    if let Some(names) = v.pointer_mut("/linux/seccomp/syscalls/0/names") {
+        let n = names.as_array().map(|a| a.len()).unwrap_or(0);
+        *names = serde_json::json!(format!("<{n} syscalls>"));
+    }
+    v
+}
+
+#[test]
+fn plain_service_gets_docker_defaults() {
+    let b = generate_for(&service("    image: busybox\n"), &RunOverrides::default()).unwrap();
+    assert_eq!(b.stop_signal, "SIGQUIT");
+    assert!(b.warnings.is_empty());
+    insta::assert_json_snapshot!("plain", snapshot_json(&b));
+}
+
+#[test]
+fn every_supported_option() {
+    let svc = service(
+        r#"    image: busybox
+    user: app
+    group_add: [wheel, "4242"]
+    entrypoint: ["/bin/sh", "-c"]
+    command: ["echo hi"]
+    working_dir: /work
+    environment:
+      OVERRIDDEN: service
+      EMPTY: ""
+    hostname: web
+    domainname: example.test
+    init: true
+    tty: true
+    stdin_open: true
+    read_only: true
+    cap_add: [SYS_ADMIN, net_admin]
+    cap_drop: [NET_RAW, CAP_MKNOD]
+    security_opt: ["no-new-privileges:true"]
+    devices: ["/dev/fuse:/dev/fuse:rwm"]
+    device_cgroup_rules: ["c 42:* rmw"]
+    sysctls:
+      net.core.somaxconn: "1024"
+    ulimits:
+      nofile: {soft: 1024, hard: 65536}
+      nproc: 512
+    shm_size: 128m
+    tmpfs: ["/run:size=10m,mode=755"]
+    extra_hosts: ["db=10.0.0.2"]
+    labels:
+      com.example: "1"
+    stop_signal: SIGINT
+    pids_limit: 100
+    oom_score_adj: 500
+    mem_limit: 256m
+    memswap_limit: 512m
+    mem_reservation: 128m
+    cpus: 1.5
+    cpu_shares: 512
+    cpuset: "0"
+    volumes:
+      - type: bind
+        source: /srv/data
+        target: /data
+        read_only: true
+      - type: tmpfs
+        target: /cache
+        tmpfs:
+          size: 1048576
+"#,
+    );
+    let b = generate_for(&svc, &RunOverrides::default()).unwrap();
+    assert_eq!(b.stop_signal, "SIGINT");
+    assert!(b.tty && b.stdin_open);
+    assert_eq!(b.warnings.len(), 1, "{:?}", b.warnings);
+    assert!(b.warnings[0].contains("ulimit `nofile` 65536 is above the host's hard limit 4096"), "{:?}", b.warnings);
+    insta::assert_json_snapshot!("kitchen_sink", snapshot_json(&b));
+}
+
+#[test]
+fn deploy_limits_and_privileged() {
+    let svc = service(
+        "    image: busybox\n    privileged: true\n    deploy:\n      resources:\n        limits:\n          cpus: \"0.5\"\n          memory: 64m\n          pids: 20\n",
+    );
+    let b = generate_for(&svc, &RunOverrides::default()).unwrap();
+    let v = to_json(&b.spec);
+    assert_eq!(v["linux"]["resources"]["memory"]["limit"], 64 * 1024 * 1024);
+    assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 50_000);
+    assert_eq!(v["linux"]["resources"]["pids"]["limit"], 20);
+    assert!(v["linux"].get("seccomp").is_none(), "privileged: no seccomp");
+    assert!(v["linux"].get("maskedPaths").is_none());
+    assert_eq!(v["process"]["capabilities"]["bounding"].as_array().unwrap().len(), defaults::ALL_CAPS.len());
+    assert_eq!(v["linux"]["resources"]["devices"], serde_json::json!([{"allow": true, "type": "a", "access": "rwm"}]));
+}
+
+#[test]
+fn run_overrides_and_command_rules() {
+    let svc = service("    image: busybox\n    environment:\n      A: service\n");
+    // Image entrypoint + image cmd.
+    let b = generate_for(&svc, &RunOverrides::default()).unwrap();
+    assert_eq!(b.spec.process().as_ref().unwrap().args().clone().unwrap(), vec!["/entry.sh", "serve"]);
+    // A command replaces Cmd only.
+    let o = RunOverrides { command: Some(vec!["x".into()]), ..Default::default() };
+    assert_eq!(
+        generate_for(&svc, &o).unwrap().spec.process().as_ref().unwrap().args().clone().unwrap(),
+        vec!["/entry.sh", "x"]
+    );
+    // An entrypoint drops the image's Cmd; an empty one clears the entrypoint.
+    let o = RunOverrides { entrypoint: Some(vec!["/bin/true".into()]), ..Default::default() };
+    assert_eq!(
+        generate_for(&svc, &o).unwrap().spec.process().as_ref().unwrap().args().clone().unwrap(),
+        vec!["/bin/true"]
+    );
+    let o = RunOverrides { entrypoint: Some(vec![]), command: Some(vec!["ls".into()]), ..Default::default() };
+    assert_eq!(generate_for(&svc, &o).unwrap().spec.process().as_ref().unwrap().args().clone().unwrap(), vec!["ls"]);
+    // -e wins over the service, which wins over the image; -u and -w apply.
+    let o = RunOverrides {
+        env: vec![("A".into(), "cli".into())],
+        user: Some("1000:10".into()),
+        working_dir: Some("/tmp".into()),
+        ..Default::default()
+    };
+    let b = generate_for(&svc, &o).unwrap();
+    let p = b.spec.process().as_ref().unwrap();
+    assert!(p.env().as_ref().unwrap().contains(&"A=cli".to_string()));
+    assert_eq!((p.user().uid(), p.user().gid()), (1000, 10));
+    assert_eq!(p.cwd(), Path::new("/tmp"));
+}
+
+#[test]
+fn bad_input_is_reported_per_service() {
+    let e = generate_for(&service("    image: busybox\n    user: nobody\n"), &RunOverrides::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "service `app`: unable to find user `nobody`: no matching entries in the image's /etc/passwd"
+    );
+    let e = generate_for(&service("    image: busybox\n    cap_add: [FLY]\n"), &RunOverrides::default()).unwrap_err();
+    assert_eq!(e.to_string(), "service `app`: unknown capability `FLY` in cap_add");
+    let e = generate_for(&service("    image: busybox\n    devices: [\"/dev/nope\"]\n"), &RunOverrides::default())
+        .unwrap_err();
+    assert_eq!(e.to_string(), "service `app`: device `/dev/nope` does not exist");
+    let e = generate_for(
+        &service("    image: busybox\n    mem_limit: 64m\n    memswap_limit: 32m\n"),
+        &RunOverrides::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("memswap_limit"), "{e}");
+}
+
+#[test]
+fn signals_and_hosts_file() {
+    assert_eq!(canonical_signal("term").as_deref(), Some("SIGTERM"));
+    assert_eq!(canonical_signal("9").as_deref(), Some("SIGKILL"));
+    assert_eq!(canonical_signal("SIGUSR1").as_deref(), Some("SIGUSR1"));
+    assert_eq!(canonical_signal("SIGNOPE"), None);
+    let h = hosts_file("web", &["db=10.0.0.2".into(), "v6:[::1]".into()]);
+    assert!(h.contains("10.0.0.2\tdb\n") && h.contains("::1\tv6\n") && h.ends_with("127.0.1.1\tweb\n"), "{h}");
+}

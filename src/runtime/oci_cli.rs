@@ -1,0 +1,181 @@
+//! The [`Runtime`] driver for OCI runtime command lines (`runc`, `crun`): one process per operation,
+//! `--root` pointing at berth's own state directory for the runtime so berth never sees (or
+//! disturbs) containers of other tools.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use nix::sys::signal::Signal;
+
+use super::{CreateIo, ExecMode, Result, Runtime, RuntimeError, RuntimeState};
+
+/// An OCI runtime binary.
+#[derive(Debug, Clone)]
+pub struct OciCli {
+    name: String,
+    binary: PathBuf,
+    root: PathBuf,
+}
+
+impl OciCli {
+    /// A driver for `binary`, keeping its state under `<run_dir>/runtime/<name>`.
+    pub fn new(name: String, binary: PathBuf, run_dir: &Path) -> OciCli {
+        let root = run_dir.join("runtime").join(&name);
+        OciCli { name, binary, root }
+    }
+
+    /// The runtime binary.
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// The runtime's `--root`.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.binary);
+        c.arg("--root").arg(&self.root);
+        c
+    }
+
+    fn spawn_err(&self) -> impl Fn(std::io::Error) -> RuntimeError + '_ {
+        move |source| RuntimeError::Spawn { runtime: self.binary.display().to_string(), source }
+    }
+
+    fn failed(&self, op: &str, id: &str, stderr: &[u8]) -> RuntimeError {
+        RuntimeError::Failed {
+            runtime: self.name.clone(),
+            op: op.into(),
+            id: id.into(),
+            stderr: String::from_utf8_lossy(stderr).trim().to_string(),
+        }
+    }
+
+    /// Runs a simple subcommand and fails with its stderr.
+    fn run(&self, op: &str, args: &[&str], id: &str) -> Result<Vec<u8>> {
+        let out = self
+            .command()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(self.spawn_err())?;
+        if !out.status.success() {
+            return Err(self.failed(op, id, &out.stderr));
+        }
+        Ok(out.stdout)
+    }
+}
+
+/// The last `error`-level message of a runtime's JSON log (`--log-format json`).
+fn last_logged_error(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines().rev().find_map(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).ok()?;
+        matches!(v.get("level")?.as_str()?, "error" | "fatal").then(|| v.get("msg")?.as_str().map(str::to_string))?
+    })
+}
+
+impl Runtime for OciCli {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn create(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo) -> Result<()> {
+        std::fs::create_dir_all(&self.root).map_err(self.spawn_err())?;
+        // The runtime's own messages go to a log file: its stderr is the container's.
+        let log = pid_file.with_file_name("runtime.log");
+        let _ = std::fs::remove_file(&log);
+        let mut cmd = self.command();
+        cmd.arg("--log").arg(&log).arg("--log-format").arg("json");
+        cmd.arg("create").arg("--bundle").arg(bundle).arg("--pid-file").arg(pid_file);
+        match io {
+            CreateIo::Pipes { stdin, stdout, stderr } => {
+                cmd.stdin(stdin.map(Stdio::from).unwrap_or_else(Stdio::null));
+                cmd.stdout(Stdio::from(stdout));
+                cmd.stderr(Stdio::from(stderr));
+            }
+            CreateIo::Console { socket } => {
+                cmd.arg("--console-socket").arg(socket);
+                cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+            }
+        }
+        cmd.arg(id);
+        let status = cmd.status().map_err(self.spawn_err())?;
+        drop(cmd);
+        if !status.success() {
+            let msg = last_logged_error(&log).unwrap_or_else(|| format!("exited with {status}"));
+            return Err(self.failed("create", id, msg.as_bytes()));
+        }
+        Ok(())
+    }
+
+    fn start(&self, id: &str) -> Result<()> {
+        self.run("start", &["start", id], id).map(drop)
+    }
+
+    fn state(&self, id: &str) -> Result<Option<RuntimeState>> {
+        let out = self.command().args(["state", id]).stdin(Stdio::null()).output().map_err(self.spawn_err())?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            if err.contains("does not exist") || err.contains("not found") || err.contains("No such file") {
+                return Ok(None);
+            }
+            return Err(self.failed("state", id, &out.stderr));
+        }
+        serde_json::from_slice(&out.stdout).map(Some).map_err(|e| self.failed("state", id, e.to_string().as_bytes()))
+    }
+
+    fn kill(&self, id: &str, signal: Signal, all: bool) -> Result<()> {
+        let sig = (signal as i32).to_string();
+        let args: Vec<&str> = if all { vec!["kill", "--all", id, &sig] } else { vec!["kill", id, &sig] };
+        self.run("kill", &args, id).map(drop)
+    }
+
+    fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let args: Vec<&str> = if force { vec!["delete", "--force", id] } else { vec!["delete", id] };
+        match self.run("delete", &args, id) {
+            Ok(_) => Ok(()),
+            Err(RuntimeError::Failed { stderr, .. })
+                if stderr.contains("does not exist") || stderr.contains("not found") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn exec(&self, id: &str, process: &Path, mode: ExecMode) -> Result<i32> {
+        let mut cmd = self.command();
+        cmd.arg("exec").arg("--process").arg(process);
+        if mode.tty {
+            cmd.arg("--tty");
+        }
+        if mode.detach {
+            cmd.arg("--detach");
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        }
+        cmd.arg(id);
+        if mode.detach {
+            let out = cmd.output().map_err(self.spawn_err())?;
+            if !out.status.success() {
+                return Err(self.failed("exec", id, &out.stderr));
+            }
+            return Ok(0);
+        }
+        let status = cmd.status().map_err(self.spawn_err())?;
+        Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    }
+
+    fn pause(&self, id: &str) -> Result<()> {
+        self.run("pause", &["pause", id], id).map(drop)
+    }
+
+    fn resume(&self, id: &str) -> Result<()> {
+        self.run("resume", &["resume", id], id).map(drop)
+    }
+}

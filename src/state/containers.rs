@@ -1,0 +1,302 @@
+//! The `containers` table: one row per container berth created, from `create` until `rm`.
+
+use rusqlite::{params, OptionalExtension, Row};
+
+use super::{now_millis, Result, StateDb, StateError};
+
+/// A container's lifecycle status, as `berth ps` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Created, never started (or its monitor never got the runtime to start it).
+    Created,
+    /// Its process runs.
+    Running,
+    /// Frozen by `pause`.
+    Paused,
+    /// Stopped by `restart` (or a restart policy) and about to run again.
+    Restarting,
+    /// Its process exited; the exit code is recorded.
+    Exited,
+    /// Gone without a recorded exit code (its monitor died, or the runtime lost it).
+    Dead,
+}
+
+impl Status {
+    /// The lower-case name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "created" => Status::Created,
+            "running" => Status::Running,
+            "paused" => Status::Paused,
+            "restarting" => Status::Restarting,
+            "exited" => Status::Exited,
+            "dead" => Status::Dead,
+            _ => return None,
+        })
+    }
+
+    /// Running or paused: a process exists.
+    pub fn is_alive(self) -> bool {
+        matches!(self, Status::Running | Status::Paused)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One row of the `containers` table.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ContainerRecord {
+    /// The runtime's container id (64 hex digits).
+    pub id: String,
+    /// `<project>-<service>-<n>`, `container_name`, or `<project>-<service>-run-<id>`.
+    pub name: String,
+    /// Project name.
+    pub project: String,
+    /// Service name.
+    pub service: String,
+    /// Replica number, from 1.
+    pub number: u32,
+    /// Made by `berth run`.
+    pub oneoff: bool,
+    /// The image reference the service names.
+    pub image: String,
+    /// Image id (config digest).
+    pub image_digest: String,
+    /// Hash of the service configuration the container was made from.
+    pub config_hash: String,
+    /// The OCI runtime that owns the container.
+    pub runtime: String,
+    /// Lifecycle status.
+    pub status: Status,
+    /// Host pid of the container's init while it runs.
+    pub pid: Option<i32>,
+    /// Pid of the container's monitor while it runs.
+    pub monitor_pid: Option<i32>,
+    /// Exit code of the last run.
+    pub exit_code: Option<i32>,
+    /// The last run ended by the OOM killer.
+    pub oom_killed: bool,
+    /// Restarts so far.
+    pub restart_count: u32,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Unix milliseconds of the last start.
+    pub started_at: Option<i64>,
+    /// Unix milliseconds of the last exit.
+    pub finished_at: Option<i64>,
+    /// What later commands need to know (JSON, owned by the container module).
+    pub config: serde_json::Value,
+}
+
+const COLUMNS: &str = "id, name, project, service, number, oneoff, image, image_digest, config_hash, runtime, \
+                       status, pid, monitor_pid, exit_code, oom_killed, restart_count, created_at, started_at, \
+                       finished_at, config";
+
+/// How a container's run ended, for [`StateDb::record_exit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitRecord {
+    /// Exit code (128 + signal when killed by a signal); `None` when unknown.
+    pub code: Option<i32>,
+    /// Killed by the OOM killer.
+    pub oom_killed: bool,
+}
+
+impl StateDb {
+    fn row_to_record(&self, r: &Row<'_>) -> rusqlite::Result<std::result::Result<ContainerRecord, StateError>> {
+        let status: String = r.get(10)?;
+        let config: String = r.get(19)?;
+        let corrupt = |what: &str, detail: String| StateError::Corrupt {
+            path: self.path.clone(),
+            what: what.to_string(),
+            detail,
+        };
+        let Some(status) = Status::parse(&status) else {
+            return Ok(Err(corrupt("container status", status)));
+        };
+        let config = match serde_json::from_str(&config) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(corrupt("container config", e.to_string()))),
+        };
+        Ok(Ok(ContainerRecord {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            project: r.get(2)?,
+            service: r.get(3)?,
+            number: r.get(4)?,
+            oneoff: r.get(5)?,
+            image: r.get(6)?,
+            image_digest: r.get(7)?,
+            config_hash: r.get(8)?,
+            runtime: r.get(9)?,
+            status,
+            pid: r.get(11)?,
+            monitor_pid: r.get(12)?,
+            exit_code: r.get(13)?,
+            oom_killed: r.get(14)?,
+            restart_count: r.get(15)?,
+            created_at: r.get(16)?,
+            started_at: r.get(17)?,
+            finished_at: r.get(18)?,
+            config,
+        }))
+    }
+
+    fn query_containers(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<ContainerRecord>> {
+        let mut st = self.conn.prepare_cached(sql).map_err(self.sql_err())?;
+        let rows = st.query_map(params, |r| self.row_to_record(r)).map_err(self.sql_err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row.map_err(self.sql_err())??);
+        }
+        Ok(out)
+    }
+
+    /// Inserts a new container row.
+    pub fn insert_container(&self, c: &ContainerRecord) -> Result<()> {
+        self.conn
+            .prepare_cached(&format!(
+                "INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
+                 ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
+            ))
+            .and_then(|mut st| {
+                st.execute(params![
+                    c.id,
+                    c.name,
+                    c.project,
+                    c.service,
+                    c.number,
+                    c.oneoff,
+                    c.image,
+                    c.image_digest,
+                    c.config_hash,
+                    c.runtime,
+                    c.status.as_str(),
+                    c.pid,
+                    c.monitor_pid,
+                    c.exit_code,
+                    c.oom_killed,
+                    c.restart_count,
+                    c.created_at,
+                    c.started_at,
+                    c.finished_at,
+                    c.config.to_string(),
+                ])
+            })
+            .map_err(self.sql_err())?;
+        Ok(())
+    }
+
+    /// One container by id.
+    pub fn container(&self, id: &str) -> Result<Option<ContainerRecord>> {
+        Ok(self.query_containers(&format!("SELECT {COLUMNS} FROM containers WHERE id = ?1"), [id])?.pop())
+    }
+
+    /// One container by name.
+    pub fn container_by_name(&self, name: &str) -> Result<Option<ContainerRecord>> {
+        Ok(self.query_containers(&format!("SELECT {COLUMNS} FROM containers WHERE name = ?1"), [name])?.pop())
+    }
+
+    /// A project's containers, ordered by service, one-off last, then number.
+    pub fn containers(&self, project: &str) -> Result<Vec<ContainerRecord>> {
+        self.query_containers(
+            &format!(
+                "SELECT {COLUMNS} FROM containers WHERE project = ?1 ORDER BY service, oneoff, number, created_at"
+            ),
+            [project],
+        )
+    }
+
+    /// Every container of every project.
+    pub fn all_containers(&self) -> Result<Vec<ContainerRecord>> {
+        self.query_containers(&format!("SELECT {COLUMNS} FROM containers ORDER BY project, service, number"), [])
+    }
+
+    /// The lowest replica number ≥ 1 that no (non one-off) container of the service has.
+    pub fn next_number(&self, project: &str, service: &str, oneoff: bool) -> Result<u32> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT number FROM containers WHERE project = ?1 AND service = ?2 AND oneoff = ?3")
+            .map_err(self.sql_err())?;
+        let used: Vec<u32> = st
+            .query_map(params![project, service, oneoff], |r| r.get(0))
+            .map_err(self.sql_err())?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(self.sql_err())?;
+        Ok((1..).find(|n| !used.contains(n)).unwrap_or(1))
+    }
+
+    /// Marks a container as running with its pids (after the runtime started it).
+    pub fn record_start(&self, id: &str, pid: i32, monitor_pid: i32) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE containers SET status = 'running', pid = ?2, monitor_pid = ?3, exit_code = NULL, \
+                 oom_killed = 0, started_at = ?4, finished_at = NULL WHERE id = ?1",
+            )
+            .and_then(|mut st| st.execute(params![id, pid, monitor_pid, now_millis()]))
+            .map_err(self.sql_err())?;
+        Ok(())
+    }
+
+    /// Records the end of a run. A container marked `restarting` stays so (its restarter starts it
+    /// again); anything else becomes `exited`, or `dead` when the exit code is unknown.
+    pub fn record_exit(&self, id: &str, exit: ExitRecord) -> Result<()> {
+        let status = if exit.code.is_some() { "exited" } else { "dead" };
+        self.conn
+            .prepare_cached(
+                "UPDATE containers SET status = CASE status WHEN 'restarting' THEN 'restarting' ELSE ?2 END, \
+                 pid = NULL, monitor_pid = NULL, exit_code = ?3, oom_killed = ?4, finished_at = ?5 WHERE id = ?1",
+            )
+            .and_then(|mut st| st.execute(params![id, status, exit.code, exit.oom_killed, now_millis()]))
+            .map_err(self.sql_err())?;
+        Ok(())
+    }
+
+    /// Sets the status alone (pause, unpause, restarting, created after a failed start).
+    pub fn set_status(&self, id: &str, status: Status) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE containers SET status = ?2 WHERE id = ?1")
+            .and_then(|mut st| st.execute(params![id, status.as_str()]))
+            .map_err(self.sql_err())?;
+        Ok(())
+    }
+
+    /// Counts one more restart.
+    pub fn count_restart(&self, id: &str) -> Result<()> {
+        self.conn
+            .execute("UPDATE containers SET restart_count = restart_count + 1 WHERE id = ?1", [id])
+            .map_err(self.sql_err())?;
+        Ok(())
+    }
+
+    /// Deletes a container row; returns whether it existed.
+    pub fn delete_container(&self, id: &str) -> Result<bool> {
+        let n = self.conn.execute("DELETE FROM containers WHERE id = ?1", [id]).map_err(self.sql_err())?;
+        Ok(n > 0)
+    }
+
+    /// Whether any container uses the image with this id (for `image rm` and `image prune`).
+    pub fn image_in_use(&self, image_digest: &str) -> Result<bool> {
+        self.conn
+            .query_row("SELECT 1 FROM containers WHERE image_digest = ?1 LIMIT 1", [image_digest], |_| Ok(()))
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(self.sql_err())
+    }
+}

@@ -1,0 +1,242 @@
+//! The embedded state database: projects, containers and the event log, in SQLite (WAL mode)
+//! at `<state root>/state.db`.
+//!
+//! Several berth processes use the database at once (the CLI, one monitor per container, later the
+//! project supervisor), so every connection sets a busy timeout and every write is one short
+//! transaction. The schema version is SQLite's `user_version`; [`migrate`] brings an older file up
+//! to date and refuses a newer one. Other modules may add tables with their own migrations.
+
+mod containers;
+mod events;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+pub use containers::{ContainerRecord, ExitRecord, Status};
+pub use events::EventRecord;
+
+/// Errors of the state database.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// SQLite failed.
+    #[error("state database `{path}`: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The directory of the database cannot be created.
+    #[error("cannot create `{path}`: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A stored value cannot be read back.
+    #[error("state database `{path}`: corrupt {what}: {detail}")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// Which value.
+        what: String,
+        /// Why.
+        detail: String,
+    },
+    /// The database was written by a newer berth.
+    #[error("state database `{path}` has schema version {found}; this berth knows up to {known}")]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// The file's version.
+        found: i64,
+        /// Ours.
+        known: i64,
+    },
+}
+
+/// Result type of the state module.
+pub type Result<T, E = StateError> = std::result::Result<T, E>;
+
+/// The schema, one entry per version; entry `i` upgrades version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE projects (
+    name        TEXT PRIMARY KEY,
+    working_dir TEXT NOT NULL,
+    files       TEXT NOT NULL,          -- JSON array of the compose files
+    created_at  INTEGER NOT NULL        -- unix milliseconds
+);
+CREATE TABLE containers (
+    id            TEXT PRIMARY KEY,     -- 64 hex digits; the OCI runtime's container id
+    name          TEXT NOT NULL UNIQUE,
+    project       TEXT NOT NULL,
+    service       TEXT NOT NULL,
+    number        INTEGER NOT NULL,     -- replica number, from 1; one-off containers count separately
+    oneoff        INTEGER NOT NULL DEFAULT 0,
+    image         TEXT NOT NULL,        -- the reference the service names
+    image_digest  TEXT NOT NULL,        -- image id (config digest)
+    config_hash   TEXT NOT NULL,
+    runtime       TEXT NOT NULL,        -- `runc` or `crun`: the runtime that owns it
+    status        TEXT NOT NULL,        -- created | running | paused | restarting | exited | dead
+    pid           INTEGER,              -- the container's init, seen from the host
+    monitor_pid   INTEGER,
+    exit_code     INTEGER,
+    oom_killed    INTEGER NOT NULL DEFAULT 0,
+    restart_count INTEGER NOT NULL DEFAULT 0,
+    created_at    INTEGER NOT NULL,     -- unix milliseconds
+    started_at    INTEGER,
+    finished_at   INTEGER,
+    config        TEXT NOT NULL         -- JSON: what later commands need (see container::ContainerConfig)
+);
+CREATE INDEX containers_project ON containers(project, service, number);
+CREATE TABLE events (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    time       INTEGER NOT NULL,        -- unix nanoseconds
+    project    TEXT NOT NULL,
+    service    TEXT NOT NULL,
+    container  TEXT NOT NULL,           -- container id
+    name       TEXT NOT NULL,           -- container name
+    action     TEXT NOT NULL,
+    attributes TEXT NOT NULL            -- JSON object
+);
+CREATE INDEX events_project ON events(project, seq);
+"#];
+
+/// An open state database.
+pub struct StateDb {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for StateDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateDb").field("path", &self.path).finish()
+    }
+}
+
+impl StateDb {
+    /// Opens (creating as needed) `<state_root>/state.db` and brings its schema up to date.
+    pub fn open(state_root: &Path) -> Result<Self> {
+        std::fs::create_dir_all(state_root).map_err(|source| StateError::Io { path: state_root.into(), source })?;
+        let path = state_root.join("state.db");
+        let conn = Connection::open(&path).map_err(|source| StateError::Sqlite { path: path.clone(), source })?;
+        let db = StateDb { conn, path };
+        db.setup()?;
+        Ok(db)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sql_err(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
+        move |source| StateError::Sqlite { path: self.path.clone(), source }
+    }
+
+    fn setup(&self) -> Result<()> {
+        let e = self.sql_err();
+        self.conn.busy_timeout(Duration::from_secs(10)).map_err(&e)?;
+        // WAL lets readers run while a monitor writes; NORMAL is durable across process crashes.
+        self.conn.pragma_update(None, "journal_mode", "WAL").map_err(&e)?;
+        self.conn.pragma_update(None, "synchronous", "NORMAL").map_err(&e)?;
+        self.conn.pragma_update(None, "foreign_keys", "ON").map_err(&e)?;
+        migrate(&self.conn).map_err(|err| match err {
+            MigrateError::Sql(source) => StateError::Sqlite { path: self.path.clone(), source },
+            MigrateError::TooNew(found) => {
+                StateError::TooNew { path: self.path.clone(), found, known: MIGRATIONS.len() as i64 }
+            }
+        })
+    }
+
+    /// Records a project (its directory and files) the first time it is used.
+    pub fn upsert_project(&self, name: &str, working_dir: &Path, files: &[PathBuf]) -> Result<()> {
+        let files = serde_json::to_string(files).unwrap_or_else(|_| "[]".into());
+        self.conn
+            .execute(
+                "INSERT INTO projects (name, working_dir, files, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(name) DO UPDATE SET working_dir = excluded.working_dir, files = excluded.files",
+                rusqlite::params![name, working_dir.to_string_lossy(), files, now_millis()],
+            )
+            .map_err(self.sql_err())?;
+        Ok(())
+    }
+
+    /// Forgets a project that has no containers left; returns whether a row was removed.
+    pub fn remove_project_if_empty(&self, name: &str) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM projects WHERE name = ?1 AND NOT EXISTS (SELECT 1 FROM containers WHERE project = ?1)",
+                [name],
+            )
+            .map_err(self.sql_err())?;
+        Ok(n > 0)
+    }
+
+    /// Names of the known projects.
+    pub fn projects(&self) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare("SELECT name FROM projects ORDER BY name").map_err(self.sql_err())?;
+        let rows = st.query_map([], |r| r.get(0)).map_err(self.sql_err())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.sql_err())
+    }
+}
+
+enum MigrateError {
+    Sql(rusqlite::Error),
+    TooNew(i64),
+}
+
+impl From<rusqlite::Error> for MigrateError {
+    fn from(e: rusqlite::Error) -> Self {
+        MigrateError::Sql(e)
+    }
+}
+
+/// Applies the migrations the database has not seen yet, in one transaction.
+fn migrate(conn: &Connection) -> Result<(), MigrateError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(MigrateError::TooNew(version));
+    }
+    if version == known {
+        return Ok(());
+    }
+    // IMMEDIATE takes the write lock first, so two processes opening a new file do not both migrate.
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let result = (|| {
+        for sql in &MIGRATIONS[current as usize..] {
+            conn.execute_batch(sql)?;
+        }
+        conn.pragma_update(None, "user_version", known)?;
+        Ok::<_, rusqlite::Error>(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT")?,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn now_nanos() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

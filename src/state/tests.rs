@@ -1,0 +1,116 @@
+//! Unit tests of the state database (no root needed).
+
+use super::*;
+
+fn record(id: &str, name: &str, service: &str, number: u32) -> ContainerRecord {
+    ContainerRecord {
+        id: id.into(),
+        name: name.into(),
+        project: "p".into(),
+        service: service.into(),
+        number,
+        oneoff: false,
+        image: "busybox".into(),
+        image_digest: "sha256:abc".into(),
+        config_hash: "h".into(),
+        runtime: "runc".into(),
+        status: Status::Created,
+        pid: None,
+        monitor_pid: None,
+        exit_code: None,
+        oom_killed: false,
+        restart_count: 0,
+        created_at: 1,
+        started_at: None,
+        finished_at: None,
+        config: serde_json::json!({"k": 1}),
+    }
+}
+
+#[test]
+fn schema_is_created_once_and_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path()).unwrap();
+    db.insert_container(&record("a", "p-web-1", "web", 1)).unwrap();
+    drop(db);
+    let db = StateDb::open(dir.path()).unwrap();
+    let mode: String = db.conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+    assert_eq!(db.containers("p").unwrap().len(), 1);
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(StateDb::open(dir.path()).unwrap());
+    let conn = Connection::open(dir.path().join("state.db")).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let err = StateDb::open(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("schema version 99"), "{err}");
+}
+
+#[test]
+fn container_lifecycle_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path()).unwrap();
+    db.insert_container(&record("a", "p-web-1", "web", 1)).unwrap();
+    db.insert_container(&record("b", "p-web-2", "web", 2)).unwrap();
+    assert!(db.insert_container(&record("c", "p-web-1", "web", 3)).is_err(), "names are unique");
+    assert_eq!(db.next_number("p", "web", false).unwrap(), 3);
+    assert_eq!(db.next_number("p", "db", false).unwrap(), 1);
+
+    db.record_start("a", 42, 41).unwrap();
+    let a = db.container("a").unwrap().unwrap();
+    assert_eq!((a.status, a.pid, a.monitor_pid), (Status::Running, Some(42), Some(41)));
+    assert!(a.started_at.is_some());
+
+    db.record_exit("a", ExitRecord { code: Some(137), oom_killed: true }).unwrap();
+    let a = db.container_by_name("p-web-1").unwrap().unwrap();
+    assert_eq!((a.status, a.pid, a.exit_code, a.oom_killed), (Status::Exited, None, Some(137), true));
+
+    // `restarting` survives the exit record; an unknown exit code means dead.
+    db.set_status("b", Status::Restarting).unwrap();
+    db.record_exit("b", ExitRecord { code: Some(0), oom_killed: false }).unwrap();
+    assert_eq!(db.container("b").unwrap().unwrap().status, Status::Restarting);
+    db.set_status("b", Status::Running).unwrap();
+    db.record_exit("b", ExitRecord { code: None, oom_killed: false }).unwrap();
+    assert_eq!(db.container("b").unwrap().unwrap().status, Status::Dead);
+
+    assert!(db.image_in_use("sha256:abc").unwrap());
+    assert!(db.delete_container("a").unwrap());
+    assert!(db.delete_container("b").unwrap());
+    assert!(!db.delete_container("b").unwrap());
+    assert!(!db.image_in_use("sha256:abc").unwrap());
+    assert!(db.containers("p").unwrap().is_empty());
+}
+
+#[test]
+fn projects_and_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path()).unwrap();
+    db.upsert_project("p", Path::new("/srv"), &[PathBuf::from("/srv/compose.yaml")]).unwrap();
+    db.upsert_project("p", Path::new("/srv2"), &[]).unwrap();
+    assert_eq!(db.projects().unwrap(), vec!["p".to_string()]);
+    let mut attrs = serde_json::Map::new();
+    attrs.insert("exitCode".into(), 3.into());
+    let s1 = db.append_event("p", "web", "a", "p-web-1", "start", Default::default()).unwrap();
+    let s2 = db.append_event("p", "web", "a", "p-web-1", "die", attrs).unwrap();
+    assert!(s2 > s1);
+    let ev = db.events_after("p", s1).unwrap();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].action, "die");
+    assert_eq!(ev[0].attributes["exitCode"], 3);
+    assert_eq!(db.last_event_seq("p").unwrap(), s2);
+    assert!(db.remove_project_if_empty("p").unwrap());
+}
+
+#[test]
+fn two_connections_see_each_others_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = StateDb::open(dir.path()).unwrap();
+    let b = StateDb::open(dir.path()).unwrap();
+    a.insert_container(&record("a", "p-web-1", "web", 1)).unwrap();
+    b.record_start("a", 7, 6).unwrap();
+    assert_eq!(a.container("a").unwrap().unwrap().pid, Some(7));
+}

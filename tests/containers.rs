@@ -1,0 +1,426 @@
+//! Container system tests: real containers from the fixture images through runc, driven by the
+//! berth binary. Exit codes, signals and grace periods, stdin and terminals, users and groups,
+//! environment precedence, read-only root, capabilities, the memory limit, log rotation, the
+//! monitor outliving the CLI, exec, cp. Each test checks that nothing is left behind. Needs root;
+//! fails loudly without it.
+
+mod support;
+#[allow(unused_imports)]
+use support::Registry as _;
+#[path = "support/containers.rs"]
+mod harness;
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use harness::Project;
+
+const BUSYBOX: &str = "berth-test/busybox:latest";
+
+fn svc(name: &str, body: &str) -> String {
+    let mut s = format!("  {name}:\n    image: {BUSYBOX}\n    network_mode: none\n");
+    for l in body.lines().filter(|l| !l.trim().is_empty()) {
+        s.push_str("    ");
+        s.push_str(l);
+        s.push('\n');
+    }
+    s
+}
+
+fn stdout_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn run_passes_exit_code_and_both_streams() {
+    let p = Project::new("run_exit", &svc("app", "command: [\"sh\", \"-c\", \"echo out; echo err >&2; exit 3\"]"));
+    let out = p.berth(&["run", "--rm", "-T", "app"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    assert_eq!(stdout_of(&out), "out\n");
+    assert!(stderr_of(&out).contains("err\n"), "{}", stderr_of(&out));
+    // A command on the command line replaces the service's.
+    let out = p.berth(&["run", "--rm", "-T", "app", "sh", "-c", "exit 0"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    // Without --rm the one-off container stays, exited, named <project>-<service>-run-<id>.
+    let out = p.berth(&["run", "-T", "app", "true"]);
+    assert_eq!(out.status.code(), Some(0));
+    let rows = p.ps();
+    assert_eq!(rows.len(), 1);
+    let name = rows[0]["Name"].as_str().unwrap();
+    assert!(name.starts_with(&format!("{}-app-run-", p.name)), "{name}");
+    assert_eq!(rows[0]["State"], "exited");
+    assert_eq!(rows[0]["ExitCode"], 0);
+    p.ok(&["rm"]);
+    p.assert_clean();
+}
+
+#[test]
+fn stop_sends_stop_signal_then_sigkill_after_grace_period() {
+    let services = svc(
+        "polite",
+        "command: [\"sh\", \"-c\", \"trap 'echo bye; exit 7' USR1; while true; do sleep 0.1; done\"]\nstop_signal: SIGUSR1",
+    ) + &svc(
+        "stubborn",
+        "command: [\"sh\", \"-c\", \"trap '' TERM; while true; do sleep 0.1; done\"]\nstop_grace_period: 1s",
+    );
+    let p = Project::new("stop_grace", &services);
+    p.ok(&["create"]);
+    p.ok(&["start"]);
+    let rows = p.ps();
+    assert!(rows.iter().all(|r| r["State"] == "running"), "{rows:?}");
+    let t = Instant::now();
+    p.ok(&["stop", "polite"]);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(p.container(&format!("{}-polite-1", p.name))["ExitCode"], 7);
+    assert!(p.ok(&["logs", "polite"]).contains("bye"));
+
+    let t = Instant::now();
+    p.ok(&["stop", "stubborn"]);
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(900), "SIGKILL came before the grace period: {took:?}");
+    let c = p.container(&format!("{}-stubborn-1", p.name));
+    assert_eq!(c["ExitCode"], 137, "{c}");
+    assert_eq!(c["State"], "exited");
+
+    // kill -s, and -t 0 on stop.
+    p.ok(&["start"]);
+    p.ok(&["kill", "-s", "USR1", "polite"]);
+    p.wait_for(10, "polite to exit", || p.container(&format!("{}-polite-1", p.name))["State"] == "exited");
+    assert_eq!(p.container(&format!("{}-polite-1", p.name))["ExitCode"], 7);
+    let t = Instant::now();
+    p.ok(&["stop", "-t", "0", "stubborn"]);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    p.ok(&["rm"]);
+    p.assert_clean();
+}
+
+#[test]
+fn stdin_is_forwarded_and_tty_is_a_real_terminal() {
+    let p = Project::new("stdin_tty", &svc("app", "command: [\"sh\"]"));
+    let mut child = p
+        .cmd(&["run", "--rm", "-T", "app", "sh", "-c", "read a; read b; echo \"got $a $b\"; cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"one\ntwo\nrest\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(stdout_of(&out), "got one two\nrest\n");
+
+    // `script` gives berth a terminal: the container gets one too.
+    let cmdline = format!("{} run --rm app sh -c 'tty; stty size; exit 4'", harness::berth_bin().display());
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .current_dir(p.dir.path())
+        .env("BERTH_ROOT", p.root.path())
+        .env("BERTH_RUN", p.run.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = stdout_of(&out);
+    assert!(text.contains("/dev/pts/0"), "{text}");
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    p.assert_clean();
+}
+
+#[test]
+fn user_groups_and_environment_precedence() {
+    std::fs::create_dir_all(std::env::temp_dir()).unwrap();
+    let services = String::from(
+        "  app:\n    image: berth-test/config:latest\n    network_mode: none\n    entrypoint: [\"sh\", \"-c\"]\n    \
+         command: [\"id; echo $$GREETING/$$FROM_FILE/$$BOTH/$$HOME/$$PWD\"]\n    env_file: [app.env]\n    \
+         environment:\n      BOTH: from-environment\n    group_add: [\"4242\"]\n    working_dir: /tmp\n",
+    ) + &svc("root", "user: app:root\ncommand: [\"id\"]");
+    let p = Project::new("user_env", &services);
+    std::fs::write(p.dir.path().join("app.env"), "FROM_FILE=file\nBOTH=from-file\nGREETING=from-file\n").unwrap();
+    // The image says User 1000:1000 and GREETING; env_file overrides the image, environment the file.
+    let out = p.ok(&["run", "--rm", "-T", "app"]);
+    // Like Docker: supplementary groups are the memberships in /etc/group plus group_add.
+    assert_eq!(out, "uid=1000(app) gid=1000(app) groups=4242\nfrom-file/file/from-environment//home/app//tmp\n");
+    // run -e and -u win over everything.
+    let out = p.ok(&["run", "--rm", "-T", "-e", "BOTH=cli", "-u", "0", "app", "echo $BOTH; id -u"]);
+    assert_eq!(out, "cli\n0\n");
+    let out = p.ok(&["run", "--rm", "-T", "root"]);
+    assert_eq!(out, "uid=1000(app) gid=0(root)\n");
+    p.assert_clean();
+}
+
+#[test]
+fn read_only_root_and_tmpfs() {
+    let p = Project::new(
+        "read_only",
+        &svc("app", "read_only: true\ntmpfs: [\"/scratch:size=1m\"]\ncommand: [\"sh\", \"-c\", \"touch /x 2>&1; echo ok > /scratch/f && cat /scratch/f\"]"),
+    );
+    let out = p.ok(&["run", "--rm", "-T", "app"]);
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert!(out.ends_with("ok\n"), "{out}");
+    p.assert_clean();
+}
+
+fn cap_mask(status: &str, key: &str) -> u64 {
+    let line = status.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("no {key} in {status}"));
+    u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+}
+
+#[test]
+fn capabilities_are_dropped_and_added() {
+    let services = svc("default", "command: [\"cat\", \"/proc/self/status\"]")
+        + &svc(
+            "minimal",
+            "cap_drop: [ALL]\ncap_add: [CHOWN, net_bind_service]\ncommand: [\"cat\", \"/proc/self/status\"]",
+        )
+        + &svc("extra", "cap_add: [SYS_ADMIN]\ncap_drop: [NET_RAW]\ncommand: [\"cat\", \"/proc/self/status\"]");
+    let p = Project::new("caps", &services);
+    // Docker's default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
+    // NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
+    let default = p.ok(&["run", "--rm", "-T", "default"]);
+    assert_eq!(cap_mask(&default, "CapBnd:"), 0xa80425fb);
+    assert_eq!(cap_mask(&default, "CapEff:"), 0xa80425fb);
+    let minimal = p.ok(&["run", "--rm", "-T", "minimal"]);
+    assert_eq!(cap_mask(&minimal, "CapBnd:"), (1 << 0) | (1 << 10));
+    assert_eq!(cap_mask(&minimal, "CapEff:"), (1 << 0) | (1 << 10));
+    let extra = p.ok(&["run", "--rm", "-T", "extra"]);
+    assert_eq!(cap_mask(&extra, "CapBnd:"), (0xa80425fb & !(1 << 13)) | (1 << 21));
+    // The default seccomp profile is on.
+    assert!(default.lines().any(|l| l.starts_with("Seccomp:") && l.trim_end().ends_with('2')), "{default}");
+    p.assert_clean();
+}
+
+#[test]
+fn memory_limit_is_enforced_and_oom_kill_reported() {
+    let p = Project::new(
+        "oom",
+        &(svc("hog", "mem_limit: 32m\nmemswap_limit: 32m\ncommand: [\"dd\", \"if=/dev/zero\", \"of=/dev/null\", \"bs=128M\", \"count=1\"]")
+            + &svc("small", "mem_limit: 32m\ncommand: [\"cat\", \"/sys/fs/cgroup/memory/memory.limit_in_bytes\"]")),
+    );
+    let out = p.berth(&["run", "-T", "hog"]);
+    assert_eq!(out.status.code(), Some(137), "{}", stderr_of(&out));
+    let rows = p.ps();
+    assert_eq!(rows[0]["OOMKilled"], true, "{rows:?}");
+    assert!(p.ok(&["ps", "-a"]).contains("OOMKilled"));
+    assert_eq!(p.ok(&["run", "--rm", "-T", "small"]).trim(), (32 * 1024 * 1024).to_string());
+    p.ok(&["rm"]);
+    p.assert_clean();
+}
+
+#[test]
+fn logs_rotate_and_follow_keeps_going_across_restarts() {
+    let p = Project::new(
+        "logs",
+        &svc(
+            "chatty",
+            "logging:\n  options:\n    max-size: 2k\n    max-file: \"3\"\n\
+             command: [\"sh\", \"-c\", \"n=$$(cat /n 2>/dev/null || echo 0); n=$$((n+1)); echo $$n > /n; i=0; while [ $$i -lt 300 ]; do echo line-$$i; i=$$((i+1)); done; echo ready-$$n; exec sleep 60\"]",
+        ),
+    );
+    p.ok(&["create"]);
+    p.ok(&["start"]);
+    let follower =
+        p.cmd(&["logs", "--follow", "--no-log-prefix", "--tail", "0"]).stdout(Stdio::piped()).spawn().unwrap();
+    p.wait_for(20, "the first run's output", || p.ok(&["logs", "--tail", "1", "--no-log-prefix"]) == "ready-1\n");
+    let logs = p.root.path().join("containers").join(p.ps()[0]["ID"].as_str().unwrap()).join("logs");
+    let mut files: Vec<_> = std::fs::read_dir(&logs).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert_eq!(files.len(), 3, "max-file 3: {files:?}");
+    for f in &files {
+        assert!(std::fs::metadata(f).unwrap().len() <= 2048, "{} is over max-size", f.display());
+    }
+    let tail = p.ok(&["logs", "--tail", "2", "--no-log-prefix"]);
+    assert_eq!(tail, "line-299\nready-1\n");
+    let with_prefix = p.ok(&["logs", "--tail", "1", "-t"]);
+    assert!(with_prefix.starts_with("chatty-1 | 20") && with_prefix.ends_with("Z ready-1\n"), "{with_prefix}");
+    // The follower stays through a restart and sees the second run.
+    p.ok(&["restart", "-t", "0"]);
+    p.wait_for(20, "the second run's output", || p.ok(&["logs", "--tail", "1", "--no-log-prefix"]) == "ready-2\n");
+    std::thread::sleep(Duration::from_millis(300));
+    p.ok(&["stop", "-t", "0"]);
+    let out = follower.wait_with_output().unwrap();
+    let text = stdout_of(&out);
+    assert!(text.ends_with("ready-2\n"), "{text}");
+    p.ok(&["rm"]);
+    p.assert_clean();
+}
+
+#[test]
+fn monitor_outlives_a_killed_cli_and_records_the_exit_code() {
+    let p = Project::new(
+        "monitor",
+        &svc("app", "command: [\"sh\", \"-c\", \"echo started; sleep 2; echo after; exit 4\"]"),
+    );
+    let mut cli = p.cmd(&["run", "-T", "app"]).stdout(Stdio::piped()).spawn().unwrap();
+    p.wait_for(10, "the container to run", || p.ps().first().is_some_and(|c| c["State"] == "running"));
+    cli.kill().unwrap(); // SIGKILL
+    cli.wait().unwrap();
+    assert_eq!(p.ps()[0]["State"], "running", "the container keeps running");
+    let name = p.ps()[0]["Name"].as_str().unwrap().to_string();
+    p.wait_for(10, "the exit to be recorded", || p.container(&name)["State"] == "exited");
+    assert_eq!(p.container(&name)["ExitCode"], 4);
+    let id = p.container(&name)["ID"].as_str().unwrap().to_string();
+    let log = std::fs::read_to_string(p.root.path().join("containers").join(&id).join("logs/container.log")).unwrap();
+    assert!(log.contains("\"log\":\"started\\n\",\"stream\":\"stdout\"") && log.contains("after"), "{log}");
+    // And a monitor killed with -9 is noticed: the container is marked dead and cleaned up.
+    p.ok(&["rm"]);
+    p.write_compose(&svc("app", "command: [\"sleep\", \"60\"]"));
+    p.ok(&["create"]);
+    p.ok(&["start"]);
+    let monitor = std::fs::read_dir(p.run.path().join("c")).unwrap().count();
+    assert_eq!(monitor, 1);
+    let pid = monitor_pid(&p);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    p.ok(&["stop", "-t", "1"]);
+    p.ok(&["rm"]);
+    p.assert_clean();
+}
+
+fn monitor_pid(p: &Project) -> i32 {
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).contains("__monitor")
+            && String::from_utf8_lossy(&env).contains(&*p.run.path().to_string_lossy())
+        {
+            return pid;
+        }
+    }
+    panic!("no monitor found");
+}
+
+#[test]
+fn exec_passes_exit_codes_user_workdir_and_env() {
+    let p = Project::new("exec", &svc("app", "command: [\"sleep\", \"60\"]\nenvironment:\n  FROM_SERVICE: yes"));
+    p.ok(&["create"]);
+    p.ok(&["start"]);
+    let out = p.berth(&["exec", "-T", "app", "sh", "-c", "exit 42"]);
+    assert_eq!(out.status.code(), Some(42));
+    let out = p.ok(&[
+        "exec",
+        "-T",
+        "-u",
+        "app",
+        "-w",
+        "/tmp",
+        "-e",
+        "X=1",
+        "app",
+        "sh",
+        "-c",
+        "id -u; pwd; echo $X $FROM_SERVICE",
+    ]);
+    assert_eq!(out, "1000\n/tmp\n1 yes\n");
+    let out = p.berth(&["exec", "-T", "--index", "2", "app", "true"]);
+    assert!(!out.status.success() && stderr_of(&out).contains("no container number 2"), "{}", stderr_of(&out));
+    // top sees the exec'd process while it runs.
+    let top = p.ok(&["top"]);
+    assert!(top.contains("sleep 60"), "{top}");
+    p.ok(&["pause"]);
+    assert_eq!(p.ps()[0]["State"], "paused");
+    p.ok(&["unpause"]);
+    assert_eq!(p.ps()[0]["State"], "running");
+    let stats = p.ok(&["stats", "--no-stream"]);
+    assert!(stats.contains(&format!("{}-app-1", p.name)), "{stats}");
+    let out = p.berth(&["rm", "app"]);
+    assert!(!out.status.success() && stderr_of(&out).contains("is running"), "{}", stderr_of(&out));
+    p.ok(&["rm", "--force"]);
+    p.assert_clean();
+}
+
+#[test]
+fn cp_copies_both_ways() {
+    let p = Project::new("cp", &svc("app", "command: [\"sleep\", \"60\"]"));
+    p.ok(&["create"]);
+    p.ok(&["start"]);
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("in.txt"), "from the host\n").unwrap();
+    p.ok(&["cp", host.path().join("in.txt").to_str().unwrap(), "app:/tmp/"]);
+    assert_eq!(p.ok(&["exec", "-T", "app", "cat", "/tmp/in.txt"]), "from the host\n");
+    p.ok(&[
+        "exec",
+        "-T",
+        "app",
+        "sh",
+        "-c",
+        "mkdir -p /data/d && echo inner > /data/d/f && ln -s /etc/shadow /data/d/link",
+    ]);
+    p.ok(&["cp", "app:/data/d", host.path().join("copy").to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(host.path().join("copy/f")).unwrap(), "inner\n");
+    assert_eq!(std::fs::read_link(host.path().join("copy/link")).unwrap(), std::path::Path::new("/etc/shadow"));
+    // A stopped container too.
+    p.ok(&["stop", "-t", "0"]);
+    p.ok(&["cp", "app:/etc/motd", host.path().join("motd").to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(host.path().join("motd")).unwrap(), "berth test image\n");
+    p.ok(&["rm"]);
+    p.assert_clean();
+}
+
+#[test]
+fn events_and_restart() {
+    let p = Project::new("events", &svc("app", "command: [\"sleep\", \"60\"]"));
+    let events = p.cmd(&["events", "--json"]).stdout(Stdio::piped()).spawn().unwrap();
+    p.ok(&["create"]);
+    p.ok(&["start"]);
+    p.ok(&["restart", "-t", "0"]);
+    assert_eq!(p.ps()[0]["State"], "running");
+    p.ok(&["rm", "--force"]);
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(events.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = events.wait_with_output().unwrap();
+    let actions: Vec<String> = stdout_of(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["action"].as_str().unwrap().to_string())
+        .collect();
+    for a in ["create", "start", "die", "restart", "destroy"] {
+        assert!(actions.contains(&a.to_string()), "{a} missing from {actions:?}");
+    }
+    p.assert_clean();
+}
+
+#[test]
+fn init_ulimits_ports_wait_and_listing() {
+    let services = svc(
+        "app",
+        "init: true\nulimits:\n  nofile: {soft: 1024, hard: 100000000}\nports: [\"127.0.0.1:8080:80\"]\n\
+         command: [\"sh\", \"-c\", \"cat /proc/1/cmdline | tr '\\\\0' ' '; echo; ulimit -Sn; ulimit -Hn; sleep 1; exit 5\"]",
+    ) + &svc("idle", "command: [\"sleep\", \"60\"]\nstop_signal: KILL");
+    let p = Project::new("misc", &services);
+    let created = p.berth(&["create"]);
+    assert!(created.status.success(), "{}", stderr_of(&created));
+    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap().1;
+    assert!(
+        stderr_of(&created)
+            .contains(&format!("ulimit `nofile` 100000000 is above the host's hard limit {hard}; using {hard}")),
+        "{}",
+        stderr_of(&created)
+    );
+    p.ok(&["start"]);
+    assert_eq!(p.ok(&["ps", "-q"]).lines().count(), 2);
+    assert_eq!(p.ok(&["ps", "--services"]), "app\nidle\n");
+    assert_eq!(p.ok(&["port", "app", "80"]), "127.0.0.1:8080\n");
+    assert_eq!(p.ok(&["wait", "app"]), "5\n");
+    assert_eq!(p.ok(&["ps", "--status", "exited", "--format", "json"]).lines().count(), 1);
+    let logs = p.ok(&["logs", "--no-log-prefix", "app"]);
+    assert_eq!(logs, format!("/sbin/berth-init -- sh -c cat /proc/1/cmdline | tr '\\0' ' '; echo; ulimit -Sn; ulimit -Hn; sleep 1; exit 5 \n1024\n{hard}\n"));
+    // exec -d runs in the background; run -d prints the one-off container's name.
+    p.ok(&["exec", "-d", "idle", "sh", "-c", "echo bg > /tmp/bg"]);
+    p.wait_for(5, "the detached exec", || p.berth(&["exec", "-T", "idle", "cat", "/tmp/bg"]).status.success());
+    let name = p.ok(&["run", "-d", "--name", "custom-oneoff", "idle", "true"]);
+    assert_eq!(name, "custom-oneoff\n");
+    p.wait_for(10, "the one-off to exit", || p.container("custom-oneoff")["State"] == "exited");
+    // An unknown runtime is a clear error.
+    let out = p.berth(&["run", "--runtime", "no-such-runtime", "idle", "true"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("`no-such-runtime` is not installed") && stderr_of(&out).contains("hint:"),
+        "{}",
+        stderr_of(&out)
+    );
+    p.ok(&["rm", "--stop"]);
+    p.assert_clean();
+}

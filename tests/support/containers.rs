@@ -1,0 +1,221 @@
+//! Harness of the container system tests: a project in a temp dir with its own `BERTH_ROOT` and
+//! `BERTH_RUN`, the fixture images loaded through `berth image load` (Docker archives made from
+//! the fixture layout with skopeo), the real binary, and a Drop guard that removes everything the
+//! test made — containers, monitors, runtime state, mounts, cgroups — and checks that nothing is
+//! left.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::support::fixture_layout;
+
+/// The `berth` binary under test.
+pub fn berth_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_berth"))
+}
+
+/// `docker save`-style archives of the fixture images (`busybox`, `config`), built once.
+fn archives() -> &'static Vec<PathBuf> {
+    static A: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    A.get_or_init(|| {
+        let layout = fixture_layout();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("berth-container-images");
+        std::fs::create_dir_all(&dir).unwrap();
+        ["busybox", "config"]
+            .iter()
+            .map(|name| {
+                let out = dir.join(format!("{name}-{}.tar", std::process::id()));
+                let _ = std::fs::remove_file(&out);
+                let st = Command::new("skopeo")
+                    .args(["copy", "--quiet"])
+                    .arg(format!("oci:{}:{name}", layout.display()))
+                    .arg(format!("docker-archive:{}:berth-test/{name}:latest", out.display()))
+                    .status()
+                    .expect("run skopeo (Debian package skopeo)");
+                assert!(st.success(), "skopeo could not export {name}");
+                out
+            })
+            .collect()
+    })
+}
+
+/// One test's project: compose file, roots, and cleanup.
+pub struct Project {
+    /// Unique project name.
+    pub name: String,
+    /// The project directory (holds `compose.yaml`).
+    pub dir: tempfile::TempDir,
+    /// `BERTH_ROOT`.
+    pub root: tempfile::TempDir,
+    /// `BERTH_RUN`.
+    pub run: tempfile::TempDir,
+    /// Every container id `ps` ever showed (to check their cgroups are gone).
+    seen: std::cell::RefCell<std::collections::BTreeSet<String>>,
+}
+
+const CGROUP_CONTROLLERS: &[&str] =
+    &["memory", "pids", "cpu", "cpuacct", "cpuset", "devices", "freezer", "blkio", "systemd", "unified", ""];
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl Project {
+    /// A project whose `services:` block is `services` (YAML, indented by two spaces); the
+    /// images `berth-test/busybox:latest` and `berth-test/config:latest` are loaded.
+    pub fn new(test: &str, services: &str) -> Project {
+        crate::support::require_root("running containers");
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("t{}x{n}{}", std::process::id(), test.replace('_', "").chars().take(16).collect::<String>());
+        let p = Project {
+            name: name.clone(),
+            dir: tempfile::Builder::new().prefix("berth-proj-").tempdir().unwrap(),
+            root: tempfile::Builder::new().prefix("berth-root-").tempdir().unwrap(),
+            run: tempfile::Builder::new().prefix("berth-run-").tempdir().unwrap(),
+            seen: Default::default(),
+        };
+        p.write_compose(services);
+        for a in archives() {
+            let out = p.berth(&["image", "load", "-i", a.to_str().unwrap()]);
+            assert!(out.status.success(), "image load: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        p
+    }
+
+    /// Rewrites `compose.yaml`.
+    pub fn write_compose(&self, services: &str) {
+        std::fs::write(self.dir.path().join("compose.yaml"), format!("name: {}\nservices:\n{services}", self.name))
+            .unwrap();
+    }
+
+    /// A command running berth in the project.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(berth_bin());
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env("BERTH_ROOT", self.root.path())
+            .env("BERTH_RUN", self.run.path())
+            .env("NO_COLOR", "1")
+            .env_remove("BERTH_RUNTIME")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs berth and returns its output.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run berth")
+    }
+
+    /// Runs berth, asserts success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `ps -a --format json`, one value per container.
+    pub fn ps(&self) -> Vec<serde_json::Value> {
+        let rows: Vec<serde_json::Value> =
+            self.ok(&["ps", "-a", "--format", "json"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        for r in &rows {
+            self.seen.borrow_mut().insert(r["ID"].as_str().unwrap_or_default().to_string());
+        }
+        rows
+    }
+
+    /// The `ps` entry of a container by name.
+    pub fn container(&self, name: &str) -> serde_json::Value {
+        self.ps().into_iter().find(|c| c["Name"] == name).unwrap_or_else(|| panic!("no container {name}"))
+    }
+
+    /// Waits until `f` holds (up to `secs`).
+    pub fn wait_for(&self, secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Container ids known under the root (from their directories).
+    pub fn container_ids(&self) -> Vec<String> {
+        std::fs::read_dir(self.root.path().join("containers"))
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Asserts that nothing of the project is left: state rows, container directories, mounts,
+    /// cgroups, monitor or container processes, runtime state.
+    pub fn assert_clean(&self) {
+        let rows = self.ps();
+        assert!(rows.is_empty(), "containers left: {rows:?}");
+        let ids = self.container_ids();
+        assert!(ids.is_empty(), "container directories left: {ids:?}");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let root = self.root.path().to_string_lossy().into_owned();
+        assert!(!mounts.contains(&root), "mounts left under {root}");
+        let runc_root = self.run.path().join("runtime/runc");
+        let left: Vec<_> =
+            std::fs::read_dir(&runc_root).map(|d| d.filter_map(|e| e.ok()).collect()).unwrap_or_default();
+        assert!(left.is_empty(), "runtime state left: {left:?}");
+        for id in self.seen.borrow().iter() {
+            for ctl in CGROUP_CONTROLLERS {
+                let p = Path::new("/sys/fs/cgroup").join(ctl).join("berth").join(id);
+                assert!(!p.exists(), "cgroup left: {}", p.display());
+            }
+        }
+        // A monitor may still be on its last steps after its client heard of the exit.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut procs = processes_mentioning(self.run.path());
+        while !procs.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            procs = processes_mentioning(self.run.path());
+        }
+        assert!(procs.is_empty(), "processes left: {procs:?}");
+    }
+}
+
+/// Pids whose environment or command line mentions `needle` (our monitors carry `BERTH_RUN`).
+fn processes_mentioning(needle: &Path) -> Vec<i32> {
+    let n = needle.to_string_lossy().into_owned();
+    let me = std::process::id() as i32;
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z'));
+            !zombie && (String::from_utf8_lossy(&env).contains(&n) || String::from_utf8_lossy(&cmd).contains(&n))
+        })
+        .collect()
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        // Best effort, whatever state the test left: the CLI first, then by hand.
+        let _ = self.berth(&["rm", "--force"]);
+        let runc_root = self.run.path().join("runtime/runc");
+        for pid in processes_mentioning(self.run.path()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        for id in self.container_ids() {
+            let _ = Command::new("runc").arg("--root").arg(&runc_root).args(["delete", "--force", &id]).output();
+            let rootfs = self.root.path().join("containers").join(&id).join("bundle/rootfs");
+            let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
+            for ctl in CGROUP_CONTROLLERS {
+                let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(ctl).join("berth").join(&id));
+            }
+        }
+    }
+}
