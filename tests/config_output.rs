@@ -191,3 +191,40 @@ fn version_and_completions() {
     let help = ok(&berth(tmp.path(), &["config", "--help"], &[]));
     assert!(help.contains("--explain"));
 }
+
+#[test]
+fn a_named_service_turns_on_its_profiles_for_its_dependencies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let text = "services:\n  web:\n    image: busybox\n  debug:\n    image: busybox\n    profiles: [dev]\n    \
+                depends_on: [mock]\n  mock:\n    image: busybox\n    profiles: [dev]\n";
+    std::fs::write(d.join("compose.yaml"), text).unwrap();
+    assert_eq!(ok(&berth(d, &["config", "--services", "debug"], &[])), "debug\nmock\n");
+}
+
+#[test]
+fn env_files_see_earlier_env_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(
+        d.join("compose.yaml"),
+        "services:\n  app:\n    image: busybox\n    env_file: [common.env, app.env]\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("common.env"), "DB_HOST=db\n").unwrap();
+    std::fs::write(d.join("app.env"), "DATABASE_URL=postgres://${DB_HOST}/app\n").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&ok(&berth(d, &["config", "--format", "json"], &[]))).unwrap();
+    assert_eq!(v["services"]["app"]["environment"]["DATABASE_URL"], "postgres://db/app");
+}
+
+#[test]
+fn a_missing_include_points_at_the_include_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("compose.yaml"), "include:\n  - other/compose.yaml\nservices:\n  a:\n    image: busybox\n")
+        .unwrap();
+    let out = berth(d, &["config"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error: compose.yaml:2:5: include[0]: included file"), "{err}");
+}

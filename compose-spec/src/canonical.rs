@@ -24,12 +24,12 @@ pub fn canonicalize(root: &mut Node) -> Result<()> {
     }
     for kind in ["networks", "volumes", "secrets", "configs"] {
         let Some(resources) = map.get_mut(kind).and_then(|e| e.node.as_map_mut()) else { continue };
-        for (_, entry) in resources.iter_mut() {
+        for (name, entry) in resources.iter_mut() {
             if entry.node.is_null() {
                 entry.node.value = Value::Map(Map::new());
             }
             if let Some(res) = entry.node.as_map_mut() {
-                resource(res)?;
+                resource(res, &format!("{kind}.{name}"))?;
             }
         }
     }
@@ -108,10 +108,12 @@ fn service(svc: &mut Map, path: &str) -> Result<()> {
             "networks" => {
                 if let Some(items) = node.as_seq() {
                     let mut map = Map::new();
-                    for item in items {
-                        if let Some(name) = item.scalar_text() {
-                            map.insert(name, entry_at(Node::new(Value::Null, item.span.clone())));
-                        }
+                    for (i, item) in items.iter().enumerate() {
+                        let Some(name) = item.scalar_text() else {
+                            let m = format!("must be a network name, not {}", item.kind());
+                            return Err(Error::at(item.span.clone(), Some(format!("{p}[{i}]")), m));
+                        };
+                        map.insert(name, entry_at(Node::new(Value::Null, item.span.clone())));
                     }
                     node.value = Value::Map(map);
                 }
@@ -230,7 +232,7 @@ fn hooks(node: &mut Node, path: &str) -> Result<()> {
     Ok(())
 }
 
-fn resource(res: &mut Map) -> Result<()> {
+fn resource(res: &mut Map, path: &str) -> Result<()> {
     // Legacy `external: {name: x}` means `external: true` with `name: x`.
     let legacy_name = match res.get("external").map(|e| &e.node.value) {
         Some(Value::Map(m)) => Some(m.get("name").and_then(|e| e.node.scalar_text())),
@@ -245,7 +247,7 @@ fn resource(res: &mut Map) -> Result<()> {
         }
     }
     if let Some(labels) = res.get_mut("labels") {
-        list_to_map(&mut labels.node, "labels", Some(""))?;
+        list_to_map(&mut labels.node, &join(path, "labels"), Some(""))?;
     }
     Ok(())
 }

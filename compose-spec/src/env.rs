@@ -95,7 +95,7 @@ impl Environment {
 
 /// Reads an env file; `raw` is `format: raw`. Variables in values resolve against `env`.
 pub fn read_env_file(path: &Path, env: &Environment, raw: bool) -> Result<Vec<dotenv::Entry>> {
-    read_env_file_with(path, &|k: &str| env.value(k).map(str::to_string), raw)
+    read_env_file_with(path, &|k: &str| env.value(k).map(str::to_string), &|_| None, raw)
 }
 
 /// Reads an env file whose `${VAR}` references resolve through `lookup` first, then through the
@@ -103,11 +103,16 @@ pub fn read_env_file(path: &Path, env: &Environment, raw: bool) -> Result<Vec<do
 pub fn read_env_file_with(
     path: &Path,
     lookup: &dyn Fn(&str) -> Option<String>,
+    fallback: &dyn Fn(&str) -> Option<String>,
     raw: bool,
 ) -> Result<Vec<dotenv::Entry>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::msg(format!("cannot read env file `{}`: {e}", path.display())))?;
-    let parsed = if raw { dotenv::parse_raw_with_lookup(&text, lookup) } else { dotenv::parse(&text, lookup) };
+    let parsed = if raw {
+        dotenv::parse_raw_with_lookup(&text, lookup)
+    } else {
+        dotenv::parse_with_fallback(&text, lookup, fallback)
+    };
     parsed.map_err(|e| Error::msg(format!("{}:{}: {}", path.display(), e.line, e.message)))
 }
 
@@ -115,20 +120,38 @@ pub fn read_env_file_with(
 /// files (later ones win among themselves), or the project directory's `.env` when no
 /// `--env-file` is given.
 pub fn project_environment(shell: &Environment, env_files: &[PathBuf], project_dir: &Path) -> Result<Environment> {
-    let mut env = shell.clone();
-    if env_files.is_empty() {
-        let dotenv = project_dir.join(".env");
+    let dotenv = project_dir.join(".env");
+    let files: Vec<PathBuf> = if env_files.is_empty() {
         if dotenv.is_file() {
-            env.add_env_file_under(&dotenv)?;
+            vec![dotenv]
+        } else {
+            Vec::new()
         }
-        return Ok(env);
+    } else {
+        env_files.to_vec()
+    };
+    // Files are read in order; a file's `${VAR}` sees the shell first, then what earlier files
+    // set. Later files win over earlier ones, and the shell wins over all of them.
+    let mut from_files: IndexMap<String, Var> = IndexMap::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::msg(format!("env file `{}` not found", f.display())),
+            _ => Error::msg(format!("cannot read env file `{}`: {e}", f.display())),
+        })?;
+        let lookup = |k: &str| shell.value(k).map(str::to_string);
+        let fallback = |k: &str| from_files.get(k).map(|v| v.value.clone());
+        let entries = dotenv::parse_with_fallback(&text, &lookup, &fallback)
+            .map_err(|e| Error::msg(format!("{}:{}: {}", f.display(), e.line, e.message)))?;
+        for e in entries {
+            let origin = Origin::EnvFile { path: f.clone(), line: e.line };
+            from_files.insert(e.key, Var { value: e.value, origin });
+        }
     }
-    // Later files win over earlier ones, the shell over all: read them last-first.
-    for f in env_files.iter().rev() {
-        if !f.exists() {
-            return Err(Error::msg(format!("env file `{}` not found", f.display())));
+    let mut env = shell.clone();
+    for (k, v) in from_files {
+        if env.get(&k).is_none() {
+            env.set(k, v);
         }
-        env.add_env_file_under(f)?;
     }
     Ok(env)
 }
@@ -150,6 +173,17 @@ mod tests {
         assert_eq!(env.value("Y"), Some("from_b"));
         assert_eq!(env.get("Y").unwrap().origin, Origin::EnvFile { path: b, line: 2 });
         assert_eq!(env.get("Z").unwrap().origin, Origin::Shell);
+    }
+
+    #[test]
+    fn later_env_files_see_earlier_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.env");
+        let b = dir.path().join("b.env");
+        std::fs::write(&a, "HOST=db\nURL=first\n").unwrap();
+        std::fs::write(&b, "URL=pg://${HOST}/x\n").unwrap();
+        let env = project_environment(&Environment::default(), &[a, b], dir.path()).unwrap();
+        assert_eq!(env.value("URL"), Some("pg://db/x"));
     }
 
     #[test]

@@ -456,6 +456,10 @@ impl<'a> Ctx<'a> {
                     format!("include cycle detected: {}", chain.join(" -> ")),
                 ));
             }
+            if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+                let m = format!("included file `{}` not found", missing.display());
+                return Err(Error::at(item.span.clone(), Some(p), m));
+            }
             let sub_dir = match &inc.project_directory {
                 Some(d) => paths::resolve(d, dir, self.home().as_deref()),
                 None => files.first().and_then(|f| f.parent()).unwrap_or(dir).to_path_buf(),

@@ -23,6 +23,14 @@ pub struct Context<'a> {
 /// Removes services none of whose profiles is active (unless named in `explicit`); returns
 /// their names. A service without profiles is always enabled; `*` enables every profile.
 pub fn apply_profiles(project: &mut Project, active: &[String], explicit: &[String]) -> Vec<String> {
+    // A service named on the command line turns its profiles on (so its dependencies in the
+    // same profiles come too).
+    let mut active = active.to_vec();
+    for name in explicit {
+        if let Some(s) = project.services.get(name) {
+            active.extend(s.profiles.iter().cloned());
+        }
+    }
     let all = active.iter().any(|p| p == "*");
     let enabled = |name: &str, profiles: &[String]| {
         profiles.is_empty() || all || explicit.iter().any(|s| s == name) || profiles.iter().any(|p| active.contains(p))
@@ -39,7 +47,8 @@ pub fn apply_profiles(project: &mut Project, active: &[String], explicit: &[Stri
 /// (values written in the service win), and gives `environment` entries without a value the
 /// value of the variable in the project environment, when it has one. `${VAR}` in an env file
 /// resolves against the project environment, then the service's `environment`, then the
-/// file's earlier lines (compose-go's `WithServicesEnvironmentResolved`).
+/// file's earlier lines, then the earlier env files (compose-go's
+/// `WithServicesEnvironmentResolved`).
 pub fn fold_env_files(project: &mut Project, ctx: &Context, tree: &Node) -> Result<()> {
     for (name, svc) in project.services.iter_mut() {
         for (k, v) in svc.environment.iter_mut() {
@@ -47,9 +56,7 @@ pub fn fold_env_files(project: &mut Project, ctx: &Context, tree: &Node) -> Resu
                 *v = ctx.env.value(k).map(str::to_string);
             }
         }
-        let service_env = &svc.environment;
-        let lookup = |k: &str| ctx.env.value(k).map(str::to_string).or_else(|| service_env.get(k).cloned().flatten());
-        let mut from_files = std::collections::BTreeMap::new();
+        let mut from_files: std::collections::BTreeMap<String, Option<String>> = std::collections::BTreeMap::new();
         for (i, f) in svc.env_file.iter().enumerate() {
             let path = Path::new(&f.path);
             if !path.exists() {
@@ -61,7 +68,16 @@ pub fn fold_env_files(project: &mut Project, ctx: &Context, tree: &Node) -> Resu
                 return Err(located(tree, &key, &format!("services.{name}.env_file[{i}]"), m));
             }
             let raw = f.format.as_deref() == Some("raw");
-            let entries = read_env_file_with(path, &lookup, raw)?;
+            // `${VAR}` sees the project environment, then the service's `environment`, then the
+            // file's own earlier lines, then what earlier env files set.
+            let service_env = &svc.environment;
+            let lookup =
+                |k: &str| ctx.env.value(k).map(str::to_string).or_else(|| service_env.get(k).cloned().flatten());
+            let earlier = from_files.clone();
+            let fallback = |k: &str| earlier.get(k).cloned().flatten();
+            let entries = read_env_file_with(path, &lookup, &fallback, raw).map_err(|e| {
+                located(tree, &["services", name, "env_file"], &format!("services.{name}.env_file[{i}]"), e.message)
+            })?;
             for e in entries {
                 from_files.insert(e.key, Some(e.value));
             }
@@ -84,7 +100,7 @@ pub fn fold_env_files(project: &mut Project, ctx: &Context, tree: &Node) -> Resu
             // `${VAR}` in a label file sees the labels of the earlier label files only.
             let earlier = labels.clone();
             let lookup = |k: &str| earlier.get(k).cloned();
-            for e in read_env_file_with(path, &lookup, false)? {
+            for e in read_env_file_with(path, &lookup, &|_| None, false)? {
                 labels.insert(e.key, e.value);
             }
         }

@@ -123,7 +123,8 @@ pub fn clean(p: &Path) -> PathBuf {
         match c {
             Component::CurDir => {}
             Component::ParentDir => {
-                if !out.pop() {
+                // `..` above the root is the root; above a relative start it is kept.
+                if !out.pop() && !out.has_root() {
                     out.push("..");
                 }
             }
@@ -150,5 +151,6 @@ mod tests {
         assert_eq!(resolve("~/configs", base, home), PathBuf::from("/home/u/configs"));
         assert_eq!(resolve("/abs", base, home), PathBuf::from("/abs"));
         assert_eq!(resolve("~user/x", base, home), PathBuf::from("/proj/~user/x"));
+        assert_eq!(resolve("../../../../x", base, home), PathBuf::from("/x"));
     }
 }

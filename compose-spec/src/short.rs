@@ -1,7 +1,7 @@
 //! Compose's short syntaxes, parsed into their long forms: ports, volumes, devices,
 //! `KEY=VALUE` lists and shell-style command strings.
 
-use crate::model::{BindOptions, Device, Port, ServiceVolume, TmpfsOptions, VolumeOptions, VolumeType};
+use crate::model::{BindOptions, Device, Port, ServiceVolume, VolumeOptions, VolumeType};
 
 /// Parses `[HOST_IP:][HOST[-HOST]:]CONTAINER[-CONTAINER][/PROTO]` into one or more ports
 /// (ranges expand to one port each, as Compose does).
@@ -157,26 +157,12 @@ pub fn parse_volume(spec: &str) -> Result<ServiceVolume, String> {
     Ok(v)
 }
 
-/// A tmpfs mount from the service `tmpfs:` key (`/run:size=64m,mode=1777`).
-pub fn parse_tmpfs(spec: &str) -> ServiceVolume {
-    let (target, opts) = spec.split_once(':').unwrap_or((spec, ""));
-    let mut t = TmpfsOptions::default();
-    for o in opts.split(',').filter(|o| !o.is_empty()) {
-        if let Some(v) = o.strip_prefix("size=") {
-            t.size = crate::units::Bytes::parse(v).ok();
-        } else if let Some(v) = o.strip_prefix("mode=") {
-            t.mode = u32::from_str_radix(v, 8).ok();
-        }
-    }
-    ServiceVolume { kind: VolumeType::Tmpfs, target: target.to_string(), tmpfs: Some(t), ..ServiceVolume::default() }
-}
-
 /// Parses a device mapping `HOST[:CONTAINER[:PERMISSIONS]]`.
 pub fn parse_device(spec: &str) -> Result<Device, String> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (source, target, permissions) = match parts.as_slice() {
         [s] => (*s, *s, "rwm"),
-        [s, t] if t.chars().all(|c| "rwm".contains(c)) && !t.starts_with('/') => (*s, *s, *t),
+        [s, t] if !t.is_empty() && t.chars().all(|c| "rwm".contains(c)) => (*s, *s, *t),
         [s, t] => (*s, *t, "rwm"),
         [s, t, p] => (*s, *t, *p),
         _ => return Err(format!("invalid device {spec:?}: expected HOST[:CONTAINER[:PERMISSIONS]]")),

@@ -17,10 +17,9 @@ impl Duration {
             return Err("empty duration".into());
         }
         if let Ok(secs) = t.parse::<f64>() {
-            if secs < 0.0 {
-                return Err(format!("invalid duration {s:?}: must not be negative"));
-            }
-            return Ok(Duration(StdDuration::from_secs_f64(secs)));
+            return StdDuration::try_from_secs_f64(secs)
+                .map(Duration)
+                .map_err(|_| format!("invalid duration {s:?}: must be a finite, non-negative number of seconds"));
         }
         let mut total: f64 = 0.0;
         let mut rest = t;
@@ -44,6 +43,9 @@ impl Duration {
             };
             total += value * nanos_per;
             rest = &rest[unit_len..];
+        }
+        if !total.is_finite() || total > u64::MAX as f64 {
+            return Err(format!("invalid duration {s:?}: too long"));
         }
         Ok(Duration(StdDuration::from_nanos(total.round() as u64)))
     }
@@ -110,6 +112,9 @@ impl Bytes {
         let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
         let value: f64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
+        if !value.is_finite() || value < 0.0 {
+            return Err(format!("invalid size {s:?}"));
+        }
         let mult: f64 = match unit.trim() {
             "" | "b" => 1.0,
             "k" | "kb" | "kib" => 1024.0,
@@ -188,6 +193,9 @@ mod tests {
         }
         assert!(Duration::parse("10 parsecs").is_err());
         assert!(Duration::parse("s").is_err());
+        for bad in ["inf", "nan", "-1", "1e20", "99999999999999999999h"] {
+            assert!(Duration::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

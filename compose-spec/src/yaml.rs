@@ -238,8 +238,14 @@ pub fn format_float(f: f64) -> String {
 /// Parses YAML text into one node per document. `file` names the source in positions.
 pub fn parse(text: &str, file: &str) -> Result<Vec<Node>, Error> {
     let file: Arc<str> = Arc::from(file);
-    let mut builder =
-        Builder { file: file.clone(), stack: Vec::new(), anchors: HashMap::new(), docs: Vec::new(), error: None };
+    let mut builder = Builder {
+        file: file.clone(),
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        docs: Vec::new(),
+        error: None,
+        expanded: 0,
+    };
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, true) {
         let m = e.marker();
@@ -261,6 +267,8 @@ struct Builder {
     file: Arc<str>,
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
+    /// Values copied in by aliases so far, to refuse alias bombs.
+    expanded: usize,
     docs: Vec<Node>,
     error: Option<Error>,
 }
@@ -371,6 +379,12 @@ impl<'input> SpannedEventReceiver<'input> for Builder {
             }
             Event::Alias(id) => match self.anchors.get(&id) {
                 Some(n) => {
+                    self.expanded += count_values(n);
+                    if self.expanded > MAX_ALIAS_VALUES {
+                        let m = format!("aliases expand to more than {MAX_ALIAS_VALUES} values; refusing the document");
+                        self.fail(sp, m);
+                        return;
+                    }
                     let n = n.clone();
                     self.push(n, 0);
                 }
@@ -400,6 +414,17 @@ impl<'input> SpannedEventReceiver<'input> for Builder {
             Event::DocumentStart(_) => self.anchors.clear(),
             Event::DocumentEnd | Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
         }
+    }
+}
+
+/// How many values aliases may copy into one file (a guard against "billion laughs").
+pub const MAX_ALIAS_VALUES: usize = 1_000_000;
+
+fn count_values(n: &Node) -> usize {
+    1 + match &n.value {
+        Value::Seq(items) => items.iter().map(count_values).sum(),
+        Value::Map(m) => m.values().map(|e| count_values(&e.node)).sum(),
+        _ => 0,
     }
 }
 
@@ -436,9 +461,8 @@ pub fn resolve_plain(text: &str) -> Value {
         }
     }
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(i) = text.parse::<i64>() {
-            return Value::Int(i);
-        }
+        // An integer too large for i64 stays text, so it reaches the model digit for digit.
+        return text.parse::<i64>().map(Value::Int).unwrap_or_else(|_| Value::Str(text.to_string()));
     }
     let float_like = digits.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
         && digits.bytes().any(|b| b.is_ascii_digit());
@@ -503,6 +527,22 @@ mod tests {
         assert_eq!(resolve_plain("80:80"), Value::Str("80:80".into()));
         assert_eq!(resolve_plain("-"), Value::Str("-".into()));
         assert_eq!(resolve_plain("1.2.3"), Value::Str("1.2.3".into()));
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let refs: Vec<String> = (0..9).map(|_| format!("*a{}", i - 1)).collect();
+            text.push_str(&format!("a{i}: &a{i} [{}]\n", refs.join(", ")));
+        }
+        let e = parse(&text, "bomb.yaml").unwrap_err().to_string();
+        assert!(e.contains("aliases expand to more than"), "{e}");
+    }
+
+    #[test]
+    fn big_integers_stay_exact() {
+        assert_eq!(resolve_plain("12345678901234567890"), Value::Str("12345678901234567890".into()));
     }
 
     #[test]
