@@ -71,14 +71,18 @@ pub enum ImageCommand {
     },
 }
 
-/// No container state exists yet; the runtime work will answer this from the state database.
-fn in_use(_id: &image::Digest) -> bool {
-    false
+/// The image ids that containers (of any project, running or not) were created from.
+fn images_in_use(root: &std::path::Path) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let db = berth::state::StateDb::open(root).context("cannot open the state database")?;
+    Ok(db.all_containers()?.into_iter().map(|c| c.image_digest).collect())
 }
 
 /// Runs `berth image ...`.
 pub fn run(args: ImageArgs) -> anyhow::Result<()> {
-    let store = ImageStore::open(&ImageStore::default_state_root()).context("cannot open the image store")?;
+    let root = ImageStore::default_state_root();
+    let store = ImageStore::open(&root).context("cannot open the image store")?;
+    let used = images_in_use(&root)?;
+    let in_use = |id: &image::Digest| used.contains(&id.to_string());
     match args.command {
         ImageCommand::Ls { quiet, format } => print_rows(&store.list()?, quiet, &format),
         ImageCommand::Rm { images, force } => {
