@@ -32,8 +32,7 @@ struct Sizes {
 }
 
 fn main() {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    assert!(unsafe { libc::geteuid() } == 0, "the benchmarks need root (bridges, namespaces, nftables)");
+    assert!(nix::unistd::geteuid().is_root(), "the benchmarks need root (bridges, namespaces, nftables)");
     let full = std::env::args().any(|a| a == "--bench");
     let sizes = if full {
         Sizes { latency_queries: 20_000, queries_per_client: 25_000, payload: 256 << 20, rounds: 3 }
@@ -50,7 +49,7 @@ fn table(asker: IpAddr) -> DnsTable {
     let mut containers = vec![DnsContainer {
         name: "bench-client-1".into(),
         service: Some("client".into()),
-        endpoints: vec![DnsEndpoint { network: "n".into(), addrs: vec![asker], aliases: vec![] }],
+        endpoints: vec![DnsEndpoint { network: "n".into(), addrs: vec![asker], aliases: vec![], internal: false }],
         ..Default::default()
     }];
     for s in 0..50u32 {
@@ -62,6 +61,7 @@ fn table(asker: IpAddr) -> DnsTable {
                     network: "n".into(),
                     addrs: vec![IpAddr::V4(Ipv4Addr::new(10, 0, s as u8, r as u8))],
                     aliases: vec![],
+                    internal: false,
                 }],
                 ..Default::default()
             });
@@ -224,7 +224,7 @@ fn port_bench(rt: &tokio::runtime::Runtime, sizes: Sizes) {
     };
     let subnet =
         pick_subnet(&[Pool::new("10.160.0.0/11".parse().unwrap(), 24)], &host.routed_subnets().unwrap()).unwrap();
-    let mut spec = NetworkSpec::new("bench", "net", &Default::default()).unwrap();
+    let mut spec = NetworkSpec::new("bench_net", &Default::default()).unwrap();
     spec.bridge = bridge.clone();
     spec.subnets = vec![SubnetConfig::new(subnet)];
     ensure_network(&host, Some(&setup.nft), &spec).unwrap();

@@ -33,6 +33,14 @@ pub enum Error {
     /// An `external: true` network has no bridge on this host.
     #[error("external network `{0}` not found: no bridge with that name exists")]
     ExternalMissing(String),
+    /// A link with a network's bridge name exists but is not a bridge (`eth0`, a veth, ...):
+    /// berth neither uses nor removes it. `kind` is the link kind (`veth`, `dummy`), `device` for
+    /// links without one (physical interfaces, `lo`).
+    #[error("link `{name}` exists but is not a bridge (kind `{kind}`): berth networks only use bridges")]
+    NotABridge { name: String, kind: String },
+    /// Two networks of one container ask for the same interface name.
+    #[error("interface name `{ifname}` is used by both network `{first}` and network `{second}`")]
+    DuplicateInterface { ifname: String, first: String, second: String },
     /// A netlink request failed.
     #[error("failed to {op} `{object}`: {source}")]
     Netlink {
@@ -70,11 +78,27 @@ pub enum Error {
     /// The lease store failed.
     #[error("lease store: {0}")]
     Store(String),
+    /// Several steps of a teardown failed; every one of them is listed (teardown keeps going).
+    #[error("{} steps of removing {what} failed: {}", .errors.len(), list(.errors))]
+    Teardown { what: String, errors: Vec<Error> },
+}
+
+fn list(errors: &[Error]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io { op, path: path.into(), source }
+    }
+
+    /// `Ok` when nothing failed, the one error, or [`Error::Teardown`] with all of them.
+    pub(crate) fn collect(what: impl Into<String>, mut errors: Vec<Error>) -> Result<()> {
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(Error::Teardown { what: what.into(), errors }),
+        }
     }
 
     pub(crate) fn netlink(op: &'static str, object: impl Into<String>, source: rtnetlink::Error) -> Self {

@@ -268,7 +268,8 @@ impl Family {
 /// Gives `owner` an address of `family` on `network`.
 ///
 /// An owner that already holds one keeps it (a restarted container keeps its address) unless it
-/// asks for a different static one. A static `requested` address must lie in one of `subnets`, not
+/// asks for a different static one, or the address is no longer leasable (outside the current
+/// subnets, now the gateway or an aux address): then it is released and a new one leased. A static `requested` address must lie in one of `subnets`, not
 /// be reserved and not be held by another owner. Otherwise the first free address of the first
 /// subnet of that family with room is leased.
 pub fn lease(
@@ -280,13 +281,17 @@ pub fn lease(
     requested: Option<IpAddr>,
 ) -> Result<IpAddr> {
     let leases = store.leases(network)?;
+    let held_by = |addr: IpAddr| leases.iter().find(|l| l.addr == addr && l.owner != owner);
     let mine = leases.iter().find(|l| l.owner == owner && Family::of(&l.addr) == family);
     if let Some(mine) = mine {
-        if requested.is_none() || requested == Some(mine.addr) {
+        // A stored lease may predate a change of `ipam.config` (other subnets, a new gateway or
+        // aux address): keep it only while it is still a leasable address, else lease anew.
+        let still_valid = subnets.iter().any(|s| s.subnet.contains(&mine.addr) && s.reserved(mine.addr).is_none())
+            && held_by(mine.addr).is_none();
+        if still_valid && (requested.is_none() || requested == Some(mine.addr)) {
             return Ok(mine.addr);
         }
     }
-    let held_by = |addr: IpAddr| leases.iter().find(|l| l.addr == addr && l.owner != owner);
     let addr = match requested {
         Some(addr) => {
             let Some(sub) = subnets.iter().find(|s| s.subnet.contains(&addr)) else {
@@ -468,6 +473,30 @@ mod tests {
         store.release("n", "web-1").unwrap();
         let store = JsonFileLeases::open(&path).unwrap();
         assert_eq!(store.leases("n").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_stored_lease_outside_the_current_subnets_or_now_reserved_is_replaced() {
+        let mut store = MemoryLeases::default();
+        let old = [SubnetConfig::new(net("10.9.0.0/24")), SubnetConfig::new(net("fd00:1::/64"))];
+        assert_eq!(lease(&mut store, "n", &old, "web-1", Family::V4, None).unwrap(), ip("10.9.0.2"));
+        let v6 = lease(&mut store, "n", &old, "web-1", Family::V6, None).unwrap();
+        // The network was recreated with another IPv4 subnet.
+        let new = [SubnetConfig::new(net("10.20.0.0/24")), SubnetConfig::new(net("fd00:1::/64"))];
+        assert_eq!(lease(&mut store, "n", &new, "web-1", Family::V4, None).unwrap(), ip("10.20.0.2"));
+        let mut held: Vec<IpAddr> = store.leases("n").unwrap().iter().map(|l| l.addr).collect();
+        held.sort();
+        assert_eq!(held, [ip("10.20.0.2"), v6], "the old lease is released, the other family kept");
+        // Its address became an aux address.
+        let mut reserved = SubnetConfig::new(net("10.20.0.0/24"));
+        reserved.aux_addresses.insert("router".into(), ip("10.20.0.2"));
+        let reserved = [reserved];
+        assert_eq!(lease(&mut store, "n", &reserved, "web-1", Family::V4, None).unwrap(), ip("10.20.0.3"));
+        // And a static request for it now fails instead of returning the stale lease.
+        let mut gw = SubnetConfig::new(net("10.20.0.0/24"));
+        gw.gateway = Some(ip("10.20.0.3"));
+        let err = lease(&mut store, "n", &[gw], "web-1", Family::V4, Some(ip("10.20.0.3"))).unwrap_err();
+        assert_eq!(err.to_string(), "network `n`: address 10.20.0.3 is reserved (the gateway)");
     }
 
     #[test]

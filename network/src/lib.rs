@@ -6,11 +6,16 @@
 //! fake: [`nat::RecordingFirewall`]), [`dns::DnsServer`] and [`proxy::PortProxy`]. Input types are
 //! this crate's own; it knows nothing about compose files or containers.
 //!
+//! The [`Host`] methods and [`nat::Nft`] block (netlink on throw-away threads, mounts, the `nft`
+//! command); async callers must run them through `tokio::task::spawn_blocking`.
+//!
 //! # How the rest of berth drives it
 //!
-//! `up`, per network (before any container): look up the stored subnet or call
-//! [`network::assign_subnets`] with [`Host::routed_subnets`] plus every other stored network's
-//! subnets, store it, then [`network::ensure_network`] (external networks are only checked).
+//! `up`, per network (before any container): [`network::NetworkSpec::new`] with the network's
+//! resolved name (`{project}_{network}` or its `name:`), look up the stored subnet or call
+//! [`network::assign_subnets`] with every other stored network's subnets and
+//! [`Host::routed_subnets`] (kept apart in [`network::SubnetsInUse`]), store it, then
+//! [`network::ensure_network`] (external networks are only checked).
 //!
 //! Per container (before the runtime creates it):
 //! 1. [`ipam::lease`] an address per network and family (static `ipv4_address`/`ipv6_address` as
@@ -18,7 +23,8 @@
 //! 2. [`Host::create_netns`] at `<run dir>/netns/<container>` and put that path in the OCI config's
 //!    network namespace (`network_mode: host` → no namespace; `none` → this namespace, not
 //!    attached; `service:`/`container:` → the other container's path);
-//! 3. [`network::plan_interfaces`] for names and the default route, then [`network::attach_all`];
+//! 3. [`network::plan_interfaces`] for names and the default route (never through an `internal`
+//!    network), then [`network::attach_all`];
 //! 4. write [`files::ResolvConf`] (nameserver: the first network's gateway) and [`files::Hosts`].
 //!
 //! The supervisor: [`proxy::PortProxy::start`] for every published port before starting anything
@@ -26,11 +32,12 @@
 //! [`nat::Firewall::apply`] with [`nat::Rule::Dnat`] for the bound ports when [`nat::Nft::available`];
 //! [`dns::DnsServer::start`] on every gateway with [`files::dns_upstreams`] of the host's
 //! `resolv.conf`, and [`dns::DnsServer::set_table`] whenever a container starts, stops, turns
-//! unhealthy or is removed.
+//! unhealthy or is removed (each [`dns::DnsEndpoint`] says whether its network is `internal`).
 //!
 //! `down`: stop the proxy and DNS, remove the project's DNAT owner, [`Host::detach`] each
 //! interface, [`Host::remove_netns`], release leases, then [`network::remove_network_if_unused`]
-//! (which keeps a bridge another project still has containers on).
+//! (which keeps a bridge another project still has containers on, and any bridge berth did not
+//! create: see [`BRIDGE_ALIAS`]).
 
 pub mod dns;
 mod error;
@@ -45,6 +52,6 @@ pub mod network;
 pub mod proxy;
 
 pub use error::{Error, Result};
-pub use host::{AttachSpec, BridgeSpec, Host, RecordingHost};
+pub use host::{AttachSpec, BridgeSpec, FakeLink, Host, RecordingHost, BRIDGE_ALIAS};
 pub use names::IfName;
 pub use netlink::NetlinkHost;

@@ -73,10 +73,11 @@ pub fn short_hash(parts: &[&str], n: usize) -> String {
     s
 }
 
-/// The bridge name berth gives a compose network: `br-` plus 12 hex digits of a hash of project and
-/// network name (the same length Docker uses), unless `driver_opts` name it.
-pub fn bridge_name(project: &str, network: &str) -> IfName {
-    IfName(format!("br-{}", short_hash(&[project, network], 12)))
+/// The bridge name berth gives a network: `br-` plus 12 hex digits of a hash of the network's
+/// resolved name (`shop_default`, or the compose file's `name:`; the same length Docker uses),
+/// unless `driver_opts` name it. Projects that declare the same `name:` get the same bridge.
+pub fn bridge_name(network: &str) -> IfName {
+    IfName(format!("br-{}", short_hash(&[network], 12)))
 }
 
 /// The host-side name of the veth pair that attaches the namespace at `netns` as `ifname`.
@@ -106,10 +107,9 @@ mod tests {
 
     #[test]
     fn derived_names_are_stable_and_short() {
-        let b = bridge_name("shop", "default");
-        assert_eq!(b, bridge_name("shop", "default"));
-        assert_ne!(b, bridge_name("shop", "back"));
-        assert_ne!(bridge_name("ab", "c"), bridge_name("a", "bc"));
+        let b = bridge_name("shop_default");
+        assert_eq!(b, bridge_name("shop_default"));
+        assert_ne!(b, bridge_name("shop_back"));
         assert_eq!(b.as_str().len(), 15);
         assert!(host_veth_name("/run/berth/netns/x", "eth0").as_str().len() <= IFNAME_MAX);
         assert!(peer_veth_name("/run/berth/netns/x", "eth0").as_str().len() <= IFNAME_MAX);

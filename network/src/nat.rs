@@ -88,10 +88,12 @@ pub trait Firewall: Send + Sync {
     fn remove(&self, owner: &str) -> Result<()>;
 }
 
-/// `nft` driven with JSON.
+/// `nft` driven with JSON. Every method runs the `nft` command and waits for it: async callers
+/// go through `tokio::task::spawn_blocking`.
 #[derive(Clone, Debug)]
 pub struct Nft {
     table: String,
+    program: String,
 }
 
 fn m(op: &str, left: Value, right: Value) -> Value {
@@ -112,9 +114,18 @@ fn ip_proto(addr: &IpAddr) -> &'static str {
 }
 
 impl Nft {
-    /// Rules in table `inet <table>`.
+    /// Rules in table `inet <table>`, through the `nft` found on `PATH`.
     pub fn new(table: impl Into<String>) -> Self {
-        Nft { table: table.into() }
+        Nft::with_program(table, "nft")
+    }
+
+    /// The same through another program (a path to `nft`, a wrapper).
+    pub fn with_program(table: impl Into<String>, program: impl Into<String>) -> Self {
+        Nft { table: table.into(), program: program.into() }
+    }
+
+    fn command(&self) -> Command {
+        Command::new(&self.program)
     }
 
     /// The table name.
@@ -122,7 +133,7 @@ impl Nft {
         &self.table
     }
 
-    /// Whether `nft` can be run here (installed, and allowed to read the ruleset).
+    /// Whether `nft` (on `PATH`) can be run here (installed, and allowed to read the ruleset).
     pub fn available() -> bool {
         Command::new("nft")
             .args(["list", "tables"])
@@ -242,7 +253,8 @@ impl Nft {
     /// Runs one JSON batch.
     pub fn run(&self, commands: Vec<Value>) -> Result<()> {
         let batch = json!({"nftables": commands}).to_string();
-        let mut child = Command::new("nft")
+        let mut child = self
+            .command()
             .args(["-j", "-f", "-"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -260,7 +272,8 @@ impl Nft {
 
     /// Every rule of the table as (chain, handle, comment); empty when the table does not exist.
     pub fn list(&self) -> Result<Vec<(String, u64, String)>> {
-        let out = Command::new("nft")
+        let out = self
+            .command()
             .args(["-j", "list", "table", "inet", &self.table])
             .output()
             .map_err(|e| Error::Nft(format!("cannot run `nft`: {e}")))?;
@@ -317,11 +330,17 @@ impl Nft {
     }
 
     fn list_tables(&self) -> Result<Vec<String>> {
-        let out = Command::new("nft")
+        let out = self
+            .command()
             .args(["-j", "list", "tables", "inet"])
             .output()
             .map_err(|e| Error::Nft(format!("cannot run `nft`: {e}")))?;
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            return Err(Error::Nft(format!("`nft list tables` exited with {}: {}", out.status, err.trim())));
+        }
+        let v: Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| Error::Nft(format!("unreadable table list: {e}")))?;
         Ok(v["nftables"]
             .as_array()
             .into_iter()
@@ -479,6 +498,17 @@ mod tests {
                 "output:output:-100"
             ]
         );
+    }
+
+    #[test]
+    fn a_failing_nft_is_an_error_not_an_empty_ruleset() {
+        // `false` stands in for an `nft` that fails (no permission, no kernel support) and prints
+        // nothing: deleting the table must not pass for "there was no table".
+        let nft = Nft::with_program("t", "false");
+        let err = nft.delete_table().unwrap_err();
+        assert!(err.to_string().starts_with("`nft` failed: `nft list tables` exited with exit status: 1"), "{err}");
+        assert!(nft.list().is_err());
+        assert!(nft.remove("net:x").is_err());
     }
 
     #[test]

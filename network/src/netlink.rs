@@ -15,12 +15,12 @@ use std::path::Path;
 use futures_util::TryStreamExt;
 use ipnet::IpNet;
 use netlink_packet_route::address::{AddressAttribute, AddressFlags};
-use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkInfo, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteType};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::error::{Error, Result};
-use crate::host::{AttachSpec, BridgeSpec, Host};
+use crate::host::{require_bridge, AttachSpec, BridgeSpec, Host, BRIDGE_ALIAS};
 use crate::names::{host_veth_name, peer_veth_name, IfName};
 use crate::netns;
 
@@ -64,6 +64,59 @@ async fn link_by_name(h: &Handle, name: &str) -> Result<Option<LinkMessage>> {
         Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
         Err(e) => Err(Error::netlink("look up link", name, e)),
     }
+}
+
+/// The link's kind (`IFLA_INFO_KIND`: `bridge`, `veth`, `dummy`, ...); `device` for links without
+/// one (physical interfaces, `lo`).
+fn link_kind(link: &LinkMessage) -> String {
+    link.attributes
+        .iter()
+        .find_map(|a| match a {
+            LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+                LinkInfo::Kind(k) => Some(k.to_string()),
+                _ => None,
+            }),
+            _ => None,
+        })
+        .unwrap_or_else(|| "device".to_string())
+}
+
+/// Whether the link carries berth's mark ([`BRIDGE_ALIAS`] as its `IFLA_IFALIAS`).
+fn marked_by_berth(link: &LinkMessage) -> bool {
+    link.attributes.iter().any(|a| matches!(a, LinkAttribute::IfAlias(s) if s == BRIDGE_ALIAS))
+}
+
+/// Deletes the link called `name` when there is one (leftovers of an interrupted attach).
+async fn delete_if_present(h: &Handle, name: &str) -> Result<()> {
+    let Some(old) = link_by_name(h, name).await? else { return Ok(()) };
+    match h.link().del(old.header.index).execute().await {
+        Err(e) if errno(&e) != Some(libc::ENODEV) => Err(Error::netlink("delete leftover link", name, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Creates a bridge and marks it as berth's. The alias cannot go into the creating request (the
+/// kernel applies `IFLA_IFALIAS` only when changing a link), so it is set right after; a bridge
+/// that cannot be marked is deleted again. Returns false when another process created it first.
+async fn create_bridge(h: &Handle, spec: &BridgeSpec) -> Result<bool> {
+    let name = spec.name.as_str();
+    let mut b = LinkBridge::new(name);
+    if let Some(mtu) = spec.mtu {
+        b = b.mtu(mtu);
+    }
+    match h.link().add(b.build()).execute().await {
+        Ok(()) => {}
+        // Another project's supervisor created it first.
+        Err(e) if errno(&e) == Some(libc::EEXIST) => return Ok(false),
+        Err(e) => return Err(Error::netlink("create bridge", name, e)),
+    }
+    let idx = index_of(h, name).await?;
+    let mark = LinkUnspec::new_with_index(idx).alias(BRIDGE_ALIAS).build();
+    if let Err(e) = h.link().set(mark).execute().await {
+        let _ = h.link().del(idx).execute().await;
+        return Err(Error::netlink("mark as berth's", name, e));
+    }
+    Ok(true)
 }
 
 async fn index_of(h: &Handle, name: &str) -> Result<u32> {
@@ -110,9 +163,10 @@ impl NetlinkHost {
             std::fs::File::open(&spec.netns).map_err(|e| Error::io("open network namespace", &spec.netns, e))?;
         with_netlink(None, |h| async move {
             let bridge = index_of(&h, spec.bridge.as_str()).await?;
-            if let Some(old) = link_by_name(&h, host_name.as_str()).await? {
-                let _ = h.link().del(old.header.index).execute().await;
-            }
+            // Leftovers of an attach that was interrupted (a crash): the pair, or the peer alone
+            // when it never made it into the namespace.
+            delete_if_present(&h, host_name.as_str()).await?;
+            delete_if_present(&h, peer_name.as_str()).await?;
             let mut veth = LinkVeth::new(host_name.as_str(), peer_name.as_str());
             if let Some(mtu) = spec.mtu {
                 veth = veth.mtu(mtu);
@@ -178,20 +232,13 @@ impl Host for NetlinkHost {
             let name = spec.name.as_str();
             let created = match link_by_name(&h, name).await? {
                 Some(_) => false,
-                None => {
-                    let mut b = LinkBridge::new(name);
-                    if let Some(mtu) = spec.mtu {
-                        b = b.mtu(mtu);
-                    }
-                    match h.link().add(b.build()).execute().await {
-                        Ok(()) => true,
-                        // Another project's supervisor created it first.
-                        Err(e) if errno(&e) == Some(libc::EEXIST) => false,
-                        Err(e) => return Err(Error::netlink("create bridge", name, e)),
-                    }
-                }
+                None => create_bridge(&h, spec).await?,
             };
-            let idx = index_of(&h, name).await?;
+            let Some(link) = link_by_name(&h, name).await? else {
+                return Err(Error::netlink("find link", name, rtnetlink::Error::RequestFailed));
+            };
+            require_bridge(name, &link_kind(&link))?;
+            let idx = link.header.index;
             for addr in &spec.addresses {
                 add_address(&h, idx, name, addr).await?;
             }
@@ -201,7 +248,12 @@ impl Host for NetlinkHost {
     }
 
     fn bridge_exists(&self, name: &IfName) -> Result<bool> {
-        with_netlink(None, |h| async move { Ok(link_by_name(&h, name.as_str()).await?.is_some()) })
+        with_netlink(None, |h| async move {
+            match link_by_name(&h, name.as_str()).await? {
+                Some(link) => require_bridge(name.as_str(), &link_kind(&link)).map(|()| true),
+                None => Ok(false),
+            }
+        })
     }
 
     fn bridge_ports(&self, name: &IfName) -> Result<Vec<String>> {
@@ -227,12 +279,17 @@ impl Host for NetlinkHost {
         })
     }
 
-    fn remove_bridge(&self, name: &IfName) -> Result<()> {
+    fn remove_bridge(&self, name: &IfName) -> Result<bool> {
         with_netlink(None, |h| async move {
-            let Some(link) = link_by_name(&h, name.as_str()).await? else { return Ok(()) };
+            let Some(link) = link_by_name(&h, name.as_str()).await? else { return Ok(false) };
+            require_bridge(name.as_str(), &link_kind(&link))?;
+            if !marked_by_berth(&link) {
+                return Ok(false);
+            }
             match h.link().del(link.header.index).execute().await {
-                Err(e) if errno(&e) != Some(libc::ENODEV) => Err(Error::netlink("delete bridge", name.as_str(), e)),
-                _ => Ok(()),
+                Ok(()) => Ok(true),
+                Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(false),
+                Err(e) => Err(Error::netlink("delete bridge", name.as_str(), e)),
             }
         })
     }

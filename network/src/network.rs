@@ -21,7 +21,9 @@ pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
 /// A network as berth creates it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetworkSpec {
-    /// The stored name, project-qualified (`shop_default`); keys leases and DNS scopes.
+    /// The network's name as the compose loader resolved it: `{project}_{network}`, or the `name:`
+    /// given in the file as is. Keys leases and DNS scopes, and names the bridge, so projects
+    /// declaring the same `name:` share one network, as in Compose.
     pub name: String,
     /// The bridge.
     pub bridge: IfName,
@@ -40,12 +42,12 @@ pub struct NetworkSpec {
 }
 
 impl NetworkSpec {
-    /// A network named `network` in `project` with the default bridge name, or the one and the MTU
-    /// given in `driver_opts`.
-    pub fn new(project: &str, network: &str, driver_opts: &BTreeMap<String, String>) -> Result<Self> {
+    /// The network `name` (already resolved by the compose loader: `shop_default`, or the file's
+    /// `name:`) with the bridge name derived from it, or the one and the MTU given in `driver_opts`.
+    pub fn new(name: &str, driver_opts: &BTreeMap<String, String>) -> Result<Self> {
         let bridge = match driver_opts.get(OPT_BRIDGE_NAME) {
             Some(n) => IfName::new(n.clone())?,
-            None => bridge_name(project, network),
+            None => bridge_name(name),
         };
         let mtu = match driver_opts.get(OPT_MTU) {
             Some(m) => Some(m.parse::<u32>().map_err(|_| Error::InvalidName {
@@ -56,7 +58,7 @@ impl NetworkSpec {
             None => None,
         };
         Ok(NetworkSpec {
-            name: format!("{project}_{network}"),
+            name: name.to_string(),
             bridge,
             subnets: vec![],
             internal: false,
@@ -92,26 +94,41 @@ impl NetworkSpec {
     }
 }
 
-/// Chooses subnets for a network that has none of a family it needs (IPv4 always, IPv6 with
-/// `enable_ipv6`), avoiding `taken` (the host's routes and every other network's subnets), and
-/// checks the configured ones.
-pub fn assign_subnets(spec: &mut NetworkSpec, taken: &[IpNet]) -> Result<()> {
+/// The subnets a new network must keep clear of, in two kinds that are checked differently.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubnetsInUse {
+    /// Every other network's subnets (berth's stored networks): no subnet, configured or picked,
+    /// may overlap one of these.
+    pub networks: Vec<IpNet>,
+    /// Destinations of the host's routes ([`Host::routed_subnets`]): only automatic picking avoids
+    /// them. A subnet the user configured is taken as given even when a route covers it (a VPN's
+    /// `10.0.0.0/8`, say), as Docker does.
+    pub routes: Vec<IpNet>,
+}
+
+/// Checks a network's configured subnets against the other networks, then picks a subnet of each
+/// family it needs and lacks (IPv4 always, IPv6 with `enable_ipv6`) from the default pools, clear
+/// of other networks and host routes.
+pub fn assign_subnets(spec: &mut NetworkSpec, in_use: &SubnetsInUse) -> Result<()> {
     for s in &spec.subnets {
         s.validate(&spec.name)?;
-        crate::ipam::check_subnet_free(&s.subnet, taken)?;
+        crate::ipam::check_subnet_free(&s.subnet, &in_use.networks)?;
     }
+    let taken: Vec<IpNet> = in_use.networks.iter().chain(&in_use.routes).copied().collect();
     if !spec.subnets.iter().any(|s| s.subnet.network().is_ipv4()) {
-        spec.subnets.insert(0, SubnetConfig::new(pick_subnet(&default_pools_v4(), taken)?));
+        spec.subnets.insert(0, SubnetConfig::new(pick_subnet(&default_pools_v4(), &taken)?));
     }
     if spec.enable_ipv6 && !spec.subnets.iter().any(|s| s.subnet.network().is_ipv6()) {
-        spec.subnets.push(SubnetConfig::new(pick_subnet(&default_pools_v6(), taken)?));
+        spec.subnets.push(SubnetConfig::new(pick_subnet(&default_pools_v6(), &taken)?));
     }
     Ok(())
 }
 
 /// Makes a network exist: an external one must already have its bridge; otherwise the bridge is
 /// created when missing, forwarding enabled (unless internal) and the firewall rules put in place
-/// (when a firewall is given). Returns whether the bridge was created.
+/// (when a firewall is given). Returns whether the bridge was created. An existing link of the
+/// bridge's name is used only when it is a bridge ([`Error::NotABridge`] otherwise, external
+/// networks included).
 pub fn ensure_network(host: &dyn Host, firewall: Option<&dyn Firewall>, spec: &NetworkSpec) -> Result<bool> {
     if spec.external {
         return match host.bridge_exists(&spec.bridge)? {
@@ -136,23 +153,26 @@ pub fn ensure_network(host: &dyn Host, firewall: Option<&dyn Firewall>, spec: &N
     Ok(created)
 }
 
-/// Removes a network's bridge and rules when nothing is plugged into the bridge any more (no
-/// container of any project uses it). External networks are never removed. Returns whether it was.
+/// Removes a network's rules and bridge when nothing is plugged into the bridge any more (no
+/// container of any project uses it). External networks are never touched, and a bridge berth did
+/// not create (one named in `driver_opts` that already existed) is left in place; see
+/// [`crate::BRIDGE_ALIAS`]. Returns whether the bridge was removed.
+///
+/// Both steps are tried even when the first fails; every failure is reported.
 pub fn remove_network_if_unused(host: &dyn Host, firewall: Option<&dyn Firewall>, spec: &NetworkSpec) -> Result<bool> {
     if spec.external || !host.bridge_ports(&spec.bridge)?.is_empty() {
         return Ok(false);
     }
-    let mut first_err = None;
+    let mut errors = vec![];
     if let Some(fw) = firewall {
-        first_err = fw.remove(&spec.firewall_owner()).err();
+        errors.extend(fw.remove(&spec.firewall_owner()).err());
     }
-    if let Err(e) = host.remove_bridge(&spec.bridge) {
-        first_err.get_or_insert(e);
-    }
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(true),
-    }
+    let removed = host.remove_bridge(&spec.bridge).unwrap_or_else(|e| {
+        errors.push(e);
+        false
+    });
+    Error::collect(format!("network `{}`", spec.name), errors)?;
+    Ok(removed)
 }
 
 /// A container's membership of one network, as compose states it.
@@ -166,6 +186,8 @@ pub struct Membership {
     pub gw_priority: i64,
     /// `interface_name`.
     pub interface_name: Option<String>,
+    /// The network is `internal: true`: it has no way out, so it never carries the default route.
+    pub internal: bool,
 }
 
 /// Where one membership ends up inside the container.
@@ -181,14 +203,20 @@ pub struct PlannedInterface {
 
 /// Orders a container's networks the way Compose does (higher `priority` first, then by name),
 /// names their interfaces `eth0`, `eth1`, ... (unless `interface_name` says otherwise), and gives
-/// the default route to the highest `gw_priority`, the first network on a tie.
+/// the default route to the highest `gw_priority` among the networks that are not `internal`, the
+/// first on a tie; a container only on internal networks gets no default route. Two networks
+/// with the same interface name are an error.
 pub fn plan_interfaces(memberships: &[Membership]) -> Result<Vec<PlannedInterface>> {
     let mut sorted: Vec<&Membership> = memberships.iter().collect();
     sorted.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.network.cmp(&b.network)));
-    let gw = sorted.iter().enumerate().max_by(|(ia, a), (ib, b)| a.gw_priority.cmp(&b.gw_priority).then(ib.cmp(ia)));
-    let gw_index = gw.map(|(i, _)| i);
+    let gw_index = sorted
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !m.internal)
+        .max_by(|(ia, a), (ib, b)| a.gw_priority.cmp(&b.gw_priority).then(ib.cmp(ia)))
+        .map(|(i, _)| i);
     let mut next = 0;
-    let mut out = vec![];
+    let mut out: Vec<PlannedInterface> = vec![];
     for (i, m) in sorted.iter().enumerate() {
         let ifname = match &m.interface_name {
             Some(n) => IfName::new(n.clone())?,
@@ -203,6 +231,13 @@ pub fn plan_interfaces(memberships: &[Membership]) -> Result<Vec<PlannedInterfac
                 IfName::new(name)?
             }
         };
+        if let Some(first) = out.iter().find(|p| p.ifname == ifname) {
+            return Err(Error::DuplicateInterface {
+                ifname: ifname.to_string(),
+                first: first.network.clone(),
+                second: m.network.clone(),
+            });
+        }
         out.push(PlannedInterface { network: m.network.clone(), ifname, default_route: Some(i) == gw_index });
     }
     Ok(out)
@@ -238,33 +273,64 @@ mod tests {
 
     fn spec(opts: &[(&str, &str)]) -> NetworkSpec {
         let opts = opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        NetworkSpec::new("shop", "back", &opts).unwrap()
+        NetworkSpec::new("shop_back", &opts).unwrap()
+    }
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
     }
 
     #[test]
     fn driver_opts_name_the_bridge_and_set_the_mtu() {
         let s = spec(&[]);
-        assert_eq!(s.bridge, bridge_name("shop", "back"));
+        assert_eq!(s.bridge, bridge_name("shop_back"));
         assert_eq!(s.name, "shop_back");
         let s = spec(&[(OPT_BRIDGE_NAME, "mybr0"), (OPT_MTU, "1400")]);
         assert_eq!((s.bridge.as_str(), s.mtu), ("mybr0", Some(1400)));
         let opts = [(OPT_MTU.to_string(), "big".to_string())].into();
-        assert!(NetworkSpec::new("p", "n", &opts).is_err());
+        assert!(NetworkSpec::new("p_n", &opts).is_err());
+    }
+
+    #[test]
+    fn projects_declaring_the_same_network_name_share_one_bridge() {
+        // Both projects' compose files say `networks: {shared: {name: common-net}}`.
+        let a = NetworkSpec::new("common-net", &BTreeMap::new()).unwrap();
+        let b = NetworkSpec::new("common-net", &BTreeMap::new()).unwrap();
+        assert_eq!((a.name.as_str(), &a.bridge), ("common-net", &b.bridge));
+        assert_ne!(a.bridge, NetworkSpec::new("other_default", &BTreeMap::new()).unwrap().bridge);
     }
 
     #[test]
     fn subnets_are_assigned_around_routes_and_checked() {
         let mut s = spec(&[]);
         s.enable_ipv6 = true;
-        assign_subnets(&mut s, &["172.17.0.0/16".parse().unwrap()]).unwrap();
-        assert_eq!(
-            s.subnet_nets(),
-            ["172.18.0.0/16".parse::<IpNet>().unwrap(), "fd1d:b7e8:2c5a::/64".parse().unwrap()]
-        );
+        let in_use = SubnetsInUse { networks: vec![], routes: vec![net("172.17.0.0/16")] };
+        assign_subnets(&mut s, &in_use).unwrap();
+        assert_eq!(s.subnet_nets(), [net("172.18.0.0/16"), net("fd1d:b7e8:2c5a::/64")]);
         let mut clash = spec(&[]);
-        clash.subnets = vec![SubnetConfig::new("172.18.3.0/24".parse().unwrap())];
-        let err = assign_subnets(&mut clash, &s.subnet_nets()).unwrap_err();
+        clash.subnets = vec![SubnetConfig::new(net("172.18.3.0/24"))];
+        let in_use = SubnetsInUse { networks: s.subnet_nets(), routes: vec![] };
+        let err = assign_subnets(&mut clash, &in_use).unwrap_err();
         assert!(err.to_string().contains("overlaps 172.18.0.0/16"), "{err}");
+    }
+
+    #[test]
+    fn a_configured_subnet_may_overlap_a_host_route_but_not_another_network() {
+        // A VPN routes all of 10/8; the user's `ipam.config` puts the network inside it anyway.
+        let in_use = SubnetsInUse { networks: vec![net("10.9.0.0/24")], routes: vec![net("10.0.0.0/8")] };
+        let mut s = spec(&[]);
+        s.subnets = vec![SubnetConfig::new(net("10.50.0.0/24"))];
+        assign_subnets(&mut s, &in_use).unwrap();
+        assert_eq!(s.subnet_nets(), [net("10.50.0.0/24")]);
+        s.subnets = vec![SubnetConfig::new(net("10.9.0.0/16"))];
+        let err = assign_subnets(&mut s, &in_use).unwrap_err();
+        assert_eq!(err.to_string(), "subnet 10.9.0.0/16 overlaps 10.9.0.0/24, which is already in use");
+        // A picked IPv6 subnet still avoids routes.
+        let mut s = spec(&[]);
+        s.subnets = vec![SubnetConfig::new(net("10.50.0.0/24"))];
+        s.enable_ipv6 = true;
+        assign_subnets(&mut s, &SubnetsInUse { networks: vec![], routes: vec![net("fd1d:b7e8:2c5a::/64")] }).unwrap();
+        assert_eq!(s.subnet_nets(), [net("10.50.0.0/24"), net("fd1d:b7e8:2c5a:1::/64")]);
     }
 
     #[test]
@@ -327,10 +393,69 @@ mod tests {
         s.external = true;
         let err = ensure_network(&host, None, &s).unwrap_err();
         assert_eq!(err.to_string(), "external network `extbr0` not found: no bridge with that name exists");
-        host.bridges.lock().unwrap().push(("extbr0".into(), vec![]));
+        host.add_link("extbr0", "bridge");
         assert!(!ensure_network(&host, None, &s).unwrap());
         assert!(!remove_network_if_unused(&host, None, &s).unwrap());
         assert!(host.calls().is_empty(), "{:?}", host.calls());
+    }
+
+    #[test]
+    fn a_link_that_is_not_a_bridge_is_never_adopted_or_removed() {
+        let host = RecordingHost::default();
+        host.add_link("eth0", "device");
+        let s = spec(&[(OPT_BRIDGE_NAME, "eth0")]);
+        let err = ensure_network(&host, None, &s).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "link `eth0` exists but is not a bridge (kind `device`): berth networks only use bridges"
+        );
+        let err = remove_network_if_unused(&host, None, &s).unwrap_err();
+        assert!(matches!(err, Error::NotABridge { .. }), "{err}");
+        // External networks too.
+        let mut ext = s.clone();
+        ext.external = true;
+        assert!(matches!(ensure_network(&host, None, &ext).unwrap_err(), Error::NotABridge { .. }));
+        assert_eq!(host.links.lock().unwrap().len(), 1, "eth0 is still there");
+    }
+
+    #[test]
+    fn a_bridge_berth_did_not_create_is_used_but_not_removed() {
+        let host = RecordingHost::default();
+        let fw = RecordingFirewall::default();
+        host.add_link("virbr0", "bridge");
+        let mut s = spec(&[(OPT_BRIDGE_NAME, "virbr0")]);
+        s.subnets = vec![SubnetConfig::new(net("10.7.0.0/24"))];
+        assert!(!ensure_network(&host, Some(&fw), &s).unwrap(), "adopted, not created");
+        assert!(!remove_network_if_unused(&host, Some(&fw), &s).unwrap(), "left in place");
+        assert!(host.bridge_exists(&s.bridge).unwrap());
+        assert!(fw.rules.lock().unwrap().is_empty(), "its rules are gone all the same");
+    }
+
+    #[test]
+    fn teardown_tries_every_step_and_reports_every_failure() {
+        struct FailingFirewall;
+        impl Firewall for FailingFirewall {
+            fn apply(&self, _: &str, _: &[Rule]) -> Result<()> {
+                Ok(())
+            }
+            fn remove(&self, owner: &str) -> Result<()> {
+                Err(Error::Nft(format!("cannot remove {owner}")))
+            }
+        }
+        let host = RecordingHost::default();
+        let s = spec(&[]);
+        ensure_network(&host, None, &s).unwrap();
+        // The firewall fails, yet the bridge is removed.
+        let err = remove_network_if_unused(&host, Some(&FailingFirewall), &s).unwrap_err();
+        assert_eq!(err.to_string(), format!("`nft` failed: cannot remove net:{}", s.bridge));
+        assert!(!host.bridge_exists(&s.bridge).unwrap());
+        // Both fail: both are reported.
+        host.add_link(s.bridge.as_str(), "veth");
+        let err = remove_network_if_unused(&host, Some(&FailingFirewall), &s).unwrap_err();
+        let Error::Teardown { errors, .. } = &err else { panic!("{err}") };
+        assert_eq!(errors.len(), 2, "{err}");
+        assert!(err.to_string().starts_with("2 steps of removing network `shop_back` failed: `nft` failed"), "{err}");
+        assert!(err.to_string().contains("is not a bridge"), "{err}");
     }
 
     #[test]
@@ -340,6 +465,7 @@ mod tests {
             priority: p,
             gw_priority: g,
             interface_name: i.map(Into::into),
+            internal: false,
         };
         let plan = plan_interfaces(&[m("b", 0, 0, None), m("a", 0, 0, None), m("z", 10, 0, None)]).unwrap();
         let got: Vec<_> = plan
@@ -355,6 +481,31 @@ mod tests {
         assert_eq!(got, ["a=eth0", "b=eth1*"]);
     }
 
+    fn show(plan: &[PlannedInterface]) -> Vec<String> {
+        plan.iter().map(|p| format!("{}={}{}", p.network, p.ifname, if p.default_route { "*" } else { "" })).collect()
+    }
+
+    #[test]
+    fn the_default_route_never_goes_through_an_internal_network() {
+        let m = |n: &str, g, internal| Membership { network: n.into(), gw_priority: g, internal, ..Default::default() };
+        let plan = plan_interfaces(&[m("a", 0, true), m("b", 0, false)]).unwrap();
+        assert_eq!(show(&plan), ["a=eth0", "b=eth1*"]);
+        // Even when the internal one has the higher gw_priority.
+        let plan = plan_interfaces(&[m("a", 0, false), m("b", 9, true)]).unwrap();
+        assert_eq!(show(&plan), ["a=eth0*", "b=eth1"]);
+        // Only internal networks: no default route at all.
+        let plan = plan_interfaces(&[m("a", 0, true), m("b", 0, true)]).unwrap();
+        assert_eq!(show(&plan), ["a=eth0", "b=eth1"]);
+    }
+
+    #[test]
+    fn duplicate_interface_names_are_an_error() {
+        let m =
+            |n: &str, i: &str| Membership { network: n.into(), interface_name: Some(i.into()), ..Default::default() };
+        let err = plan_interfaces(&[m("front", "lan0"), m("back", "lan0")]).unwrap_err();
+        assert_eq!(err.to_string(), "interface name `lan0` is used by both network `back` and network `front`");
+    }
+
     #[test]
     fn attach_all_undoes_earlier_attachments_when_one_fails() {
         struct FailSecond(RecordingHost);
@@ -368,7 +519,7 @@ mod tests {
             fn bridge_ports(&self, n: &IfName) -> Result<Vec<String>> {
                 self.0.bridge_ports(n)
             }
-            fn remove_bridge(&self, n: &IfName) -> Result<()> {
+            fn remove_bridge(&self, n: &IfName) -> Result<bool> {
                 self.0.remove_bridge(n)
             }
             fn attach(&self, s: &AttachSpec) -> Result<()> {

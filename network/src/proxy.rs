@@ -5,6 +5,12 @@
 //!
 //! All ports are bound before anything is forwarded, so a port in use is reported before any
 //! container starts; a proxy that fails to bind one port releases the others.
+//!
+//! UDP has no connections: each client address gets a *flow*, a socket connected to the container
+//! that answers go back through, dropped after [`UDP_IDLE`] without answers. A port keeps at most
+//! [`UDP_MAX_FLOWS`] of them, evicting the least recently active, so a flood of source addresses
+//! cannot exhaust file descriptors. A failing accept, receive or flow setup (out of descriptors, say)
+//! is retried after [`ERROR_BACKOFF`] instead of in a tight loop.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::error::{Error, Result};
 
@@ -116,8 +122,12 @@ impl PublishSpec {
     }
 }
 
-/// How long a UDP client's flow lives without traffic.
-const UDP_IDLE: Duration = Duration::from_secs(60);
+/// How long a UDP client's flow lives without answers from the container.
+pub const UDP_IDLE: Duration = Duration::from_secs(60);
+/// How many UDP flows one published port keeps at most.
+pub const UDP_MAX_FLOWS: usize = 1024;
+/// The pause after a failed accept, receive or flow setup.
+pub const ERROR_BACKOFF: Duration = Duration::from_millis(50);
 /// How long connecting to the container may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -158,7 +168,7 @@ impl PortProxy {
         for (m, sock) in sockets {
             let task = match sock {
                 Bound::Tcp(l) => tokio::spawn(serve_tcp(l, m.target())),
-                Bound::Udp(s) => tokio::spawn(serve_udp(Arc::new(s), m.target())),
+                Bound::Udp(s) => tokio::spawn(serve_udp(Arc::new(s), m.target(), Flows::new(UDP_MAX_FLOWS))),
             };
             proxy.bound.push(m);
             proxy.tasks.push(task);
@@ -191,7 +201,7 @@ impl Drop for PortProxy {
 async fn serve_tcp(listener: TcpListener, target: SocketAddr) {
     loop {
         let Ok((mut client, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(ERROR_BACKOFF).await;
             continue;
         };
         tokio::spawn(async move {
@@ -205,20 +215,127 @@ async fn serve_tcp(listener: TcpListener, target: SocketAddr) {
     }
 }
 
-type Flows = Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>>;
+/// One port's UDP flows by client address, at most `cap` of them; pure bookkeeping over any value
+/// (the real one holds the flow's socket and its relay task).
+#[derive(Debug)]
+struct FlowTable<T> {
+    cap: usize,
+    /// Bumped on every use: the flow with the smallest stamp is the least recently active.
+    clock: u64,
+    next_id: u64,
+    flows: HashMap<SocketAddr, FlowEntry<T>>,
+}
 
-async fn serve_udp(socket: Arc<UdpSocket>, target: SocketAddr) {
-    let flows: Flows = Arc::default();
+#[derive(Debug)]
+struct FlowEntry<T> {
+    id: u64,
+    used: u64,
+    value: T,
+}
+
+impl<T> FlowTable<T> {
+    fn new(cap: usize) -> Self {
+        FlowTable { cap: cap.max(1), clock: 0, next_id: 0, flows: HashMap::new() }
+    }
+
+    /// The flow of `client`, marked as just used.
+    fn get(&mut self, client: &SocketAddr) -> Option<&T> {
+        self.clock += 1;
+        let e = self.flows.get_mut(client)?;
+        e.used = self.clock;
+        Some(&e.value)
+    }
+
+    /// A fresh id for the next flow (what [`FlowTable::remove`] checks).
+    fn new_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Adds the flow `id` for `client`; returns the flow it displaces: `client`'s previous one, or
+    /// the least recently active when the table is full.
+    fn insert(&mut self, client: SocketAddr, id: u64, value: T) -> Option<T> {
+        self.clock += 1;
+        let mut evicted = self.flows.remove(&client).map(|e| e.value);
+        if evicted.is_none() && self.flows.len() >= self.cap {
+            let oldest = self.flows.iter().min_by_key(|(_, e)| e.used).map(|(c, _)| *c);
+            evicted = oldest.and_then(|c| self.flows.remove(&c)).map(|e| e.value);
+        }
+        self.flows.insert(client, FlowEntry { id, used: self.clock, value });
+        evicted
+    }
+
+    /// Removes `client`'s flow if it is still the one with `id` (not replaced since).
+    fn remove(&mut self, client: &SocketAddr, id: u64) -> Option<T> {
+        match self.flows.get(client) {
+            Some(e) if e.id == id => self.flows.remove(client).map(|e| e.value),
+            _ => None,
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
+        self.flows.drain().map(|(_, e)| e.value)
+    }
+}
+
+/// A live flow: the socket connected to the container, and the task relaying its answers.
+struct Flow {
+    socket: Arc<UdpSocket>,
+    relay: AbortHandle,
+}
+
+#[derive(Clone)]
+struct Flows(Arc<Mutex<FlowTable<Flow>>>);
+
+impl Flows {
+    fn new(cap: usize) -> Self {
+        Flows(Arc::new(Mutex::new(FlowTable::new(cap))))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FlowTable<Flow>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Stops every relay task when the port's serving task ends (the proxy stopped).
+struct StopRelays(Flows);
+
+impl Drop for StopRelays {
+    fn drop(&mut self) {
+        for f in self.0.lock().drain() {
+            f.relay.abort();
+        }
+    }
+}
+
+async fn serve_udp(socket: Arc<UdpSocket>, target: SocketAddr, flows: Flows) {
+    let _stop = StopRelays(flows.clone());
     let mut buf = vec![0u8; 65536];
     loop {
-        let Ok((n, client)) = socket.recv_from(&mut buf).await else { continue };
-        let existing = flows.lock().expect("flows lock").get(&client).cloned();
+        let Ok((n, client)) = socket.recv_from(&mut buf).await else {
+            tokio::time::sleep(ERROR_BACKOFF).await;
+            continue;
+        };
+        let existing = flows.lock().get(&client).map(|f| f.socket.clone());
         let flow = match existing {
             Some(f) => f,
             None => {
-                let Ok(f) = open_flow(target).await else { continue };
-                flows.lock().expect("flows lock").insert(client, f.clone());
-                tokio::spawn(relay_back(f.clone(), socket.clone(), client, flows.clone()));
+                let Ok(f) = open_flow(target).await else {
+                    tokio::time::sleep(ERROR_BACKOFF).await;
+                    continue;
+                };
+                // Held across the spawn, so the relay cannot try to remove its flow before it is in.
+                let mut table = flows.lock();
+                let id = table.new_id();
+                let relay = tokio::spawn(relay_back(f.clone(), socket.clone(), client, flows.clone(), id));
+                if let Some(old) = table.insert(client, id, Flow { socket: f.clone(), relay: relay.abort_handle() }) {
+                    old.relay.abort();
+                }
                 f
             }
         };
@@ -233,12 +350,12 @@ async fn open_flow(target: SocketAddr) -> std::io::Result<Arc<UdpSocket>> {
     Ok(Arc::new(s))
 }
 
-async fn relay_back(flow: Arc<UdpSocket>, socket: Arc<UdpSocket>, client: SocketAddr, flows: Flows) {
+async fn relay_back(flow: Arc<UdpSocket>, socket: Arc<UdpSocket>, client: SocketAddr, flows: Flows, id: u64) {
     let mut buf = vec![0u8; 65536];
     while let Ok(Ok(n)) = tokio::time::timeout(UDP_IDLE, flow.recv(&mut buf)).await {
         let _ = socket.send_to(&buf[..n], client).await;
     }
-    flows.lock().expect("flows lock").remove(&client);
+    flows.lock().remove(&client, id);
 }
 
 #[cfg(test)]
@@ -247,6 +364,63 @@ mod tests {
 
     fn spec(host: Option<(u16, u16)>, container: (u16, u16)) -> PublishSpec {
         PublishSpec { proto: Proto::Tcp, host_ip: None, host_ports: host, container_ports: container }
+    }
+
+    fn client(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn the_flow_table_is_capped_and_evicts_the_least_recently_active() {
+        let mut t = FlowTable::new(2);
+        let a = t.new_id();
+        t.insert(client(1), a, "a");
+        let b = t.new_id();
+        t.insert(client(2), b, "b");
+        assert_eq!(t.get(&client(1)), Some(&"a"));
+        // Full: the third client displaces client 2, which was used least recently.
+        let c = t.new_id();
+        assert_eq!(t.insert(client(3), c, "c"), Some("b"));
+        assert_eq!((t.len(), t.get(&client(2))), (2, None));
+        // A relay that ends late does not remove a newer flow of the same client.
+        let a2 = t.new_id();
+        assert_eq!(t.insert(client(1), a2, "a2"), Some("a"));
+        assert_eq!(t.remove(&client(1), a), None);
+        assert_eq!(t.get(&client(1)), Some(&"a2"));
+    }
+
+    #[tokio::test]
+    async fn udp_clients_beyond_the_cap_are_served_by_evicting_old_flows() {
+        let echo = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let target = echo.local_addr().unwrap();
+        let echo_task = tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = echo.recv_from(&mut buf).await {
+                let _ = echo.send_to(&buf[..n], from).await;
+            }
+        });
+        let listen = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let addr = listen.local_addr().unwrap();
+        let flows = Flows::new(2);
+        let server = tokio::spawn(serve_udp(listen, target, flows.clone()));
+        let mut clients = vec![];
+        for _ in 0..3 {
+            clients.push(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        }
+        for round in 0..2 {
+            for (i, c) in clients.iter().enumerate() {
+                let msg = format!("client {i} round {round}");
+                c.send_to(msg.as_bytes(), addr).await.unwrap();
+                let mut buf = [0u8; 64];
+                let n = tokio::time::timeout(Duration::from_secs(5), c.recv(&mut buf)).await.unwrap().unwrap();
+                assert_eq!(&buf[..n], msg.as_bytes());
+                assert!(flows.lock().len() <= 2, "{} flows", flows.lock().len());
+            }
+        }
+        server.abort();
+        let _ = server.await;
+        assert_eq!(flows.lock().len(), 0, "stopping the port ends its flows");
+        echo_task.abort();
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use berth_network::dns::{DnsConfig, DnsContainer, DnsEndpoint, DnsServer, DnsTable};
-use hickory_resolver::proto::rr::{RData, RecordType};
+use hickory_resolver::proto::op::{Message, Query, ResponseCode};
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -18,7 +19,12 @@ fn container(name: &str, service: &str, network: &str, addr: &str) -> DnsContain
     DnsContainer {
         name: name.into(),
         service: Some(service.into()),
-        endpoints: vec![DnsEndpoint { network: network.into(), addrs: vec![ip(addr)], aliases: vec![] }],
+        endpoints: vec![DnsEndpoint {
+            network: network.into(),
+            addrs: vec![ip(addr)],
+            aliases: vec![],
+            internal: false,
+        }],
         ..Default::default()
     }
 }
@@ -118,6 +124,47 @@ async fn other_names_are_forwarded_to_the_upstream() {
         // Our own names still win.
         assert_eq!(a_records(&r, "shop-db-1.").await, [ip("10.0.0.11")]);
     }
+}
+
+/// One raw UDP query for an A record; the reply's code and answer count.
+async fn raw_query(server: SocketAddr, name: &str) -> (ResponseCode, usize) {
+    let mut m = Message::query();
+    m.metadata.id = 4242;
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+    let s = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    s.send_to(&m.to_vec().unwrap(), server).await.unwrap();
+    let mut buf = [0u8; 1500];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.recv(&mut buf)).await.expect("an answer").unwrap();
+    let reply = Message::from_vec(&buf[..n]).unwrap();
+    (reply.metadata.response_code, reply.answers.len())
+}
+
+#[tokio::test]
+async fn containers_only_on_internal_networks_get_no_forwarding() {
+    // The upstream would answer `example.test` (see the test above).
+    let upstream = start(
+        DnsTable::build(&[
+            container("client", "client", "u", "127.0.0.1"),
+            container("example.test", "example.test", "u", "192.0.2.80"),
+        ]),
+        vec![],
+    )
+    .await;
+    let mut me = container("shop-worker-1", "worker", "jobs", "127.0.0.1");
+    me.endpoints[0].internal = true;
+    let mut db = container("shop-db-1", "db", "jobs", "10.0.0.11");
+    db.endpoints[0].internal = true;
+    let server = start(DnsTable::build(&[me, db]), vec![upstream.local_addrs()[0]]).await;
+    let addr = server.local_addrs()[0];
+    assert_eq!(raw_query(addr, "db.").await, (ResponseCode::NoError, 1), "names on the network still resolve");
+    assert_eq!(raw_query(addr, "example.test.").await, (ResponseCode::Refused, 0));
+    // The same container on a network that is not internal too gets the upstream's answer.
+    let mut me = container("shop-worker-1", "worker", "jobs", "127.0.0.1");
+    me.endpoints[0].internal = true;
+    me.endpoints.push(DnsEndpoint { network: "front".into(), addrs: vec![ip("10.1.0.9")], ..Default::default() });
+    server.set_table(DnsTable::build(&[me]));
+    assert_eq!(raw_query(addr, "example.test.").await, (ResponseCode::NoError, 1));
 }
 
 #[tokio::test]

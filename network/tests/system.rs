@@ -16,15 +16,15 @@ use std::time::{Duration, Instant};
 
 use berth_network::dns::{DnsConfig, DnsContainer, DnsEndpoint, DnsServer, DnsTable};
 use berth_network::ipam::{pick_subnet, Pool, SubnetConfig};
+use berth_network::names::peer_veth_name;
 use berth_network::nat::{Firewall, Nft, PortRule, Rule};
 use berth_network::network::{ensure_network, remove_network_if_unused, NetworkSpec};
 use berth_network::proxy::{PortMapping, PortProxy, Proto};
-use berth_network::{netns, AttachSpec, Host, IfName, NetlinkHost};
+use berth_network::{netns, AttachSpec, Error, Host, IfName, NetlinkHost, BRIDGE_ALIAS};
 use ipnet::IpNet;
 
 fn require_root() {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    assert!(unsafe { libc::geteuid() } == 0, "this test needs root (bridges, namespaces, nftables): run it as root");
+    assert!(nix::unistd::geteuid().is_root(), "this test needs root (bridges, namespaces, nftables): run it as root");
 }
 
 fn unique() -> String {
@@ -36,12 +36,13 @@ fn unique() -> String {
 static SUBNETS: Mutex<()> = Mutex::new(());
 
 /// Owns everything a test creates; Drop removes it all (namespaces first, which removes their
-/// veths, then bridges, then the nftables table).
+/// veths, then bridges, then links made with `ip link add`, then the nftables table).
 struct Fixture {
     host: NetlinkHost,
     dir: tempfile::TempDir,
     netns: Vec<PathBuf>,
     bridges: Vec<IfName>,
+    links: Vec<String>,
     nft: Nft,
 }
 
@@ -58,6 +59,9 @@ impl Drop for Fixture {
                 thread::sleep(Duration::from_millis(20));
             }
             let _ = self.host.remove_bridge(b);
+        }
+        for l in &self.links {
+            let _ = Command::new("ip").args(["link", "del", l]).output();
         }
         let _ = self.nft.delete_table();
     }
@@ -88,6 +92,7 @@ impl Fixture {
             dir: tempfile::tempdir().expect("tempdir"),
             netns: vec![],
             bridges: vec![],
+            links: vec![],
             nft: Nft::new(format!("berth_test_{}", unique())),
         }
     }
@@ -103,7 +108,7 @@ impl Fixture {
         let routes = self.host.routed_subnets().expect("routes");
         let subnet = pick_subnet(&[Pool::new("10.160.0.0/11".parse().unwrap(), 24)], &routes).expect("free subnet");
         let name = IfName::new(format!("bt{}", unique())).unwrap();
-        let mut spec = NetworkSpec::new("test", name.as_str(), &Default::default()).unwrap();
+        let mut spec = NetworkSpec::new(&format!("test_{name}"), &Default::default()).unwrap();
         spec.bridge = name.clone();
         spec.internal = internal;
         spec.enable_ipv6 = ipv6;
@@ -117,6 +122,20 @@ impl Fixture {
         let fw: Option<&dyn Firewall> = if firewall { Some(&self.nft) } else { None };
         assert!(ensure_network(&self.host, fw, &spec).expect("ensure network"), "bridge should be new");
         Net { spec, subnet: sub }
+    }
+
+    /// A link made with `ip link add NAME type KIND`, as a user or another tool would; deleted on
+    /// drop. A veth gets a peer with a name of its own (this kernel has no dummy links).
+    fn foreign_link(&mut self, name: &str, kind: &str) {
+        self.links.push(name.to_string());
+        let mut args = vec!["link".to_string(), "add".into(), name.into(), "type".into(), kind.into()];
+        if kind == "veth" {
+            let peer = format!("bp{}", unique());
+            self.links.push(peer.clone());
+            args.extend(["peer".into(), "name".into(), peer]);
+        }
+        let out = Command::new("ip").args(&args).output().expect("run ip");
+        assert!(out.status.success(), "ip link add {name}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     fn new_netns(&mut self) -> PathBuf {
@@ -416,7 +435,7 @@ fn a_bare_namespace_has_loopback_up_and_nothing_else() {
 #[test]
 fn a_missing_external_network_is_a_clear_error() {
     require_root();
-    let mut spec = NetworkSpec::new("test", "ext", &Default::default()).unwrap();
+    let mut spec = NetworkSpec::new("test_ext", &Default::default()).unwrap();
     spec.bridge = IfName::new(format!("bx{}", unique())).unwrap();
     spec.external = true;
     let err = ensure_network(&NetlinkHost, None, &spec).unwrap_err();
@@ -424,6 +443,59 @@ fn a_missing_external_network_is_a_clear_error() {
         err.to_string(),
         format!("external network `{}` not found: no bridge with that name exists", spec.bridge)
     );
+}
+
+fn link_exists(name: &str) -> bool {
+    Command::new("ip").args(["link", "show", name]).output().expect("run ip").status.success()
+}
+
+#[test]
+fn a_link_that_is_not_a_bridge_is_refused_and_left_alone() {
+    let mut f = Fixture::new();
+    let name = format!("bd{}", unique());
+    f.foreign_link(&name, "veth");
+    let opts = [("com.docker.network.bridge.name".to_string(), name.clone())].into();
+    let mut spec = NetworkSpec::new("test_notabridge", &opts).unwrap();
+    let err = ensure_network(&f.host, None, &spec).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("link `{name}` exists but is not a bridge (kind `veth`): berth networks only use bridges")
+    );
+    assert!(matches!(remove_network_if_unused(&f.host, None, &spec), Err(Error::NotABridge { .. })));
+    spec.external = true;
+    assert!(matches!(ensure_network(&f.host, None, &spec), Err(Error::NotABridge { .. })));
+    assert!(link_exists(&name), "the veth is untouched");
+}
+
+#[test]
+fn a_bridge_berth_did_not_create_is_used_but_never_deleted() {
+    let mut f = Fixture::new();
+    let name = format!("bf{}", unique());
+    f.foreign_link(&name, "bridge");
+    let opts = [("com.docker.network.bridge.name".to_string(), name.clone())].into();
+    let spec = NetworkSpec::new("test_foreign", &opts).unwrap();
+    assert!(!ensure_network(&f.host, None, &spec).unwrap(), "adopted, not created");
+    assert!(!remove_network_if_unused(&f.host, None, &spec).unwrap());
+    assert!(link_exists(&name), "someone else's bridge was deleted");
+    // A bridge berth creates carries the mark, and so is removed.
+    let net = f.network(false, false);
+    let shown = Command::new("ip").args(["-d", "link", "show", net.spec.bridge.as_str()]).output().unwrap();
+    assert!(String::from_utf8_lossy(&shown.stdout).contains(&format!("alias {BRIDGE_ALIAS}")));
+    assert!(remove_network_if_unused(&f.host, None, &net.spec).unwrap());
+    assert!(!link_exists(net.spec.bridge.as_str()));
+}
+
+#[test]
+fn a_leftover_peer_from_an_interrupted_attach_is_cleaned_up() {
+    let mut f = Fixture::new();
+    let net = f.network(false, false);
+    let ns = f.new_netns();
+    // A crash between creating the pair and moving the peer can leave the peer behind on the host.
+    let peer = peer_veth_name(&ns.to_string_lossy(), "eth0");
+    f.foreign_link(peer.as_str(), "veth");
+    f.attach(&ns, &net, "eth0", 2, true);
+    assert!(ip_in(&ns, &["-o", "addr", "show", "eth0"]).contains(&format!("inet {}/24", net.addr(2))));
+    assert!(!link_exists(peer.as_str()), "the leftover is gone from the host");
 }
 
 #[test]
@@ -441,6 +513,7 @@ fn dns_server_on_the_gateway_answers_inside_a_namespace() {
             network: net_name.into(),
             addrs: vec![addr],
             aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            internal: false,
         }],
         ..Default::default()
     };
@@ -513,13 +586,23 @@ fn dual_stack_containers_talk_over_ipv6_and_resolve_aaaa() {
         DnsContainer {
             name: "p-a-1".into(),
             service: Some("a".into()),
-            endpoints: vec![DnsEndpoint { network: "n".into(), addrs: vec![net.addr(2), v6_addr(2)], aliases: vec![] }],
+            endpoints: vec![DnsEndpoint {
+                network: "n".into(),
+                addrs: vec![net.addr(2), v6_addr(2)],
+                aliases: vec![],
+                internal: false,
+            }],
             ..Default::default()
         },
         DnsContainer {
             name: "p-b-1".into(),
             service: Some("b".into()),
-            endpoints: vec![DnsEndpoint { network: "n".into(), addrs: vec![net.addr(3), v6_addr(3)], aliases: vec![] }],
+            endpoints: vec![DnsEndpoint {
+                network: "n".into(),
+                addrs: vec![net.addr(3), v6_addr(3)],
+                aliases: vec![],
+                internal: false,
+            }],
             ..Default::default()
         },
     ]);

@@ -6,6 +6,8 @@
 //! broken. Query names arrive lower-cased (`LowerName`); answers echo the name as asked. Names we
 //! do not own are forwarded as raw bytes to the upstream servers in turn, over the transport the
 //! client used, each with a timeout; the first answer goes back with the client's message id.
+//! Containers only on internal networks get REFUSED for them instead: forwarding their queries
+//! would give them the way out (DNS tunnelling) that `internal` exists to deny.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
@@ -170,7 +172,7 @@ impl Handler {
             RecordType::A | RecordType::AAAA => table.lookup(asker, &text, qtype == RecordType::AAAA),
             RecordType::PTR => match parse_reverse_name(&text) {
                 Some(ip) => table.reverse(asker, ip),
-                None => Lookup::Forward,
+                None => table.not_ours(asker),
             },
             // Other types of our names: the name exists, with no data of that type.
             _ => match table.lookup_any(asker, &text) {
@@ -197,6 +199,7 @@ impl Handler {
                 Ok(target) => Reply::ours(vec![Record::from_rdata(name, self.ttl, RData::PTR(PTR(target)))]),
                 Err(_) => Reply::code(ResponseCode::ServFail),
             },
+            Lookup::Refused => Reply::code(ResponseCode::Refused),
             Lookup::Forward => {
                 let own = table.upstreams_for(asker);
                 let upstreams = if own.is_empty() { &self.upstreams } else { own };

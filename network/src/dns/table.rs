@@ -2,7 +2,10 @@
 //! containers that should resolve, and swapped in atomically when that list changes.
 //!
 //! Names are scoped per network: a container sees only names on the networks it is attached to,
-//! and the server finds out who is asking from the query's source address.
+//! and the server finds out who is asking from the query's source address. Reverse names too: an
+//! address answers PTR queries only from containers on the network that address is on.
+//! A container only on `internal` networks has no way out, so other names are refused for it
+//! rather than forwarded.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -16,6 +19,9 @@ pub struct DnsEndpoint {
     pub addrs: Vec<IpAddr>,
     /// Network-scoped `aliases`.
     pub aliases: Vec<String>,
+    /// The network is `internal: true`. A container whose networks are all internal gets no
+    /// answers from upstream servers.
+    pub internal: bool,
 }
 
 /// A container that should resolve (running, and healthy when it has a health check).
@@ -42,6 +48,8 @@ struct Asker {
     networks: Vec<String>,
     links: HashMap<String, Vec<IpAddr>>,
     upstreams: Vec<SocketAddr>,
+    /// Whether names that are not ours may be forwarded (it is on a network that is not internal).
+    forwards: bool,
 }
 
 /// The answer to a query, before it becomes a DNS message.
@@ -53,6 +61,8 @@ pub enum Lookup {
     Ptr(String),
     /// Not ours: forward it.
     Forward,
+    /// Not ours, and the asker is only on internal networks: refuse rather than forward.
+    Refused,
 }
 
 /// Names per network, askers by address, reverse names.
@@ -60,7 +70,8 @@ pub enum Lookup {
 pub struct DnsTable {
     names: HashMap<String, HashMap<String, Vec<IpAddr>>>,
     askers: HashMap<IpAddr, Asker>,
-    reverse: HashMap<IpAddr, String>,
+    /// Per address, the networks it is on with the container name it answers there.
+    reverse: HashMap<IpAddr, Vec<(String, String)>>,
 }
 
 /// Lower-cases a name and drops a trailing dot, as names are compared.
@@ -84,9 +95,15 @@ impl DnsTable {
                         }
                     }
                 }
+                let forwards = c.endpoints.iter().any(|e| !e.internal);
                 for a in &ep.addrs {
-                    t.reverse.entry(*a).or_insert_with(|| c.name.clone());
-                    let asker = t.askers.entry(*a).or_default();
+                    let entries = t.reverse.entry(*a).or_default();
+                    if !entries.iter().any(|(n, _)| *n == ep.network) {
+                        entries.push((ep.network.clone(), c.name.clone()));
+                    }
+                    let asker = t.askers.entry(*a).or_insert_with(|| Asker { forwards, ..Asker::default() });
+                    // Two containers claiming one address: forward only when both may.
+                    asker.forwards &= forwards;
                     asker.upstreams = c.upstreams.clone();
                     for e in &c.endpoints {
                         if !asker.networks.contains(&e.network) {
@@ -132,7 +149,16 @@ impl DnsTable {
         if found {
             Lookup::Addrs(out)
         } else {
-            Lookup::Forward
+            self.not_ours(asker)
+        }
+    }
+
+    /// What becomes of a name that is not ours: [`Lookup::Forward`], or [`Lookup::Refused`] when
+    /// the container at `asker` is only on internal networks. Unknown askers are forwarded for.
+    pub fn not_ours(&self, asker: IpAddr) -> Lookup {
+        match self.askers.get(&asker) {
+            Some(who) if !who.forwards => Lookup::Refused,
+            _ => Lookup::Forward,
         }
     }
 
@@ -144,16 +170,15 @@ impl DnsTable {
         }
     }
 
-    /// The container name for `addr`, when the asker shares a network with it.
+    /// The container name for `addr`, when the asker is on the network `addr` is on (sharing some
+    /// other network with its container is not enough: that would reveal an address the asker
+    /// cannot reach).
     pub fn reverse(&self, asker: IpAddr, addr: IpAddr) -> Lookup {
-        let (Some(who), Some(name)) = (self.askers.get(&asker), self.reverse.get(&addr)) else {
-            return Lookup::Forward;
-        };
-        let shared = who.networks.iter().any(|n| self.askers.get(&addr).is_some_and(|o| o.networks.contains(n)));
-        if shared {
-            Lookup::Ptr(name.clone())
-        } else {
-            Lookup::Forward
+        let Some(who) = self.askers.get(&asker) else { return Lookup::Forward };
+        let entries = self.reverse.get(&addr).map(Vec::as_slice).unwrap_or_default();
+        match entries.iter().find(|(net, _)| who.networks.contains(net)) {
+            Some((_, name)) => Lookup::Ptr(name.clone()),
+            None => self.not_ours(asker),
         }
     }
 
@@ -200,7 +225,7 @@ mod tests {
             service: Some(service.into()),
             endpoints: eps
                 .iter()
-                .map(|(n, a)| DnsEndpoint { network: n.to_string(), addrs: vec![ip(a)], aliases: vec![] })
+                .map(|(n, a)| DnsEndpoint { network: n.to_string(), addrs: vec![ip(a)], ..Default::default() })
                 .collect(),
             ..Default::default()
         }
@@ -262,6 +287,38 @@ mod tests {
         assert_eq!(parse_reverse_name(v6), Some(ip("fd00:2::3")));
         assert_eq!(parse_reverse_name("1.2.in-addr.arpa"), None);
         assert_eq!(parse_reverse_name("example.com"), None);
+    }
+
+    #[test]
+    fn reverse_names_need_the_network_of_the_address_not_just_any_shared_one() {
+        let t = table();
+        // proxy shares `front` with web, but web's `back` address is not on any network of proxy's.
+        assert_eq!(t.reverse(ip("10.1.0.5"), ip("10.1.0.2")), Lookup::Ptr("shop-web-1".into()));
+        assert_eq!(t.reverse(ip("10.1.0.5"), ip("10.2.0.2")), Lookup::Forward);
+        // The same address on two networks (an external network overlapping another) answers
+        // with the container on the asker's network.
+        let t = DnsTable::build(&[
+            container("a-x-1", "x", &[("a", "10.5.0.2")]),
+            container("b-y-1", "y", &[("b", "10.5.0.2")]),
+            container("b-z-1", "z", &[("b", "10.5.0.3")]),
+        ]);
+        assert_eq!(t.reverse(ip("10.5.0.3"), ip("10.5.0.2")), Lookup::Ptr("b-y-1".into()));
+    }
+
+    #[test]
+    fn containers_only_on_internal_networks_get_nothing_forwarded() {
+        let mut inside = container("shop-worker-1", "worker", &[("jobs", "10.4.0.2")]);
+        inside.endpoints[0].internal = true;
+        let mut both = container("shop-api-1", "api", &[("jobs", "10.4.0.3"), ("front", "10.1.0.3")]);
+        both.endpoints[0].internal = true;
+        let t = DnsTable::build(&[inside, both]);
+        assert_eq!(t.lookup(ip("10.4.0.2"), "api", false), Lookup::Addrs(vec![ip("10.4.0.3")]));
+        assert_eq!(t.lookup(ip("10.4.0.2"), "example.com", false), Lookup::Refused);
+        assert_eq!(t.lookup_any(ip("10.4.0.2"), "example.com"), Lookup::Refused);
+        assert_eq!(t.reverse(ip("10.4.0.2"), ip("192.0.2.1")), Lookup::Refused);
+        // A container with one network that is not internal still has a way out.
+        assert_eq!(t.lookup(ip("10.4.0.3"), "example.com", false), Lookup::Forward);
+        assert_eq!(t.lookup(ip("10.1.0.3"), "example.com", false), Lookup::Forward);
     }
 
     #[test]
