@@ -30,6 +30,7 @@ pub mod stats;
 pub mod stop;
 pub mod top;
 pub mod version;
+pub mod volume;
 pub mod wait;
 
 /// berth runs Compose projects without a daemon.
@@ -117,6 +118,8 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Show containers' resource usage
     Stats(stats::StatsArgs),
+    /// Manage volumes (ls, inspect, create, rm, prune)
+    Volume(volume::VolumeArgs),
     /// Run a container's monitor (internal)
     #[command(name = "__monitor", hide = true)]
     Monitor(monitor::MonitorArgs),
@@ -177,6 +180,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cp(args) => cp::run(&cli.project, args),
         Command::Events(args) => events::run(&cli.project, args),
         Command::Stats(args) => stats::run(&cli.project, args),
+        Command::Volume(args) => volume::run(&cli.project, args),
         Command::Monitor(args) => monitor::run(args),
     }
 }

@@ -37,7 +37,9 @@ pub enum Error {
         users: String,
     },
     /// A volume name Compose would not accept.
-    #[error("invalid volume name {0:?}: use letters, digits, `_`, `.` and `-`, starting with a letter or digit")]
+    #[error(
+        "invalid volume name {0:?}: use at least two letters, digits, `_`, `.` or `-`, starting with a letter or digit"
+    )]
     InvalidName(String),
     /// Unsupported or inconsistent `driver`/`driver_opts`.
     #[error("volume {name:?}: {message}")]

@@ -1,0 +1,142 @@
+//! `berth volume ls|inspect|create|rm|prune`: named and anonymous volumes under the state root.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+use anyhow::Context;
+use berth_volumes::store::{VolumeSpec, VolumeStore};
+use clap::{Args, Subcommand};
+
+use super::ProjectArgs;
+
+/// Arguments of `berth volume`.
+#[derive(Args, Debug)]
+pub struct VolumeArgs {
+    #[command(subcommand)]
+    command: VolumeCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum VolumeCommand {
+    /// List volumes
+    Ls {
+        /// Only names
+        #[arg(short, long)]
+        quiet: bool,
+        /// Output format
+        #[arg(long, value_parser = ["table", "json"], default_value = "table")]
+        format: String,
+    },
+    /// Show volumes as JSON
+    Inspect {
+        /// Volume names
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Create a volume (the local driver)
+    Create {
+        /// Volume name
+        name: String,
+        /// A label `KEY=VALUE` (repeatable)
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+        /// A driver option `type=...`, `o=...` or `device=...` (repeatable)
+        #[arg(short = 'o', long = "opt", value_name = "KEY=VALUE")]
+        opts: Vec<String>,
+    },
+    /// Remove volumes (refused while a container uses one)
+    Rm {
+        /// Volume names
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove unused anonymous volumes (all unused volumes with `--all`)
+    Prune {
+        /// Also remove unused named volumes
+        #[arg(short, long)]
+        all: bool,
+    },
+}
+
+/// The containers using each volume, from the volumes their stored config lists.
+fn users(root: &std::path::Path) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+    let db = berth::state::StateDb::open(root).context("cannot open the state database")?;
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in db.all_containers()? {
+        let names = c.config.get("volumes").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+        for v in names.iter().filter_map(|v| v.as_str()) {
+            out.entry(v.to_string()).or_default().push(c.name.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn key_values(items: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => anyhow::bail!("invalid {what} {kv:?}: expected KEY=VALUE"),
+        })
+        .collect()
+}
+
+/// Runs `berth volume ...`.
+pub fn run(_project: &ProjectArgs, args: VolumeArgs) -> anyhow::Result<()> {
+    let roots = berth::container::Roots::from_env();
+    let store = VolumeStore::open(roots.root.join("volumes")).context("cannot open the volume store")?;
+    let mut out = std::io::stdout().lock();
+    match args.command {
+        VolumeCommand::Ls { quiet, format } => {
+            let vols = store.list()?;
+            if format == "json" {
+                writeln!(out, "{}", serde_json::to_string_pretty(&vols)?)?;
+            } else if quiet {
+                vols.iter().try_for_each(|v| writeln!(out, "{}", v.spec.name))?;
+            } else {
+                writeln!(out, "DRIVER    VOLUME NAME")?;
+                vols.iter().try_for_each(|v| writeln!(out, "local     {}", v.spec.name))?;
+            }
+        }
+        VolumeCommand::Inspect { names } => {
+            let found = names
+                .iter()
+                .map(|n| store.get(n)?.ok_or_else(|| berth_volumes::Error::NoSuchVolume(n.clone())))
+                .collect::<Result<Vec<_>, _>>()?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&found)?)?;
+        }
+        VolumeCommand::Create { name, labels, opts } => {
+            let spec = VolumeSpec {
+                name,
+                driver: None,
+                driver_opts: key_values(&opts, "driver option")?,
+                labels: key_values(&labels, "label")?,
+                anonymous: false,
+            };
+            writeln!(out, "{}", store.create(&spec)?.spec.name)?;
+        }
+        VolumeCommand::Rm { names } => {
+            let users = users(&roots.root)?;
+            let mut failed = Vec::new();
+            for n in &names {
+                match store.remove(n, users.get(n).map(Vec::as_slice).unwrap_or_default()) {
+                    Ok(()) => writeln!(out, "{n}")?,
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            if !failed.is_empty() {
+                anyhow::bail!("{}", failed.join("\n"));
+            }
+        }
+        VolumeCommand::Prune { all } => {
+            let used: BTreeSet<String> = users(&roots.root)?.into_keys().collect();
+            for v in store.list()? {
+                if (all || v.spec.anonymous) && !used.contains(&v.spec.name) {
+                    store.remove(&v.spec.name, &[])?;
+                    writeln!(out, "Deleted: {}", v.spec.name)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
