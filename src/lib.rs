@@ -10,5 +10,6 @@ pub mod observe;
 pub mod output;
 pub mod plan;
 pub mod runtime;
+pub mod stack;
 pub mod state;
 pub mod supervise;
