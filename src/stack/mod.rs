@@ -2,3 +2,4 @@
 //! containers (the glue between the loader's model and the networking and volumes crates).
 
 pub mod netmodel;
+pub mod volmodel;
