@@ -2,4 +2,5 @@
 //! containers (the glue between the loader's model and the networking and volumes crates).
 
 pub mod netmodel;
+pub mod networking;
 pub mod volmodel;
