@@ -3,4 +3,5 @@
 
 pub mod netmodel;
 pub mod networking;
+pub mod storage;
 pub mod volmodel;
