@@ -31,7 +31,7 @@ pub fn observe(project: &Project, src: &Sources) -> anyhow::Result<Observed> {
             config_hash: rec.config_hash.clone(),
             config: rec.config.get("service").cloned(),
             image_digest: Some(rec.image_digest.clone()),
-            status: status(rec.status),
+            status: rec.status,
         });
     }
     for (key, net) in &project.networks {
@@ -54,17 +54,4 @@ pub fn observe(project: &Project, src: &Sources) -> anyhow::Result<Observed> {
         }
     }
     Ok(o)
-}
-
-fn status(s: crate::state::Status) -> crate::plan::Status {
-    use crate::plan::Status as P;
-    use crate::state::Status as S;
-    match s {
-        S::Created => P::Created,
-        S::Running => P::Running,
-        S::Paused => P::Paused,
-        S::Restarting => P::Restarting,
-        S::Exited => P::Exited,
-        S::Dead => P::Dead,
-    }
 }

@@ -15,22 +15,7 @@ pub mod down;
 pub mod hash;
 pub mod up;
 
-/// A container's lifecycle state, as recorded by berth.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Status {
-    /// Created, never started or not yet running.
-    Created,
-    /// Running.
-    Running,
-    /// Frozen.
-    Paused,
-    /// Being restarted by its restart policy.
-    Restarting,
-    /// Stopped.
-    Exited,
-    /// Failed to stop or be removed.
-    Dead,
-}
+pub use crate::state::Status;
 
 /// A container berth knows about.
 #[derive(Clone, Debug, PartialEq)]
