@@ -89,7 +89,7 @@ fn parse_duration(s: &str) -> Option<Duration> {
             "w" => Duration::from_secs(7 * 86_400),
             _ => return None,
         };
-        total += unit.checked_mul(u32::try_from(n).ok()?)?;
+        total = total.checked_add(unit.checked_mul(u32::try_from(n).ok()?)?)?;
         rest = &rest[unit_end..];
     }
     (!total.is_zero()).then_some(total)

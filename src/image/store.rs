@@ -153,6 +153,9 @@ impl ImageStore {
             let p = dir.join(sub);
             fs::create_dir_all(&p).map_err(ImageError::io("create directory", &p))?;
         }
+        // Layers hold the images' setuid files and device nodes: only root may reach them.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(ImageError::io("restrict", &dir))?;
         Ok(ImageStore { dir })
     }
 

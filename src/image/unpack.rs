@@ -285,6 +285,12 @@ impl<'a> Unpacker<'a> {
             return Ok(());
         }
         for (key, value) in xattrs {
+            // Overlay's own attributes (opaque, redirect, metacopy) would let a layer bypass the
+            // whiteout rules: they come only from whiteout entries, never from a layer's xattrs.
+            if key.starts_with("trusted.overlay.") {
+                self.warnings.push(format!("xattr `{key}` on `{}` ignored", m.raw.display()));
+                continue;
+            }
             if let Err(e) = lsetxattr(&m.path, &key, &value) {
                 self.warnings.push(format!("xattr `{key}` on `{}` not kept: {e}", m.raw.display()));
             }

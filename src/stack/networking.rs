@@ -91,6 +91,13 @@ impl Networking<'_> {
                         network::assign_subnets(&mut spec, &in_use)?;
                     }
                 }
+            } else {
+                // Configured subnets may overlap host routes (as in Docker), never another network.
+                let others = self.other_subnets(&spec.name);
+                for s in &spec.subnets {
+                    ipam::check_subnet_free(&s.subnet, &others)
+                        .with_context(|| format!("networks.{key}.ipam.config: subnet {}", s.subnet))?;
+                }
             }
             if !spec.external {
                 self.subnets.map.insert(spec.name.clone(), spec.subnets.clone());
@@ -218,6 +225,10 @@ impl Networking<'_> {
                 failures.push(format!("remove namespace `{}`: {e}", netns.display()));
             }
         }
+        if !failures.is_empty() {
+            // Addresses stay leased while an interface may still hold them.
+            bail!("{}", failures.join("; "));
+        }
         for spec in specs.values() {
             if let Err(e) = self.leases.release(&spec.name, container) {
                 failures.push(format!("release leases on {:?}: {e}", spec.name));
@@ -317,5 +328,9 @@ mod tests {
         let mut subnets = SubnetFile::open(dir.path().join("subnets.json")).unwrap();
         let mut n = Networking { host: &host, firewall: None, subnets: &mut subnets, leases: &mut leases };
         assert_eq!(n.ensure(&p, &["front".into()]).unwrap()["front"].subnets[0].subnet, front);
+        // Another project may not configure a subnet that overlaps one in use.
+        let other = project(&format!("name: other\nservices:\n  a:\n    image: busybox\n    networks: [n]\nnetworks:\n  n:\n    ipam:\n      config:\n        - subnet: {front}\n"));
+        let e = n.ensure(&other, &["n".into()]).unwrap_err();
+        assert!(format!("{e:#}").contains("networks.n.ipam.config"), "{e:#}");
     }
 }

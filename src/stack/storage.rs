@@ -98,7 +98,7 @@ impl Storage<'_> {
         let view = self.scratch.join("image");
         let (upper, work) = (self.scratch.join("upper"), self.scratch.join("work"));
         crate::image::mount_rootfs(self.layers, &upper, &work, &view)?;
-        let copied = self.volumes.copy_up(name, &view.join(target.trim_start_matches('/')));
+        let copied = self.volumes.copy_up(name, &view, target);
         let unmounted = crate::image::unmount_rootfs(&view);
         let _ = std::fs::remove_dir_all(&self.scratch);
         copied?;

@@ -40,15 +40,23 @@ pub fn volume_mount(data: &Path, subpath: Option<&str>, destination: &str, read_
     let source = match subpath {
         None => data.to_path_buf(),
         Some(sub) => {
-            let escapes = Path::new(sub).components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
-            let path = data.join(sub);
-            if escapes || !path.exists() {
-                let message =
-                    if escapes { "must be a relative path inside the volume" } else { "does not exist in the volume" };
-                return Err(Error::Driver {
-                    name: data.display().to_string(),
-                    message: format!("subpath {sub:?} {message}"),
-                });
+            let fail = |message: &str| Error::Driver {
+                name: data.display().to_string(),
+                message: format!("subpath {sub:?} {message}"),
+            };
+            if Path::new(sub).components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+                return Err(fail("must be a relative path inside the volume"));
+            }
+            // Containers write into volumes: a symlink there must not turn the bind source into
+            // a host path, so no component of the subpath may be a symlink.
+            let mut path = data.to_path_buf();
+            for c in Path::new(sub).components() {
+                path.push(c);
+                match std::fs::symlink_metadata(&path) {
+                    Ok(m) if m.file_type().is_symlink() => return Err(fail("must not go through a symbolic link")),
+                    Ok(_) => {}
+                    Err(_) => return Err(fail("does not exist in the volume")),
+                }
             }
             path
         }
@@ -92,5 +100,8 @@ mod tests {
         assert!(volume_mount(dir.path(), Some("../etc"), "/d", false).is_err());
         assert!(volume_mount(dir.path(), Some("/etc"), "/d", false).is_err());
         assert!(volume_mount(dir.path(), Some("missing"), "/d", false).is_err());
+        std::os::unix::fs::symlink("/", dir.path().join("evil")).unwrap();
+        let e = volume_mount(dir.path(), Some("evil"), "/d", false).unwrap_err().to_string();
+        assert!(e.contains("must not go through a symbolic link"), "{e}");
     }
 }

@@ -5,7 +5,7 @@
 //! Compose outside swarm ignores `uid`, `gid` and `mode`; berth honours them. Secret bytes
 //! are never put into the environment or logs.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -98,7 +98,7 @@ impl SecretsDir {
     pub fn create(dir: &Path, files: &[SecretFile]) -> Result<(SecretsDir, Vec<Mount>)> {
         std::fs::create_dir_all(dir).map_err(io("create", dir))?;
         let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-        mount(Some("tmpfs"), dir, Some("tmpfs"), flags, Some("mode=0755,size=8m")).map_err(|errno| Error::Mount {
+        mount(Some("tmpfs"), dir, Some("tmpfs"), flags, Some("mode=0700,size=8m")).map_err(|errno| Error::Mount {
             action: "mount the secrets tmpfs on",
             path: dir.to_path_buf(),
             errno,
@@ -117,7 +117,13 @@ impl SecretsDir {
         let mut mounts = Vec::new();
         for (i, f) in files.iter().enumerate() {
             let path = self.path.join(format!("{i}-{}-{}", f.kind.word(), f.name));
-            std::fs::write(&path, &f.data).map_err(io("write", &path))?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io("create", &path))?;
+            std::io::Write::write_all(&mut file, &f.data).map_err(io("write", &path))?;
             std::os::unix::fs::chown(&path, Some(f.uid), Some(f.gid)).map_err(io("chown", &path))?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(f.mode)).map_err(io("chmod", &path))?;
             mounts.push(Mount {

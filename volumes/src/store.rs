@@ -67,6 +67,11 @@ impl VolumeStore {
     pub fn open(root: impl Into<PathBuf>) -> Result<VolumeStore> {
         let root = root.into();
         std::fs::create_dir_all(&root).map_err(io("create", &root))?;
+        // Volumes hold containers' data: only root may reach them. The path is made canonical
+        // so that mount points are recognized in `/proc/self/mountinfo`.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).map_err(io("restrict", &root))?;
+        let root = std::fs::canonicalize(&root).map_err(io("resolve", &root))?;
         Ok(VolumeStore { root })
     }
 
@@ -98,6 +103,9 @@ impl VolumeStore {
 
     /// The volume, if it exists.
     pub fn get(&self, name: &str) -> Result<Option<VolumeInfo>> {
+        if !valid_name(name) {
+            return Err(Error::InvalidName(name.to_string()));
+        }
         let path = self.meta_path(name);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -131,6 +139,11 @@ impl VolumeStore {
         }
         self.deactivate(name)?;
         let dir = self.dir(name);
+        if is_mount_point(&dir.join("_data")) {
+            // Never delete through a mount: that would empty the host directory behind it.
+            let errno = nix::errno::Errno::EBUSY;
+            return Err(Error::Mount { action: "remove the still-mounted volume at", path: dir.join("_data"), errno });
+        }
         std::fs::remove_dir_all(&dir).map_err(io("remove", &dir))
     }
 
@@ -166,6 +179,20 @@ impl VolumeStore {
             path: info.mountpoint.clone(),
             errno,
         })?;
+        if flags.contains(MsFlags::MS_BIND)
+            && flags.intersects(MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
+        {
+            // A new bind mount ignores every flag but MS_REC: apply them with a remount.
+            let again = flags | MsFlags::MS_REMOUNT;
+            if let Err(errno) = mount(None::<&str>, &info.mountpoint, None::<&str>, again, None::<&str>) {
+                let _ = umount2(&info.mountpoint, MntFlags::MNT_DETACH);
+                return Err(Error::Mount {
+                    action: "make the volume read-only at",
+                    path: info.mountpoint.clone(),
+                    errno,
+                });
+            }
+        }
         Ok(info.mountpoint)
     }
 
@@ -183,17 +210,22 @@ impl VolumeStore {
     }
 
     /// Copies `from` (the image's content at the mount point) into a new, empty volume —
-    /// Docker's copy-up. Does nothing when the volume was populated before or is not empty.
-    /// Returns whether it copied.
-    pub fn copy_up(&self, name: &str, from: &Path) -> Result<bool> {
+    /// Docker's copy-up. `target` is the mount point, resolved inside `image_root` as the
+    /// container would resolve it (symlinks never lead out of `image_root`). Does nothing when
+    /// the volume was populated before or is not empty. Returns whether it copied.
+    pub fn copy_up(&self, name: &str, image_root: &Path, target: &str) -> Result<bool> {
         let mut info = self.get(name)?.ok_or_else(|| Error::NoSuchVolume(name.to_string()))?;
         if info.populated {
             return Ok(false);
         }
         let empty = std::fs::read_dir(&info.mountpoint).map_err(io("read", &info.mountpoint))?.next().is_none();
-        let copied = empty && from.is_dir();
-        if copied {
-            crate::copy::copy_tree(from, &info.mountpoint)?;
+        let from = match crate::copy::resolve_in_root(image_root, target)? {
+            Some(p) if empty && std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) => Some(p),
+            _ => None,
+        };
+        let copied = from.is_some();
+        if let Some(from) = from {
+            crate::copy::copy_tree(&from, &info.mountpoint)?;
         }
         info.populated = true;
         self.write_meta(&info)?;
@@ -301,11 +333,11 @@ mod tests {
         std::os::unix::fs::symlink("sub/file", image.path().join("link")).unwrap();
         let store = VolumeStore::open(dir.path()).unwrap();
         let v = store.create(&spec("v4")).unwrap();
-        assert!(store.copy_up("v4", image.path()).unwrap());
+        assert!(store.copy_up("v4", image.path(), "/").unwrap());
         assert_eq!(std::fs::read_to_string(v.mountpoint.join("sub/file")).unwrap(), "from image");
         assert_eq!(std::fs::read_link(v.mountpoint.join("link")).unwrap(), Path::new("sub/file"));
         std::fs::remove_file(v.mountpoint.join("sub/file")).unwrap();
-        assert!(!store.copy_up("v4", image.path()).unwrap(), "only the first mount copies");
+        assert!(!store.copy_up("v4", image.path(), "/").unwrap(), "only the first mount copies");
         assert!(!v.mountpoint.join("sub/file").exists());
     }
 }

@@ -141,9 +141,43 @@ fn copy_up_keeps_owners_and_modes() {
     std::os::unix::fs::chown(&image, Some(1234), Some(5678)).unwrap();
     let store = VolumeStore::open(scratch.path().join("volumes")).unwrap();
     let v = store.create(&VolumeSpec { name: "proj_app".into(), ..Default::default() }).unwrap();
-    assert!(store.copy_up("proj_app", &image).unwrap());
+    assert!(store.copy_up("proj_app", &scratch.path().join("image"), "/var/lib/app").unwrap());
     let meta = std::fs::metadata(v.mountpoint.join("db")).unwrap();
     assert_eq!((meta.uid(), meta.gid(), meta.permissions().mode() & 0o777), (1234, 5678, 0o640));
     let root = std::fs::metadata(&v.mountpoint).unwrap();
     assert_eq!((root.uid(), root.gid()), (1234, 5678), "the volume root takes the image directory's owner");
+}
+
+#[test]
+fn copy_up_never_follows_a_symlink_out_of_the_image() {
+    let scratch = Scratch::new();
+    let image = scratch.path().join("image");
+    let secret = scratch.path().join("host-secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("key"), "host data").unwrap();
+    std::fs::create_dir_all(&image).unwrap();
+    // The image's /data points at a host path; inside the image that path does not exist.
+    std::os::unix::fs::symlink(&secret, image.join("data")).unwrap();
+    let store = VolumeStore::open(scratch.path().join("volumes")).unwrap();
+    let v = store.create(&VolumeSpec { name: "proj_data".into(), ..Default::default() }).unwrap();
+    assert!(!store.copy_up("proj_data", &image, "/data").unwrap());
+    assert!(!v.mountpoint.join("key").exists(), "host files never reach the volume");
+}
+
+#[test]
+fn a_read_only_bind_volume_is_read_only() {
+    let scratch = Scratch::new();
+    let device = scratch.path().join("host-ro");
+    std::fs::create_dir(&device).unwrap();
+    let store = VolumeStore::open(scratch.path().join("volumes")).unwrap();
+    let mut spec = VolumeSpec { name: "proj_ro".into(), ..Default::default() };
+    spec.driver_opts.insert("type".into(), "none".into());
+    spec.driver_opts.insert("o".into(), "bind,ro".into());
+    spec.driver_opts.insert("device".into(), device.display().to_string());
+    store.create(&spec).unwrap();
+    let data = store.activate("proj_ro").unwrap();
+    let err = std::fs::write(data.join("x"), "no").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+    store.remove("proj_ro", &[]).unwrap();
+    assert!(device.exists(), "the host directory stays");
 }
