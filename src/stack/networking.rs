@@ -49,6 +49,33 @@ impl SubnetFile {
     }
 }
 
+/// The stores of the host's networks (subnets and leases under `<state root>/networks/`),
+/// opened under an exclusive lock so that two berth processes never interleave their
+/// read-modify-write cycles; the lock is held until this is dropped.
+pub struct NetStores {
+    /// Chosen subnets.
+    pub subnets: SubnetFile,
+    /// Address leases.
+    pub leases: berth_network::ipam::JsonFileLeases,
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl NetStores {
+    /// Locks and loads the stores under `state_root`.
+    pub fn open(state_root: &Path) -> anyhow::Result<NetStores> {
+        let dir = state_root.join("networks");
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock"))?;
+        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| anyhow::anyhow!("cannot lock `{}`: {e}", dir.join("lock").display()))?;
+        Ok(NetStores {
+            subnets: SubnetFile::open(dir.join("subnets.json"))?,
+            leases: berth_network::ipam::JsonFileLeases::open(dir.join("leases.json"))?,
+            _lock: lock,
+        })
+    }
+}
+
 /// What a container got on its networks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attached {
@@ -296,6 +323,22 @@ mod tests {
     const STACK: &str = "name: shop\nservices:\n  web:\n    image: busybox\n    hostname: www\n    networks: [front, back]\n    \
                          extra_hosts: [\"db.local=10.9.9.9\"]\n    dns_search: [example.org]\n  db:\n    image: busybox\n    networks:\n      \
                          back: {ipv4_address: 10.5.0.10}\nnetworks:\n  front:\n  back:\n    internal: true\n    ipam:\n      config:\n        - subnet: 10.5.0.0/24\n";
+
+    #[test]
+    fn stores_are_locked_while_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = NetStores::open(dir.path()).unwrap();
+        let root = dir.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            let _second = NetStores::open(&root).unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(rx.recv_timeout(std::time::Duration::from_millis(200)).is_err(), "a second opener waits");
+        drop(held);
+        rx.recv_timeout(std::time::Duration::from_secs(5)).expect("and gets it once the first is done");
+        t.join().unwrap();
+    }
 
     #[test]
     fn attaches_with_leases_resolv_and_hosts_then_detaches() {
