@@ -214,6 +214,8 @@ impl VolumeStore {
     /// container would resolve it (symlinks never lead out of `image_root`). Does nothing when
     /// the volume was populated before or is not empty. Returns whether it copied.
     pub fn copy_up(&self, name: &str, image_root: &Path, target: &str) -> Result<bool> {
+        // Replicas sharing a new volume start at once: one copies, the others find it populated.
+        let _lock = self.lock(name)?;
         let mut info = self.get(name)?.ok_or_else(|| Error::NoSuchVolume(name.to_string()))?;
         if info.populated {
             return Ok(false);
@@ -230,6 +232,22 @@ impl VolumeStore {
         info.populated = true;
         self.write_meta(&info)?;
         Ok(copied)
+    }
+
+    /// An exclusive lock on one volume, held until dropped.
+    fn lock(&self, name: &str) -> Result<nix::fcntl::Flock<std::fs::File>> {
+        let path = self.dir(name).join("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io("open", &path))?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, errno)| Error::Mount {
+            action: "lock",
+            path,
+            errno,
+        })
     }
 
     fn write_meta(&self, info: &VolumeInfo) -> Result<()> {
