@@ -17,6 +17,7 @@ pub mod images;
 pub mod kill;
 pub mod login;
 pub mod logs;
+pub mod ls;
 pub mod monitor;
 pub mod pause;
 pub mod port;
@@ -118,6 +119,8 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Show containers' resource usage
     Stats(stats::StatsArgs),
+    /// List projects
+    Ls(ls::LsArgs),
     /// Manage volumes (ls, inspect, create, rm, prune)
     Volume(volume::VolumeArgs),
     /// Run a container's monitor (internal)
@@ -181,6 +184,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(args) => events::run(&cli.project, args),
         Command::Stats(args) => stats::run(&cli.project, args),
         Command::Volume(args) => volume::run(&cli.project, args),
+        Command::Ls(args) => ls::run(args),
         Command::Monitor(args) => monitor::run(args),
     }
 }

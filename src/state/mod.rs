@@ -179,6 +179,15 @@ impl StateDb {
         Ok(n > 0)
     }
 
+    /// The compose files a project was last used with.
+    pub fn project_files(&self, name: &str) -> Result<Vec<PathBuf>> {
+        let mut st = self.conn.prepare("SELECT files FROM projects WHERE name = ?1").map_err(self.sql_err())?;
+        let mut rows = st.query([name]).map_err(self.sql_err())?;
+        let Some(row) = rows.next().map_err(self.sql_err())? else { return Ok(Vec::new()) };
+        let text: String = row.get(0).map_err(self.sql_err())?;
+        Ok(serde_json::from_str(&text).unwrap_or_default())
+    }
+
     /// Names of the known projects.
     pub fn projects(&self) -> Result<Vec<String>> {
         let mut st = self.conn.prepare("SELECT name FROM projects ORDER BY name").map_err(self.sql_err())?;

@@ -1,0 +1,61 @@
+//! `berth ls`: the projects berth knows, with their containers' states.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use anyhow::Context;
+use clap::Args;
+
+/// Arguments of `berth ls`.
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Also projects with no running container
+    #[arg(short, long)]
+    all: bool,
+    /// Only names
+    #[arg(short, long)]
+    quiet: bool,
+    /// Output format
+    #[arg(long, value_parser = ["table", "json"], default_value = "table")]
+    format: String,
+}
+
+#[derive(serde::Serialize)]
+struct Row {
+    name: String,
+    status: String,
+    config_files: String,
+}
+
+/// Runs `berth ls`.
+pub fn run(args: LsArgs) -> anyhow::Result<()> {
+    let roots = berth::container::Roots::from_env();
+    let db = berth::state::StateDb::open(&roots.root).context("cannot open the state database")?;
+    let mut rows = Vec::new();
+    for name in db.projects()? {
+        let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for c in db.containers(&name)? {
+            *counts.entry(c.status.as_str()).or_default() += 1;
+        }
+        if !args.all && !counts.contains_key("running") {
+            continue;
+        }
+        let status = counts.iter().map(|(s, n)| format!("{s}({n})")).collect::<Vec<_>>().join(", ");
+        let files = db.project_files(&name)?.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(",");
+        rows.push(Row { name, status, config_files: files });
+    }
+    let mut out = std::io::stdout().lock();
+    if args.format == "json" {
+        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+    } else if args.quiet {
+        rows.iter().try_for_each(|r| writeln!(out, "{}", r.name))?;
+    } else {
+        let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(4);
+        let sw = rows.iter().map(|r| r.status.len()).max().unwrap_or(0).max(6);
+        writeln!(out, "{:w$}   {:sw$}   CONFIG FILES", "NAME", "STATUS")?;
+        for r in &rows {
+            writeln!(out, "{:w$}   {:sw$}   {}", r.name, r.status, r.config_files)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,57 @@
+//! `berth ls` through the real binary, over a state database filled by hand.
+
+use std::path::Path;
+use std::process::Command;
+
+use berth::state::{ContainerRecord, StateDb, Status};
+
+fn record(project: &str, service: &str, status: Status) -> ContainerRecord {
+    ContainerRecord {
+        id: format!("{project}{service}").repeat(8).chars().take(64).collect(),
+        name: format!("{project}-{service}-1"),
+        project: project.into(),
+        service: service.into(),
+        number: 1,
+        oneoff: false,
+        image: "busybox".into(),
+        image_digest: "sha256:0".into(),
+        config_hash: String::new(),
+        runtime: "runc".into(),
+        status,
+        pid: None,
+        monitor_pid: None,
+        exit_code: None,
+        oom_killed: false,
+        restart_count: 0,
+        created_at: 0,
+        started_at: None,
+        finished_at: None,
+        config: serde_json::json!({}),
+    }
+}
+
+fn ls(root: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_berth")).arg("ls").args(args).env("BERTH_ROOT", root).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn lists_running_projects_and_all_with_a() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = StateDb::open(tmp.path()).unwrap();
+    db.upsert_project("shop", Path::new("/srv/shop"), &["/srv/shop/compose.yaml".into()]).unwrap();
+    db.upsert_project("idle", Path::new("/srv/idle"), &["/srv/idle/compose.yaml".into()]).unwrap();
+    db.insert_container(&record("shop", "web", Status::Running)).unwrap();
+    db.insert_container(&record("shop", "db", Status::Exited)).unwrap();
+    db.insert_container(&record("idle", "job", Status::Exited)).unwrap();
+    let text = ls(tmp.path(), &[]);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(
+        text.contains("shop") && text.contains("exited(1), running(1)") && text.contains("/srv/shop/compose.yaml"),
+        "{text}"
+    );
+    assert_eq!(ls(tmp.path(), &["-a", "-q"]), "idle\nshop\n");
+    let v: serde_json::Value = serde_json::from_str(&ls(tmp.path(), &["--format", "json"])).unwrap();
+    assert_eq!(v[0]["name"], "shop");
+}
