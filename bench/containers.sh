@@ -4,7 +4,9 @@
 #   bench/containers.sh [RUNS]      BERTH=path/to/berth (default: target/release/berth); needs root
 #
 # 1. start-to-exit of `berth run --rm -T app true` vs `runc run` of the same bundle (berth's own
-#    config.json, rootfs an overlay mount of the same image) with `true`, then `runc delete`;
+#    config.json, rootfs an overlay mount of the same image) with `true` (it deletes the container),
+#    and vs `runc create` + `runc start` + `runc delete` of that bundle: the three runtime calls
+#    berth (like conmon or containerd's shim) makes, so the difference is berth's own cost;
 # 2. `berth create` + `berth start` of a service with `scale: 20` (`sleep 60`) vs `runc create` +
 #    `runc start` of 20 copies of that bundle (teardown not timed).
 # Prints each run and the medians, and the overhead per container.
@@ -27,6 +29,7 @@ cleanup() {
     (cd "$work/proj" 2>/dev/null && "$berth" rm --force >/dev/null 2>&1) || true
     for id in $(runc --root "$runc_root" list -q 2>/dev/null); do runc --root "$runc_root" delete -f "$id" >/dev/null 2>&1 || true; done
     for m in $(grep -o "$work[^ ]*" /proc/mounts | sort -r); do umount -l "$m" 2>/dev/null || true; done
+    for d in /sys/fs/cgroup/*/berth-bench /sys/fs/cgroup/berth-bench; do rmdir "$d" 2>/dev/null || true; done
     rm -rf "$work"
     exit "$rc"
 }
@@ -76,6 +79,12 @@ spec = json.load(open(sys.argv[1]))
 spec["root"]["path"] = sys.argv[2] + "/rootfs"
 spec["process"]["args"] = json.loads(sys.argv[3])
 spec["linux"]["cgroupsPath"] = "/berth-bench/" + sys.argv[2].rsplit("/", 1)[1]
+import shutil
+for m in spec["mounts"]:
+    if m["destination"] in ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf"):
+        copy = sys.argv[2] + "/" + m["destination"].rsplit("/", 1)[1]
+        shutil.copy(m["source"], copy)
+        m["source"] = copy
 json.dump(spec, open(sys.argv[2] + "/config.json", "w"))
 PY
 }
@@ -84,11 +93,16 @@ for i in $(seq 1 20); do make_bundle "$work/b-sleep-$i" '["sleep", "60"]'; done
 "$berth" rm >/dev/null 2>&1
 
 median() { python3 -c "import statistics,sys; print(f'{statistics.median(float(x) for x in sys.argv[1:]):.1f}')" "$@"; }
-run_b=(); run_r=(); many_b=(); many_r=()
+run_b=(); run_r=(); run_s=(); many_b=(); many_r=()
 for r in $(seq 1 "$runs"); do
     t0=$(now); "$berth" run --rm -T app >/dev/null; t1=$(now)
-    t2=$(now); runc --root "$runc_root" run --bundle "$work/b-true" bench-true </dev/null >/dev/null; runc --root "$runc_root" delete bench-true; t3=$(now)
-    run_b+=("$(ms "$t0" "$t1")"); run_r+=("$(ms "$t2" "$t3")")
+    t2=$(now); runc --root "$runc_root" run --bundle "$work/b-true" bench-true </dev/null >/dev/null; t3=$(now)
+    t4=$(now)
+    runc --root "$runc_root" create --bundle "$work/b-true" bench-split </dev/null >/dev/null 2>&1
+    runc --root "$runc_root" start bench-split
+    until runc --root "$runc_root" state bench-split 2>/dev/null | grep -q '"stopped"'; do :; done
+    runc --root "$runc_root" delete bench-split; t5=$(now)
+    run_b+=("$(ms "$t0" "$t1")"); run_r+=("$(ms "$t2" "$t3")"); run_s+=("$(ms "$t4" "$t5")")
 
     t0=$(now); "$berth" create many >/dev/null 2>&1; "$berth" start many >/dev/null 2>&1; t1=$(now)
     t2=$(now)
@@ -100,9 +114,9 @@ for r in $(seq 1 "$runs"); do
     many_b+=("$(ms "$t0" "$t1")"); many_r+=("$(ms "$t2" "$t3")")
     "$berth" rm --force many >/dev/null 2>&1
     for i in $(seq 1 20); do runc --root "$runc_root" delete -f "bench-$i" >/dev/null 2>&1; done
-    echo "run $r: run --rm true: berth ${run_b[-1]} ms, runc ${run_r[-1]} ms; 20 x create+start: berth ${many_b[-1]} ms, runc ${many_r[-1]} ms"
+    echo "run $r: run --rm true: berth ${run_b[-1]} ms, runc run ${run_r[-1]} ms, runc create/start/delete ${run_s[-1]} ms; 20 x create+start: berth ${many_b[-1]} ms, runc ${many_r[-1]} ms"
 done
-mb="$(median "${run_b[@]}")"; mr="$(median "${run_r[@]}")"
+mb="$(median "${run_b[@]}")"; mr="$(median "${run_r[@]}")"; ms_="$(median "${run_s[@]}")"
 nb="$(median "${many_b[@]}")"; nr="$(median "${many_r[@]}")"
-echo "median run --rm true: berth $mb ms, runc run $mr ms, berth adds $(python3 -c "print(f'{$mb - $mr:.1f}')") ms"
+echo "median run --rm true: berth $mb ms, runc run $mr ms (berth adds $(python3 -c "print(f'{$mb - $mr:.1f}')") ms), runc create/start/delete $ms_ ms (berth adds $(python3 -c "print(f'{$mb - $ms_:.1f}')") ms)"
 echo "median 20 x create+start: berth $nb ms, runc $nr ms, berth adds $(python3 -c "print(f'{($nb - $nr) / 20:.1f}')") ms per container"

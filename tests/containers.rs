@@ -49,6 +49,7 @@ fn run_passes_exit_code_and_both_streams() {
     // Without --rm the one-off container stays, exited, named <project>-<service>-run-<id>.
     let out = p.berth(&["run", "-T", "app", "true"]);
     assert_eq!(out.status.code(), Some(0));
+    p.wait_for(5, "the --rm containers to go", || p.ps().len() == 1);
     let rows = p.ps();
     assert_eq!(rows.len(), 1);
     let name = rows[0]["Name"].as_str().unwrap();
@@ -95,6 +96,16 @@ fn stop_sends_stop_signal_then_sigkill_after_grace_period() {
     let t = Instant::now();
     p.ok(&["stop", "-t", "0", "stubborn"]);
     assert!(t.elapsed() < Duration::from_secs(5));
+
+    // A foreground `run` passes the signals it gets on to the container.
+    let mut cli = p.cmd(&["run", "--rm", "-T", "polite"]).stdout(Stdio::piped()).spawn().unwrap();
+    p.wait_for(10, "the one-off to run", || {
+        p.ps().iter().any(|c| c["Name"].as_str().unwrap().contains("-run-") && c["State"] == "running")
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(cli.id() as i32), nix::sys::signal::Signal::SIGUSR1).unwrap();
+    let status = cli.wait().unwrap();
+    assert_eq!(status.code(), Some(7));
     p.ok(&["rm"]);
     p.assert_clean();
 }
@@ -127,6 +138,24 @@ fn stdin_is_forwarded_and_tty_is_a_real_terminal() {
     let text = stdout_of(&out);
     assert!(text.contains("/dev/pts/0"), "{text}");
     assert_eq!(out.status.code(), Some(4), "{text}");
+
+    // `exec -it` gets a terminal too, and passes the exit code through.
+    p.write_compose(&svc("app", "command: [\"sleep\", \"60\"]"));
+    p.ok(&["create"]);
+    p.ok(&["start"]);
+    let cmdline = format!("{} exec -it app sh -c 'tty; exit 6'", harness::berth_bin().display());
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .current_dir(p.dir.path())
+        .env("BERTH_ROOT", p.root.path())
+        .env("BERTH_RUN", p.run.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = stdout_of(&out);
+    assert!(text.contains("/dev/pts/"), "{text}");
+    assert_eq!(out.status.code(), Some(6), "{text}");
+    p.ok(&["rm", "--force"]);
     p.assert_clean();
 }
 
@@ -234,6 +263,9 @@ fn logs_rotate_and_follow_keeps_going_across_restarts() {
     }
     let tail = p.ok(&["logs", "--tail", "2", "--no-log-prefix"]);
     assert_eq!(tail, "line-299\nready-1\n");
+    assert_eq!(p.ok(&["logs", "--since", "1h", "--tail", "1", "--no-log-prefix"]), "ready-1\n");
+    assert_eq!(p.ok(&["logs", "--until", "2000-01-01T00:00:00Z"]), "");
+    assert_eq!(p.ok(&["logs", "--since", "2100-01-01T00:00:00Z"]), "");
     let with_prefix = p.ok(&["logs", "--tail", "1", "-t"]);
     assert!(with_prefix.starts_with("chatty-1 | 20") && with_prefix.ends_with("Z ready-1\n"), "{with_prefix}");
     // The follower stays through a restart and sees the second run.
@@ -422,5 +454,46 @@ fn init_ulimits_ports_wait_and_listing() {
         stderr_of(&out)
     );
     p.ok(&["rm", "--stop"]);
+    p.assert_clean();
+}
+
+#[test]
+fn host_files_security_options_and_limits() {
+    let services = svc(
+        "app",
+        "hostname: web\ndomainname: example.test\nextra_hosts: [\"db=10.0.0.2\"]\nshm_size: 16m\n\
+         sysctls:\n  net.core.somaxconn: \"1024\"\nsecurity_opt: [\"no-new-privileges:true\"]\npids_limit: 10\ncpus: 0.5\n\
+         devices: [\"/dev/zero:/dev/myzero:rwm\"]\n\
+         command:\n  - sh\n  - -c\n  - |\n    hostname; cat /proc/sys/kernel/domainname; grep db /etc/hosts\n    df -k /dev/shm | tail -1 | awk '{print $$2}'\n    \
+         cat /proc/sys/net/core/somaxconn; grep NoNewPrivs /proc/self/status\n    \
+         cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us\n    head -c 3 /dev/myzero | wc -c\n    \
+         cat /proc/timer_list 2>&1 | wc -c; echo 1 > /proc/sys/vm/overcommit_memory || echo ro-proc-sys\n    \
+         unshare -n true 2>/dev/null && echo unshared || echo no-unshare",
+    ) + &svc("boss", "privileged: true\ncommand: [\"sh\", \"-c\", \"grep CapBnd /proc/self/status; unshare -n true && echo unshared\"]");
+    let p = Project::new("host_files", &services);
+    let out = p.ok(&["run", "--rm", "-T", "app"]);
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(
+        lines,
+        vec![
+            "web",
+            "example.test",
+            "10.0.0.2\tdb",
+            "16384",
+            "1024",
+            "NoNewPrivs:\t1",
+            "10",
+            "50000",
+            "3",
+            "0",
+            "ro-proc-sys",
+            "no-unshare",
+        ],
+        "{out}"
+    );
+    let out = p.ok(&["run", "--rm", "-T", "boss"]);
+    assert!(out.contains("unshared"), "{out}");
+    let bnd = cap_mask(&out, "CapBnd:");
+    assert_eq!(bnd & (1 << 21), 1 << 21, "privileged has CAP_SYS_ADMIN: {out}");
     p.assert_clean();
 }

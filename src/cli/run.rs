@@ -92,8 +92,15 @@ pub fn run(project: &ProjectArgs, args: RunArgs) -> anyhow::Result<()> {
         },
         &PlainRenderer,
     )?;
+    // With `--rm`, a container that cannot start is removed too.
+    let discard = |e: anyhow::Error| {
+        if args.rm {
+            let _ = container::remove(&ctx.roots, &ctx.db, &rec, true);
+        }
+        e
+    };
     if args.detach {
-        container::spawn_monitor(&ctx.roots, &rec, StartMode::Detached)?;
+        container::spawn_monitor(&ctx.roots, &rec, StartMode::Detached).map_err(discard)?;
         println!("{}", rec.name);
         return Ok(());
     }
@@ -109,7 +116,7 @@ pub fn run(project: &ProjectArgs, args: RunArgs) -> anyhow::Result<()> {
         }
     };
     let Some(stream) = stream else {
-        started.wait()?;
+        started.wait().map_err(discard)?;
         anyhow::bail!("cannot attach to `{}`", rec.name);
     };
     let raw = if tty { RawMode::enable() } else { None };
@@ -142,7 +149,7 @@ pub fn run(project: &ProjectArgs, args: RunArgs) -> anyhow::Result<()> {
         Ok(()) => relay(stream),
         Err(e) => {
             drop(raw);
-            return Err(e);
+            return Err(discard(e));
         }
     };
     drop(raw);

@@ -108,7 +108,12 @@ pub fn create_container(
         network: network.clone(),
         cgroups_path: cgroups_path.clone(),
         files: files.clone(),
-        host: HostFacts { hard_limits: &hard, device: &device, init_binary },
+        host: HostFacts {
+            hard_limits: &hard,
+            device: &device,
+            init_binary,
+            bounding: crate::runtime::defaults::host_bounding_set(),
+        },
     })?;
     for w in &generated.warnings {
         events.emit(Event::Warning { message: w.clone() });

@@ -112,6 +112,8 @@ pub fn start(roots: &Roots, db: &StateDb, rec: &ContainerRecord, mode: StartMode
 /// Checks a row that says the container runs against reality: when its monitor is gone the
 /// container is marked exited/dead (after cleaning up what the monitor would have).
 pub fn refresh(roots: &Roots, db: &StateDb, rec: &ContainerRecord) -> anyhow::Result<ContainerRecord> {
+    let Some(rec) = db.container(&rec.id)? else { return Ok(rec.clone()) };
+    let rec = &rec;
     if !rec.status.is_alive() && rec.status != Status::Restarting {
         return Ok(rec.clone());
     }
@@ -134,12 +136,20 @@ pub fn refresh(roots: &Roots, db: &StateDb, rec: &ContainerRecord) -> anyhow::Re
 }
 
 fn cleanup_runtime(roots: &Roots, rt: &runtime::OciCli, id: &str) {
-    let _ = rt.delete(id, true);
+    // The runtime keeps a directory per container under its root; none means nothing to delete.
+    if rt.root().join(id).exists() {
+        let _ = rt.delete(id, true);
+    }
     let rootfs = roots.rootfs(id);
     if super::is_mount_point(&rootfs) {
         let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
     }
     let _ = std::fs::remove_dir_all(roots.run_dir(id));
+}
+
+/// Running or paused, or being restarted while its monitor still runs: a process to signal.
+fn has_process(rec: &ContainerRecord) -> bool {
+    rec.status.is_alive() || (rec.status == Status::Restarting && rec.monitor_pid.is_some())
 }
 
 fn pid_alive(pid: i32) -> bool {
@@ -189,7 +199,7 @@ pub fn wait_exit(
 /// service's `stop_grace_period`). Returns whether it was running.
 pub fn stop(roots: &Roots, db: &StateDb, rec: &ContainerRecord, timeout: Option<Duration>) -> anyhow::Result<bool> {
     let rec = refresh(roots, db, rec)?;
-    if !rec.status.is_alive() {
+    if !has_process(&rec) {
         return Ok(false);
     }
     let config = ContainerConfig::of(&rec)?;
@@ -219,7 +229,7 @@ pub fn stop(roots: &Roots, db: &StateDb, rec: &ContainerRecord, timeout: Option<
 /// Sends `signal` to a running container's init.
 pub fn kill(roots: &Roots, db: &StateDb, rec: &ContainerRecord, signal: Signal) -> anyhow::Result<bool> {
     let rec = refresh(roots, db, rec)?;
-    if !rec.status.is_alive() {
+    if !has_process(&rec) {
         return Ok(false);
     }
     let rt = runtime::by_name(&rec.runtime, &roots.run)?;
@@ -286,8 +296,11 @@ pub fn remove(roots: &Roots, db: &StateDb, rec: &ContainerRecord, force: bool) -
     let rt = runtime::by_name(&rec.runtime, &roots.run)?;
     cleanup_runtime(roots, &rt, &rec.id);
     let dir = roots.container_dir(&rec.id);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove `{}`", dir.display()))?;
+    // Another process (a `run --rm` monitor) may be removing it at the same time.
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        if dir.exists() {
+            return Err(e).with_context(|| format!("cannot remove `{}`", dir.display()));
+        }
     }
     record_event(db, &rec, "destroy", &[]);
     db.delete_container(&rec.id)?;

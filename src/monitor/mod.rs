@@ -136,7 +136,7 @@ impl Monitor {
         let dir = roots.container_dir(id);
         image::mount_rootfs(&config.layers, &dir.join("upper"), &dir.join("work"), &rootfs)
             .with_context(|| format!("cannot mount the root file system of `{}`", rec.name))?;
-        let result = Self::create_and_start(roots, id, &db, &runtime, &config, wait_attach, signals);
+        let result = Self::create_and_start(roots, id, db, &runtime, &config, wait_attach, signals);
         if result.is_err() {
             let _ = runtime.delete(id, true);
             let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
@@ -148,7 +148,7 @@ impl Monitor {
     fn create_and_start(
         roots: &Roots,
         id: &str,
-        db: &StateDb,
+        db: StateDb,
         runtime: &runtime::OciCli,
         config: &ContainerConfig,
         wait_attach: bool,
@@ -194,7 +194,7 @@ impl Monitor {
         runtime.start(id)?;
         db.record_start(id, pid, std::process::id() as i32)?;
         if let Some(rec) = db.container(id)? {
-            container::record_event(db, &rec, "start", &[]);
+            container::record_event(&db, &rec, "start", &[]);
         }
         attach.set_nonblocking(true)?;
         for c in &clients {
@@ -203,7 +203,7 @@ impl Monitor {
         Ok(Monitor {
             roots: roots.clone(),
             id: id.into(),
-            db: StateDb::open(&roots.root)?,
+            db,
             runtime: runtime.clone(),
             config: config.clone(),
             pid,
@@ -392,14 +392,46 @@ impl Monitor {
     /// Records the exit and cleans up after the container.
     fn finish(&mut self, exit: Option<i32>) {
         let _ = self.log.flush();
+        // Read before the runtime's delete removes the cgroup.
         let oom = oom_killed(&self.config.cgroups_path);
-        if let Err(e) = self.runtime.delete(&self.id, true) {
-            eprintln!("monitor: {e}");
+        let code = exit.unwrap_or(-1);
+        if self.config.auto_remove {
+            // `run --rm`: nothing will start this container again, so its client may go as soon as
+            // the exit is recorded; the removal follows. Should this process die in between, the
+            // row (exited) is still there and `rm` finishes the job.
+            self.record(exit, oom);
+            self.broadcast(attach::EXIT, &code.to_be_bytes());
+            self.clients.clear();
+            self.release();
+            if let Ok(Some(rec)) = self.db.container(&self.id) {
+                let _ = container::remove(&self.roots, &self.db, &rec, false);
+            }
+            return;
+        }
+        // Everything of this run is gone before the exit is recorded: a `start` may follow at once.
+        self.release();
+        self.record(exit, oom);
+        self.broadcast(attach::EXIT, &code.to_be_bytes());
+        self.clients.clear();
+    }
+
+    /// Deletes the runtime's container, unmounts the rootfs and removes the run directory.
+    fn release(&mut self) {
+        // The init is gone, so a plain delete does; force only if the runtime disagrees.
+        if self.runtime.delete(&self.id, false).is_err() {
+            if let Err(e) = self.runtime.delete(&self.id, true) {
+                eprintln!("monitor: {e}");
+            }
         }
         let rootfs = self.roots.rootfs(&self.id);
         if nix::mount::umount2(&rootfs, nix::mount::MntFlags::empty()).is_err() {
             let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
         }
+        let _ = std::fs::remove_dir_all(self.roots.run_dir(&self.id));
+    }
+
+    /// Writes the exit code and the `oom`/`die` events.
+    fn record(&mut self, exit: Option<i32>, oom: bool) {
         let _ = self.db.record_exit(&self.id, ExitRecord { code: exit, oom_killed: oom });
         if let Ok(Some(rec)) = self.db.container(&self.id) {
             if oom {
@@ -407,16 +439,6 @@ impl Monitor {
             }
             container::record_event(&self.db, &rec, "die", &[("exitCode", exit.unwrap_or(-1).into())]);
         }
-        // `run --rm`: gone before the attached client hears of the exit.
-        if self.config.auto_remove {
-            if let Ok(Some(rec)) = self.db.container(&self.id) {
-                let _ = container::remove(&self.roots, &self.db, &rec, false);
-            }
-        }
-        let code = exit.unwrap_or(-1);
-        self.broadcast(attach::EXIT, &code.to_be_bytes());
-        self.clients.clear();
-        let _ = std::fs::remove_dir_all(self.roots.run_dir(&self.id));
     }
 }
 

@@ -121,6 +121,8 @@ pub struct HostFacts<'a> {
     pub device: &'a dyn Fn(&Path) -> Option<HostDevice>,
     /// A static init to run as pid 1 for `init: true`.
     pub init_binary: Option<PathBuf>,
+    /// The capabilities berth itself may hand out (its bounding set, bit per capability number).
+    pub bounding: u64,
 }
 
 /// Everything one container's bundle is made from.
@@ -216,7 +218,22 @@ pub fn generate(req: &BundleRequest<'_>) -> Result<Bundle, BundleError> {
         return Err(fail(format!("working directory `{cwd}` is not absolute")));
     }
 
-    let caps = capabilities(svc, privileged).map_err(&fail)?;
+    let mut caps = capabilities(svc, privileged).map_err(&fail)?;
+    let missing: Vec<String> = caps
+        .iter()
+        .filter(|c| req.host.bounding & (1 << defaults::cap_number(**c)) == 0)
+        .map(|c| c.to_string())
+        .collect();
+    if !missing.is_empty() {
+        caps.retain(|c| req.host.bounding & (1 << defaults::cap_number(*c)) != 0);
+        if !privileged && !svc.cap_add.iter().any(|c| c.trim().eq_ignore_ascii_case("all")) {
+            warnings.push(format!(
+                "service `{}`: capabilities this host does not grant are left out: {}",
+                svc.name,
+                missing.join(", ")
+            ));
+        }
+    }
     let (no_new_privs, seccomp_mode) = security_opts(svc, &mut warnings).map_err(&fail)?;
     let rlimits = rlimits(svc, req.host.hard_limits, &mut warnings).map_err(&fail)?;
 
@@ -262,7 +279,7 @@ pub fn generate(req: &BundleRequest<'_>) -> Result<Bundle, BundleError> {
         .cgroups_path(PathBuf::from(&req.cgroups_path))
         .resources(resources)
         .devices(devices)
-        .sysctl(svc.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>())
+        .sysctl(sysctls(svc))
         .build()
         .map_err(|e| fail(e.to_string()))?;
     linux.set_masked_paths(None);
@@ -409,6 +426,16 @@ fn security_opts(svc: &Service, warnings: &mut Vec<String>) -> Result<(bool, Sec
         }
     }
     Ok((nnp, mode))
+}
+
+/// `sysctls`, plus `kernel.domainname` for `domainname`: runc before 1.2 ignores the spec's
+/// `domainname`, and the sysctl sets it in the container's own UTS namespace with any runtime.
+fn sysctls(svc: &Service) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = svc.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    if let Some(d) = svc.domainname.as_ref().filter(|_| svc.uts.as_deref() != Some("host")) {
+        out.entry("kernel.domainname".into()).or_insert_with(|| d.clone());
+    }
+    out
 }
 
 /// Maps a Compose ulimit name to the OCI rlimit type.

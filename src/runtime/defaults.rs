@@ -84,6 +84,65 @@ pub const MASKED_PATHS: &[&str] = &[
 /// Paths Docker makes read-only.
 pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
+/// The kernel's number of a capability (its bit in `CapBnd`).
+pub fn cap_number(c: Capability) -> u32 {
+    use Capability::*;
+    match c {
+        Chown => 0,
+        DacOverride => 1,
+        DacReadSearch => 2,
+        Fowner => 3,
+        Fsetid => 4,
+        Kill => 5,
+        Setgid => 6,
+        Setuid => 7,
+        Setpcap => 8,
+        LinuxImmutable => 9,
+        NetBindService => 10,
+        NetBroadcast => 11,
+        NetAdmin => 12,
+        NetRaw => 13,
+        IpcLock => 14,
+        IpcOwner => 15,
+        SysModule => 16,
+        SysRawio => 17,
+        SysChroot => 18,
+        SysPtrace => 19,
+        SysPacct => 20,
+        SysAdmin => 21,
+        SysBoot => 22,
+        SysNice => 23,
+        SysResource => 24,
+        SysTime => 25,
+        SysTtyConfig => 26,
+        Mknod => 27,
+        Lease => 28,
+        AuditWrite => 29,
+        AuditControl => 30,
+        Setfcap => 31,
+        MacOverride => 32,
+        MacAdmin => 33,
+        Syslog => 34,
+        WakeAlarm => 35,
+        BlockSuspend => 36,
+        AuditRead => 37,
+        Perfmon => 38,
+        Bpf => 39,
+        CheckpointRestore => 40,
+        #[allow(unreachable_patterns)]
+        _ => 63,
+    }
+}
+
+/// The bounding set of this process (`CapBnd` in `/proc/self/status`); a container cannot get more.
+pub fn host_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_string())))
+        .and_then(|v| u64::from_str_radix(&v, 16).ok())
+        .unwrap_or(u64::MAX)
+}
+
 /// Parses `NET_ADMIN` or `CAP_NET_ADMIN` (any case).
 pub fn parse_capability(name: &str) -> Option<Capability> {
     let upper = name.trim().to_ascii_uppercase();

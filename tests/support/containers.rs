@@ -28,15 +28,23 @@ fn archives() -> &'static Vec<PathBuf> {
         ["busybox", "config"]
             .iter()
             .map(|name| {
-                let out = dir.join(format!("{name}-{}.tar", std::process::id()));
-                let _ = std::fs::remove_file(&out);
+                // Made once per fixture build (the layout's index names it), shared by test processes.
+                let stamp = std::fs::metadata(layout.join("index.json")).and_then(|m| m.modified()).ok();
+                let stamp = stamp.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs());
+                let out = dir.join(format!("{name}-{}.tar", stamp.unwrap_or(0)));
+                if out.exists() {
+                    return out;
+                }
+                let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
+                let _ = std::fs::remove_file(&tmp);
                 let st = Command::new("skopeo")
                     .args(["copy", "--quiet"])
                     .arg(format!("oci:{}:{name}", layout.display()))
-                    .arg(format!("docker-archive:{}:berth-test/{name}:latest", out.display()))
+                    .arg(format!("docker-archive:{}:berth-test/{name}:latest", tmp.display()))
                     .status()
                     .expect("run skopeo (Debian package skopeo)");
                 assert!(st.success(), "skopeo could not export {name}");
+                std::fs::rename(&tmp, &out).unwrap();
                 out
             })
             .collect()
@@ -155,7 +163,13 @@ impl Project {
     /// Asserts that nothing of the project is left: state rows, container directories, mounts,
     /// cgroups, monitor or container processes, runtime state.
     pub fn assert_clean(&self) {
-        let rows = self.ps();
+        // A `run --rm` container is removed by its monitor just after its client heard of the exit.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut rows = self.ps();
+        while !rows.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            rows = self.ps();
+        }
         assert!(rows.is_empty(), "containers left: {rows:?}");
         let ids = self.container_ids();
         assert!(ids.is_empty(), "container directories left: {ids:?}");

@@ -41,6 +41,10 @@ fn users() -> UserDb {
 }
 
 fn generate_for(svc: &Service, overrides: &RunOverrides) -> Result<Bundle, BundleError> {
+    generate_with_bounding(svc, overrides, u64::MAX)
+}
+
+fn generate_with_bounding(svc: &Service, overrides: &RunOverrides, bounding: u64) -> Result<Bundle, BundleError> {
     let hard = |name: &str| (name == "nofile").then_some(4096);
     let device = |p: &Path| {
         (p == Path::new("/dev/fuse")).then_some(HostDevice {
@@ -70,7 +74,12 @@ fn generate_for(svc: &Service, overrides: &RunOverrides) -> Result<Bundle, Bundl
             hostname: "/var/lib/berth/containers/0123/hostname".into(),
             resolv_conf: "/var/lib/berth/containers/0123/resolv.conf".into(),
         },
-        host: HostFacts { hard_limits: &hard, device: &device, init_binary: Some("/usr/bin/tini-static".into()) },
+        host: HostFacts {
+            hard_limits: &hard,
+            device: &device,
+            init_binary: Some("/usr/bin/tini-static".into()),
+            bounding,
+        },
     })
 }
 
@@ -231,4 +240,27 @@ fn signals_and_hosts_file() {
     assert_eq!(canonical_signal("SIGNOPE"), None);
     let h = hosts_file("web", &["db=10.0.0.2".into(), "v6:[::1]".into()]);
     assert!(h.contains("10.0.0.2\tdb\n") && h.contains("::1\tv6\n") && h.ends_with("127.0.1.1\tweb\n"), "{h}");
+}
+
+#[test]
+fn capabilities_the_host_lacks_are_left_out() {
+    let no_sys_resource = !(1u64 << 24);
+    let b = generate_with_bounding(
+        &service("    image: busybox\n    privileged: true\n"),
+        &RunOverrides::default(),
+        no_sys_resource,
+    )
+    .unwrap();
+    let v = to_json(&b.spec);
+    let bounding = v["process"]["capabilities"]["bounding"].as_array().unwrap();
+    assert_eq!(bounding.len(), defaults::ALL_CAPS.len() - 1);
+    assert!(!bounding.contains(&"CAP_SYS_RESOURCE".into()));
+    assert!(b.warnings.is_empty(), "privileged takes what there is: {:?}", b.warnings);
+    let b = generate_with_bounding(
+        &service("    image: busybox\n    cap_add: [SYS_RESOURCE]\n"),
+        &RunOverrides::default(),
+        no_sys_resource,
+    )
+    .unwrap();
+    assert_eq!(b.warnings, vec!["service `app`: capabilities this host does not grant are left out: SYS_RESOURCE"]);
 }
