@@ -36,7 +36,7 @@ pub enum ImageCommand {
         #[arg(required = true)]
         images: Vec<String>,
         /// Remove an image by id even when several tags point at it
-        #[arg(long)]
+        #[arg(short, long)]
         force: bool,
     },
     /// Remove unused images

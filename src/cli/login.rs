@@ -14,8 +14,8 @@ pub struct LoginArgs {
     /// User name
     #[arg(short, long)]
     pub username: Option<String>,
-    /// Password or token (prefer --password-stdin; `-p` is the project name)
-    #[arg(long)]
+    /// Password or token (prefer --password-stdin)
+    #[arg(short, long)]
     pub password: Option<String>,
     /// Read the password from standard input
     #[arg(long)]

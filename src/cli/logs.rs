@@ -16,9 +16,8 @@ use crate::cli::ProjectArgs;
 pub struct LogsArgs {
     /// Services (default: all)
     pub services: Vec<String>,
-    /// Keep printing new lines (across restarts) until the containers stop (`-f` is taken by the
-    /// global `--file`)
-    #[arg(long)]
+    /// Keep printing new lines (across restarts) until the containers stop
+    #[arg(short, long)]
     pub follow: bool,
     /// Number of lines from the end of each container's log (`all` for every line)
     #[arg(short = 'n', long, default_value = "all")]

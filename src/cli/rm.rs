@@ -13,8 +13,8 @@ use crate::cli::ProjectArgs;
 pub struct RmArgs {
     /// Services whose containers to remove (default: all)
     pub services: Vec<String>,
-    /// Remove running containers too, killing them (`-f` is taken by the global `--file`)
-    #[arg(long)]
+    /// Remove running containers too, killing them
+    #[arg(short, long)]
     pub force: bool,
     /// Stop the containers first
     #[arg(short, long)]
