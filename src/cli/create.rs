@@ -54,6 +54,7 @@ pub fn create_missing(
                     overrides: RunOverrides::default(),
                     runtime: &rt,
                     auto_remove: false,
+                    provided: None,
                 },
                 &PlainRenderer,
             )?;

@@ -89,6 +89,7 @@ pub fn run(project: &ProjectArgs, args: RunArgs) -> anyhow::Result<()> {
             overrides,
             runtime: &rt,
             auto_remove: args.rm,
+            provided: None,
         },
         &PlainRenderer,
     )?;

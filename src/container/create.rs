@@ -32,6 +32,25 @@ pub struct CreateRequest<'a> {
     pub runtime: &'a str,
     /// `run --rm`.
     pub auto_remove: bool,
+    /// What the whole-project side prepared (network namespace, name files, mounts); `None`
+    /// for containers made on their own, which get `network_mode` none/host and the service's
+    /// bind and tmpfs mounts.
+    pub provided: Option<Provided>,
+}
+
+/// A container's network and storage, prepared by the project side (`crate::stack`).
+#[derive(Debug, Clone, Default)]
+pub struct Provided {
+    /// The network namespace to join.
+    pub network: Option<NetworkNs>,
+    /// `/etc/resolv.conf`.
+    pub resolv_conf: Option<String>,
+    /// `/etc/hosts`.
+    pub hosts: Option<String>,
+    /// Every mount of the service (volumes, binds, tmpfs, secrets), replacing the service's own.
+    pub mounts: Vec<berth_volumes::Mount>,
+    /// Volumes it uses (kept in its config, so `volume rm` refuses while it exists).
+    pub volumes: Vec<String>,
 }
 
 /// Creates one container and returns its state row.
@@ -66,10 +85,25 @@ pub fn create_container(
         bail!("container name `{name}` is already in use");
     }
 
-    let network = match svc.network_mode.as_deref() {
-        Some("host") => NetworkNs::Host,
-        Some("none") => NetworkNs::None,
-        Some(other) => {
+    let provided = req.provided.clone().unwrap_or_default();
+    // With prepared mounts, the bundle gets those instead of the service's own.
+    let bundle_service;
+    let svc_for_bundle = if req.provided.is_some() {
+        let mut s = svc.clone();
+        s.volumes.clear();
+        s.tmpfs.clear();
+        s.secrets.clear();
+        s.configs.clear();
+        bundle_service = s;
+        &bundle_service
+    } else {
+        svc
+    };
+    let network = match (&provided.network, svc.network_mode.as_deref()) {
+        (Some(ns), _) => ns.clone(),
+        (None, Some("host")) => NetworkNs::Host,
+        (None, Some("none")) => NetworkNs::None,
+        (None, Some(other)) => {
             events.emit(Event::Warning {
                 message: format!(
                     "service `{}`: network_mode `{other}` is not supported yet; using an isolated network namespace",
@@ -78,7 +112,7 @@ pub fn create_container(
             });
             NetworkNs::None
         }
-        None => NetworkNs::None,
+        (None, None) => NetworkNs::None,
     };
     let dir = roots.container_dir(&id);
     let files = ContainerFiles {
@@ -94,8 +128,8 @@ pub fn create_container(
     let init_binary =
         ["/usr/bin/tini-static", "/usr/sbin/tini-static"].map(PathBuf::from).into_iter().find(|p| p.is_file());
     let cgroups_path = format!("/berth/{id}");
-    let generated = bundle::generate(&BundleRequest {
-        service: svc,
+    let mut generated = bundle::generate(&BundleRequest {
+        service: svc_for_bundle,
         image: &image,
         users: &users,
         overrides: &req.overrides,
@@ -115,6 +149,24 @@ pub fn create_container(
             bounding: crate::runtime::defaults::host_bounding_set(),
         },
     })?;
+    if !provided.mounts.is_empty() {
+        let mut mounts = generated.spec.mounts().clone().unwrap_or_default();
+        for m in &provided.mounts {
+            let kind = match m.kind {
+                berth_volumes::MountKind::Bind => "bind",
+                berth_volumes::MountKind::Tmpfs => "tmpfs",
+            };
+            mounts.push(
+                oci_spec::runtime::MountBuilder::default()
+                    .destination(&m.destination)
+                    .typ(kind)
+                    .source(&m.source)
+                    .options(m.options.clone())
+                    .build()?,
+            );
+        }
+        generated.spec.set_mounts(Some(mounts));
+    }
     for w in &generated.warnings {
         events.emit(Event::Warning { message: w.clone() });
     }
@@ -141,6 +193,8 @@ pub fn create_container(
             .collect(),
         labels: svc.labels.clone(),
         auto_remove: req.auto_remove,
+        volumes: provided.volumes.clone(),
+        service: serde_json::to_value(crate::plan::hash::hashed_config(svc))?,
     };
     let rec = ContainerRecord {
         id: id.clone(),
@@ -168,9 +222,10 @@ pub fn create_container(
     let written = (|| -> anyhow::Result<()> {
         std::fs::create_dir_all(roots.rootfs(&id))?;
         std::fs::create_dir_all(dir.join("logs"))?;
-        std::fs::write(&files.hosts, bundle::hosts_file(&hostname, &svc.extra_hosts))?;
+        let hosts = provided.hosts.clone().unwrap_or_else(|| bundle::hosts_file(&hostname, &svc.extra_hosts));
+        std::fs::write(&files.hosts, hosts)?;
         std::fs::write(&files.hostname, format!("{hostname}\n"))?;
-        std::fs::write(&files.resolv_conf, resolv_conf(svc))?;
+        std::fs::write(&files.resolv_conf, provided.resolv_conf.clone().unwrap_or_else(|| resolv_conf(svc)))?;
         let json = serde_json::to_vec_pretty(&bundle::to_json(&generated.spec))?;
         std::fs::write(roots.bundle(&id).join("config.json"), json)?;
         Ok(())

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 
 pub use copy::{copy, CopyEndpoint};
-pub use create::{create_container, CreateRequest};
+pub use create::{create_container, CreateRequest, Provided};
 pub use lifecycle::{
     exec, kill, launch_monitor, parse_signal, pause, refresh, remove, restart, spawn_monitor, start, stop, unpause,
     wait_exit, ExecRequest, MonitorStart, StartMode,
@@ -85,6 +85,13 @@ pub struct ContainerConfig {
     pub labels: BTreeMap<String, String>,
     /// Remove the container when it exits (`run --rm`).
     pub auto_remove: bool,
+    /// Volumes it uses.
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// The service configuration it was made from (the part the config hash covers), so a
+    /// plan can say which key changed.
+    #[serde(default)]
+    pub service: serde_json::Value,
 }
 
 impl ContainerConfig {
