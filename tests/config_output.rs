@@ -228,3 +228,21 @@ fn a_missing_include_points_at_the_include_entry() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("error: compose.yaml:2:5: include[0]: included file"), "{err}");
 }
+
+#[test]
+fn every_command_has_help() {
+    let tmp = tempfile::tempdir().unwrap();
+    let help = ok(&berth(tmp.path(), &["--help"], &[]));
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(commands.len() > 20, "{help}");
+    for c in commands {
+        let out = berth(tmp.path(), &[c, "--help"], &[]);
+        assert!(out.status.success(), "`berth {c} --help`: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}

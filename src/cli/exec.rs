@@ -70,6 +70,7 @@ pub fn run(project: &ProjectArgs, args: ExecArgs) -> anyhow::Result<()> {
         tty,
         detach: args.detach,
         privileged: args.privileged,
+        quiet: false,
     };
     let code = container::exec(&ctx.roots, &ctx.db, &c, &req)?;
     exit_with(code)

@@ -10,6 +10,7 @@ pub mod config;
 pub mod containers;
 pub mod cp;
 pub mod create;
+pub mod down;
 pub mod events;
 pub mod exec;
 pub mod image;
@@ -26,17 +27,19 @@ pub mod pull;
 pub mod restart;
 pub mod rm;
 pub mod run;
+pub mod stack;
 pub mod start;
 pub mod stats;
 pub mod stop;
 pub mod top;
+pub mod up;
 pub mod version;
 pub mod volume;
 pub mod wait;
 
 /// berth runs Compose projects without a daemon.
 #[derive(Parser, Debug)]
-#[command(name = "berth", version, about, propagate_version = true, disable_help_subcommand = true)]
+#[command(name = "berth", version, about, disable_help_subcommand = true)]
 pub struct Cli {
     #[command(flatten)]
     pub project: ProjectArgs,
@@ -119,6 +122,10 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Show containers' resource usage
     Stats(stats::StatsArgs),
+    /// Create and start the project's containers (with networks and volumes)
+    Up(up::UpArgs),
+    /// Stop and remove the project's containers and networks
+    Down(down::DownArgs),
     /// List projects
     Ls(ls::LsArgs),
     /// Manage volumes (ls, inspect, create, rm, prune)
@@ -185,6 +192,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(args) => stats::run(&cli.project, args),
         Command::Volume(args) => volume::run(&cli.project, args),
         Command::Ls(args) => ls::run(args),
+        Command::Up(args) => up::run(&cli.project, args),
+        Command::Down(args) => down::run(&cli.project, args),
         Command::Monitor(args) => monitor::run(args),
     }
 }

@@ -336,6 +336,8 @@ pub struct ExecRequest {
     pub detach: bool,
     /// `--privileged`.
     pub privileged: bool,
+    /// Run with stdio on `/dev/null` and wait for the exit code (health probes).
+    pub quiet: bool,
 }
 
 /// Runs a process in a running container with the caller's stdio; returns its exit code.
@@ -386,6 +388,6 @@ pub fn exec(roots: &Roots, db: &StateDb, rec: &ContainerRecord, req: &ExecReques
     std::fs::write(file.path(), serde_json::to_vec(&process)?)?;
     let rt = runtime::by_name(&rec.runtime, &roots.run)?;
     record_event(db, &rec, "exec_create", &[("execCommand", req.command.join(" ").into())]);
-    let code = rt.exec(&rec.id, file.path(), ExecMode { tty: req.tty, detach: req.detach })?;
+    let code = rt.exec(&rec.id, file.path(), ExecMode { tty: req.tty, detach: req.detach, quiet: req.quiet })?;
     Ok(code)
 }

@@ -95,6 +95,8 @@ pub struct ExecMode {
     pub tty: bool,
     /// Return once the process started; its stdio is `/dev/null`.
     pub detach: bool,
+    /// Wait for the exit code, with stdio on `/dev/null` (health probes).
+    pub quiet: bool,
 }
 
 /// An OCI runtime, in berth's vocabulary.

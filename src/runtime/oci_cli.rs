@@ -169,6 +169,8 @@ impl Runtime for OciCli {
         if mode.detach {
             cmd.arg("--detach");
             cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        } else if mode.quiet {
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         }
         cmd.arg(id);
         if mode.detach {

@@ -137,6 +137,16 @@ impl Networking<'_> {
         Ok(out)
     }
 
+    /// True when berth keeps no network at all on this host.
+    pub fn no_networks(&self) -> bool {
+        self.subnets.map.is_empty()
+    }
+
+    /// The subnets stored for network `name`, if any.
+    pub fn subnets_of(&self, name: &str) -> Option<Vec<SubnetConfig>> {
+        self.subnets.map.get(name).cloned()
+    }
+
     fn other_subnets(&self, name: &str) -> Vec<IpNet> {
         self.subnets.map.iter().filter(|(n, _)| *n != name).flat_map(|(_, s)| s.iter().map(|c| c.subnet)).collect()
     }

@@ -1,0 +1,40 @@
+//! `berth down`: stop and remove the project's containers, then its networks (and, with `-v`,
+//! its volumes).
+
+use clap::Args;
+
+use super::containers::Ctx;
+use super::ProjectArgs;
+use berth::plan::down::DownOptions;
+
+/// Arguments of `berth down`.
+#[derive(Args, Debug)]
+pub struct DownArgs {
+    /// Also remove the project's named volumes (never external ones)
+    #[arg(short, long)]
+    volumes: bool,
+    /// Also remove containers of services no longer in the files
+    #[arg(long, env = "COMPOSE_REMOVE_ORPHANS")]
+    remove_orphans: bool,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// Runs `berth down`.
+pub fn run(project: &ProjectArgs, args: DownArgs) -> anyhow::Result<()> {
+    let ctx = Ctx::load(project)?;
+    let observed = super::stack::observe(&ctx)?;
+    let opts = DownOptions { volumes: args.volumes, remove_orphans: args.remove_orphans };
+    let plan = berth::plan::down::reconcile(&ctx.project, &observed, &opts);
+    if args.dry_run {
+        print!("{plan}");
+        return Ok(());
+    }
+    for w in &plan.warnings {
+        berth::output::warn(w);
+    }
+    super::stack::execute(&ctx, &plan, "runc")?;
+    ctx.db.remove_project_if_empty(&ctx.project.name)?;
+    Ok(())
+}

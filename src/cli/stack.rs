@@ -1,0 +1,90 @@
+//! What `up` and `down` share: observing the project and running a plan with progress lines.
+
+use anyhow::bail;
+use berth::events::{Event, EventSink};
+use berth::plan::{Observed, Plan};
+
+use super::containers::Ctx;
+
+/// Reads what exists for the project.
+pub fn observe(ctx: &Ctx) -> anyhow::Result<Observed> {
+    let images = berth::image::ImageStore::open(&ctx.roots.root)?;
+    let volumes = berth_volumes::store::VolumeStore::open(ctx.roots.root.join("volumes"))?;
+    let project = &ctx.project;
+    let exists = |name: &str| {
+        project
+            .networks
+            .iter()
+            .find(|(k, n)| berth::stack::netmodel::network_name(k, n) == name)
+            .is_some_and(|(k, _)| berth::stack::engine::network_exists(project, k))
+    };
+    let src = berth::observe::Sources { db: &ctx.db, images: &images, volumes: &volumes, network_exists: &exists };
+    berth::observe::observe(project, &src)
+}
+
+/// Prints step progress as Compose does (`Container shop-web-1  Started`).
+struct Progress;
+
+impl EventSink for Progress {
+    fn emit(&self, event: Event) {
+        let line = match &event {
+            Event::StepDone { step } => done_line(step),
+            Event::StepFailed { step, error } => Some(format!(" {step}  Error: {error}")),
+            Event::Warning { message } => {
+                berth::output::warn(message);
+                None
+            }
+            _ => None,
+        };
+        if let Some(l) = line {
+            eprintln!("{l}");
+        }
+    }
+}
+
+fn done_line(step: &str) -> Option<String> {
+    let (what, op) = step.rsplit_once(' ')?;
+    let (kind, name) = what.split_once(' ')?;
+    let verb = match op {
+        "create" => "Created",
+        "start" => "Started",
+        "stop" => "Stopped",
+        "remove" => "Removed",
+        "pull" => "Pulled",
+        other => other,
+    };
+    let kind = match kind {
+        "container" => "Container",
+        "network" => "Network",
+        "volume" => "Volume",
+        "image" => "Image",
+        other => other,
+    };
+    Some(format!(" {kind} {name}  {verb}"))
+}
+
+/// Runs `plan` and fails with every step that failed or was skipped.
+pub fn execute(ctx: &Ctx, plan: &Plan, runtime: &str) -> anyhow::Result<()> {
+    let progress = Progress;
+    let engine = berth::stack::engine::StackEngine::new(&ctx.project, ctx.roots.clone(), runtime, &progress)?;
+    let readiness = berth::execute::readiness(&ctx.project);
+    let report = berth::execute::run(plan, &engine, &readiness, 4, &progress);
+    if let Err(e) = engine.tidy_firewall() {
+        berth::output::warn(&format!("{e:#}"));
+    }
+    for w in &report.warnings {
+        berth::output::warn(w);
+    }
+    if !report.ok() {
+        let mut lines: Vec<String> = report
+            .failed
+            .iter()
+            .map(|(id, e)| format!("{} {}: {e}", plan.steps[id - 1].kind, plan.steps[id - 1].name))
+            .collect();
+        if !report.skipped.is_empty() {
+            lines.push(format!("{} step(s) not run because of the failures above", report.skipped.len()));
+        }
+        bail!("{}", lines.join("\n"));
+    }
+    Ok(())
+}

@@ -1,0 +1,418 @@
+//! The engine that carries out `up` and `down` plans on this host: networks and volumes,
+//! image pulls, and containers created with their network namespace, name files and mounts.
+//! Steps run in parallel (see `execute`); host-side network changes and the state database are
+//! serialized behind one lock.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail};
+use berth_compose::model::{Condition, Service};
+use berth_compose::Project;
+use berth_network::nat::{Firewall, Nft};
+use berth_network::network::NetworkSpec;
+use berth_network::NetlinkHost;
+use berth_volumes::store::VolumeStore;
+
+use super::netmodel::{network_name, network_spec};
+use super::networking::{NetStores, Networking};
+use super::storage::{remove_secrets, Storage};
+use super::volmodel::volume_spec;
+use crate::container::{self, CreateRequest, ExecRequest, Provided, Roots, StartMode};
+use crate::events::EventSink;
+use crate::execute::{Engine, Readiness};
+use crate::image::{ImageStore, PullOptions, Reference};
+use crate::plan::{Kind, Op, Step};
+use crate::runtime::bundle::{NetworkNs, RunOverrides};
+use crate::state::{StateDb, Status};
+use crate::supervise::health::{Check, Health, Monitor, Probe};
+
+/// How long `up` waits for a dependency to become ready.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Everything `up` and `down` act on.
+pub struct StackEngine<'a> {
+    project: &'a Project,
+    roots: Roots,
+    runtime: String,
+    events: &'a dyn EventSink,
+    host: NetlinkHost,
+    nft: Option<Nft>,
+    volumes: VolumeStore,
+    images: ImageStore,
+    /// Network specs by compose key, filled as networks are ensured.
+    specs: Mutex<BTreeMap<String, NetworkSpec>>,
+    /// The state database and the network stores, one user at a time.
+    db: Mutex<StateDb>,
+    net_lock: Mutex<()>,
+}
+
+impl<'a> StackEngine<'a> {
+    /// An engine for `project` under `roots`.
+    pub fn new(project: &'a Project, roots: Roots, runtime: &str, events: &'a dyn EventSink) -> anyhow::Result<Self> {
+        let nft = Nft::available().then(|| Nft::new(firewall_table(&roots.root)));
+        Ok(StackEngine {
+            project,
+            nft,
+            volumes: VolumeStore::open(roots.root.join("volumes"))?,
+            images: ImageStore::open(&roots.root)?,
+            db: Mutex::new(StateDb::open(&roots.root)?),
+            roots,
+            runtime: runtime.to_string(),
+            events,
+            host: NetlinkHost,
+            specs: Mutex::new(BTreeMap::new()),
+            net_lock: Mutex::new(()),
+        })
+    }
+
+    fn firewall(&self) -> Option<&dyn Firewall> {
+        self.nft.as_ref().map(|n| n as &dyn Firewall)
+    }
+
+    /// Runs `f` with the host's network stores locked and loaded.
+    fn with_net<T>(&self, f: impl FnOnce(&mut Networking) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let _guard = self.net_lock.lock().expect("network lock");
+        let mut stores = NetStores::open(&self.roots.root)?;
+        let mut net = Networking {
+            host: &self.host,
+            firewall: self.firewall(),
+            subnets: &mut stores.subnets,
+            leases: &mut stores.leases,
+        };
+        f(&mut net)
+    }
+
+    fn network_key(&self, name: &str) -> anyhow::Result<String> {
+        self.project
+            .networks
+            .iter()
+            .find(|(k, n)| network_name(k, n) == name)
+            .map(|(k, _)| k.clone())
+            .ok_or_else(|| anyhow!("no network named {name:?} in the project"))
+    }
+
+    fn volume_key(&self, name: &str) -> anyhow::Result<String> {
+        self.project
+            .volumes
+            .keys()
+            .find(|k| volume_spec(self.project, k).name == name)
+            .cloned()
+            .ok_or_else(|| anyhow!("no volume named {name:?} in the project"))
+    }
+
+    /// The specs of the networks `svc` is on, ensuring the ones not known yet.
+    fn specs_for(&self, svc: &Service) -> anyhow::Result<BTreeMap<String, NetworkSpec>> {
+        let missing: Vec<String> =
+            svc.networks.keys().filter(|k| !self.specs.lock().expect("specs").contains_key(*k)).cloned().collect();
+        if !missing.is_empty() {
+            let made = self.with_net(|n| n.ensure(self.project, &missing))?;
+            self.specs.lock().expect("specs").extend(made);
+        }
+        let specs = self.specs.lock().expect("specs");
+        Ok(svc.networks.keys().filter_map(|k| specs.get(k).map(|s| (k.clone(), s.clone()))).collect())
+    }
+
+    fn netns_path(&self, container: &str) -> PathBuf {
+        self.roots.run.join("netns").join(container)
+    }
+
+    fn secrets_path(&self, container: &str) -> PathBuf {
+        self.roots.run.join("secrets").join(container)
+    }
+
+    fn service(&self, step: &Step) -> anyhow::Result<&'a Service> {
+        let name = step.service.as_deref().ok_or_else(|| anyhow!("step {} names no service", step.id))?;
+        self.project.services.get(name).ok_or_else(|| anyhow!("no service {name:?}"))
+    }
+
+    fn create(&self, step: &Step) -> anyhow::Result<()> {
+        let svc = self.service(step)?;
+        let number = match &svc.container_name {
+            Some(_) => 1,
+            None => step.name.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(1),
+        };
+        let own_netns = svc.network_mode.is_none();
+        let netns = self.netns_path(&step.name);
+        let specs = if own_netns { self.specs_for(svc)? } else { BTreeMap::new() };
+        let attached = if own_netns {
+            std::fs::create_dir_all(netns.parent().expect("netns dir"))?;
+            Some(self.with_net(|n| n.attach(self.project, svc, &step.name, &specs, &netns))?)
+        } else {
+            None
+        };
+        let undo_net = || {
+            if own_netns {
+                let _ = self.with_net(|n| n.detach(self.project, svc, &step.name, &specs, &netns));
+            }
+        };
+        let layers = match self.images.layer_dirs(&svc.image_name(&self.project.name)) {
+            Ok(l) => l,
+            Err(e) => {
+                undo_net();
+                return Err(e.into());
+            }
+        };
+        let env = |k: &str| std::env::var(k).ok();
+        let storage = Storage {
+            volumes: &self.volumes,
+            layers: &layers,
+            scratch: self.roots.run.join("scratch").join(&step.name),
+            secrets_dir: self.secrets_path(&step.name),
+            env: &env,
+        };
+        let prepared = match storage.prepare(self.project, svc, number) {
+            Ok(p) => p,
+            Err(e) => {
+                undo_net();
+                return Err(e);
+            }
+        };
+        let provided = Provided {
+            network: attached.as_ref().map(|_| NetworkNs::Path(netns.clone())),
+            resolv_conf: attached.as_ref().map(|a| a.resolv_conf.clone()),
+            hosts: attached.as_ref().map(|a| a.hosts.clone()),
+            mounts: prepared.mounts.clone(),
+            volumes: prepared.volumes.clone(),
+        };
+        let req = CreateRequest {
+            project: &self.project.name,
+            service: svc,
+            number,
+            oneoff: false,
+            name: Some(step.name.clone()),
+            overrides: RunOverrides::default(),
+            runtime: &self.runtime,
+            auto_remove: false,
+            provided: Some(provided),
+        };
+        let db = self.db.lock().expect("db");
+        match container::create_container(&self.roots, &db, &req, self.events) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                drop(db);
+                let _ = prepared.release();
+                undo_net();
+                Err(e)
+            }
+        }
+    }
+
+    fn record(&self, name: &str) -> anyhow::Result<crate::state::ContainerRecord> {
+        self.db.lock().expect("db").container_by_name(name)?.ok_or_else(|| anyhow!("no container {name:?}"))
+    }
+
+    fn remove(&self, step: &Step) -> anyhow::Result<()> {
+        let rec = self.record(&step.name)?;
+        {
+            let db = self.db.lock().expect("db");
+            container::remove(&self.roots, &db, &rec, true)?;
+        }
+        let mut failures = Vec::new();
+        if let Some(svc) = self.project.services.get(&rec.service) {
+            let netns = self.netns_path(&rec.name);
+            if svc.network_mode.is_none() {
+                let specs = self.specs_for(svc)?;
+                if let Err(e) = self.with_net(|n| n.detach(self.project, svc, &rec.name, &specs, &netns)) {
+                    failures.push(format!("{e:#}"));
+                }
+            }
+        } else if let Err(e) = self.host_remove_netns(&rec.name) {
+            failures.push(format!("{e:#}"));
+        }
+        if let Err(e) = remove_secrets(&self.secrets_path(&rec.name)) {
+            failures.push(format!("{e:#}"));
+        }
+        if !failures.is_empty() {
+            bail!("container {:?} removed, but: {}", rec.name, failures.join("; "));
+        }
+        Ok(())
+    }
+
+    /// An orphan's namespace, when its service is gone from the project.
+    fn host_remove_netns(&self, container: &str) -> anyhow::Result<()> {
+        let netns = self.netns_path(container);
+        if netns.exists() {
+            berth_network::Host::remove_netns(&self.host, &netns)?;
+        }
+        Ok(())
+    }
+
+    fn remove_network(&self, name: &str) -> anyhow::Result<()> {
+        let key = self.network_key(name)?;
+        let net = &self.project.networks[&key];
+        let mut spec = network_spec(&key, net)?;
+        self.with_net(|n| {
+            if let Some(stored) = n.subnets_of(&spec.name) {
+                spec.subnets = stored;
+            }
+            // Namespace teardown is asynchronous: give the kernel a moment to empty the bridge.
+            for _ in 0..50 {
+                if berth_network::Host::bridge_ports(n.host, &spec.bridge).unwrap_or_default().is_empty() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            n.remove(&spec).map(drop)
+        })
+    }
+
+    fn remove_volume(&self, name: &str) -> anyhow::Result<()> {
+        let users: Vec<String> = {
+            let db = self.db.lock().expect("db");
+            let uses = |c: &crate::state::ContainerRecord| {
+                c.config["volumes"].as_array().is_some_and(|v| v.iter().any(|x| x == name))
+            };
+            db.all_containers()?.into_iter().filter(uses).map(|c| c.name).collect()
+        };
+        Ok(self.volumes.remove(name, &users)?)
+    }
+
+    fn pull(&self, name: &str) -> anyhow::Result<()> {
+        let reference = Reference::parse(name)?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(crate::image::pull(&self.images, &reference, &PullOptions::default(), self.events))?;
+        Ok(())
+    }
+
+    fn containers_of(&self, service: &str) -> anyhow::Result<Vec<crate::state::ContainerRecord>> {
+        let db = self.db.lock().expect("db");
+        let all = db.containers(&self.project.name)?;
+        let mine: Vec<_> = all.into_iter().filter(|c| c.service == service && !c.oneoff).collect();
+        mine.into_iter().map(|c| container::refresh(&self.roots, &db, &c)).collect()
+    }
+
+    fn wait_started(&self, dep: &str, completed: bool) -> anyhow::Result<()> {
+        let start = Instant::now();
+        loop {
+            let cs = self.containers_of(dep)?;
+            let done = if completed {
+                cs.iter().all(|c| c.status == Status::Exited)
+            } else {
+                cs.iter().all(|c| matches!(c.status, Status::Running | Status::Exited))
+            };
+            if done && !cs.is_empty() {
+                if completed {
+                    if let Some(c) = cs.iter().find(|c| c.exit_code != Some(0)) {
+                        bail!("service {dep:?} didn't complete successfully: exit {}", c.exit_code.unwrap_or(-1));
+                    }
+                }
+                return Ok(());
+            }
+            if start.elapsed() > READY_TIMEOUT {
+                bail!("service {dep:?} did not start in time");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_healthy(&self, dep: &str) -> anyhow::Result<()> {
+        let svc = self.project.services.get(dep).ok_or_else(|| anyhow!("no service {dep:?}"))?;
+        let check = Check::resolve(svc.healthcheck.as_ref(), None)
+            .ok_or_else(|| anyhow!("service {dep:?} has no health check, so it can never be healthy"))?;
+        let command = match check.test[0].as_str() {
+            "CMD-SHELL" => vec!["/bin/sh".to_string(), "-c".to_string(), check.test[1..].join(" ")],
+            _ => check.test[1..].to_vec(),
+        };
+        for c in self.containers_of(dep)? {
+            let started = Instant::now();
+            let mut monitor = Monitor::new(check.clone(), Duration::ZERO);
+            loop {
+                std::thread::sleep(monitor.next_delay());
+                let rec = {
+                    let db = self.db.lock().expect("db");
+                    container::refresh(&self.roots, &db, &c)?
+                };
+                if rec.status != Status::Running {
+                    bail!("dependency {:?} is not running ({})", rec.name, rec.status.as_str());
+                }
+                let req = ExecRequest { command: command.clone(), quiet: true, ..ExecRequest::default() };
+                let code = {
+                    let db = self.db.lock().expect("db");
+                    container::exec(&self.roots, &db, &rec, &req)
+                };
+                let probe = if matches!(code, Ok(0)) { Probe::Pass } else { Probe::Fail };
+                match monitor.record(probe, started.elapsed()) {
+                    Some(Health::Healthy) => break,
+                    Some(Health::Unhealthy) => bail!("container {:?} is unhealthy", rec.name),
+                    _ => {}
+                }
+                if started.elapsed() > READY_TIMEOUT {
+                    bail!("container {:?} did not become healthy in time", rec.name);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Engine for StackEngine<'_> {
+    fn apply(&self, step: &Step) -> Result<(), String> {
+        let r: anyhow::Result<()> = match (step.kind, step.op) {
+            (Kind::Network, Op::Create) => self.network_key(&step.name).and_then(|key| {
+                let made = self.with_net(|n| n.ensure(self.project, std::slice::from_ref(&key)))?;
+                self.specs.lock().expect("specs").extend(made);
+                Ok(())
+            }),
+            (Kind::Network, Op::Remove) => self.remove_network(&step.name),
+            (Kind::Volume, Op::Create) => self
+                .volume_key(&step.name)
+                .and_then(|key| Ok(self.volumes.create(&volume_spec(self.project, &key)).map(drop)?)),
+            (Kind::Volume, Op::Remove) => self.remove_volume(&step.name),
+            (Kind::Image, Op::Pull) => self.pull(&step.name),
+            (Kind::Container, Op::Create) => self.create(step),
+            (Kind::Container, Op::Start) => self.record(&step.name).and_then(|rec| {
+                let db = self.db.lock().expect("db");
+                container::start(&self.roots, &db, &rec, StartMode::Detached).map(drop)
+            }),
+            (Kind::Container, Op::Stop) => self.record(&step.name).and_then(|rec| {
+                let db = self.db.lock().expect("db");
+                container::stop(&self.roots, &db, &rec, None).map(drop)
+            }),
+            (Kind::Container, Op::Remove) => self.remove(step),
+            (kind, op) => Err(anyhow!("cannot {op} a {kind}")),
+        };
+        r.map_err(|e| format!("{e:#}"))
+    }
+
+    fn wait_ready(&self, dep: &Readiness) -> Result<(), String> {
+        let r = match dep.condition {
+            Condition::ServiceStarted => self.wait_started(&dep.service, false),
+            Condition::ServiceCompletedSuccessfully => self.wait_started(&dep.service, true),
+            Condition::ServiceHealthy => self.wait_healthy(&dep.service),
+        };
+        r.map_err(|e| format!("dependency {:?}: {e:#}", dep.service))
+    }
+}
+
+impl StackEngine<'_> {
+    /// Deletes berth's nftables table once no network of any project is left on the host.
+    pub fn tidy_firewall(&self) -> anyhow::Result<()> {
+        if let Some(nft) = &self.nft {
+            if self.with_net(|n| Ok(n.no_networks()))? {
+                nft.delete_table()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// berth's nftables table for a state root: `berth` for the default root, a table of its own
+/// for any other (so separate roots, such as tests', never touch each other's rules).
+pub fn firewall_table(root: &std::path::Path) -> String {
+    if root == std::path::Path::new("/var/lib/berth") {
+        return berth_network::nat::DEFAULT_TABLE.to_string();
+    }
+    use sha2::Digest;
+    let h = hex::encode(sha2::Sha256::digest(root.as_os_str().as_encoded_bytes()));
+    format!("{}_{}", berth_network::nat::DEFAULT_TABLE, &h[..8])
+}
+
+/// Whether project network `key` exists on the host (its bridge is there).
+pub fn network_exists(project: &Project, key: &str) -> bool {
+    let Some(net) = project.networks.get(key) else { return false };
+    let Ok(spec) = network_spec(key, net) else { return false };
+    berth_network::Host::bridge_exists(&NetlinkHost, &spec.bridge).unwrap_or(false)
+}
