@@ -48,6 +48,8 @@ fn up_waits_for_health_connects_services_and_down_cleans_up() {
         let body =
             p.ok(&["exec", "-T", "web", "timeout", "5", "wget", "-q", "-O-", &format!("http://{db}:8080/index.html")]);
         assert_eq!(body, "hello from db\n");
+        let by_name = p.ok(&["exec", "-T", "web", "timeout", "5", "wget", "-q", "-O-", "http://db:8080/index.html"]);
+        assert_eq!(by_name, "hello from db\n", "services find each other by name");
 
         assert_eq!(p.ok(&["up", "--dry-run"]), "", "a converged project has nothing to do");
         let out = p.berth(&["up", "-d"]);

@@ -69,6 +69,9 @@ pub fn execute(ctx: &Ctx, plan: &Plan, runtime: &str) -> anyhow::Result<()> {
     let engine = berth::stack::engine::StackEngine::new(&ctx.project, ctx.roots.clone(), runtime, &progress)?;
     let readiness = berth::execute::readiness(&ctx.project);
     let report = berth::execute::run(plan, &engine, &readiness, 4, &progress);
+    if let Err(e) = engine.refresh_hosts() {
+        berth::output::warn(&format!("cannot update the containers' hosts files: {e:#}"));
+    }
     if let Err(e) = engine.tidy_firewall() {
         berth::output::warn(&format!("{e:#}"));
     }

@@ -388,6 +388,53 @@ impl Engine for StackEngine<'_> {
 }
 
 impl StackEngine<'_> {
+    /// Rewrites every project container's `/etc/hosts` (in place, so running containers see
+    /// it) with the names of the containers it shares a network with: container names, service
+    /// names and network aliases. Until the project supervisor serves DNS, this is how services
+    /// find each other.
+    pub fn refresh_hosts(&self) -> anyhow::Result<()> {
+        let containers = self.db.lock().expect("db").containers(&self.project.name)?;
+        // (network key, address, names) for every container with an address.
+        let mut entries: Vec<(String, std::net::IpAddr, Vec<String>)> = Vec::new();
+        self.with_net(|n| {
+            for c in &containers {
+                let Some(svc) = self.project.services.get(&c.service) else { continue };
+                for (key, opts) in &svc.networks {
+                    let Some(net) = self.project.networks.get(key) else { continue };
+                    let Some(ip) = n.address_of(&network_name(key, net), &c.name) else { continue };
+                    let mut names = vec![c.name.clone(), c.service.clone()];
+                    names.extend(opts.iter().flat_map(|o| o.aliases.iter().cloned()));
+                    entries.push((key.clone(), ip, names));
+                }
+            }
+            Ok(())
+        })?;
+        for c in &containers {
+            let Some(svc) = self.project.services.get(&c.service) else { continue };
+            let own: Vec<std::net::IpAddr> =
+                entries.iter().filter(|(_, _, names)| names[0] == c.name).map(|(_, ip, _)| *ip).collect();
+            let mut others = Vec::new();
+            for (_, ip, names) in entries.iter().filter(|(k, _, n)| svc.networks.contains_key(k) && n[0] != c.name) {
+                others.extend(names.iter().map(|n| (n.clone(), *ip)));
+            }
+            for e in &svc.extra_hosts {
+                if let Some((h, ip)) =
+                    e.split_once('=').and_then(|(h, ip)| Some((h, ip.trim_matches(['[', ']']).parse().ok()?)))
+                {
+                    others.push((h.to_string(), ip));
+                }
+            }
+            let mut names: Vec<String> = svc.hostname.iter().cloned().collect();
+            names.push(c.name.clone());
+            let hosts = berth_network::files::Hosts { addresses: own, names, extra_hosts: others };
+            let path = self.roots.container_dir(&c.id).join("hosts");
+            if path.exists() {
+                std::fs::write(&path, hosts.render())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes berth's nftables table once no network of any project is left on the host.
     pub fn tidy_firewall(&self) -> anyhow::Result<()> {
         if let Some(nft) = &self.nft {

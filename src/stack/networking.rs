@@ -137,6 +137,14 @@ impl Networking<'_> {
         Ok(out)
     }
 
+    /// The address `owner` holds on network `name`, if any (IPv4 first).
+    pub fn address_of(&self, name: &str, owner: &str) -> Option<IpAddr> {
+        let mut mine: Vec<IpAddr> =
+            self.leases.leases(name).ok()?.into_iter().filter(|l| l.owner == owner).map(|l| l.addr).collect();
+        mine.sort_by_key(|a| a.is_ipv6());
+        mine.first().copied()
+    }
+
     /// True when berth keeps no network at all on this host.
     pub fn no_networks(&self) -> bool {
         self.subnets.map.is_empty()
