@@ -54,6 +54,16 @@ fn up_waits_for_health_connects_services_and_down_cleans_up() {
         assert_eq!(p.ok(&["up", "--dry-run"]), "", "a converged project has nothing to do");
         let out = p.berth(&["up", "-d"]);
         assert!(out.status.success(), "second up: {}", String::from_utf8_lossy(&out.stderr));
+
+        // `rm` takes what `up` made for the container with it; `up` makes it again.
+        let web = format!("{}-web-1", p.name);
+        p.ok(&["rm", "-s", "-f", "-v", "web"]);
+        assert!(!p.run.path().join("netns").join(&web).exists(), "the namespace went with the container");
+        let out = p.berth(&["up", "-d"]);
+        assert!(out.status.success(), "third up: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(p.ps().len(), 2);
+        let again = p.ok(&["exec", "-T", "web", "timeout", "5", "wget", "-q", "-O-", "http://db:8080/index.html"]);
+        assert_eq!(again, "hello from db\n");
     }));
     let down = p.berth(&["down", "-v"]);
     if let Err(e) = result {

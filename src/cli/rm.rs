@@ -28,6 +28,8 @@ pub struct RmArgs {
 pub fn run(project: &ProjectArgs, args: RmArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
     ctx.check_services(&args.services)?;
+    let events = berth::output::PlainRenderer;
+    let engine = berth::stack::engine::StackEngine::new(&ctx.project, ctx.roots.clone(), "runc", &events)?;
     let mut failures = Vec::new();
     for c in ctx.containers(&args.services, true)? {
         if args.stop {
@@ -41,7 +43,7 @@ pub fn run(project: &ProjectArgs, args: RmArgs) -> anyhow::Result<()> {
         if c.status.is_alive() {
             container::stop(&ctx.roots, &ctx.db, &c, Some(Duration::ZERO))?;
         }
-        match container::remove(&ctx.roots, &ctx.db, &c, args.force) {
+        match engine.remove_container(&c.name, args.volumes) {
             Ok(()) => progress(&c.name, "Removed"),
             Err(e) => failures.push(format!("{e:#}")),
         }

@@ -205,7 +205,14 @@ impl<'a> StackEngine<'a> {
     }
 
     fn remove(&self, step: &Step) -> anyhow::Result<()> {
-        let rec = self.record(&step.name)?;
+        self.remove_container(&step.name, false)
+    }
+
+    /// Removes a container (killing it if it runs) with what the project side made for it:
+    /// its network namespace and leases, its secrets tmpfs, and with `anonymous_volumes` its
+    /// anonymous volumes.
+    pub fn remove_container(&self, name: &str, anonymous_volumes: bool) -> anyhow::Result<()> {
+        let rec = self.record(name)?;
         {
             let db = self.db.lock().expect("db");
             container::remove(&self.roots, &db, &rec, true)?;
@@ -213,8 +220,13 @@ impl<'a> StackEngine<'a> {
         let mut failures = Vec::new();
         if let Some(svc) = self.project.services.get(&rec.service) {
             let netns = self.netns_path(&rec.name);
-            if svc.network_mode.is_none() {
-                let specs = self.specs_for(svc)?;
+            // Only containers `up` attached have a namespace of berth's (and leases to release).
+            if netns.exists() {
+                let specs: BTreeMap<String, NetworkSpec> = svc
+                    .networks
+                    .keys()
+                    .filter_map(|k| Some((k.clone(), network_spec(k, self.project.networks.get(k)?).ok()?)))
+                    .collect();
                 if let Err(e) = self.with_net(|n| n.detach(self.project, svc, &rec.name, &specs, &netns)) {
                     failures.push(format!("{e:#}"));
                 }
@@ -224,6 +236,17 @@ impl<'a> StackEngine<'a> {
         }
         if let Err(e) = remove_secrets(&self.secrets_path(&rec.name)) {
             failures.push(format!("{e:#}"));
+        }
+        if anonymous_volumes {
+            let names = rec.config["volumes"].as_array().cloned().unwrap_or_default();
+            for v in names.iter().filter_map(|v| v.as_str()) {
+                let anonymous = self.volumes.get(v).ok().flatten().is_some_and(|i| i.spec.anonymous);
+                if anonymous {
+                    if let Err(e) = self.volumes.remove(v, &[]) {
+                        failures.push(format!("{e:#}"));
+                    }
+                }
+            }
         }
         if !failures.is_empty() {
             bail!("container {:?} removed, but: {}", rec.name, failures.join("; "));
