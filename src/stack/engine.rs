@@ -212,7 +212,8 @@ impl<'a> StackEngine<'a> {
     /// its network namespace and leases, its secrets tmpfs, and with `anonymous_volumes` its
     /// anonymous volumes.
     pub fn remove_container(&self, name: &str, anonymous_volumes: bool) -> anyhow::Result<()> {
-        let rec = self.record(name)?;
+        // Gone already (a `run --rm` container removes itself): nothing to do.
+        let Some(rec) = self.db.lock().expect("db").container_by_name(name)? else { return Ok(()) };
         {
             let db = self.db.lock().expect("db");
             container::remove(&self.roots, &db, &rec, true)?;
