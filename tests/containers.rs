@@ -48,7 +48,7 @@ fn run_passes_exit_code_and_both_streams() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     // Without --rm the one-off container stays, exited, named <project>-<service>-run-<id>.
     let out = p.berth(&["run", "-T", "app", "true"]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     p.wait_for(5, "the --rm containers to go", || p.ps().len() == 1);
     let rows = p.ps();
     assert_eq!(rows.len(), 1);

@@ -145,18 +145,6 @@ fn cleanup_runtime(roots: &Roots, rt: &runtime::OciCli, id: &str) {
         let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
     }
     let _ = std::fs::remove_dir_all(roots.run_dir(id));
-    remove_parent_cgroups();
-}
-
-/// Removes berth's parent cgroup (`/berth`) under each controller once no container is in it:
-/// `rmdir` of a cgroup fails while it has children, so this is safe to try after every removal.
-fn remove_parent_cgroups() {
-    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else { return };
-    let mut dirs: Vec<std::path::PathBuf> = entries.flatten().map(|e| e.path().join("berth")).collect();
-    dirs.push(std::path::PathBuf::from("/sys/fs/cgroup/berth"));
-    for d in dirs {
-        let _ = std::fs::remove_dir(d);
-    }
 }
 
 /// Running or paused, or being restarted while its monitor still runs: a process to signal.
