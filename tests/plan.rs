@@ -5,8 +5,7 @@ use berth::plan::down::{self, DownOptions};
 use berth::plan::hash::{config_hash, hashed_config};
 use berth::plan::up::{self, PlanError, UpOptions};
 use berth::plan::{Observed, ObservedContainer, Status};
-use berth_compose::env::Environment;
-use berth_compose::{load, LoadOptions, Project};
+use berth_compose::Project;
 
 const STACK: &str = r#"
 name: demo
@@ -29,14 +28,7 @@ volumes:
 "#;
 
 fn project(yaml: &str) -> Project {
-    let opts = LoadOptions {
-        files: vec!["-".into()],
-        stdin: Some(yaml.to_string()),
-        cwd: std::env::temp_dir(),
-        shell: Environment::default(),
-        ..LoadOptions::default()
-    };
-    load(&opts).expect("valid project").project
+    berth_compose::load_str(yaml, &std::env::temp_dir()).expect("valid").project
 }
 
 /// Everything of `p` exists and runs, as created from `p`.

@@ -22,5 +22,5 @@ pub mod view;
 pub mod yaml;
 
 pub use error::{Error, Result};
-pub use loader::{load, LoadOptions, Loaded};
+pub use loader::{load, load_str, LoadOptions, Loaded};
 pub use model::Project;

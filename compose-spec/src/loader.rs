@@ -95,6 +95,17 @@ pub struct Loaded {
     pub disabled_services: Vec<String>,
 }
 
+/// Loads a project from compose text alone (as `-f -` does), relative paths resolving against
+/// `cwd`, with an empty shell environment: for tests and tools that hold the text already.
+pub fn load_str(yaml: &str, cwd: &Path) -> Result<Loaded> {
+    load(&LoadOptions {
+        files: vec![PathBuf::from("-")],
+        stdin: Some(yaml.to_string()),
+        cwd: cwd.to_path_buf(),
+        ..LoadOptions::default()
+    })
+}
+
 /// Loads a project the way `docker compose` does.
 pub fn load(opts: &LoadOptions) -> Result<Loaded> {
     let start_dir = opts.project_directory.clone().map(|d| abs(&opts.cwd, &d));

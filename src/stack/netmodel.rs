@@ -177,18 +177,9 @@ pub fn dns_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_compose::env::Environment;
-    use berth_compose::{load, LoadOptions};
 
     fn project(yaml: &str) -> Project {
-        let opts = LoadOptions {
-            files: vec!["-".into()],
-            stdin: Some(yaml.to_string()),
-            cwd: std::env::temp_dir(),
-            shell: Environment::default(),
-            ..LoadOptions::default()
-        };
-        load(&opts).expect("valid").project
+        berth_compose::load_str(yaml, &std::env::temp_dir()).expect("valid").project
     }
 
     const STACK: &str = r#"

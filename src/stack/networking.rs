@@ -322,20 +322,11 @@ pub fn interface_names(project: &Project, svc: &Service) -> anyhow::Result<Vec<I
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_compose::env::Environment;
-    use berth_compose::{load, LoadOptions};
     use berth_network::ipam::MemoryLeases;
     use berth_network::RecordingHost;
 
     fn project(yaml: &str) -> Project {
-        let opts = LoadOptions {
-            files: vec!["-".into()],
-            stdin: Some(yaml.to_string()),
-            cwd: std::env::temp_dir(),
-            shell: Environment::default(),
-            ..LoadOptions::default()
-        };
-        load(&opts).expect("valid").project
+        berth_compose::load_str(yaml, &std::env::temp_dir()).expect("valid").project
     }
 
     const STACK: &str = "name: shop\nservices:\n  web:\n    image: busybox\n    hostname: www\n    networks: [front, back]\n    \

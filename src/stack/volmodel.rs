@@ -210,18 +210,9 @@ fn request(kind: Kind, r: &FileRef, source: Source, path: &str) -> Result<Secret
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_compose::env::Environment;
-    use berth_compose::{load, LoadOptions};
 
     fn project(yaml: &str) -> Project {
-        let opts = LoadOptions {
-            files: vec!["-".into()],
-            stdin: Some(yaml.to_string()),
-            cwd: "/srv/app".into(),
-            shell: Environment::default(),
-            ..LoadOptions::default()
-        };
-        load(&opts).expect("valid").project
+        berth_compose::load_str(yaml, std::path::Path::new("/srv/app")).expect("valid").project
     }
 
     const STACK: &str = r#"
