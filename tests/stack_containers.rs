@@ -45,9 +45,19 @@ fn containers_on_a_bridge_share_a_volume_over_http() {
     let db = StateDb::open(&roots.root).unwrap();
     let volumes = VolumeStore::open(roots.root.join("volumes")).unwrap();
     let images = berth::image::ImageStore::open(&roots.root).unwrap();
-    let mut stores = NetStores::open(&roots.root).unwrap();
-    let mut net = Networking { host: &host, firewall: fw, subnets: &mut stores.subnets, leases: &mut stores.leases };
-    let specs = net.ensure(&project, &["default".to_string()]).unwrap();
+    // The stores are locked while open, and `berth rm` takes that lock too: open them per use.
+    let with_net = |f: &mut dyn FnMut(&mut Networking) -> anyhow::Result<()>| -> anyhow::Result<()> {
+        let mut stores = NetStores::open(&roots.root)?;
+        let mut net =
+            Networking { host: &host, firewall: fw, subnets: &mut stores.subnets, leases: &mut stores.leases };
+        f(&mut net)
+    };
+    let mut specs = Default::default();
+    with_net(&mut |n| {
+        specs = n.ensure(&project, &["default".to_string()])?;
+        Ok(())
+    })
+    .unwrap();
     volumes.create(&volume_spec(&project, "site")).unwrap();
 
     let mut made = Vec::new();
@@ -59,7 +69,13 @@ fn containers_on_a_bridge_share_a_volume_over_http() {
             let cname = format!("{}-{name}-1", project.name);
             let netns = roots.run.join("netns").join(&cname);
             std::fs::create_dir_all(netns.parent().unwrap()).unwrap();
-            let attached = net.attach(&project, svc, &cname, &specs, &netns).unwrap();
+            let mut attached = None;
+            with_net(&mut |n| {
+                attached = Some(n.attach(&project, svc, &cname, &specs, &netns)?);
+                Ok(())
+            })
+            .unwrap();
+            let attached = attached.unwrap();
             addrs.insert(name, attached.addrs["default"][0]);
             let layers = images.layer_dirs(&svc.image_name(&project.name)).unwrap();
             let storage = Storage {
@@ -116,7 +132,7 @@ fn containers_on_a_bridge_share_a_volume_over_http() {
     let mut failures = Vec::new();
     p.berth(&["rm", "-f", "-s"]);
     for (name, cname, netns) in &made {
-        if let Err(e) = net.detach(&project, &project.services[*name], cname, &specs, netns) {
+        if let Err(e) = with_net(&mut |n| n.detach(&project, &project.services[*name], cname, &specs, netns)) {
             failures.push(format!("detach {cname}: {e:#}"));
         }
     }
@@ -132,7 +148,7 @@ fn containers_on_a_bridge_share_a_volume_over_http() {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        if let Err(e) = net.remove(spec) {
+        if let Err(e) = with_net(&mut |n| n.remove(spec).map(drop)) {
             failures.push(format!("remove network {}: {e:#}", spec.name));
             let _ = host.remove_bridge(&spec.bridge);
         }
