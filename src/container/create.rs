@@ -127,7 +127,8 @@ pub fn create_container(
     let device = |p: &Path| host_device(p);
     let init_binary =
         ["/usr/bin/tini-static", "/usr/sbin/tini-static"].map(PathBuf::from).into_iter().find(|p| p.is_file());
-    let cgroups_path = format!("/berth/{id}");
+    // A cgroup of its own at the top of each hierarchy: no shared parent to create or remove.
+    let cgroups_path = format!("/berth-{id}");
     let mut generated = bundle::generate(&BundleRequest {
         service: svc_for_bundle,
         image: &image,

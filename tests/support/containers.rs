@@ -182,7 +182,7 @@ impl Project {
         assert!(left.is_empty(), "runtime state left: {left:?}");
         for id in self.seen.borrow().iter() {
             for ctl in CGROUP_CONTROLLERS {
-                let p = Path::new("/sys/fs/cgroup").join(ctl).join("berth").join(id);
+                let p = Path::new("/sys/fs/cgroup").join(ctl).join(format!("berth-{id}"));
                 assert!(!p.exists(), "cgroup left: {}", p.display());
             }
         }
@@ -228,7 +228,7 @@ impl Drop for Project {
             let rootfs = self.root.path().join("containers").join(&id).join("bundle/rootfs");
             let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
             for ctl in CGROUP_CONTROLLERS {
-                let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(ctl).join("berth").join(&id));
+                let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(ctl).join(format!("berth-{id}")));
             }
         }
     }
