@@ -84,6 +84,7 @@ fn containers_on_a_bridge_share_a_volume_over_http() {
                 scratch: roots.run.join("scratch").join(&cname),
                 secrets_dir: roots.run.join("secrets").join(&cname),
                 env: &|_| None,
+                renew_anonymous: false,
             };
             let prep = storage.prepare(&project, svc, 1).unwrap();
             let provided = Provided {

@@ -70,6 +70,7 @@ fn storage_for_a_container() {
         scratch: dir.join("scratch"),
         secrets_dir: dir.join("run/secrets/st-app-1"),
         env: &env,
+        renew_anonymous: false,
     };
     let prepared = storage.prepare(&p, &p.services["app"], 1).unwrap();
 

@@ -19,6 +19,7 @@ const SERVICES: &str = r#"  db:
   web:
     image: berth-test/busybox:latest
     command: [sleep, "300"]
+    volumes: ["/cache"]
     depends_on:
       db: {condition: service_healthy}
 volumes:
@@ -64,6 +65,14 @@ fn up_waits_for_health_connects_services_and_down_cleans_up() {
         assert_eq!(p.ps().len(), 2);
         let again = p.ok(&["exec", "-T", "web", "timeout", "5", "wget", "-q", "-O-", "http://db:8080/index.html"]);
         assert_eq!(again, "hello from db\n");
+
+        // An anonymous volume outlives recreation, and `-V` starts it afresh.
+        p.ok(&["exec", "-T", "web", "sh", "-c", "echo kept > /cache/f"]);
+        p.ok(&["up", "-d", "--force-recreate", "--no-deps", "web"]);
+        assert_eq!(p.ok(&["exec", "-T", "web", "cat", "/cache/f"]), "kept\n");
+        p.ok(&["up", "-d", "-V", "--no-deps", "web"]);
+        let out = p.berth(&["exec", "-T", "web", "cat", "/cache/f"]);
+        assert!(!out.status.success(), "-V gave web a new, empty anonymous volume");
     }));
     let down = p.berth(&["down", "-v"]);
     if let Err(e) = result {

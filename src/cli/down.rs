@@ -34,7 +34,8 @@ pub fn run(project: &ProjectArgs, args: DownArgs) -> anyhow::Result<()> {
     for w in &plan.warnings {
         berth::output::warn(w);
     }
-    super::stack::execute(&ctx, &plan, "runc")?;
+    let anonymous = super::stack::Anonymous { renew: false, remove: args.volumes };
+    super::stack::execute(&ctx, &plan, "runc", anonymous)?;
     ctx.db.remove_project_if_empty(&ctx.project.name)?;
     Ok(())
 }

@@ -63,10 +63,21 @@ fn done_line(step: &str) -> Option<String> {
     Some(format!(" {kind} {name}  {verb}"))
 }
 
+/// What `execute` does with anonymous volumes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Anonymous {
+    /// New containers get new ones (`up -V`).
+    pub renew: bool,
+    /// Removed containers take theirs along (`down -v`).
+    pub remove: bool,
+}
+
 /// Runs `plan` and fails with every step that failed or was skipped.
-pub fn execute(ctx: &Ctx, plan: &Plan, runtime: &str) -> anyhow::Result<()> {
+pub fn execute(ctx: &Ctx, plan: &Plan, runtime: &str, anonymous: Anonymous) -> anyhow::Result<()> {
     let progress = Progress;
-    let engine = berth::stack::engine::StackEngine::new(&ctx.project, ctx.roots.clone(), runtime, &progress)?;
+    let engine = berth::stack::engine::StackEngine::new(&ctx.project, ctx.roots.clone(), runtime, &progress)?
+        .renew_anonymous_volumes(anonymous.renew)
+        .remove_anonymous_volumes(anonymous.remove);
     let readiness = berth::execute::readiness(&ctx.project);
     let report = berth::execute::run(plan, &engine, &readiness, 4, &progress);
     if let Err(e) = engine.refresh_hosts() {

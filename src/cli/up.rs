@@ -85,5 +85,6 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
         berth::output::warn(w);
     }
     let runtime = ctx.runtime_name(&args.runtime)?;
-    super::stack::execute(&ctx, &plan, &runtime)
+    let anonymous = super::stack::Anonymous { renew: args.renew_anon_volumes, remove: false };
+    super::stack::execute(&ctx, &plan, &runtime, anonymous)
 }

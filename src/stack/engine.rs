@@ -47,6 +47,8 @@ pub struct StackEngine<'a> {
     /// The state database and the network stores, one user at a time.
     db: Mutex<StateDb>,
     net_lock: Mutex<()>,
+    renew_anonymous: bool,
+    remove_anonymous: bool,
 }
 
 impl<'a> StackEngine<'a> {
@@ -65,7 +67,21 @@ impl<'a> StackEngine<'a> {
             host: NetlinkHost,
             specs: Mutex::new(BTreeMap::new()),
             net_lock: Mutex::new(()),
+            renew_anonymous: false,
+            remove_anonymous: false,
         })
+    }
+
+    /// Makes container removals take the containers' anonymous volumes too (`down -v`).
+    pub fn remove_anonymous_volumes(mut self, remove: bool) -> Self {
+        self.remove_anonymous = remove;
+        self
+    }
+
+    /// Makes containers created from now on start with new anonymous volumes (`up -V`).
+    pub fn renew_anonymous_volumes(mut self, renew: bool) -> Self {
+        self.renew_anonymous = renew;
+        self
     }
 
     fn firewall(&self) -> Option<&dyn Firewall> {
@@ -162,6 +178,7 @@ impl<'a> StackEngine<'a> {
             scratch: self.roots.run.join("scratch").join(&step.name),
             secrets_dir: self.secrets_path(&step.name),
             env: &env,
+            renew_anonymous: self.renew_anonymous,
         };
         let prepared = match storage.prepare(self.project, svc, number) {
             Ok(p) => p,
@@ -205,7 +222,7 @@ impl<'a> StackEngine<'a> {
     }
 
     fn remove(&self, step: &Step) -> anyhow::Result<()> {
-        self.remove_container(&step.name, false)
+        self.remove_container(&step.name, self.remove_anonymous)
     }
 
     /// Removes a container (killing it if it runs) with what the project side made for it:

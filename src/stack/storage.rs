@@ -56,6 +56,8 @@ pub struct Storage<'a> {
     pub secrets_dir: PathBuf,
     /// Looks up environment variables for `environment:` secrets.
     pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// Start anonymous volumes afresh (`up -V`) instead of reusing the replica's earlier ones.
+    pub renew_anonymous: bool,
 }
 
 impl Storage<'_> {
@@ -68,6 +70,9 @@ impl Storage<'_> {
         for req in service_mounts(project, svc, &anon)? {
             match req {
                 MountRequest::Volume { name, anonymous, target, read_only, nocopy, subpath } => {
+                    if anonymous && self.renew_anonymous && self.volumes.get(&name)?.is_some() {
+                        self.volumes.remove(&name, &[])?;
+                    }
                     if anonymous {
                         let mut spec = VolumeSpec { name: name.clone(), anonymous: true, ..VolumeSpec::default() };
                         spec.labels.insert(PROJECT_LABEL.into(), project.name.clone());
