@@ -3,6 +3,8 @@
 //! messages, crafted malicious layers, archives, remove/prune. Needs root (whiteouts, owners,
 //! overlay mounts); fails loudly without it.
 
+#[path = "support/records.rs"]
+mod records;
 mod support;
 
 #[path = "images/archives.rs"]

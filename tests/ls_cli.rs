@@ -1,33 +1,15 @@
 //! `berth ls` through the real binary, over a state database filled by hand.
 
+#[path = "support/records.rs"]
+mod records;
+
 use std::path::Path;
 use std::process::Command;
 
 use berth::state::{ContainerRecord, StateDb, Status};
 
 fn record(project: &str, service: &str, status: Status) -> ContainerRecord {
-    ContainerRecord {
-        id: format!("{project}{service}").repeat(8).chars().take(64).collect(),
-        name: format!("{project}-{service}-1"),
-        project: project.into(),
-        service: service.into(),
-        number: 1,
-        oneoff: false,
-        image: "busybox".into(),
-        image_digest: "sha256:0".into(),
-        config_hash: String::new(),
-        runtime: "runc".into(),
-        status,
-        pid: None,
-        monitor_pid: None,
-        exit_code: None,
-        oom_killed: false,
-        restart_count: 0,
-        created_at: 0,
-        started_at: None,
-        finished_at: None,
-        config: serde_json::json!({}),
-    }
+    records::container_record(project, service, status, "sha256:0", serde_json::json!({}))
 }
 
 fn ls(root: &Path, args: &[&str]) -> String {

@@ -1,5 +1,8 @@
 //! `berth volume ...` through the real binary, with its own `BERTH_ROOT`.
 
+#[path = "support/records.rs"]
+mod records;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -53,29 +56,14 @@ fn volumes_in_use_are_kept() {
     stdout(&berth(root, &["volume", "create", "used"]));
     stdout(&berth(root, &["volume", "create", "spare"]));
     let db = berth::state::StateDb::open(root).unwrap();
-    db.insert_container(&berth::state::ContainerRecord {
-        id: "d".repeat(64),
-        name: "proj-db-1".into(),
-        project: "proj".into(),
-        service: "db".into(),
-        number: 1,
-        oneoff: false,
-        image: "busybox".into(),
-        image_digest: "sha256:0".into(),
-        config_hash: String::new(),
-        runtime: "runc".into(),
-        status: berth::state::Status::Exited,
-        pid: None,
-        monitor_pid: None,
-        exit_code: Some(0),
-        oom_killed: false,
-        restart_count: 0,
-        created_at: 0,
-        started_at: None,
-        finished_at: None,
-        config: serde_json::json!({"volumes": ["used"]}),
-    })
-    .unwrap();
+    let user = records::container_record(
+        "proj",
+        "db",
+        berth::state::Status::Exited,
+        "sha256:0",
+        serde_json::json!({"volumes": ["used"]}),
+    );
+    db.insert_container(&user).unwrap();
     let out = berth(root, &["volume", "rm", "used"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("volume \"used\" is in use by proj-db-1"));

@@ -66,28 +66,8 @@ fn cli_pull_images_inspect_rm() {
     // A container made from the image (any state) keeps it from being removed.
     let id = berth::image::ImageStore::open(root.path()).unwrap().resolve(&reg.image("config")).unwrap().id.to_string();
     let db = berth::state::StateDb::open(root.path()).unwrap();
-    let user = berth::state::ContainerRecord {
-        id: "c".repeat(64),
-        name: "proj-web-1".into(),
-        project: "proj".into(),
-        service: "web".into(),
-        number: 1,
-        oneoff: false,
-        image: reg.image("config"),
-        image_digest: id,
-        config_hash: String::new(),
-        runtime: "runc".into(),
-        status: berth::state::Status::Exited,
-        pid: None,
-        monitor_pid: None,
-        exit_code: Some(0),
-        oom_killed: false,
-        restart_count: 0,
-        created_at: 0,
-        started_at: None,
-        finished_at: None,
-        config: serde_json::json!({}),
-    };
+    let user =
+        crate::records::container_record("proj", "web", berth::state::Status::Exited, &id, serde_json::json!({}));
     db.insert_container(&user).unwrap();
     let out = berth(root.path(), &project, &["image", "rm", &reg.image("config")]);
     assert!(!out.status.success());
