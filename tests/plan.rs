@@ -206,3 +206,15 @@ fn down_stops_dependents_first_and_keeps_what_it_must() {
     let text = down::reconcile(&p, &o, &DownOptions::default()).to_string();
     assert!(text.contains("warning: network \"demo_default\" is kept"), "{text}");
 }
+
+#[test]
+fn volumes_from_waits_for_the_source_container_to_be_made() {
+    let p = project(
+        "name: demo\nservices:\n  vault:\n    image: busybox\n    volumes: [\"/data\"]\n  app:\n    image: busybox\n    volumes_from: [\"vault:ro\"]\n",
+    );
+    let plan = up::reconcile(&p, &Observed::default(), &UpOptions::default()).expect("plan");
+    let create = |name: &str| {
+        plan.steps.iter().find(|s| s.name == name && s.op == berth::plan::Op::Create).expect("a create step")
+    };
+    assert!(create("demo-app-1").deps.contains(&create("demo-vault-1").id), "{plan}");
+}

@@ -56,13 +56,34 @@ pub fn parse_time(s: &str) -> anyhow::Result<i64> {
 
 const COLORS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
 
-struct Printer {
+/// Prints log entries with per-container coloured `service-1 |` prefixes.
+pub(crate) struct Printer {
     prefix: Vec<String>,
     timestamps: bool,
 }
 
 impl Printer {
-    fn print(&self, out: &mut impl Write, i: usize, e: &LogEntry) {
+    /// A printer for containers labelled `labels` (index = container).
+    pub(crate) fn new(labels: &[String], color: bool, no_prefix: bool, timestamps: bool) -> Printer {
+        let width = labels.iter().map(|l| l.len()).max().unwrap_or(0);
+        let prefix = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                if no_prefix {
+                    String::new()
+                } else if color {
+                    format!("\x1b[{}m{l:<width$} |\x1b[0m ", COLORS[i % COLORS.len()])
+                } else {
+                    format!("{l:<width$} | ")
+                }
+            })
+            .collect();
+        Printer { prefix, timestamps }
+    }
+
+    /// Prints one entry of container `i`.
+    pub(crate) fn print(&self, out: &mut impl Write, i: usize, e: &LogEntry) {
         let mut line = String::new();
         line.push_str(&self.prefix[i]);
         if self.timestamps {
@@ -92,21 +113,7 @@ pub fn run(project: &ProjectArgs, args: LogsArgs) -> anyhow::Result<()> {
         !args.no_color && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let labels: Vec<String> =
         list.iter().map(|c| if c.oneoff { c.name.clone() } else { format!("{}-{}", c.service, c.number) }).collect();
-    let width = labels.iter().map(|l| l.len()).max().unwrap_or(0);
-    let prefix = labels
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            if args.no_log_prefix {
-                String::new()
-            } else if color {
-                format!("\x1b[{}m{l:<width$} |\x1b[0m ", COLORS[i % COLORS.len()])
-            } else {
-                format!("{l:<width$} | ")
-            }
-        })
-        .collect();
-    let printer = Printer { prefix, timestamps: args.timestamps };
+    let printer = Printer::new(&labels, color, args.no_log_prefix, args.timestamps);
     let mut out = std::io::stdout().lock();
     let mut followers = Vec::new();
     let mut last = Vec::new();

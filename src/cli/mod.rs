@@ -12,6 +12,7 @@ pub mod cp;
 pub mod create;
 pub mod down;
 pub mod events;
+pub mod foreground;
 pub mod exec;
 pub mod image;
 pub mod images;
@@ -20,6 +21,7 @@ pub mod login;
 pub mod logs;
 pub mod ls;
 pub mod monitor;
+pub mod network;
 pub mod pause;
 pub mod port;
 pub mod ps;
@@ -130,9 +132,14 @@ pub enum Command {
     Ls(ls::LsArgs),
     /// Manage volumes (ls, inspect, create, rm, prune)
     Volume(volume::VolumeArgs),
+    /// Manage networks (ls, inspect, rm, prune)
+    Network(network::NetworkArgs),
     /// Run a container's monitor (internal)
     #[command(name = "__monitor", hide = true)]
     Monitor(monitor::MonitorArgs),
+    /// Run a project's supervisor (internal)
+    #[command(name = "__supervise", hide = true)]
+    Supervise(monitor::SuperviseArgs),
 }
 
 impl ProjectArgs {
@@ -191,9 +198,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(args) => events::run(&cli.project, args),
         Command::Stats(args) => stats::run(&cli.project, args),
         Command::Volume(args) => volume::run(&cli.project, args),
+        Command::Network(args) => network::run(&cli.project, args),
         Command::Ls(args) => ls::run(args),
         Command::Up(args) => up::run(&cli.project, args),
         Command::Down(args) => down::run(&cli.project, args),
         Command::Monitor(args) => monitor::run(args),
+        Command::Supervise(args) => monitor::supervise(args),
     }
 }

@@ -16,3 +16,15 @@ pub struct MonitorArgs {
 pub fn run(args: MonitorArgs) -> anyhow::Result<()> {
     berth::monitor::main(&berth::container::Roots::from_env(), &args.id, args.wait_attach)
 }
+
+/// Arguments of the project supervisor.
+#[derive(Args, Debug)]
+pub struct SuperviseArgs {
+    /// Project name
+    pub project: String,
+}
+
+/// Runs a project's supervisor until the project is gone or it is told to stop.
+pub fn supervise(args: SuperviseArgs) -> anyhow::Result<()> {
+    berth::supervise::daemon::main(berth::container::Roots::from_env(), args.project)
+}

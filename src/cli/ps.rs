@@ -1,7 +1,7 @@
 //! `berth ps`: lists the project's containers.
 
 use berth::container::{self, ContainerConfig};
-use berth::state::{now_millis, ContainerRecord, Status};
+use berth::state::{now_millis, ContainerRecord, Status, Supervision};
 use clap::Args;
 
 use crate::cli::containers::Ctx;
@@ -44,7 +44,29 @@ pub fn human_duration(ms: i64) -> String {
     }
 }
 
-fn status_text(c: &ContainerRecord) -> String {
+/// Docker's status text, with the health (`Up 5 seconds (healthy)`) and, beyond Docker, how
+/// often a restart policy restarted the container and why (`Up 2 seconds (healthy), 3 restarts:
+/// exited with code 1`).
+fn status_text(c: &ContainerRecord, sup: &Supervision) -> String {
+    let mut text = base_status(c);
+    if c.status == Status::Running {
+        match sup.health.as_deref() {
+            Some("starting") => text.push_str(" (health: starting)"),
+            Some(h) => text.push_str(&format!(" ({h})")),
+            None => {}
+        }
+    }
+    if c.restart_count > 0 {
+        let n = c.restart_count;
+        text.push_str(&format!(", {n} restart{}", if n == 1 { "" } else { "s" }));
+        if let Some(r) = &sup.restart_reason {
+            text.push_str(&format!(": {r}"));
+        }
+    }
+    text
+}
+
+fn base_status(c: &ContainerRecord) -> String {
     let now = now_millis();
     match c.status {
         Status::Created => "Created".into(),
@@ -109,10 +131,13 @@ pub fn run(project: &ProjectArgs, args: PsArgs) -> anyhow::Result<()> {
     if args.format == "json" {
         for c in &rows {
             let cfg = ContainerConfig::of(c)?;
+            let sup = ctx.db.supervision(&c.id)?;
             let v = serde_json::json!({
                 "ID": c.id, "Name": c.name, "Image": c.image, "Command": cfg.command.join(" "),
                 "Project": c.project, "Service": c.service, "Created": c.created_at / 1000,
-                "State": c.status.as_str(), "Status": status_text(c), "Health": "",
+                "State": c.status.as_str(), "Status": status_text(c, &sup),
+                "Health": sup.health.clone().unwrap_or_default(), "RestartCount": c.restart_count,
+                "RestartReason": sup.restart_reason,
                 "ExitCode": c.exit_code.unwrap_or(0), "OOMKilled": c.oom_killed, "Pid": c.pid,
                 "Publishers": cfg.ports.iter().map(|p| serde_json::json!({
                     "URL": p.host_ip, "TargetPort": p.target,
@@ -137,7 +162,7 @@ pub fn run(project: &ProjectArgs, args: PsArgs) -> anyhow::Result<()> {
             cmd,
             c.service.clone(),
             format!("{} ago", human_duration(now_millis() - c.created_at)),
-            status_text(c),
+            status_text(c, &ctx.db.supervision(&c.id)?),
             ports_text(&cfg),
         ]);
     }

@@ -1,5 +1,7 @@
 //! What `up` and `down` share: observing the project and running a plan with progress lines.
 
+use std::time::Duration;
+
 use anyhow::bail;
 use berth::events::{Event, EventSink};
 use berth::plan::{Observed, Plan};
@@ -72,16 +74,21 @@ pub struct Anonymous {
     pub remove: bool,
 }
 
-/// Runs `plan` and fails with every step that failed or was skipped.
-pub fn execute(ctx: &Ctx, plan: &Plan, runtime: &str, anonymous: Anonymous) -> anyhow::Result<()> {
+/// Runs `plan` and fails with every step that failed or was skipped. `supervised`: the
+/// project's supervisor runs and is told about containers as they start.
+pub fn execute(ctx: &Ctx, plan: &Plan, runtime: &str, anonymous: Anonymous, supervised: bool) -> anyhow::Result<()> {
+    // What new containers need from the host is checked before any network or volume is made.
+    let env = |k: &str| std::env::var(k).ok();
+    berth::stack::storage::preflight(&ctx.project, plan, &ctx.db, &env)?;
     let progress = Progress;
     let engine = berth::stack::engine::StackEngine::new(&ctx.project, ctx.roots.clone(), runtime, &progress)?
         .renew_anonymous_volumes(anonymous.renew)
-        .remove_anonymous_volumes(anonymous.remove);
+        .remove_anonymous_volumes(anonymous.remove)
+        .supervised(supervised);
     let readiness = berth::execute::readiness(&ctx.project);
     let report = berth::execute::run(plan, &engine, &readiness, 4, &progress);
-    if let Err(e) = engine.refresh_hosts() {
-        berth::output::warn(&format!("cannot update the containers' hosts files: {e:#}"));
+    if supervised {
+        let _ = berth::supervise::daemon::request(&ctx.roots, &ctx.project.name, "refresh", Duration::from_secs(10));
     }
     if let Err(e) = engine.tidy_firewall() {
         berth::output::warn(&format!("{e:#}"));

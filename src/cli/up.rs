@@ -1,6 +1,9 @@
-//! `berth up`: plan what must change for the project to be as the files say, then do it.
+//! `berth up`: plan what must change for the project to be as the files say, do it, and leave the
+//! project's supervisor running. In the foreground it then streams the containers' logs until they
+//! exit or Ctrl-C stops them; with `-d` it returns (after `--wait`, once everything is healthy).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use anyhow::bail;
 use clap::Args;
@@ -12,7 +15,7 @@ use berth::plan::up::UpOptions;
 /// Arguments of `berth up`.
 #[derive(Args, Debug)]
 pub struct UpArgs {
-    /// Run in the background (required for now: the foreground supervisor is not there yet)
+    /// Run in the background
     #[arg(short, long)]
     detach: bool,
     /// Print the plan and change nothing
@@ -45,6 +48,42 @@ pub struct UpArgs {
     /// Replicas of a service, `SERVICE=N` (repeatable)
     #[arg(long, value_name = "SERVICE=N")]
     scale: Vec<String>,
+    /// Wait until the containers run (and are healthy, if they have a health check); implies -d
+    #[arg(long)]
+    wait: bool,
+    /// Seconds `--wait` waits at most
+    #[arg(long, value_name = "SECONDS")]
+    wait_timeout: Option<u64>,
+    /// Stop every container when one exits
+    #[arg(long)]
+    abort_on_container_exit: bool,
+    /// Stop every container when one exits with a non-zero code
+    #[arg(long)]
+    abort_on_container_failure: bool,
+    /// Exit with this service's exit code (implies --abort-on-container-exit)
+    #[arg(long, value_name = "SERVICE")]
+    exit_code_from: Option<String>,
+    /// Show the logs of these services only (repeatable)
+    #[arg(long, value_name = "SERVICE")]
+    attach: Vec<String>,
+    /// Do not show the logs of these services (repeatable)
+    #[arg(long, value_name = "SERVICE")]
+    no_attach: Vec<String>,
+    /// Show the logs of the dependencies too
+    #[arg(long)]
+    attach_dependencies: bool,
+    /// Show timestamps in the logs
+    #[arg(long)]
+    timestamps: bool,
+    /// Do not prefix log lines with the container name
+    #[arg(long)]
+    no_log_prefix: bool,
+    /// Monochrome logs
+    #[arg(long)]
+    no_color: bool,
+    /// Seconds to wait for containers to stop (Ctrl-C, abort) before killing them
+    #[arg(short = 't', long, value_name = "SECONDS")]
+    timeout: Option<u64>,
     #[command(flatten)]
     runtime: RuntimeArgs,
     /// Services (default: all), with their dependencies unless `--no-deps`
@@ -53,12 +92,24 @@ pub struct UpArgs {
 
 /// Runs `berth up`.
 pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
+    let since = berth::state::now_nanos();
     let ctx = Ctx::load(project)?;
+    ctx.check_services(&args.services)?;
     let mut scale = BTreeMap::new();
     for s in &args.scale {
         let Some((svc, n)) = s.split_once('=') else { bail!("invalid --scale {s:?}: expected SERVICE=N") };
         let n: u64 = n.parse().map_err(|_| anyhow::anyhow!("invalid --scale {s:?}: {n:?} is not a number"))?;
         scale.insert(svc.to_string(), n);
+    }
+    let detach = args.detach || args.wait;
+    if detach && (args.abort_on_container_exit || args.abort_on_container_failure || args.exit_code_from.is_some()) {
+        bail!("--abort-on-container-exit, --abort-on-container-failure and --exit-code-from need a foreground `up` (no -d/--wait)");
+    }
+    if args.abort_on_container_exit && args.abort_on_container_failure {
+        bail!("--abort-on-container-exit and --abort-on-container-failure cannot be used together");
+    }
+    if let Some(s) = &args.exit_code_from {
+        ctx.check_services(std::slice::from_ref(s))?;
     }
     let opts = UpOptions {
         services: args.services.clone(),
@@ -74,17 +125,122 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
     };
     let observed = super::stack::observe(&ctx)?;
     let plan = berth::plan::up::reconcile(&ctx.project, &observed, &opts)?;
+    let selected: Vec<String> = berth::plan::up::selected(&ctx.project, &opts)?.into_iter().collect();
+    check_health_checks(&ctx, &selected)?;
     if args.dry_run {
         print!("{plan}");
         return Ok(());
     }
-    if !args.detach {
-        bail!("berth up runs in the background only for now: use `berth up -d` (the foreground supervisor comes next)");
-    }
     for w in &plan.warnings {
         berth::output::warn(w);
     }
+    check_ports(&ctx, &plan)?;
     let runtime = ctx.runtime_name(&args.runtime)?;
     let anonymous = super::stack::Anonymous { renew: args.renew_anon_volumes, remove: false };
-    super::stack::execute(&ctx, &plan, &runtime, anonymous)
+    let supervised = !args.no_start;
+    if supervised && plan.steps.iter().any(|s| s.kind == berth::plan::Kind::Container) || observed_running(&ctx)? {
+        berth::supervise::daemon::ensure(&ctx.roots, &ctx.project.name)?;
+    }
+    super::stack::execute(&ctx, &plan, &runtime, anonymous, supervised)?;
+    if args.no_start {
+        return Ok(());
+    }
+    if args.wait {
+        let timeout = args.wait_timeout.map(Duration::from_secs);
+        return super::foreground::wait(&ctx, &selected, timeout);
+    }
+    if detach {
+        return Ok(());
+    }
+    let attached = attached_services(&ctx, &args, &selected);
+    let stop_services = if args.services.is_empty() { selected.clone() } else { args.services.clone() };
+    let fg = super::foreground::Foreground {
+        attached,
+        stop_services,
+        abort_on_exit: args.abort_on_container_exit || args.exit_code_from.is_some(),
+        abort_on_failure: args.abort_on_container_failure,
+        exit_code_from: args.exit_code_from.clone(),
+        since,
+        timestamps: args.timestamps,
+        no_log_prefix: args.no_log_prefix,
+        no_color: args.no_color,
+        timeout: args.timeout.map(Duration::from_secs),
+    };
+    let code = fg.run(&ctx)?;
+    super::containers::exit_with(code)
+}
+
+/// Whether any container of the project runs (a supervisor must serve it).
+fn observed_running(ctx: &Ctx) -> anyhow::Result<bool> {
+    Ok(ctx.db.containers(&ctx.project.name)?.iter().any(|c| c.status.is_alive()))
+}
+
+/// Compose refuses `start_interval` without `start_period` for the services it brings up.
+fn check_health_checks(ctx: &Ctx, services: &[String]) -> anyhow::Result<()> {
+    for name in services {
+        let Some(h) = ctx.project.services.get(name).and_then(|s| s.healthcheck.as_ref()) else { continue };
+        if h.start_interval.is_some() && h.start_period.is_none_or(|p| p.0.is_zero()) {
+            bail!(
+                "services.{name}.healthcheck: healthcheck.start_interval requires healthcheck.start_period to be set"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Fails before anything starts when a fixed host port a new container publishes is in use by
+/// something other than this project's containers.
+fn check_ports(ctx: &Ctx, plan: &berth::plan::Plan) -> anyhow::Result<()> {
+    use berth::plan::{Kind, Op};
+    let ours: Vec<(bool, u16)> = ctx
+        .db
+        .containers(&ctx.project.name)?
+        .iter()
+        .filter_map(|c| berth::supervise::spec::SuperviseSpec::of(&c.config))
+        .flat_map(|s| s.publish.into_iter().map(|p| (p.udp, p.host_port)))
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for step in plan.steps.iter().filter(|s| s.kind == Kind::Container && s.op == Op::Create) {
+        let Some(svc) = step.service.as_ref().and_then(|s| ctx.project.services.get(s)) else { continue };
+        if svc.network_mode.is_some() {
+            continue;
+        }
+        let specs = berth::stack::netmodel::publish_specs(svc)?;
+        for (i, p) in specs.iter().enumerate() {
+            let Some((a, b)) = p.host_ports else { continue };
+            if a != b {
+                continue;
+            }
+            let udp = p.proto == berth_network::proxy::Proto::Udp;
+            let ip = p.host_ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+            if ours.contains(&(udp, a)) || !seen.insert((udp, ip, a, step.name.clone())) {
+                continue;
+            }
+            let addr = std::net::SocketAddr::new(ip, a);
+            let free =
+                if udp { std::net::UdpSocket::bind(addr).is_ok() } else { std::net::TcpListener::bind(addr).is_ok() };
+            if !free {
+                bail!(
+                    "services.{}.ports[{i}]: port {a}/{} on {ip} is already in use (container {})",
+                    svc.name,
+                    p.proto,
+                    step.name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The services whose logs a foreground `up` shows.
+fn attached_services(ctx: &Ctx, args: &UpArgs, selected: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = if !args.attach.is_empty() {
+        args.attach.clone()
+    } else if !args.services.is_empty() && !args.attach_dependencies {
+        args.services.clone()
+    } else {
+        selected.to_vec()
+    };
+    out.retain(|s| !args.no_attach.contains(s) && ctx.project.services.contains_key(s));
+    out
 }

@@ -195,6 +195,7 @@ pub fn create_container(
         labels: svc.labels.clone(),
         auto_remove: req.auto_remove,
         volumes: provided.volumes.clone(),
+        mounts: provided.mounts.clone(),
         service: serde_json::to_value(crate::plan::hash::hashed_config(svc))?,
     };
     let rec = ContainerRecord {

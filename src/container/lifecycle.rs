@@ -59,6 +59,20 @@ impl MonitorStart {
     }
 }
 
+/// The berth binary to re-execute as a monitor or supervisor. A long-lived supervisor whose
+/// binary was replaced (an upgrade, a rebuild) runs the new one found at the same path.
+pub fn berth_exe() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the berth binary")?;
+    if exe.exists() {
+        return Ok(exe);
+    }
+    let s = exe.to_string_lossy();
+    match s.strip_suffix(" (deleted)") {
+        Some(path) if std::path::Path::new(path).exists() => Ok(PathBuf::from(path)),
+        _ => anyhow::bail!("the berth binary {} is gone", exe.display()),
+    }
+}
+
 /// Spawns the container's monitor and waits until it reports the container started (or failed).
 pub fn spawn_monitor(roots: &Roots, rec: &ContainerRecord, mode: StartMode) -> anyhow::Result<()> {
     launch_monitor(roots, rec, mode)?.wait()
@@ -66,7 +80,7 @@ pub fn spawn_monitor(roots: &Roots, rec: &ContainerRecord, mode: StartMode) -> a
 
 /// Spawns the container's monitor (detached from this process) without waiting for its report.
 pub fn launch_monitor(roots: &Roots, rec: &ContainerRecord, mode: StartMode) -> anyhow::Result<MonitorStart> {
-    let exe = std::env::current_exe().context("cannot find the berth binary")?;
+    let exe = berth_exe()?;
     let run_dir = roots.run_dir(&rec.id);
     std::fs::create_dir_all(&run_dir)?;
     let log_path = run_dir.join("monitor.log");
@@ -199,6 +213,9 @@ pub fn wait_exit(
 /// service's `stop_grace_period`). Returns whether it was running.
 pub fn stop(roots: &Roots, db: &StateDb, rec: &ContainerRecord, timeout: Option<Duration>) -> anyhow::Result<bool> {
     let rec = refresh(roots, db, rec)?;
+    // The user's stop, also of a container waiting to be restarted: restart policies leave it
+    // alone until it starts again.
+    db.set_stop_requested(&rec.id, true)?;
     if !has_process(&rec) {
         return Ok(false);
     }
@@ -233,6 +250,9 @@ pub fn kill(roots: &Roots, db: &StateDb, rec: &ContainerRecord, signal: Signal) 
         return Ok(false);
     }
     let rt = runtime::by_name(&rec.runtime, &roots.run)?;
+    if matches!(signal, Signal::SIGKILL | Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) {
+        db.set_stop_requested(&rec.id, true)?;
+    }
     rt.kill(&rec.id, signal, false)?;
     record_event(db, &rec, "kill", &[("signal", signal.as_str().into())]);
     Ok(true)
@@ -375,7 +395,10 @@ pub fn exec(roots: &Roots, db: &StateDb, rec: &ContainerRecord, req: &ExecReques
     let file = tempfile::Builder::new().prefix("exec-").suffix(".json").tempfile_in(&run_dir)?;
     std::fs::write(file.path(), serde_json::to_vec(&process)?)?;
     let rt = runtime::by_name(&rec.runtime, &roots.run)?;
-    record_event(db, &rec, "exec_create", &[("execCommand", req.command.join(" ").into())]);
+    if !req.quiet {
+        // Health probes are quiet: they would bury everything else in the event log.
+        record_event(db, &rec, "exec_create", &[("execCommand", req.command.join(" ").into())]);
+    }
     let code = rt.exec(&rec.id, file.path(), ExecMode { tty: req.tty, detach: req.detach, quiet: req.quiet })?;
     Ok(code)
 }

@@ -20,7 +20,7 @@ use anyhow::{bail, Context};
 pub use copy::{copy, CopyEndpoint};
 pub use create::{create_container, CreateRequest, Provided};
 pub use lifecycle::{
-    exec, kill, launch_monitor, parse_signal, pause, refresh, remove, restart, spawn_monitor, start, stop, unpause,
+    berth_exe, exec, kill, launch_monitor, parse_signal, pause, refresh, remove, restart, spawn_monitor, start, stop, unpause,
     wait_exit, ExecRequest, MonitorStart, StartMode,
 };
 pub use paths::{is_mount_point, Roots};
@@ -88,6 +88,10 @@ pub struct ContainerConfig {
     /// Volumes it uses.
     #[serde(default)]
     pub volumes: Vec<String>,
+    /// The mounts the project side prepared for it (volumes, binds, tmpfs, secrets), each
+    /// with its origin: another container's `volumes_from` takes over its volumes and binds.
+    #[serde(default)]
+    pub mounts: Vec<berth_volumes::Mount>,
     /// The service configuration it was made from (the part the config hash covers), so a
     /// plan can say which key changed.
     #[serde(default)]

@@ -33,7 +33,7 @@ pub use platform::Platform;
 pub use policy::{PullDecision, PullPolicy};
 pub use pull::{check_login, pull, pull_many, PullOptions, PullOutcome};
 pub use reference::Reference;
-pub use rootfs::{mount_rootfs, unmount_rootfs};
+pub use rootfs::{mount_rootfs, mount_rootfs_volatile, unmount_rootfs};
 pub use store::{ImageRecord, ImageStore, ImageSummary, LayerRecord, PruneReport, RemoveReport};
 pub use unpack::{unpack_layer, UnpackReport};
 

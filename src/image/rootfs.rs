@@ -16,6 +16,20 @@ use super::{ImageError, Result};
 /// Mounts `layers` (bottom first, as [`super::ImageStore::layer_dirs`] returns them) with `upper`
 /// and `work` (created if missing) on `target` (created if missing).
 pub fn mount_rootfs(layers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+    mount_overlay(layers, upper, work, target, false)
+}
+
+/// [`mount_rootfs`] with overlayfs' `volatile` option, for a writable layer that is thrown away
+/// after one run (`run --rm`): neither unmount nor `syncfs` then flush the upper file system.
+/// Kernels before 5.10 lack the option and get a plain mount. overlayfs leaves
+/// `<work>/incompat/volatile` behind and refuses to mount over it again; it is removed first.
+pub fn mount_rootfs_volatile(layers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+    let _ = std::fs::remove_dir_all(work.join("incompat"));
+    // Any failure is retried without the option: the plain mount's error is the one to report.
+    mount_overlay(layers, upper, work, target, true).or_else(|_| mount_rootfs(layers, upper, work, target))
+}
+
+fn mount_overlay(layers: &[PathBuf], upper: &Path, work: &Path, target: &Path, volatile: bool) -> Result<()> {
     if layers.is_empty() {
         return Err(ImageError::InvalidContent {
             what: "rootfs".into(),
@@ -26,7 +40,8 @@ pub fn mount_rootfs(layers: &[PathBuf], upper: &Path, work: &Path, target: &Path
         std::fs::create_dir_all(d).map_err(ImageError::io("create directory", d))?;
     }
     let names: Vec<&str> = layers.iter().rev().map(|l| option_path(l)).collect::<Result<_>>()?;
-    let tail = format!(",upperdir={},workdir={}", option_path(upper)?, option_path(work)?);
+    let volatile = if volatile { ",volatile" } else { "" };
+    let tail = format!(",upperdir={},workdir={}{volatile}", option_path(upper)?, option_path(work)?);
     let opts = format!("lowerdir={}{tail}", names.join(":"));
     if opts.len() < MAX_OPTIONS {
         return mount(Some("overlay"), target, Some("overlay"), MsFlags::empty(), Some(opts.as_str()))

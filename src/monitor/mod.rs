@@ -1,9 +1,10 @@
 //! The per-container monitor: `berth __monitor <id>`, like conmon or containerd's shim.
 //!
 //! Started by `start`/`run`, it detaches (forks, `setsid`), becomes the child subreaper, mounts the
-//! container's rootfs, and runs the runtime's `create` with the container's stdio being pipes it
-//! holds (or receives the pty master over `--console-socket`), then `start`. It reports success or
-//! the error on fd 3 (a pipe its starter reads to end of file) and then:
+//! container's rootfs, and runs the runtime's `run --detach` (`create` and `start` in one call,
+//! one runtime process per start) with the container's stdio being pipes it holds (or receives
+//! the pty master over `--console-socket`). It reports success or the error on fd 3 (a pipe its
+//! starter reads to end of file) and then:
 //! - copies the container's output into the log file (rotated) and to attached clients;
 //! - forwards attached clients' input to the container's stdin;
 //! - reaps every child (as subreaper the container's init becomes its child when the runtime
@@ -134,7 +135,9 @@ impl Monitor {
             let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
         }
         let dir = roots.container_dir(id);
-        image::mount_rootfs(&config.layers, &dir.join("upper"), &dir.join("work"), &rootfs)
+        // A `run --rm` container's writable layer goes with it: nothing to flush at unmount.
+        let mount = if config.auto_remove { image::mount_rootfs_volatile } else { image::mount_rootfs };
+        mount(&config.layers, &dir.join("upper"), &dir.join("work"), &rootfs)
             .with_context(|| format!("cannot mount the root file system of `{}`", rec.name))?;
         let result = Self::create_and_start(roots, id, db, &runtime, &config, wait_attach, signals);
         if result.is_err() {
@@ -161,7 +164,7 @@ impl Monitor {
         let output = if config.tty {
             let socket = run_dir.join("console.sock");
             let listener = UnixListener::bind(&socket)?;
-            runtime.create(id, &roots.bundle(id), &pid_file, CreateIo::Console { socket })?;
+            runtime.run(id, &roots.bundle(id), &pid_file, CreateIo::Console { socket })?;
             let master = receive_console(&listener)?;
             Output::Tty { master: Some(File::from(master)) }
         } else {
@@ -173,7 +176,7 @@ impl Monitor {
             } else {
                 (None, None)
             };
-            runtime.create(
+            runtime.run(
                 id,
                 &roots.bundle(id),
                 &pid_file,
@@ -183,18 +186,20 @@ impl Monitor {
         };
         let pid: i32 = std::fs::read_to_string(&pid_file)?.trim().parse().context("runtime pid file")?;
         let log = LogWriter::open(&roots.log_file(id), config.log)?;
+        db.record_start(id, pid, std::process::id() as i32)?;
+        if let Some(rec) = db.container(id)? {
+            container::record_event(&db, &rec, "start", &[]);
+        }
         let mut clients = Vec::new();
         if wait_attach {
+            // The container runs, but nothing of its output has been read yet (the pipe or the
+            // terminal holds it; a container that fills it waits): the client that asked to
+            // attach sees all of it. It connected while the runtime ran, so this rarely waits.
             let mut fds = [PollFd::new(attach.as_fd(), PollFlags::POLLIN)];
             if nix::poll::poll(&mut fds, PollTimeout::from(10_000u16))? > 0 {
                 let (stream, _) = attach.accept()?;
                 clients.push(Client { stream, inbuf: Vec::new() });
             }
-        }
-        runtime.start(id)?;
-        db.record_start(id, pid, std::process::id() as i32)?;
-        if let Some(rec) = db.container(id)? {
-            container::record_event(&db, &rec, "start", &[]);
         }
         attach.set_nonblocking(true)?;
         for c in &clients {

@@ -82,6 +82,7 @@ pub fn reconcile(project: &Project, observed: &Observed, opts: &UpOptions) -> Re
         resources,
         images,
         starts: BTreeMap::new(),
+        creates: BTreeMap::new(),
         recreated: BTreeSet::new(),
     };
     for level in graph.start_levels() {
@@ -90,6 +91,12 @@ pub fn reconcile(project: &Project, observed: &Observed, opts: &UpOptions) -> Re
         }
     }
     Ok(plan)
+}
+
+/// The services `up` with `opts` brings up: the named ones with their dependencies (unless
+/// `no_deps`), or all.
+pub fn selected(project: &Project, opts: &UpOptions) -> Result<BTreeSet<String>, PlanError> {
+    targets(project, &ServiceGraph::new(project), opts)
 }
 
 fn targets(project: &Project, graph: &ServiceGraph, opts: &UpOptions) -> Result<BTreeSet<String>, PlanError> {
@@ -167,6 +174,20 @@ fn resources(
     Ok(r)
 }
 
+/// The service whose network namespace `s` joins (`network_mode: service:NAME`): its
+/// container must exist before this one is made.
+fn namespace_service(s: &Service) -> Option<&str> {
+    s.network_mode.as_deref().and_then(|m| m.strip_prefix("service:"))
+}
+
+/// The services whose containers `s` takes mounts from (`volumes_from` without `container:`).
+fn volumes_from_services(s: &Service) -> impl Iterator<Item = &str> {
+    s.volumes_from.iter().filter(|v| !v.starts_with("container:")).map(|v| {
+        let v = v.strip_prefix("service:").unwrap_or(v);
+        v.split(':').next().unwrap_or(v)
+    })
+}
+
 fn named_volumes(s: &Service) -> impl Iterator<Item = &String> {
     s.volumes.iter().filter(|v| v.kind == VolumeType::Volume).filter_map(|v| v.source.as_ref())
 }
@@ -213,6 +234,9 @@ struct Containers<'a> {
     images: BTreeMap<String, usize>,
     /// Start step ids per service, for dependents to wait on.
     starts: BTreeMap<String, Vec<usize>>,
+    /// Create step ids per service: a `volumes_from` dependent's create waits for them, since
+    /// it takes over the mounts recorded when they are made.
+    creates: BTreeMap<String, Vec<usize>>,
     /// Services whose containers this plan recreates.
     recreated: BTreeSet<String>,
 }
@@ -257,6 +281,7 @@ impl Containers<'_> {
                     let mut deps = resource_deps.clone();
                     deps.push(rm);
                     let create = plan.add_for(Kind::Container, &name, Some(&svc.name), Op::Create, &cause, deps);
+                    self.creates.entry(svc.name.clone()).or_default().push(create);
                     starts.extend(self.start(plan, svc, &name, create, &dep_starts, "created"));
                 }
                 None if !is_active(c.status) => {
@@ -272,6 +297,7 @@ impl Containers<'_> {
             let name = container_name(&self.project.name, svc, number);
             let create =
                 plan.add_for(Kind::Container, &name, Some(&svc.name), Op::Create, &cause, resource_deps.clone());
+            self.creates.entry(svc.name.clone()).or_default().push(create);
             starts.extend(self.start(plan, svc, &name, create, &dep_starts, "created"));
         }
         self.starts.insert(svc.name.clone(), starts);
@@ -301,7 +327,9 @@ impl Containers<'_> {
         let nets = svc.networks.keys().filter_map(|k| self.resources.networks.get(k));
         let vols = named_volumes(svc).filter_map(|k| self.resources.volumes.get(k));
         let image = self.images.get(&svc.image_name(&self.project.name));
-        nets.chain(vols).chain(image).copied().collect()
+        let sources =
+            volumes_from_services(svc).chain(namespace_service(svc)).filter_map(|s| self.creates.get(s)).flatten();
+        nets.chain(vols).chain(image).chain(sources).copied().collect()
     }
 
     fn recreate_cause(&self, svc: &Service, c: &ObservedContainer, hash: &str) -> Option<String> {

@@ -8,6 +8,8 @@
 //!   init inherits the runtime's stdio; with `process.terminal` the runtime sends the pty master
 //!   over `--console-socket` (SCM_RIGHTS).
 //! - `start ID` lets the init exec the user process: state `created` → `running`.
+//! - `run --detach` (same options as `create`) is `create` + `start` in one process; like
+//!   `create` it returns with the init re-parented, now running the user process.
 //! - `state ID` prints JSON (`status`: creating | created | running | paused | stopped, `pid`).
 //! - `kill [--all] ID SIGNAL`, `pause ID` / `resume ID` (cgroup freezer), `delete [--force] ID`
 //!   (removes the runtime's state and the cgroup; `--force` kills first).
@@ -107,6 +109,9 @@ pub trait Runtime: Send + Sync {
     fn create(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo) -> Result<()>;
     /// Starts the user process of a created container.
     fn start(&self, id: &str) -> Result<()>;
+    /// [`create`](Self::create) and [`start`](Self::start) in one runtime call (`run --detach`):
+    /// the container runs when it returns, and one runtime process fewer was spent on it.
+    fn run(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo) -> Result<()>;
     /// The container's state; `None` when the runtime does not know it.
     fn state(&self, id: &str) -> Result<Option<RuntimeState>>;
     /// Sends `signal` to the init, or with `all` to every process of the container.

@@ -66,7 +66,7 @@ impl OciCli {
     }
 
     /// Runs a simple subcommand and fails with its stderr.
-    fn run(&self, op: &str, args: &[&str], id: &str) -> Result<Vec<u8>> {
+    fn invoke(&self, op: &str, args: &[&str], id: &str) -> Result<Vec<u8>> {
         let out = self
             .command()
             .args(args)
@@ -91,19 +91,21 @@ fn last_logged_error(log: &Path) -> Option<String> {
     })
 }
 
-impl Runtime for OciCli {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn create(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo) -> Result<()> {
+impl OciCli {
+    /// `create`, or with `detach_run` `run --detach`: the same options, and the runtime's own
+    /// messages go to a log file next to the pid file, since its stderr is the container's.
+    fn create_or_run(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo, detach_run: bool) -> Result<()> {
         std::fs::create_dir_all(&self.root).map_err(self.spawn_err())?;
-        // The runtime's own messages go to a log file: its stderr is the container's.
         let log = pid_file.with_file_name("runtime.log");
         let _ = std::fs::remove_file(&log);
+        let op = if detach_run { "run" } else { "create" };
         let mut cmd = self.command();
         cmd.arg("--log").arg(&log).arg("--log-format").arg("json");
-        cmd.arg("create").arg("--bundle").arg(bundle).arg("--pid-file").arg(pid_file);
+        cmd.arg(op);
+        if detach_run {
+            cmd.arg("--detach");
+        }
+        cmd.arg("--bundle").arg(bundle).arg("--pid-file").arg(pid_file);
         match io {
             CreateIo::Pipes { stdin, stdout, stderr } => {
                 cmd.stdin(stdin.map(Stdio::from).unwrap_or_else(Stdio::null));
@@ -120,13 +122,27 @@ impl Runtime for OciCli {
         drop(cmd);
         if !status.success() {
             let msg = last_logged_error(&log).unwrap_or_else(|| format!("exited with {status}"));
-            return Err(self.failed("create", id, msg.as_bytes()));
+            return Err(self.failed(op, id, msg.as_bytes()));
         }
         Ok(())
     }
+}
+
+impl Runtime for OciCli {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn create(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo) -> Result<()> {
+        self.create_or_run(id, bundle, pid_file, io, false)
+    }
+
+    fn run(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo) -> Result<()> {
+        self.create_or_run(id, bundle, pid_file, io, true)
+    }
 
     fn start(&self, id: &str) -> Result<()> {
-        self.run("start", &["start", id], id).map(drop)
+        self.invoke("start", &["start", id], id).map(drop)
     }
 
     fn state(&self, id: &str) -> Result<Option<RuntimeState>> {
@@ -144,12 +160,12 @@ impl Runtime for OciCli {
     fn kill(&self, id: &str, signal: Signal, all: bool) -> Result<()> {
         let sig = (signal as i32).to_string();
         let args: Vec<&str> = if all { vec!["kill", "--all", id, &sig] } else { vec!["kill", id, &sig] };
-        self.run("kill", &args, id).map(drop)
+        self.invoke("kill", &args, id).map(drop)
     }
 
     fn delete(&self, id: &str, force: bool) -> Result<()> {
         let args: Vec<&str> = if force { vec!["delete", "--force", id] } else { vec!["delete", id] };
-        match self.run("delete", &args, id) {
+        match self.invoke("delete", &args, id) {
             Ok(_) => Ok(()),
             Err(RuntimeError::Failed { stderr, .. })
                 if stderr.contains("does not exist") || stderr.contains("not found") =>
@@ -185,10 +201,10 @@ impl Runtime for OciCli {
     }
 
     fn pause(&self, id: &str) -> Result<()> {
-        self.run("pause", &["pause", id], id).map(drop)
+        self.invoke("pause", &["pause", id], id).map(drop)
     }
 
     fn resume(&self, id: &str) -> Result<()> {
-        self.run("resume", &["resume", id], id).map(drop)
+        self.invoke("resume", &["resume", id], id).map(drop)
     }
 }

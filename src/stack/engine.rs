@@ -18,7 +18,7 @@ use berth_volumes::store::VolumeStore;
 
 use super::netmodel::{network_name, network_spec};
 use super::networking::{NetStores, Networking};
-use super::storage::{remove_secrets, Storage};
+use super::storage::{release_volumes, remove_secrets, volumes_from_mounts, Storage};
 use super::volmodel::volume_spec;
 use crate::container::{self, CreateRequest, ExecRequest, Provided, Roots, StartMode};
 use crate::events::EventSink;
@@ -27,7 +27,8 @@ use crate::image::{ImageStore, PullOptions, Reference};
 use crate::plan::{Kind, Op, Step};
 use crate::runtime::bundle::{NetworkNs, RunOverrides};
 use crate::state::{StateDb, Status};
-use crate::supervise::health::{Check, Health, Monitor, Probe};
+use crate::supervise::health::{Check, Health, ImageHealthcheck, Monitor, Probe};
+use crate::supervise::spec::{Published, SuperviseSpec};
 
 /// How long `up` waits for a dependency to become ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
@@ -49,6 +50,7 @@ pub struct StackEngine<'a> {
     net_lock: Mutex<()>,
     renew_anonymous: bool,
     remove_anonymous: bool,
+    supervised: bool,
 }
 
 impl<'a> StackEngine<'a> {
@@ -69,12 +71,20 @@ impl<'a> StackEngine<'a> {
             net_lock: Mutex::new(()),
             renew_anonymous: false,
             remove_anonymous: false,
+            supervised: false,
         })
     }
 
     /// Makes container removals take the containers' anonymous volumes too (`down -v`).
     pub fn remove_anonymous_volumes(mut self, remove: bool) -> Self {
         self.remove_anonymous = remove;
+        self
+    }
+
+    /// Works with the project's supervisor: it is told about every container started (so names
+    /// resolve before dependents start) and dependencies' health is what it reports.
+    pub fn supervised(mut self, supervised: bool) -> Self {
+        self.supervised = supervised;
         self
     }
 
@@ -150,6 +160,8 @@ impl<'a> StackEngine<'a> {
             Some(_) => 1,
             None => step.name.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(1),
         };
+        // volumes_from: the source containers' mounts, looked up before anything is made.
+        let borrowed = volumes_from_mounts(self.project, svc, &self.db.lock().expect("db"))?;
         let own_netns = svc.network_mode.is_none();
         let netns = self.netns_path(&step.name);
         let specs = if own_netns { self.specs_for(svc)? } else { BTreeMap::new() };
@@ -180,20 +192,24 @@ impl<'a> StackEngine<'a> {
             env: &env,
             renew_anonymous: self.renew_anonymous,
         };
-        let prepared = match storage.prepare(self.project, svc, number) {
+        let prepared = match storage.prepare_for(self.project, svc, number, &step.name, &borrowed) {
             Ok(p) => p,
             Err(e) => {
                 undo_net();
                 return Err(e);
             }
         };
-        let provided = Provided {
+        let mut provided = Provided {
             network: attached.as_ref().map(|_| NetworkNs::Path(netns.clone())),
             resolv_conf: attached.as_ref().map(|a| a.resolv_conf.clone()),
             hosts: attached.as_ref().map(|a| a.hosts.clone()),
             mounts: prepared.mounts.clone(),
             volumes: prepared.volumes.clone(),
         };
+        if let Err(e) = self.share_network(svc, &mut provided) {
+            let _ = prepared.release();
+            return Err(e);
+        }
         let req = CreateRequest {
             project: &self.project.name,
             service: svc,
@@ -206,8 +222,13 @@ impl<'a> StackEngine<'a> {
             provided: Some(provided),
         };
         let db = self.db.lock().expect("db");
-        match container::create_container(&self.roots, &db, &req, self.events) {
-            Ok(_) => Ok(()),
+        let made = container::create_container(&self.roots, &db, &req, self.events).and_then(|rec| {
+            self.record_supervision(&db, svc, &rec, attached.as_ref(), &specs).inspect_err(|_| {
+                let _ = container::remove(&self.roots, &db, &rec, true);
+            })
+        });
+        match made {
+            Ok(()) => Ok(()),
             Err(e) => {
                 drop(db);
                 let _ = prepared.release();
@@ -215,6 +236,83 @@ impl<'a> StackEngine<'a> {
                 Err(e)
             }
         }
+    }
+
+    /// `network_mode: service:NAME` / `container:NAME`: the container joins the network namespace
+    /// of that service's first container (or that container) and reads the same name files.
+    fn share_network(&self, svc: &Service, provided: &mut Provided) -> anyhow::Result<()> {
+        let Some(mode) = svc.network_mode.as_deref() else { return Ok(()) };
+        let target = if let Some(service) = mode.strip_prefix("service:") {
+            let mut cs = self.containers_of(service)?;
+            cs.sort_by_key(|c| c.number);
+            cs.into_iter()
+                .next()
+                .ok_or_else(|| anyhow!("network_mode {mode:?}: service {service:?} has no container"))?
+        } else if let Some(name) = mode.strip_prefix("container:") {
+            self.record(name).map_err(|_| anyhow!("network_mode {mode:?}: no container {name:?}"))?
+        } else {
+            return Ok(());
+        };
+        let path = self.netns_path(&target.name);
+        let ns = if path.exists() {
+            NetworkNs::Path(path)
+        } else {
+            match target.pid.filter(|_| target.status.is_alive()) {
+                Some(pid) => NetworkNs::Path(PathBuf::from(format!("/proc/{pid}/ns/net"))),
+                None => bail!("network_mode {mode:?}: container {:?} is not running", target.name),
+            }
+        };
+        let dir = self.roots.container_dir(&target.id);
+        provided.network = Some(ns);
+        provided.resolv_conf = std::fs::read_to_string(dir.join("resolv.conf")).ok();
+        provided.hosts = std::fs::read_to_string(dir.join("hosts")).ok();
+        Ok(())
+    }
+
+    /// Writes what the project supervisor needs into a new container's row: its names, health
+    /// check, restart policy and published ports (random and range host ports chosen now, so
+    /// `berth port` and `ps` show them).
+    fn record_supervision(
+        &self,
+        db: &StateDb,
+        svc: &Service,
+        rec: &crate::state::ContainerRecord,
+        attached: Option<&super::networking::Attached>,
+        specs: &BTreeMap<String, NetworkSpec>,
+    ) -> anyhow::Result<()> {
+        let addrs = attached.map(|a| a.addrs.clone()).unwrap_or_default();
+        let gateways = crate::supervise::daemon::gateways_of(specs, &addrs);
+        let image = self.images.inspect(&svc.image_name(&self.project.name)).ok();
+        let image_check = image.as_ref().and_then(ImageHealthcheck::from_config);
+        let health = Check::resolve(svc.healthcheck.as_ref(), image_check.as_ref());
+        // Ports go to the container's address on its first network (Compose's order).
+        let target = svc.networks.keys().find_map(|k| addrs.get(k)?.iter().find(|a| a.is_ipv4()).copied());
+        let mut config = rec.config.clone();
+        let mut publish = Vec::new();
+        if let Some(ip) = target {
+            let taken = published_ports(db, &self.project.name)?;
+            for (i, p) in super::netmodel::publish_specs(svc)?.iter().enumerate() {
+                let host_ip = p.host_ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+                let udp = p.proto == berth_network::proxy::Proto::Udp;
+                let port = choose_port(host_ip, udp, p.host_ports, &taken).ok_or_else(|| {
+                    anyhow!("services.{}.ports[{i}]: no free host port in the published range", svc.name)
+                })?;
+                publish.push(Published {
+                    udp,
+                    host_ip,
+                    host_port: port,
+                    container_ip: ip,
+                    container_port: p.container_ports.0,
+                });
+                if let Some(b) = config["ports"].get_mut(i) {
+                    b["published"] = port.to_string().into();
+                }
+            }
+        }
+        let spec = SuperviseSpec::new(self.project, svc, &addrs, &gateways, health, publish);
+        config[crate::supervise::spec::CONFIG_KEY] = serde_json::to_value(&spec)?;
+        db.set_config(&rec.id, &config)?;
+        Ok(())
     }
 
     fn record(&self, name: &str) -> anyhow::Result<crate::state::ContainerRecord> {
@@ -255,14 +353,22 @@ impl<'a> StackEngine<'a> {
         if let Err(e) = remove_secrets(&self.secrets_path(&rec.name)) {
             failures.push(format!("{e:#}"));
         }
+        // Its volumes: let go of them (the last user unmounts a `driver_opts` file system).
+        let names: Vec<String> = serde_json::from_value(rec.config["volumes"].clone()).unwrap_or_default();
+        if let Err(e) = release_volumes(&self.volumes, &names, &rec.name) {
+            failures.push(format!("{e:#}"));
+        }
         if anonymous_volumes {
-            let names = rec.config["volumes"].as_array().cloned().unwrap_or_default();
-            for v in names.iter().filter_map(|v| v.as_str()) {
+            for v in &names {
+                // Another container may use it still (through `volumes_from`): it stays then.
                 let anonymous = self.volumes.get(v).ok().flatten().is_some_and(|i| i.spec.anonymous);
-                if anonymous {
-                    if let Err(e) = self.volumes.remove(v, &[]) {
-                        failures.push(format!("{e:#}"));
-                    }
+                let removed = match self.volume_users(v) {
+                    Ok(users) if anonymous && users.is_empty() => self.volumes.remove(v, &[]).map_err(Into::into),
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = removed {
+                    failures.push(format!("{e:#}"));
                 }
             }
         }
@@ -301,14 +407,17 @@ impl<'a> StackEngine<'a> {
     }
 
     fn remove_volume(&self, name: &str) -> anyhow::Result<()> {
-        let users: Vec<String> = {
-            let db = self.db.lock().expect("db");
-            let uses = |c: &crate::state::ContainerRecord| {
-                c.config["volumes"].as_array().is_some_and(|v| v.iter().any(|x| x == name))
-            };
-            db.all_containers()?.into_iter().filter(uses).map(|c| c.name).collect()
-        };
+        let users = self.volume_users(name)?;
         Ok(self.volumes.remove(name, &users)?)
+    }
+
+    /// The containers (of any project) whose state row lists volume `name`.
+    fn volume_users(&self, name: &str) -> anyhow::Result<Vec<String>> {
+        let db = self.db.lock().expect("db");
+        let uses = |c: &crate::state::ContainerRecord| {
+            c.config["volumes"].as_array().is_some_and(|v| v.iter().any(|x| x == name))
+        };
+        Ok(db.all_containers()?.into_iter().filter(uses).map(|c| c.name).collect())
     }
 
     fn pull(&self, name: &str) -> anyhow::Result<()> {
@@ -350,6 +459,9 @@ impl<'a> StackEngine<'a> {
     }
 
     fn wait_healthy(&self, dep: &str) -> anyhow::Result<()> {
+        if self.supervised {
+            return self.wait_reported_healthy(dep);
+        }
         let svc = self.project.services.get(dep).ok_or_else(|| anyhow!("no service {dep:?}"))?;
         let check = Check::resolve(svc.healthcheck.as_ref(), None)
             .ok_or_else(|| anyhow!("service {dep:?} has no health check, so it can never be healthy"))?;
@@ -389,6 +501,57 @@ impl<'a> StackEngine<'a> {
     }
 }
 
+impl StackEngine<'_> {
+    /// Has the supervisor take in the project's containers as they are now.
+    fn tell_supervisor(&self) {
+        if self.supervised {
+            let _ =
+                crate::supervise::daemon::request(&self.roots, &self.project.name, "refresh", Duration::from_secs(10));
+        }
+    }
+
+    /// Waits until the supervisor reports every container of `dep` healthy.
+    fn wait_reported_healthy(&self, dep: &str) -> anyhow::Result<()> {
+        let start = Instant::now();
+        loop {
+            let cs = self.containers_of(dep)?;
+            let mut all = !cs.is_empty();
+            for c in &cs {
+                if c.status != Status::Running {
+                    if c.status == Status::Exited {
+                        bail!("container {} exited ({})", c.name, c.exit_code.unwrap_or(-1));
+                    }
+                    all = false;
+                    continue;
+                }
+                let spec = SuperviseSpec::of(&c.config).unwrap_or_default();
+                if spec.health.is_none() {
+                    // A container that exits at once says so rather than lacking a check.
+                    let age = crate::state::now_millis() - c.started_at.unwrap_or_default();
+                    if age < 1000 {
+                        all = false;
+                        continue;
+                    }
+                    bail!("container {} has no healthcheck configured", c.name);
+                }
+                let health = self.db.lock().expect("db").supervision(&c.id)?.health;
+                match health.as_deref() {
+                    Some("healthy") => {}
+                    Some("unhealthy") => bail!("container {} is unhealthy", c.name),
+                    _ => all = false,
+                }
+            }
+            if all {
+                return Ok(());
+            }
+            if start.elapsed() > READY_TIMEOUT {
+                bail!("service {dep:?} did not become healthy in time");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Engine for StackEngine<'_> {
     fn apply(&self, step: &Step) -> Result<(), String> {
         let r: anyhow::Result<()> = match (step.kind, step.op) {
@@ -405,8 +568,15 @@ impl Engine for StackEngine<'_> {
             (Kind::Image, Op::Pull) => self.pull(&step.name),
             (Kind::Container, Op::Create) => self.create(step),
             (Kind::Container, Op::Start) => self.record(&step.name).and_then(|rec| {
-                let db = self.db.lock().expect("db");
-                container::start(&self.roots, &db, &rec, StartMode::Detached).map(drop)
+                // The server must know who asks before the container's first query, and serve
+                // its names before anything that depends on it starts.
+                self.tell_supervisor();
+                {
+                    let db = self.db.lock().expect("db");
+                    container::start(&self.roots, &db, &rec, StartMode::Detached)?;
+                }
+                self.tell_supervisor();
+                Ok(())
             }),
             (Kind::Container, Op::Stop) => self.record(&step.name).and_then(|rec| {
                 let db = self.db.lock().expect("db");
@@ -424,58 +594,11 @@ impl Engine for StackEngine<'_> {
             Condition::ServiceCompletedSuccessfully => self.wait_started(&dep.service, true),
             Condition::ServiceHealthy => self.wait_healthy(&dep.service),
         };
-        r.map_err(|e| format!("dependency {:?}: {e:#}", dep.service))
+        r.map_err(|e| format!("dependency failed to start: {e:#}"))
     }
 }
 
 impl StackEngine<'_> {
-    /// Rewrites every project container's `/etc/hosts` (in place, so running containers see
-    /// it) with the names of the containers it shares a network with: container names, service
-    /// names and network aliases. Until the project supervisor serves DNS, this is how services
-    /// find each other.
-    pub fn refresh_hosts(&self) -> anyhow::Result<()> {
-        let containers = self.db.lock().expect("db").containers(&self.project.name)?;
-        // (network key, address, names) for every container with an address.
-        let mut entries: Vec<(String, std::net::IpAddr, Vec<String>)> = Vec::new();
-        self.with_net(|n| {
-            for c in &containers {
-                let Some(svc) = self.project.services.get(&c.service) else { continue };
-                for (key, opts) in &svc.networks {
-                    let Some(net) = self.project.networks.get(key) else { continue };
-                    let Some(ip) = n.address_of(&network_name(key, net), &c.name) else { continue };
-                    let mut names = vec![c.name.clone(), c.service.clone()];
-                    names.extend(opts.iter().flat_map(|o| o.aliases.iter().cloned()));
-                    entries.push((key.clone(), ip, names));
-                }
-            }
-            Ok(())
-        })?;
-        for c in &containers {
-            let Some(svc) = self.project.services.get(&c.service) else { continue };
-            let own: Vec<std::net::IpAddr> =
-                entries.iter().filter(|(_, _, names)| names[0] == c.name).map(|(_, ip, _)| *ip).collect();
-            let mut others = Vec::new();
-            for (_, ip, names) in entries.iter().filter(|(k, _, n)| svc.networks.contains_key(k) && n[0] != c.name) {
-                others.extend(names.iter().map(|n| (n.clone(), *ip)));
-            }
-            for e in &svc.extra_hosts {
-                if let Some((h, ip)) =
-                    e.split_once('=').and_then(|(h, ip)| Some((h, ip.trim_matches(['[', ']']).parse().ok()?)))
-                {
-                    others.push((h.to_string(), ip));
-                }
-            }
-            let mut names: Vec<String> = svc.hostname.iter().cloned().collect();
-            names.push(c.name.clone());
-            let hosts = berth_network::files::Hosts { addresses: own, names, extra_hosts: others };
-            let path = self.roots.container_dir(&c.id).join("hosts");
-            if path.exists() {
-                std::fs::write(&path, hosts.render())?;
-            }
-        }
-        Ok(())
-    }
-
     /// Deletes berth's nftables table once no network of any project is left on the host.
     pub fn tidy_firewall(&self) -> anyhow::Result<()> {
         if let Some(nft) = &self.nft {
@@ -503,4 +626,33 @@ pub fn network_exists(project: &Project, key: &str) -> bool {
     let Some(net) = project.networks.get(key) else { return false };
     let Ok(spec) = network_spec(key, net) else { return false };
     berth_network::Host::bridge_exists(&NetlinkHost, &spec.bridge).unwrap_or(false)
+}
+
+/// The host ports the project's containers publish, as (udp, port).
+fn published_ports(db: &StateDb, project: &str) -> anyhow::Result<Vec<(bool, u16)>> {
+    Ok(db
+        .containers(project)?
+        .iter()
+        .filter_map(|c| SuperviseSpec::of(&c.config))
+        .flat_map(|s| s.publish.into_iter().map(|p| (p.udp, p.host_port)))
+        .collect())
+}
+
+/// The host port for a published port: the one asked for, the first free one of a range, or a
+/// random free one.
+fn choose_port(host_ip: std::net::IpAddr, udp: bool, asked: Option<(u16, u16)>, taken: &[(bool, u16)]) -> Option<u16> {
+    let free = |port: u16| -> Option<u16> {
+        let addr = std::net::SocketAddr::new(host_ip, port);
+        if udp {
+            std::net::UdpSocket::bind(addr).ok()?.local_addr().ok().map(|a| a.port())
+        } else {
+            std::net::TcpListener::bind(addr).ok()?.local_addr().ok().map(|a| a.port())
+        }
+    };
+    match asked {
+        // A fixed port: `up` checked it is free (or ours) before starting anything.
+        Some((a, b)) if a == b => Some(a),
+        Some((a, b)) => (a..=b).filter(|p| !taken.contains(&(udp, *p))).find_map(free),
+        None => (0..20).filter_map(|_| free(0)).find(|p| !taken.contains(&(udp, *p))),
+    }
 }

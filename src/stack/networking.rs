@@ -21,31 +21,81 @@ use ipnet::IpNet;
 
 use super::netmodel::{memberships, network_spec, requested_addresses};
 
-/// Subnets chosen for networks, by network name, in a JSON file.
+/// Subnets chosen for networks, by network name, in a JSON file; beside it (`networks.json`)
+/// what `berth network` shows of each network berth created.
 pub struct SubnetFile {
     path: PathBuf,
     map: BTreeMap<String, Vec<SubnetConfig>>,
+    meta: BTreeMap<String, NetworkRecord>,
+}
+
+/// A network berth created, as `berth network ls/inspect` show it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NetworkRecord {
+    /// The bridge.
+    pub bridge: String,
+    /// `internal: true`.
+    pub internal: bool,
+    /// `enable_ipv6`.
+    pub enable_ipv6: bool,
+    /// Bridge MTU.
+    pub mtu: Option<u32>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+fn read_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> anyhow::Result<T> {
+    match std::fs::read(path) {
+        Ok(data) => serde_json::from_slice(&data).with_context(|| format!("`{}` is corrupt", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read `{}`", path.display())),
+    }
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(value)?)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write `{}`", path.display()))
 }
 
 impl SubnetFile {
     /// Opens `path` (missing means empty).
     pub fn open(path: impl Into<PathBuf>) -> anyhow::Result<SubnetFile> {
         let path = path.into();
-        let map = match std::fs::read(&path) {
-            Ok(data) => serde_json::from_slice(&data).with_context(|| format!("`{}` is corrupt", path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", path.display())),
-        };
-        Ok(SubnetFile { path, map })
+        let map = read_json(&path)?;
+        let meta = read_json(&path.with_file_name("networks.json"))?;
+        Ok(SubnetFile { path, map, meta })
     }
 
     fn save(&self) -> anyhow::Result<()> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = self.path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&self.map)?)?;
-        std::fs::rename(&tmp, &self.path).with_context(|| format!("cannot write `{}`", self.path.display()))
+        write_json(&self.path, &self.map)?;
+        write_json(&self.path.with_file_name("networks.json"), &self.meta)
+    }
+
+    /// Every network berth keeps, with its subnets (a network made before berth recorded more
+    /// than subnets gets a record from them alone).
+    pub fn networks(&self) -> Vec<(String, NetworkRecord, Vec<SubnetConfig>)> {
+        self.map
+            .iter()
+            .map(|(name, subnets)| {
+                let rec = self.meta.get(name).cloned().unwrap_or_else(|| NetworkRecord {
+                    bridge: berth_network::network::NetworkSpec::new(name, &BTreeMap::new())
+                        .map(|s| s.bridge.to_string())
+                        .unwrap_or_default(),
+                    internal: false,
+                    enable_ipv6: false,
+                    mtu: None,
+                    labels: BTreeMap::new(),
+                    created_at: 0,
+                });
+                (name.clone(), rec, subnets.clone())
+            })
+            .collect()
     }
 }
 
@@ -128,6 +178,18 @@ impl Networking<'_> {
             }
             if !spec.external {
                 self.subnets.map.insert(spec.name.clone(), spec.subnets.clone());
+                let created_at = self.subnets.meta.get(&spec.name).map(|m| m.created_at);
+                self.subnets.meta.insert(
+                    spec.name.clone(),
+                    NetworkRecord {
+                        bridge: spec.bridge.to_string(),
+                        internal: spec.internal,
+                        enable_ipv6: spec.enable_ipv6,
+                        mtu: spec.mtu,
+                        labels: spec.labels.clone(),
+                        created_at: created_at.unwrap_or_else(crate::state::now_millis),
+                    },
+                );
                 self.subnets.save()?;
             }
             network::ensure_network(self.host, self.firewall, &spec)
@@ -293,6 +355,7 @@ impl Networking<'_> {
         let removed = network::remove_network_if_unused(self.host, self.firewall, spec)?;
         if removed {
             self.subnets.map.remove(&spec.name);
+            self.subnets.meta.remove(&spec.name);
             self.subnets.save()?;
         }
         Ok(removed)

@@ -251,6 +251,11 @@ impl StateDb {
             )
             .and_then(|mut st| st.execute(params![id, pid, monitor_pid, now_millis()]))
             .map_err(self.sql_err())?;
+        // A new run: not stopped by anyone, and its health check starts over.
+        self.conn
+            .prepare_cached("UPDATE supervision SET stop_requested = 0, health = NULL, failing_streak = 0 WHERE id = ?1")
+            .and_then(|mut st| st.execute([id]))
+            .map_err(self.sql_err())?;
         Ok(())
     }
 
@@ -287,6 +292,7 @@ impl StateDb {
 
     /// Deletes a container row; returns whether it existed.
     pub fn delete_container(&self, id: &str) -> Result<bool> {
+        self.conn.execute("DELETE FROM supervision WHERE id = ?1", [id]).map_err(self.sql_err())?;
         let n = self.conn.execute("DELETE FROM containers WHERE id = ?1", [id]).map_err(self.sql_err())?;
         Ok(n > 0)
     }

@@ -8,6 +8,8 @@
 
 mod containers;
 mod events;
+mod supervision;
+pub use supervision::Supervision;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -105,6 +107,14 @@ CREATE TABLE events (
     attributes TEXT NOT NULL            -- JSON object
 );
 CREATE INDEX events_project ON events(project, seq);
+"#, r#"
+CREATE TABLE supervision (
+    id             TEXT PRIMARY KEY,    -- container id
+    health         TEXT,                -- starting | healthy | unhealthy; NULL without a health check
+    failing_streak INTEGER NOT NULL DEFAULT 0,
+    stop_requested INTEGER NOT NULL DEFAULT 0, -- stopped by the user: restart policies leave it alone
+    restart_reason TEXT                 -- why a restart policy last restarted it
+);
 "#];
 
 /// An open state database.
@@ -146,6 +156,10 @@ impl StateDb {
         self.conn.pragma_update(None, "journal_mode", "WAL").map_err(&e)?;
         self.conn.pragma_update(None, "synchronous", "NORMAL").map_err(&e)?;
         self.conn.pragma_update(None, "foreign_keys", "ON").map_err(&e)?;
+        // berth's processes are short-lived: the last to close the file would checkpoint, fsync
+        // and delete the WAL, and the next would create it again and fsync its directory. The
+        // automatic checkpoint (every 1000 pages, by whichever process commits) is enough.
+        self.conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).map_err(&e)?;
         migrate(&self.conn).map_err(|err| match err {
             MigrateError::Sql(source) => StateError::Sqlite { path: self.path.clone(), source },
             MigrateError::TooNew(found) => {

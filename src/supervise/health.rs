@@ -20,7 +20,7 @@ pub const DEFAULT_RETRIES: u32 = 3;
 pub const FAST_START: Duration = Duration::from_millis(100);
 
 /// A resolved health check.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Check {
     /// `["CMD", ...]` or `["CMD-SHELL", "..."]`.
     pub test: Vec<String>,
@@ -53,7 +53,32 @@ pub struct ImageHealthcheck {
     pub start_interval: Option<Duration>,
 }
 
+impl ImageHealthcheck {
+    /// The `Healthcheck` of an image's config JSON (durations in nanoseconds, as Docker writes them).
+    pub fn from_config(config: &serde_json::Value) -> Option<ImageHealthcheck> {
+        let h = config.get("config")?.get("Healthcheck")?;
+        let test: Vec<String> = h.get("Test")?.as_array()?.iter().filter_map(|v| v.as_str().map(String::from)).collect();
+        let nanos = |k: &str| h.get(k).and_then(|v| v.as_u64()).filter(|n| *n > 0).map(Duration::from_nanos);
+        Some(ImageHealthcheck {
+            test,
+            interval: nanos("Interval"),
+            timeout: nanos("Timeout"),
+            retries: h.get("Retries").and_then(|v| v.as_u64()).map(|r| r as u32),
+            start_period: nanos("StartPeriod"),
+            start_interval: nanos("StartInterval"),
+        })
+    }
+}
+
 impl Check {
+    /// The command a probe runs: `CMD-SHELL` through `/bin/sh -c`, `CMD` as is.
+    pub fn command(&self) -> Vec<String> {
+        match self.test[0].as_str() {
+            "CMD-SHELL" => vec!["/bin/sh".to_string(), "-c".to_string(), self.test[1..].join(" ")],
+            _ => self.test[1..].to_vec(),
+        }
+    }
+
     /// The check for a container, or `None` when there is none or it is disabled.
     pub fn resolve(service: Option<&Healthcheck>, image: Option<&ImageHealthcheck>) -> Option<Check> {
         if service.is_some_and(|h| h.disable == Some(true)) {
@@ -87,6 +112,17 @@ pub enum Health {
     Healthy,
     /// `retries` probes in a row failed.
     Unhealthy,
+}
+
+impl Health {
+    /// `starting`, `healthy` or `unhealthy`, as `ps` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
 }
 
 /// A probe's outcome.
@@ -199,6 +235,18 @@ mod tests {
         let none = Healthcheck { test: Some(vec!["NONE".into()]), ..Healthcheck::default() };
         assert!(Check::resolve(Some(&none), Some(&img)).is_none());
         assert!(Check::resolve(None, None).is_none());
+    }
+
+    #[test]
+    fn image_healthchecks_come_from_the_config_blob() {
+        let cfg = serde_json::json!({"config": {"Healthcheck": {"Test": ["CMD-SHELL", "true"],
+            "Interval": 2_000_000_000u64, "Retries": 3}}});
+        let h = ImageHealthcheck::from_config(&cfg).unwrap();
+        assert_eq!(h.test, ["CMD-SHELL", "true"]);
+        assert_eq!((h.interval, h.timeout, h.retries), (Some(Duration::from_secs(2)), None, Some(3)));
+        let c = Check::resolve(None, Some(&h)).unwrap();
+        assert_eq!(c.command(), ["/bin/sh", "-c", "true"]);
+        assert!(ImageHealthcheck::from_config(&serde_json::json!({"config": {}})).is_none());
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Supervision of a running project: health checks and restart policies as pure state
-//! machines (the project supervisor drives them with real probes and timers).
+//! machines, what a container tells the supervisor about itself, and the project supervisor
+//! process that drives them with real probes, timers, a DNS server and port proxies.
 
+pub mod daemon;
 pub mod health;
 pub mod restart;
+pub mod spec;

@@ -20,9 +20,10 @@ pub const MAX_DELAY: Duration = Duration::from_secs(30);
 pub const STABLE_RUN: Duration = Duration::from_secs(10);
 
 /// When to restart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Condition {
     /// Never.
+    #[default]
     Never,
     /// After a non-zero exit.
     OnFailure,
@@ -33,7 +34,7 @@ pub enum Condition {
 }
 
 /// A service's restart policy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Policy {
     /// When.
     pub condition: Condition,

@@ -4,7 +4,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{io, Error, Result};
-use crate::{Mount, MountKind};
+use crate::{Mount, MountKind, Origin};
 
 /// How a bind mount was asked for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -31,12 +31,18 @@ pub fn prepare_bind(req: &BindRequest) -> Result<Mount> {
         }
         std::fs::create_dir_all(&req.source).map_err(io("create the bind source", &req.source))?;
     }
-    Ok(bind_mount(&req.source, &req.destination, req.read_only, req.propagation.as_deref()))
+    Ok(bind_mount(&req.source, &req.destination, req.read_only, req.propagation.as_deref(), Origin::Bind))
 }
 
-/// A volume's data (or a `subpath` inside it) mounted at `destination`. The subpath must
-/// exist and stay inside the volume.
-pub fn volume_mount(data: &Path, subpath: Option<&str>, destination: &str, read_only: bool) -> Result<Mount> {
+/// Volume `name`'s data at `data` (or a `subpath` inside it) mounted at `destination`. The
+/// subpath must exist and stay inside the volume.
+pub fn volume_mount(
+    name: &str,
+    data: &Path,
+    subpath: Option<&str>,
+    destination: &str,
+    read_only: bool,
+) -> Result<Mount> {
     let source = match subpath {
         None => data.to_path_buf(),
         Some(sub) => {
@@ -61,16 +67,22 @@ pub fn volume_mount(data: &Path, subpath: Option<&str>, destination: &str, read_
             path
         }
     };
-    Ok(bind_mount(&source, destination, read_only, None))
+    Ok(bind_mount(&source, destination, read_only, None, Origin::Volume(name.to_string())))
 }
 
-fn bind_mount(source: &Path, destination: &str, read_only: bool, propagation: Option<&str>) -> Mount {
+fn bind_mount(source: &Path, destination: &str, read_only: bool, propagation: Option<&str>, origin: Origin) -> Mount {
     let mut options = vec!["rbind".to_string()];
     if read_only {
         options.push("ro".into());
     }
     options.push(propagation.unwrap_or("rprivate").to_string());
-    Mount { source: source.display().to_string(), destination: destination.to_string(), kind: MountKind::Bind, options }
+    Mount {
+        source: source.display().to_string(),
+        destination: destination.to_string(),
+        kind: MountKind::Bind,
+        options,
+        origin,
+    }
 }
 
 #[cfg(test)]
@@ -90,18 +102,20 @@ mod tests {
         let m = prepare_bind(&req).unwrap();
         assert!(src.is_dir());
         assert_eq!(m.options, ["rbind", "ro", "rprivate"]);
+        assert_eq!(m.origin, Origin::Bind);
     }
 
     #[test]
     fn subpaths_stay_inside_the_volume() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
-        assert!(volume_mount(dir.path(), Some("sub"), "/d", false).is_ok());
-        assert!(volume_mount(dir.path(), Some("../etc"), "/d", false).is_err());
-        assert!(volume_mount(dir.path(), Some("/etc"), "/d", false).is_err());
-        assert!(volume_mount(dir.path(), Some("missing"), "/d", false).is_err());
+        let m = volume_mount("v", dir.path(), Some("sub"), "/d", false).unwrap();
+        assert_eq!(m.origin, Origin::Volume("v".into()));
+        assert!(volume_mount("v", dir.path(), Some("../etc"), "/d", false).is_err());
+        assert!(volume_mount("v", dir.path(), Some("/etc"), "/d", false).is_err());
+        assert!(volume_mount("v", dir.path(), Some("missing"), "/d", false).is_err());
         std::os::unix::fs::symlink("/", dir.path().join("evil")).unwrap();
-        let e = volume_mount(dir.path(), Some("evil"), "/d", false).unwrap_err().to_string();
+        let e = volume_mount("v", dir.path(), Some("evil"), "/d", false).unwrap_err().to_string();
         assert!(e.contains("must not go through a symbolic link"), "{e}");
     }
 }

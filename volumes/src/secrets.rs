@@ -131,6 +131,7 @@ impl SecretsDir {
                 destination: f.target.clone(),
                 kind: MountKind::Bind,
                 options: vec!["bind".into(), "ro".into(), "rprivate".into()],
+                origin: crate::Origin::Private,
             });
         }
         Ok(mounts)

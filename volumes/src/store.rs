@@ -3,9 +3,12 @@
 //! Layout: `<root>/<name>/_data` holds the data, `<root>/<name>/meta.json` what the volume
 //! was created with (written atomically). The local driver's `driver_opts` (`type`, `o`,
 //! `device`) work like Docker's: the described file system is mounted on `_data` while a
-//! container uses the volume ([`VolumeStore::activate`]) and unmounted afterwards.
+//! container uses the volume and unmounted when the last one lets go. The count is a
+//! `holders` file (container names) changed under the volume's lock
+//! ([`VolumeStore::acquire`], [`VolumeStore::release`]), so parallel steps and separate berth
+//! processes agree on it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -150,7 +153,79 @@ impl VolumeStore {
     /// Makes the volume's data available and returns its path: mounts the file system that
     /// `driver_opts` describe, when they describe one and it is not mounted yet.
     pub fn activate(&self, name: &str) -> Result<PathBuf> {
-        let info = self.get(name)?.ok_or_else(|| Error::NoSuchVolume(name.to_string()))?;
+        self.get(name)?.ok_or_else(|| Error::NoSuchVolume(name.to_string()))?;
+        let _lock = self.lock(name)?;
+        self.mount_locked(name)
+    }
+
+    /// [`VolumeStore::activate`] for `holder` (a container): the volume's file system stays
+    /// mounted until its last holder lets go with [`VolumeStore::release`]. Holders are kept in
+    /// the volume's `holders` file, so separate berth processes count together.
+    pub fn acquire(&self, name: &str, holder: &str) -> Result<PathBuf> {
+        self.get(name)?.ok_or_else(|| Error::NoSuchVolume(name.to_string()))?;
+        let _lock = self.lock(name)?;
+        let data = self.mount_locked(name)?;
+        let mut holders = self.read_holders(name)?;
+        if holders.insert(holder.to_string()) {
+            if let Err(e) = self.write_holders(name, &holders) {
+                if holders.len() == 1 {
+                    let _ = self.deactivate(name);
+                }
+                return Err(e);
+            }
+        }
+        Ok(data)
+    }
+
+    /// Lets go of the volume for `holder`; the last holder to go unmounts what
+    /// [`VolumeStore::acquire`] mounted. Returns whether it unmounted. A volume that is gone
+    /// already needs no release.
+    pub fn release(&self, name: &str, holder: &str) -> Result<bool> {
+        if self.get(name)?.is_none() {
+            return Ok(false);
+        }
+        let _lock = self.lock(name)?;
+        let mut holders = self.read_holders(name)?;
+        if holders.remove(holder) {
+            self.write_holders(name, &holders)?;
+        }
+        if !holders.is_empty() || !is_mount_point(&self.dir(name).join("_data")) {
+            return Ok(false);
+        }
+        self.deactivate(name)?;
+        Ok(true)
+    }
+
+    /// The containers holding the volume (see [`VolumeStore::acquire`]).
+    pub fn holders(&self, name: &str) -> Result<BTreeSet<String>> {
+        self.read_holders(name)
+    }
+
+    fn holders_path(&self, name: &str) -> PathBuf {
+        self.dir(name).join("holders")
+    }
+
+    fn read_holders(&self, name: &str) -> Result<BTreeSet<String>> {
+        let path = self.holders_path(name);
+        match std::fs::read_to_string(&path) {
+            Ok(t) => Ok(t.lines().filter(|l| !l.is_empty()).map(str::to_string).collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
+            Err(e) => Err(io("read", &path)(e)),
+        }
+    }
+
+    fn write_holders(&self, name: &str, holders: &BTreeSet<String>) -> Result<()> {
+        let path = self.holders_path(name);
+        let tmp = path.with_extension("tmp");
+        let text: String = holders.iter().map(|h| format!("{h}\n")).collect();
+        std::fs::write(&tmp, text).map_err(io("write", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io("write", &path))
+    }
+
+    /// Mounts the volume's `driver_opts` file system unless it is mounted; the caller holds the
+    /// volume's lock.
+    fn mount_locked(&self, name: &str) -> Result<PathBuf> {
+        let mut info = self.get(name)?.ok_or_else(|| Error::NoSuchVolume(name.to_string()))?;
         let opts = &info.spec.driver_opts;
         if opts.is_empty() || is_mount_point(&info.mountpoint) {
             return Ok(info.mountpoint);
@@ -191,6 +266,14 @@ impl VolumeStore {
                     path: info.mountpoint.clone(),
                     errno,
                 });
+            }
+        }
+        if fstype == "tmpfs" && info.populated {
+            // A fresh tmpfs is empty again: the next container fills it from its image.
+            info.populated = false;
+            if let Err(e) = self.write_meta(&info) {
+                let _ = umount2(&info.mountpoint, MntFlags::MNT_DETACH);
+                return Err(e);
             }
         }
         Ok(info.mountpoint)

@@ -71,6 +71,35 @@ fn tmpfs_volume_is_mounted_while_active() {
 }
 
 #[test]
+fn a_tmpfs_volume_stays_mounted_until_its_last_holder_lets_go() {
+    let scratch = Scratch::new();
+    let store = VolumeStore::open(scratch.path().join("volumes")).unwrap();
+    let mut spec = VolumeSpec { name: "proj_shared".into(), ..Default::default() };
+    spec.driver_opts.insert("type".into(), "tmpfs".into());
+    spec.driver_opts.insert("device".into(), "tmpfs".into());
+    let info = store.create(&spec).unwrap();
+    let data = store.acquire("proj_shared", "proj-a-1").unwrap();
+    store.acquire("proj_shared", "proj-b-1").unwrap();
+    store.acquire("proj_shared", "proj-b-1").unwrap(); // the same holder counts once
+    assert_eq!(store.holders("proj_shared").unwrap().len(), 2);
+    std::fs::write(data.join("f"), "x").unwrap();
+    assert!(!store.release("proj_shared", "proj-a-1").unwrap(), "b still holds it");
+    assert!(is_mount_point(&data));
+    assert!(store.release("proj_shared", "proj-b-1").unwrap(), "the last holder unmounts");
+    assert!(!is_mount_point(&data));
+    assert!(!data.join("f").exists(), "the data was on the tmpfs");
+    assert!(!store.release("proj_shared", "proj-b-1").unwrap(), "releasing twice is harmless");
+    // Mounted afresh, the tmpfs is empty again, so the next container fills it from its image.
+    assert!(store.copy_up("proj_shared", scratch.path(), "/missing").is_ok());
+    assert!(store.get("proj_shared").unwrap().unwrap().populated);
+    store.acquire("proj_shared", "proj-c-1").unwrap();
+    assert!(!store.get("proj_shared").unwrap().unwrap().populated);
+    store.remove("proj_shared", &[]).unwrap();
+    assert!(!info.mountpoint.exists());
+    assert!(!store.release("proj_shared", "proj-c-1").unwrap(), "a removed volume needs no release");
+}
+
+#[test]
 fn bind_volume_shows_the_device_directory() {
     let scratch = Scratch::new();
     let device = scratch.path().join("host-dir");

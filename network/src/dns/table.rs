@@ -82,8 +82,16 @@ pub fn normalize(name: &str) -> String {
 impl DnsTable {
     /// Builds the table from every container that should resolve.
     pub fn build(containers: &[DnsContainer]) -> DnsTable {
+        DnsTable::build_scoped(containers, &[])
+    }
+
+    /// Builds the table from the containers that should resolve (`answering`) and those that only
+    /// ask (`asking`: starting, stopped or unhealthy ones). A container asks from its first
+    /// instruction on, before anyone could tell the server it runs; its scope must be known by
+    /// then, while its own names appear only once it runs (and is not unhealthy).
+    pub fn build_scoped(answering: &[DnsContainer], asking: &[DnsContainer]) -> DnsTable {
         let mut t = DnsTable::default();
-        for c in containers {
+        for c in answering {
             for ep in &c.endpoints {
                 let names = t.names.entry(ep.network.clone()).or_default();
                 let own = [Some(&c.name), c.service.as_ref(), c.hostname.as_ref()];
@@ -95,25 +103,29 @@ impl DnsTable {
                         }
                     }
                 }
-                let forwards = c.endpoints.iter().any(|e| !e.internal);
                 for a in &ep.addrs {
                     let entries = t.reverse.entry(*a).or_default();
                     if !entries.iter().any(|(n, _)| *n == ep.network) {
                         entries.push((ep.network.clone(), c.name.clone()));
                     }
-                    let asker = t.askers.entry(*a).or_insert_with(|| Asker { forwards, ..Asker::default() });
-                    // Two containers claiming one address: forward only when both may.
-                    asker.forwards &= forwards;
-                    asker.upstreams = c.upstreams.clone();
-                    for e in &c.endpoints {
-                        if !asker.networks.contains(&e.network) {
-                            asker.networks.push(e.network.clone());
-                        }
+                }
+            }
+        }
+        for c in answering.iter().chain(asking) {
+            let forwards = c.endpoints.iter().any(|e| !e.internal);
+            for a in c.endpoints.iter().flat_map(|e| &e.addrs) {
+                let asker = t.askers.entry(*a).or_insert_with(|| Asker { forwards, ..Asker::default() });
+                // Two containers claiming one address: forward only when both may.
+                asker.forwards &= forwards;
+                asker.upstreams = c.upstreams.clone();
+                for e in &c.endpoints {
+                    if !asker.networks.contains(&e.network) {
+                        asker.networks.push(e.network.clone());
                     }
                 }
             }
         }
-        for c in containers.iter().filter(|c| !c.links.is_empty()) {
+        for c in answering.iter().chain(asking).filter(|c| !c.links.is_empty()) {
             let Some(first) = c.endpoints.iter().flat_map(|e| &e.addrs).next() else { continue };
             let mut links = HashMap::new();
             for (target, alias) in &c.links {
@@ -266,6 +278,18 @@ mod tests {
         assert_eq!(t.lookup(web, "database", false), Lookup::Addrs(vec![ip("10.2.0.3"), ip("10.2.0.4")]));
         // Link aliases are private to the linking container.
         assert_eq!(t.lookup(ip("10.2.0.3"), "database", false), Lookup::Forward);
+    }
+
+    #[test]
+    fn starting_containers_ask_in_scope_but_do_not_resolve() {
+        let db = container("shop-db-1", "db", &[("back", "10.2.0.3")]);
+        let mut app = container("shop-app-1", "app", &[("back", "10.2.0.9")]);
+        app.links = vec![("db".into(), "database".into())];
+        let t = DnsTable::build_scoped(&[db], &[app]);
+        assert_eq!(t.lookup(ip("10.2.0.9"), "db", false), Lookup::Addrs(vec![ip("10.2.0.3")]));
+        assert_eq!(t.lookup(ip("10.2.0.9"), "database", false), Lookup::Addrs(vec![ip("10.2.0.3")]));
+        assert_eq!(t.lookup(ip("10.2.0.3"), "app", false), Lookup::Forward, "not running yet: no names");
+        assert_eq!(t.reverse(ip("10.2.0.3"), ip("10.2.0.9")), Lookup::Forward);
     }
 
     #[test]

@@ -1,0 +1,277 @@
+//! What `berth up` does after the plan ran: in the foreground, stream the attached containers'
+//! logs with `service-1 |` prefixes until they are done, Ctrl-C stops them (a second one kills)
+//! or one of them ends the run (`--abort-on-container-exit`, `--abort-on-container-failure`,
+//! `--exit-code-from`); with `--wait`, wait until everything runs and is healthy.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use berth::container::{self, ContainerConfig};
+use berth::monitor::log::{self, LogEntry, LogFollower};
+use berth::state::{ContainerRecord, StateDb, Status};
+use berth::supervise::restart::Condition;
+use berth::supervise::spec::SuperviseSpec;
+
+use super::containers::Ctx;
+use super::logs::Printer;
+
+static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTS.fetch_add(1, Ordering::SeqCst);
+}
+
+fn catch_interrupts() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let action = SigAction::new(SigHandler::Handler(on_interrupt), SaFlags::SA_RESTART, SigSet::empty());
+    for s in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only touches an atomic.
+        let _ = unsafe { sigaction(s, &action) };
+    }
+}
+
+/// A foreground `up`.
+pub struct Foreground {
+    /// Services whose logs are shown.
+    pub attached: Vec<String>,
+    /// Services Ctrl-C stops.
+    pub stop_services: Vec<String>,
+    /// Stop everything when an attached container exits.
+    pub abort_on_exit: bool,
+    /// Stop everything when an attached container exits with a non-zero code.
+    pub abort_on_failure: bool,
+    /// Exit with this service's exit code.
+    pub exit_code_from: Option<String>,
+    /// Lines since this time (unix nanoseconds): when `up` started.
+    pub since: i64,
+    /// `--timestamps`.
+    pub timestamps: bool,
+    /// `--no-log-prefix`.
+    pub no_log_prefix: bool,
+    /// `--no-color`.
+    pub no_color: bool,
+    /// Stop timeout.
+    pub timeout: Option<Duration>,
+}
+
+struct Watched {
+    rec: ContainerRecord,
+    label: String,
+    follower: LogFollower,
+    last: i64,
+    /// The exit already reported (finished_at).
+    reported: Option<i64>,
+}
+
+impl Foreground {
+    /// Streams logs until the run ends; returns the exit code for `up`.
+    pub fn run(&self, ctx: &Ctx) -> anyhow::Result<i32> {
+        catch_interrupts();
+        let color = !self.no_color
+            && std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let recs = ctx.containers(&self.attached, false)?;
+        let labels: Vec<String> = recs.iter().map(|c| format!("{}-{}", c.service, c.number)).collect();
+        let printer = Printer::new(&labels, color, self.no_log_prefix, self.timestamps);
+        let mut watched: Vec<Watched> = recs
+            .into_iter()
+            .zip(labels)
+            .map(|(rec, label)| {
+                let path = ctx.roots.log_file(&rec.id);
+                Watched { follower: LogFollower::at_end(&path), rec, label, last: self.since, reported: None }
+            })
+            .collect();
+        // What was written before following began, oldest first across containers.
+        let mut first: Vec<(usize, LogEntry)> = Vec::new();
+        for (i, w) in watched.iter_mut().enumerate() {
+            let max_file = ContainerConfig::of(&w.rec).map(|c| c.log.max_file).unwrap_or(1);
+            for e in log::read_all(&ctx.roots.log_file(&w.rec.id), max_file) {
+                if e.nanos() >= self.since {
+                    w.last = w.last.max(e.nanos());
+                    first.push((i, e));
+                }
+            }
+        }
+        self.print(&printer, first);
+        let mut stopping: Option<std::thread::JoinHandle<()>> = None;
+        let mut forced = false;
+        let mut outcome: Option<i32> = None;
+        loop {
+            let mut batch = Vec::new();
+            for (i, w) in watched.iter_mut().enumerate() {
+                for e in w.follower.poll() {
+                    if e.nanos() > w.last {
+                        w.last = e.nanos();
+                        batch.push((i, e));
+                    }
+                }
+            }
+            self.print(&printer, batch);
+            let interrupts = INTERRUPTS.load(Ordering::SeqCst);
+            if interrupts >= 1 && stopping.is_none() {
+                eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
+                outcome = Some(130);
+                let recs = ctx.containers(&self.stop_services, false)?;
+                stopping = Some(stop_in_background(ctx, recs, self.timeout));
+            }
+            if interrupts >= 2 && !forced {
+                forced = true;
+                let recs = ctx.containers(&self.stop_services, false)?;
+                kill_all(ctx, &recs);
+            }
+            let mut all_done = true;
+            for w in watched.iter_mut() {
+                let rec = match ctx.db.container(&w.rec.id)? {
+                    Some(r) => container::refresh(&ctx.roots, &ctx.db, &r).unwrap_or(r),
+                    None => continue,
+                };
+                let ended = matches!(rec.status, Status::Exited | Status::Dead);
+                if ended && rec.finished_at.is_some() && rec.finished_at != w.reported {
+                    w.reported = rec.finished_at;
+                    let code = rec.exit_code.unwrap_or(-1);
+                    println!("{} exited with code {code}", w.label);
+                    let _ = std::io::stdout().flush();
+                    let trigger = self.abort_on_exit || (self.abort_on_failure && code != 0);
+                    if trigger && stopping.is_none() {
+                        eprintln!("Aborting on container exit...");
+                        outcome = Some(if self.abort_on_failure { code } else { self.code_of(ctx, &rec)? });
+                        let recs = ctx.containers(&[], false)?;
+                        stopping = Some(stop_in_background(ctx, recs, self.timeout));
+                    }
+                }
+                if !finished(ctx, &rec) {
+                    all_done = false;
+                }
+                w.rec = rec;
+            }
+            if let Some(h) = stopping.take() {
+                if h.is_finished() {
+                    let _ = h.join();
+                    return self.final_code(ctx, outcome.unwrap_or(0));
+                }
+                stopping = Some(h);
+            } else if all_done {
+                return self.final_code(ctx, 0);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn print(&self, printer: &Printer, mut entries: Vec<(usize, LogEntry)>) {
+        if entries.is_empty() {
+            return;
+        }
+        entries.sort_by_key(|(_, e)| e.nanos());
+        let mut out = std::io::stdout().lock();
+        for (i, e) in &entries {
+            printer.print(&mut out, *i, e);
+        }
+        let _ = out.flush();
+    }
+
+    /// The exit code the run ends with: `--exit-code-from`'s container's, else `fallback`.
+    fn final_code(&self, ctx: &Ctx, fallback: i32) -> anyhow::Result<i32> {
+        if fallback == 130 {
+            return Ok(130);
+        }
+        match &self.exit_code_from {
+            Some(s) => {
+                let recs = ctx.containers(std::slice::from_ref(s), false)?;
+                Ok(recs.iter().filter_map(|r| r.exit_code).next_back().unwrap_or(fallback))
+            }
+            None => Ok(fallback),
+        }
+    }
+
+    fn code_of(&self, ctx: &Ctx, trigger: &ContainerRecord) -> anyhow::Result<i32> {
+        if self.exit_code_from.is_some() {
+            return self.final_code(ctx, trigger.exit_code.unwrap_or(0));
+        }
+        Ok(trigger.exit_code.unwrap_or(0))
+    }
+}
+
+/// Whether a container is done for good: not running and not about to be restarted by its policy.
+fn finished(ctx: &Ctx, rec: &ContainerRecord) -> bool {
+    match rec.status {
+        Status::Exited | Status::Dead => {}
+        Status::Created => return false,
+        _ => return false,
+    }
+    let Some(spec) = SuperviseSpec::of(&rec.config) else { return true };
+    if ctx.db.supervision(&rec.id).map(|s| s.stop_requested).unwrap_or(false) {
+        return true;
+    }
+    let code = rec.exit_code.unwrap_or(-1);
+    let within_attempts = spec.restart.max_attempts.is_none_or(|m| rec.restart_count < m);
+    match spec.restart.condition {
+        Condition::Never => true,
+        Condition::OnFailure => code == 0 || !within_attempts,
+        Condition::Always | Condition::UnlessStopped => !within_attempts,
+    }
+}
+
+fn stop_in_background(ctx: &Ctx, recs: Vec<ContainerRecord>, timeout: Option<Duration>) -> std::thread::JoinHandle<()> {
+    let roots = ctx.roots.clone();
+    std::thread::spawn(move || {
+        std::thread::scope(|s| {
+            for rec in &recs {
+                let roots = &roots;
+                s.spawn(move || {
+                    if let Ok(db) = StateDb::open(&roots.root) {
+                        if container::stop(roots, &db, rec, timeout).unwrap_or(false) {
+                            eprintln!(" Container {}  Stopped", rec.name);
+                        }
+                    }
+                });
+            }
+        });
+    })
+}
+
+fn kill_all(ctx: &Ctx, recs: &[ContainerRecord]) {
+    for rec in recs {
+        let _ = container::kill(&ctx.roots, &ctx.db, rec, nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// `up --wait`: returns once every container of `services` runs (healthy when it has a health
+/// check) or exited successfully; fails naming the first that exited with an error or turned
+/// unhealthy, or when `timeout` passes.
+pub fn wait(ctx: &Ctx, services: &[String], timeout: Option<Duration>) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        let mut ready = true;
+        for rec in ctx.containers(services, false)? {
+            let rec = container::refresh(&ctx.roots, &ctx.db, &rec).unwrap_or(rec);
+            let checked = SuperviseSpec::of(&rec.config).is_some_and(|s| s.health.is_some());
+            match rec.status {
+                Status::Running if !checked => {}
+                Status::Running => {
+                    let h = ctx.db.supervision(&rec.id)?.health;
+                    match h.as_deref() {
+                        Some("healthy") => {}
+                        Some("unhealthy") => bail!("container {} is unhealthy", rec.name),
+                        _ => ready = false,
+                    }
+                }
+                Status::Exited if rec.exit_code == Some(0) => {}
+                Status::Exited | Status::Dead => {
+                    bail!("container {} exited ({})", rec.name, rec.exit_code.unwrap_or(-1))
+                }
+                _ => ready = false,
+            }
+        }
+        if ready {
+            return Ok(());
+        }
+        if let Some(t) = timeout {
+            if start.elapsed() >= t {
+                bail!("application not healthy after {}s", t.as_secs());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

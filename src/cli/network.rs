@@ -1,0 +1,176 @@
+//! `berth network ls|inspect|rm|prune`: the bridge networks berth made on this host, with the
+//! containers holding addresses on them.
+
+use std::collections::BTreeMap;
+
+use anyhow::bail;
+use berth::stack::networking::{NetStores, NetworkRecord, Networking};
+use berth_network::ipam::{LeaseStore, SubnetConfig};
+use berth_network::network::NetworkSpec;
+use berth_network::{IfName, NetlinkHost};
+use clap::{Args, Subcommand};
+
+use super::ProjectArgs;
+
+/// Arguments of `berth network`.
+#[derive(Args, Debug)]
+pub struct NetworkArgs {
+    #[command(subcommand)]
+    command: NetworkCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum NetworkCommand {
+    /// List networks
+    Ls {
+        /// Only names
+        #[arg(short, long)]
+        quiet: bool,
+        /// Output format
+        #[arg(long, value_parser = ["table", "json"], default_value = "table")]
+        format: String,
+    },
+    /// Show networks as JSON
+    Inspect {
+        /// Network names
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove networks (refused while a container is attached)
+    Rm {
+        /// Network names
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove every network no container is attached to
+    Prune,
+}
+
+struct Net {
+    name: String,
+    record: NetworkRecord,
+    subnets: Vec<SubnetConfig>,
+    /// Container name → addresses.
+    containers: BTreeMap<String, Vec<std::net::IpAddr>>,
+}
+
+impl Net {
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "Name": self.name,
+            "Driver": "bridge",
+            "Scope": "local",
+            "Bridge": self.record.bridge,
+            "Internal": self.record.internal,
+            "EnableIPv6": self.record.enable_ipv6,
+            "MTU": self.record.mtu,
+            "Created": self.record.created_at / 1000,
+            "IPAM": {"Driver": "default", "Config": self.subnets.iter().map(|s| serde_json::json!({
+                "Subnet": s.subnet.to_string(), "Gateway": s.gateway().to_string(),
+                "IPRange": s.ip_range.map(|r| r.to_string()),
+            })).collect::<Vec<_>>()},
+            "Labels": self.record.labels,
+            "Containers": self.containers.iter().map(|(c, a)| (c.clone(), serde_json::json!({
+                "Name": c, "Addresses": a.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+            }))).collect::<serde_json::Map<_, _>>(),
+        })
+    }
+
+    fn spec(&self) -> anyhow::Result<NetworkSpec> {
+        let mut spec = NetworkSpec::new(&self.name, &BTreeMap::new())?;
+        spec.bridge = IfName::new(self.record.bridge.clone())?;
+        spec.subnets = self.subnets.clone();
+        spec.internal = self.record.internal;
+        Ok(spec)
+    }
+}
+
+fn list(stores: &NetStores) -> anyhow::Result<Vec<Net>> {
+    stores
+        .subnets
+        .networks()
+        .into_iter()
+        .map(|(name, record, subnets)| {
+            let mut containers: BTreeMap<String, Vec<std::net::IpAddr>> = BTreeMap::new();
+            for l in stores.leases.leases(&name)? {
+                containers.entry(l.owner).or_default().push(l.addr);
+            }
+            Ok(Net { name, record, subnets, containers })
+        })
+        .collect()
+}
+
+/// Runs `berth network`.
+pub fn run(_project: &ProjectArgs, args: NetworkArgs) -> anyhow::Result<()> {
+    let roots = berth::container::Roots::from_env();
+    let mut stores = NetStores::open(&roots.root)?;
+    let nets = list(&stores)?;
+    match args.command {
+        NetworkCommand::Ls { quiet, format } => {
+            if quiet {
+                nets.iter().for_each(|n| println!("{}", n.name));
+            } else if format == "json" {
+                nets.iter().for_each(|n| println!("{}", n.json()));
+            } else {
+                let mut rows = vec![["NAME", "DRIVER", "BRIDGE", "SUBNET", "CONTAINERS"].map(String::from).to_vec()];
+                for n in &nets {
+                    let subnets: Vec<String> = n.subnets.iter().map(|s| s.subnet.to_string()).collect();
+                    rows.push(vec![
+                        n.name.clone(),
+                        "bridge".into(),
+                        n.record.bridge.clone(),
+                        subnets.join(","),
+                        n.containers.len().to_string(),
+                    ]);
+                }
+                super::ps::print_table(&rows);
+            }
+        }
+        NetworkCommand::Inspect { names } => {
+            let mut out = Vec::new();
+            for name in &names {
+                let Some(n) = nets.iter().find(|n| &n.name == name) else { bail!("no such network: {name:?}") };
+                out.push(n.json());
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        NetworkCommand::Rm { names } => {
+            for name in &names {
+                let Some(n) = nets.iter().find(|n| &n.name == name) else { bail!("no such network: {name:?}") };
+                if !n.containers.is_empty() {
+                    let users: Vec<&String> = n.containers.keys().collect();
+                    bail!("network {name:?} is in use by {users:?}: remove those containers first");
+                }
+            }
+            for name in &names {
+                let n = nets.iter().find(|n| &n.name == name).expect("checked");
+                remove(&roots, &mut stores, n)?;
+                println!("{name}");
+            }
+        }
+        NetworkCommand::Prune => {
+            for n in nets.iter().filter(|n| n.containers.is_empty()) {
+                remove(&roots, &mut stores, n)?;
+                println!("{}", n.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove(roots: &berth::container::Roots, stores: &mut NetStores, n: &Net) -> anyhow::Result<()> {
+    let host = NetlinkHost;
+    let nft = berth_network::nat::Nft::available()
+        .then(|| berth_network::nat::Nft::new(berth::stack::engine::firewall_table(&roots.root)));
+    let firewall = nft.as_ref().map(|f| f as &dyn berth_network::nat::Firewall);
+    let mut net = Networking { host: &host, firewall, subnets: &mut stores.subnets, leases: &mut stores.leases };
+    if !net.remove(&n.spec()?)? {
+        bail!("network {:?} still has interfaces on its bridge {}", n.name, n.record.bridge);
+    }
+    if net.no_networks() {
+        if let Some(nft) = &nft {
+            nft.delete_table()?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! The `supervision` table: what the project supervisor and the commands tell each other about a
+//! container besides its lifecycle — its health, whether the user stopped it (so restart
+//! policies leave it alone), and why it was last restarted.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{Result, StateDb};
+
+/// A container's supervision row.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Supervision {
+    /// `starting`, `healthy` or `unhealthy`; `None` without a health check.
+    pub health: Option<String>,
+    /// Consecutive failed probes.
+    pub failing_streak: u32,
+    /// The user stopped it (`stop`, `down`): no restart policy applies until it starts again.
+    pub stop_requested: bool,
+    /// Why a restart policy last restarted it.
+    pub restart_reason: Option<String>,
+}
+
+impl StateDb {
+    /// The supervision row of a container (defaults when there is none).
+    pub fn supervision(&self, id: &str) -> Result<Supervision> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT health, failing_streak, stop_requested, restart_reason FROM supervision WHERE id = ?1",
+            )
+            .and_then(|mut st| {
+                st.query_row([id], |r| {
+                    Ok(Supervision {
+                        health: r.get(0)?,
+                        failing_streak: r.get(1)?,
+                        stop_requested: r.get(2)?,
+                        restart_reason: r.get(3)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(self.sql_err())?;
+        Ok(row.unwrap_or_default())
+    }
+
+    /// Records a health status and failing streak (`None` clears it).
+    pub fn set_health(&self, id: &str, health: Option<&str>, failing_streak: u32) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO supervision (id, health, failing_streak) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET health = excluded.health, failing_streak = excluded.failing_streak",
+            )
+            .and_then(|mut st| st.execute(params![id, health, failing_streak]))
+            .map_err(self.sql_err())?;
+        Ok(())
+    }
+
+    /// Marks a container stopped by the user, or clears the mark when it starts.
+    pub fn set_stop_requested(&self, id: &str, requested: bool) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO supervision (id, stop_requested) VALUES (?1, ?2)
+                 ON CONFLICT(id) DO UPDATE SET stop_requested = excluded.stop_requested",
+            )
+            .and_then(|mut st| st.execute(params![id, requested]))
+            .map_err(self.sql_err())?;
+        Ok(())
+    }
+
+    /// Records why a restart policy restarted a container.
+    pub fn set_restart_reason(&self, id: &str, reason: &str) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO supervision (id, restart_reason) VALUES (?1, ?2)
+                 ON CONFLICT(id) DO UPDATE SET restart_reason = excluded.restart_reason",
+            )
+            .and_then(|mut st| st.execute(params![id, reason]))
+            .map_err(self.sql_err())?;
+        Ok(())
+    }
+}
+
+impl StateDb {
+    /// Replaces a container's `config` JSON.
+    pub fn set_config(&self, id: &str, config: &serde_json::Value) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE containers SET config = ?2 WHERE id = ?1")
+            .and_then(|mut st| st.execute(params![id, config.to_string()]))
+            .map_err(self.sql_err())?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_default_and_update_independently() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).unwrap();
+        assert_eq!(db.supervision("a").unwrap(), Supervision::default());
+        db.set_stop_requested("a", true).unwrap();
+        db.set_health("a", Some("unhealthy"), 3).unwrap();
+        db.set_restart_reason("a", "unhealthy").unwrap();
+        let s = db.supervision("a").unwrap();
+        assert_eq!(s.health.as_deref(), Some("unhealthy"));
+        assert_eq!(s.failing_streak, 3);
+        assert!(s.stop_requested);
+        assert_eq!(s.restart_reason.as_deref(), Some("unhealthy"));
+        db.set_stop_requested("a", false).unwrap();
+        assert!(!db.supervision("a").unwrap().stop_requested);
+        assert_eq!(db.supervision("a").unwrap().failing_streak, 3);
+    }
+}

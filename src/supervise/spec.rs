@@ -1,0 +1,188 @@
+//! What the project supervisor needs to know about a container, written into the container's
+//! state row when `up` creates it. The supervisor reads only these rows: it never loads the
+//! compose files, so a container made from an older version of them is supervised as it was made,
+//! and a new supervisor (after a crash or a reboot) adopts running containers from the database
+//! alone.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use berth_compose::model::Service;
+use berth_compose::Project;
+use berth_network::dns::{DnsContainer, DnsEndpoint};
+use berth_network::proxy::{PortMapping, Proto};
+use serde::{Deserialize, Serialize};
+
+use super::health::Check;
+use super::restart::{restart_on_unhealthy, Policy};
+
+/// The key of the spec in a container's `config` JSON.
+pub const CONFIG_KEY: &str = "supervise";
+
+/// A container's supervision: names, health check, restart policy and published ports.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuperviseSpec {
+    /// Its DNS entry (`None` when it is on no berth network).
+    pub dns: Option<DnsSpec>,
+    /// The gateway addresses its resolver points at: where the DNS server listens.
+    pub gateways: Vec<IpAddr>,
+    /// Its health check.
+    pub health: Option<Check>,
+    /// Its restart policy.
+    pub restart: Policy,
+    /// Restart it when its health check fails (opt-in, beyond Compose).
+    pub restart_on_unhealthy: bool,
+    /// Its published ports, host ports chosen.
+    pub publish: Vec<Published>,
+}
+
+/// A container's DNS entry, as [`DnsContainer`] without the server's types.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsSpec {
+    /// The service.
+    pub service: String,
+    /// `hostname`.
+    pub hostname: Option<String>,
+    /// (network name, addresses, aliases, internal).
+    pub endpoints: Vec<(String, Vec<IpAddr>, Vec<String>, bool)>,
+    /// `links` as (target, alias).
+    pub links: Vec<(String, String)>,
+    /// `dns:` servers.
+    pub upstreams: Vec<SocketAddr>,
+}
+
+impl DnsSpec {
+    /// The entry for container `name`.
+    pub fn to_container(&self, name: &str) -> DnsContainer {
+        DnsContainer {
+            name: name.to_string(),
+            service: Some(self.service.clone()),
+            hostname: self.hostname.clone(),
+            endpoints: self
+                .endpoints
+                .iter()
+                .map(|(network, addrs, aliases, internal)| DnsEndpoint {
+                    network: network.clone(),
+                    addrs: addrs.clone(),
+                    aliases: aliases.clone(),
+                    internal: *internal,
+                })
+                .collect(),
+            links: self.links.clone(),
+            upstreams: self.upstreams.clone(),
+        }
+    }
+}
+
+/// One published port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    /// `tcp` or `udp`.
+    pub udp: bool,
+    /// The host address (unspecified for all).
+    pub host_ip: IpAddr,
+    /// The host port.
+    pub host_port: u16,
+    /// The container's address.
+    pub container_ip: IpAddr,
+    /// The container's port.
+    pub container_port: u16,
+}
+
+impl Published {
+    /// The proxy's mapping.
+    pub fn mapping(&self) -> PortMapping {
+        PortMapping {
+            proto: if self.udp { Proto::Udp } else { Proto::Tcp },
+            host_ip: self.host_ip,
+            host_port: self.host_port,
+            container_ip: self.container_ip,
+            container_port: self.container_port,
+        }
+    }
+
+    /// `tcp` or `udp`.
+    pub fn proto(&self) -> &'static str {
+        if self.udp {
+            "udp"
+        } else {
+            "tcp"
+        }
+    }
+}
+
+impl SuperviseSpec {
+    /// The spec of a container of `svc` with addresses `addrs` (by network key) on networks
+    /// whose gateways are `gateways` (by network key), health check `health` and published ports
+    /// `publish`.
+    pub fn new(
+        project: &Project,
+        svc: &Service,
+        addrs: &BTreeMap<String, Vec<IpAddr>>,
+        gateways: &BTreeMap<String, IpAddr>,
+        health: Option<Check>,
+        publish: Vec<Published>,
+    ) -> SuperviseSpec {
+        let dns = (!addrs.is_empty()).then(|| {
+            let d = crate::stack::netmodel::dns_entry(project, svc, "", addrs);
+            DnsSpec {
+                service: svc.name.clone(),
+                hostname: d.hostname,
+                endpoints: d.endpoints.into_iter().map(|e| (e.network, e.addrs, e.aliases, e.internal)).collect(),
+                links: d.links,
+                upstreams: d.upstreams,
+            }
+        });
+        let mut gw: Vec<IpAddr> = gateways.values().copied().collect();
+        gw.sort();
+        gw.dedup();
+        SuperviseSpec {
+            dns,
+            gateways: gw,
+            health,
+            restart: Policy::of(svc),
+            restart_on_unhealthy: restart_on_unhealthy(svc),
+            publish,
+        }
+    }
+
+    /// The spec stored in a container's `config` JSON, if any.
+    pub fn of(config: &serde_json::Value) -> Option<SuperviseSpec> {
+        serde_json::from_value(config.get(CONFIG_KEY)?.clone()).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_round_trip_through_the_config_json() {
+        let p = berth_compose::load_str(
+            "name: s\nservices:\n  web:\n    image: busybox\n    restart: on-failure:3\n    networks:\n      front: {aliases: [www]}\nnetworks:\n  front:\n",
+            &std::env::temp_dir(),
+        )
+        .unwrap()
+        .project;
+        let svc = &p.services["web"];
+        let addrs = [("front".to_string(), vec!["172.30.0.2".parse().unwrap()])].into();
+        let gws = [("front".to_string(), "172.30.0.1".parse().unwrap())].into();
+        let port = Published {
+            udp: false,
+            host_ip: "0.0.0.0".parse().unwrap(),
+            host_port: 8080,
+            container_ip: "172.30.0.2".parse().unwrap(),
+            container_port: 80,
+        };
+        let spec = SuperviseSpec::new(&p, svc, &addrs, &gws, None, vec![port]);
+        assert_eq!(spec.restart.max_attempts, Some(3));
+        let config = serde_json::json!({ "command": [], CONFIG_KEY: spec });
+        let back = SuperviseSpec::of(&config).unwrap();
+        assert_eq!(back, spec);
+        let dns = back.dns.unwrap().to_container("s-web-1");
+        assert_eq!(dns.endpoints[0].network, "s_front");
+        assert_eq!(dns.endpoints[0].aliases, ["www"]);
+        assert_eq!(back.gateways, ["172.30.0.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(back.publish[0].mapping().host_port, 8080);
+    }
+}
