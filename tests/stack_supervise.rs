@@ -160,10 +160,12 @@ fn a_scaled_service_resolves_to_every_replica() {
     let services = r#"  echo:
     image: berth-test/busybox:latest
     command: [sleep, "300"]
+    init: true
     scale: 2
   client:
     image: berth-test/busybox:latest
     command: [sleep, "300"]
+    init: true
 "#;
     let p = harness::Project::new("scaledns", services);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

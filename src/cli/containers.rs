@@ -70,6 +70,28 @@ pub fn progress(name: &str, what: &str) {
     eprintln!(" Container {name}  {what}");
 }
 
+/// Starts the project's supervisor when any of `containers` was made by `up` (it serves their
+/// names and ports and applies their restart policies).
+pub fn ensure_supervisor(ctx: &Ctx, containers: &[ContainerRecord]) -> anyhow::Result<()> {
+    let supervised = containers.iter().any(|c| berth::supervise::spec::SuperviseSpec::of(&c.config).is_some());
+    if supervised {
+        berth::supervise::daemon::ensure(&ctx.roots, &ctx.project.name)?;
+    }
+    Ok(())
+}
+
+/// Has the project's supervisor, if one runs, take in what just changed (names, ports).
+pub fn tell_supervisor(ctx: &Ctx) {
+    if berth::supervise::daemon::socket_path(&ctx.roots, &ctx.project.name).exists() {
+        let _ = berth::supervise::daemon::request(
+            &ctx.roots,
+            &ctx.project.name,
+            "refresh",
+            std::time::Duration::from_secs(5),
+        );
+    }
+}
+
 /// Exits with `code` after flushing stdout (for commands that pass an exit code through).
 pub fn exit_with(code: i32) -> ! {
     use std::io::Write;

@@ -17,18 +17,30 @@ pub struct EventsArgs {
     /// One JSON object per line
     #[arg(long)]
     pub json: bool,
+    /// Show past events since this time (RFC 3339, Unix seconds, or a duration like `10m`)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stop at this time (RFC 3339, Unix seconds, or a duration like `10m`; `0s` is now)
+    #[arg(long)]
+    pub until: Option<String>,
 }
 
 /// Runs `berth events` until interrupted.
 pub fn run(project: &ProjectArgs, args: EventsArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
     ctx.check_services(&args.services)?;
-    let mut seq = ctx.db.last_event_seq(&ctx.project.name)?;
+    let since = args.since.as_deref().map(super::logs::parse_time).transpose()?;
+    let until = args.until.as_deref().map(super::logs::parse_time).transpose()?;
+    let mut seq = if since.is_some() { 0 } else { ctx.db.last_event_seq(&ctx.project.name)? };
     loop {
+        let past_until = until.is_some_and(|u| berth::state::now_nanos() >= u);
         let mut out = std::io::stdout().lock();
         for e in ctx.db.events_after(&ctx.project.name, seq)? {
             seq = e.seq;
             if !args.services.is_empty() && !args.services.contains(&e.service) {
+                continue;
+            }
+            if since.is_some_and(|t| e.time < t) || until.is_some_and(|t| e.time >= t) {
                 continue;
             }
             let mut attrs = e.attributes.clone();
@@ -51,6 +63,9 @@ pub fn run(project: &ProjectArgs, args: EventsArgs) -> anyhow::Result<()> {
             }
         }
         drop(out);
+        if past_until {
+            return Ok(());
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -29,6 +29,7 @@ pub mod pull;
 pub mod restart;
 pub mod rm;
 pub mod run;
+pub mod scale;
 pub mod stack;
 pub mod start;
 pub mod stats;
@@ -134,6 +135,8 @@ pub enum Command {
     Volume(volume::VolumeArgs),
     /// Manage networks (ls, inspect, rm, prune)
     Network(network::NetworkArgs),
+    /// Set the number of replicas of services
+    Scale(scale::ScaleArgs),
     /// Run a container's monitor (internal)
     #[command(name = "__monitor", hide = true)]
     Monitor(monitor::MonitorArgs),
@@ -199,6 +202,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(args) => stats::run(&cli.project, args),
         Command::Volume(args) => volume::run(&cli.project, args),
         Command::Network(args) => network::run(&cli.project, args),
+        Command::Scale(args) => scale::run(&cli.project, args),
         Command::Ls(args) => ls::run(args),
         Command::Up(args) => up::run(&cli.project, args),
         Command::Down(args) => down::run(&cli.project, args),

@@ -1,6 +1,7 @@
-//! `berth start`: starts the project's existing containers.
+//! `berth start`: starts the project's existing containers, dependencies first.
 
 use berth::container::{self, StartMode};
+use berth::graph::ServiceGraph;
 use clap::Args;
 
 use crate::cli::containers::{progress, Ctx};
@@ -9,7 +10,7 @@ use crate::cli::ProjectArgs;
 /// Arguments of `berth start`.
 #[derive(Args, Debug, Default)]
 pub struct StartArgs {
-    /// Services to start (default: all)
+    /// Services to start, with their dependencies (default: all)
     pub services: Vec<String>,
 }
 
@@ -17,14 +18,25 @@ pub struct StartArgs {
 pub fn run(project: &ProjectArgs, args: StartArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
     ctx.check_services(&args.services)?;
-    let list = ctx.containers(&args.services, false)?;
+    let graph = ServiceGraph::new(&ctx.project);
+    let wanted = if args.services.is_empty() {
+        ctx.project.services.keys().cloned().collect()
+    } else {
+        graph.with_dependencies(&args.services)
+    };
+    let all: Vec<String> = wanted.iter().cloned().collect();
+    let list = ctx.containers(&all, false)?;
     if list.is_empty() {
-        anyhow::bail!("no containers to start; run `berth create` first");
+        anyhow::bail!("no containers to start; run `berth create` or `berth up` first");
     }
-    for c in list {
-        if container::start(&ctx.roots, &ctx.db, &c, StartMode::Detached)? {
-            progress(&c.name, "Started");
+    super::containers::ensure_supervisor(&ctx, &list)?;
+    for level in graph.start_levels() {
+        for c in list.iter().filter(|c| level.contains(&c.service)) {
+            if container::start(&ctx.roots, &ctx.db, c, StartMode::Detached)? {
+                progress(&c.name, "Started");
+            }
         }
+        super::containers::tell_supervisor(&ctx);
     }
     Ok(())
 }

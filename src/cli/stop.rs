@@ -1,8 +1,10 @@
-//! `berth stop`: stops running containers (stop signal, then SIGKILL after the grace period).
+//! `berth stop`: stops running containers (stop signal, then SIGKILL after the grace period),
+//! dependents first.
 
 use std::time::Duration;
 
 use berth::container;
+use berth::graph::ServiceGraph;
 use clap::Args;
 
 use crate::cli::containers::{progress, Ctx};
@@ -11,9 +13,10 @@ use crate::cli::ProjectArgs;
 /// Arguments of `berth stop`.
 #[derive(Args, Debug, Default)]
 pub struct StopArgs {
-    /// Services to stop (default: all)
+    /// Services to stop, with the services that depend on them (default: all)
     pub services: Vec<String>,
-    /// Seconds to wait before SIGKILL (default: the service's `stop_grace_period`, else 10)
+    /// Seconds to wait for the stop signal before SIGKILL (default: each service's
+    /// `stop_grace_period`, else 10)
     #[arg(short = 't', long = "timeout")]
     pub timeout: Option<f64>,
 }
@@ -23,10 +26,27 @@ pub fn run(project: &ProjectArgs, args: StopArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
     ctx.check_services(&args.services)?;
     let timeout = args.timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
-    for c in ctx.containers(&args.services, true)? {
-        if container::stop(&ctx.roots, &ctx.db, &c, timeout)? {
-            progress(&c.name, "Stopped");
+    let graph = ServiceGraph::new(&ctx.project);
+    let named: Vec<String> = if args.services.is_empty() {
+        Vec::new()
+    } else {
+        graph.with_dependents(&args.services).into_iter().collect()
+    };
+    let list = ctx.containers(&named, true)?;
+    let mut levels = graph.stop_levels();
+    // Containers of services the files no longer have (and one-offs) go last.
+    levels.push(list.iter().map(|c| c.service.clone()).collect());
+    let mut done = std::collections::BTreeSet::new();
+    for level in levels {
+        for c in list.iter().filter(|c| level.contains(&c.service)) {
+            if !done.insert(c.id.clone()) {
+                continue;
+            }
+            if container::stop(&ctx.roots, &ctx.db, c, timeout)? {
+                progress(&c.name, "Stopped");
+            }
         }
     }
+    super::containers::tell_supervisor(&ctx);
     Ok(())
 }

@@ -134,14 +134,8 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
     for w in &plan.warnings {
         berth::output::warn(w);
     }
-    check_ports(&ctx, &plan)?;
     let runtime = ctx.runtime_name(&args.runtime)?;
-    let anonymous = super::stack::Anonymous { renew: args.renew_anon_volumes, remove: false };
-    let supervised = !args.no_start;
-    if supervised && plan.steps.iter().any(|s| s.kind == berth::plan::Kind::Container) || observed_running(&ctx)? {
-        berth::supervise::daemon::ensure(&ctx.roots, &ctx.project.name)?;
-    }
-    super::stack::execute(&ctx, &plan, &runtime, anonymous, supervised)?;
+    apply(&ctx, &plan, &runtime, args.renew_anon_volumes, !args.no_start)?;
     if args.no_start {
         return Ok(());
     }
@@ -168,6 +162,17 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
     };
     let code = fg.run(&ctx)?;
     super::containers::exit_with(code)
+}
+
+/// Carries out an `up` plan: checks published ports, starts the project's supervisor (when
+/// containers are to run) and runs the plan.
+pub fn apply(ctx: &Ctx, plan: &berth::plan::Plan, runtime: &str, renew: bool, start: bool) -> anyhow::Result<()> {
+    check_ports(ctx, plan)?;
+    let anonymous = super::stack::Anonymous { renew, remove: false };
+    if start && plan.steps.iter().any(|s| s.kind == berth::plan::Kind::Container) || observed_running(ctx)? {
+        berth::supervise::daemon::ensure(&ctx.roots, &ctx.project.name)?;
+    }
+    super::stack::execute(ctx, plan, runtime, anonymous, start)
 }
 
 /// Whether any container of the project runs (a supervisor must serve it).

@@ -113,14 +113,55 @@ pub fn launch_monitor(roots: &Roots, rec: &ContainerRecord, mode: StartMode) -> 
     Ok(MonitorStart { sync: std::fs::File::from(sync_r), name: rec.name.clone(), log: log_path })
 }
 
-/// Starts a created or exited container; a running one is left alone.
+/// Starts a created or exited container; a running one is left alone. Its `post_start` hooks
+/// run once it runs; one that fails fails the start (the container keeps running).
 pub fn start(roots: &Roots, db: &StateDb, rec: &ContainerRecord, mode: StartMode) -> anyhow::Result<bool> {
     let rec = refresh(roots, db, rec)?;
     if rec.status.is_alive() {
         return Ok(false);
     }
     spawn_monitor(roots, &rec, mode)?;
+    if mode == StartMode::Detached {
+        run_hooks(roots, db, &rec, Hooks::PostStart)?;
+    }
     Ok(true)
+}
+
+/// Which lifecycle hooks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hooks {
+    PostStart,
+    PreStop,
+}
+
+/// Runs a container's `post_start` or `pre_stop` hooks (from what `up` recorded), in order.
+fn run_hooks(roots: &Roots, db: &StateDb, rec: &ContainerRecord, which: Hooks) -> anyhow::Result<()> {
+    let Some(spec) = crate::supervise::spec::SuperviseSpec::of(&rec.config) else { return Ok(()) };
+    let (hooks, name) = match which {
+        Hooks::PostStart => (spec.post_start, "post_start"),
+        Hooks::PreStop => (spec.pre_stop, "pre_stop"),
+    };
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let rec = db.container(&rec.id)?.unwrap_or_else(|| rec.clone());
+    for (i, h) in hooks.iter().enumerate() {
+        let req = ExecRequest {
+            command: h.command.clone(),
+            user: h.user.clone(),
+            working_dir: h.working_dir.clone(),
+            env: h.environment.iter().filter_map(|(k, v)| Some((k.clone(), v.clone()?))).collect(),
+            privileged: h.privileged.unwrap_or(false),
+            quiet: true,
+            ..ExecRequest::default()
+        };
+        let code = exec(roots, db, &rec, &req)?;
+        if code != 0 {
+            bail!("container `{}`: {name} hook {i} ({}) exited with code {code}", rec.name, h.command.join(" "));
+        }
+        record_event(db, &rec, &format!("{name}_hook"), &[("command", h.command.join(" ").into())]);
+    }
+    Ok(())
 }
 
 /// Checks a row that says the container runs against reality: when its monitor is gone the
@@ -226,6 +267,10 @@ pub fn stop(roots: &Roots, db: &StateDb, rec: &ContainerRecord, timeout: Option<
         // A frozen process cannot handle its signal.
         let _ = rt.resume(&rec.id);
         db.set_status(&rec.id, Status::Running)?;
+    }
+    if rec.status == Status::Running {
+        // A failing hook does not keep the container from stopping.
+        let _ = run_hooks(roots, db, &rec, Hooks::PreStop);
     }
     let signal = parse_signal(&config.stop_signal).unwrap_or(Signal::SIGTERM);
     if !grace.is_zero() {

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
-use berth_compose::model::Service;
+use berth_compose::model::{Hook, Service};
 use berth_compose::Project;
 use berth_network::dns::{DnsContainer, DnsEndpoint};
 use berth_network::proxy::{PortMapping, Proto};
@@ -20,7 +20,7 @@ use super::restart::{restart_on_unhealthy, Policy};
 pub const CONFIG_KEY: &str = "supervise";
 
 /// A container's supervision: names, health check, restart policy and published ports.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SuperviseSpec {
     /// Its DNS entry (`None` when it is on no berth network).
     pub dns: Option<DnsSpec>,
@@ -34,6 +34,12 @@ pub struct SuperviseSpec {
     pub restart_on_unhealthy: bool,
     /// Its published ports, host ports chosen.
     pub publish: Vec<Published>,
+    /// Commands run in it after each start.
+    #[serde(default)]
+    pub post_start: Vec<Hook>,
+    /// Commands run in it before each stop.
+    #[serde(default)]
+    pub pre_stop: Vec<Hook>,
 }
 
 /// A container's DNS entry, as [`DnsContainer`] without the server's types.
@@ -143,6 +149,8 @@ impl SuperviseSpec {
             restart: Policy::of(svc),
             restart_on_unhealthy: restart_on_unhealthy(svc),
             publish,
+            post_start: svc.post_start.clone(),
+            pre_stop: svc.pre_stop.clone(),
         }
     }
 

@@ -1,0 +1,45 @@
+//! `berth scale SERVICE=N...`: sets the number of replicas of services, as `up --scale` does
+//! for just those services. Replica numbers are reused: scaling down removes the highest.
+
+use std::collections::BTreeMap;
+
+use anyhow::bail;
+use berth::plan::up::UpOptions;
+use clap::Args;
+
+use super::containers::{Ctx, RuntimeArgs};
+use super::ProjectArgs;
+
+/// Arguments of `berth scale`.
+#[derive(Args, Debug)]
+pub struct ScaleArgs {
+    /// `SERVICE=N` pairs
+    #[arg(required = true, value_name = "SERVICE=N")]
+    pairs: Vec<String>,
+    /// Do not start the services' dependencies
+    #[arg(long)]
+    no_deps: bool,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+/// Runs `berth scale`.
+pub fn run(project: &ProjectArgs, args: ScaleArgs) -> anyhow::Result<()> {
+    let ctx = Ctx::load(project)?;
+    let mut scale = BTreeMap::new();
+    for pair in &args.pairs {
+        let Some((svc, n)) = pair.split_once('=') else { bail!("invalid {pair:?}: expected SERVICE=N") };
+        let n: u64 = n.parse().map_err(|_| anyhow::anyhow!("invalid {pair:?}: {n:?} is not a number"))?;
+        scale.insert(svc.to_string(), n);
+    }
+    let services: Vec<String> = scale.keys().cloned().collect();
+    ctx.check_services(&services)?;
+    let opts = UpOptions { services, no_deps: args.no_deps, scale, ..UpOptions::default() };
+    let observed = super::stack::observe(&ctx)?;
+    let plan = berth::plan::up::reconcile(&ctx.project, &observed, &opts)?;
+    for w in &plan.warnings {
+        berth::output::warn(w);
+    }
+    let runtime = ctx.runtime_name(&args.runtime)?;
+    super::up::apply(&ctx, &plan, &runtime, false, true)
+}

@@ -1,0 +1,133 @@
+//! System tests (root) of what happens to running containers: `post_start` and `pre_stop`
+//! hooks, `restart` taking along dependents that ask for it (`depends_on: {restart: true}`),
+//! the opt-in restart of a container whose health check fails, health events, and `scale`.
+
+mod support;
+#[allow(unused_imports)]
+use support::Registry as _;
+#[path = "support/containers.rs"]
+mod harness;
+
+fn finish(p: &harness::Project, result: std::thread::Result<()>) {
+    let down = p.berth(&["down", "-v"]);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+    assert!(down.status.success(), "down: {}", String::from_utf8_lossy(&down.stderr));
+    p.assert_clean();
+}
+
+fn run(p: &harness::Project, f: impl FnOnce()) {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    finish(p, result);
+}
+
+#[test]
+fn post_start_and_pre_stop_hooks_run_in_the_container() {
+    let services = r#"  sample:
+    image: berth-test/busybox:latest
+    command: [sleep, "300"]
+    init: true
+    volumes: ["data:/data"]
+    post_start:
+      - command: sh -c 'echo started >> /data/log.txt'
+    pre_stop:
+      - command: sh -c 'echo "In the pre-stop" >> /data/log.txt'
+volumes:
+  data:
+"#;
+    let p = harness::Project::new("hooks", services);
+    run(&p, || {
+        p.ok(&["up", "-d"]);
+        assert_eq!(p.ok(&["exec", "-T", "sample", "cat", "/data/log.txt"]), "started\n");
+        p.ok(&["stop", "sample"]);
+        p.ok(&["start", "sample"]);
+        assert_eq!(p.ok(&["exec", "-T", "sample", "cat", "/data/log.txt"]), "started\nIn the pre-stop\nstarted\n");
+    });
+}
+
+#[test]
+fn restart_takes_along_dependents_that_ask_for_it() {
+    let services = r#"  base:
+    image: berth-test/busybox:latest
+    command: [sleep, "300"]
+    init: true
+  with-restart:
+    image: berth-test/busybox:latest
+    command: [sleep, "300"]
+    init: true
+    depends_on:
+      base: {condition: service_started, restart: true}
+  no-restart:
+    image: berth-test/busybox:latest
+    command: [sleep, "300"]
+    init: true
+    depends_on: [base]
+"#;
+    let p = harness::Project::new("restartdeps", services);
+    run(&p, || {
+        p.ok(&["up", "-d"]);
+        p.ok(&["restart", "base"]);
+        let count = |s: &str| p.container(&format!("{}-{s}-1", p.name))["RestartCount"].as_u64().unwrap();
+        assert_eq!((count("base"), count("with-restart"), count("no-restart")), (1, 1, 0));
+        assert!(p.ps().iter().all(|c| c["State"] == "running"));
+        // `stop base` stops its dependents too; `start no-restart` brings base back first.
+        p.ok(&["stop", "base"]);
+        assert!(p.ps().iter().all(|c| c["State"] == "exited"), "{:?}", p.ps());
+        p.ok(&["start", "no-restart"]);
+        let state = |s: &str| p.container(&format!("{}-{s}-1", p.name))["State"].as_str().unwrap().to_string();
+        assert_eq!((state("base"), state("no-restart"), state("with-restart")), ("running".into(), "running".into(), "exited".into()));
+    });
+}
+
+#[test]
+fn an_unhealthy_container_that_opted_in_is_restarted() {
+    let services = r#"  flaky:
+    image: berth-test/busybox:latest
+    command: [sleep, "300"]
+    init: true
+    tmpfs: [/run/state]
+    healthcheck:
+      test: [CMD-SHELL, "test ! -f /run/state/broken"]
+      interval: 1s
+      retries: 1
+    x-berth:
+      restart_on_unhealthy: true
+"#;
+    let p = harness::Project::new("unhealthy", services);
+    run(&p, || {
+        p.ok(&["up", "-d", "--wait"]);
+        let name = format!("{}-flaky-1", p.name);
+        assert_eq!(p.container(&name)["Health"], "healthy");
+        p.ok(&["exec", "-T", "flaky", "touch", "/run/state/broken"]);
+        p.wait_for(20, "the restart on unhealthy", || {
+            let c = p.container(&name);
+            c["RestartCount"] == 1 && c["Health"] == "healthy"
+        });
+        assert_eq!(p.container(&name)["RestartReason"], "unhealthy");
+        let log = p.ok(&["events", "--json", "--since", "0", "--until", "0s"]);
+        assert!(log.contains("health_status: unhealthy") && log.contains("health_status: healthy"), "{log}");
+    });
+}
+
+#[test]
+fn scale_reuses_replica_numbers() {
+    let services = "  db:\n    image: berth-test/busybox:latest\n    command: [sleep, \"300\"]\n    init: true\n";
+    let p = harness::Project::new("scalecmd", services);
+    run(&p, || {
+        let numbers = || {
+            let mut n: Vec<String> = p.ps().iter().map(|c| c["Name"].as_str().unwrap().to_string()).collect();
+            n.sort();
+            n.iter().map(|s| s.rsplit('-').next().unwrap().to_string()).collect::<Vec<_>>()
+        };
+        p.ok(&["up", "-d"]);
+        p.ok(&["scale", "db=3"]);
+        assert_eq!(numbers(), ["1", "2", "3"]);
+        p.ok(&["scale", "db=1"]);
+        assert_eq!(numbers(), ["1"]);
+        p.ok(&["scale", "db=2"]);
+        assert_eq!(numbers(), ["1", "2"]);
+        p.ok(&["scale", "db=0"]);
+        assert!(numbers().is_empty());
+    });
+}
