@@ -25,11 +25,14 @@ pub struct Ctx {
     pub roots: Roots,
     /// The state database.
     pub db: StateDb,
+    /// `--progress`.
+    pub progress: super::progress::Mode,
 }
 
 impl Ctx {
     /// Loads the compose files and opens the state.
     pub fn load(args: &ProjectArgs) -> anyhow::Result<Ctx> {
+        let progress = super::progress::Mode::parse(&args.progress)?;
         let loaded = berth_compose::load(&args.load_options()?)?;
         for w in &loaded.warnings {
             berth::output::warn(w);
@@ -39,7 +42,7 @@ impl Ctx {
         let project = loaded.project;
         let dir = std::env::current_dir().unwrap_or_default();
         db.upsert_project(&project.name, &dir, &args.files)?;
-        Ok(Ctx { project, roots, db })
+        Ok(Ctx { project, roots, db, progress })
     }
 
     /// Fails for a service the project does not have.

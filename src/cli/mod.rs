@@ -24,6 +24,7 @@ pub mod monitor;
 pub mod network;
 pub mod pause;
 pub mod port;
+pub mod progress;
 pub mod ps;
 pub mod pull;
 pub mod restart;
@@ -68,6 +69,9 @@ pub struct ProjectArgs {
     /// Profiles to enable (repeatable)
     #[arg(long = "profile", id = "profile", value_name = "PROFILE")]
     pub profiles: Vec<String>,
+    /// How `up`, `down` and `scale` show progress: auto, tty, plain, json or quiet
+    #[arg(long, value_name = "MODE", env = "COMPOSE_PROGRESS", default_value = "auto")]
+    pub progress: String,
 }
 
 /// The commands.

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use anyhow::bail;
-use berth::events::{Event, EventSink};
 use berth::plan::{Observed, Plan};
 
 use super::containers::Ctx;
@@ -24,47 +23,6 @@ pub fn observe(ctx: &Ctx) -> anyhow::Result<Observed> {
     berth::observe::observe(project, &src)
 }
 
-/// Prints step progress as Compose does (`Container shop-web-1  Started`).
-struct Progress;
-
-impl EventSink for Progress {
-    fn emit(&self, event: Event) {
-        let line = match &event {
-            Event::StepDone { step } => done_line(step),
-            Event::StepFailed { step, error } => Some(format!(" {step}  Error: {error}")),
-            Event::Warning { message } => {
-                berth::output::warn(message);
-                None
-            }
-            _ => None,
-        };
-        if let Some(l) = line {
-            eprintln!("{l}");
-        }
-    }
-}
-
-fn done_line(step: &str) -> Option<String> {
-    let (what, op) = step.rsplit_once(' ')?;
-    let (kind, name) = what.split_once(' ')?;
-    let verb = match op {
-        "create" => "Created",
-        "start" => "Started",
-        "stop" => "Stopped",
-        "remove" => "Removed",
-        "pull" => "Pulled",
-        other => other,
-    };
-    let kind = match kind {
-        "container" => "Container",
-        "network" => "Network",
-        "volume" => "Volume",
-        "image" => "Image",
-        other => other,
-    };
-    Some(format!(" {kind} {name}  {verb}"))
-}
-
 /// What `execute` does with anonymous volumes.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Anonymous {
@@ -80,7 +38,7 @@ pub fn execute(ctx: &Ctx, plan: &Plan, runtime: &str, anonymous: Anonymous, supe
     // What new containers need from the host is checked before any network or volume is made.
     let env = |k: &str| std::env::var(k).ok();
     berth::stack::storage::preflight(&ctx.project, plan, &ctx.db, &env)?;
-    let progress = Progress;
+    let progress = super::progress::Progress::new(ctx.progress);
     let engine = berth::stack::engine::StackEngine::new(&ctx.project, ctx.roots.clone(), runtime, &progress)?
         .renew_anonymous_volumes(anonymous.renew)
         .remove_anonymous_volumes(anonymous.remove)

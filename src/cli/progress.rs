@@ -1,0 +1,162 @@
+//! How `up`, `down` and `scale` show the steps of their plans (`--progress`): on a terminal one
+//! live line per network, volume, image and container with its state and elapsed time; plain
+//! lines as Compose prints them otherwise; one JSON object per line; or nothing.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use berth::events::{Event, EventSink};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// A `--progress` mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Live lines.
+    Tty,
+    /// ` Container x  Started` lines.
+    Plain,
+    /// JSON lines.
+    Json,
+    /// Warnings and errors only.
+    Quiet,
+}
+
+impl Mode {
+    /// The mode asked for; `auto` is `tty` when standard error is a terminal, else `plain`.
+    pub fn parse(s: &str) -> anyhow::Result<Mode> {
+        Ok(match s {
+            "auto" if std::io::stderr().is_terminal() => Mode::Tty,
+            "auto" | "plain" => Mode::Plain,
+            "tty" => Mode::Tty,
+            "json" => Mode::Json,
+            "quiet" => Mode::Quiet,
+            other => anyhow::bail!("invalid --progress {other:?}: expected auto, tty, plain, json or quiet"),
+        })
+    }
+}
+
+/// A step's parts as the user reads them: `("Container", "shop-web-1", "Started", "Starting")`.
+fn words(step: &str) -> Option<(&'static str, &str, &'static str, &'static str)> {
+    let (what, op) = step.rsplit_once(' ')?;
+    let (kind, name) = what.split_once(' ')?;
+    let (done, doing) = match op {
+        "create" => ("Created", "Creating"),
+        "start" => ("Started", "Starting"),
+        "stop" => ("Stopped", "Stopping"),
+        "remove" => ("Removed", "Removing"),
+        "pull" => ("Pulled", "Pulling"),
+        _ => ("Done", "Working"),
+    };
+    let kind = match kind {
+        "container" => "Container",
+        "network" => "Network",
+        "volume" => "Volume",
+        "image" => "Image",
+        _ => "Step",
+    };
+    Some((kind, name, done, doing))
+}
+
+/// Renders plan events in one of the modes.
+pub struct Progress {
+    mode: Mode,
+    multi: MultiProgress,
+    bars: Mutex<HashMap<String, (ProgressBar, Instant)>>,
+}
+
+impl Progress {
+    /// A renderer for `mode`.
+    pub fn new(mode: Mode) -> Progress {
+        let multi = MultiProgress::with_draw_target(if mode == Mode::Tty {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        Progress { mode, multi, bars: Mutex::new(HashMap::new()) }
+    }
+
+    fn line(&self, text: String) {
+        if self.mode == Mode::Tty {
+            let _ = self.multi.println(text);
+        } else {
+            eprintln!("{text}");
+        }
+    }
+
+    fn json(&self, step: &str, status: &str, error: Option<&str>) {
+        let (kind, name) = words(step).map(|(k, n, _, _)| (k, n)).unwrap_or(("Step", step));
+        let mut v = serde_json::json!({"id": format!("{kind} {name}"), "status": status});
+        if let Some(e) = error {
+            v["error"] = e.into();
+        }
+        eprintln!("{v}");
+    }
+
+    fn bar_start(&self, step: &str) {
+        let Some((kind, name, _, doing)) = words(step) else { return };
+        let bar = self.multi.add(ProgressBar::new_spinner());
+        bar.set_style(ProgressStyle::with_template(" {spinner} {msg} {elapsed:>4}").expect("template"));
+        bar.set_message(format!("{kind} {name}  {doing}"));
+        bar.enable_steady_tick(Duration::from_millis(100));
+        self.bars.lock().expect("bars").insert(step.to_string(), (bar, Instant::now()));
+    }
+
+    fn bar_end(&self, step: &str, mark: &str, status: String) {
+        let Some((kind, name, _, _)) = words(step) else { return };
+        let entry = self.bars.lock().expect("bars").remove(step);
+        let (bar, started) = entry.unwrap_or_else(|| (self.multi.add(ProgressBar::new_spinner()), Instant::now()));
+        bar.set_style(ProgressStyle::with_template(" {msg}").expect("template"));
+        bar.finish_with_message(format!("{mark} {kind} {name}  {status}  {:.1}s", started.elapsed().as_secs_f64()));
+    }
+}
+
+impl EventSink for Progress {
+    fn emit(&self, event: Event) {
+        match (&event, self.mode) {
+            (Event::Warning { message }, Mode::Json) => eprintln!("{}", serde_json::json!({"warning": message})),
+            (Event::Warning { message }, Mode::Tty) => self.line(format!("WARN {message}")),
+            (Event::Warning { message }, _) => berth::output::warn(message),
+            (Event::StepStarted { step }, Mode::Tty) => self.bar_start(step),
+            (Event::StepStarted { step }, Mode::Json) => {
+                if let Some((_, _, _, doing)) = words(step) {
+                    self.json(step, doing, None)
+                }
+            }
+            (Event::StepDone { step }, Mode::Tty) => {
+                let done = words(step).map(|w| w.2).unwrap_or("Done");
+                self.bar_end(step, "✔", done.to_string())
+            }
+            (Event::StepDone { step }, Mode::Plain) => {
+                if let Some((kind, name, done, _)) = words(step) {
+                    eprintln!(" {kind} {name}  {done}");
+                }
+            }
+            (Event::StepDone { step }, Mode::Json) => {
+                let done = words(step).map(|w| w.2).unwrap_or("Done");
+                self.json(step, done, None)
+            }
+            (Event::StepFailed { step, error }, Mode::Tty) => self.bar_end(step, "✘", format!("Error: {error}")),
+            (Event::StepFailed { step, error }, Mode::Json) => self.json(step, "Error", Some(error)),
+            (Event::StepFailed { step, error }, _) => eprintln!(" {step}  Error: {error}"),
+            (Event::StepSkipped { step }, Mode::Tty) => self.bar_end(step, "-", "Skipped".into()),
+            (Event::StepSkipped { step }, Mode::Json) => self.json(step, "Skipped", None),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_read_as_compose_prints_them() {
+        assert_eq!(words("container shop-web-1 start"), Some(("Container", "shop-web-1", "Started", "Starting")));
+        assert_eq!(words("network shop_default create"), Some(("Network", "shop_default", "Created", "Creating")));
+        assert_eq!(words("nonsense"), None);
+        assert!(Mode::parse("fancy").is_err());
+        assert_eq!(Mode::parse("json").unwrap(), Mode::Json);
+    }
+}
