@@ -71,18 +71,6 @@ fn kill9(pid: i32) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
 }
 
-/// The project's bridges that exist on the host.
-fn bridges_of(p: &harness::Project) -> Vec<String> {
-    let yaml = std::fs::read_to_string(p.dir.path().join("compose.yaml")).unwrap();
-    let project = berth_compose::load_str(&yaml, p.dir.path()).unwrap().project;
-    project
-        .networks
-        .iter()
-        .map(|(k, n)| berth::stack::netmodel::network_spec(k, n).unwrap().bridge.to_string())
-        .filter(|b| std::path::Path::new("/sys/class/net").join(b).exists())
-        .collect()
-}
-
 fn finish(p: &harness::Project, result: std::thread::Result<()>) {
     let down = p.berth(&["down", "-v"]);
     if let Err(e) = result {
@@ -90,7 +78,7 @@ fn finish(p: &harness::Project, result: std::thread::Result<()>) {
     }
     assert!(down.status.success(), "down: {}", String::from_utf8_lossy(&down.stderr));
     p.assert_clean();
-    assert!(bridges_of(p).is_empty(), "bridges left: {:?}", bridges_of(p));
+    assert!(p.bridges().is_empty(), "bridges left: {:?}", p.bridges());
 }
 
 #[test]
@@ -197,7 +185,7 @@ fn a_port_in_use_fails_up_before_anything_is_made() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("services.web.ports[0]") && err.contains("already in use"), "{err}");
     assert!(p.ps().is_empty());
-    assert!(bridges_of(&p).is_empty(), "no network made");
+    assert!(p.bridges().is_empty(), "no network made");
     p.assert_clean();
     drop(taken);
 }

@@ -81,7 +81,6 @@ fn up_waits_for_health_connects_services_and_down_cleans_up() {
     assert!(down.status.success(), "down: {}", String::from_utf8_lossy(&down.stderr));
     let volumes = p.ok(&["volume", "ls", "-q"]);
     assert_eq!(volumes, "", "down -v removed the named volume");
-    let bridges = std::process::Command::new("ip").args(["-o", "link", "show", "type", "bridge"]).output().unwrap();
-    assert!(!String::from_utf8_lossy(&bridges.stdout).contains("berth-bridge"), "no berth bridge left");
+    assert!(p.bridges().is_empty(), "no bridge of the project left: {:?}", p.bridges());
     p.assert_clean();
 }

@@ -186,7 +186,7 @@ fn external_volumes_must_exist_and_outlive_down_v() {
     s.p.ok(&["up", "-d"]);
     s.sh("app", "echo precious > /data/f");
     s.down_and_check();
-    assert_eq!(s.volumes(), [ext.clone()], "down -v never removes an external volume");
+    assert_eq!(s.volumes(), vec![ext.clone()], "down -v never removes an external volume");
     assert_eq!(std::fs::read_to_string(s.volume_data(&ext).join("f")).unwrap(), "precious\n");
     s.p.ok(&["volume", "rm", &ext]);
 }

@@ -238,6 +238,20 @@ impl<'a> StackEngine<'a> {
         }
     }
 
+    /// Gives a container `up` attached to its networks its namespace back when it is gone (after
+    /// a reboot: `/run` is empty and the bridges are new), with the addresses it leased before.
+    fn reattach(&self, step: &Step, rec: &crate::state::ContainerRecord) -> anyhow::Result<()> {
+        let svc = self.service(step)?;
+        let netns = self.netns_path(&rec.name);
+        let attached_by_up = SuperviseSpec::of(&rec.config).is_some_and(|s| s.dns.is_some());
+        if svc.network_mode.is_some() || !attached_by_up || netns.exists() {
+            return Ok(());
+        }
+        let specs = self.specs_for(svc)?;
+        std::fs::create_dir_all(netns.parent().expect("netns dir"))?;
+        self.with_net(|n| n.attach(self.project, svc, &rec.name, &specs, &netns)).map(drop)
+    }
+
     /// `network_mode: service:NAME` / `container:NAME`: the container joins the network namespace
     /// of that service's first container (or that container) and reads the same name files.
     fn share_network(&self, svc: &Service, provided: &mut Provided) -> anyhow::Result<()> {
@@ -568,6 +582,7 @@ impl Engine for StackEngine<'_> {
             (Kind::Image, Op::Pull) => self.pull(&step.name),
             (Kind::Container, Op::Create) => self.create(step),
             (Kind::Container, Op::Start) => self.record(&step.name).and_then(|rec| {
+                self.reattach(step, &rec)?;
                 // The server must know who asks before the container's first query, and serve
                 // its names before anything that depends on it starts.
                 self.tell_supervisor();

@@ -160,6 +160,18 @@ impl Project {
             .unwrap_or_default()
     }
 
+    /// The bridges of the project's networks (per `compose.yaml`) that exist on the host.
+    pub fn bridges(&self) -> Vec<String> {
+        let yaml = std::fs::read_to_string(self.dir.path().join("compose.yaml")).unwrap();
+        let project = berth_compose::load_str(&yaml, self.dir.path()).unwrap().project;
+        project
+            .networks
+            .iter()
+            .filter_map(|(k, n)| Some(berth::stack::netmodel::network_spec(k, n).ok()?.bridge.to_string()))
+            .filter(|b| Path::new("/sys/class/net").join(b).exists())
+            .collect()
+    }
+
     /// Asserts that nothing of the project is left: state rows, container directories, mounts,
     /// cgroups, monitor or container processes, runtime state.
     pub fn assert_clean(&self) {
