@@ -26,5 +26,6 @@ pub fn run(project: &ProjectArgs, args: KillArgs) -> anyhow::Result<()> {
             progress(&c.name, "Killed");
         }
     }
+    super::containers::tell_supervisor(&ctx);
     Ok(())
 }

@@ -51,5 +51,6 @@ pub fn run(project: &ProjectArgs, args: RmArgs) -> anyhow::Result<()> {
     if !failures.is_empty() {
         anyhow::bail!(failures.join("\n"));
     }
+    super::containers::tell_supervisor(&ctx);
     Ok(())
 }
