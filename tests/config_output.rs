@@ -246,3 +246,27 @@ fn every_command_has_help() {
         assert!(out.status.success(), "`berth {c} --help`: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+/// Docker Compose's `config --hash` (fixtures/config_hash): `SERVICE HASH` lines, `*` for every
+/// service sorted by name; the hash follows the env_file's content.
+#[test]
+fn config_hash_prints_the_recreate_hash_per_service() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/e2e/config_hash");
+    for f in ["compose.yaml", "app.env"] {
+        std::fs::copy(src.join(f), tmp.path().join(f)).unwrap();
+    }
+    let all = ok(&berth(tmp.path(), &["config", "--hash", "*"], &[]));
+    let names: Vec<&str> = all.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(names, ["optional-env", "plain", "with-env-file"]);
+    assert!(all.lines().all(|l| l.split(' ').nth(1).is_some_and(|h| h.len() == 64)), "{all}");
+    let one = ok(&berth(tmp.path(), &["config", "--hash", "with-env-file"], &[]));
+    assert!(all.contains(&one), "{one}");
+    std::fs::write(tmp.path().join("app.env"), "EXAMPLE=changed\n").unwrap();
+    let changed = ok(&berth(tmp.path(), &["config", "--hash", "with-env-file"], &[]));
+    assert_ne!(one, changed, "the env_file's values are part of the hash");
+    let plain = ok(&berth(tmp.path(), &["config", "--hash", "plain"], &[]));
+    assert!(all.contains(&plain), "other services keep theirs");
+    let bad = berth(tmp.path(), &["config", "--hash", "nosuch"], &[]);
+    assert_eq!(bad.status.code(), Some(1));
+}

@@ -3,10 +3,6 @@
 //! run through the real `berth` binary with the busybox test image in place of `alpine`. Each
 //! test is one upstream scenario with the same commands and expectations; health-check
 //! intervals and sleeps are shortened to keep them fast.
-//!
-//! Not adapted: `fixtures/config_hash` (TestConfigHashMatchesContainerLabel), because berth has
-//! no `config --hash` yet. berth has no `scale` command either, so TestScaleBasicCases runs each
-//! `scale SVC=N ...` as the equivalent `up -d --scale SVC=N ... SVC...`.
 
 mod support;
 #[allow(unused_imports)]
@@ -128,7 +124,8 @@ fn up_wait() {
 "#,
     );
     scenario("upwait", &yaml, |p| {
-        p.ok(&["up", "--wait", "-d"]);
+        let out = run_bounded(p, &["up", "--wait", "-d"], 60);
+        assert!(out.status.success(), "{}", combined(&out));
         assert_eq!(state(p, "longrunning-1"), "running");
         assert_eq!(state(p, "oneshot-1"), "exited");
         assert_eq!(p.container(&format!("{}-oneshot-1", p.name))["ExitCode"], 0);
@@ -336,7 +333,7 @@ const SCALE: &str = r#"  back:
 
 #[test]
 fn scale_basic_cases() {
-    // testdata/TestScaleBasicCases; `scale A=n B=m` is `up -d --scale A=n --scale B=m A B` here.
+    // testdata/TestScaleBasicCases
     scenario("scalebasic", &services(SCALE), |p| {
         p.ok(&["up", "-d"]);
         assert_eq!(replicas(p, "back"), ["back-1"]);
@@ -345,7 +342,7 @@ fn scale_basic_cases() {
         assert!(replicas(p, "dbadmin").is_empty(), "replicas: 0 creates nothing");
 
         // scale up one service
-        let out = p.berth(&["up", "-d", "--scale", "dbadmin=2", "dbadmin"]);
+        let out = p.berth(&["scale", "dbadmin=2"]);
         assert!(out.status.success(), "{}", combined(&out));
         assert_eq!(replicas(p, "dbadmin"), ["dbadmin-1", "dbadmin-2"]);
         for n in ["dbadmin-1", "dbadmin-2"] {
@@ -355,7 +352,7 @@ fn scale_basic_cases() {
 
         // scale up 2 services: the existing replicas keep running, untouched
         let kept = [id_of(p, "front-1"), id_of(p, "front-2"), id_of(p, "back-1")];
-        let out = p.berth(&["up", "-d", "--scale", "front=3", "--scale", "back=2", "front", "back"]);
+        let out = p.berth(&["scale", "front=3", "back=2"]);
         assert!(out.status.success(), "{}", combined(&out));
         assert_eq!(replicas(p, "front"), ["front-1", "front-2", "front-3"]);
         assert_eq!(replicas(p, "back"), ["back-1", "back-2"]);
@@ -367,17 +364,17 @@ fn scale_basic_cases() {
         assert!(p.ps().iter().all(|c| c["State"] == "running"), "{:?}", p.ps());
 
         // scale down one service
-        p.ok(&["up", "-d", "--scale", "dbadmin=1", "dbadmin"]);
+        p.ok(&["scale", "dbadmin=1"]);
         assert_eq!(replicas(p, "dbadmin"), ["dbadmin-1"]);
         assert_eq!(state(p, "dbadmin-1"), "running");
 
         // scale a service to 0
-        let stdout = p.ok(&["up", "-d", "--scale", "dbadmin=0", "dbadmin"]);
+        let stdout = p.ok(&["scale", "dbadmin=0"]);
         assert_eq!(stdout, "");
         assert!(replicas(p, "dbadmin").is_empty());
 
         // scale down 2 services
-        p.ok(&["up", "-d", "--scale", "front=2", "--scale", "back=1", "front", "back"]);
+        p.ok(&["scale", "front=2", "back=1"]);
         assert_eq!(replicas(p, "front"), ["front-1", "front-2"]);
         assert_eq!(replicas(p, "back"), ["back-1"]);
         assert_eq!(state(p, "front-1"), "running");
@@ -415,9 +412,6 @@ fn scale_down_removes_obsolete() {
 }
 
 #[test]
-#[ignore = "berth bugs: `run` refuses a service whose profile is not active (src/cli/run.rs); exited \
-            one-off containers are never orphans (src/plan/up.rs `orphans`); COMPOSE_REMOVE_ORPHANS is \
-            read from the shell only, not from .env (src/cli/up.rs, src/cli/containers.rs `Ctx::load`)"]
 fn remove_orphans() {
     // testdata/TestRemoveOrphans
     let yaml = services(
@@ -466,7 +460,8 @@ fn recreate_with_no_deps() {
 "#,
     );
     scenario("recreatenodeps", &yaml, |p| {
-        p.ok(&["up", "-d", "--wait"]);
+        let out = run_bounded(p, &["up", "-d", "--wait"], 60);
+        assert!(out.status.success(), "{}", combined(&out));
         let (svc, dep) = (id_of(p, "my-service-1"), id_of(p, "dep-1"));
         p.ok(&["up", "-d", "--force-recreate", "--no-deps", "my-service"]);
         assert_ne!(id_of(p, "my-service-1"), svc, "my-service recreated");
@@ -477,7 +472,6 @@ fn recreate_with_no_deps() {
 }
 
 #[test]
-#[ignore = "berth bug: `start SVC` does not start SVC's dependencies (src/cli/start.rs `run`)"]
 fn start_stop_with_dependencies() {
     // testdata/TestStartStopWithDependencies
     let yaml = services(
@@ -580,5 +574,94 @@ fn start_interval() {
         let out = run_bounded(p, &["up", "--wait", "-d", "test"], 25);
         assert!(out.status.success(), "{}", combined(&out));
         assert_eq!(p.container(&format!("{}-test-1", p.name))["Health"], "healthy");
+    });
+}
+
+#[test]
+fn config_hash_matches_container_label() {
+    // fixtures/config_hash (TestConfigHashMatchesContainerLabel)
+    let yaml = services(
+        r#"  with-env-file:
+    image: IMAGE
+    init: true
+    command: ["sleep", "infinity"]
+    env_file:
+      - app.env
+  plain:
+    image: IMAGE
+    init: true
+    command: ["sleep", "infinity"]
+"#,
+    );
+    scenario("confighash", &yaml, |p| {
+        std::fs::write(p.dir.path().join("app.env"), "EXAMPLE=value\n").unwrap();
+        p.ok(&["up", "-d"]);
+        for svc in ["with-env-file", "plain"] {
+            let line = p.ok(&["config", "--hash", svc]);
+            let (name, hash) = line.trim().split_once(' ').unwrap();
+            assert_eq!(name, svc);
+            let c = p.container(&format!("{}-{svc}-1", p.name));
+            assert_eq!(c["Labels"]["com.docker.compose.config-hash"], hash, "{c}");
+        }
+        let all = p.ok(&["config", "--hash", "*"]);
+        assert_eq!(all.lines().map(|l| l.split(' ').next().unwrap()).collect::<Vec<_>>(), ["plain", "with-env-file"]);
+    });
+}
+
+#[test]
+fn up_dependencies_not_stopped() {
+    // fixtures/ups-deps-stop (TestUpDependenciesNotStopped): an attached `up app`, then Ctrl-C:
+    // exit 130, app stopped, its dependency and an unrelated container still running.
+    let yaml = services(
+        r#"  dependency:
+    image: IMAGE
+    init: true
+    command: /bin/sh -c 'while true; do echo "hello dependency"; sleep 1; done'
+  app:
+    depends_on: ['dependency']
+    image: IMAGE
+    init: true
+    command: /bin/sh -c 'while true; do echo "hello app"; sleep 1; done'
+"#,
+    );
+    scenario("upsdepsstop", &yaml, |p| {
+        std::fs::write(
+            p.dir.path().join("orphan.yaml"),
+            services("services:\n  orphan:\n    image: IMAGE\n    init: true\n    command: [sleep, infinity]\n"),
+        )
+        .unwrap();
+        let orphan = |args: &[&str]| {
+            let mut full = vec!["-p", p.name.as_str(), "-f", "orphan.yaml"];
+            full.extend_from_slice(args);
+            p.cmd(&full).output().unwrap()
+        };
+        assert!(orphan(&["up", "-d"]).status.success());
+        let mut child = p.cmd(&["up", "app"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = stdout.read_to_end(&mut b);
+            String::from_utf8_lossy(&b).into_owned()
+        });
+        p.wait_for(30, "app logging", || p.ps().iter().any(|c| c["Service"] == "app" && c["State"] == "running"));
+        std::thread::sleep(Duration::from_millis(1500));
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            assert!(Instant::now() < deadline, "up did not stop after Ctrl-C");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let out = reader.join().unwrap();
+        assert_eq!(status.code(), Some(130), "{out}");
+        assert!(out.contains("app-1 | hello app"), "attached to app: {out}");
+        assert!(!out.contains("hello dependency"), "not attached to the dependency: {out}");
+        assert_eq!(state(p, "app-1"), "exited");
+        assert_eq!(state(p, "dependency-1"), "running");
+        assert_eq!(state(p, "orphan-1"), "running");
+        assert!(orphan(&["down"]).status.success());
     });
 }

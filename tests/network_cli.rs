@@ -19,14 +19,17 @@ const SERVICES: &str = r#"  api:
   store:
     image: berth-test/busybox:latest
     command: [sleep, "300"]
+    init: true
     networks: [back]
   sidecar:
     image: berth-test/busybox:latest
     command: [sleep, "300"]
+    init: true
     network_mode: service:api
   edge:
     image: berth-test/busybox:latest
     command: [sleep, "300"]
+    init: true
     networks: [front]
 networks:
   front:
@@ -53,7 +56,7 @@ fn networks_scope_names_and_traffic_and_the_network_commands_manage_them() {
     let other_name = format!("{}o", p.name);
     std::fs::write(
         p.dir.path().join("other.yaml"),
-        "services:\n  peer:\n    image: berth-test/busybox:latest\n    command: [sleep, \"300\"]\n",
+        "services:\n  peer:\n    image: berth-test/busybox:latest\n    command: [sleep, \"300\"]\n    init: true\n",
     )
     .unwrap();
     let other = |args: &[&str]| {

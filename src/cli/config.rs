@@ -51,6 +51,10 @@ pub struct ConfigArgs {
     /// Only these services (and what they depend on); names enable their profiles
     #[arg(value_name = "SERVICE")]
     pub service_names: Vec<String>,
+    /// Print `SERVICE HASH` for these services (comma-separated, `*` for all): the hash that
+    /// decides when `up` recreates a container (also its label `com.docker.compose.config-hash`)
+    #[arg(long, value_name = "SERVICES")]
+    pub hash: Option<String>,
 }
 
 /// Runs `berth config`.
@@ -79,6 +83,24 @@ pub fn run(project: &ProjectArgs, args: ConfigArgs) -> anyhow::Result<()> {
         json: args.format == "json",
     });
     if args.quiet {
+        return Ok(());
+    }
+    if let Some(list) = &args.hash {
+        let project = &loaded.project;
+        let names: Vec<&String> = if list == "*" {
+            project.services.keys().collect()
+        } else {
+            let mut names = Vec::new();
+            for n in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                let (name, _) =
+                    project.services.get_key_value(n).ok_or_else(|| anyhow::anyhow!("no such service: `{n}`"))?;
+                names.push(name);
+            }
+            names
+        };
+        for name in names {
+            println!("{name} {}", berth::plan::hash::config_hash(&project.services[name]));
+        }
         return Ok(());
     }
     let text = view.render(&loaded);

@@ -27,13 +27,23 @@ pub struct Ctx {
     pub db: StateDb,
     /// `--progress`.
     pub progress: super::progress::Mode,
+    /// The shell's variables and the project's `.env` (for `COMPOSE_*` settings).
+    pub environment: berth_compose::env::Environment,
 }
 
 impl Ctx {
     /// Loads the compose files and opens the state.
     pub fn load(args: &ProjectArgs) -> anyhow::Result<Ctx> {
+        Ctx::load_for(args, &[])
+    }
+
+    /// Loads the compose files with `services` enabled whatever their profiles (a service named
+    /// on the command line is wanted), and opens the state.
+    pub fn load_for(args: &ProjectArgs, services: &[String]) -> anyhow::Result<Ctx> {
         let progress = super::progress::Mode::parse(&args.progress)?;
-        let loaded = berth_compose::load(&args.load_options()?)?;
+        let mut opts = args.load_options()?;
+        opts.services.extend(services.iter().cloned());
+        let loaded = berth_compose::load(&opts)?;
         for w in &loaded.warnings {
             berth::output::warn(w);
         }
@@ -42,7 +52,12 @@ impl Ctx {
         let project = loaded.project;
         let dir = std::env::current_dir().unwrap_or_default();
         db.upsert_project(&project.name, &dir, &args.files)?;
-        Ok(Ctx { project, roots, db, progress })
+        Ok(Ctx { project, roots, db, progress, environment: loaded.environment })
+    }
+
+    /// A `COMPOSE_*` switch from the shell or the project's `.env` (`true` or `1`).
+    pub fn env_flag(&self, name: &str) -> bool {
+        self.environment.value(name).is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
     }
 
     /// Fails for a service the project does not have.

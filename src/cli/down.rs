@@ -25,7 +25,10 @@ pub struct DownArgs {
 pub fn run(project: &ProjectArgs, args: DownArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
     let observed = super::stack::observe(&ctx)?;
-    let opts = DownOptions { volumes: args.volumes, remove_orphans: args.remove_orphans };
+    let opts = DownOptions {
+        volumes: args.volumes,
+        remove_orphans: args.remove_orphans || ctx.env_flag("COMPOSE_REMOVE_ORPHANS"),
+    };
     let plan = berth::plan::down::reconcile(&ctx.project, &observed, &opts);
     if args.dry_run {
         print!("{plan}");

@@ -66,6 +66,23 @@ fn status_text(c: &ContainerRecord, sup: &Supervision) -> String {
     text
 }
 
+/// The container's labels with Compose's own (`com.docker.compose.*`).
+fn labels(c: &ContainerRecord, cfg: &ContainerConfig) -> serde_json::Map<String, serde_json::Value> {
+    let mut out: serde_json::Map<String, serde_json::Value> =
+        cfg.labels.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+    for (k, v) in [
+        ("project", c.project.clone()),
+        ("service", c.service.clone()),
+        ("container-number", c.number.to_string()),
+        ("oneoff", if c.oneoff { "True" } else { "False" }.to_string()),
+        ("config-hash", c.config_hash.clone()),
+        ("image", c.image_digest.clone()),
+    ] {
+        out.insert(format!("com.docker.compose.{k}"), v.into());
+    }
+    out
+}
+
 fn base_status(c: &ContainerRecord) -> String {
     let now = now_millis();
     match c.status {
@@ -138,6 +155,7 @@ pub fn run(project: &ProjectArgs, args: PsArgs) -> anyhow::Result<()> {
                 "State": c.status.as_str(), "Status": status_text(c, &sup),
                 "Health": sup.health.clone().unwrap_or_default(), "RestartCount": c.restart_count,
                 "RestartReason": sup.restart_reason,
+                "Labels": labels(c, &cfg),
                 "ExitCode": c.exit_code.unwrap_or(0), "OOMKilled": c.oom_killed, "Pid": c.pid,
                 "Publishers": cfg.ports.iter().map(|p| serde_json::json!({
                     "URL": p.host_ip, "TargetPort": p.target,

@@ -61,7 +61,7 @@ pub struct RunArgs {
 
 /// Runs `berth run`.
 pub fn run(project: &ProjectArgs, args: RunArgs) -> anyhow::Result<()> {
-    let ctx = Ctx::load(project)?;
+    let ctx = Ctx::load_for(project, std::slice::from_ref(&args.service))?;
     ctx.check_services(std::slice::from_ref(&args.service))?;
     let svc = &ctx.project.services[&args.service];
     let stdin_tty = std::io::stdin().is_terminal();

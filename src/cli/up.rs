@@ -93,7 +93,7 @@ pub struct UpArgs {
 /// Runs `berth up`.
 pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
     let since = berth::state::now_nanos();
-    let ctx = Ctx::load(project)?;
+    let ctx = Ctx::load_for(project, &args.services)?;
     ctx.check_services(&args.services)?;
     let mut scale = BTreeMap::new();
     for s in &args.scale {
@@ -118,7 +118,7 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
         no_recreate: args.no_recreate,
         always_recreate_deps: args.always_recreate_deps,
         renew_anon_volumes: args.renew_anon_volumes,
-        remove_orphans: args.remove_orphans,
+        remove_orphans: args.remove_orphans || ctx.env_flag("COMPOSE_REMOVE_ORPHANS"),
         no_start: args.no_start,
         pull: args.pull.clone(),
         scale,

@@ -111,8 +111,9 @@ fn targets(project: &Project, graph: &ServiceGraph, opts: &UpOptions) -> Result<
 }
 
 fn orphans(project: &Project, observed: &Observed, opts: &UpOptions, plan: &mut Plan) {
+    // One-off containers (`run`) of a service the project no longer has count too, as in Compose.
     let orphans: Vec<&ObservedContainer> =
-        observed.containers.iter().filter(|c| !c.one_off && !project.services.contains_key(&c.service)).collect();
+        observed.containers.iter().filter(|c| !project.services.contains_key(&c.service)).collect();
     if orphans.is_empty() {
         return;
     }

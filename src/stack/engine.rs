@@ -527,7 +527,13 @@ impl StackEngine<'_> {
     /// Waits until the supervisor reports every container of `dep` healthy.
     fn wait_reported_healthy(&self, dep: &str) -> anyhow::Result<()> {
         let start = Instant::now();
+        let mut checked = Instant::now();
         loop {
+            // Health comes from the supervisor: make sure one runs (it may have been killed).
+            if checked.elapsed() > Duration::from_secs(2) {
+                checked = Instant::now();
+                crate::supervise::daemon::ensure(&self.roots, &self.project.name)?;
+            }
             let cs = self.containers_of(dep)?;
             let mut all = !cs.is_empty();
             for c in &cs {

@@ -39,6 +39,9 @@ use crate::state::{ContainerRecord, StateDb, Status};
 /// How often the supervisor looks at the database without being asked.
 pub const TICK: Duration = Duration::from_millis(250);
 
+/// How long a new supervisor waits for the project's first container before it gives up.
+pub const STARTUP_GRACE: Duration = Duration::from_secs(60);
+
 /// Where a project's supervisor keeps its socket, lock and log.
 pub fn dir(roots: &Roots) -> PathBuf {
     roots.run.join("supervisors")
@@ -212,6 +215,7 @@ struct Supervisor {
     born: i64,
     epoch: Instant,
     empty_ticks: u32,
+    seen_any: bool,
     tx: mpsc::UnboundedSender<HealthReport>,
     rx: mpsc::UnboundedReceiver<HealthReport>,
 }
@@ -240,6 +244,7 @@ impl Supervisor {
             born: crate::state::now_millis(),
             epoch: Instant::now(),
             empty_ticks: 0,
+            seen_any: false,
             tx,
             rx,
         })
@@ -326,12 +331,15 @@ impl Supervisor {
         rows.retain(|r| !r.oneoff);
         if rows.is_empty() {
             self.empty_ticks += 1;
-            // Twice in a row: `up` may be between removing a container and creating its successor.
-            if self.empty_ticks >= 2 {
+            // Twice in a row (`up` may be between removing a container and creating its
+            // successor), and not while the `up` that started it may still be making networks.
+            let young = self.epoch.elapsed() < STARTUP_GRACE && !self.seen_any;
+            if self.empty_ticks >= 2 && !young {
                 return Ok(true);
             }
         } else {
             self.empty_ticks = 0;
+            self.seen_any = true;
         }
         let specs: Vec<(ContainerRecord, SuperviseSpec)> =
             rows.into_iter().filter_map(|r| SuperviseSpec::of(&r.config).map(|s| (r, s))).collect();
