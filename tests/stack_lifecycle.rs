@@ -76,7 +76,10 @@ fn restart_takes_along_dependents_that_ask_for_it() {
         assert!(p.ps().iter().all(|c| c["State"] == "exited"), "{:?}", p.ps());
         p.ok(&["start", "no-restart"]);
         let state = |s: &str| p.container(&format!("{}-{s}-1", p.name))["State"].as_str().unwrap().to_string();
-        assert_eq!((state("base"), state("no-restart"), state("with-restart")), ("running".into(), "running".into(), "exited".into()));
+        assert_eq!(
+            (state("base"), state("no-restart"), state("with-restart")),
+            ("running".into(), "running".into(), "exited".into())
+        );
     });
 }
 
@@ -129,5 +132,41 @@ fn scale_reuses_replica_numbers() {
         assert_eq!(numbers(), ["1", "2"]);
         p.ok(&["scale", "db=0"]);
         assert!(numbers().is_empty());
+    });
+}
+
+#[test]
+fn ipc_pid_and_uts_namespaces_are_shared_with_a_service() {
+    let services = r#"  main:
+    image: berth-test/busybox:latest
+    command: [sleep, "301"]
+    init: true
+    hostname: mainhost
+  helper:
+    image: berth-test/busybox:latest
+    command: [sleep, "302"]
+    init: true
+    ipc: service:main
+    pid: service:main
+    uts: service:main
+  alone:
+    image: berth-test/busybox:latest
+    command: [sleep, "303"]
+    init: true
+"#;
+    let p = harness::Project::new("sharens", services);
+    run(&p, || {
+        p.ok(&["up", "-d"]);
+        let ns = |svc: &str, kind: &str| p.ok(&["exec", "-T", svc, "readlink", &format!("/proc/self/ns/{kind}")]);
+        for kind in ["ipc", "pid", "uts"] {
+            assert_eq!(ns("helper", kind), ns("main", kind), "{kind} shared");
+            assert_ne!(ns("alone", kind), ns("main", kind), "{kind} of its own");
+        }
+        assert_eq!(p.ok(&["exec", "-T", "helper", "hostname"]).trim(), "mainhost");
+        let ps = p.ok(&["exec", "-T", "helper", "ps"]);
+        assert!(ps.contains("sleep 301") && ps.contains("sleep 302"), "one pid namespace: {ps}");
+        // A restart of the helper joins the namespaces again.
+        p.ok(&["restart", "helper"]);
+        assert_eq!(ns("helper", "pid"), ns("main", "pid"));
     });
 }

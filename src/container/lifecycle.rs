@@ -120,11 +120,45 @@ pub fn start(roots: &Roots, db: &StateDb, rec: &ContainerRecord, mode: StartMode
     if rec.status.is_alive() {
         return Ok(false);
     }
+    join_shared_namespaces(roots, db, &rec)?;
     spawn_monitor(roots, &rec, mode)?;
     if mode == StartMode::Detached {
         run_hooks(roots, db, &rec, Hooks::PostStart)?;
     }
     Ok(true)
+}
+
+/// Points the bundle at the current `ipc`/`pid`/`uts` namespaces of the containers it shares
+/// them with (their processes change with every start, so this happens at each start).
+fn join_shared_namespaces(roots: &Roots, db: &StateDb, rec: &ContainerRecord) -> anyhow::Result<()> {
+    let Some(spec) = crate::supervise::spec::SuperviseSpec::of(&rec.config) else { return Ok(()) };
+    if spec.share.is_empty() {
+        return Ok(());
+    }
+    let path = roots.bundle(&rec.id).join("config.json");
+    let mut bundle: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+    for (kind, target) in &spec.share {
+        let owner = db.container_by_name(target)?.map(|t| refresh(roots, db, &t)).transpose()?;
+        let Some(pid) = owner.filter(|t| t.status.is_alive()).and_then(|t| t.pid) else {
+            bail!("container `{}` shares the {kind} namespace of `{target}`, which is not running", rec.name);
+        };
+        let Some(list) = bundle["linux"]["namespaces"].as_array_mut() else { continue };
+        list.retain(|n| n["type"] != kind.as_str());
+        list.push(serde_json::json!({"type": kind, "path": format!("/proc/{pid}/ns/{kind}")}));
+        if kind == "uts" {
+            // The names belong to the namespace's owner: setting them would rename it.
+            if let Some(b) = bundle.as_object_mut() {
+                b.remove("hostname");
+                b.remove("domainname");
+            }
+            if let Some(sysctl) = bundle["linux"]["sysctl"].as_object_mut() {
+                sysctl.remove("kernel.domainname");
+                sysctl.remove("kernel.hostname");
+            }
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&bundle)?)?;
+    Ok(())
 }
 
 /// Which lifecycle hooks.
@@ -315,7 +349,7 @@ pub fn restart(roots: &Roots, db: &StateDb, rec: &ContainerRecord, timeout: Opti
     }
     let rec = db.container(&rec.id)?.ok_or_else(|| anyhow!("container `{}` is gone", rec.name))?;
     db.count_restart(&rec.id)?;
-    let started = spawn_monitor(roots, &rec, StartMode::Detached);
+    let started = join_shared_namespaces(roots, db, &rec).and_then(|_| spawn_monitor(roots, &rec, StartMode::Detached));
     if started.is_err() {
         db.set_status(&rec.id, Status::Exited)?;
     }

@@ -238,6 +238,29 @@ impl<'a> StackEngine<'a> {
         }
     }
 
+    /// The `ipc`/`pid`/`uts` namespaces a container of `svc` joins, with the container owning
+    /// each (`service:NAME`: that service's first container).
+    fn shared_namespaces(&self, svc: &Service) -> anyhow::Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for (kind, mode) in [("ipc", &svc.ipc), ("pid", &svc.pid), ("uts", &svc.uts)] {
+            let Some(mode) = mode.as_deref() else { continue };
+            let target = if let Some(service) = mode.strip_prefix("service:") {
+                let own =
+                    self.project.services.get(service).ok_or_else(|| anyhow!("{kind}: no service {service:?}"))?;
+                match &own.container_name {
+                    Some(n) => n.clone(),
+                    None => format!("{}-{service}-1", self.project.name),
+                }
+            } else if let Some(name) = mode.strip_prefix("container:") {
+                name.to_string()
+            } else {
+                continue;
+            };
+            out.push((kind.to_string(), target));
+        }
+        Ok(out)
+    }
+
     /// Gives a container `up` attached to its networks its namespace back when it is gone (after
     /// a reboot: `/run` is empty and the bridges are new), with the addresses it leased before.
     fn reattach(&self, step: &Step, rec: &crate::state::ContainerRecord) -> anyhow::Result<()> {
@@ -323,7 +346,8 @@ impl<'a> StackEngine<'a> {
                 }
             }
         }
-        let spec = SuperviseSpec::new(self.project, svc, &addrs, &gateways, health, publish);
+        let mut spec = SuperviseSpec::new(self.project, svc, &addrs, &gateways, health, publish);
+        spec.share = self.shared_namespaces(svc)?;
         config[crate::supervise::spec::CONFIG_KEY] = serde_json::to_value(&spec)?;
         db.set_config(&rec.id, &config)?;
         Ok(())

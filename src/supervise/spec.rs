@@ -40,6 +40,10 @@ pub struct SuperviseSpec {
     /// Commands run in it before each stop.
     #[serde(default)]
     pub pre_stop: Vec<Hook>,
+    /// Namespaces it joins at each start: (`ipc`, `pid` or `uts`, the container that owns it),
+    /// from `ipc`/`pid`/`uts: service:NAME` or `container:NAME`.
+    #[serde(default)]
+    pub share: Vec<(String, String)>,
 }
 
 /// A container's DNS entry, as [`DnsContainer`] without the server's types.
@@ -151,6 +155,7 @@ impl SuperviseSpec {
             publish,
             post_start: svc.post_start.clone(),
             pre_stop: svc.pre_stop.clone(),
+            share: Vec::new(),
         }
     }
 
