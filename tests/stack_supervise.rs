@@ -198,3 +198,41 @@ fn a_port_in_use_fails_up_before_anything_is_made() {
     p.assert_clean();
     drop(taken);
 }
+
+#[test]
+fn random_and_range_host_ports_are_chosen_and_reported() {
+    let services = r#"  rnd:
+    image: berth-test/busybox:latest
+    command: [sh, -c, "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www"]
+    init: true
+    ports: ["127.0.0.1::80"]
+  ranged:
+    image: berth-test/busybox:latest
+    command: [sh, -c, "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www"]
+    init: true
+    scale: 2
+    ports: ["127.0.0.1:RANGE:80"]
+"#;
+    let base = free_port().clamp(20000, 60000);
+    let services = services.replace("RANGE", &format!("{base}-{}", base + 20));
+    let p = harness::Project::new("randomports", &services);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        p.ok(&["up", "-d"]);
+        let addr = p.ok(&["port", "rnd", "80"]);
+        let port: u16 = addr.trim().rsplit_once(':').unwrap().1.parse().unwrap();
+        assert!(port != 0 && addr.starts_with("127.0.0.1:"), "{addr}");
+        p.wait_for(10, "the random port answering", || get(port).is_some());
+        let ports: Vec<u16> = (1..=2)
+            .map(|i| {
+                let a = p.ok(&["port", "--index", &i.to_string(), "ranged", "80"]);
+                a.trim().rsplit_once(':').unwrap().1.parse().unwrap()
+            })
+            .collect();
+        assert_ne!(ports[0], ports[1], "each replica its own port");
+        assert!(ports.iter().all(|p| (base..=base + 20).contains(p)), "{ports:?} in {base}-{}", base + 20);
+        for port in ports {
+            p.wait_for(10, "a ranged port answering", || get(port).is_some());
+        }
+    }));
+    finish(&p, result);
+}
