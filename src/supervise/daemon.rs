@@ -204,6 +204,7 @@ struct Supervisor {
     /// The containers in the table, answering ones first, and how many answer.
     dns_entries: Vec<DnsContainer>,
     dns_answering: usize,
+    dns_error: Option<String>,
     published: HashMap<String, Published>,
     probes: HashMap<String, (Option<i64>, tokio::task::JoinHandle<()>)>,
     health: HashMap<String, Health>,
@@ -235,6 +236,7 @@ impl Supervisor {
             dns: None,
             dns_entries: Vec::new(),
             dns_answering: 0,
+            dns_error: None,
             published: HashMap::new(),
             probes: HashMap::new(),
             health: HashMap::new(),
@@ -574,7 +576,14 @@ impl Supervisor {
                 let config = DnsConfig::new(listen.clone(), self.upstreams.clone());
                 match DnsServer::start(config, table()).await {
                     Ok(s) => self.dns = Some((listen, s)),
-                    Err(e) => eprintln!("berth supervisor: cannot serve DNS: {e}"),
+                    Err(e) => {
+                        // Tried again on every pass; said once per distinct failure.
+                        let msg = e.to_string();
+                        if self.dns_error.as_deref() != Some(msg.as_str()) {
+                            eprintln!("berth supervisor: cannot serve DNS: {msg}");
+                            self.dns_error = Some(msg);
+                        }
+                    }
                 }
                 self.dns_answering = entries.len();
                 self.dns_entries = entries.iter().chain(&asking).cloned().collect();
