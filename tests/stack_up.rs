@@ -11,6 +11,7 @@ mod harness;
 
 const SERVICES: &str = r#"  db:
     image: berth-test/busybox:latest
+    init: true
     command: [sh, -c, "echo hello from db > /srv/index.html && exec httpd -f -p 8080 -h /srv"]
     volumes: ["site:/srv"]
     healthcheck:
@@ -18,6 +19,7 @@ const SERVICES: &str = r#"  db:
       interval: 2s
   web:
     image: berth-test/busybox:latest
+    init: true
     command: [sleep, "300"]
     volumes: ["/cache"]
     depends_on:

@@ -616,15 +616,15 @@ impl Engine for StackEngine<'_> {
                 // The server must know who asks before the container's first query, and serve
                 // its names before anything that depends on it starts.
                 self.tell_supervisor();
-                {
-                    let db = self.db.lock().expect("db");
-                    container::start(&self.roots, &db, &rec, StartMode::Detached)?;
-                }
+                // A connection of its own: starts run in parallel (a shared one would serialize
+                // them behind its lock for the runtime's whole run).
+                let db = StateDb::open(&self.roots.root)?;
+                container::start(&self.roots, &db, &rec, StartMode::Detached)?;
                 self.tell_supervisor();
                 Ok(())
             }),
             (Kind::Container, Op::Stop) => self.record(&step.name).and_then(|rec| {
-                let db = self.db.lock().expect("db");
+                let db = StateDb::open(&self.roots.root)?;
                 container::stop(&self.roots, &db, &rec, None).map(drop)
             }),
             (Kind::Container, Op::Remove) => self.remove(step),

@@ -4,9 +4,11 @@
 //! The check comes from the service's `healthcheck:` with each unset field taken from the
 //! image's `Healthcheck`, then Docker's defaults (interval 30 s, timeout 30 s, 3 retries).
 //! Failures inside `start_period` do not count. Beyond Compose: while a container has not
-//! been healthy yet, berth probes every `start_interval` when set, else quickly — 100 ms,
+//! been healthy yet, berth probes every `start_interval` when set, else quickly — 20 ms,
 //! doubling up to `interval` — so a dependency that becomes healthy releases its dependents
-//! within about 100 ms instead of after the first 30 s interval.
+//! within tens of milliseconds instead of after the first 30 s interval. Those quick probes
+//! never make a container unhealthy sooner than Docker's own cadence would: while it starts, a
+//! failure counts only once per `interval`.
 
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 /// Docker's default retries.
 pub const DEFAULT_RETRIES: u32 = 3;
 /// The first quick probe while starting.
-pub const FAST_START: Duration = Duration::from_millis(100);
+pub const FAST_START: Duration = Duration::from_millis(20);
 
 /// A resolved health check.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -57,7 +59,8 @@ impl ImageHealthcheck {
     /// The `Healthcheck` of an image's config JSON (durations in nanoseconds, as Docker writes them).
     pub fn from_config(config: &serde_json::Value) -> Option<ImageHealthcheck> {
         let h = config.get("config")?.get("Healthcheck")?;
-        let test: Vec<String> = h.get("Test")?.as_array()?.iter().filter_map(|v| v.as_str().map(String::from)).collect();
+        let test: Vec<String> =
+            h.get("Test")?.as_array()?.iter().filter_map(|v| v.as_str().map(String::from)).collect();
         let nanos = |k: &str| h.get(k).and_then(|v| v.as_u64()).filter(|n| *n > 0).map(Duration::from_nanos);
         Some(ImageHealthcheck {
             test,
@@ -144,12 +147,14 @@ pub struct Monitor {
     failures: u32,
     started: Duration,
     fast: Duration,
+    /// When the last failure that counted happened.
+    counted: Option<Duration>,
 }
 
 impl Monitor {
     /// A container that started at `started` (a monotonic time).
     pub fn new(check: Check, started: Duration) -> Monitor {
-        Monitor { check, health: Health::Starting, failures: 0, started, fast: FAST_START }
+        Monitor { check, health: Health::Starting, failures: 0, started, fast: FAST_START, counted: None }
     }
 
     /// The current health.
@@ -180,6 +185,23 @@ impl Monitor {
         d
     }
 
+    /// Whether a failure at `now` counts towards `retries`. Once the container was healthy (or
+    /// is unhealthy) probes run at `interval` and every failure counts. While it starts, the
+    /// quick probes must not make it unhealthy sooner than Docker would: a failure counts only
+    /// once `interval` has passed since the last one that counted (since the start, or at the
+    /// end of `start_period` when there is one).
+    fn counts(&self, now: Duration) -> bool {
+        if self.health != Health::Starting {
+            return true;
+        }
+        let since = match self.counted {
+            Some(t) => now.saturating_sub(t),
+            None if !self.check.start_period.is_zero() => return true,
+            None => now.saturating_sub(self.started),
+        };
+        since >= self.check.interval
+    }
+
     /// Records a probe's result at `now`; returns the new health when it changed.
     pub fn record(&mut self, probe: Probe, now: Duration) -> Option<Health> {
         let before = self.health;
@@ -190,8 +212,9 @@ impl Monitor {
             }
             Probe::Fail | Probe::Timeout => {
                 let in_start_period = now.saturating_sub(self.started) < self.check.start_period;
-                if !(in_start_period && self.health == Health::Starting) {
+                if !(in_start_period && self.health == Health::Starting) && self.counts(now) {
                     self.failures += 1;
+                    self.counted = Some(now);
                     if self.failures >= self.check.retries {
                         self.health = Health::Unhealthy;
                     }
@@ -253,7 +276,7 @@ mod tests {
     fn probes_fast_while_starting_then_at_the_interval() {
         let mut m = Monitor::new(check(3, 0), Duration::ZERO);
         let first: Vec<u128> = (0..4).map(|_| m.next_delay().as_millis()).collect();
-        assert_eq!(first, [100, 200, 400, 800]);
+        assert_eq!(first, [20, 40, 80, 160]);
         m.record(Probe::Pass, Duration::from_secs(1));
         assert_eq!(m.next_delay(), Duration::from_secs(30));
         let mut c = check(3, 0);
@@ -271,6 +294,23 @@ mod tests {
         assert_eq!(m.record(Probe::Timeout, Duration::from_secs(4)), None);
         assert_eq!(m.record(Probe::Fail, Duration::from_secs(5)), Some(Health::Unhealthy));
         assert_eq!(m.record(Probe::Pass, Duration::from_secs(6)), Some(Health::Healthy));
+    }
+
+    #[test]
+    fn quick_probes_while_starting_do_not_make_it_unhealthy_sooner_than_docker() {
+        let mut c = check(3, 0);
+        c.interval = Duration::from_secs(1);
+        let mut m = Monitor::new(c, Duration::ZERO);
+        let ms = Duration::from_millis;
+        for t in [100, 300, 700] {
+            assert_eq!(m.record(Probe::Fail, ms(t)), None);
+        }
+        assert_eq!(m.failures(), 0, "no interval has passed yet");
+        assert_eq!(m.record(Probe::Fail, ms(1000)), None);
+        assert_eq!(m.record(Probe::Fail, ms(1500)), None);
+        assert_eq!(m.failures(), 1);
+        assert_eq!(m.record(Probe::Fail, ms(2000)), None);
+        assert_eq!(m.record(Probe::Fail, ms(3000)), Some(Health::Unhealthy), "after retries x interval");
     }
 
     #[test]
