@@ -403,9 +403,10 @@ impl Supervisor {
     }
 
     /// Restarts a container on a policy's behalf (`running`: stop it first).
+    /// Runs in the background: a stop grace period must not keep the supervisor from answering.
     async fn restart(&mut self, r: ContainerRecord, why: String, running: bool) {
         let roots = self.roots.clone();
-        let result = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let job = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let db = StateDb::open(&roots.root)?;
             if running {
                 container::restart(&roots, &db, &r, None)?;
@@ -416,11 +417,12 @@ impl Supervisor {
             }
             db.set_restart_reason(&r.id, &why)?;
             Ok(())
-        })
-        .await;
-        if let Ok(Err(e)) | Err(e) = result.map_err(anyhow::Error::from) {
-            eprintln!("berth supervisor: restart failed: {e:#}");
-        }
+        });
+        tokio::spawn(async move {
+            if let Ok(Err(e)) | Err(e) = job.await.map_err(anyhow::Error::from) {
+                eprintln!("berth supervisor: restart failed: {e:#}");
+            }
+        });
     }
 
     /// Keeps one probe task per running container with a health check.
