@@ -32,6 +32,7 @@ fn stack(port: u16) -> String {
     format!(
         r#"  db:
     image: berth-test/busybox:latest
+    init: true
     command: [sh, -c, "mkdir -p /www && echo db-ok > /www/index.html && exec httpd -f -p 80 -h /www"]
     healthcheck:
       test: [CMD, wget, -q, -O-, "http://127.0.0.1/"]
@@ -41,12 +42,14 @@ fn stack(port: u16) -> String {
         aliases: [database]
   app:
     image: berth-test/busybox:latest
+    init: true
     command: [sh, -c, "mkdir -p /www && wget -q -O /www/index.html http://database/ && exec httpd -f -p 8080 -h /www"]
     restart: always
     depends_on:
       db: {{condition: service_healthy}}
   web:
     image: berth-test/busybox:latest
+    init: true
     command: [sh, -c, "mkdir -p /www && until wget -q -O /www/index.html http://app:8080/; do sleep 0.1; done; exec httpd -f -p 80 -h /www"]
     ports: ["{port}:80"]
     depends_on: [app]
