@@ -124,8 +124,19 @@ fn scale_reuses_replica_numbers() {
             n.iter().map(|s| s.rsplit('-').next().unwrap().to_string()).collect::<Vec<_>>()
         };
         p.ok(&["up", "-d"]);
-        p.ok(&["scale", "db=3"]);
+        // `--progress json`: one object per step event on stderr.
+        let out = p.berth(&["--progress", "json", "scale", "db=3"]);
+        assert!(out.status.success());
+        let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+            .collect();
+        let started = format!("Container {}-db-3", p.name);
+        assert!(events.iter().any(|e| e["id"] == started.as_str() && e["status"] == "Started"), "{events:?}");
         assert_eq!(numbers(), ["1", "2", "3"]);
+        let quiet = p.berth(&["--progress", "quiet", "scale", "db=2"]);
+        assert!(quiet.status.success() && quiet.stderr.is_empty(), "{}", String::from_utf8_lossy(&quiet.stderr));
+        p.ok(&["scale", "db=3"]);
         p.ok(&["scale", "db=1"]);
         assert_eq!(numbers(), ["1"]);
         p.ok(&["scale", "db=2"]);
