@@ -5,10 +5,12 @@
 #
 # 1. start-to-exit of `berth run --rm -T app true` vs `runc run` of the same bundle (berth's own
 #    config.json, rootfs an overlay mount of the same image) with `true` (it deletes the container),
-#    and vs `runc create` + `runc start` + `runc delete` of that bundle: the three runtime calls
-#    berth (like conmon or containerd's shim) makes, so the difference is berth's own cost;
-# 2. `berth create` + `berth start` of a service with `scale: 20` (`sleep 60`) vs `runc create` +
-#    `runc start` of 20 copies of that bundle (teardown not timed).
+#    and vs `runc create` + `runc start` + `runc delete` of that bundle: the runtime's work split
+#    over calls as a monitor must split it (berth's makes two: `run --detach`, then `delete` once
+#    the container has exited);
+# 2. `berth create` + `berth start` of a service with `scale: 20` (`sleep 60`) vs `runc run
+#    --detach` of 20 copies of that bundle (one runtime call each, as berth's monitor makes), and
+#    vs `runc create` + `runc start` of them (teardown not timed).
 # Prints each run and the medians, and the overhead per container.
 set -euo pipefail
 runs="${1:-5}"
@@ -93,7 +95,7 @@ for i in $(seq 1 20); do make_bundle "$work/b-sleep-$i" '["sleep", "60"]'; done
 "$berth" rm >/dev/null 2>&1
 
 median() { python3 -c "import statistics,sys; print(f'{statistics.median(float(x) for x in sys.argv[1:]):.1f}')" "$@"; }
-run_b=(); run_r=(); run_s=(); many_b=(); many_r=()
+run_b=(); run_r=(); run_s=(); many_b=(); many_r=(); many_d=()
 for r in $(seq 1 "$runs"); do
     t0=$(now); "$berth" run --rm -T app >/dev/null; t1=$(now)
     t2=$(now); runc --root "$runc_root" run --bundle "$work/b-true" bench-true </dev/null >/dev/null; t3=$(now)
@@ -111,12 +113,18 @@ for r in $(seq 1 "$runs"); do
         runc --root "$runc_root" start "bench-$i"
     done
     t3=$(now)
-    many_b+=("$(ms "$t0" "$t1")"); many_r+=("$(ms "$t2" "$t3")")
+    for i in $(seq 1 20); do runc --root "$runc_root" delete -f "bench-$i" >/dev/null 2>&1; done
+    t4=$(now)
+    for i in $(seq 1 20); do
+        runc --root "$runc_root" run --detach --bundle "$work/b-sleep-$i" "bench-$i" </dev/null >/dev/null 2>&1
+    done
+    t5=$(now)
+    many_b+=("$(ms "$t0" "$t1")"); many_r+=("$(ms "$t2" "$t3")"); many_d+=("$(ms "$t4" "$t5")")
     "$berth" rm --force many >/dev/null 2>&1
     for i in $(seq 1 20); do runc --root "$runc_root" delete -f "bench-$i" >/dev/null 2>&1; done
-    echo "run $r: run --rm true: berth ${run_b[-1]} ms, runc run ${run_r[-1]} ms, runc create/start/delete ${run_s[-1]} ms; 20 x create+start: berth ${many_b[-1]} ms, runc ${many_r[-1]} ms"
+    echo "run $r: run --rm true: berth ${run_b[-1]} ms, runc run ${run_r[-1]} ms, runc create/start/delete ${run_s[-1]} ms; 20 x create+start: berth ${many_b[-1]} ms, runc run -d ${many_d[-1]} ms, runc create+start ${many_r[-1]} ms"
 done
 mb="$(median "${run_b[@]}")"; mr="$(median "${run_r[@]}")"; ms_="$(median "${run_s[@]}")"
-nb="$(median "${many_b[@]}")"; nr="$(median "${many_r[@]}")"
+nb="$(median "${many_b[@]}")"; nr="$(median "${many_r[@]}")"; nd="$(median "${many_d[@]}")"
 echo "median run --rm true: berth $mb ms, runc run $mr ms (berth adds $(python3 -c "print(f'{$mb - $mr:.1f}')") ms), runc create/start/delete $ms_ ms (berth adds $(python3 -c "print(f'{$mb - $ms_:.1f}')") ms)"
-echo "median 20 x create+start: berth $nb ms, runc $nr ms, berth adds $(python3 -c "print(f'{($nb - $nr) / 20:.1f}')") ms per container"
+echo "median 20 x create+start: berth $nb ms, runc run -d $nd ms (berth adds $(python3 -c "print(f'{($nb - $nd) / 20:.1f}')") ms per container), runc create+start $nr ms (berth adds $(python3 -c "print(f'{($nb - $nr) / 20:.1f}')") ms per container)"

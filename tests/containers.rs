@@ -497,3 +497,46 @@ fn host_files_security_options_and_limits() {
     assert_eq!(bnd & (1 << 21), 1 << 21, "privileged has CAP_SYS_ADMIN: {out}");
     p.assert_clean();
 }
+
+/// The host's character and block devices directly under `/dev` (runc leaves out `console`).
+fn host_device_names() -> Vec<String> {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::read_dir("/dev")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_char_device() || t.is_block_device()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "console")
+        .collect()
+}
+
+#[test]
+fn privileged_gets_the_host_devices_and_plain_does_not() {
+    // `/dev/kmsg` (the kernel log) is on every Linux host; `/dev/loop-control` where the loop
+    // driver is, as on Debian's kernels; both are in none of Docker's default devices.
+    let host = host_device_names();
+    assert!(host.iter().any(|n| n == "kmsg"), "this host has no /dev/kmsg: {host:?}");
+    let services = svc(
+        "boss",
+        "privileged: true\ncommand: [\"sh\", \"-c\", \"ls /dev; head -n 1 /dev/kmsg >/dev/null && echo kmsg-readable\"]",
+    ) + &svc(
+        "plain",
+        // The device cgroup lets it make the node (Docker allows mknod) but not open it.
+        "command: [\"sh\", \"-c\", \"ls /dev; mknod /kmsg-node c 1 11; head -n 1 /kmsg-node >/dev/null 2>&1 \
+         && echo kmsg-readable || echo kmsg-denied\"]",
+    );
+    let p = Project::new("privdev", &services);
+    let boss = p.ok(&["run", "--rm", "-T", "boss"]);
+    let seen: Vec<&str> = boss.lines().map(str::trim).collect();
+    for name in &host {
+        assert!(seen.contains(&name.as_str()), "privileged container lacks /dev/{name}: {seen:?}");
+    }
+    assert!(seen.contains(&"kmsg-readable"), "{boss}");
+    let plain = p.ok(&["run", "--rm", "-T", "plain"]);
+    let seen: Vec<&str> = plain.lines().map(str::trim).collect();
+    for name in ["kmsg", "loop-control", "loop0"] {
+        assert!(!seen.contains(&name), "unprivileged container has /dev/{name}: {seen:?}");
+    }
+    assert!(seen.contains(&"kmsg-denied"), "{plain}");
+    p.assert_clean();
+}

@@ -125,6 +125,7 @@ pub fn create_container(
     let users = UserDb::from_layers(&upper_first);
     let hard = |name: &str| hard_limit(name);
     let device = |p: &Path| host_device(p);
+    let all_devices = || host_devices(Path::new("/dev"));
     let init_binary =
         ["/usr/bin/tini-static", "/usr/sbin/tini-static"].map(PathBuf::from).into_iter().find(|p| p.is_file());
     // A cgroup of its own at the top of each hierarchy: no shared parent to create or remove.
@@ -146,6 +147,7 @@ pub fn create_container(
         host: HostFacts {
             hard_limits: &hard,
             device: &device,
+            all_devices: &all_devices,
             init_binary,
             bounding: crate::runtime::defaults::host_bounding_set(),
         },
@@ -332,4 +334,60 @@ fn host_device(p: &Path) -> Option<HostDevice> {
         uid: m.uid(),
         gid: m.gid(),
     })
+}
+
+/// The character and block devices under `dir` (`/dev`), as runc's `GetDevices` lists them for
+/// Docker's `privileged`: recursively, but not into `pts`, `shm`, `fd`, `mqueue` (the container
+/// gets its own) or LXC's and udev's private directories; without `console` (the runtime sets up
+/// the container's own), symbolic links, FIFOs and sockets. Sorted by path.
+fn host_devices(dir: &Path) -> Vec<(PathBuf, HostDevice)> {
+    use std::os::unix::fs::FileTypeExt;
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, HostDevice)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            // `file_type` does not follow symbolic links.
+            let Ok(ft) = entry.file_type() else { continue };
+            let name = entry.file_name();
+            let path = entry.path();
+            if ft.is_dir() {
+                let private = [".lxc", ".lxd-mounts", ".udev", "fd", "mqueue", "pts", "shm"];
+                if !private.iter().any(|p| name == *p) {
+                    walk(&path, out);
+                }
+            } else if (ft.is_char_device() || ft.is_block_device()) && name != "console" {
+                if let Some(d) = host_device(&path) {
+                    out.push((path, d));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_devices_are_the_nodes_of_dev_without_links_and_private_dirs() {
+        let devs = host_devices(Path::new("/dev"));
+        let null = devs.iter().find(|(p, _)| p == Path::new("/dev/null")).expect("/dev/null is listed");
+        assert_eq!((null.1.block, null.1.major, null.1.minor), (false, 1, 3));
+        for (p, _) in &devs {
+            assert!(!p.starts_with("/dev/pts") && !p.starts_with("/dev/shm"), "{p:?}");
+            assert_ne!(p, Path::new("/dev/console"));
+            // `/dev/stdin` and the like are links to devices, not devices.
+            assert!(!std::fs::symlink_metadata(p).unwrap().file_type().is_symlink(), "{p:?}");
+        }
+        assert!(devs.windows(2).all(|w| w[0].0 < w[1].0), "sorted");
+
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/null", dir.path().join("null")).unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/file"), "").unwrap();
+        assert!(host_devices(dir.path()).is_empty());
+    }
 }

@@ -24,7 +24,7 @@ pub use lifecycle::{
     wait_exit, ExecRequest, MonitorStart, StartMode,
 };
 pub use paths::{is_mount_point, Roots};
-pub use stats::{stats, top, Stats};
+pub use stats::{host_oom_killed, oom_killed, read_stats, stats, top, CgroupLayout, Stats};
 
 use crate::runtime::bundle::NetworkNs;
 use crate::state::{ContainerRecord, StateDb};

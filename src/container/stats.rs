@@ -20,13 +20,41 @@ pub struct Stats {
     pub pids: u64,
 }
 
-fn cgroup_dir(controller: &str, rel: &str) -> PathBuf {
-    let rel = rel.trim_start_matches('/');
-    if crate::runtime::cgroup_v2_only() {
-        Path::new("/sys/fs/cgroup").join(rel)
-    } else {
-        Path::new("/sys/fs/cgroup").join(controller).join(rel)
+/// How the host mounts cgroups, as far as the files of one container's cgroup go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupLayout {
+    /// One hierarchy per controller (`<root>/<controller>/<path>`); also the "hybrid" layout,
+    /// whose cgroup2 mount at `<root>/unified` holds no controller berth reads.
+    V1,
+    /// The unified hierarchy (`<root>/<path>`, every controller's files together).
+    V2,
+}
+
+impl CgroupLayout {
+    /// This host's layout.
+    pub fn host() -> CgroupLayout {
+        if crate::runtime::cgroup_v2_only() {
+            CgroupLayout::V2
+        } else {
+            CgroupLayout::V1
+        }
     }
+
+    /// The directory of `controller`'s files for the cgroup at `rel` (a `cgroupsPath`) under
+    /// `root` (`/sys/fs/cgroup`).
+    pub fn dir(self, root: &Path, controller: &str, rel: &str) -> PathBuf {
+        let rel = rel.trim_start_matches('/');
+        match self {
+            CgroupLayout::V1 => root.join(controller).join(rel),
+            CgroupLayout::V2 => root.join(rel),
+        }
+    }
+}
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+fn cgroup_dir(controller: &str, rel: &str) -> PathBuf {
+    CgroupLayout::host().dir(Path::new(CGROUP_ROOT), controller, rel)
 }
 
 fn read_u64(p: &Path) -> Option<u64> {
@@ -40,28 +68,55 @@ fn keyed(p: &Path, key: &str) -> Option<u64> {
 /// A sample of the container's cgroup.
 pub fn stats(rec: &ContainerRecord) -> anyhow::Result<Stats> {
     let cfg = ContainerConfig::of(rec)?;
-    let rel = &cfg.cgroups_path;
-    let mut s = Stats::default();
-    if crate::runtime::cgroup_v2_only() {
-        let d = cgroup_dir("", rel);
-        s.cpu_nanos = keyed(&d.join("cpu.stat"), "usage_usec ").unwrap_or(0) * 1000;
-        s.memory = read_u64(&d.join("memory.current")).unwrap_or(0);
-        s.memory = s.memory.saturating_sub(keyed(&d.join("memory.stat"), "inactive_file ").unwrap_or(0));
-        s.memory_limit = read_u64(&d.join("memory.max"));
-        s.pids = read_u64(&d.join("pids.current")).unwrap_or(0);
-    } else {
-        s.cpu_nanos = read_u64(&cgroup_dir("cpuacct", rel).join("cpuacct.usage")).unwrap_or(0);
-        let mem = cgroup_dir("memory", rel);
-        let usage = read_u64(&mem.join("memory.usage_in_bytes")).unwrap_or(0);
-        let cache = keyed(&mem.join("memory.stat"), "total_inactive_file ").unwrap_or(0);
-        s.memory = usage.saturating_sub(cache);
-        s.memory_limit = read_u64(&mem.join("memory.limit_in_bytes")).filter(|l| *l < (1 << 62));
-        s.pids = read_u64(&cgroup_dir("pids", rel).join("pids.current")).unwrap_or(0);
-    }
+    let mut s = read_stats(Path::new(CGROUP_ROOT), CgroupLayout::host(), &cfg.cgroups_path);
     if s.memory_limit.is_none() {
         s.memory_limit = host_memory();
     }
     Ok(s)
+}
+
+/// Reads the usage of the cgroup at `rel` under `root`. v1: `cpuacct.usage` (ns),
+/// `memory.usage_in_bytes` less `total_inactive_file`, `memory.limit_in_bytes` (unlimited is a
+/// huge number), `pids.current`. v2: `cpu.stat` `usage_usec`, `memory.current` less
+/// `inactive_file`, `memory.max` (`max` when unlimited), `pids.current`.
+pub fn read_stats(root: &Path, layout: CgroupLayout, rel: &str) -> Stats {
+    let dir = |controller: &str| layout.dir(root, controller, rel);
+    let mut s = Stats::default();
+    match layout {
+        CgroupLayout::V2 => {
+            let d = dir("");
+            s.cpu_nanos = keyed(&d.join("cpu.stat"), "usage_usec ").unwrap_or(0) * 1000;
+            s.memory = read_u64(&d.join("memory.current")).unwrap_or(0);
+            s.memory = s.memory.saturating_sub(keyed(&d.join("memory.stat"), "inactive_file ").unwrap_or(0));
+            s.memory_limit = read_u64(&d.join("memory.max"));
+            s.pids = read_u64(&d.join("pids.current")).unwrap_or(0);
+        }
+        CgroupLayout::V1 => {
+            s.cpu_nanos = read_u64(&dir("cpuacct").join("cpuacct.usage")).unwrap_or(0);
+            let mem = dir("memory");
+            let usage = read_u64(&mem.join("memory.usage_in_bytes")).unwrap_or(0);
+            let cache = keyed(&mem.join("memory.stat"), "total_inactive_file ").unwrap_or(0);
+            s.memory = usage.saturating_sub(cache);
+            s.memory_limit = read_u64(&mem.join("memory.limit_in_bytes")).filter(|l| *l < (1 << 62));
+            s.pids = read_u64(&dir("pids").join("pids.current")).unwrap_or(0);
+        }
+    }
+    s
+}
+
+/// Whether the kernel's OOM killer killed a process of the cgroup at `rel` under `root`: the
+/// `oom_kill` count of `memory.oom_control` (v1) or `memory.events` (v2).
+pub fn oom_killed(root: &Path, layout: CgroupLayout, rel: &str) -> bool {
+    let file = match layout {
+        CgroupLayout::V1 => "memory.oom_control",
+        CgroupLayout::V2 => "memory.events",
+    };
+    keyed(&layout.dir(root, "memory", rel).join(file), "oom_kill ").is_some_and(|n| n > 0)
+}
+
+/// [`oom_killed`] on this host.
+pub fn host_oom_killed(rel: &str) -> bool {
+    oom_killed(Path::new(CGROUP_ROOT), CgroupLayout::host(), rel)
 }
 
 fn host_memory() -> Option<u64> {
@@ -93,4 +148,65 @@ pub fn top(rec: &ContainerRecord) -> anyhow::Result<Vec<(u32, i32, i32, String)>
     }
     out.sort_by_key(|p| p.1);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let p = root.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn cgroup_directories_per_layout() {
+        let root = Path::new("/sys/fs/cgroup");
+        assert_eq!(CgroupLayout::V1.dir(root, "memory", "/berth-abc"), Path::new("/sys/fs/cgroup/memory/berth-abc"));
+        assert_eq!(CgroupLayout::V2.dir(root, "memory", "/berth-abc"), Path::new("/sys/fs/cgroup/berth-abc"));
+        assert_eq!(CgroupLayout::V2.dir(root, "pids", "berth-abc"), Path::new("/sys/fs/cgroup/berth-abc"));
+    }
+
+    #[test]
+    fn v2_usage_limit_and_oom() {
+        let root = tree(&[
+            ("berth-abc/cpu.stat", "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n"),
+            ("berth-abc/memory.current", "10485760\n"),
+            ("berth-abc/memory.stat", "anon 4096\nfile 2097152\ninactive_file 1048576\nactive_file 0\n"),
+            ("berth-abc/memory.max", "33554432\n"),
+            ("berth-abc/pids.current", "3\n"),
+            ("berth-abc/memory.events", "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n"),
+            ("berth-def/memory.max", "max\n"),
+            ("berth-def/memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n"),
+        ]);
+        let s = read_stats(root.path(), CgroupLayout::V2, "/berth-abc");
+        assert_eq!(s, Stats { cpu_nanos: 1_500_000, memory: 9 * 1024 * 1024, memory_limit: Some(32 << 20), pids: 3 });
+        assert!(oom_killed(root.path(), CgroupLayout::V2, "/berth-abc"));
+        // `max` is no limit; a cgroup that never hit one was not OOM-killed.
+        assert_eq!(read_stats(root.path(), CgroupLayout::V2, "/berth-def").memory_limit, None);
+        assert!(!oom_killed(root.path(), CgroupLayout::V2, "/berth-def"));
+        // The v1 files are not where v2 looks, and the other way round.
+        assert_eq!(read_stats(root.path(), CgroupLayout::V1, "/berth-abc"), Stats::default());
+        assert!(!oom_killed(root.path(), CgroupLayout::V1, "/berth-abc"));
+    }
+
+    #[test]
+    fn v1_usage_limit_and_oom() {
+        let root = tree(&[
+            ("cpuacct/berth-abc/cpuacct.usage", "2000000\n"),
+            ("memory/berth-abc/memory.usage_in_bytes", "8388608\n"),
+            ("memory/berth-abc/memory.stat", "cache 0\ntotal_inactive_file 4194304\n"),
+            ("memory/berth-abc/memory.limit_in_bytes", "9223372036854771712\n"),
+            ("memory/berth-abc/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"),
+            ("pids/berth-abc/pids.current", "5\n"),
+        ]);
+        let s = read_stats(root.path(), CgroupLayout::V1, "/berth-abc");
+        assert_eq!(s, Stats { cpu_nanos: 2_000_000, memory: 4 << 20, memory_limit: None, pids: 5 });
+        assert!(oom_killed(root.path(), CgroupLayout::V1, "/berth-abc"));
+    }
 }

@@ -22,7 +22,6 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
@@ -398,7 +397,7 @@ impl Monitor {
     fn finish(&mut self, exit: Option<i32>) {
         let _ = self.log.flush();
         // Read before the runtime's delete removes the cgroup.
-        let oom = oom_killed(&self.config.cgroups_path);
+        let oom = container::host_oom_killed(&self.config.cgroups_path);
         let code = exit.unwrap_or(-1);
         if self.config.auto_remove {
             // `run --rm`: nothing will start this container again, so its client may go as soon as
@@ -468,19 +467,4 @@ fn receive_console(listener: &UnixListener) -> anyhow::Result<OwnedFd> {
         }
     }
     anyhow::bail!("the runtime sent no terminal descriptor")
-}
-
-/// Whether the OOM killer killed something in the container's memory cgroup.
-fn oom_killed(cgroups_path: &str) -> bool {
-    let rel = cgroups_path.trim_start_matches('/');
-    let candidates = [
-        Path::new("/sys/fs/cgroup/memory").join(rel).join("memory.oom_control"),
-        Path::new("/sys/fs/cgroup").join(rel).join("memory.events"),
-    ];
-    candidates.iter().any(|p| {
-        std::fs::read_to_string(p).is_ok_and(|t| {
-            t.lines()
-                .any(|l| l.strip_prefix("oom_kill ").and_then(|n| n.trim().parse::<u64>().ok()).is_some_and(|n| n > 0))
-        })
-    })
 }

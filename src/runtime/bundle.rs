@@ -10,8 +10,8 @@
 //!   `environment` by the loader), then `run -e`; `PATH`, `HOSTNAME` and `HOME` get defaults;
 //! - the user is resolved through the image's `/etc/passwd` and `/etc/group` (see [`super::user`]);
 //! - capabilities are Docker's default set with `cap_add`/`cap_drop` applied (`ALL` allowed);
-//!   `privileged` gives every capability, every device, writable `/sys` and no seccomp, masked or
-//!   read-only paths.
+//!   `privileged` gives every capability, the host's devices (as nodes, with a device cgroup that
+//!   allows all), writable `/sys` and no seccomp, masked or read-only paths.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -119,6 +119,9 @@ pub struct HostFacts<'a> {
     pub hard_limits: &'a dyn Fn(&str) -> Option<u64>,
     /// A host device node by path.
     pub device: &'a dyn Fn(&Path) -> Option<HostDevice>,
+    /// Every device node of the host's `/dev` a `privileged` container gets, by path (asked only
+    /// for privileged containers).
+    pub all_devices: &'a dyn Fn() -> Vec<(PathBuf, HostDevice)>,
     /// A static init to run as pid 1 for `init: true`.
     pub init_binary: Option<PathBuf>,
     /// The capabilities berth itself may hand out (its bounding set, bit per capability number).
@@ -267,8 +270,15 @@ pub fn generate(req: &BundleRequest<'_>) -> Result<Bundle, BundleError> {
     root.set_readonly(Some(svc.read_only.unwrap_or(false)));
 
     let mounts = mounts(req, privileged, &mut warnings).map_err(&fail)?;
-    let (devices, mut device_rules) = devices(svc, req.host.device).map_err(&fail)?;
+    let (mut devices, mut device_rules) = devices(svc, req.host.device).map_err(&fail)?;
     if privileged {
+        // Docker's privileged: the host's devices (besides the service's own mappings) and a
+        // device cgroup that allows everything.
+        for (path, host) in (req.host.all_devices)() {
+            if !devices.iter().any(|d| d.path() == &path) {
+                devices.push(linux_device(&path, &host));
+            }
+        }
         device_rules = defaults::allow_all_devices();
     }
     let mut resources = resources(svc).map_err(&fail)?;
@@ -612,15 +622,8 @@ fn devices(svc: &Service, lookup: DeviceLookup<'_>) -> Result<(Vec<LinuxDevice>,
     let mut rules = defaults::default_device_rules();
     for d in &svc.devices {
         let host = lookup(Path::new(&d.source)).ok_or_else(|| format!("device `{}` does not exist", d.source))?;
-        let typ = if host.block { LinuxDeviceType::B } else { LinuxDeviceType::C };
-        let mut dev = LinuxDevice::default();
-        dev.set_path(PathBuf::from(d.target.as_deref().unwrap_or(&d.source)));
-        dev.set_typ(typ);
-        dev.set_major(host.major);
-        dev.set_minor(host.minor);
-        dev.set_file_mode(Some(host.mode & 0o7777));
-        dev.set_uid(Some(host.uid));
-        dev.set_gid(Some(host.gid));
+        let dev = linux_device(Path::new(d.target.as_deref().unwrap_or(&d.source)), &host);
+        let typ = dev.typ();
         devices.push(dev);
         let mut rule = LinuxDeviceCgroup::default();
         rule.set_allow(true);
@@ -634,6 +637,19 @@ fn devices(svc: &Service, lookup: DeviceLookup<'_>) -> Result<(Vec<LinuxDevice>,
         rules.push(parse_device_rule(r).ok_or_else(|| format!("invalid device_cgroup_rules entry `{r}`"))?);
     }
     Ok((devices, rules))
+}
+
+/// The runtime creates `path` in the container as a node like the host's `host`.
+fn linux_device(path: &Path, host: &HostDevice) -> LinuxDevice {
+    let mut dev = LinuxDevice::default();
+    dev.set_path(path.to_path_buf());
+    dev.set_typ(if host.block { LinuxDeviceType::B } else { LinuxDeviceType::C });
+    dev.set_major(host.major);
+    dev.set_minor(host.minor);
+    dev.set_file_mode(Some(host.mode & 0o7777));
+    dev.set_uid(Some(host.uid));
+    dev.set_gid(Some(host.gid));
+    dev
 }
 
 /// Parses `c 1:3 rwm`, `a *:* m`, `b 8:* r`.
@@ -657,7 +673,20 @@ fn parse_device_rule(s: &str) -> Option<LinuxDeviceCgroup> {
     Some(r)
 }
 
-/// cgroup resources; runc maps them to cgroup v1 or v2 files.
+/// cgroup resources, in the runtime spec's terms, which are the same for cgroup v1 and v2: the
+/// runtime writes the files (runc's and crun's `cgroups` code; runtime-spec `config-linux.md`).
+///
+/// | Compose | spec | v1 file | v2 file |
+/// |---|---|---|---|
+/// | `mem_limit` | `memory.limit` | `memory.limit_in_bytes` | `memory.max` |
+/// | `memswap_limit` (memory + swap; default 2 × `mem_limit`, `-1` unlimited) | `memory.swap` | `memory.memsw.limit_in_bytes` | `memory.swap.max` = swap − limit |
+/// | `mem_reservation` | `memory.reservation` | `memory.soft_limit_in_bytes` | `memory.low` |
+/// | `cpus` | `cpu.quota` / `cpu.period` (100 ms) | `cpu.cfs_quota_us` / `cpu.cfs_period_us` | `cpu.max` "quota period" |
+/// | `cpu_shares` | `cpu.shares` | `cpu.shares` | `cpu.weight` = 1 + (shares − 2) × 9999 / 262142 |
+/// | `cpuset` | `cpu.cpus` | `cpuset.cpus` | `cpuset.cpus` |
+/// | `pids_limit` (`0`/`-1` unlimited) | `pids.limit` (`-1` unlimited) | `pids.max` | `pids.max` |
+///
+/// As Docker does, a `memswap_limit` of 0 counts as not set.
 fn resources(svc: &Service) -> Result<LinuxResources, String> {
     let limits = svc.deploy.as_ref().and_then(|d| d.resources.as_ref()).and_then(|r| r.limits.as_ref());
     let reservations = svc.deploy.as_ref().and_then(|d| d.resources.as_ref()).and_then(|r| r.reservations.as_ref());
@@ -665,7 +694,7 @@ fn resources(svc: &Service) -> Result<LinuxResources, String> {
 
     let mem_limit = svc.mem_limit.map(|b| b.0).or_else(|| limits.and_then(|l| l.memory).map(|b| b.0));
     let mem_reservation = svc.mem_reservation.map(|b| b.0).or_else(|| reservations.and_then(|l| l.memory).map(|b| b.0));
-    let swap = svc.memswap_limit.map(|b| b.0);
+    let swap = svc.memswap_limit.map(|b| b.0).filter(|s| *s != 0);
     if mem_limit.is_some() || mem_reservation.is_some() || swap.is_some() || svc.mem_swappiness.is_some() {
         if let (Some(m), Some(s)) = (mem_limit, swap) {
             if s > 0 && s < m {

@@ -2,7 +2,7 @@
 //! `--root` pointing at berth's own state directory for the runtime so berth never sees (or
 //! disturbs) containers of other tools.
 
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -39,16 +39,9 @@ impl OciCli {
         let mut c = Command::new(&self.binary);
         c.arg("--root").arg(&self.root);
         // The monitor blocks SIGCHLD (it reads it from a signalfd); the runtime, and through it the
-        // container, must start with no signal blocked.
-        // SAFETY: sigemptyset and sigprocmask are async-signal-safe.
-        unsafe {
-            c.pre_exec(|| {
-                let mut set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut set);
-                libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-                Ok(())
-            });
-        }
+        // container, must start with no signal blocked. The standard library empties the mask
+        // (and restores SIGPIPE) in every child it spawns, so no `pre_exec` is needed: without
+        // one it can use `posix_spawn` (a vfork) instead of copying the parent with fork.
         c
     }
 

@@ -56,6 +56,14 @@ fn generate_with_bounding(svc: &Service, overrides: &RunOverrides, bounding: u64
             gid: 0,
         })
     };
+    let all_devices = || {
+        let dev = |block, major, minor| HostDevice { block, major, minor, mode: 0o20600, uid: 0, gid: 6 };
+        vec![
+            (PathBuf::from("/dev/fuse"), dev(false, 10, 229)),
+            (PathBuf::from("/dev/kmsg"), dev(false, 1, 11)),
+            (PathBuf::from("/dev/loop0"), dev(true, 7, 0)),
+        ]
+    };
     generate(&BundleRequest {
         service: svc,
         image: &image(),
@@ -77,6 +85,7 @@ fn generate_with_bounding(svc: &Service, overrides: &RunOverrides, bounding: u64
         host: HostFacts {
             hard_limits: &hard,
             device: &device,
+            all_devices: &all_devices,
             init_binary: Some("/usr/bin/tini-static".into()),
             bounding,
         },
@@ -176,6 +185,29 @@ fn deploy_limits_and_privileged() {
     assert!(v["linux"].get("maskedPaths").is_none());
     assert_eq!(v["process"]["capabilities"]["bounding"].as_array().unwrap().len(), defaults::ALL_CAPS.len());
     assert_eq!(v["linux"]["resources"]["devices"], serde_json::json!([{"allow": true, "type": "a", "access": "rwm"}]));
+    // Every host device becomes a node in the container.
+    assert_eq!(
+        v["linux"]["devices"],
+        serde_json::json!([
+            {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o600, "uid": 0, "gid": 6},
+            {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o600, "uid": 0, "gid": 6},
+            {"path": "/dev/loop0", "type": "b", "major": 7, "minor": 0, "fileMode": 0o600, "uid": 0, "gid": 6},
+        ])
+    );
+}
+
+#[test]
+fn privileged_keeps_its_own_device_mappings_and_plain_gets_no_host_devices() {
+    // A mapping to another path comes on top of the host's devices; one to the same path is
+    // the host's device already.
+    let svc =
+        service("    image: busybox\n    privileged: true\n    devices: [\"/dev/fuse:/dev/myfuse\", \"/dev/fuse\"]\n");
+    let v = to_json(&generate_for(&svc, &RunOverrides::default()).unwrap().spec);
+    let paths: Vec<&str> =
+        v["linux"]["devices"].as_array().unwrap().iter().map(|d| d["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, vec!["/dev/myfuse", "/dev/fuse", "/dev/kmsg", "/dev/loop0"]);
+    let plain = to_json(&generate_for(&service("    image: busybox\n"), &RunOverrides::default()).unwrap().spec);
+    assert!(plain["linux"].get("devices").is_none_or(|d| d.as_array().is_some_and(|a| a.is_empty())), "{plain}");
 }
 
 #[test]
@@ -263,4 +295,44 @@ fn capabilities_the_host_lacks_are_left_out() {
     )
     .unwrap();
     assert_eq!(b.warnings, vec!["service `app`: capabilities this host does not grant are left out: SYS_RESOURCE"]);
+}
+
+/// The resources as the runtime reads them: the same spec for cgroup v1 and v2 (the runtime
+/// picks the files; see `resources`). This host's cgroup2 mount has no memory, cpu or pids
+/// controller, so the v2 files are exercised by the runtime's own tests, not here.
+#[test]
+fn resources_in_runtime_spec_terms() {
+    let res = |yaml: &str| {
+        let b = generate_for(&service(&format!("    image: busybox\n{yaml}")), &RunOverrides::default()).unwrap();
+        let mut v = to_json(&b.spec)["linux"]["resources"].clone();
+        v.as_object_mut().unwrap().remove("devices");
+        v
+    };
+    assert_eq!(res(""), serde_json::json!({}));
+    // Memory: swap is memory + swap, twice the limit unless memswap_limit says otherwise
+    // (0: not set, -1: unlimited); v2 runtimes write memory.swap.max = swap - limit.
+    assert_eq!(res("    mem_limit: 64m\n")["memory"], serde_json::json!({"limit": 64 << 20, "swap": 128 << 20}));
+    assert_eq!(
+        res("    mem_limit: 64m\n    memswap_limit: 96m\n")["memory"],
+        serde_json::json!({"limit": 64 << 20, "swap": 96 << 20})
+    );
+    assert_eq!(res("    mem_limit: 64m\n    memswap_limit: 0\n")["memory"]["swap"], 128 << 20);
+    assert_eq!(res("    mem_limit: 64m\n    memswap_limit: -1\n")["memory"]["swap"], -1);
+    assert_eq!(
+        res("    mem_reservation: 32m\n    mem_swappiness: 0\n")["memory"],
+        serde_json::json!({"reservation": 32 << 20, "swappiness": 0})
+    );
+    // CPU: `cpus` is a quota per 100 ms period; shares and cpuset pass through.
+    assert_eq!(
+        res("    cpus: 0.25\n    cpu_shares: 512\n    cpuset: \"0-1\"\n")["cpu"],
+        serde_json::json!({"quota": 25_000, "period": 100_000, "shares": 512, "cpus": "0-1"})
+    );
+    assert_eq!(
+        res("    deploy:\n      resources:\n        limits:\n          cpus: \"2\"\n")["cpu"],
+        serde_json::json!({"quota": 200_000, "period": 100_000})
+    );
+    // pids: 0 and -1 are unlimited.
+    assert_eq!(res("    pids_limit: 50\n")["pids"], serde_json::json!({"limit": 50}));
+    assert_eq!(res("    pids_limit: 0\n")["pids"], serde_json::json!({"limit": -1}));
+    assert_eq!(res("    pids_limit: -1\n")["pids"], serde_json::json!({"limit": -1}));
 }
