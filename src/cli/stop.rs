@@ -27,11 +27,8 @@ pub fn run(project: &ProjectArgs, args: StopArgs) -> anyhow::Result<()> {
     ctx.check_services(&args.services)?;
     let timeout = args.timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
     let graph = ServiceGraph::new(&ctx.project);
-    let named: Vec<String> = if args.services.is_empty() {
-        Vec::new()
-    } else {
-        graph.with_dependents(&args.services).into_iter().collect()
-    };
+    let named: Vec<String> =
+        if args.services.is_empty() { Vec::new() } else { graph.with_dependents(&args.services).into_iter().collect() };
     let list = ctx.containers(&named, true)?;
     let mut levels = graph.stop_levels();
     // Containers of services the files no longer have (and one-offs) go last.

@@ -253,7 +253,9 @@ impl StateDb {
             .map_err(self.sql_err())?;
         // A new run: not stopped by anyone, and its health check starts over.
         self.conn
-            .prepare_cached("UPDATE supervision SET stop_requested = 0, health = NULL, failing_streak = 0 WHERE id = ?1")
+            .prepare_cached(
+                "UPDATE supervision SET stop_requested = 0, health = NULL, failing_streak = 0 WHERE id = ?1",
+            )
             .and_then(|mut st| st.execute([id]))
             .map_err(self.sql_err())?;
         Ok(())

@@ -66,7 +66,8 @@ pub enum StateError {
 pub type Result<T, E = StateError> = std::result::Result<T, E>;
 
 /// The schema, one entry per version; entry `i` upgrades version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE projects (
     name        TEXT PRIMARY KEY,
     working_dir TEXT NOT NULL,
@@ -107,7 +108,8 @@ CREATE TABLE events (
     attributes TEXT NOT NULL            -- JSON object
 );
 CREATE INDEX events_project ON events(project, seq);
-"#, r#"
+"#,
+    r#"
 CREATE TABLE supervision (
     id             TEXT PRIMARY KEY,    -- container id
     health         TEXT,                -- starting | healthy | unhealthy; NULL without a health check
@@ -115,7 +117,8 @@ CREATE TABLE supervision (
     stop_requested INTEGER NOT NULL DEFAULT 0, -- stopped by the user: restart policies leave it alone
     restart_reason TEXT                 -- why a restart policy last restarted it
 );
-"#];
+"#,
+];
 
 /// An open state database.
 pub struct StateDb {
