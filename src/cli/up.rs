@@ -172,7 +172,12 @@ pub fn apply(ctx: &Ctx, plan: &berth::plan::Plan, runtime: &str, renew: bool, st
     if start && plan.steps.iter().any(|s| s.kind == berth::plan::Kind::Container) || observed_running(ctx)? {
         berth::supervise::daemon::ensure(&ctx.roots, &ctx.project.name)?;
     }
-    super::stack::execute(ctx, plan, runtime, anonymous, start)
+    let result = super::stack::execute(ctx, plan, runtime, anonymous, start);
+    // Bad input makes nothing: no supervisor either, when the project has no container.
+    if result.is_err() && ctx.db.containers(&ctx.project.name)?.is_empty() {
+        berth::supervise::daemon::shutdown(&ctx.roots, &ctx.project.name)?;
+    }
+    result
 }
 
 /// Whether any container of the project runs (a supervisor must serve it).
