@@ -181,3 +181,15 @@ fn ipc_pid_and_uts_namespaces_are_shared_with_a_service() {
         assert_eq!(ns("helper", "pid"), ns("main", "pid"));
     });
 }
+
+#[test]
+fn the_image_health_check_applies_when_the_service_has_none() {
+    // berth-test/config serves HTTP on 8080 and declares a Healthcheck (wget, every 2 s).
+    let services = "  web:\n    image: berth-test/config:latest\n    init: true\n";
+    let p = harness::Project::new("imagehealth", services);
+    run(&p, || {
+        p.ok(&["up", "-d", "--wait", "--wait-timeout", "30"]);
+        let c = p.container(&format!("{}-web-1", p.name));
+        assert_eq!(c["Health"], "healthy", "{c}");
+    });
+}
