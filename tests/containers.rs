@@ -395,7 +395,8 @@ fn cp_copies_both_ways() {
 #[test]
 fn events_and_restart() {
     let p = Project::new("events", &svc("app", "command: [\"sleep\", \"60\"]"));
-    let events = p.cmd(&["events", "--json"]).stdout(Stdio::piped()).spawn().unwrap();
+    // From the project's first event: a follower that starts late must not miss `create`.
+    let events = p.cmd(&["events", "--json", "--since", "0"]).stdout(Stdio::piped()).spawn().unwrap();
     p.ok(&["create"]);
     p.ok(&["start"]);
     p.ok(&["restart", "-t", "0"]);
