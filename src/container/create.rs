@@ -70,8 +70,9 @@ pub fn create_container(
         }
         Err(e) => return Err(e).with_context(|| format!("service `{}`", svc.name)),
     };
-    let layers = store.layer_dirs(&image_name)?;
-    let image = ImageConfig::from_blob(&store.inspect(&image_name)?);
+    // One read of the image index: the record has the layers and the config's digest.
+    let layers = store.layer_dirs_of(&record, &image_name)?;
+    let image = ImageConfig::from_blob(&store.config_of(&record, &image_name)?);
 
     let id = super::new_id();
     let number = if req.oneoff { db.next_number(req.project, &svc.name, true)? } else { req.number };

@@ -413,7 +413,11 @@ impl ImageStore {
 
     /// The image's config blob as JSON (what `berth image inspect` prints).
     pub fn inspect(&self, name: &str) -> Result<serde_json::Value> {
-        let rec = self.resolve(name)?;
+        self.config_of(&self.resolve(name)?, name)
+    }
+
+    /// The config blob of a resolved image as JSON (`name` is for messages).
+    pub fn config_of(&self, rec: &ImageRecord, name: &str) -> Result<serde_json::Value> {
         let data = self.read_blob(&rec.id)?;
         serde_json::from_slice(&data)
             .map_err(|e| ImageError::InvalidContent { what: format!("config of `{name}`"), detail: e.to_string() })
@@ -426,7 +430,11 @@ impl ImageStore {
 
     /// The unpacked layer directories of an image, bottom first (reverse them for `lowerdir`).
     pub fn layer_dirs(&self, name: &str) -> Result<Vec<PathBuf>> {
-        let rec = self.resolve(name)?;
+        self.layer_dirs_of(&self.resolve(name)?, name)
+    }
+
+    /// The unpacked layer directories of a resolved image, bottom first (`name` is for messages).
+    pub fn layer_dirs_of(&self, rec: &ImageRecord, name: &str) -> Result<Vec<PathBuf>> {
         rec.layers
             .iter()
             .map(|l| {
