@@ -8,18 +8,8 @@ use support::Registry as _;
 #[path = "support/containers.rs"]
 mod harness;
 
-fn finish(p: &harness::Project, result: std::thread::Result<()>) {
-    let down = p.berth(&["down", "-v"]);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
-    assert!(down.status.success(), "down: {}", String::from_utf8_lossy(&down.stderr));
-    p.assert_clean();
-}
-
 fn run(p: &harness::Project, f: impl FnOnce()) {
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    finish(p, result);
+    p.finish(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
 }
 
 #[test]

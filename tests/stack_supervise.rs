@@ -74,13 +74,9 @@ fn kill9(pid: i32) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
 }
 
+/// `down -v`, then checks that nothing of the project is left, on the host's network side too.
 fn finish(p: &harness::Project, result: std::thread::Result<()>) {
-    let down = p.berth(&["down", "-v"]);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
-    assert!(down.status.success(), "down: {}", String::from_utf8_lossy(&down.stderr));
-    p.assert_clean();
+    p.finish(result);
     assert!(p.bridges().is_empty(), "bridges left: {:?}", p.bridges());
     // No rules (the root's table goes with its last network) and no leases.
     let table = berth::stack::engine::firewall_table(p.root.path());

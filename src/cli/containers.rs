@@ -93,15 +93,15 @@ pub fn progress(name: &str, what: &str) {
 pub fn ensure_supervisor(ctx: &Ctx, containers: &[ContainerRecord]) -> anyhow::Result<()> {
     let supervised = containers.iter().any(|c| berth::supervise::spec::SuperviseSpec::of(&c.config).is_some());
     if supervised {
-        berth::supervise::daemon::ensure(&ctx.roots, &ctx.project.name)?;
+        berth::supervise::client::ensure(&ctx.roots, &ctx.project.name)?;
     }
     Ok(())
 }
 
 /// Has the project's supervisor, if one runs, take in what just changed (names, ports).
 pub fn tell_supervisor(ctx: &Ctx) {
-    if berth::supervise::daemon::socket_path(&ctx.roots, &ctx.project.name).exists() {
-        let _ = berth::supervise::daemon::request(
+    if berth::supervise::client::socket_path(&ctx.roots, &ctx.project.name).exists() {
+        let _ = berth::supervise::client::request(
             &ctx.roots,
             &ctx.project.name,
             "refresh",

@@ -41,7 +41,7 @@ pub fn run(project: &ProjectArgs, args: DownArgs) -> anyhow::Result<()> {
     super::stack::execute(&ctx, &plan, "runc", anonymous, false)?;
     // Nothing left to supervise: stop the supervisor now rather than when it notices.
     if ctx.db.containers(&ctx.project.name)?.iter().all(|c| c.oneoff) {
-        berth::supervise::daemon::shutdown(&ctx.roots, &ctx.project.name)?;
+        berth::supervise::client::shutdown(&ctx.roots, &ctx.project.name)?;
     }
     ctx.db.remove_project_if_empty(&ctx.project.name)?;
     Ok(())

@@ -195,10 +195,8 @@ impl Foreground {
 
 /// Whether a container is done for good: not running and not about to be restarted by its policy.
 fn finished(ctx: &Ctx, rec: &ContainerRecord) -> bool {
-    match rec.status {
-        Status::Exited | Status::Dead => {}
-        Status::Created => return false,
-        _ => return false,
+    if !matches!(rec.status, Status::Exited | Status::Dead) {
+        return false;
     }
     let Some(spec) = SuperviseSpec::of(&rec.config) else { return true };
     if ctx.db.supervision(&rec.id).map(|s| s.stop_requested).unwrap_or(false) {

@@ -24,7 +24,9 @@ pub struct SuperviseArgs {
     pub project: String,
 }
 
-/// Runs a project's supervisor until the project is gone or it is told to stop.
+/// Runs a project's supervisor until the project is gone or it is told to stop; its warnings
+/// go to standard error (its log file).
 pub fn supervise(args: SuperviseArgs) -> anyhow::Result<()> {
-    berth::supervise::daemon::main(berth::container::Roots::from_env(), args.project)
+    let log = std::sync::Arc::new(berth::output::PlainRenderer);
+    berth::supervise::daemon::main(berth::container::Roots::from_env(), args.project, log)
 }

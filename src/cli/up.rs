@@ -170,12 +170,12 @@ pub fn apply(ctx: &Ctx, plan: &berth::plan::Plan, runtime: &str, renew: bool, st
     check_ports(ctx, plan)?;
     let anonymous = super::stack::Anonymous { renew, remove: false };
     if start && plan.steps.iter().any(|s| s.kind == berth::plan::Kind::Container) || observed_running(ctx)? {
-        berth::supervise::daemon::ensure(&ctx.roots, &ctx.project.name)?;
+        berth::supervise::client::ensure(&ctx.roots, &ctx.project.name)?;
     }
     let result = super::stack::execute(ctx, plan, runtime, anonymous, start);
     // Bad input makes nothing: no supervisor either, when the project has no container.
     if result.is_err() && ctx.db.containers(&ctx.project.name)?.is_empty() {
-        berth::supervise::daemon::shutdown(&ctx.roots, &ctx.project.name)?;
+        berth::supervise::client::shutdown(&ctx.roots, &ctx.project.name)?;
     }
     result
 }
@@ -202,13 +202,7 @@ fn check_health_checks(ctx: &Ctx, services: &[String]) -> anyhow::Result<()> {
 /// something other than this project's containers.
 fn check_ports(ctx: &Ctx, plan: &berth::plan::Plan) -> anyhow::Result<()> {
     use berth::plan::{Kind, Op};
-    let ours: Vec<(bool, u16)> = ctx
-        .db
-        .containers(&ctx.project.name)?
-        .iter()
-        .filter_map(|c| berth::supervise::spec::SuperviseSpec::of(&c.config))
-        .flat_map(|s| s.publish.into_iter().map(|p| (p.udp, p.host_port)))
-        .collect();
+    let ours = berth::supervise::spec::published_ports(&ctx.db.containers(&ctx.project.name)?);
     let mut seen = std::collections::BTreeSet::new();
     for step in plan.steps.iter().filter(|s| s.kind == Kind::Container && s.op == Op::Create) {
         let Some(svc) = step.service.as_ref().and_then(|s| ctx.project.services.get(s)) else { continue };
@@ -226,10 +220,7 @@ fn check_ports(ctx: &Ctx, plan: &berth::plan::Plan) -> anyhow::Result<()> {
             if ours.contains(&(udp, a)) || !seen.insert((udp, ip, a, step.name.clone())) {
                 continue;
             }
-            let addr = std::net::SocketAddr::new(ip, a);
-            let free =
-                if udp { std::net::UdpSocket::bind(addr).is_ok() } else { std::net::TcpListener::bind(addr).is_ok() };
-            if !free {
+            if berth::supervise::spec::bindable(ip, udp, a).is_none() {
                 bail!(
                     "services.{}.ports[{i}]: port {a}/{} on {ip} is already in use (container {})",
                     svc.name,

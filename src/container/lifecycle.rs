@@ -241,7 +241,8 @@ fn has_process(rec: &ContainerRecord) -> bool {
     rec.status.is_alive() || (rec.status == Status::Restarting && rec.monitor_pid.is_some())
 }
 
-fn pid_alive(pid: i32) -> bool {
+/// Whether `pid` runs (a zombie counts as gone).
+pub(crate) fn pid_alive(pid: i32) -> bool {
     // A zombie counts as gone.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))

@@ -19,6 +19,7 @@ use anyhow::{bail, Context};
 
 pub use copy::{copy, CopyEndpoint};
 pub use create::{create_container, CreateRequest, Provided};
+pub(crate) use lifecycle::pid_alive;
 pub use lifecycle::{
     berth_exe, exec, kill, launch_monitor, parse_signal, pause, refresh, remove, restart, spawn_monitor, start, stop,
     unpause, wait_exit, ExecRequest, MonitorStart, StartMode,

@@ -20,15 +20,16 @@ use super::netmodel::{network_name, network_spec};
 use super::networking::{NetStores, Networking};
 use super::storage::{release_volumes, remove_secrets, volumes_from_mounts, Storage};
 use super::volmodel::volume_spec;
-use crate::container::{self, CreateRequest, ExecRequest, Provided, Roots, StartMode};
+use crate::container::{self, CreateRequest, Provided, Roots, StartMode};
 use crate::events::EventSink;
 use crate::execute::{Engine, Readiness};
 use crate::image::{ImageStore, PullOptions, Reference};
 use crate::plan::{Kind, Op, Step};
 use crate::runtime::bundle::{NetworkNs, RunOverrides};
 use crate::state::{StateDb, Status};
-use crate::supervise::health::{Check, Health, ImageHealthcheck, Monitor, Probe};
-use crate::supervise::spec::{Published, SuperviseSpec};
+use crate::supervise::spec::SuperviseSpec;
+
+mod supervision;
 
 /// How long `up` waits for a dependency to become ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
@@ -238,121 +239,6 @@ impl<'a> StackEngine<'a> {
         }
     }
 
-    /// The `ipc`/`pid`/`uts` namespaces a container of `svc` joins, with the container owning
-    /// each (`service:NAME`: that service's first container).
-    fn shared_namespaces(&self, svc: &Service) -> anyhow::Result<Vec<(String, String)>> {
-        let mut out = Vec::new();
-        for (kind, mode) in [("ipc", &svc.ipc), ("pid", &svc.pid), ("uts", &svc.uts)] {
-            let Some(mode) = mode.as_deref() else { continue };
-            let target = if let Some(service) = mode.strip_prefix("service:") {
-                let own =
-                    self.project.services.get(service).ok_or_else(|| anyhow!("{kind}: no service {service:?}"))?;
-                match &own.container_name {
-                    Some(n) => n.clone(),
-                    None => format!("{}-{service}-1", self.project.name),
-                }
-            } else if let Some(name) = mode.strip_prefix("container:") {
-                name.to_string()
-            } else {
-                continue;
-            };
-            out.push((kind.to_string(), target));
-        }
-        Ok(out)
-    }
-
-    /// Gives a container `up` attached to its networks its namespace back when it is gone (after
-    /// a reboot: `/run` is empty and the bridges are new), with the addresses it leased before.
-    fn reattach(&self, step: &Step, rec: &crate::state::ContainerRecord) -> anyhow::Result<()> {
-        let svc = self.service(step)?;
-        let netns = self.netns_path(&rec.name);
-        let attached_by_up = SuperviseSpec::of(&rec.config).is_some_and(|s| s.dns.is_some());
-        if svc.network_mode.is_some() || !attached_by_up || netns.exists() {
-            return Ok(());
-        }
-        let specs = self.specs_for(svc)?;
-        std::fs::create_dir_all(netns.parent().expect("netns dir"))?;
-        self.with_net(|n| n.attach(self.project, svc, &rec.name, &specs, &netns)).map(drop)
-    }
-
-    /// `network_mode: service:NAME` / `container:NAME`: the container joins the network namespace
-    /// of that service's first container (or that container) and reads the same name files.
-    fn share_network(&self, svc: &Service, provided: &mut Provided) -> anyhow::Result<()> {
-        let Some(mode) = svc.network_mode.as_deref() else { return Ok(()) };
-        let target = if let Some(service) = mode.strip_prefix("service:") {
-            let mut cs = self.containers_of(service)?;
-            cs.sort_by_key(|c| c.number);
-            cs.into_iter()
-                .next()
-                .ok_or_else(|| anyhow!("network_mode {mode:?}: service {service:?} has no container"))?
-        } else if let Some(name) = mode.strip_prefix("container:") {
-            self.record(name).map_err(|_| anyhow!("network_mode {mode:?}: no container {name:?}"))?
-        } else {
-            return Ok(());
-        };
-        let path = self.netns_path(&target.name);
-        let ns = if path.exists() {
-            NetworkNs::Path(path)
-        } else {
-            match target.pid.filter(|_| target.status.is_alive()) {
-                Some(pid) => NetworkNs::Path(PathBuf::from(format!("/proc/{pid}/ns/net"))),
-                None => bail!("network_mode {mode:?}: container {:?} is not running", target.name),
-            }
-        };
-        let dir = self.roots.container_dir(&target.id);
-        provided.network = Some(ns);
-        provided.resolv_conf = std::fs::read_to_string(dir.join("resolv.conf")).ok();
-        provided.hosts = std::fs::read_to_string(dir.join("hosts")).ok();
-        Ok(())
-    }
-
-    /// Writes what the project supervisor needs into a new container's row: its names, health
-    /// check, restart policy and published ports (random and range host ports chosen now, so
-    /// `berth port` and `ps` show them).
-    fn record_supervision(
-        &self,
-        db: &StateDb,
-        svc: &Service,
-        rec: &crate::state::ContainerRecord,
-        attached: Option<&super::networking::Attached>,
-        specs: &BTreeMap<String, NetworkSpec>,
-    ) -> anyhow::Result<()> {
-        let addrs = attached.map(|a| a.addrs.clone()).unwrap_or_default();
-        let gateways = crate::supervise::daemon::gateways_of(specs, &addrs);
-        let image = self.images.inspect(&svc.image_name(&self.project.name)).ok();
-        let image_check = image.as_ref().and_then(ImageHealthcheck::from_config);
-        let health = Check::resolve(svc.healthcheck.as_ref(), image_check.as_ref());
-        // Ports go to the container's address on its first network (Compose's order).
-        let target = svc.networks.keys().find_map(|k| addrs.get(k)?.iter().find(|a| a.is_ipv4()).copied());
-        let mut config = rec.config.clone();
-        let mut publish = Vec::new();
-        if let Some(ip) = target {
-            let taken = published_ports(db, &self.project.name)?;
-            for (i, p) in super::netmodel::publish_specs(svc)?.iter().enumerate() {
-                let host_ip = p.host_ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-                let udp = p.proto == berth_network::proxy::Proto::Udp;
-                let port = choose_port(host_ip, udp, p.host_ports, &taken).ok_or_else(|| {
-                    anyhow!("services.{}.ports[{i}]: no free host port in the published range", svc.name)
-                })?;
-                publish.push(Published {
-                    udp,
-                    host_ip,
-                    host_port: port,
-                    container_ip: ip,
-                    container_port: p.container_ports.0,
-                });
-                if let Some(b) = config["ports"].get_mut(i) {
-                    b["published"] = port.to_string().into();
-                }
-            }
-        }
-        let mut spec = SuperviseSpec::new(self.project, svc, &addrs, &gateways, health, publish);
-        spec.share = self.shared_namespaces(svc)?;
-        config[crate::supervise::spec::CONFIG_KEY] = serde_json::to_value(&spec)?;
-        db.set_config(&rec.id, &config)?;
-        Ok(())
-    }
-
     fn record(&self, name: &str) -> anyhow::Result<crate::state::ContainerRecord> {
         self.db.lock().expect("db").container_by_name(name)?.ok_or_else(|| anyhow!("no container {name:?}"))
     }
@@ -495,48 +381,6 @@ impl<'a> StackEngine<'a> {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-
-    fn wait_healthy(&self, dep: &str) -> anyhow::Result<()> {
-        if self.supervised {
-            return self.wait_reported_healthy(dep);
-        }
-        let svc = self.project.services.get(dep).ok_or_else(|| anyhow!("no service {dep:?}"))?;
-        let check = Check::resolve(svc.healthcheck.as_ref(), None)
-            .ok_or_else(|| anyhow!("service {dep:?} has no health check, so it can never be healthy"))?;
-        let command = match check.test[0].as_str() {
-            "CMD-SHELL" => vec!["/bin/sh".to_string(), "-c".to_string(), check.test[1..].join(" ")],
-            _ => check.test[1..].to_vec(),
-        };
-        for c in self.containers_of(dep)? {
-            let started = Instant::now();
-            let mut monitor = Monitor::new(check.clone(), Duration::ZERO);
-            loop {
-                std::thread::sleep(monitor.next_delay());
-                let rec = {
-                    let db = self.db.lock().expect("db");
-                    container::refresh(&self.roots, &db, &c)?
-                };
-                if rec.status != Status::Running {
-                    bail!("dependency {:?} is not running ({})", rec.name, rec.status.as_str());
-                }
-                let req = ExecRequest { command: command.clone(), quiet: true, ..ExecRequest::default() };
-                let code = {
-                    let db = self.db.lock().expect("db");
-                    container::exec(&self.roots, &db, &rec, &req)
-                };
-                let probe = if matches!(code, Ok(0)) { Probe::Pass } else { Probe::Fail };
-                match monitor.record(probe, started.elapsed()) {
-                    Some(Health::Healthy) => break,
-                    Some(Health::Unhealthy) => bail!("container {:?} is unhealthy", rec.name),
-                    _ => {}
-                }
-                if started.elapsed() > READY_TIMEOUT {
-                    bail!("container {:?} did not become healthy in time", rec.name);
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 impl StackEngine<'_> {
@@ -544,19 +388,20 @@ impl StackEngine<'_> {
     fn tell_supervisor(&self) {
         if self.supervised {
             let _ =
-                crate::supervise::daemon::request(&self.roots, &self.project.name, "refresh", Duration::from_secs(10));
+                crate::supervise::client::request(&self.roots, &self.project.name, "refresh", Duration::from_secs(10));
         }
     }
 
-    /// Waits until the supervisor reports every container of `dep` healthy.
-    fn wait_reported_healthy(&self, dep: &str) -> anyhow::Result<()> {
+    /// Waits until the supervisor reports every container of `dep` healthy (health checks are
+    /// the supervisor's: `up` starts it before any container).
+    fn wait_healthy(&self, dep: &str) -> anyhow::Result<()> {
         let start = Instant::now();
         let mut checked = Instant::now();
         loop {
             // Health comes from the supervisor: make sure one runs (it may have been killed).
             if checked.elapsed() > Duration::from_secs(2) {
                 checked = Instant::now();
-                crate::supervise::daemon::ensure(&self.roots, &self.project.name)?;
+                crate::supervise::client::ensure(&self.roots, &self.project.name)?;
             }
             let cs = self.containers_of(dep)?;
             let mut all = !cs.is_empty();
@@ -671,33 +516,4 @@ pub fn network_exists(project: &Project, key: &str) -> bool {
     let Some(net) = project.networks.get(key) else { return false };
     let Ok(spec) = network_spec(key, net) else { return false };
     berth_network::Host::bridge_exists(&NetlinkHost, &spec.bridge).unwrap_or(false)
-}
-
-/// The host ports the project's containers publish, as (udp, port).
-fn published_ports(db: &StateDb, project: &str) -> anyhow::Result<Vec<(bool, u16)>> {
-    Ok(db
-        .containers(project)?
-        .iter()
-        .filter_map(|c| SuperviseSpec::of(&c.config))
-        .flat_map(|s| s.publish.into_iter().map(|p| (p.udp, p.host_port)))
-        .collect())
-}
-
-/// The host port for a published port: the one asked for, the first free one of a range, or a
-/// random free one.
-fn choose_port(host_ip: std::net::IpAddr, udp: bool, asked: Option<(u16, u16)>, taken: &[(bool, u16)]) -> Option<u16> {
-    let free = |port: u16| -> Option<u16> {
-        let addr = std::net::SocketAddr::new(host_ip, port);
-        if udp {
-            std::net::UdpSocket::bind(addr).ok()?.local_addr().ok().map(|a| a.port())
-        } else {
-            std::net::TcpListener::bind(addr).ok()?.local_addr().ok().map(|a| a.port())
-        }
-    };
-    match asked {
-        // A fixed port: `up` checked it is free (or ours) before starting anything.
-        Some((a, b)) if a == b => Some(a),
-        Some((a, b)) => (a..=b).filter(|p| !taken.contains(&(udp, *p))).find_map(free),
-        None => (0..20).filter_map(|_| free(0)).find(|p| !taken.contains(&(udp, *p))),
-    }
 }

@@ -56,30 +56,23 @@ impl StateDb {
 
     /// Marks a container stopped by the user, or clears the mark when it starts.
     pub fn set_stop_requested(&self, id: &str, requested: bool) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO supervision (id, stop_requested) VALUES (?1, ?2)
-                 ON CONFLICT(id) DO UPDATE SET stop_requested = excluded.stop_requested",
-            )
-            .and_then(|mut st| st.execute(params![id, requested]))
-            .map_err(self.sql_err())?;
-        Ok(())
+        self.upsert_supervision(id, "stop_requested", &requested)
     }
 
     /// Records why a restart policy restarted a container.
     pub fn set_restart_reason(&self, id: &str, reason: &str) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO supervision (id, restart_reason) VALUES (?1, ?2)
-                 ON CONFLICT(id) DO UPDATE SET restart_reason = excluded.restart_reason",
-            )
-            .and_then(|mut st| st.execute(params![id, reason]))
-            .map_err(self.sql_err())?;
+        self.upsert_supervision(id, "restart_reason", &reason)
+    }
+
+    /// Sets one column of a container's row, making the row when there is none.
+    fn upsert_supervision(&self, id: &str, column: &'static str, value: &dyn rusqlite::ToSql) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO supervision (id, {column}) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET {column} = excluded.{column}"
+        );
+        self.conn.prepare_cached(&sql).and_then(|mut st| st.execute(params![id, value])).map_err(self.sql_err())?;
         Ok(())
     }
-}
 
-impl StateDb {
     /// Replaces a container's `config` JSON.
     pub fn set_config(&self, id: &str, config: &serde_json::Value) -> Result<()> {
         self.conn

@@ -15,11 +15,8 @@
 //! itself once the project has no containers left.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -30,10 +27,12 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use super::client::{dir, lock_path, socket_path};
 use super::health::{Health, Monitor, Probe};
 use super::restart::{Decision, Ending, Restarter};
 use super::spec::SuperviseSpec;
 use crate::container::{self, record_event, ExecRequest, Roots, StartMode};
+use crate::events::{Event, EventSink};
 use crate::state::{ContainerRecord, StateDb, Status};
 
 /// How often the supervisor looks at the database without being asked.
@@ -42,119 +41,9 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// How long a new supervisor waits for the project's first container before it gives up.
 pub const STARTUP_GRACE: Duration = Duration::from_secs(60);
 
-/// Where a project's supervisor keeps its socket, lock and log.
-pub fn dir(roots: &Roots) -> PathBuf {
-    roots.run.join("supervisors")
-}
-
-/// The supervisor's socket.
-pub fn socket_path(roots: &Roots, project: &str) -> PathBuf {
-    dir(roots).join(format!("{project}.sock"))
-}
-
-fn lock_path(roots: &Roots, project: &str) -> PathBuf {
-    dir(roots).join(format!("{project}.lock"))
-}
-
-/// The supervisor's own diagnostics.
-pub fn log_path(roots: &Roots, project: &str) -> PathBuf {
-    dir(roots).join(format!("{project}.log"))
-}
-
-/// Sends one request to a project's supervisor and returns its answer.
-pub fn request(roots: &Roots, project: &str, op: &str, timeout: Duration) -> anyhow::Result<serde_json::Value> {
-    let path = socket_path(roots, project);
-    let mut s = UnixStream::connect(&path).with_context(|| format!("no supervisor for project {project:?}"))?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    writeln!(s, "{}", json!({ "op": op }))?;
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line)?;
-    let v: serde_json::Value = serde_json::from_str(&line).context("bad answer from the supervisor")?;
-    if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
-        anyhow::bail!("supervisor: {e}");
-    }
-    Ok(v)
-}
-
-/// The pid of a project's running supervisor, if one answers.
-pub fn running(roots: &Roots, project: &str) -> Option<i32> {
-    let v = request(roots, project, "status", Duration::from_secs(2)).ok()?;
-    v.get("pid").and_then(|p| p.as_i64()).map(|p| p as i32)
-}
-
-/// Starts the project's supervisor unless one runs, and waits until it answers.
-pub fn ensure(roots: &Roots, project: &str) -> anyhow::Result<i32> {
-    if let Some(pid) = running(roots, project) {
-        return Ok(pid);
-    }
-    std::fs::create_dir_all(dir(roots))?;
-    let exe = container::berth_exe()?;
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path(roots, project))?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("__supervise").arg(project);
-    cmd.env("BERTH_ROOT", &roots.root).env("BERTH_RUN", &roots.run);
-    cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
-    // Its own session: a Ctrl-C meant for the command that started it does not reach it.
-    // SAFETY: setsid is async-signal-safe.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().context("cannot start the project supervisor")?;
-    let start = Instant::now();
-    loop {
-        if let Some(pid) = running(roots, project) {
-            // Reap it later without blocking: it lives on in its own session.
-            std::thread::spawn(move || child.wait());
-            return Ok(pid);
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            // Another supervisor may have won the lock between our check and its start.
-            if let Some(pid) = running(roots, project) {
-                return Ok(pid);
-            }
-            let log = std::fs::read_to_string(log_path(roots, project)).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(5).collect();
-            anyhow::bail!(
-                "the project supervisor exited ({status}): {}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-        if start.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            anyhow::bail!("the project supervisor did not answer within 10 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Asks the project's supervisor to stop and waits until it is gone.
-pub fn shutdown(roots: &Roots, project: &str) -> anyhow::Result<()> {
-    let Some(pid) = running(roots, project) else { return Ok(()) };
-    let _ = request(roots, project, "shutdown", Duration::from_secs(5));
-    let start = Instant::now();
-    while std::path::Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
-        if start.elapsed() > Duration::from_secs(10) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Ok(())
-}
-
-fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
-        .unwrap_or(true)
-}
-
 /// Runs the supervisor of `project` until the project has no containers or it is told to stop.
 /// Returns at once when another supervisor of the project runs.
-pub fn main(roots: Roots, project: String) -> anyhow::Result<()> {
+pub fn main(roots: Roots, project: String, events: Arc<dyn EventSink>) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir(&roots))?;
     let lock =
         std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(lock_path(&roots, &project))?;
@@ -170,7 +59,7 @@ pub fn main(roots: Roots, project: String) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {}", socket.display()))?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
-        let mut sup = Supervisor::new(roots.clone(), project.clone())?;
+        let mut sup = Supervisor::new(roots.clone(), project.clone(), events)?;
         let r = sup.serve(listener).await;
         sup.close().await;
         r
@@ -195,6 +84,8 @@ struct Published {
 }
 
 struct Supervisor {
+    /// Where its diagnostics go (its log file).
+    events: Arc<dyn EventSink>,
     roots: Roots,
     project: String,
     db: StateDb,
@@ -222,12 +113,13 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    fn new(roots: Roots, project: String) -> anyhow::Result<Supervisor> {
+    fn new(roots: Roots, project: String, events: Arc<dyn EventSink>) -> anyhow::Result<Supervisor> {
         let db = StateDb::open(&roots.root)?;
         let nft = Nft::available().then(|| Nft::new(crate::stack::engine::firewall_table(&roots.root)));
         let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let (tx, rx) = mpsc::unbounded_channel();
         Ok(Supervisor {
+            events,
             roots,
             project,
             db,
@@ -418,9 +310,10 @@ impl Supervisor {
             db.set_restart_reason(&r.id, &why)?;
             Ok(())
         });
+        let events = self.events.clone();
         tokio::spawn(async move {
             if let Ok(Err(e)) | Err(e) = job.await.map_err(anyhow::Error::from) {
-                eprintln!("berth supervisor: restart failed: {e:#}");
+                events.emit(Event::Warning { message: format!("restart failed: {e:#}") });
             }
         });
     }
@@ -582,7 +475,7 @@ impl Supervisor {
                         // Tried again on every pass; said once per distinct failure.
                         let msg = e.to_string();
                         if self.dns_error.as_deref() != Some(msg.as_str()) {
-                            eprintln!("berth supervisor: cannot serve DNS: {msg}");
+                            self.events.emit(Event::Warning { message: format!("cannot serve DNS: {msg}") });
                             self.dns_error = Some(msg);
                         }
                     }
@@ -668,12 +561,4 @@ async fn probe_loop(
             return;
         }
     }
-}
-
-/// Reads the gateway each network key resolves through, for [`SuperviseSpec::new`].
-pub fn gateways_of(
-    specs: &BTreeMap<String, berth_network::network::NetworkSpec>,
-    addrs: &BTreeMap<String, Vec<IpAddr>>,
-) -> BTreeMap<String, IpAddr> {
-    addrs.iter().filter_map(|(k, a)| Some((k.clone(), specs.get(k)?.gateway_for(*a.first()?)?))).collect()
 }

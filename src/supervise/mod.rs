@@ -2,6 +2,7 @@
 //! machines, what a container tells the supervisor about itself, and the project supervisor
 //! process that drives them with real probes, timers, a DNS server and port proxies.
 
+pub mod client;
 pub mod daemon;
 pub mod health;
 pub mod restart;

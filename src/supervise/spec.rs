@@ -165,6 +165,44 @@ impl SuperviseSpec {
     }
 }
 
+/// Reads the gateway each network key resolves through, for [`SuperviseSpec::new`].
+pub fn gateways_of(
+    specs: &BTreeMap<String, berth_network::network::NetworkSpec>,
+    addrs: &BTreeMap<String, Vec<IpAddr>>,
+) -> BTreeMap<String, IpAddr> {
+    addrs.iter().filter_map(|(k, a)| Some((k.clone(), specs.get(k)?.gateway_for(*a.first()?)?))).collect()
+}
+
+/// The host ports `containers` publish, as (udp, port).
+pub fn published_ports(containers: &[crate::state::ContainerRecord]) -> Vec<(bool, u16)> {
+    containers
+        .iter()
+        .filter_map(|c| SuperviseSpec::of(&c.config))
+        .flat_map(|s| s.publish.into_iter().map(|p| (p.udp, p.host_port)))
+        .collect()
+}
+
+/// Binds `host_ip:port` (0 for any) and lets go: the port bound, or `None` when it is taken.
+pub fn bindable(host_ip: IpAddr, udp: bool, port: u16) -> Option<u16> {
+    let addr = SocketAddr::new(host_ip, port);
+    if udp {
+        std::net::UdpSocket::bind(addr).ok()?.local_addr().ok().map(|a| a.port())
+    } else {
+        std::net::TcpListener::bind(addr).ok()?.local_addr().ok().map(|a| a.port())
+    }
+}
+
+/// The host port for a published port: the one asked for, the first free one of a range not in
+/// `taken`, or a random free one.
+pub fn choose_port(host_ip: IpAddr, udp: bool, asked: Option<(u16, u16)>, taken: &[(bool, u16)]) -> Option<u16> {
+    match asked {
+        // A fixed port: `up` checked it is free (or ours) before starting anything.
+        Some((a, b)) if a == b => Some(a),
+        Some((a, b)) => (a..=b).filter(|p| !taken.contains(&(udp, *p))).find_map(|p| bindable(host_ip, udp, p)),
+        None => (0..20).filter_map(|_| bindable(host_ip, udp, 0)).find(|p| !taken.contains(&(udp, *p))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

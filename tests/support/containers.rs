@@ -160,6 +160,17 @@ impl Project {
             .unwrap_or_default()
     }
 
+    /// Ends a test body run under `catch_unwind`: `down -v` whatever happened, then the body's
+    /// panic if it had one, else checks that `down` worked and nothing is left.
+    pub fn finish(&self, result: std::thread::Result<()>) {
+        let down = self.berth(&["down", "-v"]);
+        if let Err(e) = result {
+            std::panic::resume_unwind(e);
+        }
+        assert!(down.status.success(), "down: {}", String::from_utf8_lossy(&down.stderr));
+        self.assert_clean();
+    }
+
     /// The bridges of the project's networks (per `compose.yaml`) that exist on the host.
     pub fn bridges(&self) -> Vec<String> {
         let yaml = std::fs::read_to_string(self.dir.path().join("compose.yaml")).unwrap();

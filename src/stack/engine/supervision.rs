@@ -1,0 +1,136 @@
+//! What a container made by `up` shares with others and tells the project supervisor: the
+//! namespaces it joins (`network_mode`, `ipc`, `pid`, `uts` of another service or container), its
+//! namespace given back after a reboot, and the supervision spec in its state row.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail};
+use berth_compose::model::Service;
+use berth_network::network::NetworkSpec;
+
+use super::StackEngine;
+use crate::container::Provided;
+use crate::plan::Step;
+use crate::runtime::bundle::NetworkNs;
+use crate::state::StateDb;
+use crate::supervise::health::{Check, ImageHealthcheck};
+use crate::supervise::spec::{Published, SuperviseSpec};
+
+impl StackEngine<'_> {
+    /// The `ipc`/`pid`/`uts` namespaces a container of `svc` joins, with the container owning
+    /// each (`service:NAME`: that service's first container).
+    pub(super) fn shared_namespaces(&self, svc: &Service) -> anyhow::Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for (kind, mode) in [("ipc", &svc.ipc), ("pid", &svc.pid), ("uts", &svc.uts)] {
+            let Some(mode) = mode.as_deref() else { continue };
+            let target = if let Some(service) = mode.strip_prefix("service:") {
+                let own =
+                    self.project.services.get(service).ok_or_else(|| anyhow!("{kind}: no service {service:?}"))?;
+                match &own.container_name {
+                    Some(n) => n.clone(),
+                    None => format!("{}-{service}-1", self.project.name),
+                }
+            } else if let Some(name) = mode.strip_prefix("container:") {
+                name.to_string()
+            } else {
+                continue;
+            };
+            out.push((kind.to_string(), target));
+        }
+        Ok(out)
+    }
+
+    /// Gives a container `up` attached to its networks its namespace back when it is gone (after
+    /// a reboot: `/run` is empty and the bridges are new), with the addresses it leased before.
+    pub(super) fn reattach(&self, step: &Step, rec: &crate::state::ContainerRecord) -> anyhow::Result<()> {
+        let svc = self.service(step)?;
+        let netns = self.netns_path(&rec.name);
+        let attached_by_up = SuperviseSpec::of(&rec.config).is_some_and(|s| s.dns.is_some());
+        if svc.network_mode.is_some() || !attached_by_up || netns.exists() {
+            return Ok(());
+        }
+        let specs = self.specs_for(svc)?;
+        std::fs::create_dir_all(netns.parent().expect("netns dir"))?;
+        self.with_net(|n| n.attach(self.project, svc, &rec.name, &specs, &netns)).map(drop)
+    }
+
+    /// `network_mode: service:NAME` / `container:NAME`: the container joins the network namespace
+    /// of that service's first container (or that container) and reads the same name files.
+    pub(super) fn share_network(&self, svc: &Service, provided: &mut Provided) -> anyhow::Result<()> {
+        let Some(mode) = svc.network_mode.as_deref() else { return Ok(()) };
+        let target = if let Some(service) = mode.strip_prefix("service:") {
+            let mut cs = self.containers_of(service)?;
+            cs.sort_by_key(|c| c.number);
+            cs.into_iter()
+                .next()
+                .ok_or_else(|| anyhow!("network_mode {mode:?}: service {service:?} has no container"))?
+        } else if let Some(name) = mode.strip_prefix("container:") {
+            self.record(name).map_err(|_| anyhow!("network_mode {mode:?}: no container {name:?}"))?
+        } else {
+            return Ok(());
+        };
+        let path = self.netns_path(&target.name);
+        let ns = if path.exists() {
+            NetworkNs::Path(path)
+        } else {
+            match target.pid.filter(|_| target.status.is_alive()) {
+                Some(pid) => NetworkNs::Path(PathBuf::from(format!("/proc/{pid}/ns/net"))),
+                None => bail!("network_mode {mode:?}: container {:?} is not running", target.name),
+            }
+        };
+        let dir = self.roots.container_dir(&target.id);
+        provided.network = Some(ns);
+        provided.resolv_conf = std::fs::read_to_string(dir.join("resolv.conf")).ok();
+        provided.hosts = std::fs::read_to_string(dir.join("hosts")).ok();
+        Ok(())
+    }
+
+    /// Writes what the project supervisor needs into a new container's row: its names, health
+    /// check, restart policy and published ports (random and range host ports chosen now, so
+    /// `berth port` and `ps` show them).
+    pub(super) fn record_supervision(
+        &self,
+        db: &StateDb,
+        svc: &Service,
+        rec: &crate::state::ContainerRecord,
+        attached: Option<&crate::stack::networking::Attached>,
+        specs: &BTreeMap<String, NetworkSpec>,
+    ) -> anyhow::Result<()> {
+        let addrs = attached.map(|a| a.addrs.clone()).unwrap_or_default();
+        let gateways = crate::supervise::spec::gateways_of(specs, &addrs);
+        let image = self.images.inspect(&svc.image_name(&self.project.name)).ok();
+        let image_check = image.as_ref().and_then(ImageHealthcheck::from_config);
+        let health = Check::resolve(svc.healthcheck.as_ref(), image_check.as_ref());
+        // Ports go to the container's address on its first network (Compose's order).
+        let target = svc.networks.keys().find_map(|k| addrs.get(k)?.iter().find(|a| a.is_ipv4()).copied());
+        let mut config = rec.config.clone();
+        let mut publish = Vec::new();
+        if let Some(ip) = target {
+            let taken = crate::supervise::spec::published_ports(&db.containers(&self.project.name)?);
+            for (i, p) in crate::stack::netmodel::publish_specs(svc)?.iter().enumerate() {
+                let host_ip = p.host_ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+                let udp = p.proto == berth_network::proxy::Proto::Udp;
+                let port =
+                    crate::supervise::spec::choose_port(host_ip, udp, p.host_ports, &taken).ok_or_else(|| {
+                        anyhow!("services.{}.ports[{i}]: no free host port in the published range", svc.name)
+                    })?;
+                publish.push(Published {
+                    udp,
+                    host_ip,
+                    host_port: port,
+                    container_ip: ip,
+                    container_port: p.container_ports.0,
+                });
+                if let Some(b) = config["ports"].get_mut(i) {
+                    b["published"] = port.to_string().into();
+                }
+            }
+        }
+        let mut spec = SuperviseSpec::new(self.project, svc, &addrs, &gateways, health, publish);
+        spec.share = self.shared_namespaces(svc)?;
+        config[crate::supervise::spec::CONFIG_KEY] = serde_json::to_value(&spec)?;
+        db.set_config(&rec.id, &config)?;
+        Ok(())
+    }
+}
