@@ -133,6 +133,19 @@ fn scale_reuses_replica_numbers() {
         assert_eq!(numbers(), ["1", "2"]);
         p.ok(&["scale", "db=0"]);
         assert!(numbers().is_empty());
+        // Bad input: exit 1, a message naming the problem, nothing made.
+        for (args, says) in [
+            (&["scale", "db"][..], "expected SERVICE=N"),
+            (&["scale", "db=many"][..], "is not a number"),
+            (&["scale", "nosuch=1"][..], "no such service"),
+            (&["up", "-d", "--exit-code-from", "db"][..], "need a foreground `up`"),
+        ] {
+            let out = p.berth(args);
+            assert_eq!(out.status.code(), Some(1), "{args:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains(says), "{args:?}: {err}");
+        }
+        assert!(numbers().is_empty());
     });
 }
 
