@@ -2,6 +2,7 @@
 # Container benchmark: what berth adds over the OCI runtime (runc) itself, measured in the same run.
 #
 #   bench/containers.sh [RUNS]      BERTH=path/to/berth (default: target/release/berth); needs root
+#                                   BERTH_BENCH_FS=loop|tmp: see below
 #
 # 1. start-to-exit of `berth run --rm -T app true` vs `runc run` of the same bundle (berth's own
 #    config.json, rootfs an overlay mount of the same image) with `true` (it deletes the container),
@@ -22,7 +23,22 @@ for tool in runc skopeo python3; do
     command -v "$tool" >/dev/null || { echo "containers.sh: \`$tool\` is required" >&2; exit 1; }
 done
 
-work="$(mktemp -d /tmp/berth-cbench.XXXXXX)"
+# Where both berth's files and the runtime's live (BERTH_BENCH_FS):
+#   loop (default): a fresh ext4 file system, made with mkfs.ext4's defaults (a journal, as on a
+#        standard host), on a loop device. Creating a file costs the same in every run then. On
+#        an ext4 *without* a journal (some VMs' root file system) every new inode first skips
+#        those deleted in the last 30 seconds, so the figures there grow with whatever ran before;
+#   tmp: a directory under $TMPDIR (or /tmp), on whatever file system that is.
+outer="$(mktemp -d "${TMPDIR:-/tmp}/berth-cbench.XXXXXX")"
+work="$outer"
+if [[ "${BERTH_BENCH_FS:-loop}" == loop ]]; then
+    command -v mkfs.ext4 >/dev/null || { echo "containers.sh: mkfs.ext4 is required (or BERTH_BENCH_FS=tmp)" >&2; exit 1; }
+    truncate -s 4G "$outer/fs.img"
+    mkfs.ext4 -q "$outer/fs.img"
+    mkdir "$outer/fs"
+    mount -o loop "$outer/fs.img" "$outer/fs"
+    work="$outer/fs"
+fi
 export BERTH_ROOT="$work/root" BERTH_RUN="$work/run" NO_COLOR=1
 unset BERTH_RUNTIME
 runc_root="$work/runc"
@@ -30,9 +46,9 @@ cleanup() {
     local rc=$?
     (cd "$work/proj" 2>/dev/null && "$berth" rm --force >/dev/null 2>&1) || true
     for id in $(runc --root "$runc_root" list -q 2>/dev/null); do runc --root "$runc_root" delete -f "$id" >/dev/null 2>&1 || true; done
-    for m in $(grep -o "$work[^ ]*" /proc/mounts | sort -r); do umount -l "$m" 2>/dev/null || true; done
+    for m in $(grep -o "$outer[^ ]*" /proc/mounts | sort -r); do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
     for d in /sys/fs/cgroup/*/berth-bench /sys/fs/cgroup/berth-bench; do rmdir "$d" 2>/dev/null || true; done
-    rm -rf "$work"
+    rm -rf "$outer"
     exit "$rc"
 }
 trap cleanup EXIT
@@ -59,6 +75,9 @@ services:
 EOF
 
 now() { date +%s%N; }
+# Each timed step starts on a quiet machine: what the previous one left running in the background
+# (a monitor deleting its runtime container after `run --rm` returned) does not count against it.
+settle() { sleep 0.3; }
 ms() { python3 -c "print(f'{($2 - $1) / 1e6:.1f}')" ; }
 
 # A runc bundle equal to berth's: berth's config.json with the rootfs on our own overlay mount.
@@ -97,24 +116,24 @@ for i in $(seq 1 20); do make_bundle "$work/b-sleep-$i" '["sleep", "60"]'; done
 median() { python3 -c "import statistics,sys; print(f'{statistics.median(float(x) for x in sys.argv[1:]):.1f}')" "$@"; }
 run_b=(); run_r=(); run_s=(); many_b=(); many_r=(); many_d=()
 for r in $(seq 1 "$runs"); do
-    t0=$(now); "$berth" run --rm -T app >/dev/null; t1=$(now)
-    t2=$(now); runc --root "$runc_root" run --bundle "$work/b-true" bench-true </dev/null >/dev/null; t3=$(now)
-    t4=$(now)
+    settle; t0=$(now); "$berth" run --rm -T app >/dev/null; t1=$(now)
+    settle; t2=$(now); runc --root "$runc_root" run --bundle "$work/b-true" bench-true </dev/null >/dev/null; t3=$(now)
+    settle; t4=$(now)
     runc --root "$runc_root" create --bundle "$work/b-true" bench-split </dev/null >/dev/null 2>&1
     runc --root "$runc_root" start bench-split
     until runc --root "$runc_root" state bench-split 2>/dev/null | grep -q '"stopped"'; do :; done
     runc --root "$runc_root" delete bench-split; t5=$(now)
     run_b+=("$(ms "$t0" "$t1")"); run_r+=("$(ms "$t2" "$t3")"); run_s+=("$(ms "$t4" "$t5")")
 
-    t0=$(now); "$berth" create many >/dev/null 2>&1; "$berth" start many >/dev/null 2>&1; t1=$(now)
-    t2=$(now)
+    settle; t0=$(now); "$berth" create many >/dev/null 2>&1; "$berth" start many >/dev/null 2>&1; t1=$(now)
+    settle; t2=$(now)
     for i in $(seq 1 20); do
         runc --root "$runc_root" create --bundle "$work/b-sleep-$i" "bench-$i" </dev/null >/dev/null 2>&1
         runc --root "$runc_root" start "bench-$i"
     done
     t3=$(now)
     for i in $(seq 1 20); do runc --root "$runc_root" delete -f "bench-$i" >/dev/null 2>&1; done
-    t4=$(now)
+    settle; t4=$(now)
     for i in $(seq 1 20); do
         runc --root "$runc_root" run --detach --bundle "$work/b-sleep-$i" "bench-$i" </dev/null >/dev/null 2>&1
     done

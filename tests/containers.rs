@@ -304,25 +304,60 @@ fn monitor_outlives_a_killed_cli_and_records_the_exit_code() {
     p.ok(&["start"]);
     let monitor = std::fs::read_dir(p.run.path().join("c")).unwrap().count();
     assert_eq!(monitor, 1);
-    let pid = monitor_pid(&p);
+    let pid = p.monitor_pid(p.ps()[0]["ID"].as_str().unwrap());
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
     p.ok(&["stop", "-t", "1"]);
     p.ok(&["rm"]);
     p.assert_clean();
 }
 
-fn monitor_pid(p: &Project) -> i32 {
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmd).contains("__monitor")
-            && String::from_utf8_lossy(&env).contains(&*p.run.path().to_string_lossy())
-        {
-            return pid;
+/// Processes named `name` whose environment has this project's run directory.
+fn processes_named(p: &Project, name: &str) -> Vec<i32> {
+    let run = p.run.path().to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            comm.trim() == name && String::from_utf8_lossy(&env).contains(&run)
+        })
+        .collect()
+}
+
+#[test]
+fn monitors_come_from_the_launcher_and_keep_nothing_of_the_cli() {
+    let p = Project::new("launcher", &svc("app", "command: [\"sleep\", \"600\"]"));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // `$(berth run -d ...)`: the output ends when the CLI exits, not when the container does;
+        // neither the monitor nor the launcher holds the CLI's stdout or stderr.
+        let child = p.cmd(&["run", "-d", "app"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(child.wait_with_output()).unwrap());
+        let out = rx.recv_timeout(Duration::from_secs(60)).expect("run -d's output never ended").unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(name.starts_with(&format!("{}-app-run-", p.name)), "{name}");
+        let id = p.container(&name)["ID"].as_str().unwrap().to_string();
+        let monitor = p.monitor_pid(&id);
+        assert_eq!(processes_named(&p, "berth-monitor"), vec![monitor], "one monitor, named");
+        // Its descriptors: /dev/null, its log, the database, the container's pipes, its sockets.
+        for fd in std::fs::read_dir(format!("/proc/{monitor}/fd")).unwrap().flatten() {
+            let target = std::fs::read_link(fd.path()).unwrap().to_string_lossy().into_owned();
+            let known = target == "/dev/null"
+                || target.starts_with("pipe:")
+                || target.starts_with("socket:")
+                || target.starts_with("anon_inode:")
+                || target.starts_with(&*p.root.path().to_string_lossy())
+                || target.starts_with(&*p.run.path().to_string_lossy());
+            assert!(known, "monitor holds {target}");
         }
-    }
-    panic!("no monitor found");
+        // The launcher went with the CLI.
+        p.wait_for(10, "the launcher to exit", || processes_named(&p, "berth-launcher").is_empty());
+        p.ok(&["rm", "-f", "-s"]);
+        p.assert_clean();
+    }));
+    p.finish(result);
 }
 
 #[test]

@@ -128,9 +128,7 @@ fn three_tiers_answer_resolve_survive_kills_and_go_away() {
         assert!(again["Status"].as_str().unwrap().contains("1 restart: exited with code 137"), "{again}");
 
         // kill -9 of the app's monitor: the container runs on.
-        let monitors = pids_with(&["__monitor", again["ID"].as_str().unwrap()]);
-        assert_eq!(monitors.len(), 1, "{monitors:?}");
-        kill9(monitors[0]);
+        kill9(p.monitor_pid(again["ID"].as_str().unwrap()));
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(p.ok(&["exec", "-T", "app", "cat", "/www/index.html"]), "db-ok\n");
 

@@ -177,6 +177,14 @@ impl ProjectArgs {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    // Commands that start containers fork their monitors from a launcher forked now, while this
+    // process has one thread and no database connection.
+    if matches!(
+        cli.command,
+        Command::Run(_) | Command::Start(_) | Command::Restart(_) | Command::Scale(_) | Command::Up(_)
+    ) {
+        berth::monitor::launcher::start(&berth::container::Roots::from_env());
+    }
     match cli.command {
         Command::Config(args) => config::run(&cli.project, args),
         Command::Version(args) => version::run(args),

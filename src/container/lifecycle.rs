@@ -78,39 +78,54 @@ pub fn spawn_monitor(roots: &Roots, rec: &ContainerRecord, mode: StartMode) -> a
     launch_monitor(roots, rec, mode)?.wait()
 }
 
-/// Spawns the container's monitor (detached from this process) without waiting for its report.
+/// Spawns the container's monitor (detached from this process) without waiting for its report:
+/// through the [launcher](crate::monitor::launcher) when this command started one, else by
+/// executing `berth __monitor`.
 pub fn launch_monitor(roots: &Roots, rec: &ContainerRecord, mode: StartMode) -> anyhow::Result<MonitorStart> {
-    let exe = berth_exe()?;
     let run_dir = roots.run_dir(&rec.id);
     std::fs::create_dir_all(&run_dir)?;
     let log_path = run_dir.join("monitor.log");
     let log = std::fs::File::create(&log_path)?;
     let (sync_r, sync_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("__monitor").arg(&rec.id);
-    if mode == StartMode::WaitForAttach {
-        cmd.arg("--wait-attach");
+    let wait_attach = mode == StartMode::WaitForAttach;
+    if !crate::monitor::launcher::launch(&rec.id, wait_attach, log.as_raw_fd(), sync_w.as_raw_fd()) {
+        let mut cmd = Command::new(berth_exe()?);
+        cmd.arg("__monitor").arg(&rec.id);
+        if wait_attach {
+            cmd.arg("--wait-attach");
+        }
+        cmd.env("BERTH_ROOT", &roots.root).env("BERTH_RUN", &roots.run);
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        let w = sync_w.as_raw_fd();
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(w, crate::monitor::SYNC_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                close_inherited();
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().context("cannot start the container monitor")?;
+        drop(cmd);
+        child.wait()?;
     }
-    cmd.env("BERTH_ROOT", &roots.root).env("BERTH_RUN", &roots.run);
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
-    let w = sync_w.as_raw_fd();
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(w, crate::monitor::SYNC_FD) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().context("cannot start the container monitor")?;
-    drop(cmd);
     drop(sync_w);
-    child.wait()?;
     Ok(MonitorStart { sync: std::fs::File::from(sync_r), name: rec.name.clone(), log: log_path })
+}
+
+/// Closes every descriptor above the monitor's sync pipe: a monitor lives as long as its
+/// container and must not keep open what its starter inherited (a pipe some shell waits on).
+/// Async-signal-safe: one system call (Linux 5.9).
+fn close_inherited() {
+    // SAFETY: close_range takes plain integers.
+    unsafe {
+        libc::syscall(libc::SYS_close_range, crate::monitor::SYNC_FD as u32 + 1, u32::MAX, 0u32);
+    }
 }
 
 /// Starts a created or exited container; a running one is left alone. Its `post_start` hooks

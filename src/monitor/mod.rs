@@ -1,9 +1,11 @@
 //! The per-container monitor: `berth __monitor <id>`, like conmon or containerd's shim.
 //!
-//! Started by `start`/`run`, it detaches (forks, `setsid`), becomes the child subreaper, mounts the
-//! container's rootfs, and runs the runtime's `run --detach` (`create` and `start` in one call,
-//! one runtime process per start) with the container's stdio being pipes it holds (or receives
-//! the pty master over `--console-socket`). It reports success or the error on fd 3 (a pipe its
+//! Forked by the [`launcher`] of the command that starts the container (or executed as
+//! `berth __monitor ID` where there is none), it detaches (forks, `setsid`), becomes the child
+//! subreaper, mounts the container's rootfs, and starts the runtime's `run --detach` (`create` and
+//! `start` in one call, one runtime process per start) with the container's stdio being pipes it
+//! holds (or receives the pty master over `--console-socket`); while that runs it opens the attach
+//! socket and the log file. It reports success or the error on fd 3 (a pipe its
 //! starter reads to end of file) and then:
 //! - copies the container's output into the log file (rotated) and to attached clients;
 //! - forwards attached clients' input to the container's stdin;
@@ -16,6 +18,7 @@
 //! container keeps running, logging, and has its exit code recorded.
 
 pub mod attach;
+pub mod launcher;
 pub mod log;
 
 use std::fs::File;
@@ -35,12 +38,14 @@ use self::log::{LogWriter, Stream};
 use crate::container::{self, ContainerConfig, Roots};
 use crate::image;
 use crate::runtime::{self, CreateIo, Runtime};
-use crate::state::{ExitRecord, StateDb};
+use crate::state::{ContainerRecord, ExitRecord, StateDb};
 
 /// The fd on which the monitor reports `ok` or `error: ...` to its starter.
 pub const SYNC_FD: i32 = 3;
 
-/// Entry point of `berth __monitor`: detaches and runs the container; never returns.
+/// Entry point of `berth __monitor ID`, and of a monitor forked by the [`launcher`]: detaches,
+/// starts the container and watches it; never returns. Its stdin and stdout are `/dev/null`, its
+/// stderr the monitor's log, fd 3 the pipe its starter reads the outcome from.
 pub fn main(roots: &Roots, id: &str, wait_attach: bool) -> ! {
     // Detach from the starter: the starter waits for this first process only.
     // SAFETY: called first thing in a single-threaded process.
@@ -50,11 +55,35 @@ pub fn main(roots: &Roots, id: &str, wait_attach: bool) -> ! {
         Err(_) => unsafe { libc::_exit(1) },
     }
     let _ = nix::unistd::setsid();
-    // The sync pipe must not leak into the runtime or the container (its reader waits for EOF).
+    set_name(c"berth-monitor");
+    let sync = take_sync_fd();
+    let started = prepare_process().and_then(|()| {
+        let db = StateDb::open(&roots.root)?;
+        let rec = db.container(id)?.ok_or_else(|| anyhow!("no container {id}"))?;
+        let launched = launch(roots, &rec)?;
+        Monitor::adopt(roots, rec, db, launched, wait_attach)
+    });
+    report_and_run(sync, started)
+}
+
+/// Names this process (`ps -C`, `top`): a monitor forked by the launcher would otherwise carry
+/// the name of the command that started it.
+pub(crate) fn set_name(name: &std::ffi::CStr) {
+    // SAFETY: prctl with a NUL-terminated name that outlives the call.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0);
+    }
+}
+
+/// The sync pipe, which must not leak into the runtime or the container (its reader waits for EOF).
+fn take_sync_fd() -> File {
     let _ = nix::fcntl::fcntl(SYNC_FD, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
-    // SAFETY: fd 3 is the sync pipe handed over by `spawn_monitor` (or absent, then writes fail).
-    let mut sync = unsafe { File::from_raw_fd(SYNC_FD) };
-    let code = match Monitor::setup(roots, id, wait_attach) {
+    // SAFETY: fd 3 is the sync pipe handed over by the starter (or absent, then writes fail).
+    unsafe { File::from_raw_fd(SYNC_FD) }
+}
+
+fn report_and_run(mut sync: File, started: anyhow::Result<Monitor>) -> ! {
+    let code = match started {
         Ok(mut m) => {
             let _ = sync.write_all(b"ok\n");
             drop(sync);
@@ -67,6 +96,123 @@ pub fn main(roots: &Roots, id: &str, wait_attach: bool) -> ! {
         }
     };
     std::process::exit(code)
+}
+
+/// Becomes the child subreaper (the container's init is reparented here when the runtime
+/// exits); SIGCHLD is read from a signalfd, so it stays blocked (the block survives an `exec`,
+/// and an exit before the signalfd exists stays pending); SIGPIPE (a client that went away) and
+/// SIGHUP are ignored.
+fn prepare_process() -> anyhow::Result<()> {
+    // SAFETY: plain prctl with integer arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.thread_block()?;
+    // SAFETY: ignoring SIGPIPE and SIGHUP installs no handler code.
+    unsafe {
+        nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn)?;
+        nix::sys::signal::signal(Signal::SIGHUP, nix::sys::signal::SigHandler::SigIgn)?;
+    }
+    Ok(())
+}
+
+/// The runtime process [`launch`] started, and the container's stdio.
+struct Launched {
+    runtime: String,
+    runtime_pid: i32,
+    /// Whether `runtime_pid` was reaped (then it is not ours to signal any more).
+    reaped: std::cell::Cell<bool>,
+    io: LaunchedIo,
+}
+
+enum LaunchedIo {
+    Pipes { stdout: OwnedFd, stderr: OwnedFd, stdin: Option<OwnedFd> },
+    Console { listener: UnixListener },
+}
+
+impl Launched {
+    /// Undoes [`launch`] when the monitor cannot go on.
+    fn abandon(&self, roots: &Roots, id: &str) {
+        if !self.reaped.get() {
+            let _ = nix::sys::signal::kill(Pid::from_raw(self.runtime_pid), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(self.runtime_pid), None);
+        }
+        release_failed(roots, id, &self.runtime);
+    }
+
+    /// Waits for the runtime process; whether it succeeded, and how it ended.
+    fn wait_runtime(&self) -> anyhow::Result<(bool, String)> {
+        let status = waitpid(Pid::from_raw(self.runtime_pid), None)?;
+        self.reaped.set(true);
+        Ok(match status {
+            WaitStatus::Exited(_, 0) => (true, String::new()),
+            WaitStatus::Exited(_, c) => (false, format!("exit status: {c}")),
+            WaitStatus::Signaled(_, s, _) => (false, format!("signal: {s}")),
+            other => (false, format!("{other:?}")),
+        })
+    }
+}
+
+/// Mounts the root file system and starts the runtime's `run --detach` with the
+/// container's stdio on pipes (or a console socket), without waiting for it.
+fn launch(roots: &Roots, rec: &ContainerRecord) -> anyhow::Result<Launched> {
+    let id = &rec.id;
+    let config = ContainerConfig::of(rec)?;
+    let runtime = runtime::by_name(&rec.runtime, &roots.run)?;
+    let run_dir = roots.run_dir(id);
+    std::fs::create_dir_all(&run_dir)?;
+    for f in ["attach.sock", "console.sock", "pid"] {
+        let _ = std::fs::remove_file(run_dir.join(f));
+    }
+    if runtime.root().join(id).exists() {
+        runtime.delete(id, true)?;
+    }
+    let rootfs = roots.rootfs(id);
+    if container::is_mount_point(&rootfs) {
+        let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
+    }
+    let dir = roots.container_dir(id);
+    // A `run --rm` container's writable layer goes with it: nothing to flush at unmount.
+    let mount = if config.auto_remove { image::mount_rootfs_volatile } else { image::mount_rootfs };
+    mount(&config.layers, &dir.join("upper"), &dir.join("work"), &rootfs)
+        .with_context(|| format!("cannot mount the root file system of `{}`", rec.name))?;
+    let started = (|| -> anyhow::Result<Launched> {
+        let pid_file = run_dir.join("pid");
+        if config.tty {
+            let socket = run_dir.join("console.sock");
+            let listener = UnixListener::bind(&socket)?;
+            let runtime_pid = runtime.spawn_run(id, &roots.bundle(id), &pid_file, CreateIo::Console { socket })?;
+            let io = LaunchedIo::Console { listener };
+            return Ok(Launched { runtime: rec.runtime.clone(), runtime_pid, reaped: false.into(), io });
+        }
+        let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let (stdin_child, stdin_ours) = if config.stdin_open {
+            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+            (Some(r), Some(w))
+        } else {
+            (None, None)
+        };
+        let io = CreateIo::Pipes { stdin: stdin_child, stdout: out_w, stderr: err_w };
+        let runtime_pid = runtime.spawn_run(id, &roots.bundle(id), &pid_file, io)?;
+        let io = LaunchedIo::Pipes { stdout: out_r, stderr: err_r, stdin: stdin_ours };
+        Ok(Launched { runtime: rec.runtime.clone(), runtime_pid, reaped: false.into(), io })
+    })();
+    if started.is_err() {
+        release_failed(roots, id, &rec.runtime);
+    }
+    started
+}
+
+/// Removes what a start that failed left: the runtime's container, the mount, the run directory.
+fn release_failed(roots: &Roots, id: &str, runtime: &str) {
+    if let Ok(rt) = runtime::by_name(runtime, &roots.run) {
+        let _ = rt.delete(id, true);
+    }
+    let _ = nix::mount::umount2(&roots.rootfs(id), nix::mount::MntFlags::MNT_DETACH);
+    let _ = std::fs::remove_dir_all(roots.run_dir(id));
 }
 
 enum Output {
@@ -93,98 +239,62 @@ struct Monitor {
     signals: SignalFd,
 }
 
-fn set_subreaper() {
-    // SAFETY: plain prctl with integer arguments.
-    unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    }
-}
-
 impl Monitor {
-    fn setup(roots: &Roots, id: &str, wait_attach: bool) -> anyhow::Result<Monitor> {
-        set_subreaper();
-        // SIGCHLD is read from a signalfd; SIGPIPE must not kill us when a client goes away.
+    /// While the runtime runs, opens what the monitor needs (the attach socket, the log file);
+    /// then waits for the runtime and records the start.
+    fn adopt(
+        roots: &Roots,
+        rec: ContainerRecord,
+        db: StateDb,
+        launched: Launched,
+        wait_attach: bool,
+    ) -> anyhow::Result<Monitor> {
+        let id = rec.id.clone();
+        let result = Self::adopt_inner(roots, rec, db, &launched, wait_attach);
+        match result {
+            Ok(m) => {
+                drop(launched);
+                Ok(m)
+            }
+            Err(e) => {
+                launched.abandon(roots, &id);
+                Err(e)
+            }
+        }
+    }
+
+    fn adopt_inner(
+        roots: &Roots,
+        rec: ContainerRecord,
+        db: StateDb,
+        launched: &Launched,
+        wait_attach: bool,
+    ) -> anyhow::Result<Monitor> {
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGCHLD);
-        mask.thread_block()?;
-        // SAFETY: ignoring SIGPIPE and SIGHUP installs no handler code.
-        unsafe {
-            nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn)?;
-            nix::sys::signal::signal(Signal::SIGHUP, nix::sys::signal::SigHandler::SigIgn)?;
-        }
         let signals = SignalFd::with_flags(
             &mask,
             nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
         )?;
-
-        let db = StateDb::open(&roots.root)?;
-        let rec = db.container(id)?.ok_or_else(|| anyhow!("no container {id}"))?;
+        let id = rec.id.as_str();
         let config = ContainerConfig::of(&rec)?;
         let runtime = runtime::by_name(&rec.runtime, &roots.run)?;
         let run_dir = roots.run_dir(id);
-        std::fs::create_dir_all(&run_dir)?;
-        for f in ["attach.sock", "console.sock", "pid"] {
-            let _ = std::fs::remove_file(run_dir.join(f));
-        }
-        if runtime.root().join(id).exists() {
-            runtime.delete(id, true)?;
-        }
-        let rootfs = roots.rootfs(id);
-        if container::is_mount_point(&rootfs) {
-            let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
-        }
-        let dir = roots.container_dir(id);
-        // A `run --rm` container's writable layer goes with it: nothing to flush at unmount.
-        let mount = if config.auto_remove { image::mount_rootfs_volatile } else { image::mount_rootfs };
-        mount(&config.layers, &dir.join("upper"), &dir.join("work"), &rootfs)
-            .with_context(|| format!("cannot mount the root file system of `{}`", rec.name))?;
-        let result = Self::create_and_start(roots, id, db, &runtime, &config, wait_attach, signals);
-        if result.is_err() {
-            let _ = runtime.delete(id, true);
-            let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
-            let _ = std::fs::remove_dir_all(&run_dir);
-        }
-        result
-    }
-
-    fn create_and_start(
-        roots: &Roots,
-        id: &str,
-        db: StateDb,
-        runtime: &runtime::OciCli,
-        config: &ContainerConfig,
-        wait_attach: bool,
-        signals: SignalFd,
-    ) -> anyhow::Result<Monitor> {
-        let run_dir = roots.run_dir(id);
         let attach = UnixListener::bind(run_dir.join("attach.sock"))?;
         std::fs::set_permissions(run_dir.join("attach.sock"), std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        let log = LogWriter::open(&roots.log_file(id), config.log)?;
         let pid_file = run_dir.join("pid");
-        let output = if config.tty {
-            let socket = run_dir.join("console.sock");
-            let listener = UnixListener::bind(&socket)?;
-            runtime.run(id, &roots.bundle(id), &pid_file, CreateIo::Console { socket })?;
-            let master = receive_console(&listener)?;
-            Output::Tty { master: Some(File::from(master)) }
-        } else {
-            let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-            let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-            let (stdin_child, stdin_ours) = if config.stdin_open {
-                let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-                (Some(r), Some(File::from(w)))
-            } else {
-                (None, None)
-            };
-            runtime.run(
-                id,
-                &roots.bundle(id),
-                &pid_file,
-                CreateIo::Pipes { stdin: stdin_child, stdout: out_w, stderr: err_w },
-            )?;
-            Output::Pipes { stdout: Some(File::from(out_r)), stderr: Some(File::from(err_r)), stdin: stdin_ours }
+        let (success, how) = launched.wait_runtime()?;
+        runtime.run_finished(id, &pid_file, success, &how)?;
+        let output = match &launched.io {
+            LaunchedIo::Console { listener } => Output::Tty { master: Some(File::from(receive_console(listener)?)) },
+            LaunchedIo::Pipes { stdout, stderr, stdin } => Output::Pipes {
+                stdout: Some(File::from(stdout.try_clone()?)),
+                stderr: Some(File::from(stderr.try_clone()?)),
+                stdin: stdin.as_ref().map(|i| i.try_clone().map(File::from)).transpose()?,
+            },
         };
         let pid: i32 = std::fs::read_to_string(&pid_file)?.trim().parse().context("runtime pid file")?;
-        let log = LogWriter::open(&roots.log_file(id), config.log)?;
         db.record_start(id, pid, std::process::id() as i32)?;
         if let Some(rec) = db.container(id)? {
             container::record_event(&db, &rec, "start", &[]);
@@ -208,8 +318,8 @@ impl Monitor {
             roots: roots.clone(),
             id: id.into(),
             db,
-            runtime: runtime.clone(),
-            config: config.clone(),
+            runtime,
+            config,
             pid,
             output,
             log,
@@ -221,8 +331,9 @@ impl Monitor {
 
     /// The event loop: output, clients and child exits, until the container is gone.
     fn run(&mut self) {
-        let mut exit: Option<i32> = None;
-        let mut exited_at: Option<Instant> = None;
+        // An init that exited before the signalfd existed left only a pending signal, or none.
+        let mut exit: Option<i32> = self.reap();
+        let mut exited_at: Option<Instant> = exit.map(|_| Instant::now());
         loop {
             if exit.is_some()
                 && (self.outputs_closed() || exited_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)))

@@ -88,13 +88,27 @@ impl OciCli {
     /// `create`, or with `detach_run` `run --detach`: the same options, and the runtime's own
     /// messages go to a log file next to the pid file, since its stderr is the container's.
     fn create_or_run(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo, detach_run: bool) -> Result<()> {
+        let op = if detach_run { "run" } else { "create" };
+        let mut cmd = self.create_command(id, bundle, pid_file, io, detach_run)?;
+        let status = cmd.status().map_err(self.spawn_err())?;
+        drop(cmd);
+        self.created(op, id, pid_file, status.success(), &status.to_string())
+    }
+
+    fn create_command(
+        &self,
+        id: &str,
+        bundle: &Path,
+        pid_file: &Path,
+        io: CreateIo,
+        detach_run: bool,
+    ) -> Result<Command> {
         std::fs::create_dir_all(&self.root).map_err(self.spawn_err())?;
         let log = pid_file.with_file_name("runtime.log");
         let _ = std::fs::remove_file(&log);
-        let op = if detach_run { "run" } else { "create" };
         let mut cmd = self.command();
         cmd.arg("--log").arg(&log).arg("--log-format").arg("json");
-        cmd.arg(op);
+        cmd.arg(if detach_run { "run" } else { "create" });
         if detach_run {
             cmd.arg("--detach");
         }
@@ -111,13 +125,32 @@ impl OciCli {
             }
         }
         cmd.arg(id);
-        let status = cmd.status().map_err(self.spawn_err())?;
-        drop(cmd);
-        if !status.success() {
-            let msg = last_logged_error(&log).unwrap_or_else(|| format!("exited with {status}"));
-            return Err(self.failed(op, id, msg.as_bytes()));
+        Ok(cmd)
+    }
+
+    /// The outcome of a `create` or `run --detach` that exited (`status` describes how).
+    fn created(&self, op: &str, id: &str, pid_file: &Path, success: bool, status: &str) -> Result<()> {
+        if success {
+            return Ok(());
         }
-        Ok(())
+        let msg = last_logged_error(&pid_file.with_file_name("runtime.log"))
+            .unwrap_or_else(|| format!("exited with {status}"));
+        Err(self.failed(op, id, msg.as_bytes()))
+    }
+
+    /// Starts `run --detach` without waiting for it: the caller reaps the returned process (it
+    /// may do so after an `exec`, which is why this is a pid and not a `Child`) and passes how it
+    /// ended to [`run_finished`](Self::run_finished).
+    pub fn spawn_run(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo) -> Result<i32> {
+        let mut cmd = self.create_command(id, bundle, pid_file, io, true)?;
+        let child = cmd.spawn().map_err(self.spawn_err())?;
+        Ok(child.id() as i32)
+    }
+
+    /// The outcome of a [`spawn_run`](Self::spawn_run) whose process exited; `status` describes
+    /// how (for the error when the runtime logged none).
+    pub fn run_finished(&self, id: &str, pid_file: &Path, success: bool, status: &str) -> Result<()> {
+        self.created("run", id, pid_file, success, status)
     }
 }
 

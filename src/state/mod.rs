@@ -161,8 +161,13 @@ impl StateDb {
         self.conn.pragma_update(None, "foreign_keys", "ON").map_err(&e)?;
         // berth's processes are short-lived: the last to close the file would checkpoint, fsync
         // and delete the WAL, and the next would create it again and fsync its directory. The
-        // automatic checkpoint (every 1000 pages, by whichever process commits) is enough.
+        // automatic checkpoint, by whichever process commits, is enough. It comes every 128
+        // pages (SQLite's default is 1000): a process that opens the file while no other has it
+        // open rebuilds the WAL's index from the whole WAL, and berth's commands open it often
+        // while the database itself stays small.
         self.conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).map_err(&e)?;
+        self.conn.pragma_update(None, "wal_autocheckpoint", 128).map_err(&e)?;
+        self.conn.pragma_update(None, "journal_size_limit", 1 << 20).map_err(&e)?;
         migrate(&self.conn).map_err(|err| match err {
             MigrateError::Sql(source) => StateError::Sqlite { path: self.path.clone(), source },
             MigrateError::TooNew(found) => {

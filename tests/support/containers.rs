@@ -129,6 +129,16 @@ impl Project {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The pid of container `id`'s monitor, as its state row records it.
+    #[allow(dead_code)]
+    pub fn monitor_pid(&self, id: &str) -> i32 {
+        let db = berth::state::StateDb::open(self.root.path()).unwrap();
+        let rec = db.container(id).unwrap().unwrap_or_else(|| panic!("no container {id}"));
+        let pid = rec.monitor_pid.unwrap_or_else(|| panic!("container {id} has no monitor"));
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "monitor {pid} of {id} is gone");
+        pid
+    }
+
     /// `ps -a --format json`, one value per container.
     pub fn ps(&self) -> Vec<serde_json::Value> {
         let rows: Vec<serde_json::Value> =
