@@ -361,6 +361,31 @@ fn monitors_come_from_the_launcher_and_keep_nothing_of_the_cli() {
 }
 
 #[test]
+fn a_start_the_runtime_refuses_says_why_and_leaves_nothing() {
+    let p = Project::new("refused", &svc("app", "command: [\"/no/such/binary\"]"));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let why = "exec: \"/no/such/binary\": stat /no/such/binary: no such file or directory";
+        let out = p.berth(&["run", "--rm", "-T", "app"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr_of(&out).contains("cannot start") && stderr_of(&out).contains(why), "{}", stderr_of(&out));
+        assert!(p.ps().is_empty(), "run --rm removed its container");
+        p.ok(&["create", "app"]);
+        let out = p.berth(&["start", "app"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr_of(&out).contains(why), "{}", stderr_of(&out));
+        assert_eq!(p.ps()[0]["State"], "created", "left as it was");
+        // No mount, runtime state or run directory of the failed start is left.
+        assert!(!std::fs::read_to_string("/proc/mounts").unwrap().contains(&*p.root.path().to_string_lossy()));
+        let runtime_root = p.run.path().join("runtime/runc");
+        assert_eq!(std::fs::read_dir(&runtime_root).map(|d| d.count()).unwrap_or(0), 0);
+        assert_eq!(std::fs::read_dir(p.run.path().join("c")).map(|d| d.count()).unwrap_or(0), 0);
+        p.ok(&["rm"]);
+        p.assert_clean();
+    }));
+    p.finish(result);
+}
+
+#[test]
 fn exec_passes_exit_codes_user_workdir_and_env() {
     let p = Project::new("exec", &svc("app", "command: [\"sleep\", \"60\"]\nenvironment:\n  FROM_SERVICE: yes"));
     p.ok(&["create"]);

@@ -51,6 +51,17 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The options of `network ls` and `volume ls`.
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Only names
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Output format
+    #[arg(long, value_parser = ["table", "json"], default_value = "table")]
+    pub format: String,
+}
+
 /// Options that choose and load the project; they apply to every command.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ProjectArgs {

@@ -22,14 +22,7 @@ pub struct NetworkArgs {
 #[derive(Subcommand, Debug)]
 enum NetworkCommand {
     /// List networks
-    Ls {
-        /// Only names
-        #[arg(short, long)]
-        quiet: bool,
-        /// Output format
-        #[arg(long, value_parser = ["table", "json"], default_value = "table")]
-        format: String,
-    },
+    Ls(super::ListArgs),
     /// Show networks as JSON
     Inspect {
         /// Network names
@@ -106,7 +99,7 @@ pub fn run(_project: &ProjectArgs, args: NetworkArgs) -> anyhow::Result<()> {
     let mut stores = NetStores::open(&roots.root)?;
     let nets = list(&stores)?;
     match args.command {
-        NetworkCommand::Ls { quiet, format } => {
+        NetworkCommand::Ls(super::ListArgs { quiet, format }) => {
             if quiet {
                 nets.iter().for_each(|n| println!("{}", n.name));
             } else if format == "json" {

@@ -19,14 +19,7 @@ pub struct VolumeArgs {
 #[derive(Subcommand, Debug)]
 enum VolumeCommand {
     /// List volumes
-    Ls {
-        /// Only names
-        #[arg(short, long)]
-        quiet: bool,
-        /// Output format
-        #[arg(long, value_parser = ["table", "json"], default_value = "table")]
-        format: String,
-    },
+    Ls(super::ListArgs),
     /// Show volumes as JSON
     Inspect {
         /// Volume names
@@ -87,7 +80,7 @@ pub fn run(_project: &ProjectArgs, args: VolumeArgs) -> anyhow::Result<()> {
     let store = VolumeStore::open(roots.root.join("volumes")).context("cannot open the volume store")?;
     let mut out = std::io::stdout().lock();
     match args.command {
-        VolumeCommand::Ls { quiet, format } => {
+        VolumeCommand::Ls(super::ListArgs { quiet, format }) => {
             let vols = store.list()?;
             if format == "json" {
                 writeln!(out, "{}", serde_json::to_string_pretty(&vols)?)?;

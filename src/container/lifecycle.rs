@@ -103,7 +103,7 @@ pub fn launch_monitor(roots: &Roots, rec: &ContainerRecord, mode: StartMode) -> 
                 if libc::dup2(w, crate::monitor::SYNC_FD) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                close_inherited();
+                crate::monitor::close_inherited();
                 let mut set: libc::sigset_t = std::mem::zeroed();
                 libc::sigemptyset(&mut set);
                 libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
@@ -116,16 +116,6 @@ pub fn launch_monitor(roots: &Roots, rec: &ContainerRecord, mode: StartMode) -> 
     }
     drop(sync_w);
     Ok(MonitorStart { sync: std::fs::File::from(sync_r), name: rec.name.clone(), log: log_path })
-}
-
-/// Closes every descriptor above the monitor's sync pipe: a monitor lives as long as its
-/// container and must not keep open what its starter inherited (a pipe some shell waits on).
-/// Async-signal-safe: one system call (Linux 5.9).
-fn close_inherited() {
-    // SAFETY: close_range takes plain integers.
-    unsafe {
-        libc::syscall(libc::SYS_close_range, crate::monitor::SYNC_FD as u32 + 1, u32::MAX, 0u32);
-    }
 }
 
 /// Starts a created or exited container; a running one is left alone. Its `post_start` hooks

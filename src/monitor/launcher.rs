@@ -61,19 +61,20 @@ pub(crate) fn launch(id: &str, wait_attach: bool, log: RawFd, sync: RawFd) -> bo
 /// The launcher's loop: one request, one monitor, until the CLI goes away.
 fn serve(roots: &Roots, sock: OwnedFd) -> ! {
     super::set_name(c"berth-launcher");
-    // Hold nothing of the CLI's: no terminal, no pipe a shell waits on, no file.
-    // SAFETY: plain descriptor calls in a single-threaded child.
-    unsafe {
+    // Hold nothing of the CLI's (no terminal, no pipe a shell waits on, no file): stdio on
+    // /dev/null, the socket moved to fd 3, everything else closed.
+    // SAFETY: plain descriptor calls in a single-threaded child; the socket's old descriptor is
+    // closed by `close_inherited` (or is fd 3 itself), so its owner is forgotten, not dropped.
+    let sock = unsafe {
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
         for fd in 0..3 {
             libc::dup2(null, fd);
         }
-        let keep = sock.as_raw_fd();
-        for fd in 3..keep {
-            libc::close(fd);
-        }
-        libc::syscall(libc::SYS_close_range, keep as u32 + 1, u32::MAX, 0u32);
-    }
+        libc::dup2(sock.as_raw_fd(), super::SYNC_FD);
+        std::mem::forget(sock);
+        super::close_inherited();
+        OwnedFd::from_raw_fd(super::SYNC_FD)
+    };
     let mut buf = [0u8; 512];
     loop {
         let mut space = nix::cmsg_space!([RawFd; 2]);
@@ -104,7 +105,7 @@ fn serve(roots: &Roots, sock: OwnedFd) -> ! {
             Ok(nix::unistd::ForkResult::Child) => unsafe {
                 libc::dup2(log.as_raw_fd(), 2);
                 libc::dup2(sync.as_raw_fd(), super::SYNC_FD);
-                libc::syscall(libc::SYS_close_range, super::SYNC_FD as u32 + 1, u32::MAX, 0u32);
+                super::close_inherited();
                 super::main(roots, id, wait == "1")
             },
             Ok(nix::unistd::ForkResult::Parent { child }) => {

@@ -75,6 +75,16 @@ pub(crate) fn set_name(name: &std::ffi::CStr) {
     }
 }
 
+/// Closes every descriptor above the sync pipe: a monitor lives as long as its container and
+/// must not keep open what its starter inherited (a pipe some shell waits on). Async-signal-safe:
+/// one system call (Linux 5.9).
+pub(crate) fn close_inherited() {
+    // SAFETY: close_range takes plain integers.
+    unsafe {
+        libc::syscall(libc::SYS_close_range, SYNC_FD as u32 + 1, u32::MAX, 0u32);
+    }
+}
+
 /// The sync pipe, which must not leak into the runtime or the container (its reader waits for EOF).
 fn take_sync_fd() -> File {
     let _ = nix::fcntl::fcntl(SYNC_FD, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
@@ -99,9 +109,9 @@ fn report_and_run(mut sync: File, started: anyhow::Result<Monitor>) -> ! {
 }
 
 /// Becomes the child subreaper (the container's init is reparented here when the runtime
-/// exits); SIGCHLD is read from a signalfd, so it stays blocked (the block survives an `exec`,
-/// and an exit before the signalfd exists stays pending); SIGPIPE (a client that went away) and
-/// SIGHUP are ignored.
+/// exits); SIGCHLD is read from a signalfd, so it is blocked before any child exists (an exit
+/// before the signalfd does stays pending); SIGPIPE (a client that went away) and SIGHUP are
+/// ignored.
 fn prepare_process() -> anyhow::Result<()> {
     // SAFETY: plain prctl with integer arguments.
     unsafe {
@@ -120,11 +130,11 @@ fn prepare_process() -> anyhow::Result<()> {
 
 /// The runtime process [`launch`] started, and the container's stdio.
 struct Launched {
-    runtime: String,
-    runtime_pid: i32,
-    /// Whether `runtime_pid` was reaped (then it is not ours to signal any more).
-    reaped: std::cell::Cell<bool>,
-    io: LaunchedIo,
+    runtime: runtime::OciCli,
+    config: ContainerConfig,
+    process: std::process::Child,
+    /// Taken by the monitor once the runtime succeeded.
+    io: Option<LaunchedIo>,
 }
 
 enum LaunchedIo {
@@ -133,32 +143,19 @@ enum LaunchedIo {
 }
 
 impl Launched {
-    /// Undoes [`launch`] when the monitor cannot go on.
-    fn abandon(&self, roots: &Roots, id: &str) {
-        if !self.reaped.get() {
-            let _ = nix::sys::signal::kill(Pid::from_raw(self.runtime_pid), Signal::SIGKILL);
-            let _ = waitpid(Pid::from_raw(self.runtime_pid), None);
-        }
+    /// Undoes [`launch`] when the monitor cannot go on (a runtime process already reaped is not
+    /// signalled).
+    fn abandon(&mut self, roots: &Roots, id: &str) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
         release_failed(roots, id, &self.runtime);
-    }
-
-    /// Waits for the runtime process; whether it succeeded, and how it ended.
-    fn wait_runtime(&self) -> anyhow::Result<(bool, String)> {
-        let status = waitpid(Pid::from_raw(self.runtime_pid), None)?;
-        self.reaped.set(true);
-        Ok(match status {
-            WaitStatus::Exited(_, 0) => (true, String::new()),
-            WaitStatus::Exited(_, c) => (false, format!("exit status: {c}")),
-            WaitStatus::Signaled(_, s, _) => (false, format!("signal: {s}")),
-            other => (false, format!("{other:?}")),
-        })
     }
 }
 
 /// Mounts the root file system and starts the runtime's `run --detach` with the
 /// container's stdio on pipes (or a console socket), without waiting for it.
 fn launch(roots: &Roots, rec: &ContainerRecord) -> anyhow::Result<Launched> {
-    let id = &rec.id;
+    let id = rec.id.as_str();
     let config = ContainerConfig::of(rec)?;
     let runtime = runtime::by_name(&rec.runtime, &roots.run)?;
     let run_dir = roots.run_dir(id);
@@ -178,14 +175,13 @@ fn launch(roots: &Roots, rec: &ContainerRecord) -> anyhow::Result<Launched> {
     let mount = if config.auto_remove { image::mount_rootfs_volatile } else { image::mount_rootfs };
     mount(&config.layers, &dir.join("upper"), &dir.join("work"), &rootfs)
         .with_context(|| format!("cannot mount the root file system of `{}`", rec.name))?;
-    let started = (|| -> anyhow::Result<Launched> {
+    let started = (|| -> anyhow::Result<(std::process::Child, LaunchedIo)> {
         let pid_file = run_dir.join("pid");
         if config.tty {
             let socket = run_dir.join("console.sock");
             let listener = UnixListener::bind(&socket)?;
-            let runtime_pid = runtime.spawn_run(id, &roots.bundle(id), &pid_file, CreateIo::Console { socket })?;
-            let io = LaunchedIo::Console { listener };
-            return Ok(Launched { runtime: rec.runtime.clone(), runtime_pid, reaped: false.into(), io });
+            let process = runtime.spawn_run(id, &roots.bundle(id), &pid_file, CreateIo::Console { socket })?;
+            return Ok((process, LaunchedIo::Console { listener }));
         }
         let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
@@ -196,21 +192,21 @@ fn launch(roots: &Roots, rec: &ContainerRecord) -> anyhow::Result<Launched> {
             (None, None)
         };
         let io = CreateIo::Pipes { stdin: stdin_child, stdout: out_w, stderr: err_w };
-        let runtime_pid = runtime.spawn_run(id, &roots.bundle(id), &pid_file, io)?;
-        let io = LaunchedIo::Pipes { stdout: out_r, stderr: err_r, stdin: stdin_ours };
-        Ok(Launched { runtime: rec.runtime.clone(), runtime_pid, reaped: false.into(), io })
+        let process = runtime.spawn_run(id, &roots.bundle(id), &pid_file, io)?;
+        Ok((process, LaunchedIo::Pipes { stdout: out_r, stderr: err_r, stdin: stdin_ours }))
     })();
-    if started.is_err() {
-        release_failed(roots, id, &rec.runtime);
+    match started {
+        Ok((process, io)) => Ok(Launched { runtime, config, process, io: Some(io) }),
+        Err(e) => {
+            release_failed(roots, id, &runtime);
+            Err(e)
+        }
     }
-    started
 }
 
 /// Removes what a start that failed left: the runtime's container, the mount, the run directory.
-fn release_failed(roots: &Roots, id: &str, runtime: &str) {
-    if let Ok(rt) = runtime::by_name(runtime, &roots.run) {
-        let _ = rt.delete(id, true);
-    }
+fn release_failed(roots: &Roots, id: &str, runtime: &runtime::OciCli) {
+    let _ = runtime.delete(id, true);
     let _ = nix::mount::umount2(&roots.rootfs(id), nix::mount::MntFlags::MNT_DETACH);
     let _ = std::fs::remove_dir_all(roots.run_dir(id));
 }
@@ -246,28 +242,17 @@ impl Monitor {
         roots: &Roots,
         rec: ContainerRecord,
         db: StateDb,
-        launched: Launched,
+        mut launched: Launched,
         wait_attach: bool,
     ) -> anyhow::Result<Monitor> {
-        let id = rec.id.clone();
-        let result = Self::adopt_inner(roots, rec, db, &launched, wait_attach);
-        match result {
-            Ok(m) => {
-                drop(launched);
-                Ok(m)
-            }
-            Err(e) => {
-                launched.abandon(roots, &id);
-                Err(e)
-            }
-        }
+        Self::adopt_inner(roots, &rec, db, &mut launched, wait_attach).inspect_err(|_| launched.abandon(roots, &rec.id))
     }
 
     fn adopt_inner(
         roots: &Roots,
-        rec: ContainerRecord,
+        rec: &ContainerRecord,
         db: StateDb,
-        launched: &Launched,
+        launched: &mut Launched,
         wait_attach: bool,
     ) -> anyhow::Result<Monitor> {
         let mut mask = SigSet::empty();
@@ -277,22 +262,23 @@ impl Monitor {
             nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
         )?;
         let id = rec.id.as_str();
-        let config = ContainerConfig::of(&rec)?;
-        let runtime = runtime::by_name(&rec.runtime, &roots.run)?;
         let run_dir = roots.run_dir(id);
         let attach = UnixListener::bind(run_dir.join("attach.sock"))?;
         std::fs::set_permissions(run_dir.join("attach.sock"), std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-        let log = LogWriter::open(&roots.log_file(id), config.log)?;
+        let log = LogWriter::open(&roots.log_file(id), launched.config.log)?;
         let pid_file = run_dir.join("pid");
-        let (success, how) = launched.wait_runtime()?;
-        runtime.run_finished(id, &pid_file, success, &how)?;
-        let output = match &launched.io {
-            LaunchedIo::Console { listener } => Output::Tty { master: Some(File::from(receive_console(listener)?)) },
-            LaunchedIo::Pipes { stdout, stderr, stdin } => Output::Pipes {
-                stdout: Some(File::from(stdout.try_clone()?)),
-                stderr: Some(File::from(stderr.try_clone()?)),
-                stdin: stdin.as_ref().map(|i| i.try_clone().map(File::from)).transpose()?,
+        let status = launched.process.wait()?;
+        launched.runtime.run_finished(id, &pid_file, status)?;
+        let output = match launched.io.take() {
+            Some(LaunchedIo::Console { listener }) => {
+                Output::Tty { master: Some(File::from(receive_console(&listener)?)) }
+            }
+            Some(LaunchedIo::Pipes { stdout, stderr, stdin }) => Output::Pipes {
+                stdout: Some(File::from(stdout)),
+                stderr: Some(File::from(stderr)),
+                stdin: stdin.map(File::from),
             },
+            None => anyhow::bail!("the container's stdio was already taken"),
         };
         let pid: i32 = std::fs::read_to_string(&pid_file)?.trim().parse().context("runtime pid file")?;
         db.record_start(id, pid, std::process::id() as i32)?;
@@ -318,8 +304,8 @@ impl Monitor {
             roots: roots.clone(),
             id: id.into(),
             db,
-            runtime,
-            config,
+            runtime: launched.runtime.clone(),
+            config: launched.config.clone(),
             pid,
             output,
             log,
@@ -331,9 +317,8 @@ impl Monitor {
 
     /// The event loop: output, clients and child exits, until the container is gone.
     fn run(&mut self) {
-        // An init that exited before the signalfd existed left only a pending signal, or none.
-        let mut exit: Option<i32> = self.reap();
-        let mut exited_at: Option<Instant> = exit.map(|_| Instant::now());
+        let mut exit: Option<i32> = None;
+        let mut exited_at: Option<Instant> = None;
         loop {
             if exit.is_some()
                 && (self.outputs_closed() || exited_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)))

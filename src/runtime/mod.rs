@@ -109,9 +109,13 @@ pub trait Runtime: Send + Sync {
     fn create(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo) -> Result<()>;
     /// Starts the user process of a created container.
     fn start(&self, id: &str) -> Result<()>;
-    /// [`create`](Self::create) and [`start`](Self::start) in one runtime call (`run --detach`):
-    /// the container runs when it returns, and one runtime process fewer was spent on it.
-    fn run(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo) -> Result<()>;
+    /// [`create`](Self::create) and [`start`](Self::start) in one runtime call (`run --detach`,
+    /// one runtime process fewer), not waited for: the caller prepares while the runtime works,
+    /// reaps the returned process and hands its status to [`run_finished`](Self::run_finished).
+    fn spawn_run(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo) -> Result<std::process::Child>;
+    /// The outcome of a [`spawn_run`](Self::spawn_run) whose process exited with `status`: the
+    /// container runs, or the runtime's error.
+    fn run_finished(&self, id: &str, pid_file: &Path, status: std::process::ExitStatus) -> Result<()>;
     /// The container's state; `None` when the runtime does not know it.
     fn state(&self, id: &str) -> Result<Option<RuntimeState>>;
     /// Sends `signal` to the init, or with `all` to every process of the container.

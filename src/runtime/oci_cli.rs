@@ -87,14 +87,6 @@ fn last_logged_error(log: &Path) -> Option<String> {
 impl OciCli {
     /// `create`, or with `detach_run` `run --detach`: the same options, and the runtime's own
     /// messages go to a log file next to the pid file, since its stderr is the container's.
-    fn create_or_run(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo, detach_run: bool) -> Result<()> {
-        let op = if detach_run { "run" } else { "create" };
-        let mut cmd = self.create_command(id, bundle, pid_file, io, detach_run)?;
-        let status = cmd.status().map_err(self.spawn_err())?;
-        drop(cmd);
-        self.created(op, id, pid_file, status.success(), &status.to_string())
-    }
-
     fn create_command(
         &self,
         id: &str,
@@ -128,29 +120,14 @@ impl OciCli {
         Ok(cmd)
     }
 
-    /// The outcome of a `create` or `run --detach` that exited (`status` describes how).
-    fn created(&self, op: &str, id: &str, pid_file: &Path, success: bool, status: &str) -> Result<()> {
-        if success {
+    /// The outcome of a `create` or `run --detach` that exited with `status`.
+    fn created(&self, op: &str, id: &str, pid_file: &Path, status: std::process::ExitStatus) -> Result<()> {
+        if status.success() {
             return Ok(());
         }
         let msg = last_logged_error(&pid_file.with_file_name("runtime.log"))
             .unwrap_or_else(|| format!("exited with {status}"));
         Err(self.failed(op, id, msg.as_bytes()))
-    }
-
-    /// Starts `run --detach` without waiting for it: the caller reaps the returned process (it
-    /// may do so after an `exec`, which is why this is a pid and not a `Child`) and passes how it
-    /// ended to [`run_finished`](Self::run_finished).
-    pub fn spawn_run(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo) -> Result<i32> {
-        let mut cmd = self.create_command(id, bundle, pid_file, io, true)?;
-        let child = cmd.spawn().map_err(self.spawn_err())?;
-        Ok(child.id() as i32)
-    }
-
-    /// The outcome of a [`spawn_run`](Self::spawn_run) whose process exited; `status` describes
-    /// how (for the error when the runtime logged none).
-    pub fn run_finished(&self, id: &str, pid_file: &Path, success: bool, status: &str) -> Result<()> {
-        self.created("run", id, pid_file, success, status)
     }
 }
 
@@ -160,11 +137,18 @@ impl Runtime for OciCli {
     }
 
     fn create(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo) -> Result<()> {
-        self.create_or_run(id, bundle, pid_file, io, false)
+        let mut cmd = self.create_command(id, bundle, pid_file, io, false)?;
+        let status = cmd.status().map_err(self.spawn_err())?;
+        drop(cmd);
+        self.created("create", id, pid_file, status)
     }
 
-    fn run(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo) -> Result<()> {
-        self.create_or_run(id, bundle, pid_file, io, true)
+    fn spawn_run(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo) -> Result<std::process::Child> {
+        self.create_command(id, bundle, pid_file, io, true)?.spawn().map_err(self.spawn_err())
+    }
+
+    fn run_finished(&self, id: &str, pid_file: &Path, status: std::process::ExitStatus) -> Result<()> {
+        self.created("run", id, pid_file, status)
     }
 
     fn start(&self, id: &str) -> Result<()> {
