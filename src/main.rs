@@ -12,6 +12,11 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Everything berth creates is its own unless it says otherwise: state, bundles, logs and
+    // secrets hold passwords. Files that containers must read get explicit modes.
+    // SAFETY: umask is process-wide and no other thread exists yet.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    berth::container::Roots::from_env().restrict();
     let cli = cli::Cli::parse();
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

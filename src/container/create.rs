@@ -82,6 +82,9 @@ pub fn create_container(
         (None, Some(n), false) => n.clone(),
         (None, None, false) => format!("{}-{}-{number}", req.project, svc.name),
     };
+    if !super::paths::valid_container_name(&name) {
+        bail!("invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]* is allowed");
+    }
     if db.container_by_name(&name)?.is_some() {
         bail!("container name `{name}` is already in use");
     }
@@ -231,12 +234,16 @@ pub fn create_container(
         std::fs::write(&files.hosts, hosts)?;
         std::fs::write(&files.hostname, format!("{hostname}\n"))?;
         std::fs::write(&files.resolv_conf, provided.resolv_conf.clone().unwrap_or_else(|| resolv_conf(svc)))?;
+        // Bind-mounted into /etc: every user in the container reads them.
+        for f in [&files.hosts, &files.hostname, &files.resolv_conf] {
+            std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+        }
         let json = serde_json::to_vec_pretty(&bundle::to_json(&generated.spec))?;
         std::fs::write(roots.bundle(&id).join("config.json"), json)?;
         Ok(())
     })();
     if let Err(e) = written {
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = super::paths::remove_tree(&roots.containers_dir(), &dir);
         let _ = db.delete_container(&id);
         return Err(e.context(format!("cannot write the bundle of `{}`", rec.name)));
     }

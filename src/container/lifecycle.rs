@@ -238,7 +238,7 @@ fn cleanup_runtime(roots: &Roots, rt: &runtime::OciCli, id: &str) {
     if super::is_mount_point(&rootfs) {
         let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
     }
-    let _ = std::fs::remove_dir_all(roots.run_dir(id));
+    let _ = super::paths::remove_tree(&roots.run_dirs(), &roots.run_dir(id));
 }
 
 /// Running or paused, or being restarted while its monitor still runs: a process to signal.
@@ -402,7 +402,7 @@ pub fn remove(roots: &Roots, db: &StateDb, rec: &ContainerRecord, force: bool) -
     cleanup_runtime(roots, &rt, &rec.id);
     let dir = roots.container_dir(&rec.id);
     // Another process (a `run --rm` monitor) may be removing it at the same time.
-    if let Err(e) = std::fs::remove_dir_all(&dir) {
+    if let Err(e) = super::paths::remove_tree(&roots.containers_dir(), &dir) {
         if dir.exists() {
             return Err(e).with_context(|| format!("cannot remove `{}`", dir.display()));
         }
@@ -467,7 +467,8 @@ pub fn exec(roots: &Roots, db: &StateDb, rec: &ContainerRecord, req: &ExecReques
         dirs.extend(config.layers.iter().rev().cloned());
         let users = crate::runtime::user::UserDb::from_layers(&dirs);
         let r = users.resolve(u, &[]).map_err(|e| anyhow!(e))?;
-        process["user"] = serde_json::json!({"uid": r.uid, "gid": r.gid, "additionalGids": r.additional_gids});
+        process["user"] =
+            serde_json::json!({"uid": r.uid, "gid": r.gid, "additionalGids": r.additional_gids, "umask": 0o022});
         env.retain(|e| !e.starts_with("HOME="));
         env.push(format!("HOME={}", r.home));
     }

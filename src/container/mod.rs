@@ -9,7 +9,7 @@
 mod copy;
 mod create;
 mod lifecycle;
-mod paths;
+pub mod paths;
 mod stats;
 
 use std::collections::BTreeMap;

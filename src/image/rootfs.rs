@@ -36,7 +36,13 @@ fn mount_overlay(layers: &[PathBuf], upper: &Path, work: &Path, target: &Path, v
             detail: "an image needs at least one layer".into(),
         });
     }
-    for d in [upper, work, target] {
+    if !upper.exists() {
+        // The upper directory's mode is the container's `/`: open, as an image's root is.
+        std::fs::create_dir_all(upper).map_err(ImageError::io("create directory", upper))?;
+        std::fs::set_permissions(upper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(ImageError::io("chmod", upper))?;
+    }
+    for d in [work, target] {
         std::fs::create_dir_all(d).map_err(ImageError::io("create directory", d))?;
     }
     let names: Vec<&str> = layers.iter().rev().map(|l| option_path(l)).collect::<Result<_>>()?;

@@ -193,7 +193,10 @@ impl<'a> Unpacker<'a> {
                 }
                 Ok(_) => return Err(unsafe_entry(raw, &format!("parent `{}` is not a directory", prefix.display()))),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    // A parent the archive does not list gets the usual 0755, whatever the umask.
                     fs::create_dir(&full).map_err(ImageError::io("create directory", &full))?;
+                    fs::set_permissions(&full, Permissions::from_mode(0o755))
+                        .map_err(ImageError::io("chmod", &full))?;
                 }
                 Err(e) => return Err(ImageError::io("inspect", &full)(e)),
             }

@@ -6,6 +6,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::container::LogOptions;
@@ -45,7 +46,8 @@ impl LogWriter {
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        // Logs hold what containers print, secrets included: root's alone.
+        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
         let size = file.metadata()?.len();
         Ok(LogWriter { path: path.to_path_buf(), file, size, opts, partial: [Vec::new(), Vec::new()] })
     }
@@ -108,7 +110,7 @@ impl LogWriter {
             let _ = std::fs::rename(rotated(&self.path, i), rotated(&self.path, i + 1));
         }
         std::fs::rename(&self.path, rotated(&self.path, 1))?;
-        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.file = OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)?;
         self.size = 0;
         Ok(())
     }

@@ -243,6 +243,8 @@ pub fn generate(req: &BundleRequest<'_>) -> Result<Bundle, BundleError> {
     let mut oci_user = User::default();
     oci_user.set_uid(user.uid);
     oci_user.set_gid(user.gid);
+    // Docker's umask for container processes (berth's own is 077).
+    oci_user.set_umask(Some(0o022));
     if !user.additional_gids.is_empty() {
         oci_user.set_additional_gids(Some(user.additional_gids.clone()));
     }

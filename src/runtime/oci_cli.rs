@@ -2,6 +2,7 @@
 //! `--root` pointing at berth's own state directory for the runtime so berth never sees (or
 //! disturbs) containers of other tools.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -75,6 +76,16 @@ impl OciCli {
     }
 }
 
+/// Starts `cmd` with umask 022: the runtime creates mount points inside the container's file
+/// system, which must be usable by the container's users (berth itself runs with 077).
+fn spawn_for_container(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    use nix::sys::stat::{umask, Mode};
+    let old = umask(Mode::from_bits_truncate(0o022));
+    let child = cmd.spawn();
+    umask(old);
+    child
+}
+
 /// The last `error`-level message of a runtime's JSON log (`--log-format json`).
 fn last_logged_error(log: &Path) -> Option<String> {
     let text = std::fs::read_to_string(log).ok()?;
@@ -97,7 +108,14 @@ impl OciCli {
     ) -> Result<Command> {
         std::fs::create_dir_all(&self.root).map_err(self.spawn_err())?;
         let log = pid_file.with_file_name("runtime.log");
-        let _ = std::fs::remove_file(&log);
+        // The runtime appends to it with the container's umask: made here, private, first.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&log)
+            .map_err(self.spawn_err())?;
         let mut cmd = self.command();
         cmd.arg("--log").arg(&log).arg("--log-format").arg("json");
         cmd.arg(if detach_run { "run" } else { "create" });
@@ -138,13 +156,13 @@ impl Runtime for OciCli {
 
     fn create(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo) -> Result<()> {
         let mut cmd = self.create_command(id, bundle, pid_file, io, false)?;
-        let status = cmd.status().map_err(self.spawn_err())?;
+        let status = spawn_for_container(&mut cmd).and_then(|mut c| c.wait()).map_err(self.spawn_err())?;
         drop(cmd);
         self.created("create", id, pid_file, status)
     }
 
     fn spawn_run(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo) -> Result<std::process::Child> {
-        self.create_command(id, bundle, pid_file, io, true)?.spawn().map_err(self.spawn_err())
+        spawn_for_container(&mut self.create_command(id, bundle, pid_file, io, true)?).map_err(self.spawn_err())
     }
 
     fn run_finished(&self, id: &str, pid_file: &Path, status: std::process::ExitStatus) -> Result<()> {
@@ -200,13 +218,13 @@ impl Runtime for OciCli {
         }
         cmd.arg(id);
         if mode.detach {
-            let out = cmd.output().map_err(self.spawn_err())?;
+            let out = spawn_for_container(&mut cmd).and_then(|c| c.wait_with_output()).map_err(self.spawn_err())?;
             if !out.status.success() {
                 return Err(self.failed("exec", id, &out.stderr));
             }
             return Ok(0);
         }
-        let status = cmd.status().map_err(self.spawn_err())?;
+        let status = spawn_for_container(&mut cmd).and_then(|mut c| c.wait()).map_err(self.spawn_err())?;
         Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
     }
 

@@ -142,12 +142,12 @@ impl<'a> StackEngine<'a> {
         Ok(svc.networks.keys().filter_map(|k| specs.get(k).map(|s| (k.clone(), s.clone()))).collect())
     }
 
-    fn netns_path(&self, container: &str) -> PathBuf {
-        self.roots.run.join("netns").join(container)
+    fn netns_path(&self, container: &str) -> anyhow::Result<PathBuf> {
+        Ok(self.roots.netns(container)?)
     }
 
-    fn secrets_path(&self, container: &str) -> PathBuf {
-        self.roots.run.join("secrets").join(container)
+    fn secrets_path(&self, container: &str) -> anyhow::Result<PathBuf> {
+        Ok(self.roots.secrets(container)?)
     }
 
     fn service(&self, step: &Step) -> anyhow::Result<&'a Service> {
@@ -164,7 +164,9 @@ impl<'a> StackEngine<'a> {
         // volumes_from: the source containers' mounts, looked up before anything is made.
         let borrowed = volumes_from_mounts(self.project, svc, &self.db.lock().expect("db"))?;
         let own_netns = svc.network_mode.is_none();
-        let netns = self.netns_path(&step.name);
+        let netns = self.netns_path(&step.name)?;
+        let secrets_dir = self.secrets_path(&step.name)?;
+        let scratch = self.roots.scratch(&step.name)?;
         let specs = if own_netns { self.specs_for(svc)? } else { BTreeMap::new() };
         let attached = if own_netns {
             std::fs::create_dir_all(netns.parent().expect("netns dir"))?;
@@ -188,8 +190,8 @@ impl<'a> StackEngine<'a> {
         let storage = Storage {
             volumes: &self.volumes,
             layers: &layers,
-            scratch: self.roots.run.join("scratch").join(&step.name),
-            secrets_dir: self.secrets_path(&step.name),
+            scratch,
+            secrets_dir,
             env: &env,
             renew_anonymous: self.renew_anonymous,
         };
@@ -259,7 +261,7 @@ impl<'a> StackEngine<'a> {
         }
         let mut failures = Vec::new();
         if let Some(svc) = self.project.services.get(&rec.service) {
-            let netns = self.netns_path(&rec.name);
+            let netns = self.netns_path(&rec.name)?;
             // Only containers `up` attached have a namespace of berth's (and leases to release).
             if netns.exists() {
                 let specs: BTreeMap<String, NetworkSpec> = svc
@@ -274,7 +276,7 @@ impl<'a> StackEngine<'a> {
         } else if let Err(e) = self.host_remove_netns(&rec.name) {
             failures.push(format!("{e:#}"));
         }
-        if let Err(e) = remove_secrets(&self.secrets_path(&rec.name)) {
+        if let Err(e) = self.secrets_path(&rec.name).and_then(|d| remove_secrets(&self.roots.secrets_dir(), &d)) {
             failures.push(format!("{e:#}"));
         }
         // Its volumes: let go of them (the last user unmounts a `driver_opts` file system).
@@ -304,7 +306,7 @@ impl<'a> StackEngine<'a> {
 
     /// An orphan's namespace, when its service is gone from the project.
     fn host_remove_netns(&self, container: &str) -> anyhow::Result<()> {
-        let netns = self.netns_path(container);
+        let netns = self.netns_path(container)?;
         if netns.exists() {
             berth_network::Host::remove_netns(&self.host, &netns)?;
         }

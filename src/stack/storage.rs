@@ -189,7 +189,9 @@ impl Storage<'_> {
         crate::image::mount_rootfs(self.layers, &upper, &work, &view)?;
         let copied = self.volumes.copy_up(name, &view, target);
         let unmounted = crate::image::unmount_rootfs(&view);
-        let _ = std::fs::remove_dir_all(&self.scratch);
+        if let Some(base) = self.scratch.parent() {
+            let _ = crate::container::paths::remove_tree(base, &self.scratch);
+        }
         copied?;
         unmounted?;
         Ok(())
@@ -301,8 +303,10 @@ pub fn preflight(
 }
 
 /// Removes a container's secrets tmpfs left by an earlier run, if any.
-pub fn remove_secrets(dir: &Path) -> anyhow::Result<()> {
-    Ok(berth_volumes::secrets::remove_dir(dir)?)
+pub fn remove_secrets(base: &Path, dir: &Path) -> anyhow::Result<()> {
+    berth_volumes::secrets::unmount(dir)?;
+    crate::container::paths::remove_tree(base, dir)
+        .with_context(|| format!("cannot remove the secrets directory `{}`", dir.display()))
 }
 
 #[cfg(test)]

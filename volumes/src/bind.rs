@@ -23,13 +23,24 @@ pub struct BindRequest {
     pub selinux: Option<String>,
 }
 
+/// Creates `dir` and its missing parents as Docker does, 0755 whatever the process's umask.
+fn create_open_dirs(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let missing: Vec<&Path> = dir.ancestors().take_while(|p| !p.as_os_str().is_empty() && !p.exists()).collect();
+    std::fs::create_dir_all(dir).map_err(io("create the bind source", dir))?;
+    for p in missing {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).map_err(io("chmod", p))?;
+    }
+    Ok(())
+}
+
 /// Checks a bind mount's source (creating it when allowed) and returns the mount.
 pub fn prepare_bind(req: &BindRequest) -> Result<Mount> {
     if !req.source.exists() {
         if !req.create_host_path {
             return Err(Error::MissingBindSource(req.source.clone()));
         }
-        std::fs::create_dir_all(&req.source).map_err(io("create the bind source", &req.source))?;
+        create_open_dirs(&req.source)?;
     }
     Ok(bind_mount(&req.source, &req.destination, req.read_only, req.propagation.as_deref(), Origin::Bind))
 }

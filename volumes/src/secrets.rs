@@ -150,6 +150,15 @@ impl SecretsDir {
 
 /// Unmounts and removes a secrets directory left by an earlier run (e.g. after a crash).
 pub fn remove_dir(path: &Path) -> Result<()> {
+    unmount(path)?;
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", path)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Unmounts the secrets tmpfs at `path` when one is mounted there.
+pub fn unmount(path: &Path) -> Result<()> {
     if crate::store::is_mount_point(path) {
         umount2(path, MntFlags::MNT_DETACH).map_err(|errno| Error::Mount {
             action: "unmount the secrets tmpfs from",
@@ -157,10 +166,7 @@ pub fn remove_dir(path: &Path) -> Result<()> {
             errno,
         })?;
     }
-    match std::fs::remove_dir_all(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", path)(e)),
-        _ => Ok(()),
-    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -98,6 +98,9 @@ impl VolumeStore {
         check_driver(spec)?;
         let data = self.dir(&spec.name).join("_data");
         std::fs::create_dir_all(&data).map_err(io("create", &data))?;
+        // As Docker makes it: containers' users reach the data (the store itself is 0700).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).map_err(io("chmod", &data))?;
         let created_at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let info = VolumeInfo { spec: spec.clone(), mountpoint: data, created_at, populated: false };
         self.write_meta(&info)?;

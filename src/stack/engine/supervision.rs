@@ -45,7 +45,7 @@ impl StackEngine<'_> {
     /// a reboot: `/run` is empty and the bridges are new), with the addresses it leased before.
     pub(super) fn reattach(&self, step: &Step, rec: &crate::state::ContainerRecord) -> anyhow::Result<()> {
         let svc = self.service(step)?;
-        let netns = self.netns_path(&rec.name);
+        let netns = self.netns_path(&rec.name)?;
         let attached_by_up = SuperviseSpec::of(&rec.config).is_some_and(|s| s.dns.is_some());
         if svc.network_mode.is_some() || !attached_by_up || netns.exists() {
             return Ok(());
@@ -70,7 +70,7 @@ impl StackEngine<'_> {
         } else {
             return Ok(());
         };
-        let path = self.netns_path(&target.name);
+        let path = self.netns_path(&target.name)?;
         let ns = if path.exists() {
             NetworkNs::Path(path)
         } else {
