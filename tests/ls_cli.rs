@@ -37,3 +37,26 @@ fn lists_running_projects_and_all_with_a() {
     let v: serde_json::Value = serde_json::from_str(&ls(tmp.path(), &["--format", "json"])).unwrap();
     assert_eq!(v[0]["name"], "shop");
 }
+
+#[test]
+fn a_damaged_state_database_is_named_and_refused_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = StateDb::open(tmp.path()).unwrap();
+    db.upsert_project("shop", Path::new("/srv/shop"), &["/srv/shop/compose.yaml".into()]).unwrap();
+    drop(db);
+    let path = tmp.path().join("state.db");
+    for damage in [&b"SQLite format 3\0"[..], &[0x5a; 4096][..]] {
+        // What a full disk, a bad copy or a stray redirection leaves: a stub, or garbage.
+        let _ = std::fs::remove_file(tmp.path().join("state.db-wal"));
+        let _ = std::fs::remove_file(tmp.path().join("state.db-shm"));
+        std::fs::write(&path, damage).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["ls", "-a"])
+            .env("BERTH_ROOT", tmp.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(&format!("the state database `{}` is damaged", path.display())), "{err}");
+    }
+}

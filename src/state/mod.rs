@@ -7,6 +7,7 @@
 //! to date and refuses a newer one. Other modules may add tables with their own migrations.
 
 mod containers;
+pub mod deferred;
 mod events;
 mod supervision;
 pub use supervision::Supervision;
@@ -48,6 +49,17 @@ pub enum StateError {
         /// Which value.
         what: String,
         /// Why.
+        detail: String,
+    },
+    /// The file is not a usable SQLite database: truncated, overwritten, or corrupt inside.
+    #[error(
+        "the state database `{path}` is damaged ({detail}); berth cannot use it\nhint: move it aside (berth then \
+         starts an empty one and no longer knows the containers it made) or restore a copy"
+    )]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong.
         detail: String,
     },
     /// The database was written by a newer berth.
@@ -137,7 +149,13 @@ impl StateDb {
     pub fn open(state_root: &Path) -> Result<Self> {
         std::fs::create_dir_all(state_root).map_err(|source| StateError::Io { path: state_root.into(), source })?;
         let path = state_root.join("state.db");
-        let conn = Connection::open(&path).map_err(|source| StateError::Sqlite { path: path.clone(), source })?;
+        // A damaged file is recognised before SQLite locks anything: otherwise one that a
+        // running monitor or supervisor holds open can end in a busy wait and "database is
+        // locked" instead of saying what is wrong.
+        if let Some(detail) = damage(&path) {
+            return Err(StateError::Damaged { path, detail });
+        }
+        let conn = Connection::open(&path).map_err(|source| sqlite_error(&path, source))?;
         let db = StateDb { conn, path };
         db.setup()?;
         Ok(db)
@@ -149,7 +167,7 @@ impl StateDb {
     }
 
     fn sql_err(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
-        move |source| StateError::Sqlite { path: self.path.clone(), source }
+        move |source| sqlite_error(&self.path, source)
     }
 
     fn setup(&self) -> Result<()> {
@@ -169,7 +187,7 @@ impl StateDb {
         self.conn.pragma_update(None, "wal_autocheckpoint", 128).map_err(&e)?;
         self.conn.pragma_update(None, "journal_size_limit", 1 << 20).map_err(&e)?;
         migrate(&self.conn).map_err(|err| match err {
-            MigrateError::Sql(source) => StateError::Sqlite { path: self.path.clone(), source },
+            MigrateError::Sql(source) => sqlite_error(&self.path, source),
             MigrateError::TooNew(found) => {
                 StateError::TooNew { path: self.path.clone(), found, known: MIGRATIONS.len() as i64 }
             }
@@ -216,6 +234,51 @@ impl StateDb {
         let rows = st.query_map([], |r| r.get(0)).map_err(self.sql_err())?;
         rows.collect::<rusqlite::Result<_>>().map_err(self.sql_err())
     }
+}
+
+/// An SQLite error of the database at `path`; a damaged file is said to be one.
+fn sqlite_error(path: &Path, source: rusqlite::Error) -> StateError {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    match source.sqlite_error_code() {
+        Some(DatabaseCorrupt | NotADatabase) => {
+            let detail = match source {
+                rusqlite::Error::SqliteFailure(e, Some(msg)) if msg != e.to_string() => format!("{e}: {msg}"),
+                other => other.to_string(),
+            };
+            StateError::Damaged { path: path.to_path_buf(), detail }
+        }
+        _ => StateError::Sqlite { path: path.to_path_buf(), source },
+    }
+}
+
+/// What is visibly wrong with the database file at `path` without asking SQLite: the 100-byte
+/// header (magic string and page size) and the size, which is always a whole number of pages.
+/// An empty or missing file is a new database. Reads 100 bytes: it runs at every open.
+fn damage(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    if len == 0 {
+        return None;
+    }
+    let mut header = [0u8; 100];
+    if len < 100 || file.read_exact(&mut header).is_err() {
+        return Some(format!("it is truncated: {len} bytes, less than an SQLite header"));
+    }
+    if &header[..16] != b"SQLite format 3\0" {
+        return Some("it is not an SQLite database: its header is wrong".into());
+    }
+    let page = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65536,
+        n => u64::from(n),
+    };
+    if !(512..=65536).contains(&page) || !page.is_power_of_two() {
+        return Some(format!("its header names an invalid page size ({page})"));
+    }
+    if len % page != 0 {
+        return Some(format!("it is truncated: {len} bytes, not a whole number of {page}-byte pages"));
+    }
+    None
 }
 
 enum MigrateError {

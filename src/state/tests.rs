@@ -114,3 +114,48 @@ fn two_connections_see_each_others_writes() {
     b.record_start("a", 7, 6).unwrap();
     assert_eq!(a.container("a").unwrap().unwrap().pid, Some(7));
 }
+
+/// Makes a database with a row, everything checkpointed into the main file.
+fn checkpointed_db(dir: &Path) -> PathBuf {
+    let db = StateDb::open(dir).unwrap();
+    db.insert_container(&record("a", "p-web-1", "web", 1)).unwrap();
+    db.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE").unwrap();
+    drop(db);
+    dir.join("state.db")
+}
+
+#[test]
+fn a_damaged_file_is_said_to_be_damaged_with_its_path() {
+    type Damage = fn(&Path);
+    let damages: [(&str, Damage); 4] = [
+        ("truncated to 100 bytes", |p| std::fs::OpenOptions::new().write(true).open(p).unwrap().set_len(100).unwrap()),
+        ("truncated to 50 bytes", |p| std::fs::OpenOptions::new().write(true).open(p).unwrap().set_len(50).unwrap()),
+        ("garbage", |p| std::fs::write(p, vec![0x5a; 8192]).unwrap()),
+        ("garbage after the header", |p| {
+            use std::io::{Seek, Write};
+            let mut f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+            f.seek(std::io::SeekFrom::Start(100)).unwrap();
+            f.write_all(&[0xa5; 8000]).unwrap();
+        }),
+    ];
+    for (what, damage) in damages {
+        let dir = tempfile::tempdir().unwrap();
+        let path = checkpointed_db(dir.path());
+        // Another process keeps the file open, as a monitor or the supervisor does.
+        let holder = Connection::open(&path).unwrap();
+        damage(&path);
+        let err = StateDb::open(dir.path()).and_then(|db| db.containers("p")).unwrap_err();
+        assert!(matches!(err, StateError::Damaged { .. }), "{what}: {err:?}");
+        let text = err.to_string();
+        assert!(text.contains("is damaged") && text.contains(&path.display().to_string()), "{what}: {text}");
+        drop(holder);
+    }
+}
+
+#[test]
+fn an_empty_file_is_a_new_database() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("state.db"), b"").unwrap();
+    let db = StateDb::open(dir.path()).unwrap();
+    assert!(db.containers("p").unwrap().is_empty());
+}
