@@ -39,6 +39,21 @@ fn lists_running_projects_and_all_with_a() {
 }
 
 #[test]
+fn projects_without_containers_are_not_listed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = StateDb::open(tmp.path()).unwrap();
+    // `down` forgets an empty project, but any later command in its directory (`ps`, `config`,
+    // `rm`) records it again; `rm` of its last container leaves the row too.
+    db.upsert_project("gone", Path::new("/srv/gone"), &["/srv/gone/compose.yaml".into()]).unwrap();
+    db.upsert_project("idle", Path::new("/srv/idle"), &["/srv/idle/compose.yaml".into()]).unwrap();
+    db.insert_container(&record("idle", "job", Status::Exited)).unwrap();
+    assert_eq!(ls(tmp.path(), &["-a", "-q"]), "idle\n");
+    let v: serde_json::Value = serde_json::from_str(&ls(tmp.path(), &["-a", "--format", "json"])).unwrap();
+    assert_eq!(v.as_array().map(Vec::len), Some(1), "{v}");
+    assert!(!ls(tmp.path(), &["-a"]).contains("gone"));
+}
+
+#[test]
 fn a_damaged_state_database_is_named_and_refused_at_once() {
     let tmp = tempfile::tempdir().unwrap();
     let db = StateDb::open(tmp.path()).unwrap();

@@ -9,7 +9,7 @@ use clap::Args;
 /// Arguments of `berth ls`.
 #[derive(Args, Debug)]
 pub struct LsArgs {
-    /// Also projects with no running container
+    /// Also projects whose containers are all stopped
     #[arg(short, long)]
     all: bool,
     /// Only names
@@ -32,12 +32,15 @@ pub fn run(args: LsArgs) -> anyhow::Result<()> {
     let roots = berth::container::Roots::from_env();
     let db = berth::state::StateDb::open(&roots.root).context("cannot open the state database")?;
     let mut rows = Vec::new();
+    // A project is known by its containers, as Compose knows it by their labels: the projects
+    // table keeps a row for every project a command was run in (also after `down` or `rm`), so
+    // one without containers is not listed, not even with `-a`.
     for name in db.projects()? {
         let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
         for c in db.containers(&name)? {
             *counts.entry(c.status.as_str()).or_default() += 1;
         }
-        if !args.all && !counts.contains_key("running") {
+        if counts.is_empty() || (!args.all && !counts.contains_key("running")) {
             continue;
         }
         let status = counts.iter().map(|(s, n)| format!("{s}({n})")).collect::<Vec<_>>().join(", ");
