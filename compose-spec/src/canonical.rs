@@ -338,26 +338,32 @@ fn shell_words(node: &mut Node, path: &str) -> Result<()> {
 }
 
 /// `extra_hosts` as a list of `host=address` (from `host:address`, `host=address` or a map).
+/// Each item keeps the position it was written at, for later checks of the address.
 fn extra_hosts(node: &mut Node, path: &str) -> Result<()> {
-    let mut out = Vec::new();
-    let is_map = matches!(node.value, Value::Map(_));
+    let mut out: Vec<Node> = Vec::new();
     match &node.value {
         Value::Map(m) => {
             for (host, e) in m {
                 match &e.node.value {
-                    Value::Seq(ips) => {
-                        out.extend(ips.iter().filter_map(Node::scalar_text).map(|ip| format!("{host}={ip}")))
-                    }
-                    _ => out.push(format!("{host}={}", e.node.scalar_text().unwrap_or_default())),
+                    Value::Seq(ips) => out.extend(ips.iter().map(|ip| {
+                        Node::str(format!("{host}={}", ip.scalar_text().unwrap_or_default()), ip.span.clone())
+                    })),
+                    _ => out.push(Node::str(
+                        format!("{host}={}", e.node.scalar_text().unwrap_or_default()),
+                        e.node.span.clone(),
+                    )),
                 }
             }
+            out.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
         }
         Value::Seq(items) => {
             for (i, item) in items.iter().enumerate() {
                 let text = item.scalar_text().unwrap_or_default();
                 let pair = text.split_once('=').or_else(|| text.split_once(':'));
                 match pair {
-                    Some((h, ip)) if !h.is_empty() && !ip.is_empty() => out.push(format!("{h}={ip}")),
+                    Some((h, ip)) if !h.is_empty() && !ip.is_empty() => {
+                        out.push(Node::str(format!("{h}={ip}"), item.span.clone()))
+                    }
                     _ => {
                         let m = format!("invalid extra host {text:?}: expected \"host=address\"");
                         return Err(Error::at(item.span.clone(), Some(format!("{path}[{i}]")), m));
@@ -367,9 +373,6 @@ fn extra_hosts(node: &mut Node, path: &str) -> Result<()> {
         }
         _ => return Ok(()),
     }
-    if is_map {
-        out.sort();
-    }
-    node.value = seq_of_str(&out, node);
+    node.value = Value::Seq(out);
     Ok(())
 }

@@ -88,16 +88,26 @@ fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
+fn is_integer(s: &str) -> bool {
+    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn out_of_range(value: &str, min: impl std::fmt::Display, max: impl std::fmt::Display) -> Error {
+    Error::msg(format!("{value} is out of range: must be from {min} to {max}"))
+}
+
 macro_rules! int_method {
     ($method:ident, $visit:ident, $ty:ty) => {
         fn $method<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Error> {
             let r = match &self.node.value {
                 Value::Int(i) => match <$ty>::try_from(*i) {
                     Ok(v) => visitor.$visit(v),
-                    Err(_) => Err(Error::msg(format!("{i} is out of range"))),
+                    Err(_) => Err(out_of_range(&i.to_string(), <$ty>::MIN, <$ty>::MAX)),
                 },
                 Value::Str(s) => match s.trim().parse::<$ty>() {
                     Ok(v) => visitor.$visit(v),
+                    Err(_) if is_integer(s.trim()) => Err(out_of_range(s.trim(), <$ty>::MIN, <$ty>::MAX)),
                     Err(_) => Err(Error::msg(format!("must be an integer, not {s:?}"))),
                 },
                 Value::Float(f) if f.fract() == 0.0 => visitor.$visit(*f as $ty),

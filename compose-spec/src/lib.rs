@@ -7,6 +7,7 @@ pub mod dotenv;
 pub mod env;
 pub mod error;
 pub mod extends;
+pub mod formats;
 pub mod interpolate;
 pub mod loader;
 pub mod merge;

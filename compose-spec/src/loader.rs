@@ -40,7 +40,9 @@ pub struct LoadOptions {
     pub no_interpolate: bool,
     /// Skip normalization (`--no-normalize`).
     pub no_normalize: bool,
-    /// Skip consistency checks (undefined references, cycles).
+    /// Skip consistency checks (undefined references, cycles). The checks of names, values
+    /// and bounds (`validate::check_formats`) run whatever this says, unless interpolation
+    /// is skipped.
     pub no_consistency: bool,
 }
 
@@ -152,6 +154,10 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded> {
     normalize::fold_env_files(&mut project, &nctx, &tree)?;
     if !opts.no_normalize {
         normalize::normalize(&mut project, &nctx);
+    }
+    // Uninterpolated values are templates (`${IP}`), not values: their formats are not checked.
+    if !opts.no_interpolate {
+        validate::check_formats(&project, &tree)?;
     }
     if !opts.no_consistency {
         validate::check(&project, &tree, &disabled_services)?;

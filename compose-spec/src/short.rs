@@ -40,7 +40,7 @@ pub fn parse_port(spec: &str) -> Result<Vec<Port>, String> {
         Some((p, t)) => (Some(p), t),
         None => (None, rest),
     };
-    let targets = parse_range(target).map_err(|e| bad(&e))?;
+    let targets = crate::formats::port_range(target).map_err(|e| bad(&e))?;
     let host_ip = host_ip.filter(|h| !h.is_empty());
     let mut out = Vec::new();
     let port = |target: u16, published: Option<String>| Port {
@@ -54,7 +54,7 @@ pub fn parse_port(spec: &str) -> Result<Vec<Port>, String> {
     match published.filter(|p| !p.is_empty()) {
         None => out.extend((targets.0..=targets.1).map(|t| port(t, None))),
         Some(p) => {
-            let pubs = parse_range(p).map_err(|e| bad(&e))?;
+            let pubs = crate::formats::port_range(p).map_err(|e| bad(&e))?;
             let ntargets = targets.1 - targets.0;
             let npubs = pubs.1 - pubs.0;
             if ntargets == 0 {
@@ -70,25 +70,6 @@ pub fn parse_port(spec: &str) -> Result<Vec<Port>, String> {
         }
     }
     Ok(out)
-}
-
-fn parse_range(s: &str) -> Result<(u16, u16), String> {
-    let one = |x: &str| -> Result<u16, String> {
-        x.trim().parse::<u16>().map_err(|_| format!("{x:?} is not a port number (0-65535)"))
-    };
-    match s.split_once('-') {
-        Some((a, b)) => {
-            let (a, b) = (one(a)?, one(b)?);
-            if b < a {
-                return Err(format!("range {s:?} ends before it starts"));
-            }
-            Ok((a, b))
-        }
-        None => {
-            let p = one(s)?;
-            Ok((p, p))
-        }
-    }
 }
 
 /// True when a volume source names a host path rather than a named volume.
@@ -260,6 +241,10 @@ mod tests {
         assert!(parse_port("99999").is_err());
         assert!(parse_port("80/icmp").is_err());
         assert!(parse_port("81-80").is_err());
+        assert_eq!(ports("3000-3999").len(), 1000);
+        assert!(parse_port("1-65535").unwrap_err().contains("at most 1000"));
+        assert!(parse_port("8000-9000:80").is_err());
+        assert!(parse_port("8000-8001:80-82").unwrap_err().contains("different lengths"));
     }
 
     #[test]

@@ -111,6 +111,10 @@ impl Bytes {
         }
         let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
+        let too_large = || format!("invalid size {s:?}: it is larger than {} bytes, the largest size", i64::MAX);
+        if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) && matches!(unit.trim(), "" | "b") {
+            return num.parse::<i64>().map(Bytes).map_err(|_| too_large());
+        }
         let value: f64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
         if !value.is_finite() || value < 0.0 {
             return Err(format!("invalid size {s:?}"));
@@ -124,7 +128,12 @@ impl Bytes {
             "p" | "pb" | "pib" => 1024.0f64.powi(5),
             u => return Err(format!("invalid size {s:?}: unknown unit {u:?}")),
         };
-        Ok(Bytes((value * mult) as i64))
+        let bytes = value * mult;
+        // 2^63: the first value an i64 cannot hold.
+        if bytes >= 9_223_372_036_854_775_808.0 {
+            return Err(too_large());
+        }
+        Ok(Bytes(bytes as i64))
     }
 }
 
@@ -205,5 +214,12 @@ mod tests {
         assert_eq!(Bytes::parse("1.5k").unwrap().0, 1536);
         assert_eq!(Bytes::parse("10000").unwrap().0, 10000);
         assert!(Bytes::parse("lots").is_err());
+        assert_eq!(Bytes::parse("9223372036854775807").unwrap().0, i64::MAX);
+        assert_eq!(Bytes::parse("-1").unwrap().0, -1);
+        for bad in ["9223372036854775808", "99999999999999999999999999999", "8388608t", "9999999pb", "-2", "1e400"] {
+            assert!(Bytes::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Bytes::parse("99999999999999999999999999999").unwrap_err().contains("larger than"));
+        assert_eq!(Bytes::parse("8388607t").unwrap().0, 8_388_607 * 1024i64.pow(4));
     }
 }
