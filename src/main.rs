@@ -18,7 +18,12 @@ fn main() -> ExitCode {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     berth::container::Roots::from_env().restrict();
     let cli = cli::Cli::parse();
-    match cli::run(cli) {
+    let result = cli::run(cli);
+    let waited = berth::state::deferred::take();
+    if !waited.is_empty() {
+        berth::output::report_deferred(&waited);
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             berth::output::report_error(&e);

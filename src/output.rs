@@ -36,6 +36,14 @@ pub fn warn(message: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{} {message}", paint("warning:", "1;33"));
 }
 
+/// Tells what the state could not record for want of space (it catches up later).
+pub fn report_deferred(waited: &[String]) {
+    warn(&format!(
+        "no space left on the state file system: done, but not recorded: {}; free some space and the next berth command brings the state up to date",
+        waited.join("; ")
+    ));
+}
+
 /// Renders events as plain lines on stderr.
 pub struct PlainRenderer;
 

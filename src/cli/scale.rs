@@ -23,15 +23,25 @@ pub struct ScaleArgs {
     runtime: RuntimeArgs,
 }
 
+/// `SERVICE=N` pairs (`berth scale`, `up --scale`), each N at most the loader's replica bound.
+pub fn parse_scale(pairs: &[String]) -> anyhow::Result<BTreeMap<String, u64>> {
+    let mut scale = BTreeMap::new();
+    for pair in pairs {
+        let Some((svc, n)) = pair.split_once('=') else { bail!("invalid {pair:?}: expected SERVICE=N") };
+        let n: u64 = n.parse().map_err(|_| anyhow::anyhow!("invalid {pair:?}: {n:?} is not a number"))?;
+        let max = berth_compose::formats::MAX_REPLICAS;
+        if n > max {
+            bail!("invalid {pair:?}: at most {max} replicas per service");
+        }
+        scale.insert(svc.to_string(), n);
+    }
+    Ok(scale)
+}
+
 /// Runs `berth scale`.
 pub fn run(project: &ProjectArgs, args: ScaleArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
-    let mut scale = BTreeMap::new();
-    for pair in &args.pairs {
-        let Some((svc, n)) = pair.split_once('=') else { bail!("invalid {pair:?}: expected SERVICE=N") };
-        let n: u64 = n.parse().map_err(|_| anyhow::anyhow!("invalid {pair:?}: {n:?} is not a number"))?;
-        scale.insert(svc.to_string(), n);
-    }
+    let scale = parse_scale(&args.pairs)?;
     let services: Vec<String> = scale.keys().cloned().collect();
     ctx.check_services(&services)?;
     let opts = UpOptions { services, no_deps: args.no_deps, scale, ..UpOptions::default() };

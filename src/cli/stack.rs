@@ -23,6 +23,44 @@ pub fn observe(ctx: &Ctx) -> anyhow::Result<Observed> {
     berth::observe::observe(project, &src)
 }
 
+/// Everything `up` checks on this host before it makes anything, so that `up --dry-run` that
+/// passes means the plan can run: what new containers need (bind sources, secret and config
+/// sources, external secrets, mount types, `volumes_from`), the drivers of networks and volumes
+/// to create, the OCI runtime, and fixed host ports free.
+pub fn check_host(ctx: &Ctx, plan: &Plan, runtime: &str) -> anyhow::Result<()> {
+    use berth::plan::{Kind, Op};
+    let env = |k: &str| std::env::var(k).ok();
+    berth::stack::storage::preflight(&ctx.project, plan, &ctx.db, &env)?;
+    for step in plan.steps.iter().filter(|s| s.op == Op::Create) {
+        match step.kind {
+            Kind::Network => {
+                let project = &ctx.project;
+                let found =
+                    project.networks.iter().find(|(k, n)| berth::stack::netmodel::network_name(k, n) == step.name);
+                if let Some((key, net)) = found {
+                    berth::stack::netmodel::network_spec(key, net)?;
+                }
+            }
+            Kind::Volume => {
+                let key = ctx
+                    .project
+                    .volumes
+                    .keys()
+                    .find(|k| berth::stack::volmodel::volume_spec(&ctx.project, k).name == step.name);
+                if let Some(key) = key {
+                    let spec = berth::stack::volmodel::volume_spec(&ctx.project, key);
+                    berth_volumes::store::check_driver(&spec).map_err(|e| anyhow::anyhow!("volumes.{key}: {e}"))?;
+                }
+            }
+            _ => {}
+        }
+    }
+    if plan.steps.iter().any(|s| s.kind == Kind::Container && s.op == Op::Create) {
+        berth::runtime::by_name(runtime, &ctx.roots.run)?;
+    }
+    super::up::check_ports(ctx, plan)
+}
+
 /// What `execute` does with anonymous volumes.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Anonymous {
@@ -32,12 +70,10 @@ pub struct Anonymous {
     pub remove: bool,
 }
 
-/// Runs `plan` and fails with every step that failed or was skipped. `supervised`: the
+/// Runs `plan` (checked by [`check_host`] when it makes containers) and fails with every step
+/// that failed or was skipped. `supervised`: the
 /// project's supervisor runs and is told about containers as they start.
 pub fn execute(ctx: &Ctx, plan: &Plan, runtime: &str, anonymous: Anonymous, supervised: bool) -> anyhow::Result<()> {
-    // What new containers need from the host is checked before any network or volume is made.
-    let env = |k: &str| std::env::var(k).ok();
-    berth::stack::storage::preflight(&ctx.project, plan, &ctx.db, &env)?;
     let progress = super::progress::Progress::new(ctx.progress);
     let engine = berth::stack::engine::StackEngine::new(&ctx.project, ctx.roots.clone(), runtime, &progress)?
         .renew_anonymous_volumes(anonymous.renew)

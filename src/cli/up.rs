@@ -2,7 +2,6 @@
 //! project's supervisor running. In the foreground it then streams the containers' logs until they
 //! exit or Ctrl-C stops them; with `-d` it returns (after `--wait`, once everything is healthy).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::bail;
@@ -95,12 +94,7 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
     let since = berth::state::now_nanos();
     let ctx = Ctx::load_for(project, &args.services)?;
     ctx.check_services(&args.services)?;
-    let mut scale = BTreeMap::new();
-    for s in &args.scale {
-        let Some((svc, n)) = s.split_once('=') else { bail!("invalid --scale {s:?}: expected SERVICE=N") };
-        let n: u64 = n.parse().map_err(|_| anyhow::anyhow!("invalid --scale {s:?}: {n:?} is not a number"))?;
-        scale.insert(svc.to_string(), n);
-    }
+    let scale = super::scale::parse_scale(&args.scale).map_err(|e| anyhow::anyhow!("--scale: {e}"))?;
     let detach = args.detach || args.wait;
     if detach && (args.abort_on_container_exit || args.abort_on_container_failure || args.exit_code_from.is_some()) {
         bail!("--abort-on-container-exit, --abort-on-container-failure and --exit-code-from need a foreground `up` (no -d/--wait)");
@@ -127,14 +121,15 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
     let plan = berth::plan::up::reconcile(&ctx.project, &observed, &opts)?;
     let selected: Vec<String> = berth::plan::up::selected(&ctx.project, &opts)?.into_iter().collect();
     check_health_checks(&ctx, &selected)?;
+    let runtime = ctx.runtime_name(&args.runtime)?;
     if args.dry_run {
+        super::stack::check_host(&ctx, &plan, &runtime)?;
         print!("{plan}");
         return Ok(());
     }
     for w in &plan.warnings {
         berth::output::warn(w);
     }
-    let runtime = ctx.runtime_name(&args.runtime)?;
     apply(&ctx, &plan, &runtime, args.renew_anon_volumes, !args.no_start)?;
     if args.no_start {
         return Ok(());
@@ -167,7 +162,7 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
 /// Carries out an `up` plan: checks published ports, starts the project's supervisor (when
 /// containers are to run) and runs the plan.
 pub fn apply(ctx: &Ctx, plan: &berth::plan::Plan, runtime: &str, renew: bool, start: bool) -> anyhow::Result<()> {
-    check_ports(ctx, plan)?;
+    super::stack::check_host(ctx, plan, runtime)?;
     let anonymous = super::stack::Anonymous { renew, remove: false };
     if start && plan.steps.iter().any(|s| s.kind == berth::plan::Kind::Container) || observed_running(ctx)? {
         berth::supervise::client::ensure(&ctx.roots, &ctx.project.name)?;
@@ -200,7 +195,7 @@ fn check_health_checks(ctx: &Ctx, services: &[String]) -> anyhow::Result<()> {
 
 /// Fails before anything starts when a fixed host port a new container publishes is in use by
 /// something other than this project's containers.
-fn check_ports(ctx: &Ctx, plan: &berth::plan::Plan) -> anyhow::Result<()> {
+pub(super) fn check_ports(ctx: &Ctx, plan: &berth::plan::Plan) -> anyhow::Result<()> {
     use berth::plan::{Kind, Op};
     let ours = berth::supervise::spec::published_ports(&ctx.db.containers(&ctx.project.name)?);
     let mut seen = std::collections::BTreeSet::new();

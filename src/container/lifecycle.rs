@@ -12,6 +12,7 @@ use nix::sys::signal::Signal;
 
 use super::{record_event, ContainerConfig, Roots};
 use crate::runtime::{self, ExecMode, Runtime};
+use crate::state::deferred::or_defer;
 use crate::state::{ContainerRecord, ExitRecord, StateDb, Status};
 
 /// How `start` hands the container over.
@@ -225,7 +226,16 @@ pub fn refresh(roots: &Roots, db: &StateDb, rec: &ContainerRecord) -> anyhow::Re
         return Ok(rec.clone());
     }
     cleanup_runtime(roots, &rt, &rec.id);
-    db.record_exit(&rec.id, ExitRecord { code: None, oom_killed: false })?;
+    let exit = ExitRecord { code: None, oom_killed: false };
+    let recorded = or_defer(db.record_exit(&rec.id, exit), || format!("the exit of `{}`", rec.name))?;
+    if recorded.is_none() {
+        // Not written down (no space): the row catches up at the next look; this one is true.
+        let mut gone = rec.clone();
+        gone.status = Status::Dead;
+        gone.pid = None;
+        gone.monitor_pid = None;
+        return Ok(gone);
+    }
     Ok(db.container(&rec.id)?.unwrap_or_else(|| rec.clone()))
 }
 
@@ -296,7 +306,7 @@ pub fn stop(roots: &Roots, db: &StateDb, rec: &ContainerRecord, timeout: Option<
     let rec = refresh(roots, db, rec)?;
     // The user's stop, also of a container waiting to be restarted: restart policies leave it
     // alone until it starts again.
-    db.set_stop_requested(&rec.id, true)?;
+    or_defer(db.set_stop_requested(&rec.id, true), || format!("the stop request of `{}`", rec.name))?;
     if !has_process(&rec) {
         return Ok(false);
     }
@@ -306,7 +316,7 @@ pub fn stop(roots: &Roots, db: &StateDb, rec: &ContainerRecord, timeout: Option<
     if rec.status == Status::Paused {
         // A frozen process cannot handle its signal.
         let _ = rt.resume(&rec.id);
-        db.set_status(&rec.id, Status::Running)?;
+        or_defer(db.set_status(&rec.id, Status::Running), || format!("the status of `{}`", rec.name))?;
     }
     if rec.status == Status::Running {
         // A failing hook does not keep the container from stopping.
@@ -336,7 +346,7 @@ pub fn kill(roots: &Roots, db: &StateDb, rec: &ContainerRecord, signal: Signal) 
     }
     let rt = runtime::by_name(&rec.runtime, &roots.run)?;
     if matches!(signal, Signal::SIGKILL | Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) {
-        db.set_stop_requested(&rec.id, true)?;
+        or_defer(db.set_stop_requested(&rec.id, true), || format!("the stop request of `{}`", rec.name))?;
     }
     rt.kill(&rec.id, signal, false)?;
     record_event(db, &rec, "kill", &[("signal", signal.as_str().into())]);
@@ -391,6 +401,13 @@ pub fn unpause(roots: &Roots, db: &StateDb, rec: &ContainerRecord) -> anyhow::Re
 /// Removes a container that does not run (with `force`, kills it first): runtime state, mounts,
 /// files, then the state row.
 pub fn remove(roots: &Roots, db: &StateDb, rec: &ContainerRecord, force: bool) -> anyhow::Result<()> {
+    let rec = dismantle(roots, db, rec, force)?;
+    forget(db, &rec)
+}
+
+/// What [`remove`] does before the state row goes: the container's process (with `force`),
+/// runtime state, mounts and files. Returns the row as it is now.
+pub fn dismantle(roots: &Roots, db: &StateDb, rec: &ContainerRecord, force: bool) -> anyhow::Result<ContainerRecord> {
     let rec = refresh(roots, db, rec)?;
     if rec.status.is_alive() {
         if !force {
@@ -407,8 +424,14 @@ pub fn remove(roots: &Roots, db: &StateDb, rec: &ContainerRecord, force: bool) -
             return Err(e).with_context(|| format!("cannot remove `{}`", dir.display()));
         }
     }
-    record_event(db, &rec, "destroy", &[]);
-    db.delete_container(&rec.id)?;
+    Ok(rec)
+}
+
+/// The last step of a removal: the state row goes, once nothing else of the container is left.
+pub fn forget(db: &StateDb, rec: &ContainerRecord) -> anyhow::Result<()> {
+    record_event(db, rec, "destroy", &[]);
+    // Without space the row stays; the next `rm` or `down` finds nothing left to do but delete it.
+    or_defer(db.delete_container(&rec.id), || format!("the removal of `{}`", rec.name))?;
     Ok(())
 }
 

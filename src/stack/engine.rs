@@ -26,6 +26,7 @@ use crate::execute::{Engine, Readiness};
 use crate::image::{ImageStore, PullOptions, Reference};
 use crate::plan::{Kind, Op, Step};
 use crate::runtime::bundle::{NetworkNs, RunOverrides};
+use crate::state::deferred::or_defer_any;
 use crate::state::{StateDb, Status};
 use crate::supervise::spec::SuperviseSpec;
 
@@ -251,55 +252,60 @@ impl<'a> StackEngine<'a> {
 
     /// Removes a container (killing it if it runs) with what the project side made for it:
     /// its network namespace and leases, its secrets tmpfs, and with `anonymous_volumes` its
-    /// anonymous volumes.
+    /// anonymous volumes. The state row goes last, and only when all of that is gone: a row
+    /// left behind is how the next `rm` or `down` finds what is still to release. A release
+    /// that fails for want of space on the state file system waits (see `state::deferred`).
     pub fn remove_container(&self, name: &str, anonymous_volumes: bool) -> anyhow::Result<()> {
         // Gone already (a `run --rm` container removes itself): nothing to do.
         let Some(rec) = self.db.lock().expect("db").container_by_name(name)? else { return Ok(()) };
-        {
+        let rec = {
             let db = self.db.lock().expect("db");
-            container::remove(&self.roots, &db, &rec, true)?;
-        }
+            container::dismantle(&self.roots, &db, &rec, true)?
+        };
         let mut failures = Vec::new();
+        let mut waiting = false;
+        let mut settle = |r: anyhow::Result<()>, what: &str| match or_defer_any(r, || format!("{what} of `{name}`")) {
+            Ok(Some(())) => {}
+            Ok(None) => waiting = true,
+            Err(e) => failures.push(format!("{e:#}")),
+        };
         if let Some(svc) = self.project.services.get(&rec.service) {
             let netns = self.netns_path(&rec.name)?;
             // Only containers `up` attached have a namespace of berth's (and leases to release).
-            if netns.exists() {
+            if netns.exists() || SuperviseSpec::of(&rec.config).is_some_and(|s| s.dns.is_some()) {
                 let specs: BTreeMap<String, NetworkSpec> = svc
                     .networks
                     .keys()
                     .filter_map(|k| Some((k.clone(), network_spec(k, self.project.networks.get(k)?).ok()?)))
                     .collect();
-                if let Err(e) = self.with_net(|n| n.detach(self.project, svc, &rec.name, &specs, &netns)) {
-                    failures.push(format!("{e:#}"));
-                }
+                settle(self.with_net(|n| n.detach(self.project, svc, &rec.name, &specs, &netns)), "the leases");
             }
-        } else if let Err(e) = self.host_remove_netns(&rec.name) {
-            failures.push(format!("{e:#}"));
+        } else {
+            settle(self.host_remove_netns(&rec.name), "the network namespace");
         }
-        if let Err(e) = self.secrets_path(&rec.name).and_then(|d| remove_secrets(&self.roots.secrets_dir(), &d)) {
-            failures.push(format!("{e:#}"));
-        }
+        settle(self.secrets_path(&rec.name).and_then(|d| remove_secrets(&self.roots.secrets_dir(), &d)), "the secrets");
         // Its volumes: let go of them (the last user unmounts a `driver_opts` file system).
         let names: Vec<String> = serde_json::from_value(rec.config["volumes"].clone()).unwrap_or_default();
-        if let Err(e) = release_volumes(&self.volumes, &names, &rec.name) {
-            failures.push(format!("{e:#}"));
-        }
+        settle(release_volumes(&self.volumes, &names, &rec.name), "the volumes");
         if anonymous_volumes {
             for v in &names {
                 // Another container may use it still (through `volumes_from`): it stays then.
                 let anonymous = self.volumes.get(v).ok().flatten().is_some_and(|i| i.spec.anonymous);
                 let removed = match self.volume_users(v) {
-                    Ok(users) if anonymous && users.is_empty() => self.volumes.remove(v, &[]).map_err(Into::into),
+                    Ok(users) if anonymous && users.iter().all(|u| u == name) => {
+                        self.volumes.remove(v, &[]).map_err(Into::into)
+                    }
                     Ok(_) => Ok(()),
                     Err(e) => Err(e),
                 };
-                if let Err(e) = removed {
-                    failures.push(format!("{e:#}"));
-                }
+                settle(removed, "an anonymous volume");
             }
         }
         if !failures.is_empty() {
             bail!("container {:?} removed, but: {}", rec.name, failures.join("; "));
+        }
+        if !waiting {
+            container::forget(&self.db.lock().expect("db"), &rec)?;
         }
         Ok(())
     }
@@ -328,7 +334,8 @@ impl<'a> StackEngine<'a> {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            n.remove(&spec).map(drop)
+            // The bridge goes first; forgetting its subnet may wait for space.
+            or_defer_any(n.remove(&spec), || format!("forgetting the subnet of network {:?}", spec.name)).map(drop)
         })
     }
 

@@ -224,7 +224,10 @@ networks:
 
     #[test]
     fn bad_ipam_is_located() {
-        let p = project("name: x\nservices:\n  a:\n    image: busybox\n    networks: [n]\nnetworks:\n  n:\n    ipam:\n      config:\n        - subnet: 10.0.0.0/33\n");
+        // The loader refuses a bad subnet first; the model check stands behind it.
+        let mut p = project("name: x\nservices:\n  a:\n    image: busybox\n    networks: [n]\nnetworks:\n  n:\n    ipam:\n      config:\n        - subnet: 10.0.0.0/24\n");
+        let net = p.networks.get_mut("n").unwrap();
+        net.ipam.as_mut().unwrap().config[0].subnet = Some("10.0.0.0/33".into());
         let e = network_spec("n", &p.networks["n"]).unwrap_err();
         assert_eq!(e.path, "networks.n.ipam.config[0].subnet");
     }

@@ -337,12 +337,8 @@ impl Networking<'_> {
             bail!("{}", failures.join("; "));
         }
         for spec in specs.values() {
-            if let Err(e) = self.leases.release(&spec.name, container) {
-                failures.push(format!("release leases on {:?}: {e}", spec.name));
-            }
-        }
-        if !failures.is_empty() {
-            bail!("{}", failures.join("; "));
+            // The cause stays attached: a full state file system is told apart from other failures.
+            self.leases.release(&spec.name, container).with_context(|| format!("release leases on {:?}", spec.name))?;
         }
         Ok(())
     }

@@ -106,7 +106,8 @@ pub fn service_mounts(
                 out.push(MountRequest::Tmpfs(Mount::tmpfs(&v.target, t.size.map(|s| s.0), t.mode)));
             }
             other => {
-                let m = format!("mount type {other:?} is not supported on this host");
+                let kind = format!("{other:?}").to_lowercase();
+                let m = format!("mount type {kind:?} is not supported by berth (volume, bind and tmpfs are)");
                 return Err(ModelError { path: path(), message: m });
             }
         }

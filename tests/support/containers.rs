@@ -85,11 +85,17 @@ impl Project {
             seen: Default::default(),
         };
         p.write_compose(services);
+        p.load_images();
+        p
+    }
+
+    /// Loads the fixture images into the project's root (again, after it was replaced by a
+    /// mount, say).
+    pub fn load_images(&self) {
         for a in archives() {
-            let out = p.berth(&["image", "load", "-i", a.to_str().unwrap()]);
+            let out = self.berth(&["image", "load", "-i", a.to_str().unwrap()]);
             assert!(out.status.success(), "image load: {}", String::from_utf8_lossy(&out.stderr));
         }
-        p
     }
 
     /// Rewrites `compose.yaml`.

@@ -345,7 +345,9 @@ impl VolumeStore {
     }
 }
 
-fn check_driver(spec: &VolumeSpec) -> Result<()> {
+/// Whether the local driver can make `spec`: its driver, its options, and a `bind` device that
+/// exists. `create` checks this; `up` asks first, before anything is made.
+pub fn check_driver(spec: &VolumeSpec) -> Result<()> {
     let err = |m: &str| Error::Driver { name: spec.name.clone(), message: m.to_string() };
     if let Some(d) = spec.driver.as_deref().filter(|d| *d != "local") {
         return Err(err(&format!("driver {d:?} is not supported; berth has the \"local\" driver")));
