@@ -452,6 +452,63 @@ fn cp_copies_both_ways() {
     p.assert_clean();
 }
 
+/// Runs berth to completion, failing the test when it takes more than `secs` (a copy that hangs).
+fn output_within(p: &Project, args: &[&str], secs: u64) -> std::process::Output {
+    let child = p.cmd(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id() as i32;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
+    while !waiter.is_finished() {
+        if Instant::now() > deadline {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            panic!("berth {args:?} still runs after {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    waiter.join().unwrap()
+}
+
+/// `cp` as `args`, which must fail with exit code 1 and say each of `what`, and promptly.
+fn cp_refused(p: &Project, args: &[&str], what: &[&str]) {
+    let out = output_within(p, args, 20);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    for w in what {
+        assert!(err.contains(w), "{args:?}: {err}");
+    }
+    assert!(!err.contains("paths in archives"), "{args:?}: {err}");
+}
+
+#[test]
+fn cp_refuses_fifos_sockets_and_devices_by_name() {
+    let p = Project::new("cpspecial", &svc("app", "command: [\"sleep\", \"60\"]"));
+    p.ok(&["create"]);
+    p.ok(&["start"]);
+    p.ok(&[
+        "exec",
+        "-T",
+        "app",
+        "sh",
+        "-c",
+        "mkfifo /tmp/fifo && mkdir /tmp/d && echo a > /tmp/d/a.txt && mkfifo /tmp/d/z.fifo",
+    ]);
+    let host = tempfile::tempdir().unwrap();
+    let h = |name: &str| host.path().join(name).to_str().unwrap().to_string();
+    // Refused before they are opened (reading a FIFO would wait for a writer, a device never ends).
+    cp_refused(&p, &["cp", "app:/tmp/fifo", &h("")], &["`/tmp/fifo` is a FIFO"]);
+    cp_refused(&p, &["cp", "app:/dev/zero", &h("zero")], &["`/dev/zero` is a character device"]);
+    // Inside a directory too, rather than copied as empty files.
+    cp_refused(&p, &["cp", "app:/tmp/d", &h("d")], &["`/tmp/d/z.fifo` is a FIFO"]);
+    // The other way: a host FIFO, and a device as the destination.
+    nix::unistd::mkfifo(host.path().join("fifo").as_path(), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    cp_refused(&p, &["cp", &h("fifo"), "app:/tmp/"], &["is a FIFO", &h("fifo")]);
+    std::fs::write(h("file"), "x\n").unwrap();
+    cp_refused(&p, &["cp", &h("file"), "app:/dev/null"], &["`/dev/null` is a character device"]);
+    assert_eq!(p.ok(&["exec", "-T", "app", "ls", "-A", "/tmp"]), "d\nfifo\n");
+    p.ok(&["rm", "--force"]);
+    p.assert_clean();
+}
+
 #[test]
 fn events_and_restart() {
     let p = Project::new("events", &svc("app", "command: [\"sleep\", \"60\"]"));
