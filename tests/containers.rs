@@ -468,6 +468,14 @@ fn output_within(p: &Project, args: &[&str], secs: u64) -> std::process::Output 
     waiter.join().unwrap()
 }
 
+/// Names in a host directory.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
 /// `cp` as `args`, which must fail with exit code 1 and say each of `what`, and promptly.
 fn cp_refused(p: &Project, args: &[&str], what: &[&str]) {
     let out = output_within(p, args, 20);
@@ -505,6 +513,45 @@ fn cp_refuses_fifos_sockets_and_devices_by_name() {
     std::fs::write(h("file"), "x\n").unwrap();
     cp_refused(&p, &["cp", &h("file"), "app:/dev/null"], &["`/dev/null` is a character device"]);
     assert_eq!(p.ok(&["exec", "-T", "app", "ls", "-A", "/tmp"]), "d\nfifo\n");
+    p.ok(&["rm", "--force"]);
+    p.assert_clean();
+}
+
+#[test]
+fn a_failed_cp_leaves_the_destination_as_it_was() {
+    let p = Project::new("cpfail", &svc("app", "command: [\"sleep\", \"60\"]"));
+    p.ok(&["create"]);
+    p.ok(&["start"]);
+    p.ok(&[
+        "exec",
+        "-T",
+        "app",
+        "sh",
+        "-c",
+        "mkdir /tmp/d && echo a > /tmp/d/a.txt && mkfifo /tmp/d/z.fifo && echo old > /tmp/keep",
+    ]);
+    let host = tempfile::tempdir().unwrap();
+    let h = |name: &str| host.path().join(name).to_str().unwrap().to_string();
+    std::fs::write(h("keep"), "old\n").unwrap();
+    // A source that is not there, one that fails while it is read (its header is sent, its data
+    // cannot be read), a directory that fails half-way: no file, no partial copy, no temporary.
+    cp_refused(&p, &["cp", "app:/nonexistent", &h("out")], &["`/nonexistent` does not exist"]);
+    cp_refused(&p, &["cp", "app:/proc/1/mem", &h("keep")], &["/proc/1/mem"]);
+    cp_refused(&p, &["cp", "app:/tmp/d", &h("d")], &["/tmp/d/z.fifo"]);
+    cp_refused(&p, &["cp", "app:/tmp/d", &h("")], &["/tmp/d/z.fifo"]);
+    assert_eq!(names_in(host.path()), ["keep"]);
+    assert_eq!(std::fs::read_to_string(h("keep")).unwrap(), "old\n");
+    // The other way: a host file that fails while it is read.
+    cp_refused(&p, &["cp", "/proc/self/mem", "app:/tmp/keep"], &["/proc/self/mem"]);
+    assert_eq!(p.ok(&["exec", "-T", "app", "ls", "-A", "/tmp"]), "d\nkeep\n");
+    assert_eq!(p.ok(&["exec", "-T", "app", "cat", "/tmp/keep"]), "old\n");
+    // A good copy onto an existing directory merges into it.
+    p.ok(&["exec", "-T", "app", "rm", "/tmp/d/z.fifo"]);
+    std::fs::create_dir(h("d")).unwrap();
+    std::fs::write(h("d/mine"), "mine\n").unwrap();
+    p.ok(&["cp", "app:/tmp/d", &h("")]);
+    assert_eq!(names_in(&host.path().join("d")), ["a.txt", "mine"]);
+    assert_eq!(names_in(host.path()), ["d", "keep"]);
     p.ok(&["rm", "--force"]);
     p.assert_clean();
 }

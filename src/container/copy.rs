@@ -9,7 +9,9 @@
 //!
 //! Only regular files, directories and symbolic links are copied: a FIFO, socket or device, at
 //! the top or inside a directory, is refused by name before it is opened (reading a FIFO would
-//! wait for a writer, a device would never end).
+//! wait for a writer, a device would never end). The destination is untouched unless the whole
+//! copy succeeds: the receiving side unpacks into a temporary directory next to the destination
+//! and moves the result into place only once both sides have finished without error.
 
 use std::ffi::OsString;
 use std::fs::{File, Metadata};
@@ -47,28 +49,50 @@ pub fn copy(
             let (root, _mount) = container_root(roots, &rec)?;
             let (r, w) = nix::unistd::pipe()?;
             let src = src.clone();
+            let name = top_name(&src);
             let child = in_container(&root, &[r.as_raw_fd()], move || pack(&src, File::from(w)))?;
-            let result = place(File::from(r), dst);
-            child.finish("read from the container")?;
-            result
+            place(File::from(r), dst, &name, || child.finish("read from the container"))
         }
         (CopyEndpoint::Host(src), CopyEndpoint::Container(dst)) => {
             let meta = std::fs::symlink_metadata(src).with_context(|| format!("`{}` does not exist", src.display()))?;
             refuse_special(src, &meta)?;
             let (root, _mount) = container_root(roots, &rec)?;
             let (r, w) = nix::unistd::pipe()?;
-            let dst = dst.clone();
-            let child = in_container(&root, &[w.as_raw_fd()], move || {
+            // The host side says on this pipe whether all it sent was read without error.
+            let (done_r, done_w) = nix::unistd::pipe()?;
+            let (dst, name) = (dst.clone(), top_name(src));
+            let child = in_container(&root, &[w.as_raw_fd(), done_w.as_raw_fd()], move || {
                 check_destination(&dst)?;
-                place(File::from(r), &dst)
+                place(File::from(r), &dst, &name, || {
+                    let mut answer = String::new();
+                    File::from(done_r).read_to_string(&mut answer)?;
+                    match answer.as_str() {
+                        "ok" => Ok(()),
+                        _ => bail!("the host side of the copy failed"),
+                    }
+                })
             })?;
             let packed = pack(src, File::from(w));
-            // The container side's error first: a destination it refused ends the stream early.
-            child.finish("write into the container")?;
-            packed
+            if packed.is_ok() {
+                let _ = File::from(done_w).write_all(b"ok");
+            } else {
+                drop(done_w);
+            }
+            let written = child.finish("write into the container");
+            match packed {
+                // The container side stopped reading (a destination it refused): its error says why.
+                Err(e) if broken_pipe(&e) => written.and(Err(e)),
+                Err(e) => Err(e),
+                Ok(()) => written,
+            }
         }
         _ => bail!("one side of `cp` must be a container path (`SERVICE:PATH`) and the other a host path"),
     }
+}
+
+/// Whether `e` comes from writing to a pipe nobody reads any more.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 struct TempMount(PathBuf);
@@ -223,27 +247,111 @@ fn append<W: Write>(b: &mut tar::Builder<W>, path: &Path, meta: &Metadata, name:
     Ok(())
 }
 
-/// Unpacks a tar stream from [`pack`] at `dst` following `docker cp`'s rules.
-fn place(input: impl Read, dst: &Path) -> anyhow::Result<()> {
-    if dst.is_dir() {
-        let mut a = tar::Archive::new(input);
+/// Unpacks a tar stream from [`pack`] (top entry `name`) at `dst` following `docker cp`'s rules,
+/// once `commit` (the sending side's outcome) says the stream is whole. Until then everything
+/// sits in a temporary directory beside the destination (inside it when it is a directory),
+/// which goes on failure.
+fn place(
+    mut input: impl Read,
+    dst: &Path,
+    name: &OsString,
+    commit: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let into = dst.is_dir();
+    let dir = if into {
+        dst.to_path_buf()
+    } else {
+        let parent = dst.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !parent.is_dir() {
+            bail!("`{}` does not exist", parent.display());
+        }
+        parent.to_path_buf()
+    };
+    let staging = tempfile::Builder::new()
+        .prefix(".berth-cp-")
+        .tempdir_in(&dir)
+        .with_context(|| format!("cannot write in `{}`", dir.display()))?;
+    let unpacked = {
+        let mut a = tar::Archive::new(&mut input);
         a.set_preserve_permissions(true);
-        a.set_overwrite(true);
-        a.unpack(dst)?;
+        a.unpack(staging.path())
+    };
+    if unpacked.is_ok() {
+        // The end of the stream (the archive's padding) is the sender's to write: read it all,
+        // so the sender never finds the pipe closed.
+        let _ = std::io::copy(&mut input, &mut std::io::sink());
+    }
+    // A receiver that failed closes the pipe, so the sender stops too.
+    drop(input);
+    let committed = commit();
+    unpacked.context("cannot unpack the copy")?;
+    committed?;
+    let top = staging.path().join(name);
+    if name == "." {
+        // The contents of a root directory: each entry takes its place.
+        let entries: Vec<PathBuf> =
+            std::fs::read_dir(staging.path())?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+        let target = |e: &Path| dst.join(e.file_name().unwrap_or_default());
+        if !into {
+            std::fs::create_dir(dst).with_context(|| format!("cannot create `{}`", dst.display()))?;
+        }
+        for e in &entries {
+            check_merge(e, &target(e))?;
+        }
+        for e in &entries {
+            merge(e, &target(e))?;
+        }
         return Ok(());
     }
-    let parent = dst.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if !parent.is_dir() {
-        bail!("`{}` does not exist", parent.display());
+    if std::fs::symlink_metadata(&top).is_err() {
+        bail!("nothing to copy");
     }
-    let tmp = tempfile::Builder::new().prefix(".berth-cp-").tempdir_in(parent)?;
-    let mut a = tar::Archive::new(input);
-    a.set_preserve_permissions(true);
-    a.unpack(tmp.path())?;
-    let top = std::fs::read_dir(tmp.path())?.next().ok_or_else(|| anyhow!("nothing to copy"))??.path();
-    if dst.exists() && !dst.is_dir() {
-        std::fs::remove_file(dst)?;
+    if into {
+        let target = dst.join(name);
+        check_merge(&top, &target)?;
+        return merge(&top, &target);
     }
-    std::fs::rename(&top, dst)?;
+    if std::fs::symlink_metadata(dst).is_ok_and(|m| !m.is_dir()) && is_dir(&top) {
+        // `docker cp` replaces a file by a directory of the same name.
+        std::fs::remove_file(dst).with_context(|| format!("cannot replace `{}`", dst.display()))?;
+    }
+    std::fs::rename(&top, dst).with_context(|| format!("cannot create `{}`", dst.display()))
+}
+
+/// Whether [`merge`] of `src` onto `target` can go through: a directory only merges into a
+/// directory, and only a non-directory replaces a non-directory.
+fn check_merge(src: &Path, target: &Path) -> anyhow::Result<()> {
+    let Ok(t) = std::fs::symlink_metadata(target) else { return Ok(()) };
+    let s = std::fs::symlink_metadata(src)?;
+    match (s.is_dir(), t.is_dir()) {
+        (true, true) => {
+            for e in std::fs::read_dir(src)? {
+                let e = e?;
+                check_merge(&e.path(), &target.join(e.file_name()))?;
+            }
+            Ok(())
+        }
+        (false, false) => Ok(()),
+        (true, false) => bail!("cannot overwrite non-directory `{}` with a directory", target.display()),
+        (false, true) => bail!("cannot overwrite directory `{}` with a non-directory", target.display()),
+    }
+}
+
+/// Whether `path` is a directory (not a symbolic link to one).
+fn is_dir(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+/// Moves `src` to `target`; a directory onto an existing one moves its entries (and mode) over.
+fn merge(src: &Path, target: &Path) -> anyhow::Result<()> {
+    let both_dirs = is_dir(target) && is_dir(src);
+    if !both_dirs {
+        return std::fs::rename(src, target).with_context(|| format!("cannot create `{}`", target.display()));
+    }
+    for e in std::fs::read_dir(src)? {
+        let e = e?;
+        merge(&e.path(), &target.join(e.file_name()))?;
+    }
+    std::fs::set_permissions(target, std::fs::metadata(src)?.permissions())?;
     Ok(())
 }
