@@ -5,6 +5,7 @@ pub mod events;
 pub mod execute;
 pub mod graph;
 pub mod image;
+pub mod lock;
 pub mod monitor;
 pub mod observe;
 pub mod output;

@@ -51,8 +51,18 @@ impl Ctx {
         let db = container::open_db(&roots)?;
         let project = loaded.project;
         let dir = std::env::current_dir().unwrap_or_default();
-        db.upsert_project(&project.name, &dir, &args.files)?;
+        let recorded = db.upsert_project(&project.name, &dir, &args.files);
+        berth::state::deferred::or_defer(recorded, || format!("project {:?}", project.name))?;
         Ok(Ctx { project, roots, db, progress, environment: loaded.environment })
+    }
+
+    /// Takes the project's lock for `command` (see `berth::lock`): held by commands that change
+    /// the project, while they change it.
+    pub fn lock(&self, command: &str) -> anyhow::Result<berth::lock::ProjectLock> {
+        let name = &self.project.name;
+        Ok(berth::lock::ProjectLock::acquire(&self.roots, name, command, |who| {
+            eprintln!("Waiting for {who} to finish with project {name:?}");
+        })?)
     }
 
     /// A `COMPOSE_*` switch from the shell or the project's `.env` (`true` or `1`).

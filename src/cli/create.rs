@@ -20,6 +20,7 @@ pub struct CreateArgs {
 /// Runs `berth create`.
 pub fn run(project: &ProjectArgs, args: CreateArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
+    let _lock = ctx.lock("create")?;
     ctx.check_services(&args.services)?;
     create_missing(&ctx, &args.services, &args.runtime)?;
     Ok(())

@@ -24,6 +24,7 @@ pub struct DownArgs {
 /// Runs `berth down`.
 pub fn run(project: &ProjectArgs, args: DownArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
+    let _lock = ctx.lock("down")?;
     let observed = super::stack::observe(&ctx)?;
     let opts = DownOptions {
         volumes: args.volumes,

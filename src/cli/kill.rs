@@ -19,6 +19,7 @@ pub struct KillArgs {
 /// Runs `berth kill`.
 pub fn run(project: &ProjectArgs, args: KillArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
+    let _lock = ctx.lock("kill")?;
     ctx.check_services(&args.services)?;
     let signal = container::parse_signal(&args.signal)?;
     for c in ctx.containers(&args.services, true)? {

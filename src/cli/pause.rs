@@ -16,6 +16,7 @@ pub struct PauseArgs {
 /// Runs `berth pause`.
 pub fn pause(project: &ProjectArgs, args: PauseArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
+    let _lock = ctx.lock("pause")?;
     ctx.check_services(&args.services)?;
     for c in ctx.containers(&args.services, false)? {
         container::pause(&ctx.roots, &ctx.db, &c)?;
@@ -27,6 +28,7 @@ pub fn pause(project: &ProjectArgs, args: PauseArgs) -> anyhow::Result<()> {
 /// Runs `berth unpause`.
 pub fn unpause(project: &ProjectArgs, args: PauseArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
+    let _lock = ctx.lock("unpause")?;
     ctx.check_services(&args.services)?;
     for c in ctx.containers(&args.services, false)? {
         container::unpause(&ctx.roots, &ctx.db, &c)?;

@@ -26,6 +26,7 @@ pub struct RestartArgs {
 /// Runs `berth restart`.
 pub fn run(project: &ProjectArgs, args: RestartArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
+    let _lock = ctx.lock("restart")?;
     ctx.check_services(&args.services)?;
     let timeout = args.timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
     let graph = ServiceGraph::new(&ctx.project);

@@ -27,6 +27,7 @@ pub struct RmArgs {
 /// Runs `berth rm`.
 pub fn run(project: &ProjectArgs, args: RmArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
+    let _lock = ctx.lock("rm")?;
     ctx.check_services(&args.services)?;
     let events = berth::output::PlainRenderer;
     let engine = berth::stack::engine::StackEngine::new(&ctx.project, ctx.roots.clone(), "runc", &events)?;

@@ -63,6 +63,8 @@ pub struct RunArgs {
 pub fn run(project: &ProjectArgs, args: RunArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load_for(project, std::slice::from_ref(&args.service))?;
     ctx.check_services(std::slice::from_ref(&args.service))?;
+    // Held while the container is made and started, not while it runs attached.
+    let lock = ctx.lock("run")?;
     let svc = &ctx.project.services[&args.service];
     let stdin_tty = std::io::stdin().is_terminal();
     let tty = !args.no_tty && !args.detach && stdin_tty;
@@ -106,6 +108,7 @@ pub fn run(project: &ProjectArgs, args: RunArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let started = container::launch_monitor(&ctx.roots, &rec, StartMode::WaitForAttach)?;
+    drop(lock);
     let socket = ctx.roots.attach_socket(&rec.id);
     let deadline = Instant::now() + Duration::from_secs(10);
     let stream = loop {

@@ -41,6 +41,7 @@ pub fn parse_scale(pairs: &[String]) -> anyhow::Result<BTreeMap<String, u64>> {
 /// Runs `berth scale`.
 pub fn run(project: &ProjectArgs, args: ScaleArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
+    let _lock = ctx.lock("scale")?;
     let scale = parse_scale(&args.pairs)?;
     let services: Vec<String> = scale.keys().cloned().collect();
     ctx.check_services(&services)?;

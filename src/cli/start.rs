@@ -17,6 +17,7 @@ pub struct StartArgs {
 /// Runs `berth start`.
 pub fn run(project: &ProjectArgs, args: StartArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
+    let _lock = ctx.lock("start")?;
     ctx.check_services(&args.services)?;
     let graph = ServiceGraph::new(&ctx.project);
     let wanted = if args.services.is_empty() {

@@ -24,6 +24,7 @@ pub struct StopArgs {
 /// Runs `berth stop`.
 pub fn run(project: &ProjectArgs, args: StopArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
+    let _lock = ctx.lock("stop")?;
     ctx.check_services(&args.services)?;
     let timeout = args.timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
     let graph = ServiceGraph::new(&ctx.project);

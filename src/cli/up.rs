@@ -117,6 +117,8 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
         pull: args.pull.clone(),
         scale,
     };
+    // What is there is read under the lock: two `up`s never plan from the same picture.
+    let lock = if args.dry_run { None } else { Some(ctx.lock("up")?) };
     let observed = super::stack::observe(&ctx)?;
     let plan = berth::plan::up::reconcile(&ctx.project, &observed, &opts)?;
     let selected: Vec<String> = berth::plan::up::selected(&ctx.project, &opts)?.into_iter().collect();
@@ -131,6 +133,7 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
         berth::output::warn(w);
     }
     apply(&ctx, &plan, &runtime, args.renew_anon_volumes, !args.no_start)?;
+    drop(lock);
     if args.no_start {
         return Ok(());
     }
