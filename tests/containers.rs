@@ -311,6 +311,48 @@ fn monitor_outlives_a_killed_cli_and_records_the_exit_code() {
     p.assert_clean();
 }
 
+/// The monitors' run directories (`$BERTH_RUN/c/*`).
+fn run_dirs(p: &Project) -> Vec<String> {
+    std::fs::read_dir(p.run.path().join("c"))
+        .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn run_directories_go_whatever_becomes_of_the_monitor() {
+    let p = Project::new("rundirs", &svc("app", "command: [\"sleep\", \"60\"]\ninit: true"));
+    // A monitor that cannot start the container (its root file system cannot be mounted, as
+    // when `down` removes the container while `up` starts it) removes the run directory made
+    // for it: once the row is gone, nothing else would.
+    p.ok(&["create"]);
+    let id = p.container_ids().pop().unwrap();
+    std::fs::write(p.root.path().join("containers").join(&id).join("upper"), "not a directory").unwrap();
+    let out = p.berth(&["start"]);
+    assert!(!out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(run_dirs(&p), Vec::<String>::new());
+    p.ok(&["rm"]);
+    // A container whose monitor was killed with SIGKILL, removed.
+    p.ok(&["create"]);
+    p.ok(&["start"]);
+    assert_eq!(run_dirs(&p).len(), 1);
+    let pid = p.monitor_pid(p.ps()[0]["ID"].as_str().unwrap());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    p.ok(&["rm", "--force"]);
+    assert_eq!(run_dirs(&p), Vec::<String>::new());
+    // `down` of containers probed by their health checks while they stop.
+    p.write_compose(&svc(
+        "app",
+        "command: [\"sleep\", \"60\"]\ninit: true\nscale: 3\nhealthcheck:\n  test: [CMD, \"false\"]\n  interval: 1s",
+    ));
+    for _ in 0..3 {
+        p.ok(&["up", "-d"]);
+        std::thread::sleep(Duration::from_millis(300));
+        p.ok(&["down"]);
+        assert_eq!(run_dirs(&p), Vec::<String>::new());
+    }
+    p.assert_clean();
+}
+
 /// Processes named `name` whose environment has this project's run directory.
 fn processes_named(p: &Project, name: &str) -> Vec<i32> {
     let run = p.run.path().to_string_lossy().into_owned();

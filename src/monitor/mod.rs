@@ -63,6 +63,12 @@ pub fn main(roots: &Roots, id: &str, wait_attach: bool) -> ! {
         let launched = launch(roots, &rec)?;
         Monitor::adopt(roots, rec, db, launched, wait_attach)
     });
+    if started.is_err() {
+        // Whatever failed (the container was removed meanwhile, its root file system is gone),
+        // the run directory its starter made for this monitor goes with it: nothing else would
+        // remove it once the container's row is gone.
+        remove_run_dir(roots, id);
+    }
     report_and_run(sync, started)
 }
 
@@ -208,7 +214,21 @@ fn launch(roots: &Roots, rec: &ContainerRecord) -> anyhow::Result<Launched> {
 fn release_failed(roots: &Roots, id: &str, runtime: &runtime::OciCli) {
     let _ = runtime.delete(id, true);
     let _ = nix::mount::umount2(&roots.rootfs(id), nix::mount::MntFlags::MNT_DETACH);
-    let _ = std::fs::remove_dir_all(roots.run_dir(id));
+    remove_run_dir(roots, id);
+}
+
+/// Removes the container's run directory; idempotent. A client may be creating a file in it at
+/// that moment (an `exec` or a health probe writes its process file there), which makes the
+/// final `rmdir` fail: then the removal is tried again, so no empty directory stays behind.
+fn remove_run_dir(roots: &Roots, id: &str) {
+    let dir = roots.run_dir(id);
+    for _ in 0..10 {
+        if container::paths::remove_tree(&roots.run_dirs(), &dir).is_ok() || !dir.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    eprintln!("monitor: cannot remove `{}`", dir.display());
 }
 
 enum Output {
@@ -527,7 +547,7 @@ impl Monitor {
         if nix::mount::umount2(&rootfs, nix::mount::MntFlags::empty()).is_err() {
             let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
         }
-        let _ = std::fs::remove_dir_all(self.roots.run_dir(&self.id));
+        remove_run_dir(&self.roots, &self.id);
     }
 
     /// Writes the exit code and the `oom`/`die` events.
