@@ -494,6 +494,30 @@ fn cp_copies_both_ways() {
     p.assert_clean();
 }
 
+#[test]
+fn exec_says_when_the_monitor_run_directory_is_gone() {
+    let p = Project::new("execgone", &svc("app", "command: [\"sleep\", \"60\"]\ninit: true"));
+    p.ok(&["create"]);
+    p.ok(&["start"]);
+    let dirs: Vec<_> = std::fs::read_dir(p.run.path().join("c")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(dirs.len(), 1);
+    std::fs::remove_dir_all(&dirs[0]).unwrap();
+    let out = p.berth(&["exec", "-T", "app", "true"]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("its run directory `{}` is gone", dirs[0].display()))
+            && err.contains("berth restart app"),
+        "{err}"
+    );
+    assert!(!err.contains("No such file"), "{err}");
+    // What it advises works.
+    p.ok(&["restart", "-t", "1", "app"]);
+    assert_eq!(p.ok(&["exec", "-T", "app", "echo", "back"]), "back\n");
+    p.ok(&["rm", "--force"]);
+    p.assert_clean();
+}
+
 /// Runs berth to completion, failing the test when it takes more than `secs` (a copy that hangs).
 fn output_within(p: &Project, args: &[&str], secs: u64) -> std::process::Output {
     let child = p.cmd(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();

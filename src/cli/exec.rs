@@ -61,6 +61,8 @@ pub fn run(project: &ProjectArgs, args: ExecArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
     ctx.check_services(std::slice::from_ref(&args.service))?;
     let c = container::by_index(&ctx.db, &ctx.project.name, &args.service, args.index)?;
+    let c = container::refresh(&ctx.roots, &ctx.db, &c)?;
+    container::require_run_dir(&ctx.roots, &c)?;
     let tty = !args.no_tty && !args.detach && (args.tty || std::io::stdin().is_terminal());
     let req = ExecRequest {
         command: args.command,

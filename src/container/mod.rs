@@ -138,6 +138,24 @@ pub fn by_index(db: &StateDb, project: &str, service: &str, index: u32) -> anyho
     bail!("service `{service}` has no container; run `berth create` or `berth up` first")
 }
 
+/// Fails for a running container whose monitor's run directory is gone (`$BERTH_RUN` was
+/// cleaned, or a cleanup raced it): an `exec` writes its process file there and an attach
+/// connects to the monitor's socket in it, so neither can work, and restarting the container
+/// (which starts a new monitor) is the way out.
+pub fn require_run_dir(roots: &Roots, rec: &ContainerRecord) -> anyhow::Result<()> {
+    let dir = roots.run_dir(&rec.id);
+    if rec.status.is_alive() && !dir.is_dir() {
+        bail!(
+            "container `{}` runs, but its run directory `{}` is gone, so berth's monitor can no longer be reached \
+             (exec and attach need it)\nhint: restart the container (`berth restart {}`) to give it a new monitor",
+            rec.name,
+            dir.display(),
+            rec.service
+        );
+    }
+    Ok(())
+}
+
 /// A new random container id (64 hex digits).
 pub fn new_id() -> String {
     let mut buf = [0u8; 32];
