@@ -17,6 +17,8 @@ pub struct Sources<'a> {
     pub volumes: &'a berth_volumes::store::VolumeStore,
     /// Whether a network (by name) exists on the host.
     pub network_exists: &'a dyn Fn(&str) -> bool,
+    /// Whether a container (by id) still has its bundle.
+    pub bundle_exists: &'a dyn Fn(&str) -> bool,
 }
 
 /// Reads the observed state of `project`.
@@ -32,6 +34,7 @@ pub fn observe(project: &Project, src: &Sources) -> anyhow::Result<Observed> {
             config: rec.config.get("service").cloned(),
             image_digest: Some(rec.image_digest.clone()),
             status: rec.status,
+            broken: !(src.bundle_exists)(&rec.id),
         });
     }
     for (key, net) in &project.networks {

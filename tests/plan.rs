@@ -56,6 +56,7 @@ fn container(p: &Project, service: &str, number: u32, status: Status) -> Observe
         config: Some(hashed_config(svc)),
         image_digest: Some(format!("sha256:{}", svc.image_name(&p.name))),
         status,
+        broken: false,
     }
 }
 

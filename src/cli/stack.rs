@@ -19,7 +19,14 @@ pub fn observe(ctx: &Ctx) -> anyhow::Result<Observed> {
             .find(|(k, n)| berth::stack::netmodel::network_name(k, n) == name)
             .is_some_and(|(k, _)| berth::stack::engine::network_exists(project, k))
     };
-    let src = berth::observe::Sources { db: &ctx.db, images: &images, volumes: &volumes, network_exists: &exists };
+    let bundle_exists = |id: &str| ctx.roots.bundle(id).join("config.json").exists();
+    let src = berth::observe::Sources {
+        db: &ctx.db,
+        images: &images,
+        volumes: &volumes,
+        network_exists: &exists,
+        bundle_exists: &bundle_exists,
+    };
     berth::observe::observe(project, &src)
 }
 
@@ -79,6 +86,7 @@ pub fn execute(ctx: &Ctx, plan: &Plan, runtime: &str, anonymous: Anonymous, supe
         .renew_anonymous_volumes(anonymous.renew)
         .remove_anonymous_volumes(anonymous.remove)
         .supervised(supervised);
+    engine.reclaim_interrupted()?;
     let readiness = berth::execute::readiness(&ctx.project);
     let report = berth::execute::run(plan, &engine, &readiness, 4, &progress);
     if supervised {

@@ -36,6 +36,8 @@ pub struct ObservedContainer {
     pub image_digest: Option<String>,
     /// Its state.
     pub status: Status,
+    /// Its files are gone (a create or remove was interrupted): it cannot start and is made anew.
+    pub broken: bool,
 }
 
 /// What exists now, as far as a plan needs to know.

@@ -334,6 +334,9 @@ impl Containers<'_> {
     }
 
     fn recreate_cause(&self, svc: &Service, c: &ObservedContainer, hash: &str) -> Option<String> {
+        if c.broken {
+            return Some("its files are gone (an interrupted create or remove)".into());
+        }
         if self.opts.force_recreate {
             return Some("forced".into());
         }

@@ -158,6 +158,60 @@ impl<'a> StackEngine<'a> {
 
     fn create(&self, step: &Step) -> anyhow::Result<()> {
         let svc = self.service(step)?;
+        // Findable before anything is made: a killed `up` leaves the intent, and the next `up` or
+        // `down` reclaims what it names. Anything already at this container's paths is such a
+        // leftover (the container has no row: it is being created now).
+        self.db.lock().expect("db").add_intent(&self.project.name, &svc.name, &step.name)?;
+        self.reclaim(&svc.name, &step.name)?;
+        let made = self.create_intended(step, svc);
+        let db = self.db.lock().expect("db");
+        let forgot = db.remove_intent(&step.name);
+        made?;
+        forgot?;
+        Ok(())
+    }
+
+    /// Takes back what an interrupted `up` made for containers that never got a row: their
+    /// network namespaces, leases, secrets and scratch mounts. Called before a plan runs.
+    pub fn reclaim_interrupted(&self) -> anyhow::Result<()> {
+        let intents = self.db.lock().expect("db").intents(&self.project.name)?;
+        for intent in intents {
+            let has_row = self.db.lock().expect("db").container_by_name(&intent.name)?.is_some();
+            if !has_row {
+                self.reclaim(&intent.service, &intent.name)?;
+            }
+            self.db.lock().expect("db").remove_intent(&intent.name)?;
+        }
+        Ok(())
+    }
+
+    /// Releases whatever exists at the paths of container `name` (which has no row).
+    fn reclaim(&self, service: &str, name: &str) -> anyhow::Result<()> {
+        let netns = self.netns_path(name)?;
+        match self.project.services.get(service) {
+            Some(svc) => {
+                let specs: BTreeMap<String, NetworkSpec> = svc
+                    .networks
+                    .keys()
+                    .filter_map(|k| Some((k.clone(), network_spec(k, self.project.networks.get(k)?).ok()?)))
+                    .collect();
+                self.with_net(|n| n.detach(self.project, svc, name, &specs, &netns))?;
+            }
+            None => self.host_remove_netns(name)?,
+        }
+        remove_secrets(&self.roots.secrets_dir(), &self.secrets_path(name)?)?;
+        let scratch = self.roots.scratch(name)?;
+        let view = scratch.join("image");
+        if container::is_mount_point(&view) {
+            nix::mount::umount2(&view, nix::mount::MntFlags::MNT_DETACH)?;
+        }
+        if let Some(base) = scratch.parent() {
+            container::paths::remove_tree(base, &scratch)?;
+        }
+        Ok(())
+    }
+
+    fn create_intended(&self, step: &Step, svc: &'a Service) -> anyhow::Result<()> {
         let number = match &svc.container_name {
             Some(_) => 1,
             None => step.name.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(1),

@@ -9,6 +9,7 @@
 mod containers;
 pub mod deferred;
 mod events;
+mod intents;
 mod supervision;
 pub use supervision::Supervision;
 
@@ -19,6 +20,7 @@ use rusqlite::Connection;
 
 pub use containers::{ContainerRecord, ExitRecord, Status};
 pub use events::EventRecord;
+pub use intents::Intent;
 
 /// Errors of the state database.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +130,14 @@ CREATE TABLE supervision (
     failing_streak INTEGER NOT NULL DEFAULT 0,
     stop_requested INTEGER NOT NULL DEFAULT 0, -- stopped by the user: restart policies leave it alone
     restart_reason TEXT                 -- why a restart policy last restarted it
+);
+"#,
+    r#"
+CREATE TABLE intents (
+    name       TEXT PRIMARY KEY,        -- a container name whose namespace, secrets and leases are being made
+    project    TEXT NOT NULL,
+    service    TEXT NOT NULL,
+    created_at INTEGER NOT NULL         -- unix milliseconds
 );
 "#,
 ];

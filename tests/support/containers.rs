@@ -237,7 +237,7 @@ impl Project {
 }
 
 /// Pids whose environment or command line mentions `needle` (our monitors carry `BERTH_RUN`).
-fn processes_mentioning(needle: &Path) -> Vec<i32> {
+pub fn processes_mentioning(needle: &Path) -> Vec<i32> {
     let n = needle.to_string_lossy().into_owned();
     let me = std::process::id() as i32;
     std::fs::read_dir("/proc")
