@@ -104,6 +104,56 @@ fn an_unhealthy_container_that_opted_in_is_restarted() {
 }
 
 #[test]
+fn a_probe_past_its_timeout_is_killed_and_fails() {
+    let services = r#"  hung:
+    image: berth-test/busybox:latest
+    command: [sleep, "300"]
+    init: true
+    healthcheck:
+      test: [CMD, sleep, "1000"]
+      interval: 1s
+      timeout: 1s
+      retries: 2
+  shell:
+    image: berth-test/busybox:latest
+    command: [sleep, "300"]
+    init: true
+    healthcheck:
+      test: [CMD-SHELL, "sleep 1001 & sleep 1002"]
+      interval: 1s
+      timeout: 1s
+      retries: 2
+"#;
+    let p = harness::Project::new("probetimeout", services);
+    run(&p, || {
+        p.ok(&["up", "-d"]);
+        for svc in ["hung", "shell"] {
+            let name = format!("{}-{svc}-1", p.name);
+            p.wait_for(30, "the hung probes to make it unhealthy", || p.container(&name)["Health"] == "unhealthy");
+        }
+        // Probes keep coming every interval; each one past its timeout is killed with what it
+        // started, so at most the current one runs.
+        for _ in 0..8 {
+            let top = p.ok(&["top"]);
+            for sleep in ["sleep 1000", "sleep 1001", "sleep 1002"] {
+                assert!(top.matches(sleep).count() <= 1, "{sleep} accumulates:\n{top}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        let log = p.ok(&["events", "--json", "--since", "0", "--until", "0s"]);
+        let unhealthy: Vec<serde_json::Value> = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["action"] == "health_status: unhealthy")
+            .collect();
+        assert_eq!(unhealthy.len(), 2, "{log}");
+        for e in &unhealthy {
+            assert_eq!(e["attributes"]["output"], "Health check exceeded timeout (1s)", "{e}");
+        }
+    });
+}
+
+#[test]
 fn scale_reuses_replica_numbers() {
     let services = "  db:\n    image: berth-test/busybox:latest\n    command: [sleep, \"300\"]\n    init: true\n";
     let p = harness::Project::new("scalecmd", services);

@@ -125,6 +125,12 @@ pub trait Runtime: Send + Sync {
     /// Runs the process described by the OCI process JSON at `process` inside the container with
     /// the caller's stdio; returns its exit code (0 when detached).
     fn exec(&self, id: &str, process: &Path, mode: ExecMode) -> Result<i32>;
+    /// Starts the process described by the OCI process JSON at `process` inside the container,
+    /// its stdio on `/dev/null`, without waiting: the runtime writes the process's host pid to
+    /// `pid_file` once it runs. The returned runtime process exits with the process's status. The
+    /// process leads a process group of its own (the runtime makes it a session leader), so the
+    /// caller can kill it with all it started (health probes that exceed their timeout).
+    fn spawn_exec(&self, id: &str, process: &Path, pid_file: &Path) -> Result<std::process::Child>;
     /// Freezes every process of the container.
     fn pause(&self, id: &str) -> Result<()>;
     /// Thaws it.

@@ -228,6 +228,13 @@ impl Runtime for OciCli {
         Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
     }
 
+    fn spawn_exec(&self, id: &str, process: &Path, pid_file: &Path) -> Result<std::process::Child> {
+        let mut cmd = self.command();
+        cmd.arg("exec").arg("--process").arg(process).arg("--pid-file").arg(pid_file).arg(id);
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.spawn().map_err(self.spawn_err())
+    }
+
     fn pause(&self, id: &str) -> Result<()> {
         self.invoke("pause", &["pause", id], id).map(drop)
     }

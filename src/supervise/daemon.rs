@@ -29,9 +29,10 @@ use tokio::sync::mpsc;
 
 use super::client::{dir, lock_path, socket_path};
 use super::health::{Health, Monitor, Probe};
+use super::probe::Outcome;
 use super::restart::{Decision, Ending, Restarter};
 use super::spec::SuperviseSpec;
-use crate::container::{self, record_event, ExecRequest, Roots, StartMode};
+use crate::container::{self, record_event, Roots, StartMode};
 use crate::events::{Event, EventSink};
 use crate::state::{ContainerRecord, StateDb, Status};
 
@@ -76,6 +77,8 @@ struct HealthReport {
     health: Health,
     failures: u32,
     changed: bool,
+    /// Why the probe failed (Docker's health log output).
+    output: Option<String>,
 }
 
 struct Published {
@@ -358,7 +361,11 @@ impl Supervisor {
             return;
         }
         let Ok(Some(r)) = self.db.container(&report.id) else { return };
-        record_event(&self.db, &r, &format!("health_status: {}", report.health.as_str()), &[]);
+        let output: Vec<(&str, serde_json::Value)> = match (&report.output, report.health) {
+            (Some(o), Health::Unhealthy) => vec![("output", o.clone().into())],
+            _ => Vec::new(),
+        };
+        record_event(&self.db, &r, &format!("health_status: {}", report.health.as_str()), &output);
         let spec = SuperviseSpec::of(&r.config).unwrap_or_default();
         if report.health == Health::Unhealthy && spec.restart_on_unhealthy {
             let now = self.epoch.elapsed();
@@ -538,16 +545,15 @@ async fn probe_loop(
     let command = check.command();
     loop {
         tokio::time::sleep(monitor.next_delay()).await;
-        let (roots, rec2, command) = (roots.clone(), rec.clone(), command.clone());
-        let run = tokio::task::spawn_blocking(move || -> anyhow::Result<i32> {
-            let db = StateDb::open(&roots.root)?;
-            let req = ExecRequest { command, quiet: true, ..ExecRequest::default() };
-            container::exec(&roots, &db, &rec2, &req)
-        });
-        let probe = match tokio::time::timeout(check.timeout, run).await {
-            Ok(Ok(Ok(0))) => Probe::Pass,
-            Ok(_) => Probe::Fail,
-            Err(_) => Probe::Timeout,
+        let (roots, rec2, command, timeout) = (roots.clone(), rec.clone(), command.clone(), check.timeout);
+        // The probe keeps its own timeout: it kills what it started once the timeout passes
+        // (a timer around a blocking task could only stop waiting for it).
+        let run = tokio::task::spawn_blocking(move || super::probe::run(&roots, &rec2, &command, timeout));
+        let (probe, output) = match run.await {
+            Ok(Outcome::Pass) => (Probe::Pass, None),
+            Ok(Outcome::Fail(why)) => (Probe::Fail, Some(why)),
+            Ok(Outcome::Timeout(why)) => (Probe::Timeout, Some(why)),
+            Err(e) => (Probe::Fail, Some(e.to_string())),
         };
         let changed = monitor.record(probe, started.elapsed()).is_some();
         let report = HealthReport {
@@ -556,6 +562,7 @@ async fn probe_loop(
             health: monitor.health(),
             failures: monitor.failures(),
             changed,
+            output,
         };
         if tx.send(report).is_err() {
             return;

@@ -5,5 +5,6 @@
 pub mod client;
 pub mod daemon;
 pub mod health;
+pub mod probe;
 pub mod restart;
 pub mod spec;
