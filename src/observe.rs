@@ -25,6 +25,10 @@ pub struct Sources<'a> {
 pub fn observe(project: &Project, src: &Sources) -> anyhow::Result<Observed> {
     let mut o = Observed::default();
     for rec in src.db.containers(&project.name)? {
+        // A container being stopped (by a command that may have been killed since) counts as
+        // stopped: `up` starts it again once it is down.
+        let stopping = rec.status.is_alive() && src.db.supervision(&rec.id)?.stop_requested;
+        let status = if stopping { crate::state::Status::Exited } else { rec.status };
         o.containers.push(ObservedContainer {
             name: rec.name.clone(),
             service: rec.service.clone(),
@@ -33,7 +37,7 @@ pub fn observe(project: &Project, src: &Sources) -> anyhow::Result<Observed> {
             config_hash: rec.config_hash.clone(),
             config: rec.config.get("service").cloned(),
             image_digest: Some(rec.image_digest.clone()),
-            status: rec.status,
+            status,
             broken: !(src.bundle_exists)(&rec.id),
         });
     }

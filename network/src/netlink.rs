@@ -100,7 +100,10 @@ async fn delete_if_present(h: &Handle, name: &str) -> Result<()> {
 /// that cannot be marked is deleted again. Returns false when another process created it first.
 async fn create_bridge(h: &Handle, spec: &BridgeSpec) -> Result<bool> {
     let name = spec.name.as_str();
-    let mut b = LinkBridge::new(name);
+    // A fixed address: without one a bridge takes the lowest of its ports' addresses, which
+    // changes as containers come and go, and containers keep sending to the old gateway address
+    // until their ARP entries expire.
+    let mut b = LinkBridge::new(name).address(bridge_mac(name).to_vec());
     if let Some(mtu) = spec.mtu {
         b = b.mtu(mtu);
     }
@@ -117,6 +120,18 @@ async fn create_bridge(h: &Handle, spec: &BridgeSpec) -> Result<bool> {
         return Err(Error::netlink("mark as berth's", name, e));
     }
     Ok(true)
+}
+
+/// The bridge's own MAC address, derived from its name: locally administered, unicast, and the
+/// same every time the bridge is made.
+pub fn bridge_mac(name: &str) -> [u8; 6] {
+    // FNV-1a over the name; any stable spread will do.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let b = h.to_be_bytes();
+    [0x02, b[3], b[4], b[5], b[6], b[7]]
 }
 
 async fn index_of(h: &Handle, name: &str) -> Result<u32> {

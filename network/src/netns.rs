@@ -36,6 +36,17 @@ pub fn create(path: &Path) -> Result<()> {
     })?
 }
 
+/// Whether `path` is a network namespace (an nsfs bind mount), not merely the empty file one is
+/// mounted on (which is all a process killed between creating and mounting it leaves).
+pub fn is_namespace(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    const NSFS_MAGIC: i64 = 0x6e73_6673;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
+    // SAFETY: statfs fills a zeroed struct from a NUL-terminated path.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0) && st.f_type as i64 == NSFS_MAGIC
+}
+
 /// Unmounts and deletes a namespace file; a missing file is not an error. The namespace itself
 /// goes away once no process and no other mount holds it.
 pub fn remove(path: &Path) -> Result<()> {

@@ -25,7 +25,7 @@ pub struct DownArgs {
 pub fn run(project: &ProjectArgs, args: DownArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
     let _lock = ctx.lock("down")?;
-    let observed = super::stack::observe(&ctx)?;
+    let observed = super::stack::observe(&ctx, !args.dry_run)?;
     let opts = DownOptions {
         volumes: args.volumes,
         remove_orphans: args.remove_orphans || ctx.env_flag("COMPOSE_REMOVE_ORPHANS"),

@@ -7,8 +7,18 @@ use berth::plan::{Observed, Plan};
 
 use super::containers::Ctx;
 
-/// Reads what exists for the project.
-pub fn observe(ctx: &Ctx) -> anyhow::Result<Observed> {
+/// Reads what exists for the project, with each container's status brought up to date first
+/// (a monitor that died, a container gone since). With `repair` (under the project's lock), what
+/// an interrupted `up` left half-made is taken back first, so the plan starts from what is whole.
+pub fn observe(ctx: &Ctx, repair: bool) -> anyhow::Result<Observed> {
+    if repair {
+        let progress = super::progress::Progress::new(ctx.progress);
+        berth::stack::engine::StackEngine::new(&ctx.project, ctx.roots.clone(), "runc", &progress)?
+            .reclaim_interrupted()?;
+    }
+    for c in ctx.db.containers(&ctx.project.name)? {
+        berth::container::refresh(&ctx.roots, &ctx.db, &c)?;
+    }
     let images = berth::image::ImageStore::open(&ctx.roots.root)?;
     let volumes = berth_volumes::store::VolumeStore::open(ctx.roots.root.join("volumes"))?;
     let project = &ctx.project;
@@ -86,7 +96,6 @@ pub fn execute(ctx: &Ctx, plan: &Plan, runtime: &str, anonymous: Anonymous, supe
         .renew_anonymous_volumes(anonymous.renew)
         .remove_anonymous_volumes(anonymous.remove)
         .supervised(supervised);
-    engine.reclaim_interrupted()?;
     let readiness = berth::execute::readiness(&ctx.project);
     let report = berth::execute::run(plan, &engine, &readiness, 4, &progress);
     if supervised {

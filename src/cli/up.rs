@@ -119,7 +119,7 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
     };
     // What is there is read under the lock: two `up`s never plan from the same picture.
     let lock = if args.dry_run { None } else { Some(ctx.lock("up")?) };
-    let observed = super::stack::observe(&ctx)?;
+    let observed = super::stack::observe(&ctx, !args.dry_run)?;
     let plan = berth::plan::up::reconcile(&ctx.project, &observed, &opts)?;
     let selected: Vec<String> = berth::plan::up::selected(&ctx.project, &opts)?.into_iter().collect();
     check_health_checks(&ctx, &selected)?;

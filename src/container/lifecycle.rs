@@ -122,8 +122,23 @@ pub fn launch_monitor(roots: &Roots, rec: &ContainerRecord, mode: StartMode) -> 
 /// Starts a created or exited container; a running one is left alone. Its `post_start` hooks
 /// run once it runs; one that fails fails the start (the container keeps running).
 pub fn start(roots: &Roots, db: &StateDb, rec: &ContainerRecord, mode: StartMode) -> anyhow::Result<bool> {
-    let rec = refresh(roots, db, rec)?;
+    let mut rec = refresh(roots, db, rec)?;
+    // A start already under way (its command was killed, its monitor goes on): let it finish.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !rec.status.is_alive() && monitor_active(roots, &rec.id) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        rec = refresh(roots, db, &rec)?;
+    }
+    if rec.status.is_alive() && db.supervision(&rec.id)?.stop_requested {
+        // A stop under way (perhaps of a command killed since): let it end, then start anew.
+        let grace = ContainerConfig::of(&rec).map(|c| c.stop_grace_secs).unwrap_or(10.0);
+        if let Some(r) = wait_exit(roots, db, &rec.id, Some(Duration::from_secs_f64(grace + 2.0)))? {
+            rec = r;
+        }
+    }
     if rec.status.is_alive() {
+        // It stays up: no stop is pending any more.
+        or_defer(db.set_stop_requested(&rec.id, false), || format!("the start of `{}`", rec.name))?;
         return Ok(false);
     }
     join_shared_namespaces(roots, db, &rec)?;
@@ -213,7 +228,7 @@ pub fn refresh(roots: &Roots, db: &StateDb, rec: &ContainerRecord) -> anyhow::Re
         return Ok(rec.clone());
     }
     let monitor_alive = rec.monitor_pid.is_some_and(pid_alive);
-    if monitor_alive {
+    if monitor_alive || monitor_active(roots, &rec.id) {
         return Ok(rec.clone());
     }
     if rec.status == Status::Restarting && rec.monitor_pid.is_none() {
@@ -249,6 +264,34 @@ fn cleanup_runtime(roots: &Roots, rt: &runtime::OciCli, id: &str) {
         let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
     }
     let _ = super::paths::remove_tree(&roots.run_dirs(), &roots.run_dir(id));
+}
+
+/// Takes container `id`'s monitor lock for the calling process (a monitor), or says that another
+/// monitor holds it. The file stays open (close-on-exec) for the rest of the process's life.
+pub fn hold_monitor_lock(roots: &Roots, id: &str) -> anyhow::Result<std::fs::File> {
+    let path = roots.monitor_lock(id);
+    let file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(&path)?;
+    // A monitor that recorded its container's exit may take a moment more to go away.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        // SAFETY: flock on a descriptor owned here.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(file);
+        }
+        if Instant::now() > deadline {
+            bail!("container {id} already has a monitor");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether a monitor lives for container `id` (it holds the lock from before it starts the
+/// container until it exits), including one that has not yet recorded itself in the row: a
+/// start begun by a command that was killed goes on in its monitor.
+pub fn monitor_active(roots: &Roots, id: &str) -> bool {
+    let Ok(file) = std::fs::File::open(roots.monitor_lock(id)) else { return false };
+    // SAFETY: flock on a descriptor owned here; a lock taken is released when `file` closes.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) != 0 }
 }
 
 /// Running or paused, or being restarted while its monitor still runs: a process to signal.

@@ -21,8 +21,8 @@ pub use copy::{copy, CopyEndpoint};
 pub use create::{create_container, CreateRequest, Provided};
 pub(crate) use lifecycle::pid_alive;
 pub use lifecycle::{
-    berth_exe, dismantle, exec, forget, kill, launch_monitor, parse_signal, pause, refresh, remove, restart,
-    spawn_monitor, start, stop, unpause, wait_exit, ExecRequest, MonitorStart, StartMode,
+    berth_exe, dismantle, exec, forget, hold_monitor_lock, kill, launch_monitor, monitor_active, parse_signal, pause,
+    refresh, remove, restart, spawn_monitor, start, stop, unpause, wait_exit, ExecRequest, MonitorStart, StartMode,
 };
 pub use paths::{is_mount_point, Roots};
 pub use stats::{host_oom_killed, oom_killed, read_stats, stats, top, CgroupLayout, Stats};

@@ -190,6 +190,11 @@ impl Roots {
         self.bundle(id).join("rootfs")
     }
 
+    /// The lock a container's monitor holds for as long as it lives (see `monitor_active`).
+    pub fn monitor_lock(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("monitor.lock")
+    }
+
     /// The current log file.
     pub fn log_file(&self, id: &str) -> PathBuf {
         self.container_dir(id).join("logs").join("container.log")

@@ -57,6 +57,12 @@ pub fn main(roots: &Roots, id: &str, wait_attach: bool) -> ! {
     let _ = nix::unistd::setsid();
     set_name(c"berth-monitor");
     let sync = take_sync_fd();
+    // One monitor per container, held until this process exits; a second one leaves everything
+    // (the run directory included) to the first.
+    match container::hold_monitor_lock(roots, id) {
+        Ok(lock) => std::mem::forget(lock),
+        Err(e) => report_and_run(sync, Err(e)),
+    }
     let started = prepare_process().and_then(|()| {
         let db = StateDb::open(&roots.root)?;
         let rec = db.container(id)?.ok_or_else(|| anyhow!("no container {id}"))?;
@@ -166,7 +172,8 @@ fn launch(roots: &Roots, rec: &ContainerRecord) -> anyhow::Result<Launched> {
     let runtime = runtime::by_name(&rec.runtime, &roots.run)?;
     let run_dir = roots.run_dir(id);
     std::fs::create_dir_all(&run_dir)?;
-    for f in ["attach.sock", "console.sock", "pid"] {
+    // What an earlier monitor (killed part way) may have left, `runc`'s temporary pid file too.
+    for f in ["attach.sock", "console.sock", "pid", ".pid"] {
         let _ = std::fs::remove_file(run_dir.join(f));
     }
     if runtime.root().join(id).exists() {

@@ -177,9 +177,12 @@ impl<'a> StackEngine<'a> {
         let intents = self.db.lock().expect("db").intents(&self.project.name)?;
         for intent in intents {
             let has_row = self.db.lock().expect("db").container_by_name(&intent.name)?.is_some();
-            if !has_row {
-                self.reclaim(&intent.service, &intent.name)?;
+            if has_row {
+                // Made, but not finished (its supervision was never recorded): it goes, and the
+                // plan, which saw it, makes it again or leaves it gone.
+                self.remove_container(&intent.name, false)?;
             }
+            self.reclaim(&intent.service, &intent.name)?;
             self.db.lock().expect("db").remove_intent(&intent.name)?;
         }
         Ok(())

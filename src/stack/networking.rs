@@ -323,7 +323,9 @@ impl Networking<'_> {
         let mut failures = Vec::new();
         let planned = network::plan_interfaces(&memberships(project, svc)).unwrap_or_default();
         if netns.exists() {
-            for p in &planned {
+            // An unmounted file has no interfaces to take out: it just goes.
+            let planned = if berth_network::netns::is_namespace(netns) { planned.as_slice() } else { &[] };
+            for p in planned {
                 if let Err(e) = self.host.detach(netns, &p.ifname) {
                     failures.push(format!("detach {}: {e}", p.ifname.as_str()));
                 }
