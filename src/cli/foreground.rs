@@ -19,17 +19,29 @@ use super::logs::Printer;
 
 static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
 
-extern "C" fn on_interrupt(_: libc::c_int) {
-    INTERRUPTS.fetch_add(1, Ordering::SeqCst);
-}
-
+/// Counts SIGINT and SIGTERM from now on, in a thread of its own running tokio's signal
+/// handling; returns once the handlers are in place (a Ctrl-C before that would end berth).
 fn catch_interrupts() {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    let action = SigAction::new(SigHandler::Handler(on_interrupt), SaFlags::SA_RESTART, SigSet::empty());
-    for s in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only touches an atomic.
-        let _ = unsafe { sigaction(s, &action) };
-    }
+    let (ready, installed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_io().build() else { return };
+        rt.block_on(async {
+            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+                let _ = ready.send(());
+                return;
+            };
+            let _ = ready.send(());
+            loop {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                INTERRUPTS.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    });
+    let _ = installed.recv();
 }
 
 /// A foreground `up`.

@@ -50,7 +50,8 @@ pub fn copy(
             let (r, w) = nix::unistd::pipe()?;
             let src = src.clone();
             let name = top_name(&src);
-            let child = in_container(&root, &[r.as_raw_fd()], move || pack(&src, File::from(w)))?;
+            // SAFETY: `berth cp` runs on the CLI's one thread.
+            let child = unsafe { in_container(&root, &[r.as_raw_fd()], move || pack(&src, File::from(w)))? };
             place(File::from(r), dst, &name, || child.finish("read from the container"))
         }
         (CopyEndpoint::Host(src), CopyEndpoint::Container(dst)) => {
@@ -61,17 +62,20 @@ pub fn copy(
             // The host side says on this pipe whether all it sent was read without error.
             let (done_r, done_w) = nix::unistd::pipe()?;
             let (dst, name) = (dst.clone(), top_name(src));
-            let child = in_container(&root, &[w.as_raw_fd(), done_w.as_raw_fd()], move || {
-                check_destination(&dst)?;
-                place(File::from(r), &dst, &name, || {
-                    let mut answer = String::new();
-                    File::from(done_r).read_to_string(&mut answer)?;
-                    match answer.as_str() {
-                        "ok" => Ok(()),
-                        _ => bail!("the host side of the copy failed"),
-                    }
-                })
-            })?;
+            // SAFETY: `berth cp` runs on the CLI's one thread.
+            let child = unsafe {
+                in_container(&root, &[w.as_raw_fd(), done_w.as_raw_fd()], move || {
+                    check_destination(&dst)?;
+                    place(File::from(r), &dst, &name, || {
+                        let mut answer = String::new();
+                        File::from(done_r).read_to_string(&mut answer)?;
+                        match answer.as_str() {
+                            "ok" => Ok(()),
+                            _ => bail!("the host side of the copy failed"),
+                        }
+                    })
+                })?
+            };
             let packed = pack(src, File::from(w));
             if packed.is_ok() {
                 let _ = File::from(done_w).write_all(b"ok");
@@ -139,10 +143,14 @@ impl Child {
 
 /// Runs `f` in a forked child chrooted at `root`; the child first closes `close` (the parent's
 /// ends of the pipes it shares with it, so that it sees their end).
-fn in_container(root: &Path, close: &[RawFd], f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<Child> {
+///
+/// # Safety
+/// The calling process must have one thread: the child runs `f` (which allocates) after `fork`,
+/// which is only sound when no other thread can hold a lock (the allocator's among them).
+unsafe fn in_container(root: &Path, close: &[RawFd], f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<Child> {
     let root_fd = File::open(root).with_context(|| format!("cannot open `{}`", root.display()))?;
     let (errors_r, errors_w): (OwnedFd, OwnedFd) = nix::unistd::pipe()?;
-    // SAFETY: the CLI is single-threaded when it copies; the child only chroots, copies and exits.
+    // SAFETY: the caller guarantees one thread (see above); the child only chroots, copies and exits.
     match unsafe { nix::unistd::fork() }? {
         nix::unistd::ForkResult::Child => {
             // SAFETY: descriptors this process inherited and never uses.

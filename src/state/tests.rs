@@ -159,3 +159,35 @@ fn an_empty_file_is_a_new_database() {
     let db = StateDb::open(dir.path()).unwrap();
     assert!(db.containers("p").unwrap().is_empty());
 }
+
+#[test]
+fn a_database_of_an_earlier_schema_is_migrated_with_its_rows() {
+    // A file as the previous release made it: the first two migrations, one container, one
+    // supervision row.
+    let dir = tempfile::tempdir().unwrap();
+    let conn = Connection::open(dir.path().join("state.db")).unwrap();
+    for sql in &MIGRATIONS[..2] {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.pragma_update(None, "user_version", 2).unwrap();
+    conn.execute(
+        "INSERT INTO containers (id, name, project, service, number, image, image_digest, config_hash, runtime,
+                                 status, created_at, config)
+         VALUES ('c1', 'p-web-1', 'p', 'web', 1, 'busybox', 'sha256:abc', 'h', 'runc', 'running', 1, '{}')",
+        [],
+    )
+    .unwrap();
+    conn.execute("INSERT INTO supervision (id, health, stop_requested) VALUES ('c1', 'healthy', 1)", []).unwrap();
+    drop(conn);
+
+    let db = StateDb::open(dir.path()).unwrap();
+    let version: i64 = db.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(version, MIGRATIONS.len() as i64);
+    let c = db.container_by_name("p-web-1").unwrap().expect("the row survives");
+    assert_eq!((c.id.as_str(), c.status), ("c1", Status::Running));
+    let s = db.supervision("c1").unwrap();
+    assert_eq!((s.health.as_deref(), s.stop_requested), (Some("healthy"), true));
+    // What the new schema adds works on the migrated file.
+    db.add_intent("p", "web", "p-web-2").unwrap();
+    assert_eq!(db.intents("p").unwrap().len(), 1);
+}
