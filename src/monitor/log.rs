@@ -218,70 +218,25 @@ impl LogFollower {
 
 /// Formats Unix nanoseconds as RFC 3339 in UTC with nine fractional digits.
 pub fn format_rfc3339(nanos: i64) -> String {
-    let secs = nanos.div_euclid(1_000_000_000);
-    let frac = nanos.rem_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:09}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
 }
 
-/// Parses RFC 3339 (`2024-01-02T03:04:05[.fff][Z|±hh:mm]`) into Unix nanoseconds.
+/// Parses RFC 3339 (`2024-01-02T03:04:05[.fff][Z|±hh:mm]`) into Unix nanoseconds; a space may
+/// stand for the `T`, and a time without an offset is UTC.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let s = s.trim();
-    let (date, time) = s.split_once(['T', ' '])?;
-    let mut dp = date.split('-');
-    let y: i64 = dp.next()?.parse().ok()?;
-    let m: u32 = dp.next()?.parse().ok()?;
-    let d: u32 = dp.next()?.parse().ok()?;
-    let (clock, offset) = match time.find(['Z', 'z', '+', '-']) {
-        Some(i) => (&time[..i], &time[i..]),
-        None => (time, "Z"),
-    };
-    let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
-    let mut tp = hms.split(':');
-    let hh: i64 = tp.next()?.parse().ok()?;
-    let mm: i64 = tp.next()?.parse().ok()?;
-    let ss: i64 = tp.next().unwrap_or("0").parse().ok()?;
-    let mut nanos_frac: i64 = 0;
-    if !frac.is_empty() {
-        let digits: String = frac.chars().take(9).collect();
-        nanos_frac = digits.parse::<i64>().ok()? * 10i64.pow(9 - digits.len() as u32);
+    let mut text = s.replacen(' ', "T", 1);
+    let (_, clock) = text.split_once(['T', 't'])?;
+    if !clock.contains(['Z', 'z', '+', '-']) {
+        text.push('Z');
     }
-    let off_secs = match offset {
-        "Z" | "z" => 0,
-        o => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            let (oh, om) = o[1..].split_once(':').unwrap_or((&o[1..], "0"));
-            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
-        }
-    };
-    let days = days_from_civil(y, m, d);
-    Some((days * 86_400 + hh * 3600 + mm * 60 + ss - off_secs) * 1_000_000_000 + nanos_frac)
-}
-
-// Howard Hinnant's algorithms for the proleptic Gregorian calendar.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = m as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let t = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos()).ok()
 }
 
 #[cfg(test)]
