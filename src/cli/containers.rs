@@ -40,7 +40,7 @@ impl Ctx {
     /// Loads the compose files with `services` enabled whatever their profiles (a service named
     /// on the command line is wanted), and opens the state.
     pub fn load_for(args: &ProjectArgs, services: &[String]) -> anyhow::Result<Ctx> {
-        let progress = super::progress::Mode::parse(&args.progress)?;
+        let progress = super::progress::Mode::of(args.progress);
         let mut opts = args.load_options()?;
         opts.services.extend(services.iter().cloned());
         let loaded = berth_compose::load(&opts)?;

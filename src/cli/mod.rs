@@ -80,9 +80,9 @@ pub struct ProjectArgs {
     /// Profiles to enable (repeatable)
     #[arg(long = "profile", id = "profile", value_name = "PROFILE")]
     pub profiles: Vec<String>,
-    /// How `up`, `down` and `scale` show progress: auto, tty, plain, json or quiet
-    #[arg(long, value_name = "MODE", env = "COMPOSE_PROGRESS", default_value = "auto")]
-    pub progress: String,
+    /// How `up`, `down` and `scale` show progress
+    #[arg(long, value_name = "MODE", env = "COMPOSE_PROGRESS", value_enum, default_value_t = progress::Choice::Auto)]
+    pub progress: progress::Choice,
 }
 
 /// The commands.

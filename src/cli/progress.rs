@@ -23,17 +23,32 @@ pub enum Mode {
     Quiet,
 }
 
+/// `--progress` as given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Choice {
+    /// `tty` on a terminal, else `plain`
+    #[default]
+    Auto,
+    /// Live lines
+    Tty,
+    /// ` Container x  Started` lines
+    Plain,
+    /// JSON lines
+    Json,
+    /// Warnings and errors only
+    Quiet,
+}
+
 impl Mode {
     /// The mode asked for; `auto` is `tty` when standard error is a terminal, else `plain`.
-    pub fn parse(s: &str) -> anyhow::Result<Mode> {
-        Ok(match s {
-            "auto" if std::io::stderr().is_terminal() => Mode::Tty,
-            "auto" | "plain" => Mode::Plain,
-            "tty" => Mode::Tty,
-            "json" => Mode::Json,
-            "quiet" => Mode::Quiet,
-            other => anyhow::bail!("invalid --progress {other:?}: expected auto, tty, plain, json or quiet"),
-        })
+    pub fn of(choice: Choice) -> Mode {
+        match choice {
+            Choice::Auto if std::io::stderr().is_terminal() => Mode::Tty,
+            Choice::Auto | Choice::Plain => Mode::Plain,
+            Choice::Tty => Mode::Tty,
+            Choice::Json => Mode::Json,
+            Choice::Quiet => Mode::Quiet,
+        }
     }
 }
 
@@ -156,7 +171,7 @@ mod tests {
         assert_eq!(words("container shop-web-1 start"), Some(("Container", "shop-web-1", "Started", "Starting")));
         assert_eq!(words("network shop_default create"), Some(("Network", "shop_default", "Created", "Creating")));
         assert_eq!(words("nonsense"), None);
-        assert!(Mode::parse("fancy").is_err());
-        assert_eq!(Mode::parse("json").unwrap(), Mode::Json);
+        assert_eq!(Mode::of(Choice::Json), Mode::Json);
+        assert_eq!(Mode::of(Choice::Quiet), Mode::Quiet);
     }
 }
