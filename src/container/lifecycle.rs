@@ -85,6 +85,16 @@ pub fn spawn_monitor(roots: &Roots, rec: &ContainerRecord, mode: StartMode) -> a
 pub fn launch_monitor(roots: &Roots, rec: &ContainerRecord, mode: StartMode) -> anyhow::Result<MonitorStart> {
     let run_dir = roots.run_dir(&rec.id);
     std::fs::create_dir_all(&run_dir)?;
+    // A monitor that never started leaves no run directory behind.
+    launch_monitor_in(roots, rec, mode, &run_dir).inspect_err(|_| crate::monitor::remove_run_dir(roots, &rec.id))
+}
+
+fn launch_monitor_in(
+    roots: &Roots,
+    rec: &ContainerRecord,
+    mode: StartMode,
+    run_dir: &std::path::Path,
+) -> anyhow::Result<MonitorStart> {
     let log_path = run_dir.join("monitor.log");
     let log = std::fs::File::create(&log_path)?;
     let (sync_r, sync_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
@@ -263,7 +273,7 @@ fn cleanup_runtime(roots: &Roots, rt: &runtime::OciCli, id: &str) {
     if super::is_mount_point(&rootfs) {
         let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
     }
-    let _ = super::paths::remove_tree(&roots.run_dirs(), &roots.run_dir(id));
+    crate::monitor::remove_run_dir(roots, id);
 }
 
 /// Takes container `id`'s monitor lock for the calling process (a monitor), or says that another
@@ -508,6 +518,7 @@ pub fn exec(roots: &Roots, db: &StateDb, rec: &ContainerRecord, req: &ExecReques
     if req.command.is_empty() {
         bail!("exec needs a command");
     }
+    super::require_run_dir(roots, &rec)?;
     let spec_path = roots.bundle(&rec.id).join("config.json");
     let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&spec_path)?)?;
     let mut process = spec.get("process").cloned().ok_or_else(|| anyhow!("bundle has no process"))?;

@@ -227,7 +227,7 @@ fn release_failed(roots: &Roots, id: &str, runtime: &runtime::OciCli) {
 /// Removes the container's run directory; idempotent. A client may be creating a file in it at
 /// that moment (an `exec` or a health probe writes its process file there), which makes the
 /// final `rmdir` fail: then the removal is tried again, so no empty directory stays behind.
-fn remove_run_dir(roots: &Roots, id: &str) {
+pub(crate) fn remove_run_dir(roots: &Roots, id: &str) {
     let dir = roots.run_dir(id);
     for _ in 0..10 {
         if container::paths::remove_tree(&roots.run_dirs(), &dir).is_ok() || !dir.exists() {
