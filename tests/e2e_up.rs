@@ -515,6 +515,15 @@ fn start_stop_with_dependencies() {
         let running = p.ok(&["ps", "--status", "running"]);
         assert!(running.contains(&bar) && running.contains(&foo), "{running}");
         assert_eq!((id_of(p, "foo-1"), id_of(p, "bar-1")), ids, "nothing recreated");
+
+        // stop bar, a dependency: only bar stops (its dependent is not stopped with it)
+        let out = p.berth(&["stop", "bar"]);
+        assert!(out.status.success(), "{}", combined(&out));
+        let running = p.ok(&["ps", "--status", "running"]);
+        assert!(running.contains(&foo) && !running.contains(&bar), "{running}");
+        p.ok(&["start", "bar"]);
+        let running = p.ok(&["ps", "--status", "running"]);
+        assert!(running.contains(&bar) && running.contains(&foo), "{running}");
     });
 }
 
@@ -663,5 +672,24 @@ fn up_dependencies_not_stopped() {
         assert_eq!(state(p, "dependency-1"), "running");
         assert_eq!(state(p, "orphan-1"), "running");
         assert!(orphan(&["down"]).status.success());
+    });
+}
+
+#[test]
+fn down_timeout() {
+    // `down -t N` stops with N seconds' grace instead of the service's stop_grace_period: a
+    // service that ignores SIGTERM and asks for an hour is killed after one second.
+    let yaml = services(
+        r#"  stubborn:
+    image: IMAGE
+    command: [sh, -c, "trap '' TERM; while true; do sleep 1; done"]
+    stop_grace_period: 1h
+"#,
+    );
+    scenario("downtimeout", &yaml, |p| {
+        p.ok(&["up", "-d"]);
+        let out = p.berth(&["down", "-t", "1"]);
+        assert!(out.status.success(), "{}", combined(&out));
+        assert!(p.ps().is_empty());
     });
 }

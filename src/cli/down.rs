@@ -19,6 +19,10 @@ pub struct DownArgs {
     /// Print the plan and change nothing
     #[arg(long)]
     dry_run: bool,
+    /// Seconds to wait for each container's stop signal before SIGKILL (default: each service's
+    /// `stop_grace_period`, else 10)
+    #[arg(short = 't', long = "timeout")]
+    timeout: Option<f64>,
 }
 
 /// Runs `berth down`.
@@ -38,7 +42,8 @@ pub fn run(project: &ProjectArgs, args: DownArgs) -> anyhow::Result<()> {
     for w in &plan.warnings {
         berth::output::warn(w);
     }
-    let anonymous = super::stack::Anonymous { renew: false, remove: args.volumes };
+    let stop_timeout = args.timeout.map(|t| std::time::Duration::from_secs_f64(t.max(0.0)));
+    let anonymous = super::stack::Anonymous { renew: false, remove: args.volumes, stop_timeout };
     super::stack::execute(&ctx, &plan, "runc", anonymous, false)?;
     // Nothing left to supervise: stop the supervisor now rather than when it notices.
     if ctx.db.containers(&ctx.project.name)?.iter().all(|c| c.oneoff) {

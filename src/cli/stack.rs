@@ -78,9 +78,11 @@ pub fn check_host(ctx: &Ctx, plan: &Plan, runtime: &str) -> anyhow::Result<()> {
     super::up::check_ports(ctx, plan)
 }
 
-/// What `execute` does with anonymous volumes.
+/// What `execute` does with anonymous volumes, and how long stops may take.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Anonymous {
+    /// Stop containers with this timeout instead of their `stop_grace_period` (`-t`).
+    pub stop_timeout: Option<Duration>,
     /// New containers get new ones (`up -V`).
     pub renew: bool,
     /// Removed containers take theirs along (`down -v`).
@@ -95,7 +97,8 @@ pub fn execute(ctx: &Ctx, plan: &Plan, runtime: &str, anonymous: Anonymous, supe
     let engine = berth::stack::engine::StackEngine::new(&ctx.project, ctx.roots.clone(), runtime, &progress)?
         .renew_anonymous_volumes(anonymous.renew)
         .remove_anonymous_volumes(anonymous.remove)
-        .supervised(supervised);
+        .supervised(supervised)
+        .stop_timeout(anonymous.stop_timeout);
     let readiness = berth::execute::readiness(&ctx.project);
     let report = berth::execute::run(plan, &engine, &readiness, 4, &progress);
     if supervised {

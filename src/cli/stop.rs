@@ -1,5 +1,5 @@
 //! `berth stop`: stops running containers (stop signal, then SIGKILL after the grace period),
-//! dependents first.
+//! the named services only (all: dependents first).
 
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use crate::cli::ProjectArgs;
 /// Arguments of `berth stop`.
 #[derive(Args, Debug, Default)]
 pub struct StopArgs {
-    /// Services to stop, with the services that depend on them (default: all)
+    /// Services to stop (default: all); only those, as in Compose: their dependents keep running
     pub services: Vec<String>,
     /// Seconds to wait for the stop signal before SIGKILL (default: each service's
     /// `stop_grace_period`, else 10)
@@ -28,9 +28,7 @@ pub fn run(project: &ProjectArgs, args: StopArgs) -> anyhow::Result<()> {
     ctx.check_services(&args.services)?;
     let timeout = args.timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
     let graph = ServiceGraph::new(&ctx.project);
-    let named: Vec<String> =
-        if args.services.is_empty() { Vec::new() } else { graph.with_dependents(&args.services).into_iter().collect() };
-    let list = ctx.containers(&named, true)?;
+    let list = ctx.containers(&args.services, true)?;
     let mut levels = graph.stop_levels();
     // Containers of services the files no longer have (and one-offs) go last.
     levels.push(list.iter().map(|c| c.service.clone()).collect());

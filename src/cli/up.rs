@@ -166,7 +166,7 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
 /// containers are to run) and runs the plan.
 pub fn apply(ctx: &Ctx, plan: &berth::plan::Plan, runtime: &str, renew: bool, start: bool) -> anyhow::Result<()> {
     super::stack::check_host(ctx, plan, runtime)?;
-    let anonymous = super::stack::Anonymous { renew, remove: false };
+    let anonymous = super::stack::Anonymous { renew, remove: false, stop_timeout: None };
     if start && plan.steps.iter().any(|s| s.kind == berth::plan::Kind::Container) || observed_running(ctx)? {
         berth::supervise::client::ensure(&ctx.roots, &ctx.project.name)?;
     }

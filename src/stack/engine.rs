@@ -53,6 +53,7 @@ pub struct StackEngine<'a> {
     renew_anonymous: bool,
     remove_anonymous: bool,
     supervised: bool,
+    stop_timeout: Option<Duration>,
 }
 
 impl<'a> StackEngine<'a> {
@@ -74,6 +75,7 @@ impl<'a> StackEngine<'a> {
             renew_anonymous: false,
             remove_anonymous: false,
             supervised: false,
+            stop_timeout: None,
         })
     }
 
@@ -87,6 +89,13 @@ impl<'a> StackEngine<'a> {
     /// resolve before dependents start) and dependencies' health is what it reports.
     pub fn supervised(mut self, supervised: bool) -> Self {
         self.supervised = supervised;
+        self
+    }
+
+    /// Stops containers with this timeout instead of each service's `stop_grace_period`
+    /// (`down -t`, `up -t`).
+    pub fn stop_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.stop_timeout = timeout;
         self
     }
 
@@ -536,7 +545,7 @@ impl Engine for StackEngine<'_> {
             }),
             (Kind::Container, Op::Stop) => self.record(&step.name).and_then(|rec| {
                 let db = StateDb::open(&self.roots.root)?;
-                container::stop(&self.roots, &db, &rec, None).map(drop)
+                container::stop(&self.roots, &db, &rec, self.stop_timeout).map(drop)
             }),
             (Kind::Container, Op::Remove) => self.remove(step),
             (kind, op) => Err(anyhow!("cannot {op} a {kind}")),
