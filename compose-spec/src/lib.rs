@@ -18,6 +18,7 @@ pub mod paths;
 pub mod select;
 pub mod short;
 pub mod units;
+pub mod unsupported;
 pub mod validate;
 pub mod view;
 pub mod yaml;

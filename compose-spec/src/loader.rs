@@ -44,6 +44,9 @@ pub struct LoadOptions {
     /// and bounds (`validate::check_formats`) run whatever this says, unless interpolation
     /// is skipped.
     pub no_consistency: bool,
+    /// Keys berth does not carry out are errors, not warnings (`--strict`; also
+    /// `x-berth: {strict: true}` in the file).
+    pub strict: bool,
 }
 
 /// One interpolated value and the variables that made it, for `config --explain`.
@@ -163,6 +166,14 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded> {
         validate::check(&project, &tree, &disabled_services)?;
     }
     warnings.extend(validate::warnings(&project));
+    let unsupported = crate::unsupported::find(&project, &tree);
+    if opts.strict || crate::unsupported::strict_in(&project) {
+        if let Some(e) = unsupported.into_iter().next() {
+            return Err(e.with_hint("remove the key, or load without strict mode (--strict, x-berth.strict)"));
+        }
+    } else {
+        warnings.extend(unsupported.iter().map(|e| e.to_string()));
+    }
     Ok(Loaded { project, files, project_dir, environment, interpolations, warnings, tree, disabled_services })
 }
 

@@ -1,0 +1,181 @@
+//! Keys berth reads but does not carry out. Each one found is said once per key, with where it
+//! is written and what berth does instead; `--strict` (or `x-berth: {strict: true}` at the top
+//! of a file) makes them errors. A key leaves this list when berth honours it.
+
+use std::collections::BTreeMap;
+
+use crate::error::Error;
+use crate::model::{Project, Service};
+use crate::validate::span_of;
+use crate::yaml::Node;
+
+/// Why a key is not honoured, and what happens instead.
+fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
+    let mut out = Vec::new();
+    let mut add = |present: bool, key: &'static str, why: &'static str| {
+        if present {
+            out.push((key, why));
+        }
+    };
+    add(!svc.annotations.is_empty(), "annotations", "OCI annotations are not passed to the runtime");
+    add(svc.blkio_config.is_some(), "blkio_config", "block I/O weights and limits are not applied");
+    add(svc.cgroup.is_some(), "cgroup", "every container gets a cgroup namespace of its own");
+    add(svc.cgroup_parent.is_some(), "cgroup_parent", "containers' cgroups are placed under berth/");
+    add(svc.cpu_count.is_some(), "cpu_count", "not applied on Linux (use cpus or cpuset)");
+    add(svc.cpu_percent.is_some(), "cpu_percent", "not applied on Linux (use cpus)");
+    add(svc.cpu_rt_period.is_some(), "cpu_rt_period", "real-time CPU scheduling is not set up");
+    add(svc.cpu_rt_runtime.is_some(), "cpu_rt_runtime", "real-time CPU scheduling is not set up");
+    add(svc.credential_spec.is_some(), "credential_spec", "a Windows-only setting");
+    add(!svc.external_links.is_empty(), "external_links", "only the project's own names resolve");
+    add(svc.gpus.is_some(), "gpus", "berth gives containers no GPUs");
+    add(svc.isolation.is_some(), "isolation", "a Windows-only setting");
+    add(svc.models.is_some(), "models", "berth runs no models");
+    add(svc.provider.is_some(), "provider", "berth runs no provider services");
+    add(svc.runtime.is_some(), "runtime", "every container uses berth's runtime (--runtime, BERTH_RUNTIME)");
+    add(!svc.storage_opt.is_empty(), "storage_opt", "berth's overlay root file systems take no options");
+    add(svc.use_api_socket == Some(true), "use_api_socket", "berth has no Docker API socket to share");
+    add(svc.userns_mode.is_some(), "userns_mode", "containers share the host's user namespace");
+    add(svc.platform.is_some(), "platform", "`up` pulls the host's platform (`berth pull` honours it)");
+    let refresh =
+        svc.pull_policy.as_deref().is_some_and(|p| matches!(p, "daily" | "weekly") || p.starts_with("every_"));
+    add(refresh, "pull_policy", "`up` pulls the image only when it is missing (no refresh by age)");
+    let driver = svc.logging.as_ref().and_then(|l| l.driver.as_deref());
+    add(
+        driver.is_some_and(|d| !matches!(d, "json-file" | "local")),
+        "logging.driver",
+        "every container's output goes to berth's JSON log (`berth logs`)",
+    );
+    if let Some(d) = &svc.deploy {
+        add(d.placement.is_some(), "deploy.placement", "placement is for swarms; berth runs on this host");
+        add(
+            d.mode.as_deref() == Some("global"),
+            "deploy.mode",
+            "`global` is for swarms; berth runs the replicas asked for",
+        );
+        add(d.endpoint_mode.is_some(), "deploy.endpoint_mode", "names resolve to every replica's address");
+        add(d.update_config.is_some(), "deploy.update_config", "containers are replaced stop-first");
+        add(d.rollback_config.is_some(), "deploy.rollback_config", "berth does not roll back");
+        let reservations = d.resources.as_ref().and_then(|r| r.reservations.as_ref());
+        add(
+            reservations.is_some_and(|r| !r.devices.is_empty() || !r.generic_resources.is_empty()),
+            "deploy.resources.reservations",
+            "device and generic resource reservations are not applied",
+        );
+        add(
+            reservations.is_some_and(|r| r.cpus.is_some()),
+            "deploy.resources.reservations.cpus",
+            "CPU reservations are not applied (limits are)",
+        );
+    }
+    out
+}
+
+/// What the project sets that berth does not carry out: one line per key, naming where each
+/// use of it is written.
+pub fn find(project: &Project, tree: &Node) -> Vec<Error> {
+    // key -> (why, places)
+    let mut found: BTreeMap<(String, &'static str), Vec<Error>> = BTreeMap::new();
+    for (name, svc) in &project.services {
+        for (key, why) in service_keys(svc) {
+            let mut keys = vec!["services", name.as_str()];
+            keys.extend(key.split('.'));
+            let path = keys.join(".");
+            let value = match key {
+                "logging.driver" => svc.logging.as_ref().and_then(|l| l.driver.clone()).map(|d| format!(": {d}")),
+                "deploy.mode" => Some(": global".to_string()),
+                _ => None,
+            };
+            let message =
+                format!("`{key}{}` is not supported by berth and is ignored: {why}", value.unwrap_or_default());
+            let e = match span_of(tree, &keys) {
+                Some(span) => Error::at(span, Some(path), message),
+                None => Error::msg(message).with_path(&path),
+            };
+            found.entry((key.to_string(), why)).or_default().push(e);
+        }
+    }
+    if !project.models.is_empty() {
+        let e = match span_of(tree, &["models"]) {
+            Some(span) => Error::at(span, Some("models".into()), "`models` is not supported by berth and is ignored"),
+            None => Error::msg("`models` is not supported by berth and is ignored"),
+        };
+        found.entry(("models".into(), "")).or_default().push(e);
+    }
+    for (key, net) in &project.networks {
+        for opt in net.driver_opts.keys() {
+            if matches!(opt.as_str(), "com.docker.network.bridge.name" | "com.docker.network.driver.mtu") {
+                continue;
+            }
+            let keys = ["networks", key.as_str(), "driver_opts"];
+            let message = format!(
+                "driver option {opt:?} is not supported by berth and is ignored (it takes com.docker.network.bridge.name and com.docker.network.driver.mtu)"
+            );
+            let e = match span_of(tree, &keys) {
+                Some(span) => Error::at(span, Some(keys.join(".")), message),
+                None => Error::msg(message).with_path(&keys.join(".")),
+            };
+            found.entry((format!("driver_opts.{opt}"), "")).or_default().push(e);
+        }
+    }
+    found
+        .into_values()
+        .map(|mut places| {
+            let first = places.remove(0);
+            if places.is_empty() {
+                first
+            } else {
+                let more = places.len();
+                let message = format!("{} (and {more} more use{})", first.message, if more == 1 { "" } else { "s" });
+                Error { message, ..first }
+            }
+        })
+        .collect()
+}
+
+/// Whether the project asks for strictness itself (`x-berth: {strict: true}` at the top level).
+pub fn strict_in(project: &Project) -> bool {
+    project.extensions.get("x-berth").and_then(|x| x.get("strict")).and_then(|v| v.as_bool()) == Some(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{load, LoadOptions};
+
+    fn opts(yaml: &str, strict: bool) -> LoadOptions {
+        LoadOptions {
+            files: vec!["-".into()],
+            stdin: Some(yaml.into()),
+            cwd: std::env::temp_dir(),
+            strict,
+            ..LoadOptions::default()
+        }
+    }
+
+    const YAML: &str = "name: u\nservices:\n  a:\n    image: busybox\n    gpus: all\n    cgroup_parent: x\n    logging:\n      driver: syslog\n  b:\n    image: busybox\n    cgroup_parent: x\n    deploy:\n      placement:\n        constraints: [a]\n      resources:\n        limits:\n          cpus: 1\nnetworks:\n  default:\n    driver_opts:\n      com.docker.network.driver.mtu: \"1400\"\n      com.docker.network.bridge.enable_icc: \"false\"\n";
+
+    #[test]
+    fn each_ignored_key_is_said_once_where_it_is_written() {
+        let loaded = load(&opts(YAML, false)).unwrap();
+        let w = loaded.warnings.join("\n");
+        assert!(w.contains("-:6:5: services.a.cgroup_parent: `cgroup_parent` is not supported"), "{w}");
+        assert!(w.contains("(and 1 more use)"), "{w}");
+        assert_eq!(w.matches("cgroup_parent").count(), 2, "one line for both uses: {w}");
+        assert!(w.contains("-:5:5: services.a.gpus"), "{w}");
+        assert!(w.contains("services.a.logging.driver: `logging.driver: syslog`"), "{w}");
+        assert!(w.contains("-:13:7: services.b.deploy.placement"), "{w}");
+        assert!(w.contains("enable_icc") && !w.contains("driver.mtu\" is"), "{w}");
+        // What berth honours is not mentioned.
+        assert!(!w.contains("limits"), "{w}");
+        assert_eq!(loaded.warnings.len(), 5, "{w}");
+    }
+
+    #[test]
+    fn strict_mode_refuses_them() {
+        let e = load(&opts(YAML, true)).unwrap_err();
+        assert!(e.to_string().contains("is not supported by berth"), "{e}");
+        let in_file = format!("x-berth:\n  strict: true\n{YAML}");
+        assert!(load(&opts(&in_file, false)).is_err());
+        let clean = "name: u\nservices:\n  a:\n    image: busybox\n";
+        assert!(load(&opts(clean, true)).unwrap().warnings.is_empty());
+    }
+}
