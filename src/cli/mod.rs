@@ -80,6 +80,9 @@ pub struct ProjectArgs {
     /// Profiles to enable (repeatable)
     #[arg(long = "profile", id = "profile", value_name = "PROFILE")]
     pub profiles: Vec<String>,
+    /// Refuse compose files that use keys berth does not carry out (else they are warned about)
+    #[arg(long, global = true, env = "BERTH_STRICT")]
+    pub strict: bool,
     /// How `up`, `down` and `scale` show progress
     #[arg(long, value_name = "MODE", env = "COMPOSE_PROGRESS", value_enum, default_value_t = progress::Choice::Auto)]
     pub progress: progress::Choice,
@@ -181,6 +184,7 @@ impl ProjectArgs {
             profiles: self.profiles.clone(),
             cwd,
             shell: berth_compose::env::Environment::from_shell(std::env::vars()),
+            strict: self.strict,
             ..Default::default()
         })
     }
