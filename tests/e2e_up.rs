@@ -693,3 +693,26 @@ fn down_timeout() {
         assert!(p.ps().is_empty());
     });
 }
+
+#[test]
+fn attach_false_keeps_a_service_out_of_the_foreground() {
+    let yaml = services(
+        r#"  shown:
+    image: IMAGE
+    command: [sh, -c, "sleep 1; echo shown-line"]
+  hidden:
+    image: IMAGE
+    attach: false
+    command: [sh, -c, "echo hidden-line"]
+"#,
+    );
+    scenario("attachfalse", &yaml, |p| {
+        let out = p.berth(&["up", "--abort-on-container-exit"]);
+        let text = combined(&out);
+        assert!(text.contains("shown-line"), "{text}");
+        assert!(!text.contains("hidden-line"), "{text}");
+        // Named with --attach, it is shown after all.
+        let out = p.berth(&["up", "--attach", "hidden", "--attach", "shown", "--abort-on-container-exit"]);
+        assert!(combined(&out).contains("hidden-line"), "{}", combined(&out));
+    });
+}

@@ -240,6 +240,9 @@ fn attached_services(ctx: &Ctx, args: &UpArgs, selected: &[String]) -> Vec<Strin
     } else {
         selected.to_vec()
     };
+    // `attach: false` keeps a service's logs out of a foreground `up` unless `--attach` names it.
+    let attach_off = |s: &String| ctx.project.services.get(s).is_some_and(|svc| svc.attach == Some(false));
     out.retain(|s| !args.no_attach.contains(s) && ctx.project.services.contains_key(s));
+    out.retain(|s| args.attach.contains(s) || !attach_off(s));
     out
 }
