@@ -716,3 +716,26 @@ fn attach_false_keeps_a_service_out_of_the_foreground() {
         assert!(combined(&out).contains("hidden-line"), "{}", combined(&out));
     });
 }
+
+#[test]
+fn project_by_name_from_an_empty_directory() {
+    // `-p NAME down` (and ps, stop, ...) where there is no compose file: berth uses the files the
+    // project was last used with.
+    let yaml = services("  app:\n    image: IMAGE\n    init: true\n    command: [sleep, \"300\"]\n");
+    scenario("byname", &yaml, |p| {
+        p.ok(&["up", "-d"]);
+        let empty = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| p.cmd(args).current_dir(empty.path()).output().unwrap();
+        let ps = run(&["-p", &p.name, "ps", "-q"]);
+        assert!(ps.status.success(), "{}", combined(&ps));
+        assert_eq!(String::from_utf8_lossy(&ps.stdout).lines().count(), 1);
+        let down = run(&["-p", &p.name, "down"]);
+        assert!(down.status.success(), "{}", combined(&down));
+        assert!(p.ps().is_empty());
+        assert!(p.bridges().is_empty(), "the project's network went too");
+        // A project never seen here is still an error that says so.
+        let unknown = run(&["-p", "neverseen", "down"]);
+        assert_eq!(unknown.status.code(), Some(1));
+        assert!(combined(&unknown).contains("not known here"), "{}", combined(&unknown));
+    });
+}

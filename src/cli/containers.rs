@@ -43,15 +43,34 @@ impl Ctx {
         let progress = super::progress::Mode::of(args.progress);
         let mut opts = args.load_options()?;
         opts.services.extend(services.iter().cloned());
-        let loaded = berth_compose::load(&opts)?;
+        let roots = Roots::from_env();
+        let loaded = match berth_compose::load(&opts) {
+            Ok(l) => l,
+            // `-p NAME` where no compose file is: the files the project was last used with.
+            Err(e) if opts.files.is_empty() && e.message.starts_with("no configuration file provided") => {
+                let name =
+                    opts.project_name.clone().or_else(|| opts.shell.value("COMPOSE_PROJECT_NAME").map(str::to_string));
+                let Some(name) = name else { return Err(e.into()) };
+                let files = container::open_db(&roots)?.project_files(&name)?;
+                if files.is_empty() {
+                    return Err(anyhow::Error::new(e).context(format!("project {name:?} is not known here either")));
+                }
+                if let Some(gone) = files.iter().find(|f| !f.exists()) {
+                    bail!("project {name:?} was last used with `{}`, which is gone", gone.display());
+                }
+                opts.files = files;
+                berth_compose::load(&opts)?
+            }
+            Err(e) => return Err(e.into()),
+        };
         for w in &loaded.warnings {
             berth::output::warn(w);
         }
-        let roots = Roots::from_env();
         let db = container::open_db(&roots)?;
         let project = loaded.project;
-        let dir = std::env::current_dir().unwrap_or_default();
-        let recorded = db.upsert_project(&project.name, &dir, &args.files);
+        // The files as found (absolute), so `-p NAME` works from anywhere later.
+        let files: Vec<std::path::PathBuf> = loaded.files.iter().filter(|f| f.as_os_str() != "-").cloned().collect();
+        let recorded = db.upsert_project(&project.name, &loaded.project_dir, &files);
         berth::state::deferred::or_defer(recorded, || format!("project {:?}", project.name))?;
         Ok(Ctx { project, roots, db, progress, environment: loaded.environment })
     }
