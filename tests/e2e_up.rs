@@ -739,3 +739,19 @@ fn project_by_name_from_an_empty_directory() {
         assert!(combined(&unknown).contains("not known here"), "{}", combined(&unknown));
     });
 }
+
+#[test]
+fn wait_down_project() {
+    // `wait --down-project`: when the first container stops, print its code, take the project
+    // down and exit with that code.
+    let yaml = services(
+        "  quick:\n    image: IMAGE\n    command: [sh, -c, \"sleep 1; exit 3\"]\n  slow:\n    image: IMAGE\n    init: true\n    command: [sleep, \"300\"]\n",
+    );
+    scenario("waitdown", &yaml, |p| {
+        p.ok(&["up", "-d"]);
+        let out = p.berth(&["wait", "--down-project"]);
+        assert_eq!(out.status.code(), Some(3), "{}", combined(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
+        assert!(p.ps().is_empty(), "the project is down");
+    });
+}

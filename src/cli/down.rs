@@ -8,7 +8,7 @@ use super::ProjectArgs;
 use berth::plan::down::DownOptions;
 
 /// Arguments of `berth down`.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Default)]
 pub struct DownArgs {
     /// Also remove the project's named volumes (never external ones)
     #[arg(short, long)]
