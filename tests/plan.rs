@@ -206,6 +206,11 @@ fn down_stops_dependents_first_and_keeps_what_it_must() {
     o.networks_in_use_elsewhere.insert("demo_default".into());
     let text = down::reconcile(&p, &o, &DownOptions::default()).to_string();
     assert!(text.contains("warning: network \"demo_default\" is kept"), "{text}");
+    // `down web`: web's containers only; networks and volumes stay.
+    let only = DownOptions { services: vec!["web".into()], volumes: true, ..Default::default() };
+    let text = down::reconcile(&p, &o, &only).to_string();
+    assert!(text.contains("container demo-web-1 remove") && text.contains("container demo-web-2 remove"), "{text}");
+    assert!(!text.contains("demo-db-1") && !text.contains("network") && !text.contains("volume"), "{text}");
 }
 
 #[test]

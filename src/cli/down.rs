@@ -10,6 +10,8 @@ use berth::plan::down::DownOptions;
 /// Arguments of `berth down`.
 #[derive(Args, Debug, Default)]
 pub struct DownArgs {
+    /// Only these services' containers (networks and volumes stay)
+    services: Vec<String>,
     /// Also remove the project's named volumes (never external ones)
     #[arg(short, long)]
     volumes: bool,
@@ -28,11 +30,13 @@ pub struct DownArgs {
 /// Runs `berth down`.
 pub fn run(project: &ProjectArgs, args: DownArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
+    ctx.check_services(&args.services)?;
     let _lock = ctx.lock("down")?;
     let observed = super::stack::observe(&ctx, !args.dry_run)?;
     let opts = DownOptions {
         volumes: args.volumes,
         remove_orphans: args.remove_orphans || ctx.env_flag("COMPOSE_REMOVE_ORPHANS"),
+        services: args.services.clone(),
     };
     let plan = berth::plan::down::reconcile(&ctx.project, &observed, &opts);
     if args.dry_run {

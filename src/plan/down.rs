@@ -16,6 +16,8 @@ pub struct DownOptions {
     pub volumes: bool,
     /// Remove containers of services the project no longer has.
     pub remove_orphans: bool,
+    /// Only these services' containers (`down SERVICE...`); networks and volumes then stay.
+    pub services: Vec<String>,
 }
 
 /// Plans `down` for `project` given what exists.
@@ -29,6 +31,9 @@ pub fn reconcile(project: &Project, observed: &Observed, opts: &DownOptions) -> 
     for level in graph.stop_levels() {
         let mut this_level = Vec::new();
         for service in &level {
+            if !opts.services.is_empty() && !opts.services.contains(service) {
+                continue;
+            }
             let mut mine: Vec<&&ObservedContainer> = known.iter().filter(|c| &c.service == service).collect();
             mine.sort_by_key(|c| (c.one_off, c.number));
             for c in mine {
@@ -60,6 +65,9 @@ pub fn reconcile(project: &Project, observed: &Observed, opts: &DownOptions) -> 
     } else if !orphans.is_empty() {
         let names: Vec<&str> = orphans.iter().map(|c| c.name.as_str()).collect();
         plan.warnings.push(format!("orphan containers left running: {} (use --remove-orphans)", names.join(", ")));
+    }
+    if !opts.services.is_empty() {
+        return plan;
     }
     for (key, net) in &project.networks {
         let name = net.name.clone().unwrap_or_else(|| key.clone());
