@@ -57,6 +57,9 @@ pub fn observe(project: &Project, src: &Sources) -> anyhow::Result<Observed> {
         let image = svc.image_name(&project.name);
         let Ok(reference) = Reference::parse(&image) else { continue };
         if let Some(rec) = src.images.lookup(&reference)? {
+            if let Ok(age) = std::time::SystemTime::now().duration_since(rec.pulled_at()) {
+                o.image_ages.insert(image.clone(), age);
+            }
             o.images.insert(image, rec.id.to_string());
         }
     }

@@ -191,6 +191,14 @@ fn external_resources_and_pull_policies() {
     let p = project("name: demo\nservices:\n  a:\n    image: busybox\n    pull_policy: always\n");
     let text = up_text(&p, &converged(&p), &UpOptions::default());
     assert_eq!(text, "[] #1 image busybox pull (pull policy \"always\")\n");
+    // `daily`: a copy pulled an hour ago is kept, one pulled two days ago is pulled again.
+    let p = project("name: demo\nservices:\n  a:\n    image: busybox\n    pull_policy: daily\n");
+    let mut o = converged(&p);
+    o.image_ages.insert("busybox".into(), std::time::Duration::from_secs(3600));
+    assert_eq!(up_text(&p, &o, &UpOptions::default()), "(nothing to do)\n");
+    o.image_ages.insert("busybox".into(), std::time::Duration::from_secs(2 * 86_400));
+    let text = up_text(&p, &o, &UpOptions::default());
+    assert_eq!(text, "[] #1 image busybox pull (pull policy \"daily\": the local copy is older)\n");
 }
 
 #[test]

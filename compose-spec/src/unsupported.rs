@@ -36,9 +36,6 @@ fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
     add(svc.use_api_socket == Some(true), "use_api_socket", "berth has no Docker API socket to share");
     add(svc.userns_mode.is_some(), "userns_mode", "containers share the host's user namespace");
     add(svc.platform.is_some(), "platform", "`up` pulls the host's platform (`berth pull` honours it)");
-    let refresh =
-        svc.pull_policy.as_deref().is_some_and(|p| matches!(p, "daily" | "weekly") || p.starts_with("every_"));
-    add(refresh, "pull_policy", "`up` pulls the image only when it is missing (no refresh by age)");
     let driver = svc.logging.as_ref().and_then(|l| l.driver.as_deref());
     add(
         driver.is_some_and(|d| !matches!(d, "json-file" | "local")),

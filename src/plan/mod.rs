@@ -53,6 +53,8 @@ pub struct Observed {
     pub volumes: BTreeSet<String>,
     /// Images in the local store: reference → digest.
     pub images: BTreeMap<String, String>,
+    /// How long ago each local image was pulled, when known (for `pull_policy: daily`, ...).
+    pub image_ages: BTreeMap<String, std::time::Duration>,
 }
 
 /// The kind of object a step acts on.

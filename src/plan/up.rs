@@ -209,15 +209,21 @@ fn images(
         }
         let policy = opts.pull.as_deref().or(svc.pull_policy.as_deref()).unwrap_or("missing");
         let present = observed.images.contains_key(&image);
+        // `daily`, `weekly`, `every_<duration>`: pull again when the local copy is older.
+        let refresh = match crate::image::PullPolicy::parse(policy) {
+            Ok(crate::image::PullPolicy::Every(max)) => observed.image_ages.get(&image).is_some_and(|age| *age > max),
+            _ => false,
+        };
         let cause = match policy {
-            "always" => "pull policy \"always\"",
+            "always" => "pull policy \"always\"".to_string(),
             "never" if !present => {
                 return Err(PlanError::ImageMissing { service: name.clone(), image });
             }
-            _ if !present => "not present",
+            _ if !present => "not present".to_string(),
+            p if refresh => format!("pull policy {p:?}: the local copy is older"),
             _ => continue,
         };
-        steps.insert(image.clone(), plan.add_for(Kind::Image, &image, Some(name), Op::Pull, cause, vec![]));
+        steps.insert(image.clone(), plan.add_for(Kind::Image, &image, Some(name), Op::Pull, &cause, vec![]));
     }
     Ok(steps)
 }
