@@ -306,7 +306,7 @@ impl Networking<'_> {
             planned.iter().flat_map(|p| addrs.get(&p.network).cloned().unwrap_or_default()).collect();
         let mut names: Vec<String> = svc.hostname.iter().cloned().collect();
         names.push(container.to_string());
-        let hosts = Hosts { addresses: own, names, extra_hosts: extra_hosts(svc)? };
+        let hosts = Hosts { addresses: own, names, extra_hosts: extra_hosts(svc, first_gateway)? };
         Ok(Attached { addrs, resolv_conf: resolv.render(), hosts: hosts.render() })
     }
 
@@ -360,12 +360,17 @@ impl Networking<'_> {
     }
 }
 
-/// `extra_hosts` (`host=address`) as pairs; `host-gateway` is not known here and is refused.
-fn extra_hosts(svc: &Service) -> anyhow::Result<Vec<(String, IpAddr)>> {
+/// `extra_hosts` (`host=address`) as pairs; `host-gateway` is the host's address on the
+/// container's first network (its gateway), as Docker's default bridge gateway is.
+fn extra_hosts(svc: &Service, gateway: Option<IpAddr>) -> anyhow::Result<Vec<(String, IpAddr)>> {
     svc.extra_hosts
         .iter()
         .map(|e| {
             let (host, ip) = e.split_once('=').with_context(|| format!("invalid extra host {e:?}"))?;
+            if ip == "host-gateway" {
+                let gw = gateway.with_context(|| format!("extra host {host:?}: host-gateway needs a network"))?;
+                return Ok((host.to_string(), gw));
+            }
             let ip: IpAddr = ip
                 .trim_matches(['[', ']'])
                 .parse()

@@ -1,0 +1,45 @@
+//! System tests (root): names a container finds for itself and for the host, as under Docker:
+//! `host.docker.internal:host-gateway` in `extra_hosts` is the host's address on the container's
+//! network, reachable from the container.
+
+mod support;
+#[allow(unused_imports)]
+use support::Registry as _;
+#[path = "support/containers.rs"]
+mod harness;
+
+use std::io::Read;
+
+#[test]
+fn host_gateway_is_the_hosts_address_on_the_network() {
+    let p = harness::Project::new(
+        "hostgw",
+        "  app:\n    image: berth-test/busybox:latest\n    init: true\n    command: [sleep, \"300\"]\n    extra_hosts: [\"host.docker.internal:host-gateway\"]\n",
+    );
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        p.ok(&["up", "-d"]);
+        let route = p.ok(&["exec", "-T", "app", "ip", "route", "show", "default"]);
+        let gateway =
+            route.split_whitespace().nth(2).unwrap_or_else(|| panic!("no default route: {route}")).to_string();
+        let hosts = p.ok(&["exec", "-T", "app", "cat", "/etc/hosts"]);
+        assert!(
+            hosts
+                .lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == [gateway.as_str(), "host.docker.internal"]),
+            "{hosts}"
+        );
+        // Something the host serves on that address answers the container by that name.
+        let listener = std::net::TcpListener::bind((gateway.parse::<std::net::IpAddr>().unwrap(), 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let served = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut got = String::new();
+            s.read_to_string(&mut got).unwrap();
+            got
+        });
+        let cmd = format!("echo hello-host | timeout 5 nc host.docker.internal {port}");
+        p.ok(&["exec", "-T", "app", "sh", "-c", &cmd]);
+        assert_eq!(served.join().unwrap(), "hello-host\n");
+    }));
+    p.finish(result);
+}
