@@ -43,3 +43,31 @@ fn host_gateway_is_the_hosts_address_on_the_network() {
     }));
     p.finish(result);
 }
+
+#[test]
+fn names_resolve_through_dockers_address_inside_each_container() {
+    let p = harness::Project::new(
+        "dns11",
+        "  db:\n    image: berth-test/busybox:latest\n    init: true\n    command: [sleep, \"300\"]\n  app:\n    image: berth-test/busybox:latest\n    init: true\n    command: [sleep, \"300\"]\n",
+    );
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        p.ok(&["up", "-d"]);
+        let resolv = p.ok(&["exec", "-T", "app", "cat", "/etc/resolv.conf"]);
+        assert!(resolv.lines().any(|l| l == "nameserver 127.0.0.11"), "{resolv}");
+        // `resolver 127.0.0.11` as nginx configs say it: UDP, and TCP reaches the server too.
+        let out = p.ok(&["exec", "-T", "app", "sh", "-c", "timeout 5 nslookup db 127.0.0.11"]);
+        let db_ip = p.ok(&["exec", "-T", "db", "ip", "-4", "-o", "addr", "show", "eth0"]);
+        let db_ip = db_ip
+            .split_whitespace()
+            .skip_while(|w| *w != "inet")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(out.contains(&db_ip), "{out}");
+        p.ok(&["exec", "-T", "app", "sh", "-c", "echo | timeout 5 nc 127.0.0.11 53"]);
+    }));
+    p.finish(result);
+}

@@ -89,6 +89,10 @@ pub trait Host: Send + Sync {
     /// Creates a namespace bind-mounted at `path`.
     fn create_netns(&self, path: &Path) -> Result<()>;
     /// Unmounts and deletes a namespace file.
+    /// Makes `DOCKER_DNS` (127.0.0.11) port 53, UDP and TCP, inside the namespace at `netns`
+    /// reach `server` port 53 (the project's DNS server on the network's gateway), with the
+    /// container's own address as the source, so the server knows who asks.
+    fn redirect_dns(&self, netns: &Path, server: std::net::Ipv4Addr) -> Result<()>;
     fn remove_netns(&self, path: &Path) -> Result<()>;
 }
 
@@ -209,6 +213,10 @@ impl Host for RecordingHost {
     }
     fn create_netns(&self, path: &Path) -> Result<()> {
         self.record(format!("create_netns {}", path.display()));
+        Ok(())
+    }
+    fn redirect_dns(&self, netns: &Path, server: std::net::Ipv4Addr) -> Result<()> {
+        self.record(format!("redirect_dns {} {server}", netns.display()));
         Ok(())
     }
     fn remove_netns(&self, path: &Path) -> Result<()> {

@@ -54,4 +54,4 @@ pub mod proxy;
 pub use error::{Error, Result};
 pub use host::{AttachSpec, BridgeSpec, FakeLink, Host, RecordingHost, BRIDGE_ALIAS};
 pub use names::IfName;
-pub use netlink::{bridge_mac, NetlinkHost};
+pub use netlink::{bridge_mac, NetlinkHost, DOCKER_DNS};

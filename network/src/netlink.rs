@@ -134,6 +134,9 @@ pub fn bridge_mac(name: &str) -> [u8; 6] {
     [0x02, b[3], b[4], b[5], b[6], b[7]]
 }
 
+/// The address containers resolve names through, as under Docker.
+pub const DOCKER_DNS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 11);
+
 async fn index_of(h: &Handle, name: &str) -> Result<u32> {
     match link_by_name(h, name).await? {
         Some(l) => Ok(l.header.index),
@@ -397,5 +400,38 @@ impl Host for NetlinkHost {
 
     fn remove_netns(&self, path: &Path) -> Result<()> {
         netns::remove(path)
+    }
+
+    fn redirect_dns(&self, path: &Path, server: std::net::Ipv4Addr) -> Result<()> {
+        // Inside the namespace: locally made packets to 127.0.0.11:53 are sent to the server,
+        // and leave with the container's address (a loopback source may only be routed out with
+        // route_localnet, and masquerading replaces it).
+        let rules = format!(
+            "table ip berth_dns {{\n\
+             chain output {{ type nat hook output priority -100; policy accept;\n\
+             ip daddr {DOCKER_DNS} udp dport 53 dnat to {server}:53\n\
+             ip daddr {DOCKER_DNS} tcp dport 53 dnat to {server}:53\n}}\n\
+             chain postrouting {{ type nat hook postrouting priority 100; policy accept;\n\
+             ip saddr 127.0.0.0/8 ip daddr {server} masquerade\n}}\n}}\n"
+        );
+        netns::run_in(Some(path), move || -> Result<()> {
+            let knob = "/proc/sys/net/ipv4/conf/all/route_localnet";
+            std::fs::write(knob, "1").map_err(|e| Error::io("write", knob, e))?;
+            // A child forked on this thread lives in the namespace too.
+            let mut child = std::process::Command::new("nft")
+                .args(["-f", "-"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| Error::Nft(format!("cannot run `nft`: {e}")))?;
+            use std::io::Write;
+            child.stdin.take().expect("piped").write_all(rules.as_bytes()).map_err(|e| Error::Nft(e.to_string()))?;
+            let out = child.wait_with_output().map_err(|e| Error::Nft(e.to_string()))?;
+            if !out.status.success() {
+                return Err(Error::Nft(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+            }
+            Ok(())
+        })?
     }
 }

@@ -540,6 +540,9 @@ mod tests {
             fn create_netns(&self, p: &std::path::Path) -> Result<()> {
                 self.0.create_netns(p)
             }
+            fn redirect_dns(&self, p: &std::path::Path, server: std::net::Ipv4Addr) -> Result<()> {
+                self.0.redirect_dns(p, server)
+            }
             fn remove_netns(&self, p: &std::path::Path) -> Result<()> {
                 self.0.remove_netns(p)
             }

@@ -297,8 +297,17 @@ impl Networking<'_> {
             });
         }
         network::attach_all(self.host, &attach)?;
+        // Docker's resolver address, 127.0.0.11, inside the container, led to the project's DNS
+        // server on the gateway (nginx's `resolver 127.0.0.11` and the like); the gateway itself
+        // where that cannot be set up (no nftables).
+        let nameserver = match first_gateway {
+            Some(IpAddr::V4(gw)) if self.host.redirect_dns(netns, gw).is_ok() => {
+                Some(IpAddr::V4(berth_network::DOCKER_DNS))
+            }
+            other => other,
+        };
         let resolv = ResolvConf {
-            nameservers: first_gateway.into_iter().collect(),
+            nameservers: nameserver.into_iter().collect(),
             search: svc.dns_search.clone(),
             options: svc.dns_opt.clone(),
         };
@@ -432,11 +441,10 @@ mod tests {
         let web_front = web.addrs["front"][0];
         assert!(front.contains(&web_front));
         assert!(web.resolv_conf.contains("search example.org"));
-        assert!(
-            web.resolv_conf.contains(&format!("nameserver {}", specs["back"].subnets[0].gateway())),
-            "{}",
-            web.resolv_conf
-        );
+        // Docker's resolver address, led to the first network's gateway inside the namespace.
+        assert!(web.resolv_conf.contains("nameserver 127.0.0.11"), "{}", web.resolv_conf);
+        let gateway = specs["back"].subnets[0].gateway();
+        assert!(host.calls().contains(&format!("redirect_dns /run/berth/netns/web {gateway}")), "{:?}", host.calls());
         assert!(web.hosts.contains("10.9.9.9\tdb.local"));
         assert!(web.hosts.contains("www shop-web-1"));
         n.detach(&p, &p.services["web"], "shop-web-1", &specs, Path::new("/nonexistent")).unwrap();
