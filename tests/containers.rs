@@ -486,6 +486,24 @@ fn cp_copies_both_ways() {
     p.ok(&["cp", "app:/data/d", host.path().join("copy").to_str().unwrap()]);
     assert_eq!(std::fs::read_to_string(host.path().join("copy/f")).unwrap(), "inner\n");
     assert_eq!(std::fs::read_link(host.path().join("copy/link")).unwrap(), std::path::Path::new("/etc/shadow"));
+    // Owners: root's copy by default, the file's own with -a; -L copies what a link points to.
+    p.ok(&[
+        "exec",
+        "-T",
+        "app",
+        "sh",
+        "-c",
+        "echo owned > /data/o && chown 1234:5678 /data/o && ln -s /data/o /data/ln",
+    ]);
+    p.ok(&["cp", "app:/data/o", host.path().join("plain").to_str().unwrap()]);
+    p.ok(&["cp", "-a", "app:/data/o", host.path().join("kept").to_str().unwrap()]);
+    use std::os::unix::fs::MetadataExt;
+    let owner = |n: &str| std::fs::metadata(host.path().join(n)).map(|m| (m.uid(), m.gid())).unwrap();
+    assert_eq!((owner("plain"), owner("kept")), ((0, 0), (1234, 5678)));
+    p.ok(&["cp", "app:/data/ln", host.path().join("asis").to_str().unwrap()]);
+    assert!(std::fs::symlink_metadata(host.path().join("asis")).unwrap().file_type().is_symlink());
+    p.ok(&["cp", "-L", "app:/data/ln", host.path().join("followed").to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(host.path().join("followed")).unwrap(), "owned\n");
     // A stopped container too.
     p.ok(&["stop", "-t", "0"]);
     p.ok(&["cp", "app:/etc/motd", host.path().join("motd").to_str().unwrap()]);

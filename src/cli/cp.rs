@@ -19,6 +19,12 @@ pub struct CpArgs {
     /// Replica number
     #[arg(long, default_value_t = 1)]
     pub index: u32,
+    /// Archive mode: keep the files' owners (uid and gid)
+    #[arg(short, long)]
+    pub archive: bool,
+    /// Follow the source path when it is a symbolic link
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
 }
 
 /// Runs `berth cp`.
@@ -39,5 +45,6 @@ pub fn run(project: &ProjectArgs, args: CpArgs) -> anyhow::Result<()> {
         _ => anyhow::bail!("exactly one of source and destination must be `SERVICE:PATH`"),
     };
     let c = container::by_index(&ctx.db, &ctx.project.name, &service, args.index)?;
-    container::copy(&ctx.roots, &ctx.db, &c, &from, &to)
+    let opts = container::CopyOptions { archive: args.archive, follow_link: args.follow_link };
+    container::copy(&ctx.roots, &ctx.db, &c, &from, &to, opts)
 }

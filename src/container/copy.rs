@@ -34,6 +34,15 @@ pub enum CopyEndpoint {
     Container(PathBuf),
 }
 
+/// How `cp` copies (`docker cp`'s flags).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyOptions {
+    /// `-a`: keep the files' owners (else the copy belongs to the user that writes it, root).
+    pub archive: bool,
+    /// `-L`: when the source path itself is a symbolic link, copy what it points to.
+    pub follow_link: bool,
+}
+
 /// Copies `from` to `to`; exactly one side must be the container.
 pub fn copy(
     roots: &Roots,
@@ -41,6 +50,7 @@ pub fn copy(
     rec: &ContainerRecord,
     from: &CopyEndpoint,
     to: &CopyEndpoint,
+    opts: CopyOptions,
 ) -> anyhow::Result<()> {
     let rec = super::refresh(roots, db, rec)?;
     match (from, to) {
@@ -51,8 +61,9 @@ pub fn copy(
             let src = src.clone();
             let name = top_name(&src);
             // SAFETY: `berth cp` runs on the CLI's one thread.
-            let child = unsafe { in_container(&root, &[r.as_raw_fd()], move || pack(&src, File::from(w)))? };
-            place(File::from(r), dst, &name, || child.finish("read from the container"))
+            let child =
+                unsafe { in_container(&root, &[r.as_raw_fd()], move || pack(&src, File::from(w), opts.follow_link))? };
+            place(File::from(r), dst, &name, opts.archive, || child.finish("read from the container"))
         }
         (CopyEndpoint::Host(src), CopyEndpoint::Container(dst)) => {
             let meta = std::fs::symlink_metadata(src).with_context(|| format!("`{}` does not exist", src.display()))?;
@@ -66,7 +77,7 @@ pub fn copy(
             let child = unsafe {
                 in_container(&root, &[w.as_raw_fd(), done_w.as_raw_fd()], move || {
                     check_destination(&dst)?;
-                    place(File::from(r), &dst, &name, || {
+                    place(File::from(r), &dst, &name, opts.archive, || {
                         let mut answer = String::new();
                         File::from(done_r).read_to_string(&mut answer)?;
                         match answer.as_str() {
@@ -76,7 +87,7 @@ pub fn copy(
                     })
                 })?
             };
-            let packed = pack(src, File::from(w));
+            let packed = pack(src, File::from(w), opts.follow_link);
             if packed.is_ok() {
                 let _ = File::from(done_w).write_all(b"ok");
             } else {
@@ -210,11 +221,20 @@ fn check_destination(dst: &Path) -> anyhow::Result<()> {
 
 /// Writes `src` as a tar stream whose top entry is [`top_name`]: regular files, directories and
 /// symbolic links (not followed); anything else fails the copy, before it is opened.
-fn pack(src: &Path, out: impl Write) -> anyhow::Result<()> {
+fn pack(src: &Path, out: impl Write, follow_link: bool) -> anyhow::Result<()> {
     let meta = std::fs::symlink_metadata(src).with_context(|| format!("`{}` does not exist", src.display()))?;
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
-    append(&mut b, src, &meta, Path::new(&top_name(src)))?;
+    // `-L`: the source itself, when a link, stands for its target (resolved where `pack` runs:
+    // chrooted in the container for its side); links inside are copied as links.
+    let (path, meta) = if follow_link && meta.file_type().is_symlink() {
+        let target = std::fs::canonicalize(src).with_context(|| format!("`{}` points nowhere", src.display()))?;
+        let meta = std::fs::symlink_metadata(&target)?;
+        (target, meta)
+    } else {
+        (src.to_path_buf(), meta)
+    };
+    append(&mut b, &path, &meta, Path::new(&top_name(src)))?;
     b.into_inner()?.flush()?;
     Ok(())
 }
@@ -263,6 +283,7 @@ fn place(
     mut input: impl Read,
     dst: &Path,
     name: &OsString,
+    archive: bool,
     commit: impl FnOnce() -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let into = dst.is_dir();
@@ -282,6 +303,7 @@ fn place(
     let unpacked = {
         let mut a = tar::Archive::new(&mut input);
         a.set_preserve_permissions(true);
+        a.set_preserve_ownerships(archive);
         a.unpack(staging.path())
     };
     if unpacked.is_ok() {

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-pub use copy::{copy, CopyEndpoint};
+pub use copy::{copy, CopyEndpoint, CopyOptions};
 pub use create::{create_container, CreateRequest, Provided};
 pub(crate) use lifecycle::pid_alive;
 pub use lifecycle::{
