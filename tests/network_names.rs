@@ -71,3 +71,32 @@ fn names_resolve_through_dockers_address_inside_each_container() {
     }));
     p.finish(result);
 }
+
+#[test]
+fn network_create_makes_an_external_network_projects_can_join() {
+    let p = harness::Project::new("netcreate", "");
+    let net = format!("{}-ext", p.name);
+    p.write_compose(&format!(
+        "  app:\n    image: berth-test/busybox:latest\n    init: true\n    command: [sleep, \"300\"]\n    networks: [ext]\nnetworks:\n  ext:\n    external: true\n    name: {net}\n"
+    ));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // Before it exists, up says so.
+        let out = p.berth(&["up", "-d"]);
+        assert_eq!(out.status.code(), Some(1));
+        p.ok(&["network", "create", &net, "--subnet", "10.213.7.0/24", "--label", "team=a"]);
+        let again = p.berth(&["network", "create", &net]);
+        assert_eq!(again.status.code(), Some(1), "a second create is refused");
+        let bad = p.berth(&["network", "create", "../x"]);
+        assert_eq!(bad.status.code(), Some(1));
+        p.ok(&["up", "-d"]);
+        let addr = p.ok(&["exec", "-T", "app", "ip", "-4", "-o", "addr", "show", "eth0"]);
+        assert!(addr.contains("10.213.7."), "{addr}");
+        p.ok(&["down"]);
+        // down leaves an external network; network rm removes it.
+        let ls = p.ok(&["network", "ls", "-q"]);
+        assert!(ls.lines().any(|l| l == net), "{ls}");
+        p.ok(&["network", "rm", &net]);
+        assert!(!p.ok(&["network", "ls", "-q"]).lines().any(|l| l == net));
+    }));
+    p.finish(result);
+}

@@ -1,5 +1,6 @@
-//! `berth network ls|inspect|rm|prune`: the bridge networks berth made on this host, with the
-//! containers holding addresses on them.
+//! `berth network ls|inspect|create|rm|prune`: the bridge networks berth made on this host, with
+//! the containers holding addresses on them. `create` makes one outside any project, for compose
+//! files that name it as `external: true`.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +29,23 @@ enum NetworkCommand {
         /// Network names
         #[arg(required = true)]
         names: Vec<String>,
+    },
+    /// Create a bridge network outside any project (for `external: true`)
+    Create {
+        /// Network name
+        name: String,
+        /// Subnet in CIDR form (default: a free one from berth's pool)
+        #[arg(long)]
+        subnet: Option<String>,
+        /// Gateway address (default: the subnet's first)
+        #[arg(long, requires = "subnet")]
+        gateway: Option<String>,
+        /// No outbound traffic (no NAT)
+        #[arg(long)]
+        internal: bool,
+        /// Labels (`KEY=VALUE`, repeatable)
+        #[arg(short, long = "label")]
+        labels: Vec<String>,
     },
     /// Remove networks (refused while a container is attached)
     Rm {
@@ -127,6 +145,13 @@ pub fn run(_project: &ProjectArgs, args: NetworkArgs) -> anyhow::Result<()> {
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
+        NetworkCommand::Create { name, subnet, gateway, internal, labels } => {
+            if nets.iter().any(|n| n.name == name) {
+                bail!("network {name:?} already exists");
+            }
+            create(&roots, &mut stores, &name, subnet, gateway, internal, &labels)?;
+            println!("{name}");
+        }
         NetworkCommand::Rm { names } => {
             for name in &names {
                 let Some(n) = nets.iter().find(|n| &n.name == name) else { bail!("no such network: {name:?}") };
@@ -148,6 +173,40 @@ pub fn run(_project: &ProjectArgs, args: NetworkArgs) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Makes network `name` through the same path `up` takes, described as a one-network compose
+/// file, so its name, subnet and labels get the loader's checks.
+fn create(
+    roots: &berth::container::Roots,
+    stores: &mut NetStores,
+    name: &str,
+    subnet: Option<String>,
+    gateway: Option<String>,
+    internal: bool,
+    labels: &[String],
+) -> anyhow::Result<()> {
+    let mut net = serde_json::json!({ "name": name, "internal": internal, "labels": labels });
+    if let Some(subnet) = subnet {
+        let mut pool = serde_json::json!({ "subnet": subnet });
+        if let Some(gw) = gateway {
+            pool["gateway"] = gw.into();
+        }
+        net["ipam"] = serde_json::json!({ "config": [pool] });
+    }
+    // JSON is YAML: the loader reads it, with its checks.
+    let doc = serde_json::json!({ "name": "berth-network-create", "services": {}, "networks": { "n": net } });
+    let dir = std::env::current_dir()?;
+    let project = berth_compose::load_str(&doc.to_string(), &dir)
+        .map_err(|e| anyhow::anyhow!("network {name:?}: {}", e.message))?
+        .project;
+    let host = NetlinkHost;
+    let nft = berth_network::nat::Nft::available()
+        .then(|| berth_network::nat::Nft::new(berth::stack::engine::firewall_table(&roots.root)));
+    let firewall = nft.as_ref().map(|f| f as &dyn berth_network::nat::Firewall);
+    let mut net = Networking { host: &host, firewall, subnets: &mut stores.subnets, leases: &mut stores.leases };
+    net.ensure(&project, &["n".to_string()])?;
     Ok(())
 }
 
