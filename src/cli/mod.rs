@@ -41,6 +41,23 @@ pub mod version;
 pub mod volume;
 pub mod wait;
 
+/// The command line as berth reads it. Installed (or linked) as `docker-compose`, berth takes
+/// Compose's command lines as they are; as `docker`, it takes `docker compose ...` (and refuses
+/// other `docker` commands, which are not berth's).
+pub fn compose_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    let name = args.first().and_then(|a| std::path::Path::new(a).file_name()).map(|n| n.to_os_string());
+    if name.as_deref() == Some(std::ffi::OsStr::new("docker")) {
+        if args.get(1).map(|a| a.as_os_str()) == Some(std::ffi::OsStr::new("compose")) {
+            args.remove(1);
+        } else {
+            eprintln!("berth stands in for `docker compose` only: run it as `docker compose ...` or `berth ...`");
+            std::process::exit(1);
+        }
+    }
+    args
+}
+
 /// berth runs Compose projects without a daemon.
 #[derive(Parser, Debug)]
 #[command(name = "berth", version, about, disable_help_subcommand = true)]
