@@ -4,7 +4,8 @@
 //! nftables is absent.
 //!
 //! All ports are bound before anything is forwarded, so a port in use is reported before any
-//! container starts; a proxy that fails to bind one port releases the others.
+//! container starts; a proxy that fails to bind one port releases the others. A port can also be
+//! bound ahead ([`HeldPort`], a reservation) and handed to the proxy that later serves it.
 //!
 //! UDP has no connections: each client address gets a *flow*, a socket connected to the container
 //! that answers go back through, dropped after [`UDP_IDLE`] without answers. A port keeps at most
@@ -142,27 +143,68 @@ enum Bound {
     Udp(UdpSocket),
 }
 
+/// A host port bound ahead of its proxy: what the supervisor holds for a container that is not
+/// running yet (binding is the reservation: only one socket can hold `host_ip:port`), handed
+/// to [`PortProxy::serve`] when it starts.
+#[derive(Debug)]
+pub enum HeldPort {
+    /// A listening TCP socket.
+    Tcp(std::net::TcpListener),
+    /// A bound UDP socket.
+    Udp(std::net::UdpSocket),
+}
+
+impl HeldPort {
+    /// Binds `addr` (port 0 for a random free one), listening at once for TCP: connections made
+    /// before the proxy starts wait in the backlog.
+    pub fn bind(proto: Proto, addr: SocketAddr) -> Result<HeldPort> {
+        let err = |e| Error::PortUnavailable { proto: proto.as_str(), addr, source: e };
+        let held = match proto {
+            Proto::Tcp => HeldPort::Tcp(std::net::TcpListener::bind(addr).map_err(err)?),
+            Proto::Udp => HeldPort::Udp(std::net::UdpSocket::bind(addr).map_err(err)?),
+        };
+        Ok(held)
+    }
+
+    /// The port bound.
+    pub fn port(&self) -> std::io::Result<u16> {
+        match self {
+            HeldPort::Tcp(l) => l.local_addr().map(|a| a.port()),
+            HeldPort::Udp(s) => s.local_addr().map(|a| a.port()),
+        }
+    }
+}
+
 impl PortProxy {
     /// Binds every mapping, then starts relaying. Fails on the first port that cannot be bound,
     /// naming it, with nothing left bound. Must be called inside a tokio runtime.
     pub async fn start(mappings: &[PortMapping]) -> Result<PortProxy> {
-        let mut sockets = vec![];
+        let mut held = vec![];
         for m in mappings {
+            held.push((*m, HeldPort::bind(m.proto, m.host_addr())?));
+        }
+        PortProxy::serve(held)
+    }
+
+    /// Starts relaying on ports already bound (each mapping with its socket; a mapping's host port
+    /// 0 is filled in from the socket). Must be called inside a tokio runtime.
+    pub fn serve(held: Vec<(PortMapping, HeldPort)>) -> Result<PortProxy> {
+        let mut sockets = vec![];
+        for (m, sock) in held {
             let addr = m.host_addr();
             let err = |e| Error::PortUnavailable { proto: m.proto.as_str(), addr, source: e };
-            let (sock, port) = match m.proto {
-                Proto::Tcp => {
-                    let l = TcpListener::bind(addr).await.map_err(err)?;
-                    let port = l.local_addr().map_err(err)?.port();
-                    (Bound::Tcp(l), port)
+            let port = sock.port().map_err(err)?;
+            let sock = match sock {
+                HeldPort::Tcp(l) => {
+                    l.set_nonblocking(true).map_err(err)?;
+                    Bound::Tcp(TcpListener::from_std(l).map_err(err)?)
                 }
-                Proto::Udp => {
-                    let s = UdpSocket::bind(addr).await.map_err(err)?;
-                    let port = s.local_addr().map_err(err)?.port();
-                    (Bound::Udp(s), port)
+                HeldPort::Udp(s) => {
+                    s.set_nonblocking(true).map_err(err)?;
+                    Bound::Udp(UdpSocket::from_std(s).map_err(err)?)
                 }
             };
-            sockets.push((PortMapping { host_port: port, ..*m }, sock));
+            sockets.push((PortMapping { host_port: port, ..m }, sock));
         }
         let mut proxy = PortProxy { bound: vec![], tasks: vec![] };
         for (m, sock) in sockets {
@@ -421,6 +463,41 @@ mod tests {
         let _ = server.await;
         assert_eq!(flows.lock().len(), 0, "stopping the port ends its flows");
         echo_task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_held_port_excludes_others_and_its_proxy_serves_what_waited_in_the_backlog() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = upstream.local_addr().unwrap();
+        let held = HeldPort::bind(Proto::Tcp, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = held.port().unwrap();
+        // Held: nobody else binds it, not even on all addresses.
+        assert!(HeldPort::bind(Proto::Tcp, SocketAddr::from(([0, 0, 0, 0], port))).is_err());
+        // A client connecting before the proxy runs waits in the backlog.
+        let mut c = TcpStream::connect(client(port)).await.unwrap();
+        let m = PortMapping {
+            proto: Proto::Tcp,
+            host_ip: "127.0.0.1".parse().unwrap(),
+            host_port: 0,
+            container_ip: target.ip(),
+            container_port: target.port(),
+        };
+        let proxy = PortProxy::serve(vec![(m, held)]).unwrap();
+        assert_eq!(proxy.bound()[0].host_port, port, "the port is filled in from the socket");
+        let echo = tokio::spawn(async move {
+            let (mut s, _) = upstream.accept().await.unwrap();
+            let mut buf = [0u8; 5];
+            s.read_exact(&mut buf).await.unwrap();
+            s.write_all(&buf).await.unwrap();
+        });
+        c.write_all(b"hello").await.unwrap();
+        let mut buf = [0u8; 5];
+        tokio::time::timeout(Duration::from_secs(5), c.read_exact(&mut buf)).await.unwrap().unwrap();
+        assert_eq!(&buf, b"hello");
+        echo.await.unwrap();
+        proxy.stop().await;
+        assert!(HeldPort::bind(Proto::Tcp, client(port)).is_ok(), "free again once the proxy stops");
     }
 
     #[test]

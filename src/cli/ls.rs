@@ -1,4 +1,5 @@
-//! `berth ls`: the projects berth knows, with their containers' states.
+//! `berth ls`: the projects berth knows, with their containers' states and whether their
+//! supervisor runs.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -24,6 +25,9 @@ pub struct LsArgs {
 struct Row {
     name: String,
     status: String,
+    /// The project's supervisor: `running`, `stopped (pid N)` or `none` (then restart
+    /// policies, health checks, DNS and published ports are not served).
+    supervisor: String,
     config_files: String,
 }
 
@@ -45,7 +49,8 @@ pub fn run(args: LsArgs) -> anyhow::Result<()> {
         }
         let status = counts.iter().map(|(s, n)| format!("{s}({n})")).collect::<Vec<_>>().join(", ");
         let files = db.project_files(&name)?.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(",");
-        rows.push(Row { name, status, config_files: files });
+        let supervisor = berth::supervise::client::describe_liveness(&roots, &name);
+        rows.push(Row { name, status, supervisor, config_files: files });
     }
     let mut out = std::io::stdout().lock();
     if args.format == "json" {
@@ -55,9 +60,10 @@ pub fn run(args: LsArgs) -> anyhow::Result<()> {
     } else {
         let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(4);
         let sw = rows.iter().map(|r| r.status.len()).max().unwrap_or(0).max(6);
-        writeln!(out, "{:w$}   {:sw$}   CONFIG FILES", "NAME", "STATUS")?;
+        let pw = rows.iter().map(|r| r.supervisor.len()).max().unwrap_or(0).max(10);
+        writeln!(out, "{:w$}   {:sw$}   {:pw$}   CONFIG FILES", "NAME", "STATUS", "SUPERVISOR")?;
         for r in &rows {
-            writeln!(out, "{:w$}   {:sw$}   {}", r.name, r.status, r.config_files)?;
+            writeln!(out, "{:w$}   {:sw$}   {:pw$}   {}", r.name, r.status, r.supervisor, r.config_files)?;
         }
     }
     Ok(())

@@ -1,4 +1,5 @@
-//! `berth ps`: lists the project's containers.
+//! `berth ps`: lists the project's containers, and warns when the project's supervisor is gone
+//! or stopped while containers of it run.
 
 use berth::container::{self, ContainerConfig};
 use berth::state::{now_millis, ContainerRecord, Status, Supervision};
@@ -130,6 +131,12 @@ pub fn run(project: &ProjectArgs, args: PsArgs) -> anyhow::Result<()> {
         if shown {
             rows.push(c);
         }
+    }
+    // Said on every listing: nothing else shows that restarts, health checks, names and ports
+    // are not being served.
+    let all = ctx.db.containers(&ctx.project.name)?;
+    if let Some(w) = berth::supervise::client::unsupervised_warning(&ctx.roots, &ctx.project.name, &all) {
+        berth::output::warn(&w);
     }
     if args.services_only {
         let mut seen: Vec<&str> = rows.iter().map(|c| c.service.as_str()).collect();

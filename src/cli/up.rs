@@ -163,17 +163,29 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
 }
 
 /// Carries out an `up` plan: checks published ports, starts the project's supervisor (when
-/// containers are to run) and runs the plan.
+/// containers are to run), has it reserve the fixed host ports of the containers to start (a port
+/// another project took meanwhile fails here, before anything is made) and runs the plan.
 pub fn apply(ctx: &Ctx, plan: &berth::plan::Plan, runtime: &str, renew: bool, start: bool) -> anyhow::Result<()> {
+    use berth::supervise::reserve;
     super::stack::check_host(ctx, plan, runtime)?;
     let anonymous = super::stack::Anonymous { renew, remove: false, stop_timeout: None };
-    if start && plan.steps.iter().any(|s| s.kind == berth::plan::Kind::Container) || observed_running(ctx)? {
+    let supervised =
+        start && plan.steps.iter().any(|s| s.kind == berth::plan::Kind::Container) || observed_running(ctx)?;
+    if supervised {
         berth::supervise::client::ensure(&ctx.roots, &ctx.project.name)?;
     }
-    let result = super::stack::execute(ctx, plan, runtime, anonymous, start);
+    let name = &ctx.project.name;
+    let wanted =
+        if start && supervised { reserve::wanted(&ctx.project, plan, &ctx.db.containers(name)?)? } else { Vec::new() };
+    let result = reserve::reserve(&ctx.roots, &ctx.db, name, &wanted, &reserve::frees(plan))
+        .and_then(|()| super::stack::execute(ctx, plan, runtime, anonymous, start));
+    if !wanted.is_empty() {
+        // The containers that started have their ports served; the rest are let go.
+        reserve::release(&ctx.roots, name);
+    }
     // Bad input makes nothing: no supervisor either, when the project has no container.
-    if result.is_err() && ctx.db.containers(&ctx.project.name)?.is_empty() {
-        berth::supervise::client::shutdown(&ctx.roots, &ctx.project.name)?;
+    if result.is_err() && ctx.db.containers(name)?.is_empty() {
+        berth::supervise::client::shutdown(&ctx.roots, name)?;
     }
     result
 }
@@ -196,39 +208,15 @@ fn check_health_checks(ctx: &Ctx, services: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fails before anything starts when a fixed host port a new container publishes is in use by
-/// something other than this project's containers.
+/// Fails before anything starts when a fixed host port a container of the plan publishes is
+/// taken: by a container of this project that keeps running or starts earlier in the plan, or
+/// outside the project (who has it is named).
 pub(super) fn check_ports(ctx: &Ctx, plan: &berth::plan::Plan) -> anyhow::Result<()> {
-    use berth::plan::{Kind, Op};
-    let ours = berth::supervise::spec::published_ports(&ctx.db.containers(&ctx.project.name)?);
-    let mut seen = std::collections::BTreeSet::new();
-    for step in plan.steps.iter().filter(|s| s.kind == Kind::Container && s.op == Op::Create) {
-        let Some(svc) = step.service.as_ref().and_then(|s| ctx.project.services.get(s)) else { continue };
-        if svc.network_mode.is_some() {
-            continue;
-        }
-        let specs = berth::stack::netmodel::publish_specs(svc)?;
-        for (i, p) in specs.iter().enumerate() {
-            let Some((a, b)) = p.host_ports else { continue };
-            if a != b {
-                continue;
-            }
-            let udp = p.proto == berth_network::proxy::Proto::Udp;
-            let ip = p.host_ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-            if ours.contains(&(udp, a)) || !seen.insert((udp, ip, a, step.name.clone())) {
-                continue;
-            }
-            if berth::supervise::spec::bindable(ip, udp, a).is_none() {
-                bail!(
-                    "services.{}.ports[{i}]: port {a}/{} on {ip} is already in use (container {})",
-                    svc.name,
-                    p.proto,
-                    step.name
-                );
-            }
-        }
-    }
-    Ok(())
+    use berth::supervise::{ports::HostPort, reserve};
+    let rows = ctx.db.containers(&ctx.project.name)?;
+    let wanted = reserve::wanted(&ctx.project, plan, &rows)?;
+    let outside = |p: &HostPort| reserve::holder(&ctx.roots, &ctx.db, &ctx.project.name, p);
+    reserve::check(&wanted, &rows, &reserve::frees(plan), reserve::free, outside).map_err(anyhow::Error::msg)
 }
 
 /// The services whose logs a foreground `up` shows.

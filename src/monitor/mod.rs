@@ -39,6 +39,7 @@ use crate::container::{self, ContainerConfig, Roots};
 use crate::image;
 use crate::runtime::{self, CreateIo, Runtime};
 use crate::state::{ContainerRecord, ExitRecord, StateDb};
+use crate::supervise::client;
 
 /// The fd on which the monitor reports `ok` or `error: ...` to its starter.
 pub const SYNC_FD: i32 = 3;
@@ -260,6 +261,11 @@ struct Monitor {
     attach: UnixListener,
     clients: Vec<Client>,
     signals: SignalFd,
+    /// The project whose supervisor serves this container (made by `up`), and the container's
+    /// name: checked every [`client::REVIVE_EVERY`] and when the container exits, a supervisor
+    /// found gone is started again.
+    supervised: Option<(String, String)>,
+    next_check: Instant,
 }
 
 impl Monitor {
@@ -339,6 +345,9 @@ impl Monitor {
             attach,
             clients,
             signals,
+            supervised: (!rec.oneoff && rec.config.get(crate::supervise::spec::CONFIG_KEY).is_some())
+                .then(|| (rec.project.clone(), rec.name.clone())),
+            next_check: Instant::now() + client::REVIVE_EVERY,
         })
     }
 
@@ -367,7 +376,14 @@ impl Monitor {
                 for c in &self.clients {
                     fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
                 }
-                let timeout = if exit.is_some() { PollTimeout::from(100u8) } else { PollTimeout::NONE };
+                let timeout = if exit.is_some() {
+                    PollTimeout::from(100u8)
+                } else if self.supervised.is_some() {
+                    let left = self.next_check.saturating_duration_since(Instant::now()).as_millis();
+                    PollTimeout::from(left.min(u16::MAX as u128) as u16)
+                } else {
+                    PollTimeout::NONE
+                };
                 match nix::poll::poll(&mut fds, timeout) {
                     Ok(_) => {}
                     Err(nix::errno::Errno::EINTR) => continue,
@@ -376,6 +392,10 @@ impl Monitor {
                 let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
                 (ready, n_out)
             };
+            if exit.is_none() && self.supervised.is_some() && Instant::now() >= self.next_check {
+                self.next_check = Instant::now() + client::REVIVE_EVERY;
+                self.check_supervisor("is running");
+            }
             if ready[0] {
                 while self.signals.read_signal().ok().flatten().is_some() {}
                 if let Some(code) = self.reap() {
@@ -540,6 +560,8 @@ impl Monitor {
         self.record(exit, oom);
         self.broadcast(attach::EXIT, &code.to_be_bytes());
         self.clients.clear();
+        // Its restart policy needs a supervisor: one killed meanwhile is started again.
+        self.check_supervisor("exited");
     }
 
     /// Deletes the runtime's container, unmounts the rootfs and removes the run directory.
@@ -565,6 +587,20 @@ impl Monitor {
                 container::record_event(&self.db, &rec, "oom", &[]);
             }
             container::record_event(&self.db, &rec, "die", &[("exitCode", exit.unwrap_or(-1).into())]);
+        }
+    }
+
+    /// Starts the project's supervisor when none runs (this container's names, ports, health
+    /// check and restart policy are served by it). Light: a lock probe, and a process started
+    /// without waiting for it (it is reaped with the other children).
+    fn check_supervisor(&self, what: &str) {
+        let Some((project, name)) = &self.supervised else { return };
+        // Not while a user stops the container (`stop`, `down`): nothing is left to serve then.
+        if client::liveness(&self.roots, project) == client::Liveness::Absent
+            && !self.db.supervision(&self.id).is_ok_and(|s| s.stop_requested)
+        {
+            let why = format!("container {name} {what} and project {project:?} has no supervisor");
+            client::revive(&self.roots, project, &why);
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Talking to a project's supervisor from other berth processes: where its socket, lock and log
-//! are, one request over the socket, starting it when none answers, and stopping it.
+//! are, one request over the socket, whether one runs (its lock), starting it when none does
+//! (and saying so when one holds the lock but does not answer), and stopping it.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -34,18 +36,28 @@ pub fn log_path(roots: &Roots, project: &str) -> PathBuf {
 
 /// Sends one request to a project's supervisor and returns its answer.
 pub fn request(roots: &Roots, project: &str, op: &str, timeout: Duration) -> anyhow::Result<serde_json::Value> {
-    let path = socket_path(roots, project);
-    let mut s = UnixStream::connect(&path).with_context(|| format!("no supervisor for project {project:?}"))?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    writeln!(s, "{}", json!({ "op": op }))?;
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line)?;
-    let v: serde_json::Value = serde_json::from_str(&line).context("bad answer from the supervisor")?;
+    let v = request_value(roots, project, &json!({ "op": op }), timeout)?;
     if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
         anyhow::bail!("supervisor: {e}");
     }
     Ok(v)
+}
+
+/// Sends one request (`{"op": …, …}`) and returns the answer as it came.
+pub fn request_value(
+    roots: &Roots,
+    project: &str,
+    body: &serde_json::Value,
+    timeout: Duration,
+) -> anyhow::Result<serde_json::Value> {
+    let path = socket_path(roots, project);
+    let mut s = UnixStream::connect(&path).with_context(|| format!("no supervisor for project {project:?}"))?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    writeln!(s, "{body}")?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line)?;
+    serde_json::from_str(&line).context("bad answer from the supervisor")
 }
 
 /// The pid of a project's running supervisor, if one answers.
@@ -54,27 +66,94 @@ pub fn running(roots: &Roots, project: &str) -> Option<i32> {
     v.get("pid").and_then(|p| p.as_i64()).map(|p| p as i32)
 }
 
-/// Starts the project's supervisor unless one runs, and waits until it answers.
+/// How often a container's monitor checks that its project is supervised.
+pub const REVIVE_EVERY: Duration = Duration::from_secs(2);
+
+/// Whether a project has a supervisor, told by its lock (no request: nothing waits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    /// One holds the lock (its pid, once it has written it).
+    Running(Option<i32>),
+    /// One holds the lock but is stopped (SIGSTOP): it answers nothing.
+    Stopped(i32),
+    /// None: restart policies, health checks, DNS and published ports are not served.
+    Absent,
+}
+
+/// Whether `project` has a supervisor. Probing takes a shared lock for an instant, which a
+/// supervisor starting at that instant waits out.
+pub fn liveness(roots: &Roots, project: &str) -> Liveness {
+    let path = lock_path(roots, project);
+    let Ok(file) = std::fs::File::open(&path) else { return Liveness::Absent };
+    // SAFETY: flock on a descriptor owned here; a lock taken is released when `file` closes.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
+        return Liveness::Absent;
+    }
+    // The pid it wrote, unless that is a previous supervisor's (one that has just taken the lock
+    // writes its own next): the process must be this project's supervisor.
+    let pid = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .filter(|pid| is_supervisor(*pid, project));
+    match pid {
+        Some(pid) if process_stopped(pid) => Liveness::Stopped(pid),
+        pid => Liveness::Running(pid),
+    }
+}
+
+/// Whether `pid` runs `berth __supervise PROJECT`.
+fn is_supervisor(pid: i32, project: &str) -> bool {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    args.windows(2).any(|w| w[0] == b"__supervise" && w[1] == project.as_bytes())
+}
+
+/// Whether `pid` is stopped by a signal (or a tracer).
+fn process_stopped(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')').is_some_and(|(_, rest)| matches!(rest.trim_start().chars().next(), Some('T' | 't')))
+    })
+}
+
+/// What is wrong when a supervisor holds its lock but does not answer, and what to do.
+pub fn not_answering(roots: &Roots, project: &str, pid: Option<i32>, stopped: bool) -> String {
+    let who = match pid {
+        Some(pid) => format!("the supervisor of project {project:?} (pid {pid})"),
+        None => format!("the supervisor of project {project:?}"),
+    };
+    let n = pid.map(|p| p.to_string()).unwrap_or_else(|| "PID".into());
+    let new_one = "`berth up -d` (or, within seconds, the monitor of a running container) starts a new one";
+    if stopped {
+        format!("{who} is not answering: it is stopped (SIGSTOP); `kill -CONT {n}` resumes it, or `kill -9 {n}` ends it and {new_one}")
+    } else {
+        format!(
+            "{who} is not answering; `kill -9 {n}` ends it and {new_one} (its log: {})",
+            log_path(roots, project).display()
+        )
+    }
+}
+
+/// Starts the project's supervisor unless one runs, and waits until it answers. One that holds
+/// its lock without answering (stopped, or hung) is an error that says so and what to do.
 pub fn ensure(roots: &Roots, project: &str) -> anyhow::Result<i32> {
-    if let Some(pid) = running(roots, project) {
-        return Ok(pid);
+    let deadline = Instant::now() + Duration::from_secs(6);
+    loop {
+        match liveness(roots, project) {
+            Liveness::Absent => break,
+            Liveness::Stopped(pid) => anyhow::bail!(not_answering(roots, project, Some(pid), true)),
+            Liveness::Running(pid) => {
+                // A pass may be under way, or it is still opening its socket: give it a moment.
+                if let Some(pid) = running(roots, project) {
+                    return Ok(pid);
+                }
+                if Instant::now() > deadline {
+                    anyhow::bail!(not_answering(roots, project, pid, false));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
     }
-    std::fs::create_dir_all(dir(roots))?;
-    let exe = container::berth_exe()?;
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path(roots, project))?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("__supervise").arg(project);
-    cmd.env("BERTH_ROOT", &roots.root).env("BERTH_RUN", &roots.run);
-    cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
-    // Its own session: a Ctrl-C meant for the command that started it does not reach it.
-    // SAFETY: setsid is async-signal-safe.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().context("cannot start the project supervisor")?;
+    let mut child = spawn(roots, project)?;
     let start = Instant::now();
     loop {
         if let Some(pid) = running(roots, project) {
@@ -83,9 +162,10 @@ pub fn ensure(roots: &Roots, project: &str) -> anyhow::Result<i32> {
             return Ok(pid);
         }
         if let Ok(Some(status)) = child.try_wait() {
-            // Another supervisor may have won the lock between our check and its start.
-            if let Some(pid) = running(roots, project) {
-                return Ok(pid);
+            // Another supervisor (started by a monitor, or another command) won the lock: wait
+            // for that one to answer.
+            if liveness(roots, project) != Liveness::Absent {
+                return ensure(roots, project);
             }
             let log = std::fs::read_to_string(log_path(roots, project)).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(5).collect();
@@ -102,10 +182,57 @@ pub fn ensure(roots: &Roots, project: &str) -> anyhow::Result<i32> {
     }
 }
 
-/// Asks the project's supervisor to stop and waits until it is gone.
+/// Starts a supervisor for `project` when none holds its lock, without waiting for it (what a
+/// container's monitor does when it finds its project unsupervised); `why` goes to the
+/// supervisor's log. True when one was started.
+pub fn revive(roots: &Roots, project: &str, why: &str) -> bool {
+    if liveness(roots, project) != Liveness::Absent {
+        return false;
+    }
+    if let Ok(mut log) = std::fs::OpenOptions::new().create(true).append(true).open(log_path(roots, project)) {
+        let _ = writeln!(log, "berth: {why}: starting a new supervisor");
+    }
+    spawn(roots, project).is_ok()
+}
+
+/// Starts `berth __supervise PROJECT` in its own session, its output going to its log.
+fn spawn(roots: &Roots, project: &str) -> anyhow::Result<std::process::Child> {
+    std::fs::create_dir_all(dir(roots))?;
+    let exe = container::berth_exe()?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path(roots, project))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("__supervise").arg(project);
+    cmd.env("BERTH_ROOT", &roots.root).env("BERTH_RUN", &roots.run);
+    cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    // Its own session: a Ctrl-C meant for the command that started it does not reach it. A
+    // monitor that starts it ignores SIGHUP; the supervisor starts with the default.
+    // SAFETY: setsid and signal are async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::setsid();
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    cmd.spawn().context("cannot start the project supervisor")
+}
+
+/// Asks the project's supervisor to stop and waits until it is gone. One that holds its lock but
+/// does not answer (stopped, hung) is killed.
 pub fn shutdown(roots: &Roots, project: &str) -> anyhow::Result<()> {
-    let Some(pid) = running(roots, project) else { return Ok(()) };
-    let _ = request(roots, project, "shutdown", Duration::from_secs(5));
+    let pid = match running(roots, project) {
+        Some(pid) => {
+            let _ = request(roots, project, "shutdown", Duration::from_secs(5));
+            pid
+        }
+        None => match liveness(roots, project) {
+            Liveness::Running(Some(pid)) | Liveness::Stopped(pid) => {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                pid
+            }
+            _ => return Ok(()),
+        },
+    };
     let start = Instant::now();
     while container::pid_alive(pid) {
         if start.elapsed() > Duration::from_secs(10) {
@@ -115,4 +242,41 @@ pub fn shutdown(roots: &Roots, project: &str) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(10));
     }
     Ok(())
+}
+
+/// What `ps` says when a project with running containers is not supervised (none holds its
+/// lock, or the one that does is stopped), or `None` when it is.
+pub fn unsupervised_warning(
+    roots: &Roots,
+    project: &str,
+    containers: &[crate::state::ContainerRecord],
+) -> Option<String> {
+    let needs =
+        containers.iter().any(|c| !c.oneoff && c.status.is_alive() && c.config.get(super::spec::CONFIG_KEY).is_some());
+    if !needs {
+        return None;
+    }
+    let stopped = "restart policies, health checks, DNS and published ports are stopped";
+    match liveness(roots, project) {
+        Liveness::Running(_) => None,
+        Liveness::Absent => Some(format!(
+            "project {project:?} is not supervised: {stopped}; run `berth up -d`, or it restarts on its own \
+             within {} s while a container of the project runs",
+            REVIVE_EVERY.as_secs()
+        )),
+        Liveness::Stopped(pid) => Some(format!(
+            "the supervisor of project {project:?} (pid {pid}) is stopped (SIGSTOP): {stopped}; `kill -CONT {pid}` \
+             resumes it, or `kill -9 {pid}` ends it and a new one starts within {} s",
+            REVIVE_EVERY.as_secs()
+        )),
+    }
+}
+
+/// The project's supervisor in a word or two, for `ls`: `running`, `stopped (pid N)`, `none`.
+pub fn describe_liveness(roots: &Roots, project: &str) -> String {
+    match liveness(roots, project) {
+        Liveness::Running(_) => "running".into(),
+        Liveness::Stopped(pid) => format!("stopped (pid {pid})"),
+        Liveness::Absent => "none".into(),
+    }
 }

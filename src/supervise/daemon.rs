@@ -6,29 +6,38 @@
 //! It holds no state of its own worth keeping: every pass reads the project's containers from the
 //! state database (each carries its [`SuperviseSpec`]) and brings the served names, ports and
 //! probes in line with them. So it adopts whatever runs when it starts (after a crash, a reboot,
-//! or a new `up`), and the containers, their monitors and logs never depend on it. Exits that
-//! happened before it started are not restarted: `up` starts those.
+//! or a new `up`), and the containers, their monitors and logs never depend on it.
+//!
+//! It holds a lock (`$BERTH_RUN/supervisors/PROJECT.lock`, naming its pid) for life, and sets the
+//! lock file's time at every pass. One that was killed is started again by the monitor of a
+//! running container of the project (within [`REVIVE_EVERY`], or when that container exits), or
+//! by the next `up`; the new one handles the exits that happened after its predecessor's last
+//! pass (so a restart policy is not lost), not older ones: `up` starts those.
 //!
 //! Commands reach it over a Unix socket (mode 0600) in the run directory, one JSON request per
 //! connection: `refresh` (a pass now, answered when done: `up` asks after each container start so
-//! a dependent started next already resolves its dependency), `status`, `shutdown`. It exits by
-//! itself once the project has no containers left.
+//! a dependent started next already resolves its dependency), `reserve` and `release` (host ports
+//! `up` holds for containers it is about to start, see [`super::ports`]), `status`, `shutdown`.
+//! It exits by itself once the project has no containers left.
+//!
+//! [`REVIVE_EVERY`]: super::client::REVIVE_EVERY
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use berth_network::dns::{DnsConfig, DnsContainer, DnsServer, DnsTable};
-use berth_network::nat::{Firewall, Nft, PortRule, Rule};
-use berth_network::proxy::PortProxy;
+use berth_network::nat::Nft;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::client::{dir, lock_path, socket_path};
 use super::health::{Health, Monitor, Probe};
+use super::ports::{HostPort, Ports};
 use super::probe::Outcome;
 use super::restart::{Decision, Ending, Restarter};
 use super::spec::SuperviseSpec;
@@ -46,12 +55,28 @@ pub const STARTUP_GRACE: Duration = Duration::from_secs(60);
 /// Returns at once when another supervisor of the project runs.
 pub fn main(roots: Roots, project: String, events: Arc<dyn EventSink>) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir(&roots))?;
-    let lock =
-        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(lock_path(&roots, &project))?;
-    let lock = match nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-        Ok(l) => l,
-        Err(_) => return Ok(()),
+    let path = lock_path(&roots, &project);
+    let mut file = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path)?;
+    // Other processes probe the lock (a shared lock for an instant): only a lock held for a
+    // while is another supervisor.
+    let deadline = Instant::now() + LOCK_WAIT;
+    let lock = loop {
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(l) => break l,
+            Err((f, _)) if Instant::now() < deadline => {
+                file = f;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(_) => return Ok(()),
+        }
     };
+    // The previous supervisor's last pass (the file's time), if there was one: exits since then
+    // were seen by nobody, and are this one's to handle.
+    let previous = std::fs::read_to_string(&path).is_ok_and(|s| !s.trim().is_empty());
+    let last_pass = lock.metadata().and_then(|m| m.modified()).ok().and_then(millis).filter(|_| previous);
+    lock.set_len(0)?;
+    (&*lock).write_all(std::process::id().to_string().as_bytes())?;
+    let heartbeat = lock.try_clone()?;
     let socket = socket_path(&roots, &project);
     let _ = std::fs::remove_file(&socket);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -60,7 +85,7 @@ pub fn main(roots: Roots, project: String, events: Arc<dyn EventSink>) -> anyhow
             .with_context(|| format!("cannot listen on {}", socket.display()))?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
-        let mut sup = Supervisor::new(roots.clone(), project.clone(), events)?;
+        let mut sup = Supervisor::new(roots.clone(), project.clone(), events, heartbeat, last_pass)?;
         let r = sup.serve(listener).await;
         sup.close().await;
         r
@@ -68,6 +93,14 @@ pub fn main(roots: Roots, project: String, events: Arc<dyn EventSink>) -> anyhow
     let _ = std::fs::remove_file(&socket);
     drop(lock);
     result
+}
+
+/// How long a new supervisor tries for the lock before it leaves the project to the holder.
+const LOCK_WAIT: Duration = Duration::from_millis(500);
+
+/// Unix milliseconds of `t`.
+fn millis(t: SystemTime) -> Option<i64> {
+    t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_millis() as i64)
 }
 
 /// What a health probe task reports.
@@ -81,9 +114,11 @@ struct HealthReport {
     output: Option<String>,
 }
 
-struct Published {
-    started_at: Option<i64>,
-    proxy: Option<PortProxy>,
+/// A restart a policy asked for, due at `at`, for the run that ended at `exit` (unix ms).
+struct Pending {
+    at: Instant,
+    why: String,
+    exit: i64,
 }
 
 struct Supervisor {
@@ -92,21 +127,22 @@ struct Supervisor {
     roots: Roots,
     project: String,
     db: StateDb,
-    nft: Option<Nft>,
+    /// The lock file: its time says when the last pass ran (see [`Supervisor::heartbeat`]).
+    heartbeat: std::fs::File,
     upstreams: Vec<SocketAddr>,
     dns: Option<(Vec<IpAddr>, DnsServer)>,
     /// The containers in the table, answering ones first, and how many answer.
     dns_entries: Vec<DnsContainer>,
     dns_answering: usize,
     dns_error: Option<String>,
-    published: HashMap<String, Published>,
+    ports: Ports,
     probes: HashMap<String, (Option<i64>, tokio::task::JoinHandle<()>)>,
     health: HashMap<String, Health>,
     restarters: HashMap<String, Restarter>,
-    /// The latest exit handled per container (unix ms); exits before the supervisor started count
-    /// as handled.
+    /// The latest exit handled per container (unix ms); exits up to `born` (the previous
+    /// supervisor's last pass, or this one's start) count as handled.
     handled: HashMap<String, i64>,
-    pending: HashMap<String, (Instant, String)>,
+    pending: HashMap<String, Pending>,
     born: i64,
     epoch: Instant,
     empty_ticks: u32,
@@ -116,29 +152,36 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    fn new(roots: Roots, project: String, events: Arc<dyn EventSink>) -> anyhow::Result<Supervisor> {
+    fn new(
+        roots: Roots,
+        project: String,
+        events: Arc<dyn EventSink>,
+        heartbeat: std::fs::File,
+        last_pass: Option<i64>,
+    ) -> anyhow::Result<Supervisor> {
         let db = StateDb::open(&roots.root)?;
         let nft = Nft::available().then(|| Nft::new(crate::stack::engine::firewall_table(&roots.root)));
         let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let (tx, rx) = mpsc::unbounded_channel();
+        let now = crate::state::now_millis();
         Ok(Supervisor {
             events,
             roots,
             project,
             db,
-            nft,
+            heartbeat,
             upstreams: berth_network::files::dns_upstreams(&resolv),
             dns: None,
             dns_entries: Vec::new(),
             dns_answering: 0,
             dns_error: None,
-            published: HashMap::new(),
+            ports: Ports::new(nft),
             probes: HashMap::new(),
             health: HashMap::new(),
             restarters: HashMap::new(),
             handled: HashMap::new(),
             pending: HashMap::new(),
-            born: crate::state::now_millis(),
+            born: last_pass.map_or(now, |t| t.min(now)),
             epoch: Instant::now(),
             empty_ticks: 0,
             seen_any: false,
@@ -178,15 +221,18 @@ impl Supervisor {
         if !matches!(read, Ok(Ok(_))) {
             return false;
         }
-        let op = serde_json::from_str::<serde_json::Value>(&line)
-            .ok()
-            .and_then(|v| v.get("op").and_then(|o| o.as_str()).map(String::from))
-            .unwrap_or_default();
-        let (reply, stop) = match op.as_str() {
+        let request = serde_json::from_str::<serde_json::Value>(&line).unwrap_or_default();
+        let op = request["op"].as_str().unwrap_or_default();
+        let (reply, stop) = match op {
             "refresh" => match self.pass().await {
                 Ok(_) => (json!({"ok": true}), false),
                 Err(e) => (json!({"error": format!("{e:#}")}), false),
             },
+            "reserve" => (self.reserve(&request), false),
+            "release" => {
+                self.ports.release(request["owner"].as_i64().unwrap_or_default() as i32);
+                (json!({"ok": true}), false)
+            }
             "status" => (self.status(), false),
             "shutdown" => (json!({"ok": true}), true),
             other => (json!({"error": format!("unknown request {other:?}")}), false),
@@ -195,19 +241,23 @@ impl Supervisor {
         stop
     }
 
+    /// `{"op": "reserve", "container": NAME, "owner": PID, "frees": [NAME…], "ports": [HostPort…]}`:
+    /// holds the ports for a container `up` (pid `owner`) is about to start.
+    fn reserve(&mut self, request: &serde_json::Value) -> serde_json::Value {
+        let container = request["container"].as_str().unwrap_or_default();
+        let owner = request["owner"].as_i64().unwrap_or_default() as i32;
+        let frees: Vec<String> = serde_json::from_value(request["frees"].clone()).unwrap_or_default();
+        let Ok(ports) = serde_json::from_value::<Vec<HostPort>>(request["ports"].clone()) else {
+            return json!({"error": "bad reserve request"});
+        };
+        match self.ports.reserve(container, owner, &frees, &ports) {
+            Ok(()) => json!({"ok": true}),
+            Err(conflict) => json!({"conflict": conflict}),
+        }
+    }
+
     fn status(&self) -> serde_json::Value {
-        let ports: Vec<serde_json::Value> = self
-            .published
-            .iter()
-            .flat_map(|(id, p)| {
-                p.proxy.iter().flat_map(move |proxy| {
-                    proxy.bound().iter().map(move |m| {
-                        json!({"container": id, "proto": m.proto.as_str(), "host": SocketAddr::new(m.host_ip, m.host_port).to_string(),
-                               "target": SocketAddr::new(m.container_ip, m.container_port).to_string()})
-                    })
-                })
-            })
-            .collect();
+        let (ports, reserved) = self.ports.status();
         let health: BTreeMap<&String, &str> = self.health.iter().map(|(k, h)| (k, h.as_str())).collect();
         json!({
             "pid": std::process::id(),
@@ -215,6 +265,7 @@ impl Supervisor {
             "dns": self.dns.as_ref().map(|(_, s)| s.local_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>()).unwrap_or_default(),
             "names": self.dns_entries[..self.dns_answering].iter().map(|d| d.name.clone()).collect::<Vec<_>>(),
             "ports": ports,
+            "reserved": reserved,
             "health": health,
             "pending_restarts": self.pending.keys().collect::<Vec<_>>(),
         })
@@ -223,9 +274,10 @@ impl Supervisor {
     /// One pass over the project's containers; true when the project is gone.
     async fn pass(&mut self) -> anyhow::Result<bool> {
         let rows = self.db.containers(&self.project)?;
-        let mut rows: Vec<ContainerRecord> =
+        // One-off containers (`run`) count too: they ask for names, may publish ports and have
+        // health checks (their rows carry no restart policy).
+        let rows: Vec<ContainerRecord> =
             rows.into_iter().map(|r| container::refresh(&self.roots, &self.db, &r).unwrap_or(r)).collect();
-        rows.retain(|r| !r.oneoff);
         if rows.is_empty() {
             self.empty_ticks += 1;
             // Twice in a row (`up` may be between removing a container and creating its
@@ -243,9 +295,19 @@ impl Supervisor {
         self.exits(&specs);
         self.fire_restarts(&specs).await;
         self.probe(&specs).await;
-        self.publish(&specs).await;
+        self.ports.reconcile(&self.db, &self.events, &specs).await;
         self.serve_names(&specs).await;
+        self.heartbeat();
         Ok(false)
+    }
+
+    /// Sets the lock file's time to when this pass ran, or to just before the earliest exit a
+    /// pending restart is for: a supervisor that takes over after this one is killed handles the
+    /// exits after that time (see [`main`]), so no restart is lost in between.
+    fn heartbeat(&self) {
+        let now = crate::state::now_millis();
+        let upto = self.pending.values().map(|p| p.exit - 1).fold(now, i64::min);
+        let _ = self.heartbeat.set_modified(UNIX_EPOCH + Duration::from_millis(upto.max(0) as u64));
     }
 
     /// Notices runs that ended and applies restart policies.
@@ -271,7 +333,8 @@ impl Supervisor {
                 Decision::Restart { after, .. } => {
                     let reason =
                         if r.oom_killed { "OOM-killed".to_string() } else { format!("exited with code {code}") };
-                    self.pending.insert(r.id.clone(), (Instant::now() + after, reason));
+                    let pending = Pending { at: Instant::now() + after, why: reason, exit: finished };
+                    self.pending.insert(r.id.clone(), pending);
                 }
                 Decision::GiveUp { count } => {
                     record_event(&self.db, r, "restart_give_up", &[("restarts", count.into())]);
@@ -284,8 +347,8 @@ impl Supervisor {
         let due: Vec<(String, String)> = self
             .pending
             .iter()
-            .filter(|(_, (at, _))| *at <= Instant::now())
-            .map(|(id, (_, why))| (id.clone(), why.clone()))
+            .filter(|(_, p)| p.at <= Instant::now())
+            .map(|(id, p)| (id.clone(), p.why.clone()))
             .collect();
         for (id, why) in due {
             self.pending.remove(&id);
@@ -305,10 +368,12 @@ impl Supervisor {
             let db = StateDb::open(&roots.root)?;
             if running {
                 container::restart(&roots, &db, &r, None)?;
-            } else {
-                container::start(&roots, &db, &r, StartMode::Detached)?;
+            } else if container::start(&roots, &db, &r, StartMode::Detached)? {
                 db.count_restart(&r.id)?;
                 record_event(&db, &r, "restart", &[("reason", why.clone().into())]);
+            } else {
+                // Started meanwhile by someone else (`up`, `start`): not a restart of ours.
+                return Ok(());
             }
             db.set_restart_reason(&r.id, &why)?;
             Ok(())
@@ -387,69 +452,6 @@ impl Supervisor {
         self.serve_names(&specs).await;
     }
 
-    /// Publishes the ports of running containers (proxy and DNAT) and withdraws the others'.
-    async fn publish(&mut self, specs: &[(ContainerRecord, SuperviseSpec)]) {
-        let mut live = Vec::new();
-        for (r, spec) in specs {
-            if spec.publish.is_empty() || !r.status.is_alive() {
-                continue;
-            }
-            live.push(r.id.clone());
-            if self.published.get(&r.id).is_some_and(|p| p.started_at == r.started_at) {
-                continue;
-            }
-            if let Some(old) = self.published.remove(&r.id) {
-                if let Some(p) = old.proxy {
-                    p.stop().await;
-                }
-            }
-            let mappings: Vec<_> = spec.publish.iter().map(|p| p.mapping()).collect();
-            let proxy = match PortProxy::start(&mappings).await {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    record_event(&self.db, r, "publish_failed", &[("error", e.to_string().into())]);
-                    None
-                }
-            };
-            if let Some(nft) = self.nft.clone() {
-                let rules: Vec<Rule> = spec
-                    .publish
-                    .iter()
-                    .map(|p| {
-                        Rule::Dnat(PortRule {
-                            proto: p.mapping().proto,
-                            host_ip: Some(p.host_ip).filter(|h| !h.is_unspecified()),
-                            host_port: p.host_port,
-                            container_ip: p.container_ip,
-                            container_port: p.container_port,
-                        })
-                    })
-                    .collect();
-                let owner = port_owner(&r.name);
-                let applied = tokio::task::spawn_blocking(move || nft.apply(&owner, &rules)).await;
-                if let Ok(Err(e)) = applied {
-                    record_event(&self.db, r, "publish_failed", &[("error", e.to_string().into())]);
-                }
-            }
-            self.published.insert(r.id.clone(), Published { started_at: r.started_at, proxy });
-        }
-        let gone: Vec<String> = self.published.keys().filter(|id| !live.contains(id)).cloned().collect();
-        for id in gone {
-            if let Some(p) = self.published.remove(&id) {
-                if let Some(proxy) = p.proxy {
-                    proxy.stop().await;
-                }
-            }
-            let name = specs.iter().find(|(r, _)| r.id == id).map(|(r, _)| r.name.clone());
-            self.withdraw_rules(name).await;
-        }
-    }
-
-    async fn withdraw_rules(&self, name: Option<String>) {
-        let (Some(nft), Some(name)) = (self.nft.clone(), name) else { return };
-        let _ = tokio::task::spawn_blocking(move || nft.remove(&port_owner(&name))).await;
-    }
-
     /// Serves names of running containers that are not unhealthy, on every gateway the project's
     /// containers point their resolvers at.
     async fn serve_names(&mut self, specs: &[(ContainerRecord, SuperviseSpec)]) {
@@ -507,31 +509,11 @@ impl Supervisor {
         for (_, (_, t)) in self.probes.drain() {
             t.abort();
         }
-        let names: Vec<String> = self
-            .db
-            .containers(&self.project)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|r| self.published.contains_key(&r.id))
-            .map(|r| r.name)
-            .collect();
-        for (_, p) in self.published.drain() {
-            if let Some(proxy) = p.proxy {
-                proxy.stop().await;
-            }
-        }
-        for n in names {
-            self.withdraw_rules(Some(n)).await;
-        }
+        self.ports.close().await;
         if let Some((_, s)) = self.dns.take() {
             s.stop().await;
         }
     }
-}
-
-/// The nftables owner tag of a container's published ports.
-pub fn port_owner(container: &str) -> String {
-    format!("ports:{container}")
 }
 
 async fn probe_loop(

@@ -5,6 +5,8 @@
 pub mod client;
 pub mod daemon;
 pub mod health;
+pub mod ports;
 pub mod probe;
+pub mod reserve;
 pub mod restart;
 pub mod spec;

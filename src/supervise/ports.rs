@@ -1,0 +1,423 @@
+//! The supervisor's published ports: a userland proxy per running container that publishes ports
+//! (and nftables DNAT rules for traffic to the host's other addresses), and the ports `up`
+//! reserves before it starts containers.
+//!
+//! A reservation is the bound socket itself ([`HeldPort`]): only one socket can hold
+//! `host_ip:port`, so two projects racing for a port cannot both get it, and the one that loses
+//! hears so before it makes anything. The socket is handed to the container's proxy once the
+//! container runs; a reservation nobody claimed goes when the `up` that made it says it is done
+//! or exits. A port the proxy cannot bind (another program, or another project, took it while the
+//! container was stopped) is said once in the supervisor's log and an event, and tried again on
+//! every pass until it is free; DNAT rules are installed only for ports the proxy holds.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use berth_network::nat::{Firewall, Nft, PortRule, Rule};
+use berth_network::proxy::{HeldPort, PortMapping, PortProxy, Proto};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::spec::{Published, SuperviseSpec};
+use crate::container::record_event;
+use crate::events::{Event, EventSink};
+use crate::state::{ContainerRecord, StateDb};
+
+/// A host port: protocol, address and number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostPort {
+    /// UDP (else TCP).
+    pub udp: bool,
+    /// The host address (unspecified for all).
+    pub ip: IpAddr,
+    /// The port.
+    pub port: u16,
+}
+
+impl HostPort {
+    /// The host side of a published port.
+    pub fn of(p: &Published) -> HostPort {
+        HostPort { udp: p.udp, ip: p.host_ip, port: p.host_port }
+    }
+
+    fn of_mapping(m: &PortMapping) -> HostPort {
+        HostPort { udp: m.proto == Proto::Udp, ip: m.host_ip, port: m.host_port }
+    }
+
+    /// Whether both cannot be bound at once: same protocol and port, and the same address or
+    /// one of them all addresses.
+    pub fn overlaps(&self, other: &HostPort) -> bool {
+        self.udp == other.udp
+            && self.port == other.port
+            && (self.ip == other.ip || self.ip.is_unspecified() || other.ip.is_unspecified())
+    }
+
+    fn proto(&self) -> Proto {
+        if self.udp {
+            Proto::Udp
+        } else {
+            Proto::Tcp
+        }
+    }
+
+    /// Binds it (the reservation).
+    pub fn bind(&self) -> berth_network::Result<HeldPort> {
+        HeldPort::bind(self.proto(), SocketAddr::new(self.ip, self.port))
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "port {}/{} on {}", self.port, self.proto(), self.ip)
+    }
+}
+
+/// Whether a failed bind failed because the address is taken.
+pub fn in_use(e: &berth_network::Error) -> bool {
+    matches!(e, berth_network::Error::PortUnavailable { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse)
+}
+
+/// Which container of `rows` (any project) publishes `port` while running, other than
+/// `except`: `container NAME` (`of project P` when not of `project`).
+pub fn holder_of(rows: &[ContainerRecord], project: &str, port: &HostPort, except: &str) -> Option<String> {
+    rows.iter()
+        .filter(|r| r.name != except && r.status.is_alive())
+        .find(|r| {
+            SuperviseSpec::of(&r.config).is_some_and(|s| s.publish.iter().any(|p| HostPort::of(p).overlaps(port)))
+        })
+        .map(|r| describe(&r.name, &r.project, project))
+}
+
+/// `container NAME`, with its project when it is not `project`.
+pub fn describe(container: &str, its_project: &str, project: &str) -> String {
+    if its_project == project {
+        format!("container {container}")
+    } else {
+        format!("container {container} of project {its_project}")
+    }
+}
+
+/// A port that cannot be bound, and why.
+type Unbindable = (HostPort, berth_network::Error);
+
+/// A port held for a container `up` is about to start.
+struct Reservation {
+    container: String,
+    /// The `up` that asked (its reservations go when it exits).
+    owner: i32,
+    port: HostPort,
+    /// `None` while the port is still served for a container this `up` replaces.
+    socket: Option<HeldPort>,
+}
+
+/// What is served for one running container.
+struct Served {
+    name: String,
+    started_at: Option<i64>,
+    proxy: Option<PortProxy>,
+    /// Its DNAT rules are installed.
+    rules: bool,
+    /// Why its proxy could not start (said once per distinct reason).
+    error: Option<String>,
+}
+
+/// The published ports of one project.
+pub struct Ports {
+    nft: Option<Nft>,
+    /// By container id.
+    served: HashMap<String, Served>,
+    reserved: Vec<Reservation>,
+}
+
+impl Ports {
+    /// Nothing served yet; DNAT rules through `nft` where nftables is available.
+    pub fn new(nft: Option<Nft>) -> Ports {
+        Ports { nft, served: HashMap::new(), reserved: Vec::new() }
+    }
+
+    /// The container whose proxy holds a port overlapping `port`.
+    fn serving(&self, port: &HostPort) -> Option<&str> {
+        self.served
+            .values()
+            .find(|s| {
+                s.proxy.as_ref().is_some_and(|p| p.bound().iter().any(|m| HostPort::of_mapping(m).overlaps(port)))
+            })
+            .map(|s| s.name.as_str())
+    }
+
+    /// Holds `ports` for `container` (about to be started by the `up` with pid `owner`), all or
+    /// none. Ports served now for `container` itself or for one of `frees` (containers that `up`
+    /// stops or removes first) pass to it when they are let go. A conflict comes back as
+    /// `{"port": …, "holder": NAME or null, "in_use": bool, "error": …}` (`holder` null when the
+    /// port is taken outside this project: the caller names who has it).
+    pub fn reserve(
+        &mut self,
+        container: &str,
+        owner: i32,
+        frees: &[String],
+        ports: &[HostPort],
+    ) -> Result<(), serde_json::Value> {
+        let conflict = |port: &HostPort, holder: Option<&str>, in_use: bool, error: String| json!({"port": port, "holder": holder, "in_use": in_use, "error": error});
+        let mut new: Vec<Reservation> = Vec::new();
+        for port in ports {
+            if self.reserved.iter().chain(&new).any(|r| r.container == container && r.port == *port) {
+                continue;
+            }
+            if let Some(r) = self.reserved.iter().chain(&new).find(|r| r.port.overlaps(port)) {
+                return Err(conflict(port, Some(&r.container), true, "reserved".into()));
+            }
+            let socket = match self.serving(port) {
+                Some(name) if name == container || frees.iter().any(|f| f == name) => None,
+                Some(name) => return Err(conflict(port, Some(name), true, "served".into())),
+                None => match port.bind() {
+                    Ok(s) => Some(s),
+                    Err(e) => return Err(conflict(port, None, in_use(&e), e.to_string())),
+                },
+            };
+            new.push(Reservation { container: container.to_string(), owner, port: *port, socket });
+        }
+        self.reserved.extend(new);
+        Ok(())
+    }
+
+    /// Lets go of what `owner` reserved and no container has claimed.
+    pub fn release(&mut self, owner: i32) {
+        self.reserved.retain(|r| r.owner != owner);
+    }
+
+    /// The ports served and reserved, for the `status` answer.
+    pub fn status(&self) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+        let served = self
+            .served
+            .values()
+            .flat_map(|s| {
+                s.proxy.iter().flat_map(move |proxy| {
+                    proxy.bound().iter().map(move |m| {
+                        json!({"container": s.name, "proto": m.proto.as_str(),
+                               "host": SocketAddr::new(m.host_ip, m.host_port).to_string(),
+                               "target": SocketAddr::new(m.container_ip, m.container_port).to_string()})
+                    })
+                })
+            })
+            .collect();
+        let reserved = self
+            .reserved
+            .iter()
+            .map(|r| {
+                json!({"container": r.container, "proto": r.port.proto().as_str(),
+                       "host": SocketAddr::new(r.port.ip, r.port.port).to_string(), "port": r.port})
+            })
+            .collect();
+        (served, reserved)
+    }
+
+    /// Serves the ports of running containers (proxy and DNAT), withdraws the others', and
+    /// drops reservations whose `up` is gone.
+    pub async fn reconcile(
+        &mut self,
+        db: &StateDb,
+        events: &Arc<dyn EventSink>,
+        specs: &[(ContainerRecord, SuperviseSpec)],
+    ) {
+        self.reserved.retain(|r| crate::container::pid_alive(r.owner));
+        let live: Vec<&(ContainerRecord, SuperviseSpec)> =
+            specs.iter().filter(|(r, s)| !s.publish.is_empty() && r.status.is_alive()).collect();
+        // What no longer runs (or runs anew) lets go first: a successor may take its ports.
+        let stale: Vec<String> = self
+            .served
+            .iter()
+            .filter(|(id, s)| !live.iter().any(|(r, _)| &r.id == *id && r.started_at == s.started_at))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            let Some(s) = self.served.remove(&id) else { continue };
+            if let Some(p) = s.proxy {
+                p.stop().await;
+            }
+            if s.rules && !live.iter().any(|(r, _)| r.id == id) {
+                self.withdraw_rules(&s.name).await;
+            }
+        }
+        for r in self.reserved.iter_mut().filter(|r| r.socket.is_none()) {
+            r.socket = r.port.bind().ok();
+        }
+        for (r, spec) in live {
+            if self.served.get(&r.id).is_some_and(|s| s.proxy.is_some()) {
+                continue;
+            }
+            let mappings: Vec<PortMapping> = spec.publish.iter().map(|p| p.mapping()).collect();
+            let proxy = match self.bind(&r.name, &mappings) {
+                Ok(held) => PortProxy::serve(held).map_err(|e| e.to_string()),
+                Err(failed) => Err(self.unavailable(db, r, &failed.0, &failed.1)),
+            };
+            let entry = self.served.entry(r.id.clone()).or_insert_with(|| Served {
+                name: r.name.clone(),
+                started_at: r.started_at,
+                proxy: None,
+                rules: false,
+                error: None,
+            });
+            match proxy {
+                Ok(p) => {
+                    if entry.error.take().is_some() {
+                        let ports: Vec<String> = spec.publish.iter().map(|p| HostPort::of(p).to_string()).collect();
+                        events.emit(Event::Warning {
+                            message: format!("container {} publishes {} now", r.name, ports.join(", ")),
+                        });
+                    }
+                    entry.proxy = Some(p);
+                }
+                Err(msg) => {
+                    if entry.error.as_deref() != Some(msg.as_str()) {
+                        events.emit(Event::Warning { message: format!("{msg}; tried again until it is free") });
+                        record_event(db, r, "publish_failed", &[("error", msg.clone().into())]);
+                        entry.error = Some(msg);
+                    }
+                    continue;
+                }
+            }
+            if !entry.rules {
+                entry.rules = true;
+                if let Some(nft) = self.nft.clone() {
+                    let rules: Vec<Rule> = spec.publish.iter().map(dnat).collect();
+                    let owner = port_owner(&r.name);
+                    let applied = tokio::task::spawn_blocking(move || nft.apply(&owner, &rules)).await;
+                    if let Ok(Err(e)) = applied {
+                        record_event(db, r, "publish_failed", &[("error", e.to_string().into())]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Binds `mappings` for `container`, taking what was reserved for it: all or nothing (what it
+    /// had reserved stays reserved when another port fails).
+    fn bind(
+        &mut self,
+        container: &str,
+        mappings: &[PortMapping],
+    ) -> Result<Vec<(PortMapping, HeldPort)>, Box<Unbindable>> {
+        let reserved = |s: &Self, hp: &HostPort| {
+            s.reserved.iter().position(|r| r.container == container && r.port == *hp && r.socket.is_some())
+        };
+        let mut fresh: Vec<Option<HeldPort>> = Vec::new();
+        for m in mappings {
+            let hp = HostPort::of_mapping(m);
+            if reserved(self, &hp).is_some() {
+                fresh.push(None);
+                continue;
+            }
+            fresh.push(Some(hp.bind().map_err(|e| Box::new((hp, e)))?));
+        }
+        let mut held = Vec::new();
+        for (m, f) in mappings.iter().zip(fresh) {
+            let socket = match f {
+                Some(s) => s,
+                None => {
+                    let i = reserved(self, &HostPort::of_mapping(m)).expect("checked above");
+                    self.reserved.remove(i).socket.expect("checked above")
+                }
+            };
+            held.push((*m, socket));
+        }
+        Ok(held)
+    }
+
+    /// Why `r` cannot publish `port`, naming who has it when berth knows.
+    fn unavailable(&self, db: &StateDb, r: &ContainerRecord, port: &HostPort, e: &berth_network::Error) -> String {
+        if !in_use(e) {
+            return format!("container {} cannot publish {port}: {e}", r.name);
+        }
+        let who = self
+            .reserved
+            .iter()
+            .find(|x| x.port.overlaps(port))
+            .map(|x| format!("container {} (starting)", x.container))
+            .or_else(|| self.serving(port).map(|n| format!("container {n}")))
+            .or_else(|| holder_of(&db.all_containers().unwrap_or_default(), &r.project, port, &r.name))
+            .unwrap_or_else(|| "another program".into());
+        format!("container {} cannot publish {port}: it is in use by {who}", r.name)
+    }
+
+    async fn withdraw_rules(&self, name: &str) {
+        let Some(nft) = self.nft.clone() else { return };
+        let owner = port_owner(name);
+        let _ = tokio::task::spawn_blocking(move || nft.remove(&owner)).await;
+    }
+
+    /// Stops serving: proxies, DNAT rules, reservations.
+    pub async fn close(&mut self) {
+        self.reserved.clear();
+        let served: Vec<Served> = self.served.drain().map(|(_, s)| s).collect();
+        for s in served {
+            if let Some(p) = s.proxy {
+                p.stop().await;
+            }
+            if s.rules {
+                self.withdraw_rules(&s.name).await;
+            }
+        }
+    }
+}
+
+fn dnat(p: &Published) -> Rule {
+    Rule::Dnat(PortRule {
+        proto: p.mapping().proto,
+        host_ip: Some(p.host_ip).filter(|h| !h.is_unspecified()),
+        host_port: p.host_port,
+        container_ip: p.container_ip,
+        container_port: p.container_port,
+    })
+}
+
+/// The nftables owner tag of a container's published ports.
+pub fn port_owner(container: &str) -> String {
+    format!("ports:{container}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hp(ip: &str, port: u16) -> HostPort {
+        HostPort { udp: false, ip: ip.parse().unwrap(), port }
+    }
+
+    #[test]
+    fn ports_overlap_on_the_same_address_or_all_addresses() {
+        assert!(hp("0.0.0.0", 80).overlaps(&hp("127.0.0.1", 80)));
+        assert!(hp("127.0.0.1", 80).overlaps(&hp("127.0.0.1", 80)));
+        assert!(!hp("127.0.0.1", 80).overlaps(&hp("127.0.0.2", 80)));
+        assert!(!hp("0.0.0.0", 80).overlaps(&hp("0.0.0.0", 81)));
+        assert!(!hp("0.0.0.0", 80).overlaps(&HostPort { udp: true, ..hp("0.0.0.0", 80) }));
+        assert_eq!(hp("0.0.0.0", 8080).to_string(), "port 8080/tcp on 0.0.0.0");
+    }
+
+    #[test]
+    fn a_reservation_holds_the_port_for_one_container_until_released() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let mut ports = Ports::new(None);
+            let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let port = hp("127.0.0.1", free);
+            let me = std::process::id() as i32;
+            ports.reserve("p-web-1", me, &[], &[port]).unwrap();
+            assert!(port.bind().is_err(), "held by the reservation");
+            // Asking again for the same container is no conflict; another container is told who.
+            ports.reserve("p-web-1", me, &[], &[port]).unwrap();
+            let err = ports.reserve("p-api-1", me, &[], &[hp("0.0.0.0", free)]).unwrap_err();
+            assert_eq!(err["holder"], "p-web-1", "{err}");
+            // A port taken outside the project: no holder known here, but in use.
+            let outside = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let taken = hp("127.0.0.1", outside.local_addr().unwrap().port());
+            let err = ports.reserve("p-db-1", me, &[], &[taken]).unwrap_err();
+            assert_eq!((err["holder"].is_null(), err["in_use"].as_bool()), (true, Some(true)), "{err}");
+            assert_eq!(ports.status().1.len(), 1);
+            ports.release(me);
+            assert!(ports.status().1.is_empty());
+            assert!(port.bind().is_ok(), "free once released");
+        });
+    }
+}

@@ -1,0 +1,307 @@
+//! What `up` settles with the supervisor before it starts containers: the fixed host ports its
+//! plan's containers publish are checked (also by `--dry-run`) and then reserved by the project's
+//! supervisor, which binds them at once and hands them to each container's proxy when it runs.
+//! Binding is the reservation, so of two projects started at the same moment only one gets a
+//! port; the other fails before it makes anything, naming the container that has the port.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use berth_compose::Project;
+use serde_json::json;
+
+use super::client;
+use super::ports::{describe, holder_of, HostPort};
+use super::spec::SuperviseSpec;
+use crate::container::Roots;
+use crate::plan::{Kind, Op, Plan};
+use crate::state::{ContainerRecord, StateDb};
+
+/// A fixed host port a container of the plan publishes when it starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wanted {
+    /// The container.
+    pub container: String,
+    /// Its service.
+    pub service: String,
+    /// The index in the service's `ports`.
+    pub index: usize,
+    /// The host port.
+    pub port: HostPort,
+}
+
+impl Wanted {
+    fn conflict(&self, who: &str) -> String {
+        format!("services.{}.ports[{}]: {} is already in use by {who}", self.service, self.index, self.port)
+    }
+}
+
+/// The fixed host ports of the containers `plan` creates or starts, in plan order: from the
+/// service for new containers, from the state row (host ports as chosen) for existing ones.
+/// Random and range host ports are chosen when the container is made and are not listed.
+pub fn wanted(project: &Project, plan: &Plan, rows: &[ContainerRecord]) -> anyhow::Result<Vec<Wanted>> {
+    let mut out: Vec<Wanted> = Vec::new();
+    let created: BTreeSet<&str> = plan
+        .steps
+        .iter()
+        .filter(|s| s.kind == Kind::Container && s.op == Op::Create)
+        .map(|s| s.name.as_str())
+        .collect();
+    for step in plan.steps.iter().filter(|s| s.kind == Kind::Container) {
+        let Some(service) = step.service.clone() else { continue };
+        match step.op {
+            Op::Create => {
+                let Some(svc) = project.services.get(&service) else { continue };
+                if svc.network_mode.is_some() {
+                    continue;
+                }
+                for (index, p) in crate::stack::netmodel::publish_specs(svc)?.iter().enumerate() {
+                    let Some((a, b)) = p.host_ports else { continue };
+                    if a != b {
+                        continue;
+                    }
+                    let udp = p.proto == berth_network::proxy::Proto::Udp;
+                    let ip = p.host_ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+                    let port = HostPort { udp, ip, port: a };
+                    out.push(Wanted { container: step.name.clone(), service: service.clone(), index, port });
+                }
+            }
+            Op::Start if !created.contains(step.name.as_str()) => {
+                let Some(spec) = rows.iter().find(|r| r.name == step.name).and_then(|r| SuperviseSpec::of(&r.config))
+                else {
+                    continue;
+                };
+                for (index, p) in spec.publish.iter().enumerate() {
+                    let port = HostPort::of(p);
+                    out.push(Wanted { container: step.name.clone(), service: service.clone(), index, port });
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut seen = BTreeSet::new();
+    out.retain(|w| seen.insert((w.container.clone(), w.port.udp, w.port.ip, w.port.port)));
+    Ok(out)
+}
+
+/// The containers `plan` stops or removes (their ports pass to their successors).
+pub fn frees(plan: &Plan) -> Vec<String> {
+    let names: BTreeSet<String> = plan
+        .steps
+        .iter()
+        .filter(|s| s.kind == Kind::Container && matches!(s.op, Op::Stop | Op::Remove))
+        .map(|s| s.name.clone())
+        .collect();
+    names.into_iter().collect()
+}
+
+/// Checks `wanted` against the project's own containers `rows` (one that runs and stays, or one
+/// the plan starts earlier, has the port: it is named) and the host (`free` binds and lets go;
+/// `outside` names who has a port taken outside the project).
+pub fn check(
+    wanted: &[Wanted],
+    rows: &[ContainerRecord],
+    frees: &[String],
+    free: impl Fn(&HostPort) -> bool,
+    outside: impl Fn(&HostPort) -> String,
+) -> Result<(), String> {
+    let publish = |r: &ContainerRecord| -> Vec<HostPort> {
+        SuperviseSpec::of(&r.config).map(|s| s.publish.iter().map(HostPort::of).collect()).unwrap_or_default()
+    };
+    let running = rows.iter().filter(|r| r.status.is_alive());
+    let (going, staying): (Vec<&ContainerRecord>, Vec<&ContainerRecord>) =
+        running.partition(|r| frees.contains(&r.name));
+    let mut held: Vec<(HostPort, String)> =
+        staying.iter().flat_map(|r| publish(r).into_iter().map(|p| (p, r.name.clone()))).collect();
+    // Served by this project's supervisor for containers the plan replaces: theirs to pass on.
+    let passed: Vec<HostPort> = going.iter().flat_map(|r| publish(r)).collect();
+    for w in wanted {
+        if let Some((_, who)) = held.iter().find(|(p, who)| p.overlaps(&w.port) && *who != w.container) {
+            return Err(w.conflict(&format!("container {who}")));
+        }
+        if held.iter().any(|(p, who)| p.overlaps(&w.port) && *who == w.container) {
+            continue;
+        }
+        if !passed.iter().any(|p| p.overlaps(&w.port)) && !free(&w.port) {
+            return Err(w.conflict(&outside(&w.port)));
+        }
+        held.push((w.port, w.container.clone()));
+    }
+    Ok(())
+}
+
+/// Whether `port` can be bound now. Other berth commands probe ports the same way (bind and let
+/// go), so a port found taken is tried a few more times in the next tens of milliseconds.
+pub fn free(port: &HostPort) -> bool {
+    (0..TRIES).any(|i| {
+        if i > 0 {
+            std::thread::sleep(RETRY);
+        }
+        super::spec::bindable(port.ip, port.udp, port.port).is_some()
+    })
+}
+
+/// How often, and how far apart, a port found taken is tried again before it counts as taken.
+const TRIES: u32 = 5;
+const RETRY: Duration = Duration::from_millis(20);
+
+/// Who has `port`, which project `project` cannot bind: a running container of another project
+/// (from the state database), one another project's supervisor serves or holds for a container it
+/// is starting (asked over its socket), or another program.
+pub fn holder(roots: &Roots, db: &StateDb, project: &str, port: &HostPort) -> String {
+    if let Some(who) = holder_of(&db.all_containers().unwrap_or_default(), project, port, "") {
+        return who;
+    }
+    let others = std::fs::read_dir(client::dir(roots)).into_iter().flatten().filter_map(|e| {
+        let name = e.ok()?.file_name().into_string().ok()?;
+        Some(name.strip_suffix(".sock")?.to_string()).filter(|p| p != project)
+    });
+    for other in others {
+        let Ok(status) = client::request(roots, &other, "status", Duration::from_secs(1)) else { continue };
+        let entries = ["ports", "reserved"].into_iter().flat_map(|k| status[k].as_array().cloned().unwrap_or_default());
+        for e in entries {
+            let Some(host) = e["host"].as_str().and_then(|h| h.parse::<std::net::SocketAddr>().ok()) else { continue };
+            let theirs = HostPort { udp: e["proto"] == "udp", ip: host.ip(), port: host.port() };
+            if theirs.overlaps(port) {
+                return describe(e["container"].as_str().unwrap_or("?"), &other, project);
+            }
+        }
+    }
+    "another program".into()
+}
+
+/// Has the project's supervisor hold `wanted` for the containers about to start (all, or none
+/// when one cannot be had: the error names the port and who has it). The reservations are this
+/// process's: [`release`] lets go of those no container claimed, and they go when it exits.
+pub fn reserve(roots: &Roots, db: &StateDb, project: &str, wanted: &[Wanted], frees: &[String]) -> anyhow::Result<()> {
+    let result = reserve_all(roots, db, project, wanted, frees);
+    if result.is_err() {
+        release(roots, project);
+    }
+    result
+}
+
+fn reserve_all(roots: &Roots, db: &StateDb, project: &str, wanted: &[Wanted], frees: &[String]) -> anyhow::Result<()> {
+    let mut containers: Vec<&str> = Vec::new();
+    for w in wanted {
+        if !containers.contains(&w.container.as_str()) {
+            containers.push(&w.container);
+        }
+    }
+    for c in containers {
+        let mine: Vec<&Wanted> = wanted.iter().filter(|w| w.container == c).collect();
+        let ports: Vec<HostPort> = mine.iter().map(|w| w.port).collect();
+        let body =
+            json!({"op": "reserve", "container": c, "owner": std::process::id(), "frees": frees, "ports": ports});
+        let mut reply = client::request_value(roots, project, &body, Duration::from_secs(10))?;
+        // Taken outside the project: perhaps only for the instant another command probes it.
+        for _ in 1..TRIES {
+            if reply["conflict"]["in_use"] != true || !reply["conflict"]["holder"].is_null() {
+                break;
+            }
+            std::thread::sleep(RETRY);
+            reply = client::request_value(roots, project, &body, Duration::from_secs(10))?;
+        }
+        if reply["ok"] == true {
+            continue;
+        }
+        if reply["error"].as_str().is_some_and(|e| e.starts_with("unknown request")) {
+            // A supervisor from an older berth: the ports were only checked beforehand.
+            return Ok(());
+        }
+        let conflict = &reply["conflict"];
+        let Ok(port) = serde_json::from_value::<HostPort>(conflict["port"].clone()) else {
+            anyhow::bail!("the supervisor of project {project:?} cannot reserve the ports of {c}: {reply}");
+        };
+        let w = mine.iter().find(|w| w.port == port).copied().unwrap_or(mine[0]);
+        if let Some(name) = conflict["holder"].as_str() {
+            anyhow::bail!(w.conflict(&format!("container {name}")));
+        }
+        if conflict["in_use"] == true {
+            anyhow::bail!(w.conflict(&holder(roots, db, project, &port)));
+        }
+        let error = conflict["error"].as_str().unwrap_or("?");
+        anyhow::bail!("services.{}.ports[{}]: cannot bind {port}: {error}", w.service, w.index);
+    }
+    Ok(())
+}
+
+/// Lets go of the ports this process reserved that no container claimed (the containers that
+/// started have theirs served by now).
+pub fn release(roots: &Roots, project: &str) {
+    let body = json!({"op": "release", "owner": std::process::id()});
+    let _ = client::request_value(roots, project, &body, Duration::from_secs(5));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Status;
+    use crate::supervise::spec::Published;
+
+    fn row(name: &str, status: Status, port: u16) -> ContainerRecord {
+        let spec = SuperviseSpec {
+            publish: vec![Published {
+                udp: false,
+                host_ip: "0.0.0.0".parse().unwrap(),
+                host_port: port,
+                container_ip: "10.0.0.2".parse().unwrap(),
+                container_port: 80,
+            }],
+            ..Default::default()
+        };
+        let mut config = serde_json::json!({});
+        config[crate::supervise::spec::CONFIG_KEY] = serde_json::to_value(spec).unwrap();
+        ContainerRecord {
+            id: format!("id-{name}"),
+            name: name.into(),
+            project: "p".into(),
+            service: name.split('-').nth(1).unwrap_or("web").into(),
+            number: 1,
+            oneoff: false,
+            image: "busybox".into(),
+            image_digest: String::new(),
+            config_hash: String::new(),
+            runtime: "runc".into(),
+            status,
+            pid: None,
+            monitor_pid: None,
+            exit_code: None,
+            oom_killed: false,
+            restart_count: 0,
+            created_at: 0,
+            started_at: None,
+            finished_at: None,
+            config,
+        }
+    }
+
+    fn want(container: &str, service: &str, port: u16) -> Wanted {
+        Wanted {
+            container: container.into(),
+            service: service.into(),
+            index: 0,
+            port: HostPort { udp: false, ip: "127.0.0.1".parse().unwrap(), port },
+        }
+    }
+
+    #[test]
+    fn a_port_taken_by_an_earlier_container_of_the_project_names_that_container() {
+        let rows = [row("p-web-1", Status::Running, 8080), row("p-old-1", Status::Exited, 9090)];
+        let outside = |_: &HostPort| "another program".to_string();
+        // A running container that stays has it.
+        let err = check(&[want("p-api-1", "api", 8080)], &rows, &[], |_| true, outside).unwrap_err();
+        assert_eq!(err, "services.api.ports[0]: port 8080/tcp on 127.0.0.1 is already in use by container p-web-1");
+        // Unless the plan replaces it: then its port passes on (no probe: the supervisor holds it).
+        let frees = ["p-web-1".to_string()];
+        check(&[want("p-web-1", "web", 8080)], &rows, &frees, |_| false, outside).unwrap();
+        // An earlier container of the same plan has it: the first is named, not the new one.
+        let both = [want("p-web-1", "web", 7070), want("p-web-2", "web", 7070)];
+        let err = check(&both, &rows, &[], |_| true, outside).unwrap_err();
+        assert!(err.ends_with("in use by container p-web-1"), "{err}");
+        // A stopped container holds nothing; a port taken outside the project names who has it.
+        check(&[want("p-api-1", "api", 9090)], &rows, &[], |_| true, outside).unwrap();
+        let err = check(&[want("p-api-1", "api", 9090)], &rows, &[], |_| false, outside).unwrap_err();
+        assert!(err.ends_with("in use by another program"), "{err}");
+    }
+}
