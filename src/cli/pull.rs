@@ -27,6 +27,12 @@ pub struct PullArgs {
     /// `missing` pulls only images not present locally; `always` (default) pulls every image
     #[arg(long, value_parser = ["missing", "always"])]
     pub policy: Option<String>,
+    /// Also pull the images of the named services' dependencies
+    #[arg(long)]
+    pub include_deps: bool,
+    /// Skip services that have a `build:` section (their image is built, not pulled)
+    #[arg(long)]
+    pub ignore_buildable: bool,
 }
 
 /// Runs `berth pull`.
@@ -41,12 +47,24 @@ pub fn run(project: &ProjectArgs, args: PullArgs) -> anyhow::Result<()> {
             bail!("no such service: `{s}`");
         }
     }
+    let mut wanted: std::collections::BTreeSet<String> = args.services.iter().cloned().collect();
+    if args.include_deps && !wanted.is_empty() {
+        let named: Vec<String> = wanted.iter().cloned().collect();
+        wanted.extend(berth::graph::ServiceGraph::new(&loaded.project).with_dependencies(&named));
+    }
     let store = ImageStore::open(&ImageStore::default_state_root()).context("cannot open the image store")?;
     let cli_policy = args.policy.as_deref().map(PullPolicy::parse).transpose()?;
     let mut refs: Vec<(Reference, Option<Platform>)> = Vec::new();
     let sink = renderer(args.quiet);
     for (name, svc) in services {
-        if !args.services.is_empty() && !args.services.contains(name) {
+        if !wanted.is_empty() && !wanted.contains(name) {
+            continue;
+        }
+        if args.ignore_buildable && svc.build.is_some() {
+            sink.emit(Event::ImageSkipped {
+                image: svc.image_name(&loaded.project.name),
+                reason: "it is built".into(),
+            });
             continue;
         }
         let Some(img) = &svc.image else { continue };

@@ -142,3 +142,30 @@ fn cli_login_logout_and_basic_auth_registry() {
     let (ok, out) = run(&["pull"], "");
     assert!(ok, "{out}");
 }
+
+#[test]
+fn pull_includes_dependencies_and_skips_what_is_built() {
+    require_root("unpacking layers with owners");
+    let layout = fixture_layout();
+    let reg = Registry::with_fixtures(&layout);
+    let root = TempRoot::new();
+    let project = root.path().join("project");
+    fs::create_dir(&project).unwrap();
+    let compose = format!(
+        "services:\n  app:\n    image: {}\n    depends_on: [db]\n  db:\n    image: {}\n  made:\n    image: {}/berth-test/made-here\n    build: .\n",
+        reg.image("busybox"),
+        reg.image("config"),
+        reg.host()
+    );
+    fs::write(project.join("compose.yaml"), compose).unwrap();
+    let out = berth(root.path(), &project, &["pull", "app"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !stderr.contains(&reg.image("config")), "{stderr}");
+    let out = berth(root.path(), &project, &["pull", "--include-deps", "app"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.contains(&format!("{}: pulled", reg.image("config"))), "{stderr}");
+    let out = berth(root.path(), &project, &["pull", "--ignore-buildable"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("made-here") && stderr.contains("skipped (it is built)"), "{stderr}");
+}
