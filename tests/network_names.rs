@@ -68,6 +68,14 @@ fn names_resolve_through_dockers_address_inside_each_container() {
             .to_string();
         assert!(out.contains(&db_ip), "{out}");
         p.ok(&["exec", "-T", "app", "sh", "-c", "echo | timeout 5 nc 127.0.0.11 53"]);
+        // stats counts what went over the network; -a shows stopped containers too.
+        let stats = p.ok(&["stats", "--no-stream", "--format", "json", "app"]);
+        let row: serde_json::Value = serde_json::from_str(stats.lines().next().unwrap()).unwrap();
+        assert!(row["NetRx"].as_u64().unwrap() > 0 && row["NetTx"].as_u64().unwrap() > 0, "{row}");
+        p.ok(&["stop", "db"]);
+        let table = p.ok(&["stats", "--no-stream"]);
+        assert!(table.contains("NET I/O") && table.contains("BLOCK I/O") && !table.contains("-db-1"), "{table}");
+        assert!(p.ok(&["stats", "--no-stream", "-a"]).contains("-db-1"));
     }));
     p.finish(result);
 }

@@ -1,4 +1,5 @@
-//! `berth stats`: CPU, memory and pids of the running containers, from their cgroups.
+//! `berth stats`: CPU, memory, network and block I/O and pids of the containers, from their
+//! cgroups and their network namespaces.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,12 @@ pub struct StatsArgs {
     /// Print one sample and exit
     #[arg(long)]
     pub no_stream: bool,
+    /// Show stopped containers too (with nothing used)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Show whole container ids
+    #[arg(long)]
+    pub no_trunc: bool,
     /// Output format
     #[arg(long, value_parser = ["table", "json"], default_value = "table")]
     pub format: String,
@@ -44,7 +51,7 @@ pub fn run(project: &ProjectArgs, args: StatsArgs) -> anyhow::Result<()> {
             .containers(&args.services, true)?
             .into_iter()
             .filter_map(|c| container::refresh(&ctx.roots, &ctx.db, &c).ok())
-            .filter(|c| c.status.is_alive())
+            .filter(|c| args.all || c.status.is_alive())
             .collect();
         if prev.is_empty() {
             prev = list.iter().map(|c| (c.id.clone(), container::stats(c).unwrap_or_default())).collect();
@@ -54,10 +61,11 @@ pub fn run(project: &ProjectArgs, args: StatsArgs) -> anyhow::Result<()> {
         }
         let dt = at.elapsed().as_nanos().max(1) as f64;
         at = Instant::now();
-        let mut rows = vec![["NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"].map(String::from).to_vec()];
+        let header = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"];
+        let mut rows = vec![header.map(String::from).to_vec()];
         let mut next = Vec::new();
         for c in &list {
-            let s = container::stats(c)?;
+            let s = if c.status.is_alive() { container::stats(c)? } else { Stats::default() };
             let before = prev.iter().find(|(id, _)| id == &c.id).map(|(_, s)| s.cpu_nanos).unwrap_or(s.cpu_nanos);
             let cpu = (s.cpu_nanos.saturating_sub(before)) as f64 / dt * 100.0;
             let limit = s.memory_limit.unwrap_or(0);
@@ -66,14 +74,19 @@ pub fn run(project: &ProjectArgs, args: StatsArgs) -> anyhow::Result<()> {
                 println!(
                     "{}",
                     serde_json::json!({"Name": c.name, "ID": c.id, "CPUPerc": format!("{cpu:.2}%"),
-                        "MemUsage": s.memory, "MemLimit": limit, "MemPerc": format!("{mem_pct:.2}%"), "PIDs": s.pids})
+                        "MemUsage": s.memory, "MemLimit": limit, "MemPerc": format!("{mem_pct:.2}%"), "PIDs": s.pids,
+                        "NetRx": s.net_rx, "NetTx": s.net_tx, "BlockRead": s.block_read, "BlockWrite": s.block_write})
                 );
             }
+            let id = if args.no_trunc { c.id.clone() } else { c.id.chars().take(12).collect() };
             rows.push(vec![
+                id,
                 c.name.clone(),
                 format!("{cpu:.2}%"),
                 format!("{} / {}", human_bytes(s.memory), human_bytes(limit)),
                 format!("{mem_pct:.2}%"),
+                format!("{} / {}", human_bytes(s.net_rx), human_bytes(s.net_tx)),
+                format!("{} / {}", human_bytes(s.block_read), human_bytes(s.block_write)),
                 s.pids.to_string(),
             ]);
             next.push((c.id.clone(), s));

@@ -18,6 +18,14 @@ pub struct Stats {
     pub memory_limit: Option<u64>,
     /// Processes and threads.
     pub pids: u64,
+    /// Bytes received and sent on the container's interfaces (loopback aside).
+    pub net_rx: u64,
+    /// See `net_rx`.
+    pub net_tx: u64,
+    /// Bytes read from and written to block devices.
+    pub block_read: u64,
+    /// See `block_read`.
+    pub block_write: u64,
 }
 
 /// How the host mounts cgroups, as far as the files of one container's cgroup go.
@@ -72,6 +80,11 @@ pub fn stats(rec: &ContainerRecord) -> anyhow::Result<Stats> {
     if s.memory_limit.is_none() {
         s.memory_limit = host_memory();
     }
+    if let Some(pid) = rec.pid.filter(|_| rec.status.is_alive()) {
+        // The init's view of the network is the container's.
+        let dev = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap_or_default();
+        (s.net_rx, s.net_tx) = net_bytes(&dev);
+    }
     Ok(s)
 }
 
@@ -90,6 +103,14 @@ pub fn read_stats(root: &Path, layout: CgroupLayout, rel: &str) -> Stats {
             s.memory = s.memory.saturating_sub(keyed(&d.join("memory.stat"), "inactive_file ").unwrap_or(0));
             s.memory_limit = read_u64(&d.join("memory.max"));
             s.pids = read_u64(&d.join("pids.current")).unwrap_or(0);
+            // io.stat: `MAJ:MIN rbytes=N wbytes=N ...` per device.
+            for line in std::fs::read_to_string(d.join("io.stat")).unwrap_or_default().lines() {
+                for field in line.split_whitespace() {
+                    let value = |k: &str| field.strip_prefix(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                    s.block_read += value("rbytes=");
+                    s.block_write += value("wbytes=");
+                }
+            }
         }
         CgroupLayout::V1 => {
             s.cpu_nanos = read_u64(&dir("cpuacct").join("cpuacct.usage")).unwrap_or(0);
@@ -99,9 +120,37 @@ pub fn read_stats(root: &Path, layout: CgroupLayout, rel: &str) -> Stats {
             s.memory = usage.saturating_sub(cache);
             s.memory_limit = read_u64(&mem.join("memory.limit_in_bytes")).filter(|l| *l < (1 << 62));
             s.pids = read_u64(&dir("pids").join("pids.current")).unwrap_or(0);
+            // `MAJ:MIN Read N` / `MAJ:MIN Write N` per device, and a `Total` line.
+            let io = std::fs::read_to_string(dir("blkio").join("blkio.throttle.io_service_bytes")).unwrap_or_default();
+            for line in io.lines() {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                match f.as_slice() {
+                    [_, "Read", n] => s.block_read += n.parse::<u64>().unwrap_or(0),
+                    [_, "Write", n] => s.block_write += n.parse::<u64>().unwrap_or(0),
+                    _ => {}
+                }
+            }
         }
     }
     s
+}
+
+/// Received and sent bytes summed over the interfaces of a `/proc/<pid>/net/dev` text, loopback
+/// aside.
+pub fn net_bytes(dev: &str) -> (u64, u64) {
+    let mut total = (0, 0);
+    for line in dev.lines().skip(2) {
+        let Some((name, rest)) = line.split_once(':') else { continue };
+        if name.trim() == "lo" {
+            continue;
+        }
+        let f: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        if f.len() >= 9 {
+            total.0 += f[0];
+            total.1 += f[8];
+        }
+    }
+    total
 }
 
 /// Whether the kernel's OOM killer killed a process of the cgroup at `rel` under `root`: the
@@ -165,6 +214,12 @@ mod tests {
     }
 
     #[test]
+    fn network_bytes_leave_loopback_out() {
+        let dev = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo:     500       5    0    0    0     0          0         0      500       5    0    0    0     0       0          0\n  eth0:    1000      10    0    0    0     0          0         0     2000      20    0    0    0     0       0          0\n  eth1:      10       1    0    0    0     0          0         0       20       2    0    0    0     0       0          0\n";
+        assert_eq!(net_bytes(dev), (1010, 2020));
+    }
+
+    #[test]
     fn cgroup_directories_per_layout() {
         let root = Path::new("/sys/fs/cgroup");
         assert_eq!(CgroupLayout::V1.dir(root, "memory", "/berth-abc"), Path::new("/sys/fs/cgroup/memory/berth-abc"));
@@ -181,11 +236,21 @@ mod tests {
             ("berth-abc/memory.max", "33554432\n"),
             ("berth-abc/pids.current", "3\n"),
             ("berth-abc/memory.events", "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n"),
+            ("berth-abc/io.stat", "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2\n8:16 rbytes=1 wbytes=2\n"),
             ("berth-def/memory.max", "max\n"),
             ("berth-def/memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n"),
         ]);
         let s = read_stats(root.path(), CgroupLayout::V2, "/berth-abc");
-        assert_eq!(s, Stats { cpu_nanos: 1_500_000, memory: 9 * 1024 * 1024, memory_limit: Some(32 << 20), pids: 3 });
+        let want = Stats {
+            cpu_nanos: 1_500_000,
+            memory: 9 * 1024 * 1024,
+            memory_limit: Some(32 << 20),
+            pids: 3,
+            block_read: 4097,
+            block_write: 8194,
+            ..Stats::default()
+        };
+        assert_eq!(s, want);
         assert!(oom_killed(root.path(), CgroupLayout::V2, "/berth-abc"));
         // `max` is no limit; a cgroup that never hit one was not OOM-killed.
         assert_eq!(read_stats(root.path(), CgroupLayout::V2, "/berth-def").memory_limit, None);
@@ -204,9 +269,21 @@ mod tests {
             ("memory/berth-abc/memory.limit_in_bytes", "9223372036854771712\n"),
             ("memory/berth-abc/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"),
             ("pids/berth-abc/pids.current", "5\n"),
+            (
+                "blkio/berth-abc/blkio.throttle.io_service_bytes",
+                "8:0 Read 100\n8:0 Write 20\n8:0 Total 120\nTotal 120\n",
+            ),
         ]);
         let s = read_stats(root.path(), CgroupLayout::V1, "/berth-abc");
-        assert_eq!(s, Stats { cpu_nanos: 2_000_000, memory: 4 << 20, memory_limit: None, pids: 5 });
+        let want = Stats {
+            cpu_nanos: 2_000_000,
+            memory: 4 << 20,
+            pids: 5,
+            block_read: 100,
+            block_write: 20,
+            ..Stats::default()
+        };
+        assert_eq!(s, want);
         assert!(oom_killed(root.path(), CgroupLayout::V1, "/berth-abc"));
     }
 }
