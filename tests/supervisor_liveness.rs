@@ -2,8 +2,8 @@
 //! racing for one fixed host port (one fails naming the other's container, the winner serves, the
 //! loser gets it once the winner is gone); a port taken by an earlier container of the same
 //! project names that container; a stopped supervisor is named with what to do; a killed one
-//! comes back on its own (published port, restart policy and DNS served again) and `ps`/`ls` say
-//! while it is missing.
+//! comes back on its own (started by `ps`, by a container's monitor, or when a container exits;
+//! published port, restart policy and DNS served again) and `ps`/`ls` say while it is missing.
 
 mod support;
 #[allow(unused_imports)]
@@ -209,7 +209,8 @@ fn a_killed_supervisor_comes_back_on_its_own() {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         p.ok(&["up", "-d"]);
         p.wait_for(10, "the port answering", || get(port).as_deref() == Some("web\n"));
-        // Hold the monitors (what brings a supervisor back) while it is gone, to look at `ps`.
+        // Hold the monitors (what brings a supervisor back) while it is gone, to look at `ls`
+        // and `ps`.
         let monitors: Vec<i32> = p.ps().iter().map(|c| p.monitor_pid(c["ID"].as_str().unwrap())).collect();
         for m in &monitors {
             signal(*m, Signal::SIGSTOP);
@@ -217,20 +218,25 @@ fn a_killed_supervisor_comes_back_on_its_own() {
         let sup = supervisor(&p);
         signal(sup, Signal::SIGKILL);
         p.wait_for(5, "the supervisor gone", || pids_with(&["__supervise", &p.name]).is_empty());
+        let ls: serde_json::Value = serde_json::from_str(&p.ok(&["ls", "--format", "json"])).unwrap();
+        assert_eq!(ls[0]["supervisor"], "none", "{ls}");
+        // `ps` says so, and starts a new one.
         let ps = p.berth(&["ps"]);
         assert!(ps.status.success());
         let warning = format!(
-            "project \"{}\" is not supervised: restart policies, health checks, DNS and published ports are stopped",
+            "project \"{}\" is not supervised: restart policies, health checks, DNS and published ports are stopped; a new supervisor is starting",
             p.name
         );
         assert!(stderr(&ps).contains(&warning), "{}", stderr(&ps));
-        let ls: serde_json::Value = serde_json::from_str(&p.ok(&["ls", "--format", "json"])).unwrap();
-        assert_eq!(ls[0]["supervisor"], "none", "{ls}");
-        // The monitors bring it back: port, names and restart policy are served again.
+        p.wait_for(10, "a supervisor started by ps", || pids_with(&["__supervise", &p.name]).len() == 1);
+        p.wait_for(10, "the port answering again", || get(port).as_deref() == Some("web\n"));
         for m in &monitors {
             signal(*m, Signal::SIGCONT);
         }
-        p.wait_for(10, "a new supervisor", || pids_with(&["__supervise", &p.name]).len() == 1);
+        // Killed again, with nothing but the monitors to notice: they bring it back.
+        signal(supervisor(&p), Signal::SIGKILL);
+        p.wait_for(5, "the supervisor gone", || pids_with(&["__supervise", &p.name]).is_empty());
+        p.wait_for(10, "a supervisor started by a monitor", || pids_with(&["__supervise", &p.name]).len() == 1);
         p.wait_for(10, "the port answering again", || get(port).as_deref() == Some("web\n"));
         assert!(!stderr(&p.berth(&["ps"])).contains("not supervised"));
         let ls: serde_json::Value = serde_json::from_str(&p.ok(&["ls", "--format", "json"])).unwrap();
@@ -249,12 +255,20 @@ fn a_killed_supervisor_comes_back_on_its_own() {
         let web = p.container(&web1);
         signal(sup, Signal::SIGKILL);
         signal(web["Pid"].as_i64().unwrap() as i32, Signal::SIGKILL);
+        p.wait_for(5, "the supervisor gone", || !pids_with(&["__supervise", &p.name]).contains(&sup));
+        p.wait_for(10, "a supervisor started by the exit", || pids_with(&["__supervise", &p.name]).len() == 1);
         p.wait_for(15, "web restarted by a new supervisor", || {
             let c = p.container(&web1);
             c["State"] == "running" && c["RestartCount"] == 2
         });
         p.wait_for(10, "the port answering after the restart", || get(port).as_deref() == Some("web\n"));
         assert_eq!(pids_with(&["__supervise", &p.name]).len(), 1, "one supervisor");
+        // Who started each: `ps`, then a running container's monitor (then the exit, or a monitor).
+        let log = std::fs::read_to_string(p.run.path().join("supervisors").join(format!("{}.log", p.name))).unwrap();
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains("starting a new supervisor")).collect();
+        // (Two monitors that look at the same instant may both start one: the second gives way.)
+        assert!(lines.first().is_some_and(|l| l.contains("`berth ps` found the project unsupervised")), "{log}");
+        assert!(lines.iter().any(|l| l.contains("is running and project")), "{log}");
     }));
     p.finish(result);
     assert!(pids_with(&["__supervise", &p.name]).is_empty(), "the supervisor is gone");

@@ -1,5 +1,5 @@
 //! `berth ps`: lists the project's containers, and warns when the project's supervisor is gone
-//! or stopped while containers of it run.
+//! (and starts a new one) or stopped while the project needs one.
 
 use berth::container::{self, ContainerConfig};
 use berth::state::{now_millis, ContainerRecord, Status, Supervision};
@@ -132,10 +132,10 @@ pub fn run(project: &ProjectArgs, args: PsArgs) -> anyhow::Result<()> {
             rows.push(c);
         }
     }
-    // Said on every listing: nothing else shows that restarts, health checks, names and ports
-    // are not being served.
+    // Said on every listing (nothing else shows that restarts, health checks, names and ports
+    // are not being served), and a missing supervisor is started again.
     let all = ctx.db.containers(&ctx.project.name)?;
-    if let Some(w) = berth::supervise::client::unsupervised_warning(&ctx.roots, &ctx.project.name, &all) {
+    if let Some(w) = berth::supervise::client::look_after(&ctx.roots, &ctx.db, &ctx.project.name, &all) {
         berth::output::warn(&w);
     }
     if args.services_only {

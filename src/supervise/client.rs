@@ -244,26 +244,49 @@ pub fn shutdown(roots: &Roots, project: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What `ps` says when a project with running containers is not supervised (none holds its
-/// lock, or the one that does is stopped), or `None` when it is.
-pub fn unsupervised_warning(
+/// Whether any of `containers` needs its project's supervisor: one made by `up` that runs, or
+/// that exited with a restart policy that may start it again, and that no user stopped.
+pub fn needs_supervisor(db: &crate::state::StateDb, containers: &[crate::state::ContainerRecord]) -> bool {
+    use super::restart::Condition;
+    use crate::state::Status;
+    containers.iter().filter(|c| !c.oneoff).any(|c| {
+        let Some(spec) = super::spec::SuperviseSpec::of(&c.config) else { return false };
+        let may_restart = match spec.restart.condition {
+            Condition::Never => false,
+            Condition::OnFailure => c.exit_code != Some(0),
+            Condition::Always | Condition::UnlessStopped => true,
+        };
+        let wants = c.status.is_alive() || (matches!(c.status, Status::Exited | Status::Dead) && may_restart);
+        wants && !db.supervision(&c.id).is_ok_and(|s| s.stop_requested)
+    })
+}
+
+/// What a command that finds the project's supervisor missing does (`ps`): when `containers`
+/// need one ([`needs_supervisor`]) and none holds the lock, starts one without waiting for it;
+/// returns what to tell the user then, and when the one holding the lock is stopped.
+pub fn look_after(
     roots: &Roots,
+    db: &crate::state::StateDb,
     project: &str,
     containers: &[crate::state::ContainerRecord],
 ) -> Option<String> {
-    let needs =
-        containers.iter().any(|c| !c.oneoff && c.status.is_alive() && c.config.get(super::spec::CONFIG_KEY).is_some());
-    if !needs {
-        return None;
-    }
     let stopped = "restart policies, health checks, DNS and published ports are stopped";
     match liveness(roots, project) {
         Liveness::Running(_) => None,
-        Liveness::Absent => Some(format!(
-            "project {project:?} is not supervised: {stopped}; run `berth up -d`, or it restarts on its own \
-             within {} s while a container of the project runs",
-            REVIVE_EVERY.as_secs()
-        )),
+        _ if !needs_supervisor(db, containers) => None,
+        Liveness::Absent => {
+            let started = revive(roots, project, "`berth ps` found the project unsupervised");
+            let what = if started {
+                "a new supervisor is starting".to_string()
+            } else {
+                format!("no new supervisor could be started (see {})", log_path(roots, project).display())
+            };
+            Some(format!(
+                "project {project:?} is not supervised: {stopped}; {what} (the monitors of its running containers \
+                 also start one within {} s, and `berth up -d` does)",
+                REVIVE_EVERY.as_secs()
+            ))
+        }
         Liveness::Stopped(pid) => Some(format!(
             "the supervisor of project {project:?} (pid {pid}) is stopped (SIGSTOP): {stopped}; `kill -CONT {pid}` \
              resumes it, or `kill -9 {pid}` ends it and a new one starts within {} s",
