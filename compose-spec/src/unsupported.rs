@@ -17,6 +17,8 @@ fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
             out.push((key, why));
         }
     };
+    add(svc.build.is_some(), "build", "berth does not build images yet: the image is pulled (or must be loaded)");
+    add(svc.develop.is_some(), "develop", "berth has no `watch` yet: file changes are not synced");
     add(!svc.annotations.is_empty(), "annotations", "OCI annotations are not passed to the runtime");
     add(svc.blkio_config.is_some(), "blkio_config", "block I/O weights and limits are not applied");
     add(svc.cgroup.is_some(), "cgroup", "every container gets a cgroup namespace of its own");
