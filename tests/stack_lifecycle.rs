@@ -61,11 +61,17 @@ fn restart_takes_along_dependents_that_ask_for_it() {
         let count = |s: &str| p.container(&format!("{}-{s}-1", p.name))["RestartCount"].as_u64().unwrap();
         assert_eq!((count("base"), count("with-restart"), count("no-restart")), (1, 1, 0));
         assert!(p.ps().iter().all(|c| c["State"] == "running"));
-        // `stop base` stops its dependents too; `start no-restart` brings base back first.
+        // `stop base` stops base only (as Compose does); `stop` stops the rest; `start no-restart`
+        // brings base back first.
         p.ok(&["stop", "base"]);
+        let state = |s: &str| p.container(&format!("{}-{s}-1", p.name))["State"].as_str().unwrap().to_string();
+        assert_eq!(
+            (state("base"), state("no-restart"), state("with-restart")),
+            ("exited".into(), "running".into(), "running".into())
+        );
+        p.ok(&["stop"]);
         assert!(p.ps().iter().all(|c| c["State"] == "exited"), "{:?}", p.ps());
         p.ok(&["start", "no-restart"]);
-        let state = |s: &str| p.container(&format!("{}-{s}-1", p.name))["State"].as_str().unwrap().to_string();
         assert_eq!(
             (state("base"), state("no-restart"), state("with-restart")),
             ("running".into(), "running".into(), "exited".into())
