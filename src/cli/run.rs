@@ -1,20 +1,38 @@
-//! `berth run`: a one-off container of a service (`<project>-<service>-run-<id>`), attached to
-//! the terminal unless `-d`; its exit code becomes berth's.
+//! `berth run`: a one-off container of a service (`<project>-<service>-run-<12 hex>`), made by the
+//! stack engine as `up` makes containers (networks, volumes, secrets), after its dependencies
+//! are up (unless `--no-deps`); attached to the terminal unless `-d`; its exit code becomes
+//! berth's.
 
-use std::io::{IsTerminal, Read, Write};
-use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+use std::io::IsTerminal;
+use std::path::PathBuf;
 
-use anyhow::Context;
-use berth::container::{self, create_container, CreateRequest, StartMode};
-use berth::monitor::attach;
-use berth::output::PlainRenderer;
+use anyhow::{bail, Context};
+use berth::container::{self, StartMode};
 use berth::runtime::bundle::RunOverrides;
+use berth::stack::engine::{run_service, OneOff, RunChanges, StackEngine};
+use berth_compose::model::VolumeType;
 use clap::Args;
 
 use crate::cli::containers::{exit_with, Ctx, RuntimeArgs};
 use crate::cli::exec::env_pairs;
 use crate::cli::ProjectArgs;
+
+#[path = "run/attach.rs"]
+mod attach;
+
+/// `run --pull`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullChoice {
+    /// The service's `pull_policy` (pull when missing by default)
+    #[default]
+    Policy,
+    /// Pull every time
+    Always,
+    /// Pull when the image is not present
+    Missing,
+    /// Never pull; fail when the image is not present
+    Never,
+}
 
 /// Arguments of `berth run`.
 #[derive(Args, Debug, Default)]
@@ -25,15 +43,21 @@ pub struct RunArgs {
     /// Command and arguments (default: the service's)
     #[arg(allow_hyphen_values = true)]
     pub command: Vec<String>,
-    /// Remove the container when it exits
+    /// Remove the container, its anonymous volumes and its network attachments when it exits
     #[arg(long)]
     pub rm: bool,
     /// Run in the background and print the container name
     #[arg(short, long)]
     pub detach: bool,
-    /// Set an environment variable (`KEY=VALUE`)
+    /// Set an environment variable (`KEY=VALUE`, or `KEY` to take it from berth's environment)
     #[arg(short, long = "env")]
     pub env: Vec<String>,
+    /// Set environment variables from a file (`KEY=VALUE` lines, as `docker run --env-file`), before `-e`
+    #[arg(long = "env-from-file", value_name = "FILE")]
+    pub env_from_file: Vec<PathBuf>,
+    /// Add or override a label (`KEY=VALUE`)
+    #[arg(short, long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
     /// Run as this user
     #[arg(short, long)]
     pub user: Option<String>,
@@ -46,15 +70,36 @@ pub struct RunArgs {
     /// Container name
     #[arg(long)]
     pub name: Option<String>,
+    /// Publish a container port on the host (`[IP:][HOST:]CONTAINER[/PROTO]`); none by default
+    #[arg(short, long = "publish", value_name = "PORT")]
+    pub publish: Vec<String>,
+    /// Publish the service's own ports
+    #[arg(short = 'P', long)]
+    pub service_ports: bool,
+    /// Mount a volume or bind a host path (`[SOURCE:]TARGET[:MODE]`; relative paths are from the current directory)
+    #[arg(short, long = "volume", value_name = "VOLUME")]
+    pub volume: Vec<String>,
+    /// Add a Linux capability
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a Linux capability
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Pull the image before running
+    #[arg(long, value_enum, default_value_t)]
+    pub pull: PullChoice,
+    /// Be known by the service's name and network aliases too (default: by the container's name only)
+    #[arg(long)]
+    pub use_aliases: bool,
+    /// Do not start the service's dependencies (nor wait for them)
+    #[arg(long)]
+    pub no_deps: bool,
     /// Do not allocate a terminal (default: one when stdin is a terminal)
     #[arg(short = 'T', long = "no-TTY")]
     pub no_tty: bool,
     /// Keep stdin open (on by default)
     #[arg(short = 'i', long = "interactive")]
     pub interactive: bool,
-    /// Do not start linked services (berth starts none yet)
-    #[arg(long)]
-    pub no_deps: bool,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
@@ -63,180 +108,153 @@ pub struct RunArgs {
 pub fn run(project: &ProjectArgs, args: RunArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load_for(project, std::slice::from_ref(&args.service))?;
     ctx.check_services(std::slice::from_ref(&args.service))?;
-    // Held while the container is made and started, not while it runs attached.
-    let lock = ctx.lock("run")?;
-    let svc = &ctx.project.services[&args.service];
+    // Bad input makes nothing: checked before any dependency starts.
+    if let Some(n) = args.name.as_deref().filter(|n| !container::paths::valid_container_name(n)) {
+        bail!("invalid container name {n:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]* is allowed");
+    }
+    let changes = changes(&ctx, &args)?;
     let stdin_tty = std::io::stdin().is_terminal();
     let tty = !args.no_tty && !args.detach && stdin_tty;
+    let overrides = overrides(&args, tty)?;
+    let rt = ctx.runtime_name(&args.runtime)?;
+    // Held while the container is made and started, not while it runs attached.
+    let lock = ctx.lock("run")?;
+    if !args.no_deps {
+        start_dependencies(&ctx, &args.service, &rt)?;
+    }
+    let progress = super::progress::Progress::new(ctx.progress);
+    let engine = StackEngine::new(&ctx.project, ctx.roots.clone(), &rt, &progress)?.supervised(true);
+    if !args.no_deps {
+        for w in engine.wait_dependencies(&args.service)? {
+            berth::output::warn(&w);
+        }
+    }
+    let pull = match args.pull {
+        PullChoice::Policy => None,
+        PullChoice::Always => Some("always".to_string()),
+        PullChoice::Missing => Some("missing".to_string()),
+        PullChoice::Never => Some("never".to_string()),
+    };
+    let oneoff = OneOff {
+        service: run_service(&ctx.project.services[&args.service], &changes),
+        name: args.name.clone(),
+        overrides,
+        auto_remove: args.rm,
+        use_aliases: args.use_aliases,
+        pull,
+    };
+    let rec = engine.create_oneoff(&oneoff)?;
+    // With `--rm`, a container that cannot start is removed too, with what was made for it.
+    let discard = |e: anyhow::Error| {
+        if args.rm {
+            if let Err(r) = engine.remove_container(&rec.name, true) {
+                berth::output::warn(&format!("{r:#}"));
+            }
+        }
+        e
+    };
+    engine.supervise_oneoff(&rec).map_err(discard)?;
+    // Its published ports are held by the supervisor until it runs; then theirs to serve.
+    let release = || {
+        if berth::supervise::spec::SuperviseSpec::of(&rec.config).is_some_and(|s| !s.publish.is_empty()) {
+            berth::supervise::reserve::release(&ctx.roots, &ctx.project.name);
+        }
+    };
+    if args.detach {
+        let started = engine.start_container(&rec.name);
+        release();
+        started.map_err(discard)?;
+        println!("{}", rec.name);
+        return Ok(());
+    }
+    let started = container::launch_monitor(&ctx.roots, &rec, StartMode::WaitForAttach).map_err(discard)?;
+    drop(lock);
+    let code = attach::attached(&ctx, &rec, started, tty);
+    release();
+    exit_with(code.map_err(discard)?)
+}
+
+/// Brings up the dependencies of `service` as `up` would (created if missing or changed,
+/// started), without the service itself.
+fn start_dependencies(ctx: &Ctx, service: &str, runtime: &str) -> anyhow::Result<()> {
+    let graph = berth::graph::ServiceGraph::new(&ctx.project);
+    let deps: Vec<String> = graph.dependencies(service).into_iter().map(|(d, _)| d.to_string()).collect();
+    if deps.is_empty() {
+        return Ok(());
+    }
+    let opts = berth::plan::up::UpOptions { services: deps, ..Default::default() };
+    let observed = super::stack::observe(ctx, true)?;
+    let plan = berth::plan::up::reconcile(&ctx.project, &observed, &opts)?;
+    for w in &plan.warnings {
+        berth::output::warn(w);
+    }
+    super::up::apply(ctx, &plan, runtime, false, true)
+}
+
+/// `run`'s changes to the service: published ports, volumes, labels, capabilities.
+fn changes(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<RunChanges> {
+    if args.service_ports && !args.publish.is_empty() {
+        bail!("--service-ports and --publish are incompatible");
+    }
+    let mut publish = Vec::new();
+    for p in &args.publish {
+        publish.extend(berth_compose::short::parse_port(p).map_err(|e| anyhow::anyhow!("--publish: {e}"))?);
+    }
+    let mut volumes = Vec::new();
+    for v in &args.volume {
+        let mut vol = berth_compose::short::parse_volume(v).map_err(|e| anyhow::anyhow!("--volume: {e}"))?;
+        match (vol.kind, vol.source.as_deref()) {
+            (VolumeType::Bind, Some(s)) => {
+                let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+                let path = match s.strip_prefix('~') {
+                    Some(rest) => home.join(rest.trim_start_matches('/')),
+                    None => std::env::current_dir()?.join(s),
+                };
+                vol.source = Some(path.to_string_lossy().into_owned());
+            }
+            (VolumeType::Volume, Some(key)) if !ctx.project.volumes.contains_key(key) => {
+                bail!("--volume {v:?}: volume {key:?} is not declared in the project's `volumes`");
+            }
+            _ => {}
+        }
+        volumes.push(vol);
+    }
+    let labels = args
+        .label
+        .iter()
+        .map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect::<Option<Vec<_>>>()
+        .context("--label: a label is KEY=VALUE")?;
+    Ok(RunChanges {
+        service_ports: args.service_ports,
+        publish,
+        volumes,
+        labels,
+        cap_add: args.cap_add.clone(),
+        cap_drop: args.cap_drop.clone(),
+    })
+}
+
+/// Command, entrypoint, environment (`--env-from-file` files in order, then `-e`), user,
+/// working directory, terminal.
+fn overrides(args: &RunArgs, tty: bool) -> anyhow::Result<RunOverrides> {
+    let mut env = Vec::new();
+    for file in &args.env_from_file {
+        let text = std::fs::read_to_string(file).with_context(|| format!("--env-from-file `{}`", file.display()))?;
+        let lookup = |k: &str| std::env::var(k).ok();
+        let entries = berth_compose::dotenv::parse_raw_with_lookup(&text, &lookup)
+            .map_err(|e| anyhow::anyhow!("--env-from-file `{}`: {e}", file.display()))?;
+        env.extend(entries.into_iter().map(|e| (e.key, e.value)));
+    }
+    env.extend(env_pairs(&args.env));
     let entrypoint = args.entrypoint.as_ref().map(|e| if e.is_empty() { Vec::new() } else { vec![e.clone()] });
-    let overrides = RunOverrides {
+    Ok(RunOverrides {
         command: (!args.command.is_empty()).then(|| args.command.clone()),
         entrypoint,
-        env: env_pairs(&args.env),
+        env,
         user: args.user.clone(),
         working_dir: args.workdir.clone(),
         tty: Some(tty),
         stdin_open: Some(!args.detach),
-    };
-    let rt = ctx.runtime_name(&args.runtime)?;
-    let rec = create_container(
-        &ctx.roots,
-        &ctx.db,
-        &CreateRequest {
-            project: &ctx.project.name,
-            service: svc,
-            number: 0,
-            oneoff: true,
-            name: args.name.clone(),
-            overrides,
-            runtime: &rt,
-            auto_remove: args.rm,
-            provided: None,
-        },
-        &PlainRenderer,
-    )?;
-    // With `--rm`, a container that cannot start is removed too.
-    let discard = |e: anyhow::Error| {
-        if args.rm {
-            let _ = container::remove(&ctx.roots, &ctx.db, &rec, true);
-        }
-        e
-    };
-    if args.detach {
-        container::spawn_monitor(&ctx.roots, &rec, StartMode::Detached).map_err(discard)?;
-        println!("{}", rec.name);
-        return Ok(());
-    }
-    let started = container::launch_monitor(&ctx.roots, &rec, StartMode::WaitForAttach)?;
-    drop(lock);
-    let socket = ctx.roots.attach_socket(&rec.id);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let stream = loop {
-        if let Ok(s) = UnixStream::connect(&socket) {
-            break Some(s);
-        }
-        if started.reported(Duration::from_millis(1)) || Instant::now() > deadline {
-            break None;
-        }
-    };
-    let Some(stream) = stream else {
-        started.wait().map_err(discard)?;
-        anyhow::bail!("cannot attach to `{}`", rec.name);
-    };
-    let raw = if tty { RawMode::enable() } else { None };
-    if !tty {
-        proxy_signals(&ctx.roots, &rec);
-    }
-    if tty {
-        send_size(&stream);
-    }
-    let mut input = stream.try_clone()?;
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        let mut stdin = std::io::stdin().lock();
-        loop {
-            match stdin.read(&mut buf) {
-                Ok(0) | Err(_) => {
-                    let _ = attach::write_frame(&mut input, attach::STDIN_CLOSE, &[]);
-                    return;
-                }
-                Ok(n) => {
-                    if attach::write_frame(&mut input, attach::STDIN, &buf[..n]).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    let startup = started.wait();
-    let code = match startup {
-        Ok(()) => relay(stream),
-        Err(e) => {
-            drop(raw);
-            return Err(discard(e));
-        }
-    };
-    drop(raw);
-    let code = match code {
-        Some(c) => c,
-        // The monitor went away without a word: take what it recorded.
-        None => container::wait_exit(&ctx.roots, &ctx.db, &rec.id, Some(Duration::from_secs(5)))?
-            .and_then(|r| r.exit_code)
-            .context("the container's monitor exited without an exit code")?,
-    };
-    exit_with(code)
-}
-
-/// Forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to berth to the container
-/// (Docker's `--sig-proxy`), from a thread that waits for them; the main thread blocks them.
-fn proxy_signals(roots: &berth::container::Roots, rec: &berth::state::ContainerRecord) {
-    use nix::sys::signal::{SigSet, Signal};
-    let mut set = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2] {
-        set.add(s);
-    }
-    if set.thread_block().is_err() {
-        return;
-    }
-    let Ok(rt) = berth::runtime::by_name(&rec.runtime, &roots.run) else { return };
-    let id = rec.id.clone();
-    std::thread::spawn(move || {
-        while let Ok(sig) = set.wait() {
-            let _ = berth::runtime::Runtime::kill(&rt, &id, sig, false);
-        }
-    });
-}
-
-/// Copies output frames to stdout/stderr until the exit frame; returns the exit code.
-fn relay(mut stream: UnixStream) -> Option<i32> {
-    let mut stdout = std::io::stdout();
-    let mut stderr = std::io::stderr();
-    while let Ok(Some((kind, payload))) = attach::read_frame(&mut stream) {
-        match kind {
-            attach::STDOUT => {
-                let _ = stdout.write_all(&payload);
-                let _ = stdout.flush();
-            }
-            attach::STDERR => {
-                let _ = stderr.write_all(&payload);
-            }
-            attach::EXIT if payload.len() == 4 => {
-                return Some(i32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]));
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-fn send_size(stream: &UnixStream) {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ fills a winsize.
-    if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } == 0 {
-        let mut p = Vec::new();
-        p.extend_from_slice(&ws.ws_row.to_be_bytes());
-        p.extend_from_slice(&ws.ws_col.to_be_bytes());
-        let _ = attach::write_frame(&mut &*stream, attach::RESIZE, &p);
-    }
-}
-
-/// The terminal in raw mode, restored on drop.
-struct RawMode(nix::sys::termios::Termios);
-
-impl RawMode {
-    fn enable() -> Option<RawMode> {
-        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
-        let stdin = std::io::stdin();
-        let saved = tcgetattr(&stdin).ok()?;
-        let mut raw = saved.clone();
-        cfmakeraw(&mut raw);
-        tcsetattr(&stdin, SetArg::TCSANOW, &raw).ok()?;
-        Some(RawMode(saved))
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, &self.0);
-    }
+    })
 }

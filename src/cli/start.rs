@@ -1,7 +1,8 @@
-//! `berth start`: starts the project's existing containers, dependencies first.
+//! `berth start`: starts the project's existing containers, dependencies first. A container
+//! whose network namespace is gone (after a reboot) is attached to its networks again first.
 
-use berth::container::{self, StartMode};
 use berth::graph::ServiceGraph;
+use berth::stack::engine::StackEngine;
 use clap::Args;
 
 use crate::cli::containers::{progress, Ctx};
@@ -30,14 +31,18 @@ pub fn run(project: &ProjectArgs, args: StartArgs) -> anyhow::Result<()> {
     if list.is_empty() {
         anyhow::bail!("no containers to start; run `berth create` or `berth up` first");
     }
-    super::containers::ensure_supervisor(&ctx, &list)?;
+    if list.iter().any(berth::stack::engine::needs_supervisor) {
+        berth::supervise::client::ensure(&ctx.roots, &ctx.project.name)?;
+    }
+    let events = super::progress::Progress::new(ctx.progress);
+    let runtime = list[0].runtime.clone();
+    let engine = StackEngine::new(&ctx.project, ctx.roots.clone(), &runtime, &events)?.supervised(true);
     for level in graph.start_levels() {
         for c in list.iter().filter(|c| level.contains(&c.service)) {
-            if container::start(&ctx.roots, &ctx.db, c, StartMode::Detached)? {
+            if engine.start_container(&c.name)? {
                 progress(&c.name, "Started");
             }
         }
-        super::containers::tell_supervisor(&ctx);
     }
     Ok(())
 }

@@ -33,8 +33,8 @@ pub struct CreateRequest<'a> {
     /// `run --rm`.
     pub auto_remove: bool,
     /// What the whole-project side prepared (network namespace, name files, mounts); `None`
-    /// for containers made on their own, which get `network_mode` none/host and the service's
-    /// bind and tmpfs mounts.
+    /// for containers made on their own, which get `network_mode` none/host and may have no
+    /// volumes, tmpfs, secrets or configs (those are prepared by `crate::stack`).
     pub provided: Option<Provided>,
 }
 
@@ -89,19 +89,20 @@ pub fn create_container(
         bail!("container name `{name}` is already in use");
     }
 
-    let provided = req.provided.clone().unwrap_or_default();
-    // With prepared mounts, the bundle gets those instead of the service's own.
-    let bundle_service;
-    let svc_for_bundle = if req.provided.is_some() {
-        let mut s = svc.clone();
-        s.volumes.clear();
-        s.tmpfs.clear();
-        s.secrets.clear();
-        s.configs.clear();
-        bundle_service = s;
-        &bundle_service
-    } else {
-        svc
+    let provided = match &req.provided {
+        Some(p) => p.clone(),
+        None => {
+            // The service's own mounts are the project side's to check and prepare.
+            let mounted = !svc.volumes.is_empty() || !svc.tmpfs.is_empty();
+            if mounted || !svc.secrets.is_empty() || !svc.configs.is_empty() {
+                bail!(
+                    "service `{}`: volumes, tmpfs, secrets and configs are prepared by the project side \
+                     (`berth::stack`)",
+                    svc.name
+                );
+            }
+            Provided::default()
+        }
     };
     let network = match (&provided.network, svc.network_mode.as_deref()) {
         (Some(ns), _) => ns.clone(),
@@ -134,8 +135,8 @@ pub fn create_container(
         ["/usr/bin/tini-static", "/usr/sbin/tini-static"].map(PathBuf::from).into_iter().find(|p| p.is_file());
     // A cgroup of its own at the top of each hierarchy: no shared parent to create or remove.
     let cgroups_path = format!("/berth-{id}");
-    let mut generated = bundle::generate(&BundleRequest {
-        service: svc_for_bundle,
+    let generated = bundle::generate(&BundleRequest {
+        service: svc,
         image: &image,
         users: &users,
         overrides: &req.overrides,
@@ -148,6 +149,7 @@ pub fn create_container(
         network: network.clone(),
         cgroups_path: cgroups_path.clone(),
         files: files.clone(),
+        mounts: &provided.mounts,
         host: HostFacts {
             hard_limits: &hard,
             device: &device,
@@ -156,24 +158,6 @@ pub fn create_container(
             bounding: crate::runtime::defaults::host_bounding_set(),
         },
     })?;
-    if !provided.mounts.is_empty() {
-        let mut mounts = generated.spec.mounts().clone().unwrap_or_default();
-        for m in &provided.mounts {
-            let kind = match m.kind {
-                berth_volumes::MountKind::Bind => "bind",
-                berth_volumes::MountKind::Tmpfs => "tmpfs",
-            };
-            mounts.push(
-                oci_spec::runtime::MountBuilder::default()
-                    .destination(&m.destination)
-                    .typ(kind)
-                    .source(&m.source)
-                    .options(m.options.clone())
-                    .build()?,
-            );
-        }
-        generated.spec.set_mounts(Some(mounts));
-    }
     for w in &generated.warnings {
         events.emit(Event::Warning { message: w.clone() });
     }

@@ -550,8 +550,12 @@ impl Monitor {
             self.broadcast(attach::EXIT, &code.to_be_bytes());
             self.clients.clear();
             self.release();
+            // With what the project side made for it: its network namespace and leases, secrets,
+            // volumes held and anonymous volumes (a failure leaves the row for `rm` or `down`).
             if let Ok(Some(rec)) = self.db.container(&self.id) {
-                let _ = container::remove(&self.roots, &self.db, &rec, false);
+                if let Err(e) = crate::stack::engine::remove_exited(&self.roots, &self.db, &rec) {
+                    eprintln!("monitor: {e:#}");
+                }
             }
             return;
         }

@@ -12,11 +12,15 @@
 //! - capabilities are Docker's default set with `cap_add`/`cap_drop` applied (`ALL` allowed);
 //!   `privileged` gives every capability, the host's devices (as nodes, with a device cgroup that
 //!   allows all), writable `/sys` and no seccomp, masked or read-only paths.
+//!
+//! Volumes, binds, tmpfs, secrets and configs are not read from the service here: the project
+//! side (`crate::stack::storage`) checks and prepares them, and they come in as
+//! [`BundleRequest::mounts`], after Docker's default mounts and the `/etc` name files.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use berth_compose::model::{Service, ServiceVolume, VolumeType};
+use berth_compose::model::Service;
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilities, LinuxCpu, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType,
     LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources, Mount, PosixRlimit, PosixRlimitBuilder,
@@ -156,6 +160,9 @@ pub struct BundleRequest<'a> {
     pub cgroups_path: String,
     /// The per-container `/etc` files.
     pub files: ContainerFiles,
+    /// The service's volumes, binds, tmpfs, secrets and configs, as the project side prepared
+    /// them (in order).
+    pub mounts: &'a [berth_volumes::Mount],
     /// Host facts.
     pub host: HostFacts<'a>,
 }
@@ -271,7 +278,7 @@ pub fn generate(req: &BundleRequest<'_>) -> Result<Bundle, BundleError> {
     root.set_path(req.rootfs.clone());
     root.set_readonly(Some(svc.read_only.unwrap_or(false)));
 
-    let mounts = mounts(req, privileged, &mut warnings).map_err(&fail)?;
+    let mounts = mounts(req, privileged);
     let (mut devices, mut device_rules) = devices(svc, req.host.device).map_err(&fail)?;
     if privileged {
         // Docker's privileged: the host's devices (besides the service's own mappings) and a
@@ -514,16 +521,7 @@ fn bind(dest: &str, source: &Path, options: &[&str]) -> Mount {
     m
 }
 
-fn tmpfs_mount(dest: &str, options: Vec<String>) -> Mount {
-    let mut m = Mount::default();
-    m.set_destination(dest.into());
-    m.set_typ(Some("tmpfs".into()));
-    m.set_source(Some("tmpfs".into()));
-    m.set_options(Some(options));
-    m
-}
-
-fn mounts(req: &BundleRequest<'_>, privileged: bool, warnings: &mut Vec<String>) -> Result<Vec<Mount>, String> {
+fn mounts(req: &BundleRequest<'_>, privileged: bool) -> Vec<Mount> {
     let svc = req.service;
     let shm = svc.shm_size.map(|b| b.0).filter(|b| *b > 0).unwrap_or(defaults::DEFAULT_SHM_SIZE);
     let mut mounts = defaults::default_mounts(shm, privileged);
@@ -537,58 +535,21 @@ fn mounts(req: &BundleRequest<'_>, privileged: bool, warnings: &mut Vec<String>)
             mounts.push(bind(INIT_PATH, init, &["rbind", "rprivate", "ro"]));
         }
     }
-    for t in &svc.tmpfs {
-        let (dest, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
-        if !dest.starts_with('/') {
-            return Err(format!("tmpfs `{dest}` is not an absolute path"));
-        }
-        let mut options: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
-        options.extend(opts.split(',').filter(|o| !o.is_empty()).map(str::to_string));
-        mounts.push(tmpfs_mount(dest, options));
-    }
-    for v in &svc.volumes {
-        if let Some(m) = volume_mount(svc, v, warnings)? {
-            mounts.push(m);
-        }
-    }
-    Ok(mounts)
-}
-
-fn volume_mount(svc: &Service, v: &ServiceVolume, warnings: &mut Vec<String>) -> Result<Option<Mount>, String> {
-    let ro = v.read_only.unwrap_or(false);
-    match v.kind {
-        VolumeType::Bind => {
-            let source = v.source.as_deref().ok_or_else(|| format!("bind mount `{}` has no source", v.target))?;
-            let propagation = v.bind.as_ref().and_then(|b| b.propagation.clone()).unwrap_or_else(|| "rprivate".into());
-            let mut opts = vec!["rbind", propagation.as_str()];
-            if ro {
-                opts.push("ro");
+    for m in req.mounts {
+        let mut mount = Mount::default();
+        mount.set_destination(PathBuf::from(&m.destination));
+        mount.set_typ(Some(
+            match m.kind {
+                berth_volumes::MountKind::Bind => "bind",
+                berth_volumes::MountKind::Tmpfs => "tmpfs",
             }
-            Ok(Some(bind(&v.target, Path::new(source), &opts)))
-        }
-        VolumeType::Tmpfs => {
-            let mut opts = vec!["nosuid".to_string(), "nodev".to_string()];
-            if let Some(t) = &v.tmpfs {
-                if let Some(size) = t.size {
-                    opts.push(format!("size={}", size.0));
-                }
-                if let Some(mode) = t.mode {
-                    opts.push(format!("mode={mode:o}"));
-                }
-            }
-            if ro {
-                opts.push("ro".into());
-            }
-            Ok(Some(tmpfs_mount(&v.target, opts)))
-        }
-        _ => {
-            warnings.push(format!(
-                "service `{}`: volume at `{}` is skipped: only bind and tmpfs mounts are supported yet",
-                svc.name, v.target
-            ));
-            Ok(None)
-        }
+            .into(),
+        ));
+        mount.set_source(Some(PathBuf::from(&m.source)));
+        mount.set_options(Some(m.options.clone()));
+        mounts.push(mount);
     }
+    mounts
 }
 
 fn namespaces(svc: &Service, network: &NetworkNs) -> Vec<LinuxNamespace> {

@@ -18,19 +18,28 @@ use berth_volumes::store::VolumeStore;
 
 use super::netmodel::{network_name, network_spec};
 use super::networking::{NetStores, Networking};
-use super::storage::{release_volumes, remove_secrets, volumes_from_mounts, Storage};
+use super::storage::remove_secrets;
 use super::volmodel::volume_spec;
-use crate::container::{self, CreateRequest, Provided, Roots, StartMode};
+use crate::container::{self, Roots};
 use crate::events::EventSink;
 use crate::execute::{Engine, Readiness};
 use crate::image::{ImageStore, PullOptions, Reference};
 use crate::plan::{Kind, Op, Step};
-use crate::runtime::bundle::{NetworkNs, RunOverrides};
+use crate::runtime::bundle::RunOverrides;
 use crate::state::deferred::or_defer_any;
 use crate::state::{StateDb, Status};
 use crate::supervise::spec::SuperviseSpec;
 
+mod make;
+mod oneoff;
+mod release;
 mod supervision;
+
+use make::Make;
+
+pub use oneoff::{run_service, OneOff, RunChanges};
+pub use release::remove_exited;
+pub use supervision::needs_supervisor;
 
 /// How long `up` waits for a dependency to become ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
@@ -42,7 +51,8 @@ pub struct StackEngine<'a> {
     runtime: String,
     events: &'a dyn EventSink,
     host: NetlinkHost,
-    nft: Option<Nft>,
+    /// berth's nftables table, when `nft` works here (asked the first time it is needed).
+    nft: std::sync::OnceLock<Option<Nft>>,
     volumes: VolumeStore,
     images: ImageStore,
     /// Network specs by compose key, filled as networks are ensured.
@@ -59,10 +69,9 @@ pub struct StackEngine<'a> {
 impl<'a> StackEngine<'a> {
     /// An engine for `project` under `roots`.
     pub fn new(project: &'a Project, roots: Roots, runtime: &str, events: &'a dyn EventSink) -> anyhow::Result<Self> {
-        let nft = Nft::available().then(|| Nft::new(firewall_table(&roots.root)));
         Ok(StackEngine {
             project,
-            nft,
+            nft: std::sync::OnceLock::new(),
             volumes: VolumeStore::open(roots.root.join("volumes"))?,
             images: ImageStore::open(&roots.root)?,
             db: Mutex::new(StateDb::open(&roots.root)?),
@@ -105,8 +114,12 @@ impl<'a> StackEngine<'a> {
         self
     }
 
+    fn nft(&self) -> Option<&Nft> {
+        self.nft.get_or_init(|| Nft::available().then(|| Nft::new(firewall_table(&self.roots.root)))).as_ref()
+    }
+
     fn firewall(&self) -> Option<&dyn Firewall> {
-        self.nft.as_ref().map(|n| n as &dyn Firewall)
+        self.nft().map(|n| n as &dyn Firewall)
     }
 
     /// Runs `f` with the host's network stores locked and loaded.
@@ -167,17 +180,19 @@ impl<'a> StackEngine<'a> {
 
     fn create(&self, step: &Step) -> anyhow::Result<()> {
         let svc = self.service(step)?;
-        // Findable before anything is made: a killed `up` leaves the intent, and the next `up` or
-        // `down` reclaims what it names. Anything already at this container's paths is such a
-        // leftover (the container has no row: it is being created now).
-        self.db.lock().expect("db").add_intent(&self.project.name, &svc.name, &step.name)?;
-        self.reclaim(&svc.name, &step.name)?;
-        let made = self.create_intended(step, svc);
-        let db = self.db.lock().expect("db");
-        let forgot = db.remove_intent(&step.name);
-        made?;
-        forgot?;
-        Ok(())
+        let number = match &svc.container_name {
+            Some(_) => 1,
+            None => step.name.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(1),
+        };
+        let make = Make {
+            name: &step.name,
+            number,
+            oneoff: false,
+            overrides: RunOverrides::default(),
+            auto_remove: false,
+            aliases: true,
+        };
+        self.make(svc, &make).map(drop)
     }
 
     /// Takes back what an interrupted `up` made for containers that never got a row: their
@@ -185,11 +200,12 @@ impl<'a> StackEngine<'a> {
     pub fn reclaim_interrupted(&self) -> anyhow::Result<()> {
         let intents = self.db.lock().expect("db").intents(&self.project.name)?;
         for intent in intents {
-            let has_row = self.db.lock().expect("db").container_by_name(&intent.name)?.is_some();
-            if has_row {
+            let row = self.db.lock().expect("db").container_by_name(&intent.name)?;
+            if let Some(row) = row {
                 // Made, but not finished (its supervision was never recorded): it goes, and the
-                // plan, which saw it, makes it again or leaves it gone.
-                self.remove_container(&intent.name, false)?;
+                // plan, which saw it, makes it again or leaves it gone. A one-off's anonymous
+                // volumes are its own: they go with it.
+                self.remove_container(&intent.name, row.oneoff)?;
             }
             self.reclaim(&intent.service, &intent.name)?;
             self.db.lock().expect("db").remove_intent(&intent.name)?;
@@ -201,6 +217,8 @@ impl<'a> StackEngine<'a> {
     fn reclaim(&self, service: &str, name: &str) -> anyhow::Result<()> {
         let netns = self.netns_path(name)?;
         match self.project.services.get(service) {
+            // On no network and no namespace file: no leases, nothing to take down.
+            Some(svc) if svc.networks.is_empty() && !netns.exists() => {}
             Some(svc) => {
                 let specs: BTreeMap<String, NetworkSpec> = svc
                     .networks
@@ -221,91 +239,6 @@ impl<'a> StackEngine<'a> {
             container::paths::remove_tree(base, &scratch)?;
         }
         Ok(())
-    }
-
-    fn create_intended(&self, step: &Step, svc: &'a Service) -> anyhow::Result<()> {
-        let number = match &svc.container_name {
-            Some(_) => 1,
-            None => step.name.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(1),
-        };
-        // volumes_from: the source containers' mounts, looked up before anything is made.
-        let borrowed = volumes_from_mounts(self.project, svc, &self.db.lock().expect("db"))?;
-        let own_netns = svc.network_mode.is_none();
-        let netns = self.netns_path(&step.name)?;
-        let secrets_dir = self.secrets_path(&step.name)?;
-        let scratch = self.roots.scratch(&step.name)?;
-        let specs = if own_netns { self.specs_for(svc)? } else { BTreeMap::new() };
-        let attached = if own_netns {
-            std::fs::create_dir_all(netns.parent().expect("netns dir"))?;
-            Some(self.with_net(|n| n.attach(self.project, svc, &step.name, &specs, &netns))?)
-        } else {
-            None
-        };
-        let undo_net = || {
-            if own_netns {
-                let _ = self.with_net(|n| n.detach(self.project, svc, &step.name, &specs, &netns));
-            }
-        };
-        let layers = match self.images.layer_dirs(&svc.image_name(&self.project.name)) {
-            Ok(l) => l,
-            Err(e) => {
-                undo_net();
-                return Err(e.into());
-            }
-        };
-        let env = |k: &str| std::env::var(k).ok();
-        let storage = Storage {
-            volumes: &self.volumes,
-            layers: &layers,
-            scratch,
-            secrets_dir,
-            env: &env,
-            renew_anonymous: self.renew_anonymous,
-        };
-        let prepared = match storage.prepare_for(self.project, svc, number, &step.name, &borrowed) {
-            Ok(p) => p,
-            Err(e) => {
-                undo_net();
-                return Err(e);
-            }
-        };
-        let mut provided = Provided {
-            network: attached.as_ref().map(|_| NetworkNs::Path(netns.clone())),
-            resolv_conf: attached.as_ref().map(|a| a.resolv_conf.clone()),
-            hosts: attached.as_ref().map(|a| a.hosts.clone()),
-            mounts: prepared.mounts.clone(),
-            volumes: prepared.volumes.clone(),
-        };
-        if let Err(e) = self.share_network(svc, &mut provided) {
-            let _ = prepared.release();
-            return Err(e);
-        }
-        let req = CreateRequest {
-            project: &self.project.name,
-            service: svc,
-            number,
-            oneoff: false,
-            name: Some(step.name.clone()),
-            overrides: RunOverrides::default(),
-            runtime: &self.runtime,
-            auto_remove: false,
-            provided: Some(provided),
-        };
-        let db = self.db.lock().expect("db");
-        let made = container::create_container(&self.roots, &db, &req, self.events).and_then(|rec| {
-            self.record_supervision(&db, svc, &rec, attached.as_ref(), &specs).inspect_err(|_| {
-                let _ = container::remove(&self.roots, &db, &rec, true);
-            })
-        });
-        match made {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                drop(db);
-                let _ = prepared.release();
-                undo_net();
-                Err(e)
-            }
-        }
     }
 
     fn record(&self, name: &str) -> anyhow::Result<crate::state::ContainerRecord> {
@@ -347,26 +280,13 @@ impl<'a> StackEngine<'a> {
                 settle(self.with_net(|n| n.detach(self.project, svc, &rec.name, &specs, &netns)), "the leases");
             }
         } else {
-            settle(self.host_remove_netns(&rec.name), "the network namespace");
+            // An orphan: its networks are the ones its row names.
+            let netns = self.netns_path(&rec.name)?;
+            let released = self.with_net(|n| release::release_network_of_row(n, &netns, &rec));
+            settle(released, "the network namespace and leases");
         }
-        settle(self.secrets_path(&rec.name).and_then(|d| remove_secrets(&self.roots.secrets_dir(), &d)), "the secrets");
-        // Its volumes: let go of them (the last user unmounts a `driver_opts` file system).
-        let names: Vec<String> = serde_json::from_value(rec.config["volumes"].clone()).unwrap_or_default();
-        settle(release_volumes(&self.volumes, &names, &rec.name), "the volumes");
-        if anonymous_volumes {
-            for v in &names {
-                // Another container may use it still (through `volumes_from`): it stays then.
-                let anonymous = self.volumes.get(v).ok().flatten().is_some_and(|i| i.spec.anonymous);
-                let removed = match self.volume_users(v) {
-                    Ok(users) if anonymous && users.iter().all(|u| u == name) => {
-                        self.volumes.remove(v, &[]).map_err(Into::into)
-                    }
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(e),
-                };
-                settle(removed, "an anonymous volume");
-            }
-        }
+        let users = |v: &str| self.volume_users(v);
+        release::release_storage(&self.roots, &self.volumes, &rec, anonymous_volumes, &users, &mut settle);
         if !failures.is_empty() {
             bail!("container {:?} removed, but: {}", rec.name, failures.join("; "));
         }
@@ -412,11 +332,7 @@ impl<'a> StackEngine<'a> {
 
     /// The containers (of any project) whose state row lists volume `name`.
     fn volume_users(&self, name: &str) -> anyhow::Result<Vec<String>> {
-        let db = self.db.lock().expect("db");
-        let uses = |c: &crate::state::ContainerRecord| {
-            c.config["volumes"].as_array().is_some_and(|v| v.iter().any(|x| x == name))
-        };
-        Ok(db.all_containers()?.into_iter().filter(uses).map(|c| c.name).collect())
+        release::volume_users(&self.db.lock().expect("db"), name)
     }
 
     fn pull(&self, name: &str) -> anyhow::Result<()> {
@@ -531,18 +447,7 @@ impl Engine for StackEngine<'_> {
             (Kind::Volume, Op::Remove) => self.remove_volume(&step.name),
             (Kind::Image, Op::Pull) => self.pull(&step.name),
             (Kind::Container, Op::Create) => self.create(step),
-            (Kind::Container, Op::Start) => self.record(&step.name).and_then(|rec| {
-                self.reattach(step, &rec)?;
-                // The server must know who asks before the container's first query, and serve
-                // its names before anything that depends on it starts.
-                self.tell_supervisor();
-                // A connection of its own: starts run in parallel (a shared one would serialize
-                // them behind its lock for the runtime's whole run).
-                let db = StateDb::open(&self.roots.root)?;
-                container::start(&self.roots, &db, &rec, StartMode::Detached)?;
-                self.tell_supervisor();
-                Ok(())
-            }),
+            (Kind::Container, Op::Start) => self.start_container(&step.name).map(drop),
             (Kind::Container, Op::Stop) => self.record(&step.name).and_then(|rec| {
                 let db = StateDb::open(&self.roots.root)?;
                 container::stop(&self.roots, &db, &rec, self.stop_timeout).map(drop)
@@ -566,7 +471,7 @@ impl Engine for StackEngine<'_> {
 impl StackEngine<'_> {
     /// Deletes berth's nftables table once no network of any project is left on the host.
     pub fn tidy_firewall(&self) -> anyhow::Result<()> {
-        if let Some(nft) = &self.nft {
+        if let Some(nft) = self.nft() {
             if self.with_net(|n| Ok(n.no_networks()))? {
                 nft.delete_table()?;
             }

@@ -34,6 +34,13 @@ pub fn anonymous_volume_name(project: &str, service: &str, number: u32, target: 
     format!("{project}_{service}_{number}_anon_{}", &hash[..12])
 }
 
+/// The name of one-off container `container`'s anonymous volume for `target`: its own, as
+/// Docker's are for `run`, so a later one-off never finds an earlier one's data.
+pub fn oneoff_anonymous_volume_name(project: &str, container: &str, target: &str) -> String {
+    let hash = hex::encode(Sha256::digest(format!("{project}/{container}/{target}")));
+    format!("{container}_anon_{}", &hash[..12])
+}
+
 /// What a container's storage came to.
 #[derive(Debug)]
 pub struct Prepared {
@@ -110,8 +117,23 @@ impl Storage<'_> {
         container: &str,
         borrowed: &[Mount],
     ) -> anyhow::Result<Prepared> {
+        let anon = |t: &str| anonymous_volume_name(&project.name, &svc.name, number, t);
+        self.prepare_with(project, svc, &anon, container, borrowed)
+    }
+
+    /// [`prepare_for`](Self::prepare_for) with the anonymous volumes named by `anon` (from
+    /// their target): [`anonymous_volume_name`] for a replica, [`oneoff_anonymous_volume_name`]
+    /// for a one-off container.
+    pub fn prepare_with(
+        &self,
+        project: &Project,
+        svc: &Service,
+        anon: &dyn Fn(&str) -> String,
+        container: &str,
+        borrowed: &[Mount],
+    ) -> anyhow::Result<Prepared> {
         let mut held = Vec::new();
-        match self.mounts(project, svc, number, container, borrowed, &mut held) {
+        match self.mounts(project, svc, anon, container, borrowed, &mut held) {
             Ok(mounts) => {
                 let holder = (self.volumes.clone(), container.to_string());
                 Ok(Prepared { mounts: mounts.0, volumes: held, secrets: mounts.1, holder })
@@ -128,14 +150,13 @@ impl Storage<'_> {
         &self,
         project: &Project,
         svc: &Service,
-        number: u32,
+        anon: &dyn Fn(&str) -> String,
         container: &str,
         borrowed: &[Mount],
         held: &mut Vec<String>,
     ) -> anyhow::Result<(Vec<Mount>, Option<SecretsDir>)> {
-        let anon = |t: &str| anonymous_volume_name(&project.name, &svc.name, number, t);
         let mut mounts = Vec::new();
-        for req in service_mounts(project, svc, &anon)? {
+        for req in service_mounts(project, svc, anon)? {
             match req {
                 MountRequest::Volume { name, anonymous, target, read_only, nocopy, subpath } => {
                     if anonymous && self.renew_anonymous && self.volumes.get(&name)?.is_some() {
@@ -320,5 +341,8 @@ mod tests {
         assert_ne!(a, anonymous_volume_name("shop", "db", 2, "/data"));
         assert!(a.starts_with("shop_db_1_anon_"));
         assert!(berth_volumes::store::valid_name(&a));
+        let o = oneoff_anonymous_volume_name("shop", "shop-db-run-0123456789ab", "/data");
+        assert!(o.starts_with("shop-db-run-0123456789ab_anon_") && berth_volumes::store::valid_name(&o), "{o}");
+        assert_ne!(o, oneoff_anonymous_volume_name("shop", "shop-db-run-ba9876543210", "/data"));
     }
 }

@@ -45,6 +45,15 @@ fn generate_for(svc: &Service, overrides: &RunOverrides) -> Result<Bundle, Bundl
 }
 
 fn generate_with_bounding(svc: &Service, overrides: &RunOverrides, bounding: u64) -> Result<Bundle, BundleError> {
+    generate_with(svc, overrides, bounding, &[])
+}
+
+fn generate_with(
+    svc: &Service,
+    overrides: &RunOverrides,
+    bounding: u64,
+    mounts: &[berth_volumes::Mount],
+) -> Result<Bundle, BundleError> {
     let hard = |name: &str| (name == "nofile").then_some(4096);
     let device = |p: &Path| {
         (p == Path::new("/dev/fuse")).then_some(HostDevice {
@@ -82,6 +91,7 @@ fn generate_with_bounding(svc: &Service, overrides: &RunOverrides, bounding: u64
             hostname: "/var/lib/berth/containers/0123/hostname".into(),
             resolv_conf: "/var/lib/berth/containers/0123/resolv.conf".into(),
         },
+        mounts,
         host: HostFacts {
             hard_limits: &hard,
             device: &device,
@@ -163,12 +173,46 @@ fn every_supported_option() {
           size: 1048576
 "#,
     );
-    let b = generate_for(&svc, &RunOverrides::default()).unwrap();
+    // What the project side prepares for those volumes and tmpfs (see `stack::storage`).
+    let mount = |source: &str, destination: &str, kind, options: &[&str]| berth_volumes::Mount {
+        source: source.into(),
+        destination: destination.into(),
+        kind,
+        options: options.iter().map(|o| o.to_string()).collect(),
+        origin: berth_volumes::Origin::Private,
+    };
+    let prepared = [
+        mount(
+            "tmpfs",
+            "/run",
+            berth_volumes::MountKind::Tmpfs,
+            &["nosuid", "nodev", "noexec", "size=10485760", "mode=755"],
+        ),
+        mount("/srv/data", "/data", berth_volumes::MountKind::Bind, &["rbind", "ro", "rprivate"]),
+        mount("tmpfs", "/cache", berth_volumes::MountKind::Tmpfs, &["nosuid", "nodev", "noexec", "size=1048576"]),
+    ];
+
+    let b = generate_with(&svc, &RunOverrides::default(), u64::MAX, &prepared).unwrap();
     assert_eq!(b.stop_signal, "SIGINT");
     assert!(b.tty && b.stdin_open);
     assert_eq!(b.warnings.len(), 1, "{:?}", b.warnings);
     assert!(b.warnings[0].contains("ulimit `nofile` 65536 is above the host's hard limit 4096"), "{:?}", b.warnings);
     insta::assert_json_snapshot!("kitchen_sink", snapshot_json(&b));
+}
+
+#[test]
+fn mounts_are_the_prepared_ones_never_the_services_own() {
+    // The service's volumes and tmpfs are the project side's to check and prepare: without
+    // prepared mounts the bundle has none of them, only the defaults and the name files.
+    let svc = service(
+        "    image: busybox\n    tmpfs: [/run]\n    volumes: [\"/srv:/srv\", \"data:/data\"]\nvolumes:\n  data:\n",
+    );
+    let v = to_json(&generate_for(&svc, &RunOverrides::default()).unwrap().spec);
+    let dests: Vec<&str> = v["mounts"].as_array().unwrap().iter().map(|m| m["destination"].as_str().unwrap()).collect();
+    for own in ["/run", "/srv", "/data"] {
+        assert!(!dests.contains(&own), "{own} in {dests:?}");
+    }
+    assert_eq!(dests.last(), Some(&"/etc/resolv.conf"));
 }
 
 #[test]

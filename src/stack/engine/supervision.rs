@@ -1,6 +1,7 @@
-//! What a container made by `up` shares with others and tells the project supervisor: the
-//! namespaces it joins (`network_mode`, `ipc`, `pid`, `uts` of another service or container), its
-//! namespace given back after a reboot, and the supervision spec in its state row.
+//! What a container made by `up` or `run` shares with others and tells the project supervisor:
+//! the namespaces it joins (`network_mode`, `ipc`, `pid`, `uts` of another service or container),
+//! its namespace given back after a reboot (at every start, `up`'s or `start`'s), and the
+//! supervision spec in its state row.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,8 +11,7 @@ use berth_compose::model::Service;
 use berth_network::network::NetworkSpec;
 
 use super::StackEngine;
-use crate::container::Provided;
-use crate::plan::Step;
+use crate::container::{self, Provided, StartMode};
 use crate::runtime::bundle::NetworkNs;
 use crate::state::StateDb;
 use crate::supervise::health::{Check, ImageHealthcheck};
@@ -41,10 +41,11 @@ impl StackEngine<'_> {
         Ok(out)
     }
 
-    /// Gives a container `up` attached to its networks its namespace back when it is gone (after
-    /// a reboot: `/run` is empty and the bridges are new), with the addresses it leased before.
-    pub(super) fn reattach(&self, step: &Step, rec: &crate::state::ContainerRecord) -> anyhow::Result<()> {
-        let svc = self.service(step)?;
+    /// Gives a container `up` or `run` attached to its networks its namespace back when it is
+    /// gone (after a reboot: `/run` is empty and the bridges are new), with the addresses it
+    /// leased before. A container of a service the project no longer has is left as it is.
+    pub(super) fn reattach(&self, rec: &crate::state::ContainerRecord) -> anyhow::Result<()> {
+        let Some(svc) = self.project.services.get(&rec.service) else { return Ok(()) };
         let netns = self.netns_path(&rec.name)?;
         let attached_by_up = SuperviseSpec::of(&rec.config).is_some_and(|s| s.dns.is_some());
         if svc.network_mode.is_some() || !attached_by_up || netns.exists() {
@@ -53,6 +54,21 @@ impl StackEngine<'_> {
         let specs = self.specs_for(svc)?;
         std::fs::create_dir_all(netns.parent().expect("netns dir"))?;
         self.with_net(|n| n.attach(self.project, svc, &rec.name, &specs, &netns)).map(drop)
+    }
+
+    /// Starts container `name` (`up`'s start steps, `start`): its network namespace given back
+    /// first if it is gone, and the supervisor told before (so it knows who asks for names) and
+    /// after (so its names resolve for what starts next). False when it was running already.
+    pub fn start_container(&self, name: &str) -> anyhow::Result<bool> {
+        let rec = self.record(name)?;
+        self.reattach(&rec)?;
+        self.tell_supervisor();
+        // A connection of its own: starts run in parallel (a shared one would serialize them
+        // behind its lock for the runtime's whole run).
+        let db = StateDb::open(&self.roots.root)?;
+        let started = container::start(&self.roots, &db, &rec, StartMode::Detached)?;
+        self.tell_supervisor();
+        Ok(started)
     }
 
     /// `network_mode: service:NAME` / `container:NAME`: the container joins the network namespace
@@ -96,6 +112,7 @@ impl StackEngine<'_> {
         rec: &crate::state::ContainerRecord,
         attached: Option<&crate::stack::networking::Attached>,
         specs: &BTreeMap<String, NetworkSpec>,
+        aliases: bool,
     ) -> anyhow::Result<()> {
         let addrs = attached.map(|a| a.addrs.clone()).unwrap_or_default();
         let gateways = crate::supervise::spec::gateways_of(specs, &addrs);
@@ -129,8 +146,31 @@ impl StackEngine<'_> {
         }
         let mut spec = SuperviseSpec::new(self.project, svc, &addrs, &gateways, health, publish);
         spec.share = self.shared_namespaces(svc)?;
+        if !aliases {
+            // A one-off container (`run` without `--use-aliases`) answers to its own name only:
+            // not to the service's name, aliases or hostname, which stay the service's.
+            if let Some(dns) = &mut spec.dns {
+                dns.service = rec.name.clone();
+                dns.hostname = None;
+                for endpoint in &mut dns.endpoints {
+                    endpoint.2.clear();
+                }
+            }
+        }
         config[crate::supervise::spec::CONFIG_KEY] = serde_json::to_value(&spec)?;
         db.set_config(&rec.id, &config)?;
         Ok(())
     }
+}
+
+/// Whether container `rec` needs the project's supervisor while it runs: to answer or ask for
+/// names, serve its published ports, probe its health or apply its restart policy. A container
+/// on no berth network with none of those (`network_mode: none`, say) runs without one.
+pub fn needs_supervisor(rec: &crate::state::ContainerRecord) -> bool {
+    SuperviseSpec::of(&rec.config).is_some_and(|s| {
+        s.dns.is_some()
+            || !s.publish.is_empty()
+            || s.health.is_some()
+            || s.restart.condition != crate::supervise::restart::Condition::Never
+    })
 }

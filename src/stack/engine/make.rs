@@ -1,0 +1,140 @@
+//! Making one container on this host, for `up` and `run` alike: an intent recorded first (so a
+//! killed command is reclaimed by the next `up` or `down`), its network namespace attached to
+//! the service's networks with leased addresses, its storage prepared by `stack::storage`
+//! (volumes, binds, tmpfs, secrets and configs), its bundle and state row, and what the
+//! project supervisor needs to know about it. On failure, what was made for it is undone.
+
+use std::collections::BTreeMap;
+
+use berth_compose::model::Service;
+
+use super::StackEngine;
+use crate::container::{self, CreateRequest, Provided};
+use crate::runtime::bundle::{NetworkNs, RunOverrides};
+use crate::stack::storage::{volumes_from_mounts, Storage};
+
+/// One container to make, as `up` or `run` asks for it.
+pub(super) struct Make<'r> {
+    /// Its name.
+    pub(super) name: &'r str,
+    /// Replica number (one-off containers are numbered when they are created).
+    pub(super) number: u32,
+    /// A `run` container.
+    pub(super) oneoff: bool,
+    /// `run`'s command, environment, user, terminal.
+    pub(super) overrides: RunOverrides,
+    /// `run --rm`.
+    pub(super) auto_remove: bool,
+    /// Known by the service's name, aliases and hostname (`up`; `run --use-aliases`), not only
+    /// by its own name.
+    pub(super) aliases: bool,
+}
+
+impl StackEngine<'_> {
+    /// Makes one container of `svc` (the project's, or a one-off's copy with `run`'s changes).
+    pub(super) fn make(&self, svc: &Service, make: &Make<'_>) -> anyhow::Result<crate::state::ContainerRecord> {
+        // Findable before anything is made: a killed `up` or `run` leaves the intent, and the
+        // next `up` or `down` reclaims what it names. Anything already at this container's
+        // paths is such a leftover (the container has no row: it is being created now).
+        self.db.lock().expect("db").add_intent(&self.project.name, &svc.name, make.name)?;
+        self.reclaim(&svc.name, make.name)?;
+        let made = self.create_intended(svc, make);
+        let db = self.db.lock().expect("db");
+        let forgot = db.remove_intent(make.name);
+        let rec = made?;
+        forgot?;
+        Ok(rec)
+    }
+
+    fn create_intended(&self, svc: &Service, make: &Make<'_>) -> anyhow::Result<crate::state::ContainerRecord> {
+        let name = make.name;
+        // volumes_from: the source containers' mounts, looked up before anything is made.
+        let borrowed = volumes_from_mounts(self.project, svc, &self.db.lock().expect("db"))?;
+        let own_netns = svc.network_mode.is_none();
+        let netns = self.netns_path(name)?;
+        let secrets_dir = self.secrets_path(name)?;
+        let scratch = self.roots.scratch(name)?;
+        let specs = if own_netns { self.specs_for(svc)? } else { BTreeMap::new() };
+        let attached = if own_netns {
+            std::fs::create_dir_all(netns.parent().expect("netns dir"))?;
+            Some(self.with_net(|n| n.attach(self.project, svc, name, &specs, &netns))?)
+        } else {
+            None
+        };
+        let undo_net = || {
+            if own_netns {
+                let _ = self.with_net(|n| n.detach(self.project, svc, name, &specs, &netns));
+            }
+        };
+        let layers = match self.images.layer_dirs(&svc.image_name(&self.project.name)) {
+            Ok(l) => l,
+            Err(e) => {
+                undo_net();
+                return Err(e.into());
+            }
+        };
+        let env = |k: &str| std::env::var(k).ok();
+        let storage = Storage {
+            volumes: &self.volumes,
+            layers: &layers,
+            scratch,
+            secrets_dir,
+            env: &env,
+            renew_anonymous: self.renew_anonymous,
+        };
+        // A one-off container's anonymous volumes are its own; a replica's outlive it.
+        let oneoff_anon = |t: &str| crate::stack::storage::oneoff_anonymous_volume_name(&self.project.name, name, t);
+        let replica_anon =
+            |t: &str| crate::stack::storage::anonymous_volume_name(&self.project.name, &svc.name, make.number, t);
+        let anon: &dyn Fn(&str) -> String = if make.oneoff { &oneoff_anon } else { &replica_anon };
+        let prepared = match storage.prepare_with(self.project, svc, anon, name, &borrowed) {
+            Ok(p) => p,
+            Err(e) => {
+                undo_net();
+                return Err(e);
+            }
+        };
+        let mut provided = Provided {
+            network: attached.as_ref().map(|_| NetworkNs::Path(netns.clone())),
+            resolv_conf: attached.as_ref().map(|a| a.resolv_conf.clone()),
+            hosts: attached.as_ref().map(|a| a.hosts.clone()),
+            mounts: prepared.mounts.clone(),
+            volumes: prepared.volumes.clone(),
+        };
+        if let Err(e) = self.share_network(svc, &mut provided) {
+            let _ = prepared.release();
+            return Err(e);
+        }
+        let req = CreateRequest {
+            project: &self.project.name,
+            service: svc,
+            number: make.number,
+            oneoff: make.oneoff,
+            name: Some(name.to_string()),
+            overrides: make.overrides.clone(),
+            runtime: &self.runtime,
+            auto_remove: make.auto_remove,
+            provided: Some(provided),
+        };
+        let db = self.db.lock().expect("db");
+        let made = container::create_container(&self.roots, &db, &req, self.events).and_then(|rec| {
+            self.record_supervision(&db, svc, &rec, attached.as_ref(), &specs, make.aliases)
+                .and_then(|()| {
+                    // As stored, with its supervision.
+                    db.container(&rec.id)?.ok_or_else(|| anyhow::anyhow!("container `{}` is gone", rec.name))
+                })
+                .inspect_err(|_| {
+                    let _ = container::remove(&self.roots, &db, &rec, true);
+                })
+        });
+        match made {
+            Ok(rec) => Ok(rec),
+            Err(e) => {
+                drop(db);
+                let _ = prepared.release();
+                undo_net();
+                Err(e)
+            }
+        }
+    }
+}
