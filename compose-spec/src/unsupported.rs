@@ -40,9 +40,9 @@ fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
     add(svc.platform.is_some(), "platform", "`up` pulls the host's platform (`berth pull` honours it)");
     let driver = svc.logging.as_ref().and_then(|l| l.driver.as_deref());
     add(
-        driver.is_some_and(|d| !matches!(d, "json-file" | "local")),
+        driver.is_some_and(|d| !matches!(d, "json-file" | "local" | "none")),
         "logging.driver",
-        "every container's output goes to berth's JSON log (`berth logs`)",
+        "every container's output goes to berth's JSON log (`berth logs`); berth honours json-file, local and none",
     );
     if let Some(d) = &svc.deploy {
         add(d.placement.is_some(), "deploy.placement", "placement is for swarms; berth runs on this host");
@@ -166,6 +166,21 @@ mod tests {
         // What berth honours is not mentioned.
         assert!(!w.contains("limits"), "{w}");
         assert_eq!(loaded.warnings.len(), 5, "{w}");
+    }
+
+    #[test]
+    fn the_logging_drivers_berth_honours_are_not_warned_about() {
+        for driver in ["json-file", "local", "none"] {
+            let yaml = format!("name: u\nservices:\n  a:\n    image: busybox\n    logging:\n      driver: {driver}\n");
+            let loaded = load(&opts(&yaml, true)).unwrap();
+            assert!(loaded.warnings.is_empty(), "{driver}: {:?}", loaded.warnings);
+        }
+        for driver in ["syslog", "journald", "gelf"] {
+            let yaml = format!("name: u\nservices:\n  a:\n    image: busybox\n    logging:\n      driver: {driver}\n");
+            let w = load(&opts(&yaml, false)).unwrap().warnings.join("\n");
+            assert!(w.contains(&format!("`logging.driver: {driver}` is not supported")), "{w}");
+            assert!(load(&opts(&yaml, true)).is_err(), "{driver} is refused by --strict");
+        }
     }
 
     #[test]
