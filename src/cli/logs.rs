@@ -106,6 +106,18 @@ pub fn run(project: &ProjectArgs, args: LogsArgs) -> anyhow::Result<()> {
     if let Some(i) = args.index {
         list.retain(|c| c.number == i);
     }
+    // The `none` logging driver keeps nothing to read: said as Docker says it, and the others'
+    // logs are printed (Compose's `logs` succeeds with no lines for them too).
+    list.retain(|c| {
+        let readable = ContainerConfig::of(c).map(|cfg| log::readable(&cfg)).unwrap_or(true);
+        if !readable {
+            berth::output::warn(&format!(
+                "container {}: configured logging driver does not support reading (its service's `logging.driver` is `none`: its output is not kept)",
+                c.name
+            ));
+        }
+        readable
+    });
     let since = args.since.as_deref().map(parse_time).transpose()?;
     let until = args.until.as_deref().map(parse_time).transpose()?;
     let tail: Option<usize> = if args.tail == "all" || args.tail == "-1" { None } else { Some(args.tail.parse()?) };

@@ -2,6 +2,8 @@
 //! (`{"log":"text\n","stream":"stdout","time":"2024-01-01T00:00:00.000000001Z"}`), rotated by size
 //! (`container.log` → `container.log.1` → ... up to `max-file` files). Lines longer than 16 KiB
 //! are split, like Docker does; a last line without a newline is written when the stream ends.
+//! `logging.driver` `json-file` (the default) and `local` both write this log; `none` keeps
+//! nothing (attached clients still see the output).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -9,7 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::container::LogOptions;
+use crate::container::{ContainerConfig, LogOptions};
 
 /// Output stream of a log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,10 +33,22 @@ impl Stream {
 
 const MAX_LINE: usize = 16 * 1024;
 
+/// The logging driver a container was made with (`logging.driver` of its service), `json-file`
+/// when its service names none.
+pub fn driver(config: &ContainerConfig) -> &str {
+    config.service.get("logging").and_then(|l| l.get("driver")).and_then(|d| d.as_str()).unwrap_or("json-file")
+}
+
+/// Whether the container's output is kept, to be read by `logs` (not with the `none` driver).
+pub fn readable(config: &ContainerConfig) -> bool {
+    driver(config) != "none"
+}
+
 /// Appends log lines to a container's log file, rotating it.
 pub struct LogWriter {
     path: PathBuf,
-    file: File,
+    /// None with the `none` driver: nothing is written.
+    file: Option<File>,
     size: u64,
     opts: LogOptions,
     partial: [Vec<u8>; 2],
@@ -49,11 +63,29 @@ impl LogWriter {
         // Logs hold what containers print, secrets included: root's alone.
         let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
         let size = file.metadata()?.len();
-        Ok(LogWriter { path: path.to_path_buf(), file, size, opts, partial: [Vec::new(), Vec::new()] })
+        Ok(LogWriter { path: path.to_path_buf(), file: Some(file), size, opts, partial: [Vec::new(), Vec::new()] })
+    }
+
+    /// The writer of a container's log at `path`, as its logging driver asks: the `none`
+    /// driver's discards everything (and makes no file).
+    pub fn for_container(path: &Path, config: &ContainerConfig) -> io::Result<LogWriter> {
+        if readable(config) {
+            return LogWriter::open(path, config.log);
+        }
+        Ok(LogWriter {
+            path: path.to_path_buf(),
+            file: None,
+            size: 0,
+            opts: config.log,
+            partial: [Vec::new(), Vec::new()],
+        })
     }
 
     /// Writes what a stream produced: complete lines now, the rest when its line ends.
     pub fn write(&mut self, stream: Stream, data: &[u8]) -> io::Result<()> {
+        if self.file.is_none() {
+            return Ok(());
+        }
         let idx = stream as usize;
         let mut buf = std::mem::take(&mut self.partial[idx]);
         buf.extend_from_slice(data);
@@ -79,10 +111,16 @@ impl LogWriter {
                 self.record(stream, &rest)?;
             }
         }
-        self.file.flush()
+        match self.file.as_mut() {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
     }
 
     fn record(&mut self, stream: Stream, line: &[u8]) -> io::Result<()> {
+        if self.file.is_none() {
+            return Ok(());
+        }
         let entry = serde_json::json!({
             "log": String::from_utf8_lossy(line),
             "stream": stream.name(),
@@ -93,7 +131,9 @@ impl LogWriter {
         if self.opts.max_size > 0 && self.size > 0 && self.size + text.len() as u64 > self.opts.max_size {
             self.rotate()?;
         }
-        self.file.write_all(text.as_bytes())?;
+        if let Some(f) = self.file.as_mut() {
+            f.write_all(text.as_bytes())?;
+        }
         self.size += text.len() as u64;
         Ok(())
     }
@@ -101,7 +141,9 @@ impl LogWriter {
     fn rotate(&mut self) -> io::Result<()> {
         let keep = self.opts.max_file.max(1);
         if keep == 1 {
-            self.file.set_len(0)?;
+            if let Some(f) = &self.file {
+                f.set_len(0)?;
+            }
             self.size = 0;
             return Ok(());
         }
@@ -110,7 +152,7 @@ impl LogWriter {
             let _ = std::fs::rename(rotated(&self.path, i), rotated(&self.path, i + 1));
         }
         std::fs::rename(&self.path, rotated(&self.path, 1))?;
-        self.file = OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)?;
+        self.file = Some(OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)?);
         self.size = 0;
         Ok(())
     }
@@ -277,6 +319,30 @@ mod tests {
         assert_eq!(e.last().unwrap().log, "line 39\n");
         let nums: Vec<usize> = e.iter().filter_map(|e| e.log.trim().strip_prefix("line ")?.parse().ok()).collect();
         assert!(nums.windows(2).all(|w| w[1] == w[0] + 1), "oldest first, in order: {nums:?}");
+    }
+
+    #[test]
+    fn the_none_driver_keeps_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = |driver: Option<&str>| ContainerConfig {
+            log: LogOptions::default(),
+            service: match driver {
+                Some(d) => serde_json::json!({"image": "x", "logging": {"driver": d}}),
+                None => serde_json::json!({"image": "x"}),
+            },
+            ..ContainerConfig::default()
+        };
+        assert_eq!(driver(&config(None)), "json-file");
+        for (d, kept) in [(None, true), (Some("json-file"), true), (Some("local"), true), (Some("none"), false)] {
+            let path = dir.path().join(format!("{d:?}.log"));
+            let cfg = config(d);
+            assert_eq!(readable(&cfg), kept, "{d:?}");
+            let mut w = LogWriter::for_container(&path, &cfg).unwrap();
+            w.write(Stream::Stdout, b"hello\nrest").unwrap();
+            w.flush().unwrap();
+            assert_eq!(read_all(&path, 3).len(), if kept { 2 } else { 0 }, "{d:?}");
+            assert_eq!(path.exists(), kept, "{d:?}");
+        }
     }
 
     #[test]

@@ -298,7 +298,7 @@ impl Monitor {
         let run_dir = roots.run_dir(id);
         let attach = UnixListener::bind(run_dir.join("attach.sock"))?;
         std::fs::set_permissions(run_dir.join("attach.sock"), std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-        let log = LogWriter::open(&roots.log_file(id), launched.config.log)?;
+        let log = LogWriter::for_container(&roots.log_file(id), &launched.config)?;
         let pid_file = run_dir.join("pid");
         let status = launched.process.wait()?;
         launched.runtime.run_finished(id, &pid_file, status)?;
