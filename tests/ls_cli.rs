@@ -75,3 +75,34 @@ fn a_damaged_state_database_is_named_and_refused_at_once() {
         assert!(err.contains(&format!("the state database `{}` is damaged", path.display())), "{err}");
     }
 }
+
+#[test]
+fn filter_by_name_as_compose_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = StateDb::open(tmp.path()).unwrap();
+    for (name, status) in [("shop", Status::Running), ("shopfront", Status::Running), ("blog", Status::Exited)] {
+        db.upsert_project(name, Path::new("/srv"), &["/srv/compose.yaml".into()]).unwrap();
+        db.insert_container(&record(name, "web", status)).unwrap();
+    }
+    // A pattern found in the name (Compose matches a regular expression).
+    assert_eq!(ls(tmp.path(), &["-q", "--filter", "name=shop"]), "shop\nshopfront\n");
+    assert_eq!(ls(tmp.path(), &["-q", "--filter", "name=^shop$"]), "shop\n");
+    assert_eq!(ls(tmp.path(), &["-q", "--filter", "name=front"]), "shopfront\n");
+    // -a still decides whether stopped projects are listed.
+    assert_eq!(ls(tmp.path(), &["-q", "--filter", "name=blog"]), "");
+    assert_eq!(ls(tmp.path(), &["-a", "-q", "--filter", "name=blog"]), "blog\n");
+    // Several filters: a project matching any of them.
+    assert_eq!(ls(tmp.path(), &["-a", "-q", "--filter", "name=^b", "--filter", "name=front$"]), "blog\nshopfront\n");
+    let table = ls(tmp.path(), &["--filter", "name=^shop$"]);
+    assert_eq!(table.lines().count(), 2, "{table}");
+    let v: serde_json::Value =
+        serde_json::from_str(&ls(tmp.path(), &["--filter", "name=front", "--format", "json"])).unwrap();
+    assert_eq!(v.as_array().map(Vec::len), Some(1), "{v}");
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["ls", "--filter", "label=x"])
+        .env("BERTH_ROOT", tmp.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("unknown filter `label`"), "{err}");
+}
