@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde_json::json;
 
+use super::protocol::{self, Mismatch, Reply, Request, Status};
 use crate::container::{self, Roots};
 
 /// Where a project's supervisor keeps its socket, lock and log.
@@ -34,36 +34,73 @@ pub fn log_path(roots: &Roots, project: &str) -> PathBuf {
     dir(roots).join(format!("{project}.log"))
 }
 
-/// Sends one request to a project's supervisor and returns its answer.
-pub fn request(roots: &Roots, project: &str, op: &str, timeout: Duration) -> anyhow::Result<serde_json::Value> {
-    let v = request_value(roots, project, &json!({ "op": op }), timeout)?;
-    if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
-        anyhow::bail!("supervisor: {e}");
-    }
-    Ok(v)
-}
-
-/// Sends one request (`{"op": …, …}`) and returns the answer as it came.
-pub fn request_value(
-    roots: &Roots,
-    project: &str,
-    body: &serde_json::Value,
-    timeout: Duration,
-) -> anyhow::Result<serde_json::Value> {
+/// Sends one request to a project's supervisor and returns its answer. An answer in another
+/// version of the protocol is a [`Mismatch`] error.
+pub fn call(roots: &Roots, project: &str, request: &Request, timeout: Duration) -> anyhow::Result<Reply> {
     let path = socket_path(roots, project);
     let mut s = UnixStream::connect(&path).with_context(|| format!("no supervisor for project {project:?}"))?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
-    writeln!(s, "{body}")?;
+    writeln!(s, "{}", protocol::encode_request(request))?;
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line)?;
-    serde_json::from_str(&line).context("bad answer from the supervisor")
+    protocol::decode_reply(project, &line)
+}
+
+/// Sends a request that is answered [`Reply::Done`]; an error answer is an error.
+fn call_done(roots: &Roots, project: &str, request: &Request, timeout: Duration) -> anyhow::Result<()> {
+    match call(roots, project, request, timeout)? {
+        Reply::Done => Ok(()),
+        Reply::Error { error } => anyhow::bail!("supervisor: {error}"),
+        other => anyhow::bail!("unexpected answer from the supervisor of project {project:?}: {other:?}"),
+    }
+}
+
+/// Has the supervisor make a pass now, and waits until it is done: what it serves (names,
+/// ports, probes) follows the state rows as they are now.
+pub fn refresh(roots: &Roots, project: &str, timeout: Duration) -> anyhow::Result<()> {
+    call_done(roots, project, &Request::Refresh, timeout)
+}
+
+/// What the supervisor serves.
+pub fn status(roots: &Roots, project: &str, timeout: Duration) -> anyhow::Result<Status> {
+    match call(roots, project, &Request::Status, timeout)? {
+        Reply::Status(s) => Ok(s),
+        Reply::Error { error } => anyhow::bail!("supervisor: {error}"),
+        other => anyhow::bail!("unexpected answer from the supervisor of project {project:?}: {other:?}"),
+    }
+}
+
+/// Sends request `op` (`refresh`, `status` or `shutdown`) and returns the answer as JSON.
+/// Kept for callers from before the typed protocol: use [`refresh`], [`status`] or [`shutdown`].
+pub fn request(roots: &Roots, project: &str, op: &str, timeout: Duration) -> anyhow::Result<serde_json::Value> {
+    let request = match op {
+        "refresh" => Request::Refresh,
+        "status" => Request::Status,
+        "shutdown" => Request::Shutdown,
+        other => anyhow::bail!("unknown supervisor request {other:?}"),
+    };
+    match call(roots, project, &request, timeout)? {
+        Reply::Error { error } => anyhow::bail!("supervisor: {error}"),
+        reply => Ok(serde_json::to_value(reply)?),
+    }
 }
 
 /// The pid of a project's running supervisor, if one answers.
 pub fn running(roots: &Roots, project: &str) -> Option<i32> {
-    let v = request(roots, project, "status", Duration::from_secs(2)).ok()?;
-    v.get("pid").and_then(|p| p.as_i64()).map(|p| p as i32)
+    status(roots, project, Duration::from_secs(2)).ok().map(|s| s.pid)
+}
+
+/// The pid of a project's running supervisor if one answers, `None` if none does, and an error
+/// when one answers in another version of the protocol.
+fn answering(roots: &Roots, project: &str) -> Result<Option<i32>, Mismatch> {
+    match status(roots, project, Duration::from_secs(2)) {
+        Ok(s) => Ok(Some(s.pid)),
+        Err(e) => match e.downcast::<Mismatch>() {
+            Ok(m) => Err(m),
+            Err(_) => Ok(None),
+        },
+    }
 }
 
 /// How often a container's monitor checks that its project is supervised.
@@ -143,7 +180,7 @@ pub fn ensure(roots: &Roots, project: &str) -> anyhow::Result<i32> {
             Liveness::Stopped(pid) => anyhow::bail!(not_answering(roots, project, Some(pid), true)),
             Liveness::Running(pid) => {
                 // A pass may be under way, or it is still opening its socket: give it a moment.
-                if let Some(pid) = running(roots, project) {
+                if let Some(pid) = answering(roots, project)? {
                     return Ok(pid);
                 }
                 if Instant::now() > deadline {
@@ -156,7 +193,7 @@ pub fn ensure(roots: &Roots, project: &str) -> anyhow::Result<i32> {
     let mut child = spawn(roots, project)?;
     let start = Instant::now();
     loop {
-        if let Some(pid) = running(roots, project) {
+        if let Some(pid) = answering(roots, project)? {
             // Reap it later without blocking: it lives on in its own session.
             std::thread::spawn(move || child.wait());
             return Ok(pid);
@@ -220,12 +257,20 @@ fn spawn(roots: &Roots, project: &str) -> anyhow::Result<std::process::Child> {
 /// Asks the project's supervisor to stop and waits until it is gone. One that holds its lock but
 /// does not answer (stopped, hung) is killed.
 pub fn shutdown(roots: &Roots, project: &str) -> anyhow::Result<()> {
-    let pid = match running(roots, project) {
-        Some(pid) => {
-            let _ = request(roots, project, "shutdown", Duration::from_secs(5));
+    let pid = match answering(roots, project) {
+        Ok(Some(pid)) => {
+            let _ = call(roots, project, &Request::Shutdown, Duration::from_secs(5));
             pid
         }
-        None => match liveness(roots, project) {
+        // One of another berth: it stops (as cleanly) on SIGTERM.
+        Err(_) => match liveness(roots, project) {
+            Liveness::Running(Some(pid)) | Liveness::Stopped(pid) => {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+                pid
+            }
+            _ => return Ok(()),
+        },
+        Ok(None) => match liveness(roots, project) {
             Liveness::Running(Some(pid)) | Liveness::Stopped(pid) => {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
                 pid

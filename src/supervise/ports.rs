@@ -18,8 +18,8 @@ use std::sync::Arc;
 use berth_network::nat::{Firewall, Nft, PortRule, Rule};
 use berth_network::proxy::{HeldPort, PortMapping, PortProxy, Proto};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
+use super::protocol::{Conflict, PortEntry};
 use super::spec::{Published, SuperviseSpec};
 use crate::container::record_event;
 use crate::events::{Event, EventSink};
@@ -149,17 +149,22 @@ impl Ports {
 
     /// Holds `ports` for `container` (about to be started by the `up` with pid `owner`), all or
     /// none. Ports served now for `container` itself or for one of `frees` (containers that `up`
-    /// stops or removes first) pass to it when they are let go. A conflict comes back as
-    /// `{"port": …, "holder": NAME or null, "in_use": bool, "error": …}` (`holder` null when the
-    /// port is taken outside this project: the caller names who has it).
+    /// stops or removes first) pass to it when they are let go. A conflict names the container
+    /// of the project that has the port (none when it is taken outside this project: the caller
+    /// names who has it).
     pub fn reserve(
         &mut self,
         container: &str,
         owner: i32,
         frees: &[String],
         ports: &[HostPort],
-    ) -> Result<(), serde_json::Value> {
-        let conflict = |port: &HostPort, holder: Option<&str>, in_use: bool, error: String| json!({"port": port, "holder": holder, "in_use": in_use, "error": error});
+    ) -> Result<(), Conflict> {
+        let conflict = |port: &HostPort, holder: Option<&str>, in_use: bool, error: String| Conflict {
+            port: *port,
+            holder: holder.map(str::to_string),
+            in_use,
+            error,
+        };
         let mut new: Vec<Reservation> = Vec::new();
         for port in ports {
             if self.reserved.iter().chain(&new).any(|r| r.container == container && r.port == *port) {
@@ -188,16 +193,16 @@ impl Ports {
     }
 
     /// The ports served and reserved, for the `status` answer.
-    pub fn status(&self) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    pub fn status(&self) -> (Vec<PortEntry>, Vec<PortEntry>) {
         let served = self
             .served
             .values()
             .flat_map(|s| {
                 s.proxy.iter().flat_map(move |proxy| {
-                    proxy.bound().iter().map(move |m| {
-                        json!({"container": s.name, "proto": m.proto.as_str(),
-                               "host": SocketAddr::new(m.host_ip, m.host_port).to_string(),
-                               "target": SocketAddr::new(m.container_ip, m.container_port).to_string()})
+                    proxy.bound().iter().map(move |m| PortEntry {
+                        container: s.name.clone(),
+                        port: HostPort::of_mapping(m),
+                        target: Some(SocketAddr::new(m.container_ip, m.container_port)),
                     })
                 })
             })
@@ -205,10 +210,7 @@ impl Ports {
         let reserved = self
             .reserved
             .iter()
-            .map(|r| {
-                json!({"container": r.container, "proto": r.port.proto().as_str(),
-                       "host": SocketAddr::new(r.port.ip, r.port.port).to_string(), "port": r.port})
-            })
+            .map(|r| PortEntry { container: r.container.clone(), port: r.port, target: None })
             .collect();
         (served, reserved)
     }
@@ -408,12 +410,12 @@ mod tests {
             // Asking again for the same container is no conflict; another container is told who.
             ports.reserve("p-web-1", me, &[], &[port]).unwrap();
             let err = ports.reserve("p-api-1", me, &[], &[hp("0.0.0.0", free)]).unwrap_err();
-            assert_eq!(err["holder"], "p-web-1", "{err}");
+            assert_eq!(err.holder.as_deref(), Some("p-web-1"), "{err:?}");
             // A port taken outside the project: no holder known here, but in use.
             let outside = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let taken = hp("127.0.0.1", outside.local_addr().unwrap().port());
             let err = ports.reserve("p-db-1", me, &[], &[taken]).unwrap_err();
-            assert_eq!((err["holder"].is_null(), err["in_use"].as_bool()), (true, Some(true)), "{err}");
+            assert_eq!((err.holder, err.in_use), (None, true), "{}", err.error);
             assert_eq!(ports.status().1.len(), 1);
             ports.release(me);
             assert!(ports.status().1.is_empty());

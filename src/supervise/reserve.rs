@@ -7,15 +7,14 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use berth_compose::Project;
-use serde_json::json;
-
 use super::client;
 use super::ports::{describe, holder_of, HostPort};
+use super::protocol::{Conflict, Reply, Request};
 use super::spec::SuperviseSpec;
 use crate::container::Roots;
 use crate::plan::{Kind, Op, Plan};
 use crate::state::{ContainerRecord, StateDb};
+use berth_compose::Project;
 
 /// A fixed host port a container of the plan publishes when it starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,14 +156,9 @@ pub fn holder(roots: &Roots, db: &StateDb, project: &str, port: &HostPort) -> St
         Some(name.strip_suffix(".sock")?.to_string()).filter(|p| p != project)
     });
     for other in others {
-        let Ok(status) = client::request(roots, &other, "status", Duration::from_secs(1)) else { continue };
-        let entries = ["ports", "reserved"].into_iter().flat_map(|k| status[k].as_array().cloned().unwrap_or_default());
-        for e in entries {
-            let Some(host) = e["host"].as_str().and_then(|h| h.parse::<std::net::SocketAddr>().ok()) else { continue };
-            let theirs = HostPort { udp: e["proto"] == "udp", ip: host.ip(), port: host.port() };
-            if theirs.overlaps(port) {
-                return describe(e["container"].as_str().unwrap_or("?"), &other, project);
-            }
+        let Ok(status) = client::status(roots, &other, Duration::from_secs(1)) else { continue };
+        if let Some(e) = status.ports.iter().chain(&status.reserved).find(|e| e.port.overlaps(port)) {
+            return describe(&e.container, &other, project);
         }
     }
     "another program".into()
@@ -190,38 +184,38 @@ fn reserve_all(roots: &Roots, db: &StateDb, project: &str, wanted: &[Wanted], fr
     }
     for c in containers {
         let mine: Vec<&Wanted> = wanted.iter().filter(|w| w.container == c).collect();
-        let ports: Vec<HostPort> = mine.iter().map(|w| w.port).collect();
-        let body =
-            json!({"op": "reserve", "container": c, "owner": std::process::id(), "frees": frees, "ports": ports});
-        let mut reply = client::request_value(roots, project, &body, Duration::from_secs(10))?;
+        let request = Request::Reserve {
+            container: c.to_string(),
+            owner: std::process::id() as i32,
+            frees: frees.to_vec(),
+            ports: mine.iter().map(|w| w.port).collect(),
+        };
+        let mut reply = client::call(roots, project, &request, Duration::from_secs(10))?;
         // Taken outside the project: perhaps only for the instant another command probes it.
         for _ in 1..TRIES {
-            if reply["conflict"]["in_use"] != true || !reply["conflict"]["holder"].is_null() {
+            if !matches!(&reply, Reply::Conflict(Conflict { in_use: true, holder: None, .. })) {
                 break;
             }
             std::thread::sleep(RETRY);
-            reply = client::request_value(roots, project, &body, Duration::from_secs(10))?;
+            reply = client::call(roots, project, &request, Duration::from_secs(10))?;
         }
-        if reply["ok"] == true {
-            continue;
-        }
-        if reply["error"].as_str().is_some_and(|e| e.starts_with("unknown request")) {
-            // A supervisor from an older berth: the ports were only checked beforehand.
-            return Ok(());
-        }
-        let conflict = &reply["conflict"];
-        let Ok(port) = serde_json::from_value::<HostPort>(conflict["port"].clone()) else {
-            anyhow::bail!("the supervisor of project {project:?} cannot reserve the ports of {c}: {reply}");
+        let conflict = match reply {
+            Reply::Done => continue,
+            Reply::Conflict(conflict) => conflict,
+            Reply::Error { error } => {
+                anyhow::bail!("the supervisor of project {project:?} cannot reserve the ports of {c}: {error}")
+            }
+            other => anyhow::bail!("unexpected answer from the supervisor of project {project:?}: {other:?}"),
         };
+        let port = conflict.port;
         let w = mine.iter().find(|w| w.port == port).copied().unwrap_or(mine[0]);
-        if let Some(name) = conflict["holder"].as_str() {
+        if let Some(name) = conflict.holder {
             anyhow::bail!(w.conflict(&format!("container {name}")));
         }
-        if conflict["in_use"] == true {
+        if conflict.in_use {
             anyhow::bail!(w.conflict(&holder(roots, db, project, &port)));
         }
-        let error = conflict["error"].as_str().unwrap_or("?");
-        anyhow::bail!("services.{}.ports[{}]: cannot bind {port}: {error}", w.service, w.index);
+        anyhow::bail!("services.{}.ports[{}]: cannot bind {port}: {}", w.service, w.index, conflict.error);
     }
     Ok(())
 }
@@ -229,8 +223,8 @@ fn reserve_all(roots: &Roots, db: &StateDb, project: &str, wanted: &[Wanted], fr
 /// Lets go of the ports this process reserved that no container claimed (the containers that
 /// started have theirs served by now).
 pub fn release(roots: &Roots, project: &str) {
-    let body = json!({"op": "release", "owner": std::process::id()});
-    let _ = client::request_value(roots, project, &body, Duration::from_secs(5));
+    let request = Request::Release { owner: std::process::id() as i32 };
+    let _ = client::call(roots, project, &request, Duration::from_secs(5));
 }
 
 #[cfg(test)]

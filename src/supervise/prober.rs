@@ -1,0 +1,217 @@
+//! The supervisor's health prober: one probe task per running container with a health check, for
+//! the run it started for (a container that starts again gets a new one), driving the pure state
+//! machine of [`super::health`] with real probes ([`super::probe`]) and recording the health in
+//! the container's row.
+//!
+//! Which probes should run is decided from the rows alone ([`plan`], pure); every pass starts the
+//! missing ones and stops those whose container no longer runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::health::{Check, Health, Monitor, Probe};
+use super::probe::Outcome;
+use super::spec::SuperviseSpec;
+use crate::container::{record_event, Roots};
+use crate::state::{ContainerRecord, StateDb, Status};
+
+/// What a probe task reports after each probe.
+pub struct Report {
+    id: String,
+    /// The run it probes.
+    started_at: Option<i64>,
+    health: Health,
+    failures: u32,
+    changed: bool,
+    /// Why the probe failed (Docker's health log output).
+    output: Option<String>,
+}
+
+/// Which probes to start and stop.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Containers (ids) to probe anew: running with a health check, and not probed for this run.
+    pub start: Vec<String>,
+    /// Containers whose probe stops: they no longer run (or have no health check).
+    pub stop: Vec<String>,
+}
+
+/// Which probes to start and stop, given the runs probed now (`probing`: id and the run's start).
+pub fn plan(probing: &BTreeMap<String, Option<i64>>, specs: &[(ContainerRecord, SuperviseSpec)]) -> Plan {
+    let live: Vec<&ContainerRecord> =
+        specs.iter().filter(|(r, s)| s.health.is_some() && r.status == Status::Running).map(|(r, _)| r).collect();
+    let start = live.iter().filter(|r| probing.get(&r.id) != Some(&r.started_at)).map(|r| r.id.clone()).collect();
+    let stop = probing.keys().filter(|id| !live.iter().any(|r| &r.id == *id)).cloned().collect();
+    Plan { start, stop }
+}
+
+/// A health change a report brought.
+pub struct Change {
+    /// The container, as its row is now.
+    pub record: ContainerRecord,
+    /// Its new health.
+    pub health: Health,
+}
+
+/// The health probes of one project.
+pub struct Prober {
+    roots: Roots,
+    /// By container id: the run probed and its task.
+    probes: HashMap<String, (Option<i64>, tokio::task::JoinHandle<()>)>,
+    health: HashMap<String, Health>,
+    tx: mpsc::UnboundedSender<Report>,
+    rx: mpsc::UnboundedReceiver<Report>,
+}
+
+impl Prober {
+    /// Probing nothing yet.
+    pub fn new(roots: Roots) -> Prober {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Prober { roots, probes: HashMap::new(), health: HashMap::new(), tx, rx }
+    }
+
+    /// Keeps one probe task per running container with a health check.
+    pub fn reconcile(&mut self, db: &StateDb, specs: &[(ContainerRecord, SuperviseSpec)]) {
+        let probing: BTreeMap<String, Option<i64>> = self.probes.iter().map(|(id, (s, _))| (id.clone(), *s)).collect();
+        let plan = plan(&probing, specs);
+        for id in plan.start {
+            let Some((r, spec)) = specs.iter().find(|(r, _)| r.id == id) else { continue };
+            let Some(check) = spec.health.clone() else { continue };
+            if let Some((_, old)) = self.probes.remove(&r.id) {
+                old.abort();
+            }
+            let _ = db.set_health(&r.id, Some(Health::Starting.as_str()), 0);
+            self.health.insert(r.id.clone(), Health::Starting);
+            let task = tokio::spawn(probe_loop(self.roots.clone(), r.clone(), check, self.tx.clone()));
+            self.probes.insert(r.id.clone(), (r.started_at, task));
+        }
+        for id in plan.stop {
+            if let Some((_, t)) = self.probes.remove(&id) {
+                t.abort();
+            }
+            self.health.remove(&id);
+        }
+    }
+
+    /// The next report of a probe task.
+    pub async fn next(&mut self) -> Option<Report> {
+        self.rx.recv().await
+    }
+
+    /// Records what `report` says (for the run probed now; others are stale): the health in the
+    /// container's row and, when it changed, a `health_status` event. Returns the change.
+    pub fn on_report(&mut self, db: &StateDb, report: Report) -> Option<Change> {
+        let current = self.probes.get(&report.id).is_some_and(|(s, _)| *s == report.started_at);
+        if !current {
+            return None;
+        }
+        let _ = db.set_health(&report.id, Some(report.health.as_str()), report.failures);
+        self.health.insert(report.id.clone(), report.health);
+        if !report.changed {
+            return None;
+        }
+        let record = db.container(&report.id).ok().flatten()?;
+        let output: Vec<(&str, serde_json::Value)> = match (&report.output, report.health) {
+            (Some(o), Health::Unhealthy) => vec![("output", o.clone().into())],
+            _ => Vec::new(),
+        };
+        record_event(db, &record, &format!("health_status: {}", report.health.as_str()), &output);
+        Some(Change { record, health: report.health })
+    }
+
+    /// Stops probing container `id` (it is being restarted); its health stays until its next run
+    /// is probed.
+    pub fn forget(&mut self, id: &str) {
+        if let Some((_, t)) = self.probes.remove(id) {
+            t.abort();
+        }
+    }
+
+    /// Whether container `id` failed its health check.
+    pub fn unhealthy(&self, id: &str) -> bool {
+        self.health.get(id) == Some(&Health::Unhealthy)
+    }
+
+    /// The health of each probed container, by id.
+    pub fn status(&self) -> BTreeMap<String, String> {
+        self.health.iter().map(|(k, h)| (k.clone(), h.as_str().to_string())).collect()
+    }
+
+    /// Stops every probe.
+    pub fn close(&mut self) {
+        for (_, (_, t)) in self.probes.drain() {
+            t.abort();
+        }
+    }
+}
+
+async fn probe_loop(roots: Roots, rec: ContainerRecord, check: Check, tx: mpsc::UnboundedSender<Report>) {
+    let started = Instant::now();
+    let mut monitor = Monitor::new(check.clone(), Duration::ZERO);
+    let command = check.command();
+    loop {
+        tokio::time::sleep(monitor.next_delay()).await;
+        let (roots, rec2, command, timeout) = (roots.clone(), rec.clone(), command.clone(), check.timeout);
+        // The probe keeps its own timeout: it kills what it started once the timeout passes
+        // (a timer around a blocking task could only stop waiting for it).
+        let run = tokio::task::spawn_blocking(move || super::probe::run(&roots, &rec2, &command, timeout));
+        let (probe, output) = match run.await {
+            Ok(Outcome::Pass) => (Probe::Pass, None),
+            Ok(Outcome::Fail(why)) => (Probe::Fail, Some(why)),
+            Ok(Outcome::Timeout(why)) => (Probe::Timeout, Some(why)),
+            Err(e) => (Probe::Fail, Some(e.to_string())),
+        };
+        let changed = monitor.record(probe, started.elapsed()).is_some();
+        let report = Report {
+            id: rec.id.clone(),
+            started_at: rec.started_at,
+            health: monitor.health(),
+            failures: monitor.failures(),
+            changed,
+            output,
+        };
+        if tx.send(report).is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervise::testing::record;
+
+    #[test]
+    fn a_probe_runs_per_run_of_a_running_container_with_a_health_check() {
+        let check = Check {
+            test: vec!["CMD".into(), "true".into()],
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(30),
+            retries: 3,
+            start_period: Duration::ZERO,
+            start_interval: None,
+        };
+        let with = |name: &str, status: Status, started: i64| {
+            let mut r = record(name, status);
+            r.started_at = Some(started);
+            (r, SuperviseSpec { health: Some(check.clone()), ..Default::default() })
+        };
+        let specs = [
+            with("p-new-1", Status::Running, 1),
+            with("p-same-1", Status::Running, 2),
+            with("p-again-1", Status::Running, 5),
+            with("p-down-1", Status::Exited, 1),
+            (record("p-plain-1", Status::Running), SuperviseSpec::default()),
+        ];
+        let probing: BTreeMap<String, Option<i64>> = [("id-p-same-1", 2), ("id-p-again-1", 3), ("id-p-down-1", 1)]
+            .into_iter()
+            .map(|(id, s)| (id.to_string(), Some(s)))
+            .collect();
+        let p = plan(&probing, &specs);
+        assert_eq!(p.start, ["id-p-new-1", "id-p-again-1"], "new, and started again since");
+        assert_eq!(p.stop, ["id-p-down-1"]);
+        assert_eq!(plan(&BTreeMap::new(), &[]), Plan::default());
+    }
+}
