@@ -755,3 +755,26 @@ fn wait_down_project() {
         assert!(p.ps().is_empty(), "the project is down");
     });
 }
+
+#[test]
+fn scale_down_during_a_dependents_recreate() {
+    // Replicas removed by a scale-down are never a dependency that "failed to start": nginx,
+    // recreated in the same `up`, waits on the replica that stays.
+    let yaml = |v: u32| {
+        services(&format!(
+            "  app:\n    image: IMAGE\n    init: true\n    command: [sleep, \"300\"]\n    healthcheck: {{test: [CMD, \"true\"], interval: 1s}}\n  web:\n    image: IMAGE\n    init: true\n    command: [sleep, \"300\"]\n    environment: {{V: \"{v}\"}}\n    depends_on:\n      app: {{condition: service_healthy}}\n"
+        ))
+    };
+    scenario("scaledownrecreate", &yaml(0), |p| {
+        for round in 1..=3 {
+            p.write_compose(&yaml(round));
+            p.ok(&["up", "-d", "--scale", "app=3"]);
+            p.write_compose(&yaml(round + 10));
+            let out = p.berth(&["up", "-d", "--scale", "app=1"]);
+            assert!(out.status.success(), "round {round}: {}", combined(&out));
+            let ps = p.ps();
+            assert_eq!(ps.len(), 2, "round {round}: {ps:?}");
+            assert!(ps.iter().all(|c| c["State"] == "running"), "round {round}: {ps:?}");
+        }
+    });
+}

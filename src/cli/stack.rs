@@ -98,7 +98,8 @@ pub fn execute(ctx: &Ctx, plan: &Plan, runtime: &str, anonymous: Anonymous, supe
         .renew_anonymous_volumes(anonymous.renew)
         .remove_anonymous_volumes(anonymous.remove)
         .supervised(supervised)
-        .stop_timeout(anonymous.stop_timeout);
+        .stop_timeout(anonymous.stop_timeout)
+        .leaving_with(plan);
     let readiness = berth::execute::readiness(&ctx.project);
     let report = berth::execute::run(plan, &engine, &readiness, 4, &progress);
     if supervised {

@@ -64,6 +64,9 @@ pub struct StackEngine<'a> {
     remove_anonymous: bool,
     supervised: bool,
     stop_timeout: Option<Duration>,
+    /// Containers the plan removes for good (scale-down, orphans): never waited on as a
+    /// dependency.
+    leaving: std::collections::BTreeSet<String>,
 }
 
 impl<'a> StackEngine<'a> {
@@ -85,6 +88,7 @@ impl<'a> StackEngine<'a> {
             remove_anonymous: false,
             supervised: false,
             stop_timeout: None,
+            leaving: Default::default(),
         })
     }
 
@@ -98,6 +102,17 @@ impl<'a> StackEngine<'a> {
     /// resolve before dependents start) and dependencies' health is what it reports.
     pub fn supervised(mut self, supervised: bool) -> Self {
         self.supervised = supervised;
+        self
+    }
+
+    /// Tells the engine which containers `plan` removes for good (scale-down, orphans): a
+    /// dependent never waits on them.
+    pub fn leaving_with(mut self, plan: &crate::plan::Plan) -> Self {
+        let of = |op: Op| -> std::collections::BTreeSet<String> {
+            plan.steps.iter().filter(|s| s.kind == Kind::Container && s.op == op).map(|s| s.name.clone()).collect()
+        };
+        // Removed and not made again (a recreate keeps its name).
+        self.leaving = of(Op::Remove).difference(&of(Op::Create)).cloned().collect();
         self
     }
 
@@ -345,7 +360,8 @@ impl<'a> StackEngine<'a> {
     fn containers_of(&self, service: &str) -> anyhow::Result<Vec<crate::state::ContainerRecord>> {
         let db = self.db.lock().expect("db");
         let all = db.containers(&self.project.name)?;
-        let mine: Vec<_> = all.into_iter().filter(|c| c.service == service && !c.oneoff).collect();
+        let mine: Vec<_> =
+            all.into_iter().filter(|c| c.service == service && !c.oneoff && !self.leaving.contains(&c.name)).collect();
         mine.into_iter().map(|c| container::refresh(&self.roots, &db, &c)).collect()
     }
 
