@@ -33,7 +33,8 @@ pub struct PsArgs {
     #[arg(long)]
     pub no_trunc: bool,
     /// Include containers of services the project no longer declares (`--orphans=false`: not)
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+    // A Go bool flag in Compose: `--orphans=false`, never a separate word (`ps --orphans web`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_name = "BOOL")]
     pub orphans: bool,
     /// Output format: `table`, `json`, `table TEMPLATE` or `TEMPLATE` (`{{.Name}}\t{{.State}}`)
@@ -474,6 +475,21 @@ mod tests {
         let e = Template::parse("{{json .}}").unwrap_err().to_string();
         assert!(e.contains("unknown field `{{json .}}`"), "{e}");
         assert!(Template::parse("{{.Name").is_err());
+    }
+
+    #[test]
+    fn orphans_is_a_bool_flag() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            ps: PsArgs,
+        }
+        let parse = |a: &[&str]| <Cli as clap::Parser>::try_parse_from(std::iter::once("ps").chain(a.iter().copied()));
+        assert!(parse(&[]).unwrap().ps.orphans);
+        assert!(parse(&["--orphans"]).unwrap().ps.orphans);
+        assert!(!parse(&["--orphans=false"]).unwrap().ps.orphans);
+        let p = parse(&["--orphans", "web"]).unwrap().ps;
+        assert!(p.orphans && p.services == ["web"]);
     }
 
     #[test]
