@@ -108,3 +108,30 @@ fn network_create_makes_an_external_network_projects_can_join() {
     }));
     p.finish(result);
 }
+
+#[test]
+fn a_container_finds_its_own_hostname() {
+    let p = harness::Project::new(
+        "ownname",
+        "  app:\n    image: berth-test/busybox:latest\n    init: true\n    command: [sleep, \"300\"]\n  other:\n    image: berth-test/busybox:latest\n    init: true\n    command: [sleep, \"300\"]\n    hostname: custom\n",
+    );
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        p.ok(&["up", "-d"]);
+        let me = p.ok(&["exec", "-T", "app", "hostname"]).trim().to_string();
+        assert_eq!(me.len(), 12, "the short id: {me}");
+        let addr = p.ok(&["exec", "-T", "app", "ip", "-4", "-o", "addr", "show", "eth0"]);
+        let addr =
+            addr.split_whitespace().skip_while(|w| *w != "inet").nth(1).unwrap().split('/').next().unwrap().to_string();
+        // /etc/hosts (what getent and gethostbyname(gethostname()) read) ...
+        let hosts = p.ok(&["exec", "-T", "app", "cat", "/etc/hosts"]);
+        assert!(hosts.lines().any(|l| l.starts_with(&addr) && l.split_whitespace().any(|w| w == me)), "{hosts}");
+        // ... and DNS, from itself and from another container.
+        for svc in ["app", "other"] {
+            let out = p.ok(&["exec", "-T", svc, "sh", "-c", &format!("timeout 5 nslookup {me}")]);
+            assert!(out.contains(&addr), "{svc}: {out}");
+        }
+        let hosts = p.ok(&["exec", "-T", "other", "cat", "/etc/hosts"]);
+        assert!(hosts.lines().any(|l| l.split_whitespace().any(|w| w == "custom")), "{hosts}");
+    }));
+    p.finish(result);
+}

@@ -214,7 +214,12 @@ pub fn create_container(
     let written = (|| -> anyhow::Result<()> {
         std::fs::create_dir_all(roots.rootfs(&id))?;
         std::fs::create_dir_all(dir.join("logs"))?;
-        let hosts = provided.hosts.clone().unwrap_or_else(|| bundle::hosts_file(&hostname, &svc.extra_hosts));
+        let hosts = match &provided.hosts {
+            // The names file of a networked container names its addresses; its hostname (the
+            // short id by default, known only now) goes with them, as Docker writes it.
+            Some(h) => with_hostname(h, &rec.name, &hostname),
+            None => bundle::hosts_file(&hostname, &svc.extra_hosts),
+        };
         std::fs::write(&files.hosts, hosts)?;
         std::fs::write(&files.hostname, format!("{hostname}\n"))?;
         std::fs::write(&files.resolv_conf, provided.resolv_conf.clone().unwrap_or_else(|| resolv_conf(svc)))?;
@@ -240,6 +245,22 @@ fn pull(store: &ImageStore, name: &str, events: &dyn EventSink) -> anyhow::Resul
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(image::pull(store, &reference, &PullOptions::default(), events))?;
     Ok(store.resolve(name)?)
+}
+
+/// `hosts` with `hostname` added to the lines that name the container `name` (its own
+/// addresses), unless it is there already.
+fn with_hostname(hosts: &str, name: &str, hostname: &str) -> String {
+    let mut out = String::new();
+    for line in hosts.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        out.push_str(line);
+        if !line.starts_with('#') && words.iter().skip(1).any(|w| *w == name) && !words.contains(&hostname) {
+            out.push(' ');
+            out.push_str(hostname);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 fn log_options(svc: &Service) -> anyhow::Result<LogOptions> {

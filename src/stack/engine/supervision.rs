@@ -157,6 +157,11 @@ impl StackEngine<'_> {
                 }
             }
         }
+        if let Some(dns) = spec.dns.as_mut().filter(|d| d.hostname.is_none()) {
+            // Without `hostname:`, the container's hostname is its short id: it resolves too,
+            // as under Docker (where the short id is an alias on every network).
+            dns.hostname = Some(rec.id.chars().take(12).collect());
+        }
         config[crate::supervise::spec::CONFIG_KEY] = serde_json::to_value(&spec)?;
         db.set_config(&rec.id, &config)?;
         Ok(())
