@@ -348,3 +348,44 @@ pub fn describe_liveness(roots: &Roots, project: &str) -> String {
         Liveness::Absent => "none".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixListener;
+
+    use super::*;
+
+    /// A supervisor that answers one connection with `answer`, and the request it got.
+    fn answering_once(roots: &Roots, project: &str, answer: &'static str) -> std::thread::JoinHandle<String> {
+        std::fs::create_dir_all(dir(roots)).unwrap();
+        let listener = UnixListener::bind(socket_path(roots, project)).unwrap();
+        std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            let mut line = String::new();
+            BufReader::new(&conn).read_line(&mut line).unwrap();
+            writeln!(&conn, "{answer}").unwrap();
+            line
+        })
+    }
+
+    #[test]
+    fn a_supervisor_of_another_protocol_is_named_with_what_to_do() {
+        let tmp = tempfile::tempdir().unwrap();
+        let roots = Roots { root: tmp.path().join("root"), run: tmp.path().join("run") };
+        // One from before the protocol had a version answers refresh with `{"ok": true}`.
+        let old = answering_once(&roots, "old", r#"{"ok":true}"#);
+        let err = refresh(&roots, "old", Duration::from_secs(5)).unwrap_err();
+        assert_eq!(old.join().unwrap(), "{\"v\":1,\"op\":\"refresh\"}\n");
+        assert_eq!(err.downcast_ref::<Mismatch>().map(|m| m.theirs), Some(0), "{err:#}");
+        assert!(err.to_string().contains("speaks protocol 0, this berth speaks 1: run `berth down`"), "{err:#}");
+        // One of this protocol answers in kind; the wrapper for untyped callers still works.
+        let new = answering_once(&roots, "new", r#"{"v":1,"reply":"done"}"#);
+        refresh(&roots, "new", Duration::from_secs(5)).unwrap();
+        new.join().unwrap();
+        let _ = std::fs::remove_file(socket_path(&roots, "new"));
+        let new = answering_once(&roots, "new", r#"{"v":1,"reply":"error","error":"no"}"#);
+        let err = request(&roots, "new", "refresh", Duration::from_secs(5)).unwrap_err();
+        assert_eq!(err.to_string(), "supervisor: no");
+        new.join().unwrap();
+    }
+}
