@@ -778,3 +778,33 @@ fn scale_down_during_a_dependents_recreate() {
         }
     });
 }
+
+#[test]
+fn start_waits_for_dependency_conditions() {
+    // `start` (after `stop`) honours depends_on conditions as up does: app starts only once
+    // migrate completed (it removes and, a second later, writes back the marker app needs).
+    let yaml = services(
+        r#"  migrate:
+    image: IMAGE
+    command: [sh, -c, "rm -f /shared/migrated; sleep 1; touch /shared/migrated"]
+    volumes: ["shared:/shared"]
+  app:
+    image: IMAGE
+    init: true
+    command: [sh, -c, "test -f /shared/migrated && exec sleep 300"]
+    volumes: ["shared:/shared"]
+    depends_on:
+      migrate: {condition: service_completed_successfully}
+volumes:
+  shared:
+"#,
+    );
+    scenario("startconditions", &yaml, |p| {
+        p.ok(&["up", "-d", "--wait", "app"]);
+        p.ok(&["stop"]);
+        let out = p.berth(&["start", "--wait", "app"]);
+        assert!(out.status.success(), "{}", combined(&out));
+        assert_eq!(p.container(&format!("{}-app-1", p.name))["State"], "running");
+        assert_eq!(p.container(&format!("{}-migrate-1", p.name))["ExitCode"], 0);
+    });
+}
