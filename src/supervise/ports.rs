@@ -10,7 +10,7 @@
 //! container was stopped) is said once in the supervisor's log and an event, and tried again on
 //! every pass until it is free; DNAT rules are installed only for ports the proxy holds.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -97,6 +97,29 @@ pub fn describe(container: &str, its_project: &str, project: &str) -> String {
     } else {
         format!("container {container} of project {its_project}")
     }
+}
+
+/// Whose ports to serve and whose to stop serving.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Containers (ids) whose ports are served: they run and publish.
+    pub serve: Vec<String>,
+    /// Containers whose proxy stops: they no longer run (their DNAT rules go too), or run anew
+    /// (their proxy starts again, its rules stay).
+    pub stop: Vec<String>,
+}
+
+/// Whose ports to serve and whose to stop serving, given the runs served now (`serving`: id and
+/// the run's start).
+pub fn plan(serving: &BTreeMap<String, Option<i64>>, specs: &[(ContainerRecord, SuperviseSpec)]) -> Plan {
+    let live: Vec<&ContainerRecord> =
+        specs.iter().filter(|(r, s)| !s.publish.is_empty() && r.status.is_alive()).map(|(r, _)| r).collect();
+    let stop = serving
+        .iter()
+        .filter(|(id, started)| !live.iter().any(|r| &r.id == *id && r.started_at == **started))
+        .map(|(id, _)| id.clone())
+        .collect();
+    Plan { serve: live.iter().map(|r| r.id.clone()).collect(), stop }
 }
 
 /// A port that cannot be bound, and why.
@@ -224,21 +247,18 @@ impl Ports {
         specs: &[(ContainerRecord, SuperviseSpec)],
     ) {
         self.reserved.retain(|r| crate::container::pid_alive(r.owner));
+        let serving: BTreeMap<String, Option<i64>> =
+            self.served.iter().map(|(id, s)| (id.clone(), s.started_at)).collect();
+        let plan = plan(&serving, specs);
         let live: Vec<&(ContainerRecord, SuperviseSpec)> =
-            specs.iter().filter(|(r, s)| !s.publish.is_empty() && r.status.is_alive()).collect();
+            specs.iter().filter(|(r, _)| plan.serve.contains(&r.id)).collect();
         // What no longer runs (or runs anew) lets go first: a successor may take its ports.
-        let stale: Vec<String> = self
-            .served
-            .iter()
-            .filter(|(id, s)| !live.iter().any(|(r, _)| &r.id == *id && r.started_at == s.started_at))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in stale {
+        for id in plan.stop {
             let Some(s) = self.served.remove(&id) else { continue };
             if let Some(p) = s.proxy {
                 p.stop().await;
             }
-            if s.rules && !live.iter().any(|(r, _)| r.id == id) {
+            if s.rules && !plan.serve.contains(&id) {
                 self.withdraw_rules(&s.name).await;
             }
         }
@@ -395,6 +415,39 @@ mod tests {
         assert!(!hp("0.0.0.0", 80).overlaps(&hp("0.0.0.0", 81)));
         assert!(!hp("0.0.0.0", 80).overlaps(&HostPort { udp: true, ..hp("0.0.0.0", 80) }));
         assert_eq!(hp("0.0.0.0", 8080).to_string(), "port 8080/tcp on 0.0.0.0");
+    }
+
+    #[test]
+    fn ports_are_served_for_running_containers_that_publish() {
+        use crate::state::Status;
+        use crate::supervise::testing::record;
+        let published = Published {
+            udp: false,
+            host_ip: "0.0.0.0".parse().unwrap(),
+            host_port: 8080,
+            container_ip: "10.0.0.2".parse().unwrap(),
+            container_port: 80,
+        };
+        let row = |name: &str, status: Status, started: i64| {
+            let mut r = record(name, status);
+            r.started_at = Some(started);
+            (r, SuperviseSpec { publish: vec![published], ..Default::default() })
+        };
+        let specs = [
+            row("p-web-1", Status::Running, 1),
+            row("p-web-2", Status::Running, 5),
+            row("p-old-1", Status::Exited, 1),
+            (record("p-plain-1", Status::Running), SuperviseSpec::default()),
+        ];
+        let serving: BTreeMap<String, Option<i64>> = [("id-p-web-1", 1), ("id-p-web-2", 3), ("id-p-old-1", 1)]
+            .into_iter()
+            .map(|(id, s)| (id.to_string(), Some(s)))
+            .collect();
+        let p = plan(&serving, &specs);
+        assert_eq!(p.serve, ["id-p-web-1", "id-p-web-2"]);
+        // Gone, and started again since (its proxy is made anew).
+        assert_eq!(p.stop, ["id-p-old-1", "id-p-web-2"]);
+        assert_eq!(plan(&BTreeMap::new(), &[]), Plan::default());
     }
 
     #[test]
