@@ -130,12 +130,7 @@ pub fn ensure_supervisor(ctx: &Ctx, containers: &[ContainerRecord]) -> anyhow::R
 /// Has the project's supervisor, if one runs, take in what just changed (names, ports).
 pub fn tell_supervisor(ctx: &Ctx) {
     if berth::supervise::client::socket_path(&ctx.roots, &ctx.project.name).exists() {
-        let _ = berth::supervise::client::request(
-            &ctx.roots,
-            &ctx.project.name,
-            "refresh",
-            std::time::Duration::from_secs(5),
-        );
+        let _ = berth::supervise::client::refresh(&ctx.roots, &ctx.project.name, std::time::Duration::from_secs(5));
     }
 }
 

@@ -103,7 +103,7 @@ pub fn execute(ctx: &Ctx, plan: &Plan, runtime: &str, anonymous: Anonymous, supe
     let readiness = berth::execute::readiness(&ctx.project);
     let report = berth::execute::run(plan, &engine, &readiness, 4, &progress);
     if supervised {
-        let _ = berth::supervise::client::request(&ctx.roots, &ctx.project.name, "refresh", Duration::from_secs(10));
+        let _ = berth::supervise::client::refresh(&ctx.roots, &ctx.project.name, Duration::from_secs(10));
     }
     if let Err(e) = engine.tidy_firewall() {
         berth::output::warn(&format!("{e:#}"));

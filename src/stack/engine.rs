@@ -394,8 +394,7 @@ impl StackEngine<'_> {
     /// Has the supervisor take in the project's containers as they are now.
     fn tell_supervisor(&self) {
         if self.supervised {
-            let _ =
-                crate::supervise::client::request(&self.roots, &self.project.name, "refresh", Duration::from_secs(10));
+            let _ = crate::supervise::client::refresh(&self.roots, &self.project.name, Duration::from_secs(10));
         }
     }
 

@@ -224,7 +224,7 @@ impl StackEngine<'_> {
             })
             .collect();
         reserve::reserve(&self.roots, &self.db.lock().expect("db"), project, &wanted, &[])?;
-        crate::supervise::client::request(&self.roots, project, "refresh", Duration::from_secs(10))?;
+        crate::supervise::client::refresh(&self.roots, project, Duration::from_secs(10))?;
         Ok(())
     }
 }
