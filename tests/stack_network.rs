@@ -96,7 +96,15 @@ fn project_networks_attach_talk_and_go_away() {
     .unwrap();
     assert_eq!(&reply, b"pong!");
     server.join().unwrap();
-    assert!(app.resolv_conf.contains(&format!("nameserver {}", specs["front"].subnets[0].gateway())));
+    // Docker's resolver address, led to the first network's gateway inside the namespace.
+    assert!(app.resolv_conf.contains("nameserver 127.0.0.11"), "{}", app.resolv_conf);
+    let nat = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", app_ns.display()))
+        .args(["nft", "list", "table", "ip", "berth_dns"])
+        .output()
+        .unwrap();
+    let nat = String::from_utf8_lossy(&nat.stdout);
+    assert!(nat.contains(&format!("dnat to {}:53", specs["front"].subnets[0].gateway())), "{nat}");
 
     // The db's default route is not through the internal network.
     let routes = std::process::Command::new("nsenter")
