@@ -87,7 +87,13 @@ pub fn copy(
                     })
                 })?
             };
+            // A container side that stopped reading (a destination it refused) must come back
+            // as an error to report, not as SIGPIPE ending berth (whose default it restores).
+            // SAFETY: `berth cp` runs on the CLI's one thread; the old disposition is restored.
+            let before = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
             let packed = pack(src, File::from(w), opts.follow_link);
+            // SAFETY: as above.
+            unsafe { libc::signal(libc::SIGPIPE, before) };
             if packed.is_ok() {
                 let _ = File::from(done_w).write_all(b"ok");
             } else {
