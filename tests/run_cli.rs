@@ -218,6 +218,14 @@ fn start_gives_a_container_its_networks_back() {
         let out = p.berth(&["run", "--rm", "-T", "app", "sh", "-c", "wget -q -O- http://db:8080/index.html"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
         assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from db\n");
+        // `restart` does the same.
+        p.ok(&["stop", "-t", "1"]);
+        nix::mount::umount2(&netns, nix::mount::MntFlags::MNT_DETACH).unwrap();
+        std::fs::remove_file(&netns).unwrap();
+        p.ok(&["restart", "db"]);
+        assert!(netns.exists(), "restart made the namespace again");
+        let out = p.berth(&["run", "--rm", "-T", "app", "sh", "-c", "wget -q -O- http://db:8080/index.html"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     }));
     p.finish(result);
 }

@@ -56,6 +56,13 @@ impl StackEngine<'_> {
         self.with_net(|n| n.attach(self.project, svc, &rec.name, &specs, &netns)).map(drop)
     }
 
+    /// Gives container `name` its network namespace back when it is gone (after a reboot), as a
+    /// start does first: for `restart`, which stops and starts it itself.
+    pub fn give_network_back(&self, name: &str) -> anyhow::Result<()> {
+        let rec = self.record(name)?;
+        self.reattach(&rec)
+    }
+
     /// Starts container `name` (`up`'s start steps, `start`): its network namespace given back
     /// first if it is gone, and the supervisor told before (so it knows who asks for names) and
     /// after (so its names resolve for what starts next). False when it was running already.
