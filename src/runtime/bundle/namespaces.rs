@@ -1,0 +1,45 @@
+//! The namespaces a container gets and the (namespaced) sysctls it sets.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use berth_compose::model::Service;
+use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
+
+use super::NetworkNs;
+
+/// `sysctls`, plus `kernel.domainname` for `domainname`: runc before 1.2 ignores the spec's
+/// `domainname`, and the sysctl sets it in the container's own UTS namespace with any runtime.
+pub(super) fn sysctls(svc: &Service) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = svc.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    if let Some(d) = svc.domainname.as_ref().filter(|_| svc.uts.as_deref() != Some("host")) {
+        out.entry("kernel.domainname".into()).or_insert_with(|| d.clone());
+    }
+    out
+}
+
+pub(super) fn namespaces(svc: &Service, network: &NetworkNs) -> Vec<LinuxNamespace> {
+    let ns = |typ: LinuxNamespaceType, path: Option<PathBuf>| {
+        let mut n = LinuxNamespace::default();
+        n.set_typ(typ);
+        n.set_path(path);
+        n
+    };
+    let mut out = Vec::new();
+    if svc.pid.as_deref() != Some("host") {
+        out.push(ns(LinuxNamespaceType::Pid, None));
+    }
+    if svc.ipc.as_deref() != Some("host") {
+        out.push(ns(LinuxNamespaceType::Ipc, None));
+    }
+    if svc.uts.as_deref() != Some("host") {
+        out.push(ns(LinuxNamespaceType::Uts, None));
+    }
+    out.push(ns(LinuxNamespaceType::Mount, None));
+    match network {
+        NetworkNs::None => out.push(ns(LinuxNamespaceType::Network, None)),
+        NetworkNs::Host => {}
+        NetworkNs::Path(p) => out.push(ns(LinuxNamespaceType::Network, Some(p.clone()))),
+    }
+    out
+}
