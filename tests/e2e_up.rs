@@ -808,3 +808,18 @@ volumes:
         assert_eq!(p.container(&format!("{}-migrate-1", p.name))["ExitCode"], 0);
     });
 }
+
+#[test]
+fn down_rmi() {
+    let yaml = services("  app:\n    image: IMAGE\n    init: true\n    command: [sleep, \"300\"]\n");
+    scenario("downrmi", &yaml, |p| {
+        let has = |p: &Project| p.ok(&["image", "ls"]).contains("berth-test/busybox");
+        p.ok(&["up", "-d"]);
+        // `local` leaves images the files name; `all` takes them.
+        p.ok(&["down", "--rmi", "local"]);
+        assert!(has(p));
+        p.ok(&["up", "-d"]);
+        p.ok(&["down", "--rmi", "all"]);
+        assert!(!has(p), "{}", p.ok(&["image", "ls"]));
+    });
+}
