@@ -823,3 +823,19 @@ fn down_rmi() {
         assert!(!has(p), "{}", p.ok(&["image", "ls"]));
     });
 }
+
+#[test]
+fn volumes_lists_the_projects_volumes() {
+    let yaml = services(
+        "  app:\n    image: IMAGE\n    init: true\n    command: [sleep, \"300\"]\n    volumes: [\"data:/data\"]\n  other:\n    image: IMAGE\n    init: true\n    command: [sleep, \"300\"]\n    volumes: [\"/scratch\"]\nvolumes:\n  data:\n",
+    );
+    scenario("volumeslist", &yaml, |p| {
+        p.ok(&["up", "-d"]);
+        let all = p.ok(&["volumes", "-q"]);
+        assert!(all.lines().any(|l| l == format!("{}_data", p.name)), "{all}");
+        assert_eq!(all.lines().count(), 2, "the named one and other's anonymous one: {all}");
+        let app = p.ok(&["volumes", "-q", "app"]);
+        assert_eq!(app.trim(), format!("{}_data", p.name));
+        assert!(p.ok(&["volumes"]).starts_with("DRIVER    VOLUME NAME"));
+    });
+}

@@ -168,6 +168,8 @@ pub enum Command {
     Ls(ls::LsArgs),
     /// Manage volumes (ls, inspect, create, rm, prune)
     Volume(volume::VolumeArgs),
+    /// List the project's volumes (of the services named, else all)
+    Volumes(volume::VolumesArgs),
     /// Manage networks (ls, inspect, rm, prune)
     Network(network::NetworkArgs),
     /// Set the number of replicas of services
@@ -245,6 +247,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(args) => events::run(&cli.project, args),
         Command::Stats(args) => stats::run(&cli.project, args),
         Command::Volume(args) => volume::run(&cli.project, args),
+        Command::Volumes(args) => volume::volumes(&cli.project, args),
         Command::Network(args) => network::run(&cli.project, args),
         Command::Scale(args) => scale::run(&cli.project, args),
         Command::Ls(args) => ls::run(args),

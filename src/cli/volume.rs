@@ -74,6 +74,50 @@ fn key_values(items: &[String], what: &str) -> anyhow::Result<BTreeMap<String, S
         .collect()
 }
 
+/// Arguments of `berth volumes`.
+#[derive(clap::Args, Debug)]
+pub struct VolumesArgs {
+    /// Services whose volumes to list (default: the whole project's)
+    pub services: Vec<String>,
+    #[command(flatten)]
+    list: super::ListArgs,
+}
+
+/// Runs `berth volumes`: the volumes made for the project (its label), or those the named
+/// services' containers use.
+pub fn volumes(project: &ProjectArgs, args: VolumesArgs) -> anyhow::Result<()> {
+    let ctx = super::containers::Ctx::load(project)?;
+    ctx.check_services(&args.services)?;
+    let store = VolumeStore::open(ctx.roots.root.join("volumes")).context("cannot open the volume store")?;
+    let used: BTreeSet<String> = ctx
+        .containers(&args.services, true)?
+        .iter()
+        .flat_map(|c| serde_json::from_value::<Vec<String>>(c.config["volumes"].clone()).unwrap_or_default())
+        .collect();
+    let label = berth::stack::volmodel::PROJECT_LABEL;
+    let vols: Vec<_> = store
+        .list()?
+        .into_iter()
+        .filter(|v| {
+            if args.services.is_empty() {
+                v.spec.labels.get(label) == Some(&ctx.project.name) || used.contains(&v.spec.name)
+            } else {
+                used.contains(&v.spec.name)
+            }
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if args.list.format == "json" {
+        writeln!(out, "{}", serde_json::to_string_pretty(&vols)?)?;
+    } else if args.list.quiet {
+        vols.iter().try_for_each(|v| writeln!(out, "{}", v.spec.name))?;
+    } else {
+        writeln!(out, "DRIVER    VOLUME NAME")?;
+        vols.iter().try_for_each(|v| writeln!(out, "local     {}", v.spec.name))?;
+    }
+    Ok(())
+}
+
 /// Runs `berth volume ...`.
 pub fn run(_project: &ProjectArgs, args: VolumeArgs) -> anyhow::Result<()> {
     let roots = berth::container::Roots::from_env();
