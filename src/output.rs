@@ -5,9 +5,32 @@ use std::io::{IsTerminal, Write};
 
 use crate::events::{Event, EventSink};
 
+/// `--ansi`: 0 auto, 1 never, 2 always.
+static ANSI: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Sets `--ansi` (`None`: auto, on a terminal without `NO_COLOR`).
+pub fn set_ansi(always: Option<bool>) {
+    let v = match always {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    };
+    ANSI.store(v, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether output to a stream that `is_terminal` (or not) is coloured: `--ansi`, else a
+/// terminal without `NO_COLOR`.
+pub fn color_for(is_terminal: bool) -> bool {
+    match ANSI.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    }
+}
+
 /// True when stderr may be coloured.
 pub fn color_enabled() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+    color_for(std::io::stderr().is_terminal())
 }
 
 fn paint(text: &str, code: &str) -> String {

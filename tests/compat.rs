@@ -29,3 +29,21 @@ fn berth_answers_as_docker_compose_and_docker_compose() {
     assert_eq!(other.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&other.stderr).contains("`docker compose` only"));
 }
+
+#[test]
+fn ansi_decides_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("compose.yaml"), "services:\n  web:\n    image: busybox\n    gpus: all\n").unwrap();
+    let run = |ansi: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["--ansi", ansi, "config", "-q"])
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // Not a terminal and NO_COLOR: plain, unless --ansi always says otherwise.
+    assert!(run("always").contains("\x1b["), "{}", run("always"));
+    assert!(!run("auto").contains("\x1b[") && !run("never").contains("\x1b["));
+}

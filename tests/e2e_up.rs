@@ -830,7 +830,7 @@ fn volumes_lists_the_projects_volumes() {
         "  app:\n    image: IMAGE\n    init: true\n    command: [sleep, \"300\"]\n    volumes: [\"data:/data\"]\n  other:\n    image: IMAGE\n    init: true\n    command: [sleep, \"300\"]\n    volumes: [\"/scratch\"]\nvolumes:\n  data:\n",
     );
     scenario("volumeslist", &yaml, |p| {
-        p.ok(&["up", "-d"]);
+        p.ok(&["--parallel", "1", "up", "-d"]);
         let all = p.ok(&["volumes", "-q"]);
         assert!(all.lines().any(|l| l == format!("{}_data", p.name)), "{all}");
         assert_eq!(all.lines().count(), 2, "the named one and other's anonymous one: {all}");

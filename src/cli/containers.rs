@@ -29,6 +29,8 @@ pub struct Ctx {
     pub progress: super::progress::Mode,
     /// The shell's variables and the project's `.env` (for `COMPOSE_*` settings).
     pub environment: berth_compose::env::Environment,
+    /// `--parallel`.
+    pub parallel: Option<i64>,
 }
 
 impl Ctx {
@@ -72,7 +74,7 @@ impl Ctx {
         let files: Vec<std::path::PathBuf> = loaded.files.iter().filter(|f| f.as_os_str() != "-").cloned().collect();
         let recorded = db.upsert_project(&project.name, &loaded.project_dir, &files);
         berth::state::deferred::or_defer(recorded, || format!("project {:?}", project.name))?;
-        Ok(Ctx { project, roots, db, progress, environment: loaded.environment })
+        Ok(Ctx { project, roots, db, progress, environment: loaded.environment, parallel: args.parallel })
     }
 
     /// Takes the project's lock for `command` (see `berth::lock`): held by commands that change

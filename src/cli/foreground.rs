@@ -81,9 +81,7 @@ impl Foreground {
     /// Streams logs until the run ends; returns the exit code for `up`.
     pub fn run(&self, ctx: &Ctx) -> anyhow::Result<i32> {
         catch_interrupts();
-        let color = !self.no_color
-            && std::io::stdout().is_terminal()
-            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let color = !self.no_color && berth::output::color_for(std::io::stdout().is_terminal());
         let recs = ctx.containers(&self.attached, false)?;
         let labels: Vec<String> = recs.iter().map(|c| format!("{}-{}", c.service, c.number)).collect();
         let printer = Printer::new(&labels, color, self.no_log_prefix, self.timestamps);

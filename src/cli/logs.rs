@@ -121,8 +121,7 @@ pub fn run(project: &ProjectArgs, args: LogsArgs) -> anyhow::Result<()> {
     let since = args.since.as_deref().map(parse_time).transpose()?;
     let until = args.until.as_deref().map(parse_time).transpose()?;
     let tail: Option<usize> = if args.tail == "all" || args.tail == "-1" { None } else { Some(args.tail.parse()?) };
-    let color =
-        !args.no_color && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = !args.no_color && berth::output::color_for(std::io::stdout().is_terminal());
     let labels: Vec<String> =
         list.iter().map(|c| if c.oneoff { c.name.clone() } else { format!("{}-{}", c.service, c.number) }).collect();
     let printer = Printer::new(&labels, color, args.no_log_prefix, args.timestamps);

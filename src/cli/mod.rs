@@ -97,6 +97,12 @@ pub struct ProjectArgs {
     /// Profiles to enable (repeatable)
     #[arg(long = "profile", id = "profile", value_name = "PROFILE")]
     pub profiles: Vec<String>,
+    /// When to colour output
+    #[arg(long, global = true, value_name = "WHEN", value_parser = ["never", "always", "auto"], default_value = "auto")]
+    pub ansi: String,
+    /// Most steps (containers, networks, volumes) run at once; -1 for no limit
+    #[arg(long, global = true, value_name = "N", env = "COMPOSE_PARALLEL_LIMIT")]
+    pub parallel: Option<i64>,
     /// Refuse compose files that use keys berth does not carry out (else they are warned about)
     #[arg(long, global = true, env = "BERTH_STRICT")]
     pub strict: bool,
@@ -211,6 +217,11 @@ impl ProjectArgs {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    berth::output::set_ansi(match cli.project.ansi.as_str() {
+        "never" => Some(false),
+        "always" => Some(true),
+        _ => None,
+    });
     // Commands that start containers fork their monitors from a launcher forked now, while this
     // process has one thread and no database connection.
     if matches!(

@@ -101,7 +101,12 @@ pub fn execute(ctx: &Ctx, plan: &Plan, runtime: &str, anonymous: Anonymous, supe
         .stop_timeout(anonymous.stop_timeout)
         .leaving_with(plan);
     let readiness = berth::execute::readiness(&ctx.project);
-    let report = berth::execute::run(plan, &engine, &readiness, 4, &progress);
+    let parallel = match ctx.parallel {
+        Some(n) if n > 0 => n as usize,
+        Some(_) => usize::MAX,
+        None => 4,
+    };
+    let report = berth::execute::run(plan, &engine, &readiness, parallel, &progress);
     if supervised {
         let _ = berth::supervise::client::refresh(&ctx.roots, &ctx.project.name, Duration::from_secs(10));
     }
