@@ -839,3 +839,23 @@ fn volumes_lists_the_projects_volumes() {
         assert!(p.ok(&["volumes"]).starts_with("DRIVER    VOLUME NAME"));
     });
 }
+
+#[test]
+fn export_writes_the_containers_own_file_system() {
+    let yaml = services(
+        "  app:\n    image: IMAGE\n    init: true\n    command: [sh, -c, \"echo mine > /made-here; exec sleep 300\"]\n    volumes: [\"data:/data\"]\nvolumes:\n  data:\n",
+    );
+    scenario("export", &yaml, |p| {
+        p.ok(&["up", "-d"]);
+        p.wait_for(10, "the file", || p.berth(&["exec", "-T", "app", "cat", "/made-here"]).status.success());
+        p.ok(&["exec", "-T", "app", "sh", "-c", "echo in-volume > /data/v"]);
+        let tar = p.dir.path().join("app.tar");
+        p.ok(&["export", "app", "-o", tar.to_str().unwrap()]);
+        let list = std::process::Command::new("tar").arg("-tf").arg(&tar).output().unwrap();
+        let list = String::from_utf8_lossy(&list.stdout);
+        // The image's files and the container's own change; not the volume, not /proc.
+        assert!(list.lines().any(|l| l == "made-here"), "{list}");
+        assert!(list.lines().any(|l| l == "bin/busybox" || l == "bin/sh"), "{list}");
+        assert!(!list.contains("data/v") && !list.lines().any(|l| l.starts_with("proc/")), "{list}");
+    });
+}

@@ -13,7 +13,9 @@ pub mod create;
 pub mod down;
 pub mod events;
 pub mod exec;
+pub mod export;
 pub mod foreground;
+pub mod format;
 pub mod image;
 pub mod images;
 pub mod kill;
@@ -174,6 +176,8 @@ pub enum Command {
     Ls(ls::LsArgs),
     /// Manage volumes (ls, inspect, create, rm, prune)
     Volume(volume::VolumeArgs),
+    /// Write a service container's file system as a tar archive
+    Export(export::ExportArgs),
     /// List the project's volumes (of the services named, else all)
     Volumes(volume::VolumesArgs),
     /// Manage networks (ls, inspect, rm, prune)
@@ -259,6 +263,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(args) => stats::run(&cli.project, args),
         Command::Volume(args) => volume::run(&cli.project, args),
         Command::Volumes(args) => volume::volumes(&cli.project, args),
+        Command::Export(args) => export::run(&cli.project, args),
         Command::Network(args) => network::run(&cli.project, args),
         Command::Scale(args) => scale::run(&cli.project, args),
         Command::Ls(args) => ls::run(args),

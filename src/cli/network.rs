@@ -134,7 +134,7 @@ pub fn run(_project: &ProjectArgs, args: NetworkArgs) -> anyhow::Result<()> {
                         n.containers.len().to_string(),
                     ]);
                 }
-                super::ps::print_table(&rows);
+                super::format::print_table(&rows);
             }
         }
         NetworkCommand::Inspect { names } => {

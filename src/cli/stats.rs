@@ -7,7 +7,7 @@ use berth::container::{self, Stats};
 use clap::Args;
 
 use crate::cli::containers::Ctx;
-use crate::cli::ps::print_table;
+use crate::cli::format::print_table;
 use crate::cli::ProjectArgs;
 
 /// Arguments of `berth stats`.

@@ -4,7 +4,7 @@ use berth::container;
 use clap::Args;
 
 use crate::cli::containers::Ctx;
-use crate::cli::ps::print_table;
+use crate::cli::format::print_table;
 use crate::cli::ProjectArgs;
 
 /// Arguments of `berth top`.

@@ -116,7 +116,7 @@ fn broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
-struct TempMount(PathBuf);
+pub(super) struct TempMount(PathBuf);
 
 impl Drop for TempMount {
     fn drop(&mut self) {
@@ -124,7 +124,7 @@ impl Drop for TempMount {
     }
 }
 
-fn container_root(roots: &Roots, rec: &ContainerRecord) -> anyhow::Result<(PathBuf, Option<TempMount>)> {
+pub(super) fn container_root(roots: &Roots, rec: &ContainerRecord) -> anyhow::Result<(PathBuf, Option<TempMount>)> {
     if rec.status.is_alive() {
         let pid = rec.pid.ok_or_else(|| anyhow!("container `{}` has no pid", rec.name))?;
         return Ok((PathBuf::from(format!("/proc/{pid}/root")), None));
@@ -140,14 +140,14 @@ fn container_root(roots: &Roots, rec: &ContainerRecord) -> anyhow::Result<(PathB
 }
 
 /// The forked child of a copy, and the pipe its error message comes back on.
-struct Child {
+pub(super) struct Child {
     pid: nix::unistd::Pid,
     errors: File,
 }
 
 impl Child {
     /// Waits for the child: its error message when it failed.
-    fn finish(self, what: &str) -> anyhow::Result<()> {
+    pub(super) fn finish(self, what: &str) -> anyhow::Result<()> {
         let mut message = String::new();
         let _ = (&self.errors).read_to_string(&mut message);
         match nix::sys::wait::waitpid(self.pid, None)? {
@@ -164,7 +164,11 @@ impl Child {
 /// # Safety
 /// The calling process must have one thread: the child runs `f` (which allocates) after `fork`,
 /// which is only sound when no other thread can hold a lock (the allocator's among them).
-unsafe fn in_container(root: &Path, close: &[RawFd], f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<Child> {
+pub(super) unsafe fn in_container(
+    root: &Path,
+    close: &[RawFd],
+    f: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<Child> {
     let root_fd = File::open(root).with_context(|| format!("cannot open `{}`", root.display()))?;
     let (errors_r, errors_w): (OwnedFd, OwnedFd) = nix::unistd::pipe()?;
     // SAFETY: the caller guarantees one thread (see above); the child only chroots, copies and exits.

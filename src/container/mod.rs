@@ -8,6 +8,7 @@
 
 mod copy;
 mod create;
+mod export;
 mod lifecycle;
 pub mod paths;
 mod stats;
@@ -19,6 +20,7 @@ use anyhow::{bail, Context};
 
 pub use copy::{copy, CopyEndpoint, CopyOptions};
 pub use create::{create_container, CreateRequest, Provided};
+pub use export::export;
 pub(crate) use lifecycle::pid_alive;
 pub use lifecycle::{
     berth_exe, dismantle, exec, forget, hold_monitor_lock, kill, launch_monitor, monitor_active, parse_signal, pause,

@@ -1,0 +1,213 @@
+//! What `ps` prints of each container: the table's columns, the template fields and the JSON.
+
+use berth::container::ContainerConfig;
+use berth::state::{now_millis, ContainerRecord, Status, Supervision};
+
+use super::PsArgs;
+use crate::cli::containers::Ctx;
+use crate::cli::format::{align_tabs, print_table, Template};
+
+/// Prints the listed containers `rows` as `args` asks: service names, ids, a template, JSON
+/// or the table.
+pub(super) fn print(
+    ctx: &Ctx,
+    rows: &[ContainerRecord],
+    args: &PsArgs,
+    template: Option<Template>,
+) -> anyhow::Result<()> {
+    if args.services_only {
+        let mut seen: Vec<&str> = rows.iter().map(|c| c.service.as_str()).collect();
+        seen.dedup();
+        for s in seen {
+            println!("{s}");
+        }
+        return Ok(());
+    }
+    if args.quiet {
+        for c in rows {
+            println!("{}", c.id);
+        }
+        return Ok(());
+    }
+    if let Some(t) = template {
+        let mut lines = Vec::new();
+        if t.table {
+            lines.push(t.header());
+        }
+        for c in rows {
+            let cfg = ContainerConfig::of(c)?;
+            let sup = ctx.db.supervision(&c.id)?;
+            lines.push(t.render(|f| field_value(f, c, &cfg, &sup, args.no_trunc)));
+        }
+        let text = if t.table { align_tabs(&lines) } else { lines.iter().map(|l| format!("{l}\n")).collect() };
+        print!("{text}");
+        return Ok(());
+    }
+    if args.format.trim() == "json" {
+        for c in rows {
+            let cfg = ContainerConfig::of(c)?;
+            let sup = ctx.db.supervision(&c.id)?;
+            let v = serde_json::json!({
+                "ID": c.id, "Name": c.name, "Image": c.image, "Command": cfg.command.join(" "),
+                "Project": c.project, "Service": c.service, "Created": c.created_at / 1000,
+                "State": c.status.as_str(), "Status": status_text(c, &sup),
+                "Health": sup.health.clone().unwrap_or_default(), "RestartCount": c.restart_count,
+                "RestartReason": sup.restart_reason,
+                "Labels": labels(c, &cfg),
+                "ExitCode": c.exit_code.unwrap_or(0), "OOMKilled": c.oom_killed, "Pid": c.pid,
+                "Publishers": cfg.ports.iter().map(|p| serde_json::json!({
+                    "URL": p.host_ip, "TargetPort": p.target,
+                    "PublishedPort": p.published.parse::<u16>().unwrap_or(0), "Protocol": p.protocol,
+                })).collect::<Vec<_>>(),
+            });
+            println!("{v}");
+        }
+        return Ok(());
+    }
+    let mut table =
+        vec![["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"].map(String::from).to_vec()];
+    for c in rows {
+        let cfg = ContainerConfig::of(c)?;
+        table.push(vec![
+            c.name.clone(),
+            c.image.clone(),
+            command_text(&cfg, args.no_trunc),
+            c.service.clone(),
+            format!("{} ago", human_duration(now_millis() - c.created_at)),
+            status_text(c, &ctx.db.supervision(&c.id)?),
+            ports_text(&cfg),
+        ]);
+    }
+    print_table(&table);
+    Ok(())
+}
+
+/// Compose-style relative time: `5 seconds`, `About a minute`, `3 hours`.
+pub fn human_duration(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".into(),
+        120..=3599 => format!("{} minutes", s / 60),
+        3600..=7199 => "About an hour".into(),
+        7200..=172_799 => format!("{} hours", s / 3600),
+        _ => format!("{} days", s / 86_400),
+    }
+}
+
+/// Docker's status text, with the health (`Up 5 seconds (healthy)`) and, beyond Docker, how
+/// often a restart policy restarted the container and why (`Up 2 seconds (healthy), 3 restarts:
+/// exited with code 1`).
+fn status_text(c: &ContainerRecord, sup: &Supervision) -> String {
+    let mut text = base_status(c);
+    if c.status == Status::Running {
+        match sup.health.as_deref() {
+            Some("starting") => text.push_str(" (health: starting)"),
+            Some(h) => text.push_str(&format!(" ({h})")),
+            None => {}
+        }
+    }
+    if c.restart_count > 0 {
+        let n = c.restart_count;
+        text.push_str(&format!(", {n} restart{}", if n == 1 { "" } else { "s" }));
+        if let Some(r) = &sup.restart_reason {
+            text.push_str(&format!(": {r}"));
+        }
+    }
+    text
+}
+
+/// The container's labels with Compose's own (`com.docker.compose.*`).
+fn labels(c: &ContainerRecord, cfg: &ContainerConfig) -> serde_json::Map<String, serde_json::Value> {
+    let mut out: serde_json::Map<String, serde_json::Value> =
+        cfg.labels.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+    for (k, v) in [
+        ("project", c.project.clone()),
+        ("service", c.service.clone()),
+        ("container-number", c.number.to_string()),
+        ("oneoff", if c.oneoff { "True" } else { "False" }.to_string()),
+        ("config-hash", c.config_hash.clone()),
+        ("image", c.image_digest.clone()),
+    ] {
+        out.insert(format!("com.docker.compose.{k}"), v.into());
+    }
+    out
+}
+
+fn base_status(c: &ContainerRecord) -> String {
+    let now = now_millis();
+    match c.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("Up {}", human_duration(now - c.started_at.unwrap_or(now))),
+        Status::Paused => format!("Up {} (Paused)", human_duration(now - c.started_at.unwrap_or(now))),
+        Status::Restarting => format!("Restarting ({})", c.exit_code.unwrap_or(0)),
+        Status::Exited => format!(
+            "Exited ({}){} {} ago",
+            c.exit_code.unwrap_or(-1),
+            if c.oom_killed { " OOMKilled" } else { "" },
+            human_duration(now - c.finished_at.unwrap_or(now))
+        ),
+        Status::Dead => "Dead".into(),
+    }
+}
+
+fn ports_text(cfg: &ContainerConfig) -> String {
+    cfg.ports
+        .iter()
+        .map(|p| {
+            if p.published.is_empty() {
+                format!("{}/{}", p.target, p.protocol)
+            } else {
+                let ip = if p.host_ip.is_empty() { "0.0.0.0" } else { &p.host_ip };
+                format!("{ip}:{}->{}/{}", p.published, p.target, p.protocol)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The command as `ps` shows it: quoted, cut to 20 characters unless `full`.
+fn command_text(cfg: &ContainerConfig, full: bool) -> String {
+    let mut cmd = format!("\"{}\"", cfg.command.join(" "));
+    if !full && cmd.chars().count() > 24 {
+        cmd = format!("{}…\"", &cmd[..cmd.char_indices().nth(21).map(|(i, _)| i).unwrap_or(cmd.len())]);
+    }
+    cmd
+}
+
+/// The value of template field `field` for container `c`.
+fn field_value(field: &str, c: &ContainerRecord, cfg: &ContainerConfig, sup: &Supervision, full: bool) -> String {
+    match field {
+        "ID" if full => c.id.clone(),
+        "ID" => c.id.chars().take(12).collect(),
+        "Name" => c.name.clone(),
+        "Image" => c.image.clone(),
+        "Command" => command_text(cfg, full),
+        "Project" => c.project.clone(),
+        "Service" => c.service.clone(),
+        "CreatedAt" => created_at(c.created_at),
+        "RunningFor" => format!("{} ago", human_duration(now_millis() - c.created_at)),
+        "State" => c.status.as_str().to_string(),
+        "Status" => status_text(c, sup),
+        "Health" => sup.health.clone().unwrap_or_default(),
+        "ExitCode" => c.exit_code.unwrap_or(0).to_string(),
+        "Ports" => ports_text(cfg),
+        "Labels" => labels(c, cfg)
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => String::new(),
+    }
+}
+
+/// Docker's `CreatedAt`: `2024-01-02 03:04:05 +0000 UTC`.
+fn created_at(ms: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] +0000 UTC");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
