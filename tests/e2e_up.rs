@@ -859,3 +859,27 @@ fn export_writes_the_containers_own_file_system() {
         assert!(!list.contains("data/v") && !list.lines().any(|l| l.starts_with("proc/")), "{list}");
     });
 }
+
+#[test]
+fn attach_joins_a_running_container() {
+    let yaml = services(
+        "  ticker:\n    image: IMAGE\n    command: [sh, -c, \"sleep 1; for i in 1 2 3; do echo tick $$i; sleep 0.2; done; exit 7\"]\n  reader:\n    image: IMAGE\n    stdin_open: true\n    command: [sh, -c, \"head -n1; exit 3\"]\n",
+    );
+    scenario("attach", &yaml, |p| {
+        p.ok(&["up", "-d"]);
+        let out = p.berth(&["attach", "ticker"]);
+        assert_eq!(out.status.code(), Some(7), "{}", combined(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("tick 3"), "{}", combined(&out));
+        // Input goes in when the container keeps stdin open.
+        let mut child = p
+            .cmd(&["attach", "reader"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"hello from the host\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from the host\n");
+    });
+}

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod attach;
 pub mod completion;
 pub mod config;
 pub mod containers;
@@ -176,6 +177,8 @@ pub enum Command {
     Ls(ls::LsArgs),
     /// Manage volumes (ls, inspect, create, rm, prune)
     Volume(volume::VolumeArgs),
+    /// Attach this terminal to a running service container
+    Attach(attach::AttachArgs),
     /// Write a service container's file system as a tar archive
     Export(export::ExportArgs),
     /// List the project's volumes (of the services named, else all)
@@ -264,6 +267,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Volume(args) => volume::run(&cli.project, args),
         Command::Volumes(args) => volume::volumes(&cli.project, args),
         Command::Export(args) => export::run(&cli.project, args),
+        Command::Attach(args) => attach::run(&cli.project, args),
         Command::Network(args) => network::run(&cli.project, args),
         Command::Scale(args) => scale::run(&cli.project, args),
         Command::Ls(args) => ls::run(args),

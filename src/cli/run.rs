@@ -18,7 +18,7 @@ use crate::cli::exec::env_pairs;
 use crate::cli::ProjectArgs;
 
 #[path = "run/attach.rs"]
-mod attach;
+pub(crate) mod attach;
 
 /// `run --pull`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]

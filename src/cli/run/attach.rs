@@ -74,7 +74,7 @@ pub(super) fn attached(ctx: &Ctx, rec: &ContainerRecord, started: MonitorStart, 
 
 /// Forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to berth to the container
 /// (Docker's `--sig-proxy`), from a thread that waits for them; the main thread blocks them.
-fn proxy_signals(roots: &berth::container::Roots, rec: &berth::state::ContainerRecord) {
+pub(crate) fn proxy_signals(roots: &berth::container::Roots, rec: &berth::state::ContainerRecord) {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
     for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2] {
@@ -93,7 +93,7 @@ fn proxy_signals(roots: &berth::container::Roots, rec: &berth::state::ContainerR
 }
 
 /// Copies output frames to stdout/stderr until the exit frame; returns the exit code.
-fn relay(mut stream: UnixStream) -> Option<i32> {
+pub(crate) fn relay(mut stream: UnixStream) -> Option<i32> {
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
     while let Ok(Some((kind, payload))) = attach::read_frame(&mut stream) {
@@ -114,7 +114,7 @@ fn relay(mut stream: UnixStream) -> Option<i32> {
     None
 }
 
-fn send_size(stream: &UnixStream) {
+pub(crate) fn send_size(stream: &UnixStream) {
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     // SAFETY: TIOCGWINSZ fills a winsize.
     if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } == 0 {
@@ -126,10 +126,10 @@ fn send_size(stream: &UnixStream) {
 }
 
 /// The terminal in raw mode, restored on drop.
-struct RawMode(nix::sys::termios::Termios);
+pub(crate) struct RawMode(nix::sys::termios::Termios);
 
 impl RawMode {
-    fn enable() -> Option<RawMode> {
+    pub(crate) fn enable() -> Option<RawMode> {
         use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
         let stdin = std::io::stdin();
         let saved = tcgetattr(&stdin).ok()?;
