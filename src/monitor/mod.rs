@@ -18,28 +18,29 @@
 //! container keeps running, logging, and has its exit code recorded.
 
 pub mod attach;
+mod exit;
 pub mod launcher;
 pub mod log;
+mod start;
+mod streams;
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::io::Write;
+use std::os::fd::{AsFd, FromRawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::SignalFd;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
 
-use self::log::{LogWriter, Stream};
+use self::log::LogWriter;
 use crate::container::{self, ContainerConfig, Roots};
-use crate::image;
-use crate::runtime::{self, CreateIo, Runtime};
-use crate::state::{ContainerRecord, ExitRecord, StateDb};
+use crate::runtime;
+use crate::state::StateDb;
 use crate::supervise::client;
+use start::launch;
 
 /// The fd on which the monitor reports `ok` or `error: ...` to its starter.
 pub const SYNC_FD: i32 = 3;
@@ -141,90 +142,6 @@ fn prepare_process() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The runtime process [`launch`] started, and the container's stdio.
-struct Launched {
-    runtime: runtime::OciCli,
-    config: ContainerConfig,
-    process: std::process::Child,
-    /// Taken by the monitor once the runtime succeeded.
-    io: Option<LaunchedIo>,
-}
-
-enum LaunchedIo {
-    Pipes { stdout: OwnedFd, stderr: OwnedFd, stdin: Option<OwnedFd> },
-    Console { listener: UnixListener },
-}
-
-impl Launched {
-    /// Undoes [`launch`] when the monitor cannot go on (a runtime process already reaped is not
-    /// signalled).
-    fn abandon(&mut self, roots: &Roots, id: &str) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-        release_failed(roots, id, &self.runtime);
-    }
-}
-
-/// Mounts the root file system and starts the runtime's `run --detach` with the
-/// container's stdio on pipes (or a console socket), without waiting for it.
-fn launch(roots: &Roots, rec: &ContainerRecord) -> anyhow::Result<Launched> {
-    let id = rec.id.as_str();
-    let config = ContainerConfig::of(rec)?;
-    let runtime = runtime::by_name(&rec.runtime, &roots.run)?;
-    let run_dir = roots.run_dir(id);
-    std::fs::create_dir_all(&run_dir)?;
-    // What an earlier monitor (killed part way) may have left, `runc`'s temporary pid file too.
-    for f in ["attach.sock", "console.sock", "pid", ".pid"] {
-        let _ = std::fs::remove_file(run_dir.join(f));
-    }
-    if runtime.root().join(id).exists() {
-        runtime.delete(id, true)?;
-    }
-    let rootfs = roots.rootfs(id);
-    if container::is_mount_point(&rootfs) {
-        let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
-    }
-    let dir = roots.container_dir(id);
-    // A `run --rm` container's writable layer goes with it: nothing to flush at unmount.
-    let mount = if config.auto_remove { image::mount_rootfs_volatile } else { image::mount_rootfs };
-    mount(&config.layers, &dir.join("upper"), &dir.join("work"), &rootfs)
-        .with_context(|| format!("cannot mount the root file system of `{}`", rec.name))?;
-    let started = (|| -> anyhow::Result<(std::process::Child, LaunchedIo)> {
-        let pid_file = run_dir.join("pid");
-        if config.tty {
-            let socket = run_dir.join("console.sock");
-            let listener = UnixListener::bind(&socket)?;
-            let process = runtime.spawn_run(id, &roots.bundle(id), &pid_file, CreateIo::Console { socket })?;
-            return Ok((process, LaunchedIo::Console { listener }));
-        }
-        let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-        let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-        let (stdin_child, stdin_ours) = if config.stdin_open {
-            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-            (Some(r), Some(w))
-        } else {
-            (None, None)
-        };
-        let io = CreateIo::Pipes { stdin: stdin_child, stdout: out_w, stderr: err_w };
-        let process = runtime.spawn_run(id, &roots.bundle(id), &pid_file, io)?;
-        Ok((process, LaunchedIo::Pipes { stdout: out_r, stderr: err_r, stdin: stdin_ours }))
-    })();
-    match started {
-        Ok((process, io)) => Ok(Launched { runtime, config, process, io: Some(io) }),
-        Err(e) => {
-            release_failed(roots, id, &runtime);
-            Err(e)
-        }
-    }
-}
-
-/// Removes what a start that failed left: the runtime's container, the mount, the run directory.
-fn release_failed(roots: &Roots, id: &str, runtime: &runtime::OciCli) {
-    let _ = runtime.delete(id, true);
-    let _ = nix::mount::umount2(&roots.rootfs(id), nix::mount::MntFlags::MNT_DETACH);
-    remove_run_dir(roots, id);
-}
-
 /// Removes the container's run directory; idempotent. A client may be creating a file in it at
 /// that moment (an `exec` or a health probe writes its process file there), which makes the
 /// final `rmdir` fail: then the removal is tried again, so no empty directory stays behind.
@@ -269,88 +186,6 @@ struct Monitor {
 }
 
 impl Monitor {
-    /// While the runtime runs, opens what the monitor needs (the attach socket, the log file);
-    /// then waits for the runtime and records the start.
-    fn adopt(
-        roots: &Roots,
-        rec: ContainerRecord,
-        db: StateDb,
-        mut launched: Launched,
-        wait_attach: bool,
-    ) -> anyhow::Result<Monitor> {
-        Self::adopt_inner(roots, &rec, db, &mut launched, wait_attach).inspect_err(|_| launched.abandon(roots, &rec.id))
-    }
-
-    fn adopt_inner(
-        roots: &Roots,
-        rec: &ContainerRecord,
-        db: StateDb,
-        launched: &mut Launched,
-        wait_attach: bool,
-    ) -> anyhow::Result<Monitor> {
-        let mut mask = SigSet::empty();
-        mask.add(Signal::SIGCHLD);
-        let signals = SignalFd::with_flags(
-            &mask,
-            nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
-        )?;
-        let id = rec.id.as_str();
-        let run_dir = roots.run_dir(id);
-        let attach = UnixListener::bind(run_dir.join("attach.sock"))?;
-        std::fs::set_permissions(run_dir.join("attach.sock"), std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-        let log = LogWriter::for_container(&roots.log_file(id), &launched.config)?;
-        let pid_file = run_dir.join("pid");
-        let status = launched.process.wait()?;
-        launched.runtime.run_finished(id, &pid_file, status)?;
-        let output = match launched.io.take() {
-            Some(LaunchedIo::Console { listener }) => {
-                Output::Tty { master: Some(File::from(receive_console(&listener)?)) }
-            }
-            Some(LaunchedIo::Pipes { stdout, stderr, stdin }) => Output::Pipes {
-                stdout: Some(File::from(stdout)),
-                stderr: Some(File::from(stderr)),
-                stdin: stdin.map(File::from),
-            },
-            None => anyhow::bail!("the container's stdio was already taken"),
-        };
-        let pid: i32 = std::fs::read_to_string(&pid_file)?.trim().parse().context("runtime pid file")?;
-        db.record_start(id, pid, std::process::id() as i32)?;
-        if let Some(rec) = db.container(id)? {
-            container::record_event(&db, &rec, "start", &[]);
-        }
-        let mut clients = Vec::new();
-        if wait_attach {
-            // The container runs, but nothing of its output has been read yet (the pipe or the
-            // terminal holds it; a container that fills it waits): the client that asked to
-            // attach sees all of it. It connected while the runtime ran, so this rarely waits.
-            let mut fds = [PollFd::new(attach.as_fd(), PollFlags::POLLIN)];
-            if nix::poll::poll(&mut fds, PollTimeout::from(10_000u16))? > 0 {
-                let (stream, _) = attach.accept()?;
-                clients.push(Client { stream, inbuf: Vec::new() });
-            }
-        }
-        attach.set_nonblocking(true)?;
-        for c in &clients {
-            c.stream.set_nonblocking(true)?;
-        }
-        Ok(Monitor {
-            roots: roots.clone(),
-            id: id.into(),
-            db,
-            runtime: launched.runtime.clone(),
-            config: launched.config.clone(),
-            pid,
-            output,
-            log,
-            attach,
-            clients,
-            signals,
-            supervised: (!rec.oneoff && rec.config.get(crate::supervise::spec::CONFIG_KEY).is_some())
-                .then(|| (rec.project.clone(), rec.name.clone())),
-            next_check: Instant::now() + client::REVIVE_EVERY,
-        })
-    }
-
     /// The event loop: output, clients and child exits, until the container is gone.
     fn run(&mut self) {
         let mut exit: Option<i32> = None;
@@ -432,202 +267,4 @@ impl Monitor {
         }
         self.finish(exit);
     }
-
-    fn outputs_closed(&self) -> bool {
-        match &self.output {
-            Output::Pipes { stdout, stderr, .. } => stdout.is_none() && stderr.is_none(),
-            Output::Tty { master } => master.is_none(),
-        }
-    }
-
-    /// Reaps children; returns the container's exit code when its init was among them.
-    fn reap(&mut self) -> Option<i32> {
-        let mut code = None;
-        loop {
-            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, c)) if pid.as_raw() == self.pid => code = Some(c),
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid.as_raw() == self.pid => code = Some(128 + sig as i32),
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-        code
-    }
-
-    /// Reads what output `i` has (0: stdout or the terminal, 1: stderr) and passes it on.
-    fn pump_output(&mut self, i: usize) {
-        let (file, stream) = match &mut self.output {
-            Output::Pipes { stdout, stderr, .. } => {
-                let alive: Vec<(&mut Option<File>, Stream)> = [(stdout, Stream::Stdout), (stderr, Stream::Stderr)]
-                    .into_iter()
-                    .filter(|(f, _)| f.is_some())
-                    .collect();
-                match alive.into_iter().nth(i) {
-                    Some(x) => x,
-                    None => return,
-                }
-            }
-            Output::Tty { master } if i == 0 && master.is_some() => (master, Stream::Stdout),
-            Output::Tty { .. } => return,
-        };
-        let Some(f) = file.as_mut() else { return };
-        let _ = nix::fcntl::fcntl(f.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
-        let mut buf = [0u8; 32 * 1024];
-        match f.read(&mut buf) {
-            Ok(0) => *file = None,
-            Ok(n) => {
-                let data = &buf[..n];
-                let _ = self.log.write(stream, data);
-                let kind = if stream == Stream::Stdout { attach::STDOUT } else { attach::STDERR };
-                self.broadcast(kind, data);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            // A terminal whose slave side closed reads EIO.
-            Err(_) => *file = None,
-        }
-    }
-
-    fn broadcast(&mut self, kind: u8, data: &[u8]) {
-        self.clients.retain_mut(|c| {
-            let _ = c.stream.set_nonblocking(false);
-            let _ = c.stream.set_write_timeout(Some(Duration::from_secs(5)));
-            let ok = attach::write_frame(&mut c.stream, kind, data).is_ok();
-            let _ = c.stream.set_nonblocking(true);
-            ok
-        });
-    }
-
-    /// Handles input from client `i`; false when it went away.
-    fn pump_client(&mut self, i: usize) -> bool {
-        let mut buf = [0u8; 32 * 1024];
-        let c = &mut self.clients[i];
-        match c.stream.read(&mut buf) {
-            Ok(0) => return false,
-            Ok(n) => c.inbuf.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
-            Err(_) => return false,
-        }
-        let frames = attach::take_frames(&mut c.inbuf);
-        for (kind, payload) in frames {
-            match (kind, &mut self.output) {
-                (attach::STDIN, Output::Pipes { stdin: Some(w), .. }) => {
-                    let _ = w.write_all(&payload);
-                }
-                (attach::STDIN, Output::Tty { master: Some(m) }) => {
-                    let _ = nix::fcntl::fcntl(m.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()));
-                    let _ = m.write_all(&payload);
-                }
-                (attach::STDIN_CLOSE, Output::Pipes { stdin, .. }) => *stdin = None,
-                (attach::RESIZE, Output::Tty { master: Some(m) }) if payload.len() == 4 => {
-                    let ws = libc::winsize {
-                        ws_row: u16::from_be_bytes([payload[0], payload[1]]),
-                        ws_col: u16::from_be_bytes([payload[2], payload[3]]),
-                        ws_xpixel: 0,
-                        ws_ypixel: 0,
-                    };
-                    // SAFETY: TIOCSWINSZ with a valid winsize on a pty master.
-                    unsafe {
-                        libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-                    }
-                }
-                _ => {}
-            }
-        }
-        true
-    }
-
-    /// Records the exit and cleans up after the container.
-    fn finish(&mut self, exit: Option<i32>) {
-        let _ = self.log.flush();
-        // Read before the runtime's delete removes the cgroup.
-        let oom = container::host_oom_killed(&self.config.cgroups_path);
-        let code = exit.unwrap_or(-1);
-        if self.config.auto_remove {
-            // `run --rm`: nothing will start this container again, so its client may go as soon as
-            // the exit is recorded; the removal follows. Should this process die in between, the
-            // row (exited) is still there and `rm` finishes the job.
-            self.record(exit, oom);
-            self.broadcast(attach::EXIT, &code.to_be_bytes());
-            self.clients.clear();
-            self.release();
-            // With what the project side made for it: its network namespace and leases, secrets,
-            // volumes held and anonymous volumes (a failure leaves the row for `rm` or `down`).
-            if let Ok(Some(rec)) = self.db.container(&self.id) {
-                if let Err(e) = crate::stack::engine::remove_exited(&self.roots, &self.db, &rec) {
-                    eprintln!("monitor: {e:#}");
-                }
-            }
-            return;
-        }
-        // Everything of this run is gone before the exit is recorded: a `start` may follow at once.
-        self.release();
-        self.record(exit, oom);
-        self.broadcast(attach::EXIT, &code.to_be_bytes());
-        self.clients.clear();
-        // Its restart policy needs a supervisor: one killed meanwhile is started again.
-        self.check_supervisor("exited");
-    }
-
-    /// Deletes the runtime's container, unmounts the rootfs and removes the run directory.
-    fn release(&mut self) {
-        // The init is gone, so a plain delete does; force only if the runtime disagrees.
-        if self.runtime.delete(&self.id, false).is_err() {
-            if let Err(e) = self.runtime.delete(&self.id, true) {
-                eprintln!("monitor: {e}");
-            }
-        }
-        let rootfs = self.roots.rootfs(&self.id);
-        if nix::mount::umount2(&rootfs, nix::mount::MntFlags::empty()).is_err() {
-            let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
-        }
-        remove_run_dir(&self.roots, &self.id);
-    }
-
-    /// Writes the exit code and the `oom`/`die` events.
-    fn record(&mut self, exit: Option<i32>, oom: bool) {
-        let _ = self.db.record_exit(&self.id, ExitRecord { code: exit, oom_killed: oom });
-        if let Ok(Some(rec)) = self.db.container(&self.id) {
-            if oom {
-                container::record_event(&self.db, &rec, "oom", &[]);
-            }
-            container::record_event(&self.db, &rec, "die", &[("exitCode", exit.unwrap_or(-1).into())]);
-        }
-    }
-
-    /// Starts the project's supervisor when none runs (this container's names, ports, health
-    /// check and restart policy are served by it). Light: a lock probe, and a process started
-    /// without waiting for it (it is reaped with the other children).
-    fn check_supervisor(&self, what: &str) {
-        let Some((project, name)) = &self.supervised else { return };
-        // Not while a user stops the container (`stop`, `down`): nothing is left to serve then.
-        if client::liveness(&self.roots, project) == client::Liveness::Absent
-            && !self.db.supervision(&self.id).is_ok_and(|s| s.stop_requested)
-        {
-            let why = format!("container {name} {what} and project {project:?} has no supervisor");
-            client::revive(&self.roots, project, &why);
-        }
-    }
-}
-
-/// Accepts the runtime's connection on the console socket and receives the pty master (SCM_RIGHTS).
-fn receive_console(listener: &UnixListener) -> anyhow::Result<OwnedFd> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-    if nix::poll::poll(&mut fds, PollTimeout::from(10_000u16))? == 0 {
-        anyhow::bail!("the runtime did not send the terminal");
-    }
-    let (stream, _) = listener.accept()?;
-    let mut buf = [0u8; 4096];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)?;
-    for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(fd) = fds.first() {
-                // SAFETY: the kernel just gave us this descriptor.
-                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
-            }
-        }
-    }
-    anyhow::bail!("the runtime sent no terminal descriptor")
 }
