@@ -37,7 +37,6 @@ fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
     add(!svc.storage_opt.is_empty(), "storage_opt", "berth's overlay root file systems take no options");
     add(svc.use_api_socket == Some(true), "use_api_socket", "berth has no Docker API socket to share");
     add(svc.userns_mode.is_some(), "userns_mode", "containers share the host's user namespace");
-    add(svc.platform.is_some(), "platform", "`up` pulls the host's platform (`berth pull` honours it)");
     let driver = svc.logging.as_ref().and_then(|l| l.driver.as_deref());
     add(
         driver.is_some_and(|d| !matches!(d, "json-file" | "local" | "none")),

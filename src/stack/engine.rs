@@ -352,8 +352,19 @@ impl<'a> StackEngine<'a> {
 
     fn pull(&self, name: &str) -> anyhow::Result<()> {
         let reference = Reference::parse(name)?;
+        // The `platform:` of the services that use this image, as `berth pull` honours it.
+        let platform = self
+            .project
+            .services
+            .values()
+            .filter(|s| s.image_name(&self.project.name) == name)
+            .find_map(|s| s.platform.as_deref())
+            .map(crate::image::Platform::parse)
+            .transpose()
+            .map_err(|e| anyhow!("platform of image {name:?}: {e}"))?;
+        let opts = PullOptions { platform, ..PullOptions::default() };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        rt.block_on(crate::image::pull(&self.images, &reference, &PullOptions::default(), self.events))?;
+        rt.block_on(crate::image::pull(&self.images, &reference, &opts, self.events))?;
         Ok(())
     }
 

@@ -169,3 +169,38 @@ fn pull_includes_dependencies_and_skips_what_is_built() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("made-here") && stderr.contains("skipped (it is built)"), "{stderr}");
 }
+
+#[test]
+fn up_pulls_the_platform_a_service_names() {
+    require_root("unpacking layers with owners");
+    let layout = fixture_layout();
+    let reg = Registry::with_fixtures(&layout);
+    let root = TempRoot::new();
+    let project = root.path().join("project");
+    fs::create_dir(&project).unwrap();
+    let compose = format!(
+        "name: upplatform\nservices:\n  other:\n    image: {}\n    platform: linux/s390x\n",
+        reg.image("multiarch")
+    );
+    fs::write(project.join("compose.yaml"), compose).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["up", "-d"])
+        .current_dir(&project)
+        .env("BERTH_ROOT", root.path())
+        .env("BERTH_RUN", root.path().join("run"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no image for platform `linux/s390x`"), "{stderr}");
+    assert!(!stderr.contains("`platform` is not supported"), "{stderr}");
+    let down = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["down"])
+        .current_dir(&project)
+        .env("BERTH_ROOT", root.path())
+        .env("BERTH_RUN", root.path().join("run"))
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+}
