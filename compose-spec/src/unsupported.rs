@@ -19,7 +19,6 @@ fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
     };
     add(svc.build.is_some(), "build", "berth does not build images yet: the image is pulled (or must be loaded)");
     add(svc.develop.is_some(), "develop", "berth has no `watch` yet: file changes are not synced");
-    add(!svc.annotations.is_empty(), "annotations", "OCI annotations are not passed to the runtime");
     add(svc.blkio_config.is_some(), "blkio_config", "block I/O weights and limits are not applied");
     add(svc.cgroup.is_some(), "cgroup", "every container gets a cgroup namespace of its own");
     add(svc.cgroup_parent.is_some(), "cgroup_parent", "containers' cgroups are placed under berth/");

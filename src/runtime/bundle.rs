@@ -352,6 +352,8 @@ pub fn generate(req: &BundleRequest<'_>) -> Result<Bundle, BundleError> {
 fn annotations(req: &BundleRequest<'_>) -> HashMap<String, String> {
     let mut a: HashMap<String, String> = req.image.labels.clone().unwrap_or_default().into_iter().collect();
     a.extend(req.service.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    // `annotations:` go to the runtime as they are (after labels, as Docker passes them).
+    a.extend(req.service.annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
     a.insert("com.docker.compose.project".into(), req.project.into());
     a.insert("com.docker.compose.service".into(), req.service.name.clone());
     a.insert("com.docker.compose.container-number".into(), req.number.to_string());

@@ -380,3 +380,15 @@ fn resources_in_runtime_spec_terms() {
     assert_eq!(res("    pids_limit: 0\n")["pids"], serde_json::json!({"limit": -1}));
     assert_eq!(res("    pids_limit: -1\n")["pids"], serde_json::json!({"limit": -1}));
 }
+
+#[test]
+fn annotations_go_to_the_runtime() {
+    let svc = service(
+        "    image: busybox\n    labels: {team: a}\n    annotations:\n      com.example.note: \"kept\"\n      team: b\n",
+    );
+    let b = generate_for(&svc, &RunOverrides::default()).unwrap();
+    let a = b.spec.annotations().clone().unwrap_or_default();
+    assert_eq!(a.get("com.example.note").map(String::as_str), Some("kept"));
+    assert_eq!(a.get("team").map(String::as_str), Some("b"), "annotations come after labels");
+    assert_eq!(a.get("com.docker.compose.service").map(String::as_str), Some("app"));
+}
