@@ -883,3 +883,41 @@ fn attach_joins_a_running_container() {
         assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from the host\n");
     });
 }
+
+#[test]
+fn cgroup_parent_and_a_private_cgroup_namespace() {
+    let parent = format!("berthtest-{}", std::process::id());
+    let yaml = services(&format!(
+        "  app:\n    image: IMAGE\n    init: true\n    command: [sleep, \"300\"]\n    cgroup_parent: {parent}\n    cgroup: private\n  plain:\n    image: IMAGE\n    init: true\n    command: [sleep, \"300\"]\n"
+    ));
+    scenario("cgroupparent", &yaml, |p| {
+        p.ok(&["up", "-d"]);
+        let id = p.container(&format!("{}-app-1", p.name))["ID"].as_str().unwrap().to_string();
+        let full = p.ok(&["ps", "-q", "--no-trunc", "app"]).trim().to_string();
+        assert!(full.starts_with(&id), "{full} {id}");
+        let dir = std::path::Path::new("/sys/fs/cgroup/pids").join(&parent).join(format!("berth-{full}"));
+        assert!(dir.is_dir(), "{} is where the container's cgroup is", dir.display());
+        // Its own cgroup namespace: it sees itself at the root; the other one sees the host's path.
+        let own = p.ok(&["exec", "-T", "app", "cat", "/proc/self/cgroup"]);
+        assert!(own.lines().all(|l| l.ends_with(":/")), "{own}");
+        let host = p.ok(&["exec", "-T", "plain", "cat", "/proc/self/cgroup"]);
+        assert!(host.lines().any(|l| l.contains("/berth-")), "{host}");
+        p.ok(&["down"]);
+        for ctl in [
+            "pids",
+            "memory",
+            "cpu,cpuacct",
+            "cpuset",
+            "devices",
+            "freezer",
+            "blkio",
+            "net_cls,net_prio",
+            "perf_event",
+            "hugetlb",
+            "systemd",
+            "unified",
+        ] {
+            let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(ctl).join(&parent));
+        }
+    });
+}

@@ -343,6 +343,21 @@ pub fn sysctl_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A `cgroup_parent`: a relative cgroup path (`my-group`, `a/b`) with no empty, `.` or `..`
+/// component.
+pub fn cgroup_parent(path: &str) -> Result<(), String> {
+    let trimmed = path.trim_matches('/');
+    if trimmed.is_empty()
+        || trimmed.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+        || path.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "invalid cgroup_parent {path:?}: write a cgroup path such as \"my-group\" or \"a/b\", without empty, \".\" or \"..\" parts"
+        ));
+    }
+    Ok(())
+}
+
 /// A port or a range of ports (`8000`, `8000-8010`) of at most [`MAX_PORT_RANGE`] ports.
 pub fn port_range(s: &str) -> Result<(u16, u16), String> {
     let one = |x: &str| -> Result<u16, String> {

@@ -20,8 +20,6 @@ fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
     add(svc.build.is_some(), "build", "berth does not build images yet: the image is pulled (or must be loaded)");
     add(svc.develop.is_some(), "develop", "berth has no `watch` yet: file changes are not synced");
     add(svc.blkio_config.is_some(), "blkio_config", "block I/O weights and limits are not applied");
-    add(svc.cgroup.is_some(), "cgroup", "every container gets a cgroup namespace of its own");
-    add(svc.cgroup_parent.is_some(), "cgroup_parent", "containers' cgroups are placed under berth/");
     add(svc.cpu_count.is_some(), "cpu_count", "not applied on Linux (use cpus or cpuset)");
     add(svc.cpu_percent.is_some(), "cpu_percent", "not applied on Linux (use cpus)");
     add(svc.cpu_rt_period.is_some(), "cpu_rt_period", "real-time CPU scheduling is not set up");
@@ -35,7 +33,12 @@ fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
     add(svc.runtime.is_some(), "runtime", "every container uses berth's runtime (--runtime, BERTH_RUNTIME)");
     add(!svc.storage_opt.is_empty(), "storage_opt", "berth's overlay root file systems take no options");
     add(svc.use_api_socket == Some(true), "use_api_socket", "berth has no Docker API socket to share");
-    add(svc.userns_mode.is_some(), "userns_mode", "containers share the host's user namespace");
+    // `host` is what berth does anyway (no user namespace remapping).
+    add(
+        svc.userns_mode.as_deref().is_some_and(|m| m != "host"),
+        "userns_mode",
+        "containers share the host's user namespace",
+    );
     let driver = svc.logging.as_ref().and_then(|l| l.driver.as_deref());
     add(
         driver.is_some_and(|d| !matches!(d, "json-file" | "local" | "none")),
@@ -148,15 +151,15 @@ mod tests {
         }
     }
 
-    const YAML: &str = "name: u\nservices:\n  a:\n    image: busybox\n    gpus: all\n    cgroup_parent: x\n    logging:\n      driver: syslog\n  b:\n    image: busybox\n    cgroup_parent: x\n    deploy:\n      placement:\n        constraints: [a]\n      resources:\n        limits:\n          cpus: 1\nnetworks:\n  default:\n    driver_opts:\n      com.docker.network.driver.mtu: \"1400\"\n      com.docker.network.bridge.enable_icc: \"false\"\n";
+    const YAML: &str = "name: u\nservices:\n  a:\n    image: busybox\n    gpus: all\n    cpu_count: 2\n    logging:\n      driver: syslog\n  b:\n    image: busybox\n    cpu_count: 2\n    deploy:\n      placement:\n        constraints: [a]\n      resources:\n        limits:\n          cpus: 1\nnetworks:\n  default:\n    driver_opts:\n      com.docker.network.driver.mtu: \"1400\"\n      com.docker.network.bridge.enable_icc: \"false\"\n";
 
     #[test]
     fn each_ignored_key_is_said_once_where_it_is_written() {
         let loaded = load(&opts(YAML, false)).unwrap();
         let w = loaded.warnings.join("\n");
-        assert!(w.contains("-:6:5: services.a.cgroup_parent: `cgroup_parent` is not supported"), "{w}");
+        assert!(w.contains("-:6:5: services.a.cpu_count: `cpu_count` is not supported"), "{w}");
         assert!(w.contains("(and 1 more use)"), "{w}");
-        assert_eq!(w.matches("cgroup_parent").count(), 2, "one line for both uses: {w}");
+        assert_eq!(w.matches("cpu_count").count(), 2, "one line for both uses: {w}");
         assert!(w.contains("-:5:5: services.a.gpus"), "{w}");
         assert!(w.contains("services.a.logging.driver: `logging.driver: syslog`"), "{w}");
         assert!(w.contains("-:13:7: services.b.deploy.placement"), "{w}");

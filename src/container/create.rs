@@ -134,7 +134,11 @@ pub fn create_container(
     let init_binary =
         ["/usr/bin/tini-static", "/usr/sbin/tini-static"].map(PathBuf::from).into_iter().find(|p| p.is_file());
     // A cgroup of its own at the top of each hierarchy: no shared parent to create or remove.
-    let cgroups_path = format!("/berth-{id}");
+    // `cgroup_parent` (checked at load: a relative path without `..`) places it under that cgroup.
+    let cgroups_path = match svc.cgroup_parent.as_deref().map(|p| p.trim_matches('/')) {
+        Some(parent) if !parent.is_empty() => format!("/{parent}/berth-{id}"),
+        _ => format!("/berth-{id}"),
+    };
     let generated = bundle::generate(&BundleRequest {
         service: svc,
         image: &image,

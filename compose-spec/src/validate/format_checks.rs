@@ -256,6 +256,12 @@ fn service_formats(svc: &Service) -> Checked {
             formats::hostname(k, v).at(&[k])?;
         }
     }
+    if let Some(p) = &svc.cgroup_parent {
+        formats::cgroup_parent(p).at(&["cgroup_parent"])?;
+    }
+    if let Some(c) = svc.cgroup.as_deref().filter(|c| !matches!(*c, "host" | "private")) {
+        return Err(bad(&["cgroup"], format!("invalid cgroup {c:?}: use host or private")));
+    }
     let deploy = svc.deploy.as_ref();
     for (keys, n) in [(&["scale"][..], svc.scale), (&["deploy", "replicas"][..], deploy.and_then(|d| d.replicas))] {
         if let Some(n) = n.filter(|n| *n > MAX_REPLICAS) {

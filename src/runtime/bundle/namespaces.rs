@@ -36,6 +36,11 @@ pub(super) fn namespaces(svc: &Service, network: &NetworkNs) -> Vec<LinuxNamespa
         out.push(ns(LinuxNamespaceType::Uts, None));
     }
     out.push(ns(LinuxNamespaceType::Mount, None));
+    // `cgroup: private` gives the container a cgroup namespace of its own; by default (and with
+    // `host`) it sees the host's cgroup tree, as Docker does on cgroup v1.
+    if svc.cgroup.as_deref() == Some("private") {
+        out.push(ns(LinuxNamespaceType::Cgroup, None));
+    }
     match network {
         NetworkNs::None => out.push(ns(LinuxNamespaceType::Network, None)),
         NetworkNs::Host => {}
