@@ -261,3 +261,23 @@ fn a_dry_run_that_passes_means_up_can_run() {
     drop(taken);
     p.finish(result);
 }
+
+#[test]
+fn a_services_own_runtime_is_used_and_checked() {
+    let p = harness::Project::new(
+        "ownruntime",
+        "  app:\n    image: berth-test/busybox:latest\n    init: true\n    command: [sleep, \"300\"]\n    runtime: runc\n",
+    );
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        p.ok(&["up", "-d"]);
+        p.ok(&["exec", "-T", "app", "true"]);
+        p.write_compose("  app:\n    image: berth-test/busybox:latest\n    runtime: no-such-runtime\n");
+        for args in [&["up", "--dry-run"][..], &["up", "-d", "--force-recreate"]] {
+            let out = p.berth(args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+            assert!(err.contains("services.app.runtime") && err.contains("no-such-runtime"), "{err}");
+        }
+    }));
+    p.finish(result);
+}

@@ -30,7 +30,6 @@ fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
     add(svc.isolation.is_some(), "isolation", "a Windows-only setting");
     add(svc.models.is_some(), "models", "berth runs no models");
     add(svc.provider.is_some(), "provider", "berth runs no provider services");
-    add(svc.runtime.is_some(), "runtime", "every container uses berth's runtime (--runtime, BERTH_RUNTIME)");
     add(!svc.storage_opt.is_empty(), "storage_opt", "berth's overlay root file systems take no options");
     add(svc.use_api_socket == Some(true), "use_api_socket", "berth has no Docker API socket to share");
     // `host` is what berth does anyway (no user namespace remapping).

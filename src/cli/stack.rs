@@ -75,6 +75,13 @@ pub fn check_host(ctx: &Ctx, plan: &Plan, runtime: &str) -> anyhow::Result<()> {
     if plan.steps.iter().any(|s| s.kind == Kind::Container && s.op == Op::Create) {
         berth::runtime::by_name(runtime, &ctx.roots.run)?;
     }
+    for step in plan.steps.iter().filter(|s| s.kind == Kind::Container && s.op == Op::Create) {
+        let svc = step.service.as_ref().and_then(|s| ctx.project.services.get(s));
+        if let Some((name, own)) = svc.and_then(|s| Some((&s.name, s.runtime.as_deref()?))) {
+            berth::runtime::by_name(own, &ctx.roots.run)
+                .map_err(|e| anyhow::anyhow!("services.{name}.runtime: {e}"))?;
+        }
+    }
     super::up::check_ports(ctx, plan)
 }
 

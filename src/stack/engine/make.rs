@@ -112,7 +112,8 @@ impl StackEngine<'_> {
             oneoff: make.oneoff,
             name: Some(name.to_string()),
             overrides: make.overrides.clone(),
-            runtime: &self.runtime,
+            // A service's own `runtime:` (runc, crun or a path) over the one berth chose.
+            runtime: svc.runtime.as_deref().unwrap_or(&self.runtime),
             auto_remove: make.auto_remove,
             provided: Some(provided),
         };
