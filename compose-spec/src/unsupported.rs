@@ -20,6 +20,11 @@ fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
     add(svc.build.is_some(), "build", "berth does not build images yet: the image is pulled (or must be loaded)");
     add(svc.develop.is_some(), "develop", "berth has no `watch` yet: file changes are not synced");
     add(svc.blkio_config.is_some(), "blkio_config", "block I/O weights and limits are not applied");
+    add(
+        svc.cgroup.as_deref().is_some_and(|c| c.starts_with("service:") || c.starts_with("container:")),
+        "cgroup",
+        "joining another container's cgroup namespace is not supported: it sees the host's",
+    );
     add(svc.cpu_count.is_some(), "cpu_count", "not applied on Linux (use cpus or cpuset)");
     add(svc.cpu_percent.is_some(), "cpu_percent", "not applied on Linux (use cpus)");
     add(svc.cpu_rt_period.is_some(), "cpu_rt_period", "real-time CPU scheduling is not set up");

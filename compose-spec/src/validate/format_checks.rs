@@ -259,7 +259,8 @@ fn service_formats(svc: &Service) -> Checked {
     if let Some(p) = &svc.cgroup_parent {
         formats::cgroup_parent(p).at(&["cgroup_parent"])?;
     }
-    if let Some(c) = svc.cgroup.as_deref().filter(|c| !matches!(*c, "host" | "private")) {
+    let shared = |c: &str| c.starts_with("service:") || c.starts_with("container:");
+    if let Some(c) = svc.cgroup.as_deref().filter(|c| !matches!(*c, "host" | "private") && !shared(c)) {
         return Err(bad(&["cgroup"], format!("invalid cgroup {c:?}: use host or private")));
     }
     let deploy = svc.deploy.as_ref();
