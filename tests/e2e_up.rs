@@ -688,6 +688,8 @@ fn down_timeout() {
     );
     scenario("downtimeout", &yaml, |p| {
         p.ok(&["up", "-d"]);
+        // `up -t` bounds the stop of a container it replaces the same way.
+        p.ok(&["up", "-d", "--force-recreate", "-t", "1"]);
         let out = p.berth(&["down", "-t", "1"]);
         assert!(out.status.success(), "{}", combined(&out));
         assert!(p.ps().is_empty());

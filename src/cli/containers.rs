@@ -31,6 +31,9 @@ pub struct Ctx {
     pub environment: berth_compose::env::Environment,
     /// `--parallel`.
     pub parallel: Option<i64>,
+    /// Stops this command makes take this long at most (`up -t`), instead of each service's
+    /// `stop_grace_period`.
+    pub stop_timeout: Option<std::time::Duration>,
 }
 
 impl Ctx {
@@ -74,7 +77,15 @@ impl Ctx {
         let files: Vec<std::path::PathBuf> = loaded.files.iter().filter(|f| f.as_os_str() != "-").cloned().collect();
         let recorded = db.upsert_project(&project.name, &loaded.project_dir, &files);
         berth::state::deferred::or_defer(recorded, || format!("project {:?}", project.name))?;
-        Ok(Ctx { project, roots, db, progress, environment: loaded.environment, parallel: args.parallel })
+        Ok(Ctx {
+            project,
+            roots,
+            db,
+            progress,
+            environment: loaded.environment,
+            parallel: args.parallel,
+            stop_timeout: None,
+        })
     }
 
     /// Takes the project's lock for `command` (see `berth::lock`): held by commands that change

@@ -92,7 +92,9 @@ pub struct UpArgs {
 /// Runs `berth up`.
 pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
     let since = berth::state::now_nanos();
-    let ctx = Ctx::load_for(project, &args.services)?;
+    let mut ctx = Ctx::load_for(project, &args.services)?;
+    // `-t` bounds the stops of containers `up` replaces too, as in Compose.
+    ctx.stop_timeout = args.timeout.map(Duration::from_secs);
     ctx.check_services(&args.services)?;
     let scale = super::scale::parse_scale(&args.scale).map_err(|e| anyhow::anyhow!("--scale: {e}"))?;
     let detach = args.detach || args.wait;
@@ -168,7 +170,7 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
 pub fn apply(ctx: &Ctx, plan: &berth::plan::Plan, runtime: &str, renew: bool, start: bool) -> anyhow::Result<()> {
     use berth::supervise::reserve;
     super::stack::check_host(ctx, plan, runtime)?;
-    let anonymous = super::stack::Anonymous { renew, remove: false, stop_timeout: None };
+    let anonymous = super::stack::Anonymous { renew, remove: false, stop_timeout: ctx.stop_timeout };
     let supervised =
         start && plan.steps.iter().any(|s| s.kind == berth::plan::Kind::Container) || observed_running(ctx)?;
     if supervised {
