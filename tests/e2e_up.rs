@@ -923,3 +923,18 @@ fn cgroup_parent_and_a_private_cgroup_namespace() {
         }
     });
 }
+
+#[test]
+fn foreground_up_shows_what_an_unlogged_service_prints() {
+    // `logging: {driver: none}` keeps no log, yet an attached `up` shows the output, as Compose.
+    let yaml = services(
+        "  quiet:\n    image: IMAGE\n    command: [sh, -c, \"sleep 1; echo quiet-line; sleep 1\"]\n    logging:\n      driver: none\n",
+    );
+    scenario("fgnone", &yaml, |p| {
+        let out = p.berth(&["up"]);
+        let text = combined(&out);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("quiet-1  | quiet-line") || text.contains("quiet-1 | quiet-line"), "{text}");
+        assert!(!p.ok(&["logs", "quiet"]).contains("quiet-line"), "and nothing was kept");
+    });
+}

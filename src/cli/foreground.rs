@@ -44,6 +44,37 @@ fn catch_interrupts() {
     let _ = installed.recv();
 }
 
+/// Copies what the container behind `socket` prints to `out` as log entries of watched
+/// container `index`, from a thread of its own, until the container exits.
+fn follow_attached(socket: std::path::PathBuf, index: usize, out: std::sync::mpsc::Sender<(usize, LogEntry)>) {
+    use berth::monitor::attach;
+    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(&socket) else { return };
+    std::thread::spawn(move || {
+        let mut partial: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+        while let Ok(Some((kind, payload))) = attach::read_frame(&mut stream) {
+            let (slot, name) = match kind {
+                attach::STDOUT => (0, "stdout"),
+                attach::STDERR => (1, "stderr"),
+                attach::EXIT => break,
+                _ => continue,
+            };
+            partial[slot].extend_from_slice(&payload);
+            // Whole lines only, as the log file would have them.
+            while let Some(end) = partial[slot].iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = partial[slot].drain(..=end).collect();
+                let entry = LogEntry {
+                    log: String::from_utf8_lossy(&line).into_owned(),
+                    stream: name.into(),
+                    time: log::format_rfc3339(berth::state::now_nanos()),
+                };
+                if out.send((index, entry)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+}
+
 /// A foreground `up`.
 pub struct Foreground {
     /// Services whose logs are shown.
@@ -105,11 +136,21 @@ impl Foreground {
             }
         }
         self.print(&printer, first);
+        // Containers whose logging driver keeps nothing (`none`) are followed through their
+        // monitor's attach socket instead (from now on: what they printed before is gone).
+        let (live_tx, live) = std::sync::mpsc::channel::<(usize, LogEntry)>();
+        for (i, w) in watched.iter().enumerate() {
+            let unlogged = ContainerConfig::of(&w.rec).is_ok_and(|c| !log::readable(&c));
+            if unlogged && w.rec.status.is_alive() {
+                follow_attached(ctx.roots.attach_socket(&w.rec.id), i, live_tx.clone());
+            }
+        }
+        drop(live_tx);
         let mut stopping: Option<std::thread::JoinHandle<()>> = None;
         let mut forced = false;
         let mut outcome: Option<i32> = None;
         loop {
-            let mut batch = Vec::new();
+            let mut batch: Vec<(usize, LogEntry)> = live.try_iter().collect();
             for (i, w) in watched.iter_mut().enumerate() {
                 for e in w.follower.poll() {
                     if e.nanos() > w.last {
