@@ -257,6 +257,7 @@ pub fn processes_mentioning(needle: &Path) -> Vec<i32> {
 impl Drop for Project {
     fn drop(&mut self) {
         // Best effort, whatever state the test left: the CLI first, then by hand.
+        let _ = self.berth(&["down", "-v", "--remove-orphans", "-t", "0"]);
         let _ = self.berth(&["rm", "--force"]);
         let runc_root = self.run.path().join("runtime/runc");
         for pid in processes_mentioning(self.run.path()) {
@@ -270,5 +271,25 @@ impl Drop for Project {
                 let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(ctl).join(format!("berth-{id}")));
             }
         }
+        // Mounts under the roots (namespace files, secrets, scratch, volumes), deepest first.
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let roots = [self.root.path().to_string_lossy().into_owned(), self.run.path().to_string_lossy().into_owned()];
+        let mut points: Vec<&str> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| roots.iter().any(|r| m.starts_with(r)))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in points {
+            let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
+        }
+        // The bridges this root made (every one it recorded is the test's), and its nft table.
+        let file = self.root.path().join("networks/subnets.json");
+        let networks = berth::stack::networking::SubnetFile::open(file).map(|f| f.networks()).unwrap_or_default();
+        for (_, record, _) in networks {
+            let _ = Command::new("ip").args(["link", "del", &record.bridge]).output();
+        }
+        let table = berth::stack::engine::firewall_table(self.root.path());
+        let _ = Command::new("nft").args(["delete", "table", "inet", &table]).output();
     }
 }
