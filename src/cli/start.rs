@@ -29,7 +29,7 @@ pub struct StartArgs {
 /// Runs `berth start`.
 pub fn run(project: &ProjectArgs, args: StartArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
-    let _lock = ctx.lock("start")?;
+    let lock = ctx.lock("start")?;
     ctx.check_services(&args.services)?;
     let graph = ServiceGraph::new(&ctx.project);
     let wanted = if args.services.is_empty() {
@@ -70,7 +70,7 @@ pub fn run(project: &ProjectArgs, args: StartArgs) -> anyhow::Result<()> {
             }
         }
     }
-    drop(_lock);
+    drop(lock);
     if args.wait {
         return super::foreground::wait(&ctx, &all, args.wait_timeout.map(Duration::from_secs));
     }

@@ -228,6 +228,13 @@ impl<'a> StackEngine<'a> {
         Ok(())
     }
 
+    /// Whether anything is left at the paths of container `name` (a namespace file, a secrets
+    /// or scratch directory): leases exist only with a namespace, so nothing else is looked up
+    /// on the way to making a container.
+    fn has_leftovers(&self, name: &str) -> anyhow::Result<bool> {
+        Ok(self.netns_path(name)?.exists() || self.secrets_path(name)?.exists() || self.roots.scratch(name)?.exists())
+    }
+
     /// Releases whatever exists at the paths of container `name` (which has no row).
     fn reclaim(&self, service: &str, name: &str) -> anyhow::Result<()> {
         let netns = self.netns_path(name)?;
@@ -235,11 +242,7 @@ impl<'a> StackEngine<'a> {
             // On no network and no namespace file: no leases, nothing to take down.
             Some(svc) if svc.networks.is_empty() && !netns.exists() => {}
             Some(svc) => {
-                let specs: BTreeMap<String, NetworkSpec> = svc
-                    .networks
-                    .keys()
-                    .filter_map(|k| Some((k.clone(), network_spec(k, self.project.networks.get(k)?).ok()?)))
-                    .collect();
+                let specs = self.declared_specs(svc);
                 self.with_net(|n| n.detach(self.project, svc, name, &specs, &netns))?;
             }
             None => self.host_remove_netns(name)?,
@@ -254,6 +257,15 @@ impl<'a> StackEngine<'a> {
             container::paths::remove_tree(base, &scratch)?;
         }
         Ok(())
+    }
+
+    /// The specs of the networks `svc` is on, as the project declares them (for taking down:
+    /// nothing is made).
+    fn declared_specs(&self, svc: &Service) -> BTreeMap<String, NetworkSpec> {
+        svc.networks
+            .keys()
+            .filter_map(|k| Some((k.clone(), network_spec(k, self.project.networks.get(k)?).ok()?)))
+            .collect()
     }
 
     fn record(&self, name: &str) -> anyhow::Result<crate::state::ContainerRecord> {
@@ -287,11 +299,7 @@ impl<'a> StackEngine<'a> {
             let netns = self.netns_path(&rec.name)?;
             // Only containers `up` attached have a namespace of berth's (and leases to release).
             if netns.exists() || SuperviseSpec::of(&rec.config).is_some_and(|s| s.dns.is_some()) {
-                let specs: BTreeMap<String, NetworkSpec> = svc
-                    .networks
-                    .keys()
-                    .filter_map(|k| Some((k.clone(), network_spec(k, self.project.networks.get(k)?).ok()?)))
-                    .collect();
+                let specs = self.declared_specs(svc);
                 settle(self.with_net(|n| n.detach(self.project, svc, &rec.name, &specs, &netns)), "the leases");
             }
         } else {

@@ -244,30 +244,9 @@ mod tests {
             }],
             ..Default::default()
         };
-        let mut config = serde_json::json!({});
-        config[crate::supervise::spec::CONFIG_KEY] = serde_json::to_value(spec).unwrap();
-        ContainerRecord {
-            id: format!("id-{name}"),
-            name: name.into(),
-            project: "p".into(),
-            service: name.split('-').nth(1).unwrap_or("web").into(),
-            number: 1,
-            oneoff: false,
-            image: "busybox".into(),
-            image_digest: String::new(),
-            config_hash: String::new(),
-            runtime: "runc".into(),
-            status,
-            pid: None,
-            monitor_pid: None,
-            exit_code: None,
-            oom_killed: false,
-            restart_count: 0,
-            created_at: 0,
-            started_at: None,
-            finished_at: None,
-            config,
-        }
+        let mut rec = crate::supervise::testing::record(name, status);
+        rec.config[crate::supervise::spec::CONFIG_KEY] = serde_json::to_value(spec).unwrap();
+        rec
     }
 
     fn want(container: &str, service: &str, port: u16) -> Wanted {

@@ -37,7 +37,9 @@ impl StackEngine<'_> {
         // next `up` or `down` reclaims what it names. Anything already at this container's
         // paths is such a leftover (the container has no row: it is being created now).
         self.db.lock().expect("db").add_intent(&self.project.name, &svc.name, make.name)?;
-        self.reclaim(&svc.name, make.name)?;
+        if self.has_leftovers(make.name)? {
+            self.reclaim(&svc.name, make.name)?;
+        }
         let made = self.create_intended(svc, make);
         let db = self.db.lock().expect("db");
         let forgot = db.remove_intent(make.name);
