@@ -2,20 +2,22 @@
 
 use std::sync::Mutex;
 
+use crate::plan::Subject;
+
 /// Something that happened, for a renderer to show.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     /// A non-fatal problem the user should know about.
     Warning { message: String },
-    /// A plan step began (`step` reads like `container web-1 create`).
-    StepStarted { step: String },
+    /// A plan step began (`step` displays as `container web-1 create`).
+    StepStarted { step: Subject },
     /// A plan step finished.
-    StepDone { step: String },
+    StepDone { step: Subject },
     /// A plan step failed.
-    StepFailed { step: String, error: String },
+    StepFailed { step: Subject, error: String },
     /// A plan step was not run because a step it waits for failed.
-    StepSkipped { step: String },
+    StepSkipped { step: Subject },
     /// A pull of `image` (a normalized reference) started.
     PullStarted { image: String },
     /// A layer download started; `layer` is the short blob digest, `size` its size in bytes.

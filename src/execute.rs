@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc;
 
 use crate::events::{Event, EventSink};
-use crate::plan::{Kind, Op, Plan, Step};
+use crate::plan::{Operation, Plan, Step};
 
 /// What a dependency must reach before a dependent starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,12 +21,37 @@ pub struct Readiness {
     pub required: bool,
 }
 
+/// Why a step failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    /// A dependency it waits for did not become ready.
+    #[error("dependency failed to start: {0}")]
+    Dependency(String),
+    /// The operation failed (the whole chain of causes, in words).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl StepError {
+    /// A failed operation, from its error with every cause.
+    pub fn failed(e: &anyhow::Error) -> StepError {
+        StepError::Failed(format!("{e:#}"))
+    }
+
+    /// What went wrong, without saying which kind of failure it was.
+    pub fn reason(&self) -> &str {
+        match self {
+            StepError::Dependency(m) | StepError::Failed(m) => m,
+        }
+    }
+}
+
 /// The side of berth that acts. Implementations must be safe to call from several threads.
 pub trait Engine: Sync {
     /// Performs one step.
-    fn apply(&self, step: &Step) -> Result<(), String>;
+    fn apply(&self, step: &Step) -> Result<(), StepError>;
     /// Blocks until `dep` (a service) satisfies its condition, or fails with the reason.
-    fn wait_ready(&self, dep: &Readiness) -> Result<(), String>;
+    fn wait_ready(&self, dep: &Readiness) -> Result<(), StepError>;
 }
 
 /// How a plan ran.
@@ -35,7 +60,7 @@ pub struct Report {
     /// Steps that succeeded, in completion order.
     pub done: Vec<usize>,
     /// Steps that failed, with the error.
-    pub failed: Vec<(usize, String)>,
+    pub failed: Vec<(usize, StepError)>,
     /// Steps not run because something they wait on failed.
     pub skipped: Vec<usize>,
     /// Optional dependencies that did not become ready.
@@ -62,7 +87,7 @@ pub fn run(
     let mut pending: BTreeSet<usize> = plan.steps.iter().map(|s| s.id).collect();
     let mut finished_ok: BTreeSet<usize> = BTreeSet::new();
     let mut running = 0usize;
-    let (tx, rx) = mpsc::channel::<(usize, Result<(), String>, Vec<String>)>();
+    let (tx, rx) = mpsc::channel::<(usize, Result<(), StepError>, Vec<String>)>();
     std::thread::scope(|scope| loop {
         // Skip what waits on a failure.
         let failed: BTreeSet<usize> =
@@ -72,7 +97,7 @@ pub fn run(
         for id in doomed {
             pending.remove(&id);
             report.skipped.push(id);
-            events.emit(Event::StepSkipped { step: describe(&plan.steps[id - 1]) });
+            events.emit(Event::StepSkipped { step: plan.steps[id - 1].subject() });
         }
         let ready: Vec<usize> = pending
             .iter()
@@ -86,7 +111,7 @@ pub fn run(
             let step = &plan.steps[id - 1];
             let tx = tx.clone();
             let waits = waits_for(step, readiness);
-            events.emit(Event::StepStarted { step: describe(step) });
+            events.emit(Event::StepStarted { step: step.subject() });
             scope.spawn(move || {
                 let mut warnings = Vec::new();
                 let mut result = Ok(());
@@ -96,7 +121,7 @@ pub fn run(
                             result = Err(e);
                             break;
                         }
-                        warnings.push(format!("optional dependency {:?} is not ready: {e}", w.service));
+                        warnings.push(format!("optional dependency {:?} is not ready: {}", w.service, e.reason()));
                     }
                 }
                 let result = result.and_then(|()| engine.apply(step));
@@ -109,7 +134,7 @@ pub fn run(
         let Ok((id, result, warnings)) = rx.recv() else { break };
         running -= 1;
         report.warnings.extend(warnings);
-        let step = describe(&plan.steps[id - 1]);
+        let step = plan.steps[id - 1].subject();
         match result {
             Ok(()) => {
                 finished_ok.insert(id);
@@ -117,7 +142,7 @@ pub fn run(
                 events.emit(Event::StepDone { step });
             }
             Err(error) => {
-                events.emit(Event::StepFailed { step, error: error.clone() });
+                events.emit(Event::StepFailed { step, error: error.to_string() });
                 report.failed.push((id, error));
             }
         }
@@ -126,14 +151,10 @@ pub fn run(
 }
 
 fn waits_for(step: &Step, readiness: &BTreeMap<String, Vec<Readiness>>) -> Vec<Readiness> {
-    match (step.kind, step.op, &step.service) {
-        (Kind::Container, Op::Start, Some(service)) => readiness.get(service).cloned().unwrap_or_default(),
+    match &step.operation {
+        Operation::StartContainer(target) => readiness.get(&target.service).cloned().unwrap_or_default(),
         _ => Vec::new(),
     }
-}
-
-fn describe(step: &Step) -> String {
-    format!("{} {} {}", step.kind, step.name, step.op)
 }
 
 /// The readiness each service's containers wait for, from the project's `depends_on`.
@@ -157,6 +178,7 @@ pub fn readiness(project: &berth_compose::Project) -> BTreeMap<String, Vec<Readi
 mod tests {
     use super::*;
     use crate::events::Recorder;
+    use crate::plan::{ContainerTarget, Resource};
     use berth_compose::model::Condition;
     use std::sync::{Arc, Barrier, Mutex};
 
@@ -169,33 +191,39 @@ mod tests {
     }
 
     impl Engine for Fake {
-        fn apply(&self, step: &Step) -> Result<(), String> {
-            if let (Some(b), Kind::Container, Op::Create) = (&self.barrier, step.kind, step.op) {
+        fn apply(&self, step: &Step) -> Result<(), StepError> {
+            if let (Some(b), Operation::CreateContainer { .. }) = (&self.barrier, &step.operation) {
                 b.wait(); // both creates must be running at once
             }
-            self.log.lock().unwrap().push(describe(step));
-            if self.fail.contains(&step.name) {
-                return Err(format!("{} broke", step.name));
+            self.log.lock().unwrap().push(step.operation.to_string());
+            if self.fail.contains(step.name()) {
+                return Err(StepError::Failed(format!("{} broke", step.name())));
             }
             Ok(())
         }
 
-        fn wait_ready(&self, dep: &Readiness) -> Result<(), String> {
+        fn wait_ready(&self, dep: &Readiness) -> Result<(), StepError> {
             self.log.lock().unwrap().push(format!("wait {} {:?}", dep.service, dep.condition));
             if self.not_ready.contains(&dep.service) {
-                return Err(format!("{} is unhealthy", dep.service));
+                return Err(StepError::Dependency(format!("{} is unhealthy", dep.service)));
             }
             Ok(())
         }
     }
 
+    fn container(service: &str) -> ContainerTarget {
+        ContainerTarget { service: service.into(), number: 1, name: format!("{service}-1"), one_off: false }
+    }
+
     fn plan() -> Plan {
         let mut p = Plan::default();
-        let net = p.add(Kind::Network, "n", Op::Create, "not found", vec![]);
-        let db = p.add_for(Kind::Container, "db-1", Some("db"), Op::Create, "not found", vec![net]);
-        let db_start = p.add_for(Kind::Container, "db-1", Some("db"), Op::Start, "created", vec![db]);
-        let app = p.add_for(Kind::Container, "app-1", Some("app"), Op::Create, "not found", vec![net]);
-        p.add_for(Kind::Container, "app-1", Some("app"), Op::Start, "created", vec![app, db_start]);
+        let net = p.add(Operation::CreateNetwork(Resource { key: "n".into(), name: "n".into() }), "not found", vec![]);
+        let create =
+            |service| Operation::CreateContainer { target: container(service), renew_anonymous_volumes: false };
+        let db = p.add(create("db"), "not found", vec![net]);
+        let db_start = p.add(Operation::StartContainer(container("db")), "created", vec![db]);
+        let app = p.add(create("app"), "not found", vec![net]);
+        p.add(Operation::StartContainer(container("app")), "created", vec![app, db_start]);
         p
     }
 
@@ -229,7 +257,7 @@ mod tests {
     fn a_failure_skips_what_waits_on_it() {
         let fake = Fake { fail: ["db-1".to_string()].into(), ..Fake::default() };
         let r = run(&plan(), &fake, &ready(true), 1, &Recorder::default());
-        assert_eq!(r.failed, vec![(2, "db-1 broke".to_string())]);
+        assert_eq!(r.failed, vec![(2, StepError::Failed("db-1 broke".to_string()))]);
         assert_eq!(r.skipped, vec![3, 5]);
         assert!(r.done.contains(&4), "app-1 is still created");
     }
@@ -238,7 +266,8 @@ mod tests {
     fn unready_dependencies_fail_or_warn() {
         let fake = Fake { not_ready: ["db".to_string()].into(), ..Fake::default() };
         let r = run(&plan(), &fake, &ready(true), 2, &Recorder::default());
-        assert_eq!(r.failed, vec![(5, "db is unhealthy".to_string())]);
+        assert_eq!(r.failed, vec![(5, StepError::Dependency("db is unhealthy".to_string()))]);
+        assert_eq!(r.failed[0].1.to_string(), "dependency failed to start: db is unhealthy");
         let fake = Fake { not_ready: ["db".to_string()].into(), ..Fake::default() };
         let r = run(&plan(), &fake, &ready(false), 2, &Recorder::default());
         assert!(r.ok());

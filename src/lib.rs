@@ -2,6 +2,7 @@
 
 pub mod container;
 pub mod events;
+pub mod exit;
 pub mod execute;
 pub mod graph;
 pub mod image;

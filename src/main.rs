@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             berth::output::report_error(&e);
-            ExitCode::from(1)
+            ExitCode::from(berth::exit::code(&e))
         }
     }
 }

@@ -407,13 +407,19 @@ fn a_start_the_runtime_refuses_says_why_and_leaves_nothing() {
     let p = Project::new("refused", &svc("app", "command: [\"/no/such/binary\"]"));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let why = "exec: \"/no/such/binary\": stat /no/such/binary: no such file or directory";
+        // The runtime's refusal is an operational failure (125), told from refused input (1).
         let out = p.berth(&["run", "--rm", "-T", "app"]);
-        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(out.status.code(), Some(125));
         assert!(stderr_of(&out).contains("cannot start") && stderr_of(&out).contains(why), "{}", stderr_of(&out));
         assert!(p.ps().is_empty(), "run --rm removed its container");
+        assert_eq!(p.berth(&["run", "--rm", "-T", "nosuchservice"]).status.code(), Some(1));
+        let out = p.berth(&["up", "-d"]);
+        assert_eq!(out.status.code(), Some(125), "a failed step: {}", stderr_of(&out));
+        assert!(stderr_of(&out).contains(why), "{}", stderr_of(&out));
+        p.ok(&["rm", "-f"]);
         p.ok(&["create", "app"]);
         let out = p.berth(&["start", "app"]);
-        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(out.status.code(), Some(125));
         assert!(stderr_of(&out).contains(why), "{}", stderr_of(&out));
         assert_eq!(p.ps()[0]["State"], "created", "left as it was");
         // No mount, runtime state or run directory of the failed start is left.

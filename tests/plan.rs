@@ -218,7 +218,7 @@ fn down_stops_dependents_first_and_keeps_what_it_must() {
     let only = DownOptions { services: vec!["web".into()], volumes: true, ..Default::default() };
     let text = down::reconcile(&p, &o, &only).to_string();
     assert!(text.contains("container demo-web-1 remove") && text.contains("container demo-web-2 remove"), "{text}");
-    assert!(!text.contains("demo-db-1") && !text.contains("network") && !text.contains("volume"), "{text}");
+    assert!(!text.contains("demo-db-1") && !text.contains("network") && !text.contains(" volume "), "{text}");
 }
 
 #[test]
@@ -228,7 +228,7 @@ fn volumes_from_waits_for_the_source_container_to_be_made() {
     );
     let plan = up::reconcile(&p, &Observed::default(), &UpOptions::default()).expect("plan");
     let create = |name: &str| {
-        plan.steps.iter().find(|s| s.name == name && s.op == berth::plan::Op::Create).expect("a create step")
+        plan.steps.iter().find(|s| s.name() == name && s.op() == berth::plan::Op::Create).expect("a create step")
     };
     assert!(create("demo-app-1").deps.contains(&create("demo-vault-1").id), "{plan}");
 }

@@ -39,5 +39,5 @@ pub fn run(project: &ProjectArgs, args: CreateArgs) -> anyhow::Result<()> {
     for w in &plan.warnings {
         berth::output::warn(w);
     }
-    super::up::apply(&ctx, &plan, &runtime, false, false)
+    super::up::apply(&ctx, &plan, &runtime, false)
 }

@@ -51,8 +51,7 @@ pub fn run(project: &ProjectArgs, args: DownArgs) -> anyhow::Result<()> {
         berth::output::warn(w);
     }
     let stop_timeout = args.timeout.map(|t| std::time::Duration::from_secs_f64(t.max(0.0)));
-    let anonymous = super::stack::Anonymous { renew: false, remove: args.volumes, stop_timeout };
-    super::stack::execute(&ctx, &plan, "runc", anonymous, false)?;
+    super::stack::execute(&ctx, &plan, None, stop_timeout, false)?;
     // Nothing left to supervise: stop the supervisor now rather than when it notices.
     if ctx.db.containers(&ctx.project.name)?.iter().all(|c| c.oneoff) {
         berth::supervise::client::shutdown(&ctx.roots, &ctx.project.name)?;

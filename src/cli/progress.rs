@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use berth::events::{Event, EventSink};
+use berth::plan::{Kind, Op, Subject};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A `--progress` mode.
@@ -52,33 +53,29 @@ impl Mode {
     }
 }
 
-/// A step's parts as the user reads them: `("Container", "shop-web-1", "Started", "Starting")`.
-fn words(step: &str) -> Option<(&'static str, &str, &'static str, &'static str)> {
-    let (what, op) = step.rsplit_once(' ')?;
-    let (kind, name) = what.split_once(' ')?;
-    let (done, doing) = match op {
-        "create" => ("Created", "Creating"),
-        "start" => ("Started", "Starting"),
-        "stop" => ("Stopped", "Stopping"),
-        "remove" => ("Removed", "Removing"),
-        "pull" => ("Pulled", "Pulling"),
-        _ => ("Done", "Working"),
+/// How the user reads a step: `("Container", "Started", "Starting")`.
+fn words(step: &Subject) -> (&'static str, &'static str, &'static str) {
+    let (done, doing) = match step.op {
+        Op::Create => ("Created", "Creating"),
+        Op::Start => ("Started", "Starting"),
+        Op::Stop => ("Stopped", "Stopping"),
+        Op::Remove => ("Removed", "Removing"),
+        Op::Pull => ("Pulled", "Pulling"),
     };
-    let kind = match kind {
-        "container" => "Container",
-        "network" => "Network",
-        "volume" => "Volume",
-        "image" => "Image",
-        _ => "Step",
+    let kind = match step.kind {
+        Kind::Container => "Container",
+        Kind::Network => "Network",
+        Kind::Volume => "Volume",
+        Kind::Image => "Image",
     };
-    Some((kind, name, done, doing))
+    (kind, done, doing)
 }
 
 /// Renders plan events in one of the modes.
 pub struct Progress {
     mode: Mode,
     multi: MultiProgress,
-    bars: Mutex<HashMap<String, (ProgressBar, Instant)>>,
+    bars: Mutex<HashMap<Subject, (ProgressBar, Instant)>>,
 }
 
 impl Progress {
@@ -100,26 +97,28 @@ impl Progress {
         }
     }
 
-    fn json(&self, step: &str, status: &str, error: Option<&str>) {
-        let (kind, name) = words(step).map(|(k, n, _, _)| (k, n)).unwrap_or(("Step", step));
-        let mut v = serde_json::json!({"id": format!("{kind} {name}"), "status": status});
+    fn json(&self, step: &Subject, status: &str, error: Option<&str>) {
+        let (kind, _, _) = words(step);
+        let mut v = serde_json::json!({"id": format!("{kind} {}", step.name), "status": status});
         if let Some(e) = error {
             v["error"] = e.into();
         }
         eprintln!("{v}");
     }
 
-    fn bar_start(&self, step: &str) {
-        let Some((kind, name, _, doing)) = words(step) else { return };
+    fn bar_start(&self, step: &Subject) {
+        let (kind, _, doing) = words(step);
+        let name = &step.name;
         let bar = self.multi.add(ProgressBar::new_spinner());
         bar.set_style(ProgressStyle::with_template(" {spinner} {msg} {elapsed:>4}").expect("template"));
         bar.set_message(format!("{kind} {name}  {doing}"));
         bar.enable_steady_tick(Duration::from_millis(100));
-        self.bars.lock().expect("bars").insert(step.to_string(), (bar, Instant::now()));
+        self.bars.lock().expect("bars").insert(step.clone(), (bar, Instant::now()));
     }
 
-    fn bar_end(&self, step: &str, mark: &str, status: String) {
-        let Some((kind, name, _, _)) = words(step) else { return };
+    fn bar_end(&self, step: &Subject, mark: &str, status: String) {
+        let (kind, _, _) = words(step);
+        let name = &step.name;
         let entry = self.bars.lock().expect("bars").remove(step);
         let (bar, started) = entry.unwrap_or_else(|| (self.multi.add(ProgressBar::new_spinner()), Instant::now()));
         bar.set_style(ProgressStyle::with_template(" {msg}").expect("template"));
@@ -134,24 +133,13 @@ impl EventSink for Progress {
             (Event::Warning { message }, Mode::Tty) => self.line(format!("WARN {message}")),
             (Event::Warning { message }, _) => berth::output::warn(message),
             (Event::StepStarted { step }, Mode::Tty) => self.bar_start(step),
-            (Event::StepStarted { step }, Mode::Json) => {
-                if let Some((_, _, _, doing)) = words(step) {
-                    self.json(step, doing, None)
-                }
-            }
-            (Event::StepDone { step }, Mode::Tty) => {
-                let done = words(step).map(|w| w.2).unwrap_or("Done");
-                self.bar_end(step, "✔", done.to_string())
-            }
+            (Event::StepStarted { step }, Mode::Json) => self.json(step, words(step).2, None),
+            (Event::StepDone { step }, Mode::Tty) => self.bar_end(step, "✔", words(step).1.to_string()),
             (Event::StepDone { step }, Mode::Plain) => {
-                if let Some((kind, name, done, _)) = words(step) {
-                    eprintln!(" {kind} {name}  {done}");
-                }
+                let (kind, done, _) = words(step);
+                eprintln!(" {kind} {}  {done}", step.name);
             }
-            (Event::StepDone { step }, Mode::Json) => {
-                let done = words(step).map(|w| w.2).unwrap_or("Done");
-                self.json(step, done, None)
-            }
+            (Event::StepDone { step }, Mode::Json) => self.json(step, words(step).1, None),
             (Event::StepFailed { step, error }, Mode::Tty) => self.bar_end(step, "✘", format!("Error: {error}")),
             (Event::StepFailed { step, error }, Mode::Json) => self.json(step, "Error", Some(error)),
             (Event::StepFailed { step, error }, _) => eprintln!(" {step}  Error: {error}"),
@@ -168,9 +156,10 @@ mod tests {
 
     #[test]
     fn steps_read_as_compose_prints_them() {
-        assert_eq!(words("container shop-web-1 start"), Some(("Container", "shop-web-1", "Started", "Starting")));
-        assert_eq!(words("network shop_default create"), Some(("Network", "shop_default", "Created", "Creating")));
-        assert_eq!(words("nonsense"), None);
+        let step = |kind, op| Subject { kind, name: "x".into(), op };
+        assert_eq!(words(&step(Kind::Container, Op::Start)), ("Container", "Started", "Starting"));
+        assert_eq!(words(&step(Kind::Network, Op::Create)), ("Network", "Created", "Creating"));
+        assert_eq!(words(&step(Kind::Image, Op::Pull)), ("Image", "Pulled", "Pulling"));
         assert_eq!(Mode::of(Choice::Json), Mode::Json);
         assert_eq!(Mode::of(Choice::Quiet), Mode::Quiet);
     }

@@ -47,8 +47,7 @@ pub fn run(project: &ProjectArgs, args: RestartArgs) -> anyhow::Result<()> {
     let list = ctx.containers(&services, false)?;
     super::containers::ensure_supervisor(&ctx, &list)?;
     let events = super::progress::Progress::new(ctx.progress);
-    let runtime = list.first().map(|c| c.runtime.clone()).unwrap_or_else(|| "runc".into());
-    let engine = berth::stack::engine::StackEngine::new(&ctx.project, ctx.roots.clone(), &runtime, &events)?;
+    let engine = berth::stack::engine::StackEngine::new(&ctx.project, ctx.roots.clone(), &events)?;
     for level in graph.start_levels() {
         for c in list.iter().filter(|c| level.contains(&c.service)) {
             // After a reboot its namespace is gone: it gets its networks back first.

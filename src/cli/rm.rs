@@ -30,7 +30,7 @@ pub fn run(project: &ProjectArgs, args: RmArgs) -> anyhow::Result<()> {
     let _lock = ctx.lock("rm")?;
     ctx.check_services(&args.services)?;
     let events = berth::output::PlainRenderer;
-    let engine = berth::stack::engine::StackEngine::new(&ctx.project, ctx.roots.clone(), "runc", &events)?;
+    let engine = berth::stack::engine::StackEngine::new(&ctx.project, ctx.roots.clone(), &events)?;
     let mut failures = Vec::new();
     for c in ctx.containers(&args.services, true)? {
         if args.stop {

@@ -123,7 +123,7 @@ pub fn run(project: &ProjectArgs, args: RunArgs) -> anyhow::Result<()> {
         start_dependencies(&ctx, &args.service, &rt)?;
     }
     let progress = super::progress::Progress::new(ctx.progress);
-    let engine = StackEngine::new(&ctx.project, ctx.roots.clone(), &rt, &progress)?.supervised(true);
+    let engine = StackEngine::new(&ctx.project, ctx.roots.clone(), &progress)?.runtime(&rt).supervised(true);
     if !args.no_deps {
         for w in engine.wait_dependencies(&args.service)? {
             berth::output::warn(&w);
@@ -188,7 +188,7 @@ fn start_dependencies(ctx: &Ctx, service: &str, runtime: &str) -> anyhow::Result
     for w in &plan.warnings {
         berth::output::warn(w);
     }
-    super::up::apply(ctx, &plan, runtime, false, true)
+    super::up::apply(ctx, &plan, runtime, true)
 }
 
 /// `run`'s changes to the service: published ports, volumes, labels, capabilities.

@@ -52,5 +52,5 @@ pub fn run(project: &ProjectArgs, args: ScaleArgs) -> anyhow::Result<()> {
         berth::output::warn(w);
     }
     let runtime = ctx.runtime_name(&args.runtime)?;
-    super::up::apply(&ctx, &plan, &runtime, false, true)
+    super::up::apply(&ctx, &plan, &runtime, true)
 }

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use anyhow::bail;
 use berth::plan::{Observed, Plan};
 
 use super::containers::Ctx;
@@ -13,8 +12,7 @@ use super::containers::Ctx;
 pub fn observe(ctx: &Ctx, repair: bool) -> anyhow::Result<Observed> {
     if repair {
         let progress = super::progress::Progress::new(ctx.progress);
-        berth::stack::engine::StackEngine::new(&ctx.project, ctx.roots.clone(), "runc", &progress)?
-            .reclaim_interrupted()?;
+        berth::stack::engine::StackEngine::new(&ctx.project, ctx.roots.clone(), &progress)?.reclaim_interrupted()?;
     }
     for c in ctx.db.containers(&ctx.project.name)? {
         berth::container::refresh(&ctx.roots, &ctx.db, &c)?;
@@ -45,38 +43,29 @@ pub fn observe(ctx: &Ctx, repair: bool) -> anyhow::Result<Observed> {
 /// sources, external secrets, mount types, `volumes_from`), the drivers of networks and volumes
 /// to create, the OCI runtime, and fixed host ports free.
 pub fn check_host(ctx: &Ctx, plan: &Plan, runtime: &str) -> anyhow::Result<()> {
-    use berth::plan::{Kind, Op};
+    use berth::plan::Operation;
     let env = |k: &str| std::env::var(k).ok();
     berth::stack::storage::preflight(&ctx.project, plan, &ctx.db, &env)?;
-    for step in plan.steps.iter().filter(|s| s.op == Op::Create) {
-        match step.kind {
-            Kind::Network => {
-                let project = &ctx.project;
-                let found =
-                    project.networks.iter().find(|(k, n)| berth::stack::netmodel::network_name(k, n) == step.name);
-                if let Some((key, net)) = found {
-                    berth::stack::netmodel::network_spec(key, net)?;
+    for step in &plan.steps {
+        match &step.operation {
+            Operation::CreateNetwork(network) => {
+                if let Some(net) = ctx.project.networks.get(&network.key) {
+                    berth::stack::netmodel::network_spec(&network.key, net)?;
                 }
             }
-            Kind::Volume => {
-                let key = ctx
-                    .project
-                    .volumes
-                    .keys()
-                    .find(|k| berth::stack::volmodel::volume_spec(&ctx.project, k).name == step.name);
-                if let Some(key) = key {
-                    let spec = berth::stack::volmodel::volume_spec(&ctx.project, key);
-                    berth_volumes::store::check_driver(&spec).map_err(|e| anyhow::anyhow!("volumes.{key}: {e}"))?;
-                }
+            Operation::CreateVolume(volume) => {
+                let key = &volume.key;
+                let spec = berth::stack::volmodel::volume_spec(&ctx.project, key);
+                berth_volumes::store::check_driver(&spec).map_err(|e| anyhow::anyhow!("volumes.{key}: {e}"))?;
             }
             _ => {}
         }
     }
-    if plan.steps.iter().any(|s| s.kind == Kind::Container && s.op == Op::Create) {
+    if plan.creates().next().is_some() {
         berth::runtime::by_name(runtime, &ctx.roots.run)?;
     }
-    for step in plan.steps.iter().filter(|s| s.kind == Kind::Container && s.op == Op::Create) {
-        let svc = step.service.as_ref().and_then(|s| ctx.project.services.get(s));
+    for (_, target) in plan.creates() {
+        let svc = ctx.project.services.get(&target.service);
         if let Some((name, own)) = svc.and_then(|s| Some((&s.name, s.runtime.as_deref()?))) {
             berth::runtime::by_name(own, &ctx.roots.run)
                 .map_err(|e| anyhow::anyhow!("services.{name}.runtime: {e}"))?;
@@ -85,28 +74,24 @@ pub fn check_host(ctx: &Ctx, plan: &Plan, runtime: &str) -> anyhow::Result<()> {
     super::up::check_ports(ctx, plan)
 }
 
-/// What `execute` does with anonymous volumes, and how long stops may take.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Anonymous {
-    /// Stop containers with this timeout instead of their `stop_grace_period` (`-t`).
-    pub stop_timeout: Option<Duration>,
-    /// New containers get new ones (`up -V`).
-    pub renew: bool,
-    /// Removed containers take theirs along (`down -v`).
-    pub remove: bool,
-}
-
 /// Runs `plan` (checked by [`check_host`] when it makes containers) and fails with every step
-/// that failed or was skipped. `supervised`: the
-/// project's supervisor runs and is told about containers as they start.
-pub fn execute(ctx: &Ctx, plan: &Plan, runtime: &str, anonymous: Anonymous, supervised: bool) -> anyhow::Result<()> {
+/// that failed or was skipped. `runtime` makes new containers (a plan that makes none needs
+/// none); `stop_timeout` replaces each service's `stop_grace_period`
+/// (`-t`); `supervised`: the project's supervisor runs and is told about containers as they
+/// start.
+pub fn execute(
+    ctx: &Ctx,
+    plan: &Plan,
+    runtime: Option<&str>,
+    stop_timeout: Option<Duration>,
+    supervised: bool,
+) -> anyhow::Result<()> {
     let progress = super::progress::Progress::new(ctx.progress);
-    let engine = berth::stack::engine::StackEngine::new(&ctx.project, ctx.roots.clone(), runtime, &progress)?
-        .renew_anonymous_volumes(anonymous.renew)
-        .remove_anonymous_volumes(anonymous.remove)
-        .supervised(supervised)
-        .stop_timeout(anonymous.stop_timeout)
-        .leaving_with(plan);
+    let mut engine = berth::stack::engine::StackEngine::new(&ctx.project, ctx.roots.clone(), &progress)?;
+    if let Some(runtime) = runtime {
+        engine = engine.runtime(runtime);
+    }
+    let engine = engine.supervised(supervised).stop_timeout(stop_timeout).leaving_with(plan);
     let readiness = berth::execute::readiness(&ctx.project);
     let parallel = match ctx.parallel {
         Some(n) if n > 0 => n as usize,
@@ -127,12 +112,12 @@ pub fn execute(ctx: &Ctx, plan: &Plan, runtime: &str, anonymous: Anonymous, supe
         let mut lines: Vec<String> = report
             .failed
             .iter()
-            .map(|(id, e)| format!("{} {}: {e}", plan.steps[id - 1].kind, plan.steps[id - 1].name))
+            .map(|(id, e)| format!("{} {}: {e}", plan.steps[id - 1].kind(), plan.steps[id - 1].name()))
             .collect();
         if !report.skipped.is_empty() {
             lines.push(format!("{} step(s) not run because of the failures above", report.skipped.len()));
         }
-        bail!("{}", lines.join("\n"));
+        return Err(berth::exit::PlanFailed { lines }.into());
     }
     Ok(())
 }

@@ -46,8 +46,7 @@ pub fn run(project: &ProjectArgs, args: StartArgs) -> anyhow::Result<()> {
         berth::supervise::client::ensure(&ctx.roots, &ctx.project.name)?;
     }
     let events = super::progress::Progress::new(ctx.progress);
-    let runtime = list[0].runtime.clone();
-    let engine = StackEngine::new(&ctx.project, ctx.roots.clone(), &runtime, &events)?.supervised(true);
+    let engine = StackEngine::new(&ctx.project, ctx.roots.clone(), &events)?.supervised(true);
     for level in graph.start_levels() {
         for service in level.iter().filter(|s| wanted.contains(*s)) {
             // Its dependencies (started earlier) first meet their conditions.

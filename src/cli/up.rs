@@ -134,7 +134,7 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
     for w in &plan.warnings {
         berth::output::warn(w);
     }
-    apply(&ctx, &plan, &runtime, args.renew_anon_volumes, !args.no_start)?;
+    apply(&ctx, &plan, &runtime, !args.no_start)?;
     drop(lock);
     if args.no_start {
         return Ok(());
@@ -167,12 +167,10 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
 /// Carries out an `up` plan: checks published ports, starts the project's supervisor (when
 /// containers are to run), has it reserve the fixed host ports of the containers to start (a port
 /// another project took meanwhile fails here, before anything is made) and runs the plan.
-pub fn apply(ctx: &Ctx, plan: &berth::plan::Plan, runtime: &str, renew: bool, start: bool) -> anyhow::Result<()> {
+pub fn apply(ctx: &Ctx, plan: &berth::plan::Plan, runtime: &str, start: bool) -> anyhow::Result<()> {
     use berth::supervise::reserve;
     super::stack::check_host(ctx, plan, runtime)?;
-    let anonymous = super::stack::Anonymous { renew, remove: false, stop_timeout: ctx.stop_timeout };
-    let supervised =
-        start && plan.steps.iter().any(|s| s.kind == berth::plan::Kind::Container) || observed_running(ctx)?;
+    let supervised = start && plan.steps.iter().any(|s| s.container().is_some()) || observed_running(ctx)?;
     if supervised {
         berth::supervise::client::ensure(&ctx.roots, &ctx.project.name)?;
     }
@@ -180,7 +178,7 @@ pub fn apply(ctx: &Ctx, plan: &berth::plan::Plan, runtime: &str, renew: bool, st
     let wanted =
         if start && supervised { reserve::wanted(&ctx.project, plan, &ctx.db.containers(name)?)? } else { Vec::new() };
     let result = reserve::reserve(&ctx.roots, &ctx.db, name, &wanted, &reserve::frees(plan))
-        .and_then(|()| super::stack::execute(ctx, plan, runtime, anonymous, start));
+        .and_then(|()| super::stack::execute(ctx, plan, Some(runtime), ctx.stop_timeout, start));
     if !wanted.is_empty() {
         // The containers that started have their ports served; the rest are let go.
         reserve::release(&ctx.roots, name);

@@ -54,10 +54,20 @@ impl MonitorStart {
                 } else {
                     detail.to_string()
                 };
-                bail!("cannot start `{}`: {}", self.name, detail.trim())
+                Err(StartFailed { name: self.name.clone(), detail: detail.trim().to_string() }.into())
             }
         }
     }
+}
+
+/// The runtime did not start a container (its monitor said why).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start `{name}`: {detail}")]
+pub struct StartFailed {
+    /// The container.
+    pub name: String,
+    /// What the runtime said.
+    pub detail: String,
 }
 
 /// The berth binary to re-execute as a monitor or supervisor. A long-lived supervisor whose

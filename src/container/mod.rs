@@ -24,7 +24,8 @@ pub use export::export;
 pub(crate) use lifecycle::pid_alive;
 pub use lifecycle::{
     berth_exe, dismantle, exec, forget, hold_monitor_lock, kill, launch_monitor, monitor_active, parse_signal, pause,
-    refresh, remove, restart, spawn_monitor, start, stop, unpause, wait_exit, ExecRequest, MonitorStart, StartMode,
+    refresh, remove, restart, spawn_monitor, start, stop, unpause, wait_exit, ExecRequest, MonitorStart, StartFailed,
+    StartMode,
 };
 pub use paths::{is_mount_point, Roots};
 pub use stats::{host_oom_killed, oom_killed, read_stats, stats, top, CgroupLayout, Stats};

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use berth_compose::model::Project;
 
-use super::{Kind, Observed, ObservedContainer, Op, Plan, Status};
+use super::up::target_of;
+use super::{Observed, ObservedContainer, Operation, Plan, Resource, Status};
 use crate::graph::ServiceGraph;
 
 /// What `berth down` was asked for.
@@ -37,12 +38,11 @@ pub fn reconcile(project: &Project, observed: &Observed, opts: &DownOptions) -> 
             let mut mine: Vec<&&ObservedContainer> = known.iter().filter(|c| &c.service == service).collect();
             mine.sort_by_key(|c| (c.one_off, c.number));
             for c in mine {
-                let stop = matches!(c.status, Status::Running | Status::Paused | Status::Restarting).then(|| {
-                    plan.add_for(Kind::Container, &c.name, Some(service), Op::Stop, "down", previous_level.clone())
-                });
+                let stop = matches!(c.status, Status::Running | Status::Paused | Status::Restarting)
+                    .then(|| plan.add(Operation::StopContainer(target_of(c)), "down", previous_level.clone()));
                 this_level.extend(stop);
                 let deps = stop.map(|s| vec![s]).unwrap_or_else(|| previous_level.clone());
-                removes.push(plan.add_for(Kind::Container, &c.name, Some(service), Op::Remove, "down", deps));
+                removes.push(plan.add(remove(c, opts), "down", deps));
             }
         }
         if !this_level.is_empty() {
@@ -52,15 +52,8 @@ pub fn reconcile(project: &Project, observed: &Observed, opts: &DownOptions) -> 
     if opts.remove_orphans {
         for c in &orphans {
             let stop = (c.status == Status::Running)
-                .then(|| plan.add_for(Kind::Container, &c.name, Some(&c.service), Op::Stop, "orphan", vec![]));
-            removes.push(plan.add_for(
-                Kind::Container,
-                &c.name,
-                Some(&c.service),
-                Op::Remove,
-                "orphan",
-                stop.into_iter().collect(),
-            ));
+                .then(|| plan.add(Operation::StopContainer(target_of(c)), "orphan", vec![]));
+            removes.push(plan.add(remove(c, opts), "orphan", stop.into_iter().collect()));
         }
     } else if !orphans.is_empty() {
         let names: Vec<&str> = orphans.iter().map(|c| c.name.as_str()).collect();
@@ -71,6 +64,7 @@ pub fn reconcile(project: &Project, observed: &Observed, opts: &DownOptions) -> 
     }
     for (key, net) in &project.networks {
         let name = net.name.clone().unwrap_or_else(|| key.clone());
+        let resource = Resource { key: key.clone(), name: name.clone() };
         if net.external == Some(true) || !observed.networks.contains(&name) {
             continue;
         }
@@ -78,19 +72,25 @@ pub fn reconcile(project: &Project, observed: &Observed, opts: &DownOptions) -> 
             plan.warnings.push(format!("network {name:?} is kept: containers of another project use it"));
             continue;
         }
-        plan.add(Kind::Network, &name, Op::Remove, "down", removes.clone());
+        plan.add(Operation::RemoveNetwork(resource), "down", removes.clone());
     }
     if opts.volumes {
-        let volumes: BTreeMap<String, bool> = project
+        let volumes: BTreeMap<String, (&String, bool)> = project
             .volumes
             .iter()
-            .map(|(k, v)| (v.name.clone().unwrap_or_else(|| k.clone()), v.external == Some(true)))
+            .map(|(k, v)| (v.name.clone().unwrap_or_else(|| k.clone()), (k, v.external == Some(true))))
             .collect();
-        for (name, external) in volumes {
+        for (name, (key, external)) in volumes {
             if !external && observed.volumes.contains(&name) {
-                plan.add(Kind::Volume, &name, Op::Remove, "down -v", removes.clone());
+                let resource = Resource { key: key.clone(), name };
+                plan.add(Operation::RemoveVolume(resource), "down -v", removes.clone());
             }
         }
     }
     plan
+}
+
+/// Removing `c` for good, with its anonymous volumes when `-v` was given.
+fn remove(c: &ObservedContainer, opts: &DownOptions) -> Operation {
+    Operation::RemoveContainer { target: target_of(c), anonymous_volumes: opts.volumes, leaving: true }
 }

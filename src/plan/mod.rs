@@ -13,6 +13,7 @@ use std::fmt;
 
 pub mod down;
 pub mod hash;
+mod operation;
 pub mod up;
 
 pub use crate::state::Status;
@@ -57,33 +58,7 @@ pub struct Observed {
     pub image_ages: BTreeMap<String, std::time::Duration>,
 }
 
-/// The kind of object a step acts on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Kind {
-    /// A network.
-    Network,
-    /// A volume.
-    Volume,
-    /// An image.
-    Image,
-    /// A container.
-    Container,
-}
-
-/// One operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
-    /// Create the object.
-    Create,
-    /// Pull the image.
-    Pull,
-    /// Start the container.
-    Start,
-    /// Stop the container.
-    Stop,
-    /// Remove the object.
-    Remove,
-}
+pub use operation::{ContainerTarget, Kind, Op, Operation, Resource, Subject};
 
 /// A step of a plan.
 #[derive(Clone, Debug, PartialEq)]
@@ -92,16 +67,42 @@ pub struct Step {
     pub id: usize,
     /// Steps that must finish first.
     pub deps: Vec<usize>,
-    /// What kind of object.
-    pub kind: Kind,
-    /// Its name (network, volume, image reference or container name).
-    pub name: String,
-    /// The service it belongs to, for containers and images.
-    pub service: Option<String>,
-    /// The operation.
-    pub op: Op,
+    /// What it does, with everything the engine needs to do it.
+    pub operation: Operation,
     /// Why, in words.
     pub cause: String,
+}
+
+impl Step {
+    /// The kind of object it acts on.
+    pub fn kind(&self) -> Kind {
+        self.operation.kind()
+    }
+
+    /// The verb.
+    pub fn op(&self) -> Op {
+        self.operation.op()
+    }
+
+    /// The object's name (network, volume, image reference or container name).
+    pub fn name(&self) -> &str {
+        self.operation.name()
+    }
+
+    /// The service it belongs to, for containers and images.
+    pub fn service(&self) -> Option<&str> {
+        self.operation.service()
+    }
+
+    /// The container it acts on, for container steps.
+    pub fn container(&self) -> Option<&ContainerTarget> {
+        self.operation.container()
+    }
+
+    /// What it acts on, as progress events name it.
+    pub fn subject(&self) -> Subject {
+        self.operation.subject()
+    }
 }
 
 /// A whole plan, in an order that respects dependencies.
@@ -115,33 +116,11 @@ pub struct Plan {
 
 impl Plan {
     /// Adds a step and returns its id.
-    pub fn add(&mut self, kind: Kind, name: &str, op: Op, cause: impl Into<String>, deps: Vec<usize>) -> usize {
-        self.add_for(kind, name, None, op, cause, deps)
-    }
-
-    /// Adds a step that belongs to a service and returns its id.
-    pub fn add_for(
-        &mut self,
-        kind: Kind,
-        name: &str,
-        service: Option<&str>,
-        op: Op,
-        cause: impl Into<String>,
-        mut deps: Vec<usize>,
-    ) -> usize {
+    pub fn add(&mut self, operation: Operation, cause: impl Into<String>, mut deps: Vec<usize>) -> usize {
         deps.sort_unstable();
         deps.dedup();
         let id = self.steps.len() + 1;
-        let step = Step {
-            id,
-            deps,
-            kind,
-            name: name.to_string(),
-            service: service.map(str::to_string),
-            op,
-            cause: cause.into(),
-        };
-        self.steps.push(step);
+        self.steps.push(Step { id, deps, operation, cause: cause.into() });
         id
     }
 
@@ -149,35 +128,32 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }
-}
 
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Kind::Network => "network",
-            Kind::Volume => "volume",
-            Kind::Image => "image",
-            Kind::Container => "container",
+    /// The steps that create containers, with their targets.
+    pub fn creates(&self) -> impl Iterator<Item = (&Step, &ContainerTarget)> {
+        self.steps.iter().filter_map(|s| match &s.operation {
+            Operation::CreateContainer { target, .. } => Some((s, target)),
+            _ => None,
         })
     }
-}
 
-impl fmt::Display for Op {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Op::Create => "create",
-            Op::Pull => "pull",
-            Op::Start => "start",
-            Op::Stop => "stop",
-            Op::Remove => "remove",
-        })
+    /// The containers the plan removes for good (scale-down, orphans, `down`): never waited on
+    /// as a dependency.
+    pub fn leaving(&self) -> BTreeSet<String> {
+        self.steps
+            .iter()
+            .filter_map(|s| match &s.operation {
+                Operation::RemoveContainer { target, leaving: true, .. } => Some(target.name.clone()),
+                _ => None,
+            })
+            .collect()
     }
 }
 
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let deps: Vec<String> = self.deps.iter().map(usize::to_string).collect();
-        write!(f, "[{}] #{} {} {} {} ({})", deps.join(","), self.id, self.kind, self.name, self.op, self.cause)
+        write!(f, "[{}] #{} {} ({})", deps.join(","), self.id, self.operation, self.cause)
     }
 }
 

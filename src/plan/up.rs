@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use berth_compose::model::{Project, Service, VolumeType};
 
 use super::hash::{config_hash, diff_paths, hashed_config};
-use super::{container_name, Kind, Observed, ObservedContainer, Op, Plan, Status};
+use super::{container_name, ContainerTarget, Observed, ObservedContainer, Operation, Plan, Resource, Status};
 use crate::graph::ServiceGraph;
 
 /// What `berth up` was asked for.
@@ -127,9 +127,7 @@ fn orphans(project: &Project, observed: &Observed, opts: &UpOptions, plan: &mut 
         return;
     }
     for c in orphans {
-        let stop = is_active(c.status)
-            .then(|| plan.add_for(Kind::Container, &c.name, Some(&c.service), Op::Stop, "orphan", vec![]));
-        plan.add_for(Kind::Container, &c.name, Some(&c.service), Op::Remove, "orphan", stop.into_iter().collect());
+        remove(plan, c, "orphan", true);
     }
 }
 
@@ -158,7 +156,8 @@ fn resources(
         if net.external == Some(true) {
             return Err(PlanError::ExternalNetworkMissing(name));
         }
-        r.networks.insert(key.clone(), plan.add(Kind::Network, &name, Op::Create, "not found", vec![]));
+        let op = Operation::CreateNetwork(Resource { key: key.clone(), name });
+        r.networks.insert(key.clone(), plan.add(op, "not found", vec![]));
     }
     let vol_keys: BTreeSet<&String> = services().flat_map(named_volumes).collect();
     for key in vol_keys {
@@ -170,7 +169,8 @@ fn resources(
         if vol.external == Some(true) {
             return Err(PlanError::ExternalVolumeMissing(name));
         }
-        r.volumes.insert(key.clone(), plan.add(Kind::Volume, &name, Op::Create, "not found", vec![]));
+        let op = Operation::CreateVolume(Resource { key: key.clone(), name });
+        r.volumes.insert(key.clone(), plan.add(op, "not found", vec![]));
     }
     Ok(r)
 }
@@ -223,13 +223,27 @@ fn images(
             p if refresh => format!("pull policy {p:?}: the local copy is older"),
             _ => continue,
         };
-        steps.insert(image.clone(), plan.add_for(Kind::Image, &image, Some(name), Op::Pull, &cause, vec![]));
+        let op = Operation::PullImage { image: image.clone(), service: name.clone() };
+        steps.insert(image, plan.add(op, cause, vec![]));
     }
     Ok(steps)
 }
 
 fn is_active(s: Status) -> bool {
     matches!(s, Status::Running | Status::Paused | Status::Restarting)
+}
+
+/// The container an observed one is, as operations name it.
+pub(super) fn target_of(c: &ObservedContainer) -> ContainerTarget {
+    ContainerTarget { service: c.service.clone(), number: c.number, name: c.name.clone(), one_off: c.one_off }
+}
+
+/// Adds the steps that remove `c` (stopping it first when it runs); `leaving`: it is not made
+/// again by this plan. Returns the remove step.
+fn remove(plan: &mut Plan, c: &ObservedContainer, cause: &str, leaving: bool) -> usize {
+    let stop = is_active(c.status).then(|| plan.add(Operation::StopContainer(target_of(c)), cause, vec![]));
+    let op = Operation::RemoveContainer { target: target_of(c), anonymous_volumes: false, leaving };
+    plan.add(op, cause, stop.into_iter().collect())
 }
 
 struct Containers<'a> {
@@ -255,10 +269,7 @@ impl Containers<'_> {
         existing.sort_by_key(|c| c.number);
         let want = self.opts.scale.get(&svc.name).copied().unwrap_or_else(|| svc.replicas()) as usize;
         for c in existing.iter().skip(want).rev() {
-            let cause = format!("scale down to {want}");
-            let stop = is_active(c.status)
-                .then(|| plan.add_for(Kind::Container, &c.name, Some(&svc.name), Op::Stop, &cause, vec![]));
-            plan.add_for(Kind::Container, &c.name, Some(&svc.name), Op::Remove, &cause, stop.into_iter().collect());
+            remove(plan, c, &format!("scale down to {want}"), true);
         }
         let keep: Vec<&ObservedContainer> = existing.into_iter().take(want).collect();
         let resource_deps = self.resource_deps(svc);
@@ -274,26 +285,17 @@ impl Containers<'_> {
             match self.recreate_cause(svc, c, &hash) {
                 Some(cause) => {
                     self.recreated.insert(svc.name.clone());
-                    let stop = is_active(c.status)
-                        .then(|| plan.add_for(Kind::Container, &c.name, Some(&svc.name), Op::Stop, &cause, vec![]));
-                    let rm = plan.add_for(
-                        Kind::Container,
-                        &c.name,
-                        Some(&svc.name),
-                        Op::Remove,
-                        &cause,
-                        stop.into_iter().collect(),
-                    );
-                    let name = container_name(&self.project.name, svc, c.number);
+                    let rm = remove(plan, c, &cause, false);
                     let mut deps = resource_deps.clone();
                     deps.push(rm);
-                    let create = plan.add_for(Kind::Container, &name, Some(&svc.name), Op::Create, &cause, deps);
+                    let target = self.target(svc, c.number);
+                    let create = plan.add(self.create(target.clone()), &cause, deps);
                     self.creates.entry(svc.name.clone()).or_default().push(create);
-                    starts.extend(self.start(plan, svc, &name, create, &dep_starts, "created"));
+                    starts.extend(self.start(plan, target, create, &dep_starts, "created"));
                 }
                 None if !is_active(c.status) => {
                     let cause = if c.status == Status::Created { "created" } else { "not running" };
-                    starts.extend(self.start(plan, svc, &c.name, 0, &dep_starts, cause));
+                    starts.extend(self.start(plan, target_of(c), 0, &dep_starts, cause));
                 }
                 None => {}
             }
@@ -301,21 +303,29 @@ impl Containers<'_> {
         let used: BTreeSet<u32> = keep.iter().map(|c| c.number).collect();
         let cause = if keep.is_empty() { "not found".to_string() } else { format!("scale up to {want}") };
         for number in (1u32..).filter(|n| !used.contains(n)).take(want.saturating_sub(keep.len())) {
-            let name = container_name(&self.project.name, svc, number);
-            let create =
-                plan.add_for(Kind::Container, &name, Some(&svc.name), Op::Create, &cause, resource_deps.clone());
+            let target = self.target(svc, number);
+            let create = plan.add(self.create(target.clone()), &cause, resource_deps.clone());
             self.creates.entry(svc.name.clone()).or_default().push(create);
-            starts.extend(self.start(plan, svc, &name, create, &dep_starts, "created"));
+            starts.extend(self.start(plan, target, create, &dep_starts, "created"));
         }
         self.starts.insert(svc.name.clone(), starts);
+    }
+
+    /// Replica `number` of `svc`.
+    fn target(&self, svc: &Service, number: u32) -> ContainerTarget {
+        let name = container_name(&self.project.name, svc, number);
+        ContainerTarget { service: svc.name.clone(), number, name, one_off: false }
+    }
+
+    fn create(&self, target: ContainerTarget) -> Operation {
+        Operation::CreateContainer { target, renew_anonymous_volumes: self.opts.renew_anon_volumes }
     }
 
     /// Adds a start step unless `--no-start`; `after` is the create step (0 for none).
     fn start(
         &self,
         plan: &mut Plan,
-        svc: &Service,
-        name: &str,
+        target: ContainerTarget,
         after: usize,
         deps: &[usize],
         cause: &str,
@@ -327,7 +337,7 @@ impl Containers<'_> {
         if after > 0 {
             d.push(after);
         }
-        Some(plan.add_for(Kind::Container, name, Some(&svc.name), Op::Start, cause, d))
+        Some(plan.add(Operation::StartContainer(target), cause, d))
     }
 
     fn resource_deps(&self, svc: &Service) -> Vec<usize> {

@@ -16,15 +16,15 @@ use berth_network::network::NetworkSpec;
 use berth_network::NetlinkHost;
 use berth_volumes::store::VolumeStore;
 
-use super::netmodel::{network_name, network_spec};
+use super::netmodel::network_spec;
 use super::networking::{NetStores, Networking};
 use super::storage::remove_secrets;
 use super::volmodel::volume_spec;
 use crate::container::{self, Roots};
 use crate::events::EventSink;
-use crate::execute::{Engine, Readiness};
+use crate::execute::{Engine, Readiness, StepError};
 use crate::image::{ImageStore, PullOptions, Reference};
-use crate::plan::{Kind, Op, Step};
+use crate::plan::{ContainerTarget, Operation, Resource, Step};
 use crate::runtime::bundle::RunOverrides;
 use crate::state::deferred::or_defer_any;
 use crate::state::{StateDb, Status};
@@ -48,7 +48,8 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
 pub struct StackEngine<'a> {
     project: &'a Project,
     roots: Roots,
-    runtime: String,
+    /// The OCI runtime new containers get (none: this engine makes no container).
+    runtime: Option<String>,
     events: &'a dyn EventSink,
     host: NetlinkHost,
     /// berth's nftables table, when `nft` works here (asked the first time it is needed).
@@ -60,8 +61,6 @@ pub struct StackEngine<'a> {
     /// The state database and the network stores, one user at a time.
     db: Mutex<StateDb>,
     net_lock: Mutex<()>,
-    renew_anonymous: bool,
-    remove_anonymous: bool,
     supervised: bool,
     stop_timeout: Option<Duration>,
     /// Containers the plan removes for good (scale-down, orphans): never waited on as a
@@ -70,8 +69,9 @@ pub struct StackEngine<'a> {
 }
 
 impl<'a> StackEngine<'a> {
-    /// An engine for `project` under `roots`.
-    pub fn new(project: &'a Project, roots: Roots, runtime: &str, events: &'a dyn EventSink) -> anyhow::Result<Self> {
+    /// An engine for `project` under `roots`. It makes containers only once it is given a
+    /// runtime ([`StackEngine::runtime`]); it stops and removes them with the one that made them.
+    pub fn new(project: &'a Project, roots: Roots, events: &'a dyn EventSink) -> anyhow::Result<Self> {
         Ok(StackEngine {
             project,
             nft: std::sync::OnceLock::new(),
@@ -79,22 +79,20 @@ impl<'a> StackEngine<'a> {
             images: ImageStore::open(&roots.root)?,
             db: Mutex::new(StateDb::open(&roots.root)?),
             roots,
-            runtime: runtime.to_string(),
+            runtime: None,
             events,
             host: NetlinkHost,
             specs: Mutex::new(BTreeMap::new()),
             net_lock: Mutex::new(()),
-            renew_anonymous: false,
-            remove_anonymous: false,
             supervised: false,
             stop_timeout: None,
             leaving: Default::default(),
         })
     }
 
-    /// Makes container removals take the containers' anonymous volumes too (`down -v`).
-    pub fn remove_anonymous_volumes(mut self, remove: bool) -> Self {
-        self.remove_anonymous = remove;
+    /// Makes new containers with OCI runtime `name` (unless a service names its own).
+    pub fn runtime(mut self, name: &str) -> Self {
+        self.runtime = Some(name.to_string());
         self
     }
 
@@ -108,11 +106,7 @@ impl<'a> StackEngine<'a> {
     /// Tells the engine which containers `plan` removes for good (scale-down, orphans): a
     /// dependent never waits on them.
     pub fn leaving_with(mut self, plan: &crate::plan::Plan) -> Self {
-        let of = |op: Op| -> std::collections::BTreeSet<String> {
-            plan.steps.iter().filter(|s| s.kind == Kind::Container && s.op == op).map(|s| s.name.clone()).collect()
-        };
-        // Removed and not made again (a recreate keeps its name).
-        self.leaving = of(Op::Remove).difference(&of(Op::Create)).cloned().collect();
+        self.leaving = plan.leaving();
         self
     }
 
@@ -120,12 +114,6 @@ impl<'a> StackEngine<'a> {
     /// (`down -t`, `up -t`).
     pub fn stop_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.stop_timeout = timeout;
-        self
-    }
-
-    /// Makes containers created from now on start with new anonymous volumes (`up -V`).
-    pub fn renew_anonymous_volumes(mut self, renew: bool) -> Self {
-        self.renew_anonymous = renew;
         self
     }
 
@@ -150,24 +138,6 @@ impl<'a> StackEngine<'a> {
         f(&mut net)
     }
 
-    fn network_key(&self, name: &str) -> anyhow::Result<String> {
-        self.project
-            .networks
-            .iter()
-            .find(|(k, n)| network_name(k, n) == name)
-            .map(|(k, _)| k.clone())
-            .ok_or_else(|| anyhow!("no network named {name:?} in the project"))
-    }
-
-    fn volume_key(&self, name: &str) -> anyhow::Result<String> {
-        self.project
-            .volumes
-            .keys()
-            .find(|k| volume_spec(self.project, k).name == name)
-            .cloned()
-            .ok_or_else(|| anyhow!("no volume named {name:?} in the project"))
-    }
-
     /// The specs of the networks `svc` is on, ensuring the ones not known yet.
     fn specs_for(&self, svc: &Service) -> anyhow::Result<BTreeMap<String, NetworkSpec>> {
         let missing: Vec<String> =
@@ -188,24 +158,20 @@ impl<'a> StackEngine<'a> {
         Ok(self.roots.secrets(container)?)
     }
 
-    fn service(&self, step: &Step) -> anyhow::Result<&'a Service> {
-        let name = step.service.as_deref().ok_or_else(|| anyhow!("step {} names no service", step.id))?;
+    fn service(&self, name: &str) -> anyhow::Result<&'a Service> {
         self.project.services.get(name).ok_or_else(|| anyhow!("no service {name:?}"))
     }
 
-    fn create(&self, step: &Step) -> anyhow::Result<()> {
-        let svc = self.service(step)?;
-        let number = match &svc.container_name {
-            Some(_) => 1,
-            None => step.name.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(1),
-        };
+    fn create(&self, target: &ContainerTarget, renew_anonymous_volumes: bool) -> anyhow::Result<()> {
+        let svc = self.service(&target.service)?;
         let make = Make {
-            name: &step.name,
-            number,
-            oneoff: false,
+            name: &target.name,
+            number: target.number,
+            oneoff: target.one_off,
             overrides: RunOverrides::default(),
             auto_remove: false,
             aliases: true,
+            renew_anonymous_volumes,
         };
         self.make(svc, &make).map(drop)
     }
@@ -272,10 +238,6 @@ impl<'a> StackEngine<'a> {
         self.db.lock().expect("db").container_by_name(name)?.ok_or_else(|| anyhow!("no container {name:?}"))
     }
 
-    fn remove(&self, step: &Step) -> anyhow::Result<()> {
-        self.remove_container(&step.name, self.remove_anonymous)
-    }
-
     /// Removes a container (killing it if it runs) with what the project side made for it:
     /// its network namespace and leases, its secrets tmpfs, and with `anonymous_volumes` its
     /// anonymous volumes. The state row goes last, and only when all of that is gone: a row
@@ -328,10 +290,9 @@ impl<'a> StackEngine<'a> {
         Ok(())
     }
 
-    fn remove_network(&self, name: &str) -> anyhow::Result<()> {
-        let key = self.network_key(name)?;
-        let net = &self.project.networks[&key];
-        let mut spec = network_spec(&key, net)?;
+    fn remove_network(&self, network: &Resource) -> anyhow::Result<()> {
+        let net = self.network(network)?;
+        let mut spec = network_spec(&network.key, net)?;
         self.with_net(|n| {
             if let Some(stored) = n.subnets_of(&spec.name) {
                 spec.subnets = stored;
@@ -346,6 +307,27 @@ impl<'a> StackEngine<'a> {
             // The bridge goes first; forgetting its subnet may wait for space.
             or_defer_any(n.remove(&spec), || format!("forgetting the subnet of network {:?}", spec.name)).map(drop)
         })
+    }
+
+    /// The project's declaration of `network`.
+    fn network(&self, network: &Resource) -> anyhow::Result<&'a berth_compose::model::Network> {
+        let key = &network.key;
+        self.project.networks.get(key).ok_or_else(|| anyhow!("no network {key:?} in the project"))
+    }
+
+    fn create_network(&self, network: &Resource) -> anyhow::Result<()> {
+        self.network(network)?;
+        let made = self.with_net(|n| n.ensure(self.project, std::slice::from_ref(&network.key)))?;
+        self.specs.lock().expect("specs").extend(made);
+        Ok(())
+    }
+
+    fn create_volume(&self, volume: &Resource) -> anyhow::Result<()> {
+        let key = &volume.key;
+        if !self.project.volumes.contains_key(key) {
+            bail!("no volume {key:?} in the project");
+        }
+        Ok(self.volumes.create(&volume_spec(self.project, key)).map(drop)?)
     }
 
     fn remove_volume(&self, name: &str) -> anyhow::Result<()> {
@@ -467,38 +449,35 @@ impl StackEngine<'_> {
 }
 
 impl Engine for StackEngine<'_> {
-    fn apply(&self, step: &Step) -> Result<(), String> {
-        let r: anyhow::Result<()> = match (step.kind, step.op) {
-            (Kind::Network, Op::Create) => self.network_key(&step.name).and_then(|key| {
-                let made = self.with_net(|n| n.ensure(self.project, std::slice::from_ref(&key)))?;
-                self.specs.lock().expect("specs").extend(made);
-                Ok(())
-            }),
-            (Kind::Network, Op::Remove) => self.remove_network(&step.name),
-            (Kind::Volume, Op::Create) => self
-                .volume_key(&step.name)
-                .and_then(|key| Ok(self.volumes.create(&volume_spec(self.project, &key)).map(drop)?)),
-            (Kind::Volume, Op::Remove) => self.remove_volume(&step.name),
-            (Kind::Image, Op::Pull) => self.pull(&step.name),
-            (Kind::Container, Op::Create) => self.create(step),
-            (Kind::Container, Op::Start) => self.start_container(&step.name).map(drop),
-            (Kind::Container, Op::Stop) => self.record(&step.name).and_then(|rec| {
+    fn apply(&self, step: &Step) -> Result<(), StepError> {
+        let r: anyhow::Result<()> = match &step.operation {
+            Operation::CreateNetwork(network) => self.create_network(network),
+            Operation::RemoveNetwork(network) => self.remove_network(network),
+            Operation::CreateVolume(volume) => self.create_volume(volume),
+            Operation::RemoveVolume(volume) => self.remove_volume(&volume.name),
+            Operation::PullImage { image, .. } => self.pull(image),
+            Operation::CreateContainer { target, renew_anonymous_volumes } => {
+                self.create(target, *renew_anonymous_volumes)
+            }
+            Operation::StartContainer(target) => self.start_container(&target.name).map(drop),
+            Operation::StopContainer(target) => self.record(&target.name).and_then(|rec| {
                 let db = StateDb::open(&self.roots.root)?;
                 container::stop(&self.roots, &db, &rec, self.stop_timeout).map(drop)
             }),
-            (Kind::Container, Op::Remove) => self.remove(step),
-            (kind, op) => Err(anyhow!("cannot {op} a {kind}")),
+            Operation::RemoveContainer { target, anonymous_volumes, .. } => {
+                self.remove_container(&target.name, *anonymous_volumes)
+            }
         };
-        r.map_err(|e| format!("{e:#}"))
+        r.map_err(|e| StepError::failed(&e))
     }
 
-    fn wait_ready(&self, dep: &Readiness) -> Result<(), String> {
+    fn wait_ready(&self, dep: &Readiness) -> Result<(), StepError> {
         let r = match dep.condition {
             Condition::ServiceStarted => self.wait_started(&dep.service, false),
             Condition::ServiceCompletedSuccessfully => self.wait_started(&dep.service, true),
             Condition::ServiceHealthy => self.wait_healthy(&dep.service),
         };
-        r.map_err(|e| format!("dependency failed to start: {e:#}"))
+        r.map_err(|e| StepError::Dependency(format!("{e:#}")))
     }
 }
 

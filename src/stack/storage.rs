@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use super::volmodel::{secret_requests, service_mounts, volumes_from, MountRequest, VolumesFromSource, PROJECT_LABEL};
 use crate::container::ContainerConfig;
-use crate::plan::{Kind, Op, Plan};
+use crate::plan::Plan;
 use crate::state::{ContainerRecord, StateDb};
 
 /// The name of a container's anonymous volume for `target`: stable for the service's replica,
@@ -289,12 +289,7 @@ pub fn preflight(
     db: &StateDb,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> anyhow::Result<()> {
-    let services: BTreeSet<&str> = plan
-        .steps
-        .iter()
-        .filter(|s| s.kind == Kind::Container && s.op == Op::Create)
-        .filter_map(|s| s.service.as_deref())
-        .collect();
+    let services: BTreeSet<&str> = plan.creates().map(|(_, target)| target.service.as_str()).collect();
     for svc in services.iter().filter_map(|s| project.services.get(*s)) {
         for (i, req) in service_mounts(project, svc, &|t| t.to_string())?.into_iter().enumerate() {
             if let MountRequest::Bind(b) = req {

@@ -12,7 +12,7 @@ use super::ports::{describe, holder_of, HostPort};
 use super::protocol::{Conflict, Reply, Request};
 use super::spec::SuperviseSpec;
 use crate::container::Roots;
-use crate::plan::{Kind, Op, Plan};
+use crate::plan::{Operation, Plan};
 use crate::state::{ContainerRecord, StateDb};
 use berth_compose::Project;
 
@@ -40,16 +40,12 @@ impl Wanted {
 /// Random and range host ports are chosen when the container is made and are not listed.
 pub fn wanted(project: &Project, plan: &Plan, rows: &[ContainerRecord]) -> anyhow::Result<Vec<Wanted>> {
     let mut out: Vec<Wanted> = Vec::new();
-    let created: BTreeSet<&str> = plan
-        .steps
-        .iter()
-        .filter(|s| s.kind == Kind::Container && s.op == Op::Create)
-        .map(|s| s.name.as_str())
-        .collect();
-    for step in plan.steps.iter().filter(|s| s.kind == Kind::Container) {
-        let Some(service) = step.service.clone() else { continue };
-        match step.op {
-            Op::Create => {
+    let created: BTreeSet<&str> = plan.creates().map(|(_, target)| target.name.as_str()).collect();
+    for step in &plan.steps {
+        let Some(target) = step.container() else { continue };
+        let service = target.service.clone();
+        match &step.operation {
+            Operation::CreateContainer { .. } => {
                 let Some(svc) = project.services.get(&service) else { continue };
                 if svc.network_mode.is_some() {
                     continue;
@@ -62,17 +58,17 @@ pub fn wanted(project: &Project, plan: &Plan, rows: &[ContainerRecord]) -> anyho
                     let udp = p.proto == berth_network::proxy::Proto::Udp;
                     let ip = p.host_ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
                     let port = HostPort { udp, ip, port: a };
-                    out.push(Wanted { container: step.name.clone(), service: service.clone(), index, port });
+                    out.push(Wanted { container: target.name.clone(), service: service.clone(), index, port });
                 }
             }
-            Op::Start if !created.contains(step.name.as_str()) => {
-                let Some(spec) = rows.iter().find(|r| r.name == step.name).and_then(|r| SuperviseSpec::of(&r.config))
+            Operation::StartContainer(_) if !created.contains(target.name.as_str()) => {
+                let Some(spec) = rows.iter().find(|r| r.name == target.name).and_then(|r| SuperviseSpec::of(&r.config))
                 else {
                     continue;
                 };
                 for (index, p) in spec.publish.iter().enumerate() {
                     let port = HostPort::of(p);
-                    out.push(Wanted { container: step.name.clone(), service: service.clone(), index, port });
+                    out.push(Wanted { container: target.name.clone(), service: service.clone(), index, port });
                 }
             }
             _ => {}
@@ -88,8 +84,8 @@ pub fn frees(plan: &Plan) -> Vec<String> {
     let names: BTreeSet<String> = plan
         .steps
         .iter()
-        .filter(|s| s.kind == Kind::Container && matches!(s.op, Op::Stop | Op::Remove))
-        .map(|s| s.name.clone())
+        .filter(|s| matches!(s.operation, Operation::StopContainer(_) | Operation::RemoveContainer { .. }))
+        .map(|s| s.name().to_string())
         .collect();
     names.into_iter().collect()
 }

@@ -28,6 +28,8 @@ pub(super) struct Make<'r> {
     /// Known by the service's name, aliases and hostname (`up`; `run --use-aliases`), not only
     /// by its own name.
     pub(super) aliases: bool,
+    /// New anonymous volumes rather than the ones a predecessor left (`up -V`).
+    pub(super) renew_anonymous_volumes: bool,
 }
 
 impl StackEngine<'_> {
@@ -50,6 +52,11 @@ impl StackEngine<'_> {
 
     fn create_intended(&self, svc: &Service, make: &Make<'_>) -> anyhow::Result<crate::state::ContainerRecord> {
         let name = make.name;
+        // A service's own `runtime:` (runc, crun or a path) over the one berth chose.
+        let runtime = match (svc.runtime.as_deref(), self.runtime.as_deref()) {
+            (Some(own), _) | (None, Some(own)) => own,
+            (None, None) => anyhow::bail!("no OCI runtime chosen to make container `{name}`"),
+        };
         // volumes_from: the source containers' mounts, looked up before anything is made.
         let borrowed = volumes_from_mounts(self.project, svc, &self.db.lock().expect("db"))?;
         let own_netns = svc.network_mode.is_none();
@@ -82,7 +89,7 @@ impl StackEngine<'_> {
             scratch,
             secrets_dir,
             env: &env,
-            renew_anonymous: self.renew_anonymous,
+            renew_anonymous: make.renew_anonymous_volumes,
         };
         // A one-off container's anonymous volumes are its own; a replica's outlive it.
         let oneoff_anon = |t: &str| crate::stack::storage::oneoff_anonymous_volume_name(&self.project.name, name, t);
@@ -114,8 +121,7 @@ impl StackEngine<'_> {
             oneoff: make.oneoff,
             name: Some(name.to_string()),
             overrides: make.overrides.clone(),
-            // A service's own `runtime:` (runc, crun or a path) over the one berth chose.
-            runtime: svc.runtime.as_deref().unwrap_or(&self.runtime),
+            runtime,
             auto_remove: make.auto_remove,
             provided: Some(provided),
         };

@@ -15,6 +15,7 @@ use super::{Make, StackEngine};
 use crate::container;
 use crate::events::Event;
 use crate::execute::{Engine, Readiness};
+use crate::plan::{Kind, Op};
 use crate::runtime::bundle::RunOverrides;
 use crate::state::ContainerRecord;
 use crate::supervise::ports::HostPort;
@@ -111,6 +112,7 @@ impl StackEngine<'_> {
             overrides: oneoff.overrides.clone(),
             auto_remove: oneoff.auto_remove,
             aliases: oneoff.use_aliases,
+            renew_anonymous_volumes: false,
         };
         self.make(svc, &make)
     }
@@ -148,7 +150,7 @@ impl StackEngine<'_> {
             if vol.external == Some(true) {
                 bail!("external volume {:?} not found", spec.name);
             }
-            let step = format!("volume {} create", spec.name);
+            let step = crate::plan::Subject { kind: Kind::Volume, name: spec.name.clone(), op: Op::Create };
             self.events.emit(Event::StepStarted { step: step.clone() });
             self.volumes.create(&spec)?;
             self.events.emit(Event::StepDone { step });
@@ -194,7 +196,7 @@ impl StackEngine<'_> {
                 if r.required {
                     bail!("{e}");
                 }
-                warnings.push(format!("optional dependency {:?} is not ready: {e}", r.service));
+                warnings.push(format!("optional dependency {:?} is not ready: {}", r.service, e.reason()));
             }
         }
         Ok(warnings)

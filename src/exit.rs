@@ -1,0 +1,59 @@
+//! What berth's exit status says about a failure: 1 when the input was refused (a compose file,
+//! an argument, a name, a conflict found before anything changed), as Docker Compose exits;
+//! [`OPERATIONAL`] when berth set out to change the host and an operation failed part way (a plan
+//! step, the OCI runtime), the code `docker run` gives its own failures. Scripts can tell "fix
+//! your input" from "look at the host" without reading the message.
+
+use crate::container::StartFailed;
+use crate::execute::StepError;
+use crate::runtime::RuntimeError;
+
+/// The input was refused.
+pub const BAD_INPUT: u8 = 1;
+
+/// An operation on the host failed part way.
+pub const OPERATIONAL: u8 = 125;
+
+/// Steps of a plan failed (or were not run because of those that failed).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .lines.join("\n"))]
+pub struct PlanFailed {
+    /// One line per failed step, and the count of skipped ones.
+    pub lines: Vec<String>,
+}
+
+/// The exit status for `err`.
+pub fn code(err: &anyhow::Error) -> u8 {
+    let operational = err.chain().any(|c| {
+        c.is::<PlanFailed>()
+            || c.is::<StepError>()
+            || c.is::<StartFailed>()
+            || matches!(
+                c.downcast_ref::<RuntimeError>(),
+                Some(RuntimeError::Failed { .. } | RuntimeError::Spawn { .. })
+            )
+    });
+    if operational {
+        OPERATIONAL
+    } else {
+        BAD_INPUT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_on_the_host_are_told_from_refused_input() {
+        let refused = anyhow::anyhow!("no such service: \"nope\"");
+        assert_eq!(code(&refused), BAD_INPUT);
+        let failed = anyhow::Error::new(PlanFailed { lines: vec!["container x-1: boom".into()] });
+        assert_eq!(code(&failed.context("up")), OPERATIONAL);
+        let runtime =
+            RuntimeError::Failed { runtime: "runc".into(), op: "start".into(), id: "x".into(), stderr: "".into() };
+        assert_eq!(code(&anyhow::Error::new(runtime)), OPERATIONAL);
+        let missing = RuntimeError::Missing { detail: "runc".into() };
+        assert_eq!(code(&anyhow::Error::new(missing)), BAD_INPUT);
+    }
+}

@@ -1,0 +1,237 @@
+//! The operations a plan is made of. Each carries what the engine needs to carry it out — the
+//! compose key of a network or volume beside its host name, a container's service and replica
+//! number, whether its anonymous volumes are renewed or removed — so that every decision is
+//! taken by `reconcile` and visible in the plan, and the engine only acts.
+
+use std::fmt;
+
+/// The kind of object a step acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A network.
+    Network,
+    /// A volume.
+    Volume,
+    /// An image.
+    Image,
+    /// A container.
+    Container,
+}
+
+/// The verb of an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    /// Create the object.
+    Create,
+    /// Pull the image.
+    Pull,
+    /// Start the container.
+    Start,
+    /// Stop the container.
+    Stop,
+    /// Remove the object.
+    Remove,
+}
+
+/// A project network or volume: its compose key and the name it has on the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resource {
+    /// The key under top-level `networks:` or `volumes:`.
+    pub key: String,
+    /// Its name on the host (`<project>_<key>` or its `name:`).
+    pub name: String,
+}
+
+/// A container an operation acts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerTarget {
+    /// Its service.
+    pub service: String,
+    /// Replica number (1-based; one-off containers count separately).
+    pub number: u32,
+    /// Its name.
+    pub name: String,
+    /// A one-off container from `berth run`.
+    pub one_off: bool,
+}
+
+/// One operation of a plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// Create a project network (bridge, subnet, firewall rules).
+    CreateNetwork(Resource),
+    /// Remove a project network.
+    RemoveNetwork(Resource),
+    /// Create a named volume.
+    CreateVolume(Resource),
+    /// Remove a named volume.
+    RemoveVolume(Resource),
+    /// Pull `image`, for `service` (whose `platform:` it honours).
+    PullImage {
+        /// The normalized reference.
+        image: String,
+        /// The first service that uses it.
+        service: String,
+    },
+    /// Make a container of a service from the project's current definition.
+    CreateContainer {
+        /// The container.
+        target: ContainerTarget,
+        /// Give it new anonymous volumes rather than the ones its predecessor left (`up -V`).
+        renew_anonymous_volumes: bool,
+    },
+    /// Start a container (waiting for its service's dependencies first).
+    StartContainer(ContainerTarget),
+    /// Stop a container within its grace period.
+    StopContainer(ContainerTarget),
+    /// Remove a container with what was made for it.
+    RemoveContainer {
+        /// The container.
+        target: ContainerTarget,
+        /// Its anonymous volumes go too (`down -v`, `rm -v`).
+        anonymous_volumes: bool,
+        /// It is removed for good (scale-down, orphan, `down`), not to be made again: no
+        /// dependent waits on it.
+        leaving: bool,
+    },
+}
+
+impl Operation {
+    /// The kind of object it acts on.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Operation::CreateNetwork(_) | Operation::RemoveNetwork(_) => Kind::Network,
+            Operation::CreateVolume(_) | Operation::RemoveVolume(_) => Kind::Volume,
+            Operation::PullImage { .. } => Kind::Image,
+            Operation::CreateContainer { .. }
+            | Operation::StartContainer(_)
+            | Operation::StopContainer(_)
+            | Operation::RemoveContainer { .. } => Kind::Container,
+        }
+    }
+
+    /// The verb.
+    pub fn op(&self) -> Op {
+        match self {
+            Operation::CreateNetwork(_) | Operation::CreateVolume(_) | Operation::CreateContainer { .. } => Op::Create,
+            Operation::RemoveNetwork(_) | Operation::RemoveVolume(_) | Operation::RemoveContainer { .. } => Op::Remove,
+            Operation::PullImage { .. } => Op::Pull,
+            Operation::StartContainer(_) => Op::Start,
+            Operation::StopContainer(_) => Op::Stop,
+        }
+    }
+
+    /// The object's name: the host name of a network or volume, an image reference, a
+    /// container name.
+    pub fn name(&self) -> &str {
+        match self {
+            Operation::CreateNetwork(r)
+            | Operation::RemoveNetwork(r)
+            | Operation::CreateVolume(r)
+            | Operation::RemoveVolume(r) => &r.name,
+            Operation::PullImage { image, .. } => image,
+            _ => &self.container().expect("a container operation").name,
+        }
+    }
+
+    /// The service it belongs to, for containers and images.
+    pub fn service(&self) -> Option<&str> {
+        match self {
+            Operation::PullImage { service, .. } => Some(service),
+            _ => self.container().map(|t| t.service.as_str()),
+        }
+    }
+
+    /// The container it acts on, for container operations.
+    pub fn container(&self) -> Option<&ContainerTarget> {
+        match self {
+            Operation::CreateContainer { target, .. }
+            | Operation::StartContainer(target)
+            | Operation::StopContainer(target)
+            | Operation::RemoveContainer { target, .. } => Some(target),
+            _ => None,
+        }
+    }
+
+    /// What it acts on, as progress events name it.
+    pub fn subject(&self) -> Subject {
+        Subject { kind: self.kind(), name: self.name().to_string(), op: self.op() }
+    }
+}
+
+/// What a step acts on and how, as renderers show it: `container shop-web-1 start`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Subject {
+    /// The kind of object.
+    pub kind: Kind,
+    /// Its name.
+    pub name: String,
+    /// The verb.
+    pub op: Op,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Network => "network",
+            Kind::Volume => "volume",
+            Kind::Image => "image",
+            Kind::Container => "container",
+        })
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::Create => "create",
+            Op::Pull => "pull",
+            Op::Start => "start",
+            Op::Stop => "stop",
+            Op::Remove => "remove",
+        })
+    }
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.kind, self.name, self.op)
+    }
+}
+
+/// The plan text of an operation: `kind name op`, with what the bare verb does not say.
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.subject())?;
+        match self {
+            Operation::CreateContainer { renew_anonymous_volumes: true, .. } => f.write_str(" +new-anonymous-volumes"),
+            Operation::RemoveContainer { anonymous_volumes: true, .. } => f.write_str(" +anonymous-volumes"),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> ContainerTarget {
+        ContainerTarget { service: "web".into(), number: 2, name: "shop-web-2".into(), one_off: false }
+    }
+
+    #[test]
+    fn operations_read_as_kind_name_verb() {
+        let create = Operation::CreateContainer { target: target(), renew_anonymous_volumes: false };
+        assert_eq!(create.to_string(), "container shop-web-2 create");
+        assert_eq!(create.service(), Some("web"));
+        let rm = Operation::RemoveContainer { target: target(), anonymous_volumes: true, leaving: true };
+        assert_eq!(rm.to_string(), "container shop-web-2 remove +anonymous-volumes");
+        let net = Operation::CreateNetwork(Resource { key: "front".into(), name: "shop_front".into() });
+        assert_eq!((net.kind(), net.op(), net.name(), net.service()), (Kind::Network, Op::Create, "shop_front", None));
+        let pull = Operation::PullImage { image: "docker.io/library/nginx:1".into(), service: "web".into() };
+        assert_eq!(pull.subject().to_string(), "image docker.io/library/nginx:1 pull");
+        assert_eq!(serde_json::to_value(pull.subject()).unwrap()["kind"], "image");
+    }
+}
