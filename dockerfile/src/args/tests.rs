@@ -1,3 +1,5 @@
+//! Build-arg scoping and instruction expansion tests.
+
 use super::*;
 
 fn setup(text: &str) -> Dockerfile {

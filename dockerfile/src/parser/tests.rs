@@ -1,3 +1,5 @@
+//! Parser tests: heredocs, directives, continuations, errors with lines.
+
 use super::*;
 
 fn p(text: &str) -> Ast {

@@ -1,3 +1,5 @@
+//! Stage list and build-plan tests.
+
 use super::*;
 use crate::args::BuildArgs;
 

@@ -1,3 +1,5 @@
+//! Typed-instruction tests: flags, argument rules, heredoc sources, ONBUILD.
+
 use super::*;
 use crate::parser::parse;
 
