@@ -1,9 +1,10 @@
 //! berth: the core library behind the `berth` binary.
 
+pub mod build;
 pub mod container;
 pub mod events;
-pub mod exit;
 pub mod execute;
+pub mod exit;
 pub mod graph;
 pub mod image;
 pub mod lock;
