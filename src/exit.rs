@@ -2,7 +2,8 @@
 //! an argument, a name, a conflict found before anything changed), as Docker Compose exits;
 //! [`OPERATIONAL`] when berth set out to change the host and an operation failed part way (a plan
 //! step, the OCI runtime), the code `docker run` gives its own failures. Scripts can tell "fix
-//! your input" from "look at the host" without reading the message.
+//! your input" from "look at the host" without reading the message. An application that exits or
+//! turns unhealthy while `up` waits for it is neither: that stays Compose's 1.
 
 use crate::container::StartFailed;
 use crate::execute::StepError;
@@ -20,13 +21,16 @@ pub const OPERATIONAL: u8 = 125;
 pub struct PlanFailed {
     /// One line per failed step, and the count of skipped ones.
     pub lines: Vec<String>,
+    /// An operation itself failed; otherwise only dependencies did not become ready (an
+    /// application that exits or turns unhealthy: Compose's 1).
+    pub operational: bool,
 }
 
 /// The exit status for `err`.
 pub fn code(err: &anyhow::Error) -> u8 {
     let operational = err.chain().any(|c| {
-        c.is::<PlanFailed>()
-            || c.is::<StepError>()
+        c.downcast_ref::<PlanFailed>().is_some_and(|p| p.operational)
+            || matches!(c.downcast_ref::<StepError>(), Some(StepError::Failed(_)))
             || c.is::<StartFailed>()
             || matches!(
                 c.downcast_ref::<RuntimeError>(),
@@ -48,8 +52,10 @@ mod tests {
     fn failures_on_the_host_are_told_from_refused_input() {
         let refused = anyhow::anyhow!("no such service: \"nope\"");
         assert_eq!(code(&refused), BAD_INPUT);
-        let failed = anyhow::Error::new(PlanFailed { lines: vec!["container x-1: boom".into()] });
+        let failed = anyhow::Error::new(PlanFailed { lines: vec!["container x-1: boom".into()], operational: true });
         assert_eq!(code(&failed.context("up")), OPERATIONAL);
+        let unready = PlanFailed { lines: vec!["dependency failed to start".into()], operational: false };
+        assert_eq!(code(&anyhow::Error::new(unready)), BAD_INPUT, "an application that fails is Compose's 1");
         let runtime =
             RuntimeError::Failed { runtime: "runc".into(), op: "start".into(), id: "x".into(), stderr: "".into() };
         assert_eq!(code(&anyhow::Error::new(runtime)), OPERATIONAL);

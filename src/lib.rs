@@ -1,5 +1,6 @@
 //! berth: the core library behind the `berth` binary.
 
+pub mod app;
 pub mod build;
 pub mod container;
 pub mod events;

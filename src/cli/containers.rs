@@ -117,6 +117,28 @@ impl Ctx {
         container::select(&self.db, &self.project.name, services, oneoff)
     }
 
+    /// The project as the application layer takes it, with events going to `events`.
+    pub fn session<'a>(&'a self, events: &'a dyn berth::events::EventSink) -> berth::app::Session<'a> {
+        let parallel = match self.parallel {
+            None => Some(4),
+            Some(n) if n > 0 => Some(n as usize),
+            Some(_) => None,
+        };
+        berth::app::Session {
+            project: &self.project,
+            roots: &self.roots,
+            db: &self.db,
+            events,
+            parallel,
+            stop_timeout: self.stop_timeout,
+        }
+    }
+
+    /// The renderer of plan progress `--progress` asked for.
+    pub fn progress(&self) -> super::progress::Progress {
+        super::progress::Progress::new(self.progress)
+    }
+
     /// The runtime name for new containers.
     pub fn runtime_name(&self, args: &RuntimeArgs) -> anyhow::Result<String> {
         let rt =

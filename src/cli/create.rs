@@ -34,10 +34,5 @@ pub fn run(project: &ProjectArgs, args: CreateArgs) -> anyhow::Result<()> {
     };
     let runtime = ctx.runtime_name(&args.runtime)?;
     let _lock = ctx.lock("create")?;
-    let observed = super::stack::observe(&ctx, true)?;
-    let plan = berth::plan::up::reconcile(&ctx.project, &observed, &opts)?;
-    for w in &plan.warnings {
-        berth::output::warn(w);
-    }
-    super::up::apply(&ctx, &plan, &runtime, false)
+    berth::app::up::converge(&ctx.session(&ctx.progress()), &opts, &runtime, false)
 }

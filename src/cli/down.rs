@@ -33,10 +33,13 @@ pub struct DownArgs {
 
 /// Runs `berth down`.
 pub fn run(project: &ProjectArgs, args: DownArgs) -> anyhow::Result<()> {
-    let ctx = Ctx::load(project)?;
+    let mut ctx = Ctx::load(project)?;
     ctx.check_services(&args.services)?;
     let _lock = ctx.lock("down")?;
-    let observed = super::stack::observe(&ctx, !args.dry_run)?;
+    ctx.stop_timeout = args.timeout.map(|t| std::time::Duration::from_secs_f64(t.max(0.0)));
+    let progress = ctx.progress();
+    let session = ctx.session(&progress);
+    let observed = berth::app::stack::observe(&session, !args.dry_run)?;
     let opts = DownOptions {
         volumes: args.volumes,
         remove_orphans: args.remove_orphans || ctx.env_flag("COMPOSE_REMOVE_ORPHANS"),
@@ -50,8 +53,7 @@ pub fn run(project: &ProjectArgs, args: DownArgs) -> anyhow::Result<()> {
     for w in &plan.warnings {
         berth::output::warn(w);
     }
-    let stop_timeout = args.timeout.map(|t| std::time::Duration::from_secs_f64(t.max(0.0)));
-    super::stack::execute(&ctx, &plan, None, stop_timeout, false)?;
+    berth::app::stack::execute(&session, &plan, None, false)?;
     // Nothing left to supervise: stop the supervisor now rather than when it notices.
     if ctx.db.containers(&ctx.project.name)?.iter().all(|c| c.oneoff) {
         berth::supervise::client::shutdown(&ctx.roots, &ctx.project.name)?;

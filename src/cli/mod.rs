@@ -34,7 +34,6 @@ pub mod restart;
 pub mod rm;
 pub mod run;
 pub mod scale;
-pub mod stack;
 pub mod start;
 pub mod stats;
 pub mod stop;

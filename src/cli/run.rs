@@ -183,12 +183,7 @@ fn start_dependencies(ctx: &Ctx, service: &str, runtime: &str) -> anyhow::Result
         return Ok(());
     }
     let opts = berth::plan::up::UpOptions { services: deps, ..Default::default() };
-    let observed = super::stack::observe(ctx, true)?;
-    let plan = berth::plan::up::reconcile(&ctx.project, &observed, &opts)?;
-    for w in &plan.warnings {
-        berth::output::warn(w);
-    }
-    super::up::apply(ctx, &plan, runtime, true)
+    berth::app::up::converge(&ctx.session(&ctx.progress()), &opts, runtime, true)
 }
 
 /// `run`'s changes to the service: published ports, volumes, labels, capabilities.

@@ -46,11 +46,6 @@ pub fn run(project: &ProjectArgs, args: ScaleArgs) -> anyhow::Result<()> {
     let services: Vec<String> = scale.keys().cloned().collect();
     ctx.check_services(&services)?;
     let opts = UpOptions { services, no_deps: args.no_deps, scale, ..UpOptions::default() };
-    let observed = super::stack::observe(&ctx, true)?;
-    let plan = berth::plan::up::reconcile(&ctx.project, &observed, &opts)?;
-    for w in &plan.warnings {
-        berth::output::warn(w);
-    }
     let runtime = ctx.runtime_name(&args.runtime)?;
-    super::up::apply(&ctx, &plan, &runtime, true)
+    berth::app::up::converge(&ctx.session(&ctx.progress()), &opts, &runtime, true)
 }

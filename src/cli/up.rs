@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::containers::{Ctx, RuntimeArgs};
 use super::ProjectArgs;
+use berth::app;
 use berth::plan::up::UpOptions;
 
 /// Arguments of `berth up`.
@@ -121,20 +122,22 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
     };
     // What is there is read under the lock: two `up`s never plan from the same picture.
     let lock = if args.dry_run { None } else { Some(ctx.lock("up")?) };
-    let observed = super::stack::observe(&ctx, !args.dry_run)?;
+    let progress = ctx.progress();
+    let session = ctx.session(&progress);
+    let observed = app::stack::observe(&session, !args.dry_run)?;
     let plan = berth::plan::up::reconcile(&ctx.project, &observed, &opts)?;
     let selected: Vec<String> = berth::plan::up::selected(&ctx.project, &opts)?.into_iter().collect();
-    check_health_checks(&ctx, &selected)?;
+    app::up::check_health_checks(&session, &selected)?;
     let runtime = ctx.runtime_name(&args.runtime)?;
     if args.dry_run {
-        super::stack::check_host(&ctx, &plan, &runtime)?;
+        app::stack::check_host(&session, &plan, &runtime)?;
         print!("{plan}");
         return Ok(());
     }
     for w in &plan.warnings {
         berth::output::warn(w);
     }
-    apply(&ctx, &plan, &runtime, !args.no_start)?;
+    app::up::apply(&session, &plan, &runtime, !args.no_start)?;
     drop(lock);
     if args.no_start {
         return Ok(());
@@ -146,7 +149,12 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
     if detach {
         return Ok(());
     }
-    let attached = attached_services(&ctx, &args, &selected);
+    let attach = app::up::Attach {
+        only: args.attach.clone(),
+        not: args.no_attach.clone(),
+        dependencies: args.attach_dependencies,
+    };
+    let attached = app::up::attached(&session, &attach, &args.services, &selected);
     let stop_services = if args.services.is_empty() { selected.clone() } else { args.services.clone() };
     let fg = super::foreground::Foreground {
         attached,
@@ -162,75 +170,4 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
     };
     let code = fg.run(&ctx)?;
     super::containers::exit_with(code)
-}
-
-/// Carries out an `up` plan: checks published ports, starts the project's supervisor (when
-/// containers are to run), has it reserve the fixed host ports of the containers to start (a port
-/// another project took meanwhile fails here, before anything is made) and runs the plan.
-pub fn apply(ctx: &Ctx, plan: &berth::plan::Plan, runtime: &str, start: bool) -> anyhow::Result<()> {
-    use berth::supervise::reserve;
-    super::stack::check_host(ctx, plan, runtime)?;
-    let supervised = start && plan.steps.iter().any(|s| s.container().is_some()) || observed_running(ctx)?;
-    if supervised {
-        berth::supervise::client::ensure(&ctx.roots, &ctx.project.name)?;
-    }
-    let name = &ctx.project.name;
-    let wanted =
-        if start && supervised { reserve::wanted(&ctx.project, plan, &ctx.db.containers(name)?)? } else { Vec::new() };
-    let result = reserve::reserve(&ctx.roots, &ctx.db, name, &wanted, &reserve::frees(plan))
-        .and_then(|()| super::stack::execute(ctx, plan, Some(runtime), ctx.stop_timeout, start));
-    if !wanted.is_empty() {
-        // The containers that started have their ports served; the rest are let go.
-        reserve::release(&ctx.roots, name);
-    }
-    // Bad input makes nothing: no supervisor either, when the project has no container.
-    if result.is_err() && ctx.db.containers(name)?.is_empty() {
-        berth::supervise::client::shutdown(&ctx.roots, name)?;
-    }
-    result
-}
-
-/// Whether any container of the project runs (a supervisor must serve it).
-fn observed_running(ctx: &Ctx) -> anyhow::Result<bool> {
-    Ok(ctx.db.containers(&ctx.project.name)?.iter().any(|c| c.status.is_alive()))
-}
-
-/// Compose refuses `start_interval` without `start_period` for the services it brings up.
-fn check_health_checks(ctx: &Ctx, services: &[String]) -> anyhow::Result<()> {
-    for name in services {
-        let Some(h) = ctx.project.services.get(name).and_then(|s| s.healthcheck.as_ref()) else { continue };
-        if h.start_interval.is_some() && h.start_period.is_none_or(|p| p.0.is_zero()) {
-            bail!(
-                "services.{name}.healthcheck: healthcheck.start_interval requires healthcheck.start_period to be set"
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Fails before anything starts when a fixed host port a container of the plan publishes is
-/// taken: by a container of this project that keeps running or starts earlier in the plan, or
-/// outside the project (who has it is named).
-pub(super) fn check_ports(ctx: &Ctx, plan: &berth::plan::Plan) -> anyhow::Result<()> {
-    use berth::supervise::{ports::HostPort, reserve};
-    let rows = ctx.db.containers(&ctx.project.name)?;
-    let wanted = reserve::wanted(&ctx.project, plan, &rows)?;
-    let outside = |p: &HostPort| reserve::holder(&ctx.roots, &ctx.db, &ctx.project.name, p);
-    reserve::check(&wanted, &rows, &reserve::frees(plan), reserve::free, outside).map_err(anyhow::Error::msg)
-}
-
-/// The services whose logs a foreground `up` shows.
-fn attached_services(ctx: &Ctx, args: &UpArgs, selected: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = if !args.attach.is_empty() {
-        args.attach.clone()
-    } else if !args.services.is_empty() && !args.attach_dependencies {
-        args.services.clone()
-    } else {
-        selected.to_vec()
-    };
-    // `attach: false` keeps a service's logs out of a foreground `up` unless `--attach` names it.
-    let attach_off = |s: &String| ctx.project.services.get(s).is_some_and(|svc| svc.attach == Some(false));
-    out.retain(|s| !args.no_attach.contains(s) && ctx.project.services.contains_key(s));
-    out.retain(|s| args.attach.contains(s) || !attach_off(s));
-    out
 }

@@ -1,0 +1,37 @@
+//! The use cases behind the commands: each takes a [`Session`] (a loaded project with its state)
+//! and resolved, typed options, emits events for a renderer and returns a typed result. The
+//! command-line layer (`cli/`) only maps arguments onto these.
+
+use std::time::Duration;
+
+use berth_compose::Project;
+
+use crate::container::Roots;
+use crate::events::EventSink;
+use crate::state::StateDb;
+
+pub mod stack;
+pub mod up;
+
+/// A loaded project, its state, and where its events go.
+pub struct Session<'a> {
+    /// The project as the compose files describe it.
+    pub project: &'a Project,
+    /// State and run roots.
+    pub roots: &'a Roots,
+    /// The state database.
+    pub db: &'a StateDb,
+    /// Where progress and warnings go.
+    pub events: &'a dyn EventSink,
+    /// Steps run at once (`--parallel`; `None`: unbounded).
+    pub parallel: Option<usize>,
+    /// Stops take this long at most (`-t`) instead of each service's `stop_grace_period`.
+    pub stop_timeout: Option<Duration>,
+}
+
+impl Session<'_> {
+    /// Emits a warning.
+    pub fn warn(&self, message: impl Into<String>) {
+        self.events.emit(crate::events::Event::Warning { message: message.into() });
+    }
+}

@@ -1,0 +1,99 @@
+//! `up`'s own use cases: carrying out a plan with the project's supervisor and its port
+//! reservations, and the checks made before anything is changed.
+
+use crate::app::Session;
+use crate::plan::Plan;
+use crate::supervise::{client, reserve};
+
+/// Carries out an `up` plan: checks the host, starts the project's supervisor (when containers
+/// are to run), has it reserve the fixed host ports of the containers to start (a port another
+/// project took meanwhile fails here, before anything is made) and runs the plan.
+pub fn apply(s: &Session<'_>, plan: &Plan, runtime: &str, start: bool) -> anyhow::Result<()> {
+    super::stack::check_host(s, plan, runtime)?;
+    let name = &s.project.name;
+    let supervised = start && plan.steps.iter().any(|step| step.container().is_some()) || any_running(s)?;
+    if supervised {
+        client::ensure(s.roots, name)?;
+    }
+    let wanted =
+        if start && supervised { reserve::wanted(s.project, plan, &s.db.containers(name)?)? } else { Vec::new() };
+    let result = reserve::reserve(s.roots, s.db, name, &wanted, &reserve::frees(plan))
+        .and_then(|()| super::stack::execute(s, plan, Some(runtime), start));
+    if !wanted.is_empty() {
+        // The containers that started have their ports served; the rest are let go.
+        reserve::release(s.roots, name);
+    }
+    // Bad input makes nothing: no supervisor either, when the project has no container.
+    if result.is_err() && s.db.containers(name)?.is_empty() {
+        client::shutdown(s.roots, name)?;
+    }
+    result
+}
+
+/// Brings the project as `opts` asks (under the project's lock, held by the caller): observes
+/// (repairing what an interrupted command left), plans, warns what the plan says, and applies it.
+pub fn converge(s: &Session<'_>, opts: &crate::plan::up::UpOptions, runtime: &str, start: bool) -> anyhow::Result<()> {
+    let observed = super::stack::observe(s, true)?;
+    let plan = crate::plan::up::reconcile(s.project, &observed, opts)?;
+    for w in &plan.warnings {
+        s.warn(w.clone());
+    }
+    apply(s, &plan, runtime, start)
+}
+
+/// Whether any container of the project runs (a supervisor must serve it).
+fn any_running(s: &Session<'_>) -> anyhow::Result<bool> {
+    Ok(s.db.containers(&s.project.name)?.iter().any(|c| c.status.is_alive()))
+}
+
+/// Compose refuses `start_interval` without `start_period` for the services it brings up.
+pub fn check_health_checks(s: &Session<'_>, services: &[String]) -> anyhow::Result<()> {
+    for name in services {
+        let Some(h) = s.project.services.get(name).and_then(|svc| svc.healthcheck.as_ref()) else { continue };
+        if h.start_interval.is_some() && h.start_period.is_none_or(|p| p.0.is_zero()) {
+            anyhow::bail!(
+                "services.{name}.healthcheck: healthcheck.start_interval requires healthcheck.start_period to be set"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Fails before anything starts when a fixed host port a container of the plan publishes is
+/// taken: by a container of this project that keeps running or starts earlier in the plan, or
+/// outside the project (who has it is named).
+pub fn check_ports(s: &Session<'_>, plan: &Plan) -> anyhow::Result<()> {
+    use crate::supervise::ports::HostPort;
+    let rows = s.db.containers(&s.project.name)?;
+    let wanted = reserve::wanted(s.project, plan, &rows)?;
+    let outside = |p: &HostPort| reserve::holder(s.roots, s.db, &s.project.name, p);
+    reserve::check(&wanted, &rows, &reserve::frees(plan), reserve::free, outside).map_err(anyhow::Error::msg)
+}
+
+/// Which services a foreground `up` shows the logs of.
+#[derive(Clone, Debug, Default)]
+pub struct Attach {
+    /// `--attach`: these only.
+    pub only: Vec<String>,
+    /// `--no-attach`: not these.
+    pub not: Vec<String>,
+    /// `--attach-dependencies`: the named services' dependencies too.
+    pub dependencies: bool,
+}
+
+/// The services whose logs a foreground `up` of `named` (all when empty; `selected` with their
+/// dependencies) shows.
+pub fn attached(s: &Session<'_>, attach: &Attach, named: &[String], selected: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = if !attach.only.is_empty() {
+        attach.only.clone()
+    } else if !named.is_empty() && !attach.dependencies {
+        named.to_vec()
+    } else {
+        selected.to_vec()
+    };
+    // `attach: false` keeps a service's logs out of a foreground `up` unless `--attach` names it.
+    let attach_off = |name: &String| s.project.services.get(name).is_some_and(|svc| svc.attach == Some(false));
+    out.retain(|name| !attach.not.contains(name) && s.project.services.contains_key(name));
+    out.retain(|name| attach.only.contains(name) || !attach_off(name));
+    out
+}
