@@ -11,7 +11,7 @@ use anyhow::bail;
 use berth::container::{self, ContainerConfig};
 use berth::monitor::log::{self, LogEntry, LogFollower};
 use berth::state::{ContainerRecord, StateDb, Status};
-use berth::supervise::restart::Condition;
+use berth::supervise::restart::Ending;
 use berth::supervise::spec::SuperviseSpec;
 
 use super::containers::Ctx;
@@ -253,13 +253,8 @@ fn finished(ctx: &Ctx, rec: &ContainerRecord) -> bool {
     if ctx.db.supervision(&rec.id).map(|s| s.stop_requested).unwrap_or(false) {
         return true;
     }
-    let code = rec.exit_code.unwrap_or(-1);
-    let within_attempts = spec.restart.max_attempts.is_none_or(|m| rec.restart_count < m);
-    match spec.restart.condition {
-        Condition::Never => true,
-        Condition::OnFailure => code == 0 || !within_attempts,
-        Condition::Always | Condition::UnlessStopped => !within_attempts,
-    }
+    let ending = Ending::Exited(rec.exit_code.unwrap_or(-1));
+    !spec.restart.will_restart(ending, rec.restart_count)
 }
 
 fn stop_in_background(ctx: &Ctx, recs: Vec<ContainerRecord>, timeout: Option<Duration>) -> std::thread::JoinHandle<()> {

@@ -76,6 +76,24 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// Whether the policy asks for a restart after `ending` (attempts aside).
+    pub fn wants(&self, ending: Ending) -> bool {
+        match (self.condition, ending) {
+            (_, Ending::StoppedByUser) | (Condition::Never, Ending::Exited(_)) => false,
+            (_, Ending::Unhealthy) => true,
+            (Condition::OnFailure, Ending::Exited(code)) => code != 0,
+            (Condition::Always | Condition::UnlessStopped, Ending::Exited(_)) => true,
+        }
+    }
+
+    /// Whether a container that ended as `ending` after `restarts` restarts will be started
+    /// again (a window of attempts aside): what a foreground `up` waits for before it is done.
+    pub fn will_restart(&self, ending: Ending, restarts: u32) -> bool {
+        self.wants(ending) && self.max_attempts.is_none_or(|max| restarts < max)
+    }
+}
+
 /// True when the service opted in to a restart when its health check fails: the extension
 /// `x-berth: {restart_on_unhealthy: true}` or the label `berth.restart-on-unhealthy=true`.
 pub fn restart_on_unhealthy(service: &Service) -> bool {
@@ -141,13 +159,7 @@ impl Restarter {
 
     /// Decides after a run that lasted `ran` and ended as `ending`; `now` is a monotonic time.
     pub fn on_end(&mut self, ending: Ending, ran: Duration, now: Duration) -> Decision {
-        let wanted = match (self.policy.condition, ending) {
-            (_, Ending::StoppedByUser) | (Condition::Never, Ending::Exited(_)) => false,
-            (_, Ending::Unhealthy) => true,
-            (Condition::OnFailure, Ending::Exited(code)) => code != 0,
-            (Condition::Always | Condition::UnlessStopped, Ending::Exited(_)) => true,
-        };
-        if !wanted {
+        if !self.policy.wants(ending) {
             return Decision::Stay;
         }
         if ran >= STABLE_RUN {
@@ -182,6 +194,18 @@ mod tests {
     }
 
     const SHORT: Duration = Duration::from_millis(50);
+
+    #[test]
+    fn whether_an_ending_is_restarted() {
+        let on_failure = Policy { condition: Condition::OnFailure, max_attempts: Some(2), ..Policy::default() };
+        assert!(!on_failure.will_restart(Ending::Exited(0), 0));
+        assert!(on_failure.will_restart(Ending::Exited(1), 1));
+        assert!(!on_failure.will_restart(Ending::Exited(1), 2), "attempts used up");
+        let always = Policy { condition: Condition::Always, ..Policy::default() };
+        assert!(always.will_restart(Ending::Exited(0), 100));
+        assert!(!always.will_restart(Ending::StoppedByUser, 0));
+        assert!(!Policy::default().will_restart(Ending::Exited(1), 0));
+    }
 
     #[test]
     fn policies_from_compose() {
