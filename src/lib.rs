@@ -17,3 +17,4 @@ pub mod runtime;
 pub mod stack;
 pub mod state;
 pub mod supervise;
+pub mod watch;

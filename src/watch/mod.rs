@@ -1,0 +1,3 @@
+//! `berth watch`: `develop.watch` rules applied to running containers as files change.
+
+pub mod sync;
