@@ -286,7 +286,7 @@ fn same_file(parent: &OwnedFd, name: &Path, meta: &std::fs::Metadata) -> bool {
     rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| {
         rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
             && st.st_size as u64 == meta.len()
-            && st.st_mtime as i64 == meta.mtime()
+            && st.st_mtime == meta.mtime()
             && st.st_mtime_nsec as i64 == meta.mtime_nsec()
     })
 }
