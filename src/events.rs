@@ -18,6 +18,9 @@ pub enum Event {
     StepFailed { step: Subject, error: String },
     /// A plan step was not run because a step it waits for failed.
     StepSkipped { step: Subject },
+    /// A watch rule or a reload of the compose files was applied (or failed), in words:
+    /// `synced 3 files in 4 ms`.
+    Watch { service: String, message: String, failed: bool },
     /// A pull of `image` (a normalized reference) started.
     PullStarted { image: String },
     /// A layer download started; `layer` is the short blob digest, `size` its size in bytes.

@@ -18,7 +18,11 @@ fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
         }
     };
     add(svc.build.is_some(), "build", "berth does not build images yet: the image is pulled (or must be loaded)");
-    add(svc.develop.is_some(), "develop", "berth has no `watch` yet: file changes are not synced");
+    add(
+        svc.develop.as_ref().is_some_and(|d| d.watch.iter().any(|r| r.action == crate::model::WatchAction::Rebuild)),
+        "develop",
+        "`rebuild` watch rules need image builds, which berth does not do yet: `berth watch` reports them failed",
+    );
     add(svc.blkio_config.is_some(), "blkio_config", "block I/O weights and limits are not applied");
     add(
         svc.cgroup.as_deref().is_some_and(|c| c.starts_with("service:") || c.starts_with("container:")),

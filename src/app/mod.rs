@@ -10,6 +10,7 @@ use crate::container::Roots;
 use crate::events::EventSink;
 use crate::state::StateDb;
 
+pub mod restart;
 pub mod stack;
 pub mod up;
 

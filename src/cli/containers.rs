@@ -31,6 +31,10 @@ pub struct Ctx {
     pub environment: berth_compose::env::Environment,
     /// `--parallel`.
     pub parallel: Option<i64>,
+    /// The compose files as found.
+    pub files: Vec<std::path::PathBuf>,
+    /// The project directory.
+    pub project_dir: std::path::PathBuf,
     /// Stops this command makes take this long at most (`up -t`), instead of each service's
     /// `stop_grace_period`.
     pub stop_timeout: Option<std::time::Duration>,
@@ -76,6 +80,7 @@ impl Ctx {
         // The files as found (absolute), so `-p NAME` works from anywhere later.
         let files: Vec<std::path::PathBuf> = loaded.files.iter().filter(|f| f.as_os_str() != "-").cloned().collect();
         let recorded = db.upsert_project(&project.name, &loaded.project_dir, &files);
+        let files: Vec<std::path::PathBuf> = loaded.files.clone();
         berth::state::deferred::or_defer(recorded, || format!("project {:?}", project.name))?;
         Ok(Ctx {
             project,
@@ -84,6 +89,8 @@ impl Ctx {
             progress,
             environment: loaded.environment,
             parallel: args.parallel,
+            files,
+            project_dir: loaded.project_dir,
             stop_timeout: None,
         })
     }
@@ -150,16 +157,6 @@ impl Ctx {
 /// Prints a status line (`Container NAME  Started`) on stderr.
 pub fn progress(name: &str, what: &str) {
     eprintln!(" Container {name}  {what}");
-}
-
-/// Starts the project's supervisor when any of `containers` was made by `up` (it serves their
-/// names and ports and applies their restart policies).
-pub fn ensure_supervisor(ctx: &Ctx, containers: &[ContainerRecord]) -> anyhow::Result<()> {
-    let supervised = containers.iter().any(|c| berth::supervise::spec::SuperviseSpec::of(&c.config).is_some());
-    if supervised {
-        berth::supervise::client::ensure(&ctx.roots, &ctx.project.name)?;
-    }
-    Ok(())
 }
 
 /// Has the project's supervisor, if one runs, take in what just changed (names, ports).

@@ -19,9 +19,19 @@ use super::logs::Printer;
 
 static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
 
+/// How many SIGINT and SIGTERM came since [`catch_interrupts`].
+pub fn interrupts() -> usize {
+    INTERRUPTS.load(Ordering::SeqCst)
+}
+
 /// Counts SIGINT and SIGTERM from now on, in a thread of its own running tokio's signal
 /// handling; returns once the handlers are in place (a Ctrl-C before that would end berth).
-fn catch_interrupts() {
+pub fn catch_interrupts() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(install_handlers);
+}
+
+fn install_handlers() {
     let (ready, installed) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use tokio::signal::unix::{signal, SignalKind};

@@ -42,6 +42,7 @@ pub mod up;
 pub mod version;
 pub mod volume;
 pub mod wait;
+pub mod watch;
 
 /// The command line as berth reads it. Installed (or linked) as `docker-compose`, berth takes
 /// Compose's command lines as they are; as `docker`, it takes `docker compose ...` (and refuses
@@ -172,6 +173,8 @@ pub enum Command {
     Up(up::UpArgs),
     /// Stop and remove the project's containers and networks
     Down(down::DownArgs),
+    /// Apply the services' `develop.watch` rules as files change (and reload the compose files)
+    Watch(watch::WatchArgs),
     /// List projects
     Ls(ls::LsArgs),
     /// Manage volumes (ls, inspect, create, rm, prune)
@@ -232,7 +235,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     // process has one thread and no database connection.
     if matches!(
         cli.command,
-        Command::Run(_) | Command::Start(_) | Command::Restart(_) | Command::Scale(_) | Command::Up(_)
+        Command::Run(_)
+            | Command::Start(_)
+            | Command::Restart(_)
+            | Command::Scale(_)
+            | Command::Up(_)
+            | Command::Watch(_)
     ) {
         berth::monitor::launcher::start(&berth::container::Roots::from_env());
     }
@@ -272,6 +280,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ls(args) => ls::run(args),
         Command::Up(args) => up::run(&cli.project, args),
         Command::Down(args) => down::run(&cli.project, args),
+        Command::Watch(args) => watch::run(&cli.project, args),
         Command::Monitor(args) => monitor::run(args),
         Command::Supervise(args) => monitor::supervise(args),
     }

@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use berth::container;
-use berth::graph::ServiceGraph;
 use clap::Args;
 
 use crate::cli::containers::{progress, Ctx};
@@ -29,33 +27,9 @@ pub fn run(project: &ProjectArgs, args: RestartArgs) -> anyhow::Result<()> {
     let _lock = ctx.lock("restart")?;
     ctx.check_services(&args.services)?;
     let timeout = args.timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
-    let graph = ServiceGraph::new(&ctx.project);
-    let mut services: Vec<String> =
-        if args.services.is_empty() { ctx.project.services.keys().cloned().collect() } else { args.services.clone() };
-    if !args.no_deps {
-        // Dependents restarted along with their dependency, transitively.
-        let mut i = 0;
-        while i < services.len() {
-            for (d, edge) in graph.dependents(&services[i]) {
-                if edge.restart && !services.iter().any(|s| s == d) {
-                    services.push(d.to_string());
-                }
-            }
-            i += 1;
-        }
-    }
-    let list = ctx.containers(&services, false)?;
-    super::containers::ensure_supervisor(&ctx, &list)?;
-    let events = super::progress::Progress::new(ctx.progress);
-    let engine = berth::stack::engine::StackEngine::new(&ctx.project, ctx.roots.clone(), &events)?;
-    for level in graph.start_levels() {
-        for c in list.iter().filter(|c| level.contains(&c.service)) {
-            // After a reboot its namespace is gone: it gets its networks back first.
-            engine.give_network_back(&c.name)?;
-            container::restart(&ctx.roots, &ctx.db, c, timeout)?;
-            progress(&c.name, "Restarted");
-        }
-    }
-    super::containers::tell_supervisor(&ctx);
-    Ok(())
+    let events = ctx.progress();
+    let session = ctx.session(&events);
+    berth::app::restart::restart(&session, &args.services, !args.no_deps, timeout, &mut |name| {
+        progress(name, "Restarted")
+    })
 }

@@ -21,6 +21,9 @@ pub struct UpArgs {
     /// Print the plan and change nothing
     #[arg(long)]
     dry_run: bool,
+    /// Apply the services' `develop.watch` rules as files change, while the logs stream
+    #[arg(short = 'w', long)]
+    watch: bool,
     /// Create containers but do not start them
     #[arg(long)]
     no_start: bool,
@@ -102,6 +105,9 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
     if detach && (args.abort_on_container_exit || args.abort_on_container_failure || args.exit_code_from.is_some()) {
         bail!("--abort-on-container-exit, --abort-on-container-failure and --exit-code-from need a foreground `up` (no -d/--wait)");
     }
+    if detach && args.watch {
+        bail!("--watch needs a foreground `up` (no -d/--wait); use `berth watch` beside a detached stack");
+    }
     if args.abort_on_container_exit && args.abort_on_container_failure {
         bail!("--abort-on-container-exit and --abort-on-container-failure cannot be used together");
     }
@@ -168,6 +174,22 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
         no_color: args.no_color,
         timeout: args.timeout.map(Duration::from_secs),
     };
-    let code = fg.run(&ctx)?;
-    super::containers::exit_with(code)
+    let watching = args.watch.then(|| {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, project, services) = (stop.clone(), project.clone(), args.services.clone());
+        let thread = std::thread::spawn(move || {
+            let watched = Ctx::load_for(&project, &services)
+                .and_then(|ctx| super::watch::watch(ctx, &project, &services, &runtime, false, flag));
+            if let Err(e) = watched {
+                berth::output::report_error(&e);
+            }
+        });
+        (stop, thread)
+    });
+    let code = fg.run(&ctx);
+    if let Some((stop, thread)) = watching {
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = thread.join();
+    }
+    super::containers::exit_with(code?)
 }
