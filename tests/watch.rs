@@ -204,3 +204,40 @@ fn up_watch_streams_logs_syncs_and_ctrl_c_stops_the_stack() {
     }));
     p.finish(result);
 }
+
+#[test]
+fn a_tree_of_fifty_thousand_files_is_watched_whole() {
+    let services = format!(
+        r#"  app:
+    image: {IMAGE}
+    command: [/bin/busybox, sleep, "600"]
+    develop:
+      watch:
+        - {{path: ./tree, action: sync, target: /tree}}
+"#
+    );
+    let p = Project::new("bigtree", &services);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // 50,000 files in 500 directories, two levels deep.
+        for d in 0..500 {
+            let dir = p.dir.path().join(format!("tree/d{}/e{d}", d % 25));
+            std::fs::create_dir_all(&dir).unwrap();
+            for f in 0..100 {
+                std::fs::write(dir.join(format!("f{f}.txt")), "x").unwrap();
+            }
+        }
+        p.ok(&["up", "-d"]);
+        let w = Watching::start(&p);
+        write(&p, "tree/d24/e499/f99.txt", "the last one changed");
+        p.wait_for(20, "a change deep in the tree", || {
+            read(&p, "app", "/tree/d24/e499/f99.txt").as_deref() == Some("the last one changed")
+        });
+        write(&p, "tree/d0/e0/new.txt", "and the first directory");
+        p.wait_for(20, "a new file in the first directory", || {
+            read(&p, "app", "/tree/d0/e0/new.txt").as_deref() == Some("and the first directory")
+        });
+        let out = w.stop();
+        assert!(out.contains("synced 1 file"), "{out}");
+    }));
+    p.finish(result);
+}
