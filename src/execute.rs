@@ -30,18 +30,27 @@ pub enum StepError {
     /// The operation failed (the whole chain of causes, in words).
     #[error("{0}")]
     Failed(String),
+    /// The operation was refused for what it was given (an image or a platform that does not
+    /// exist): bad input found late, not a failure of the host.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl StepError {
     /// A failed operation, from its error with every cause.
     pub fn failed(e: &anyhow::Error) -> StepError {
-        StepError::Failed(format!("{e:#}"))
+        let refused = e.chain().any(|c| c.downcast_ref::<crate::image::ImageError>().is_some_and(|i| i.is_input()));
+        if refused {
+            StepError::Refused(format!("{e:#}"))
+        } else {
+            StepError::Failed(format!("{e:#}"))
+        }
     }
 
     /// What went wrong, without saying which kind of failure it was.
     pub fn reason(&self) -> &str {
         match self {
-            StepError::Dependency(m) | StepError::Failed(m) => m,
+            StepError::Dependency(m) | StepError::Failed(m) | StepError::Refused(m) => m,
         }
     }
 }

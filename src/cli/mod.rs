@@ -173,7 +173,7 @@ pub enum Command {
     Up(up::UpArgs),
     /// Stop and remove the project's containers and networks
     Down(down::DownArgs),
-    /// Apply the services' `develop.watch` rules as files change (and reload the compose files)
+    /// Apply develop.watch rules as files change
     Watch(watch::WatchArgs),
     /// List projects
     Ls(ls::LsArgs),

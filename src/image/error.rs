@@ -117,3 +117,23 @@ impl ImageError {
         }
     }
 }
+
+impl ImageError {
+    /// Whether the error is about what was asked for (a reference, an image, a platform or a
+    /// policy that is not right), not about the registry, the network or the host.
+    pub fn is_input(&self) -> bool {
+        matches!(
+            self,
+            ImageError::InvalidReference { .. }
+                | ImageError::InvalidDigest(_)
+                | ImageError::NotFound(_)
+                | ImageError::UnknownImage { .. }
+                | ImageError::UnknownManifest { .. }
+                | ImageError::NoMatchingPlatform { .. }
+                | ImageError::Ambiguous(_)
+                | ImageError::PullNever(_)
+                | ImageError::InvalidPolicy(_)
+                | ImageError::InvalidPlatform(_)
+        )
+    }
+}

@@ -4,5 +4,6 @@
 pub mod engine;
 pub mod netmodel;
 pub mod networking;
+pub mod rollback;
 pub mod storage;
 pub mod volmodel;

@@ -2,7 +2,8 @@
 //! killed command is reclaimed by the next `up` or `down`), its network namespace attached to
 //! the service's networks with leased addresses, its storage prepared by `stack::storage`
 //! (volumes, binds, tmpfs, secrets and configs), its bundle and state row, and what the
-//! project supervisor needs to know about it. On failure, what was made for it is undone.
+//! project supervisor needs to know about it. On failure, what was made for it is undone (a
+//! `Rollback` guard: in reverse order, each failure to undo reported).
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,7 @@ use berth_compose::model::Service;
 use super::StackEngine;
 use crate::container::{self, CreateRequest, Provided};
 use crate::runtime::bundle::{NetworkNs, RunOverrides};
+use crate::stack::rollback::Rollback;
 use crate::stack::storage::{volumes_from_mounts, Storage};
 
 /// One container to make, as `up` or `run` asks for it.
@@ -64,24 +66,19 @@ impl StackEngine<'_> {
         let secrets_dir = self.secrets_path(name)?;
         let scratch = self.roots.scratch(name)?;
         let specs = if own_netns { self.specs_for(svc)? } else { BTreeMap::new() };
+        // Whatever is made from here on is undone if the container is not made whole.
+        let mut rollback = Rollback::new(format!("container `{name}`"), self.events);
         let attached = if own_netns {
             std::fs::create_dir_all(netns.parent().expect("netns dir"))?;
-            Some(self.with_net(|n| n.attach(self.project, svc, name, &specs, &netns))?)
+            let attached = self.with_net(|n| n.attach(self.project, svc, name, &specs, &netns))?;
+            rollback.push("its network attachments", || {
+                self.with_net(|n| n.detach(self.project, svc, name, &specs, &netns))
+            });
+            Some(attached)
         } else {
             None
         };
-        let undo_net = || {
-            if own_netns {
-                let _ = self.with_net(|n| n.detach(self.project, svc, name, &specs, &netns));
-            }
-        };
-        let layers = match self.images.layer_dirs(&svc.image_name(&self.project.name)) {
-            Ok(l) => l,
-            Err(e) => {
-                undo_net();
-                return Err(e.into());
-            }
-        };
+        let layers = self.images.layer_dirs(&svc.image_name(&self.project.name))?;
         let env = |k: &str| std::env::var(k).ok();
         let storage = Storage {
             volumes: &self.volumes,
@@ -96,13 +93,7 @@ impl StackEngine<'_> {
         let replica_anon =
             |t: &str| crate::stack::storage::anonymous_volume_name(&self.project.name, &svc.name, make.number, t);
         let anon: &dyn Fn(&str) -> String = if make.oneoff { &oneoff_anon } else { &replica_anon };
-        let prepared = match storage.prepare_with(self.project, svc, anon, name, &borrowed) {
-            Ok(p) => p,
-            Err(e) => {
-                undo_net();
-                return Err(e);
-            }
-        };
+        let prepared = storage.prepare_with(self.project, svc, anon, name, &borrowed)?;
         let mut provided = Provided {
             network: attached.as_ref().map(|_| NetworkNs::Path(netns.clone())),
             resolv_conf: attached.as_ref().map(|a| a.resolv_conf.clone()),
@@ -110,10 +101,8 @@ impl StackEngine<'_> {
             mounts: prepared.mounts.clone(),
             volumes: prepared.volumes.clone(),
         };
-        if let Err(e) = self.share_network(svc, &mut provided) {
-            let _ = prepared.release();
-            return Err(e);
-        }
+        rollback.push("its volumes, mounts and secrets", || prepared.release());
+        self.share_network(svc, &mut provided)?;
         let req = CreateRequest {
             project: &self.project.name,
             service: svc,
@@ -125,25 +114,19 @@ impl StackEngine<'_> {
             auto_remove: make.auto_remove,
             provided: Some(provided),
         };
-        let db = self.db.lock().expect("db");
-        let made = container::create_container(&self.roots, &db, &req, self.events).and_then(|rec| {
-            self.record_supervision(&db, svc, &rec, attached.as_ref(), &specs, make.aliases)
-                .and_then(|()| {
-                    // As stored, with its supervision.
-                    db.container(&rec.id)?.ok_or_else(|| anyhow::anyhow!("container `{}` is gone", rec.name))
-                })
-                .inspect_err(|_| {
-                    let _ = container::remove(&self.roots, &db, &rec, true);
-                })
+        let rec = container::create_container(&self.roots, &self.db.lock().expect("db"), &req, self.events)?;
+        let made = rec.clone();
+        rollback.push("the container", move || {
+            container::remove(&self.roots, &self.db.lock().expect("db"), &made, true).map(drop)
         });
-        match made {
-            Ok(rec) => Ok(rec),
-            Err(e) => {
-                drop(db);
-                let _ = prepared.release();
-                undo_net();
-                Err(e)
-            }
-        }
+        let stored = {
+            let db = self.db.lock().expect("db");
+            self.record_supervision(&db, svc, &rec, attached.as_ref(), &specs, make.aliases).and_then(|()| {
+                // As stored, with its supervision.
+                db.container(&rec.id)?.ok_or_else(|| anyhow::anyhow!("container `{}` is gone", rec.name))
+            })
+        }?;
+        rollback.commit();
+        Ok(stored)
     }
 }
