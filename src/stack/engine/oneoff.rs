@@ -165,20 +165,15 @@ impl StackEngine<'_> {
     /// Fails when a fixed host port `svc` publishes is taken: by a container of the project
     /// (named), or outside it (who has it is named), as `up` checks its plan's.
     fn check_fixed_ports(&self, svc: &Service, container: &str) -> anyhow::Result<()> {
-        if svc.network_mode.is_some() {
-            return Ok(());
-        }
-        let mut wanted = Vec::new();
-        for (index, p) in crate::stack::netmodel::publish_specs(svc)?.iter().enumerate() {
-            let Some((a, b)) = p.host_ports else { continue };
-            if a != b {
-                continue;
-            }
-            let udp = p.proto == berth_network::proxy::Proto::Udp;
-            let ip = p.host_ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-            let port = HostPort { udp, ip, port: a };
-            wanted.push(reserve::Wanted { container: container.to_string(), service: svc.name.clone(), index, port });
-        }
+        let wanted: Vec<reserve::Wanted> = reserve::fixed_ports(svc)?
+            .into_iter()
+            .map(|(index, port)| reserve::Wanted {
+                container: container.to_string(),
+                service: svc.name.clone(),
+                index,
+                port,
+            })
+            .collect();
         if wanted.is_empty() {
             return Ok(());
         }
@@ -253,7 +248,7 @@ mod tests {
         assert_eq!(plain.restart, None);
         assert!(plain.deploy.as_ref().is_some_and(|d| d.restart_policy.is_none()));
         assert_eq!(
-            crate::supervise::restart::Policy::of(&plain).condition,
+            ResolvedService::new(&plain).unwrap().restart.condition,
             crate::supervise::restart::Condition::Never
         );
         assert!(plain.ports.is_empty(), "no ports without --service-ports or -p");
