@@ -1,6 +1,6 @@
 //! The restart policy: `restart:` (`no`, `always`, `on-failure[:N]`, `unless-stopped`), or
-//! `deploy.restart_policy` (`condition: none|on-failure|any`, `max_attempts`, `delay`, `window`),
-//! which wins when both are written, as in Compose.
+//! `deploy.restart_policy` (`condition: none|on-failure|any`, or `restart:`'s words; `max_attempts`,
+//! `delay`, `window`), which wins when both are written, as in Compose.
 
 use std::time::Duration;
 
@@ -40,11 +40,12 @@ pub struct RestartPolicy {
 pub(super) fn resolve(svc: &Service) -> Resolved<RestartPolicy> {
     if let Some(rp) = svc.deploy.as_ref().and_then(|d| d.restart_policy.as_ref()) {
         let keys = ["deploy", "restart_policy", "condition"];
+        // `any` is the default; Compose takes `restart:`'s words here too.
         let condition = match rp.condition.as_deref() {
-            Some("none") => RestartCondition::Never,
+            Some("none" | "no") => RestartCondition::Never,
             Some("on-failure") => RestartCondition::OnFailure,
-            // `any` is the default.
-            Some("any") | None => RestartCondition::Always,
+            Some("unless-stopped") => RestartCondition::UnlessStopped,
+            Some("any" | "always") | None => RestartCondition::Always,
             Some(other) => {
                 return Err(invalid(&keys, format!("invalid restart condition {other:?}: use none, on-failure or any")))
             }

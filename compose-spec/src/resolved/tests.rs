@@ -98,6 +98,9 @@ fn restart_policies() {
     );
     assert_eq!(deploy("{condition: none}").condition, RestartCondition::Never);
     assert_eq!(deploy("{condition: any}").condition, RestartCondition::Always);
+    assert_eq!(deploy("{condition: always}").condition, RestartCondition::Always);
+    assert_eq!(deploy("{condition: \"no\"}").condition, RestartCondition::Never);
+    assert_eq!(deploy("{condition: unless-stopped}").condition, RestartCondition::UnlessStopped);
     assert_eq!(deploy("{max_attempts: 1}").condition, RestartCondition::Always, "`any` is the default");
 }
 
@@ -182,9 +185,9 @@ fn errors_point_at_the_key_or_value_in_the_file() {
         ("    restart: sometimes\n", "7:5: services.web.restart", "invalid restart policy \"sometimes\""),
         ("    restart: on-failure:x\n", "7:5: services.web.restart", "on-failure[:max-retries]"),
         (
-            "    deploy: {restart_policy: {condition: always}}\n",
+            "    deploy: {restart_policy: {condition: often}}\n",
             "7:42: services.web.deploy.restart_policy.condition",
-            "invalid restart condition \"always\": use none, on-failure or any",
+            "invalid restart condition \"often\": use none, on-failure or any",
         ),
         ("    pull_policy: every_0s\n", "7:5: services.web.pull_policy", "invalid pull policy \"every_0s\""),
         ("    healthcheck: {test: [RUN, x]}\n", "7:19: services.web.healthcheck.test", "not \"RUN\""),
