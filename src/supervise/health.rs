@@ -39,41 +39,21 @@ pub struct Check {
     pub start_interval: Option<Duration>,
 }
 
-/// The image's health check (from its OCI config), in the same terms.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ImageHealthcheck {
-    /// `Test`.
-    pub test: HealthTest,
-    /// `Interval`.
-    pub interval: Option<Duration>,
-    /// `Timeout`.
-    pub timeout: Option<Duration>,
-    /// `Retries`.
-    pub retries: Option<u32>,
-    /// `StartPeriod`.
-    pub start_period: Option<Duration>,
-    /// `StartInterval`.
-    pub start_interval: Option<Duration>,
-}
-
-impl ImageHealthcheck {
-    /// The `Healthcheck` of an image's config JSON (durations in nanoseconds, as Docker writes
-    /// them); `None` without one, or with a test berth cannot read.
-    pub fn from_config(config: &serde_json::Value) -> Option<ImageHealthcheck> {
-        let h = config.get("config")?.get("Healthcheck")?;
-        let words: Vec<String> =
-            h.get("Test")?.as_array()?.iter().filter_map(|v| v.as_str().map(String::from)).collect();
-        let test = HealthTest::parse(&words).ok()?;
-        let nanos = |k: &str| h.get(k).and_then(|v| v.as_u64()).filter(|n| *n > 0).map(Duration::from_nanos);
-        Some(ImageHealthcheck {
-            test,
-            interval: nanos("Interval"),
-            timeout: nanos("Timeout"),
-            retries: h.get("Retries").and_then(|v| v.as_u64()).map(|r| r as u32),
-            start_period: nanos("StartPeriod"),
-            start_interval: nanos("StartInterval"),
-        })
-    }
+/// The `Healthcheck` of an image's config JSON, in the terms of a service's (durations in
+/// nanoseconds, as Docker writes them); `None` without one, or with a test berth cannot read.
+pub fn image_healthcheck(config: &serde_json::Value) -> Option<HealthCheck> {
+    let h = config.get("config")?.get("Healthcheck")?;
+    let words: Vec<String> = h.get("Test")?.as_array()?.iter().filter_map(|v| v.as_str().map(String::from)).collect();
+    let test = HealthTest::parse(&words).ok()?;
+    let nanos = |k: &str| h.get(k).and_then(|v| v.as_u64()).filter(|n| *n > 0).map(Duration::from_nanos);
+    Some(HealthCheck {
+        test,
+        interval: nanos("Interval"),
+        timeout: nanos("Timeout"),
+        retries: h.get("Retries").and_then(|v| v.as_u64()).map(|r| r as u32),
+        start_period: nanos("StartPeriod"),
+        start_interval: nanos("StartInterval"),
+    })
 }
 
 impl Check {
@@ -89,7 +69,7 @@ impl Check {
     /// The check for a container, or `None` when there is none or it is disabled: the service's
     /// test, else the image's (when the service's is [`HealthTest::Inherit`]); each timing the
     /// service's, else the image's, else Docker's default.
-    pub fn resolve(service: Option<&HealthCheck>, image: Option<&ImageHealthcheck>) -> Option<Check> {
+    pub fn resolve(service: Option<&HealthCheck>, image: Option<&HealthCheck>) -> Option<Check> {
         let s = service.cloned().unwrap_or_default();
         let i = image.cloned().unwrap_or_default();
         let test = match s.test {
@@ -248,7 +228,7 @@ mod tests {
     #[test]
     fn service_fields_override_image_fields_then_defaults() {
         let svc = HealthCheck { interval: Some(Duration::from_secs(2)), retries: Some(5), ..HealthCheck::default() };
-        let img = ImageHealthcheck {
+        let img = HealthCheck {
             test: HealthTest::Shell("wget -q localhost".into()),
             interval: Some(Duration::from_secs(9)),
             timeout: Some(Duration::from_secs(3)),
@@ -268,14 +248,14 @@ mod tests {
     fn image_healthchecks_come_from_the_config_blob() {
         let cfg = serde_json::json!({"config": {"Healthcheck": {"Test": ["CMD-SHELL", "true"],
             "Interval": 2_000_000_000u64, "Retries": 3}}});
-        let h = ImageHealthcheck::from_config(&cfg).unwrap();
+        let h = image_healthcheck(&cfg).unwrap();
         assert_eq!(h.test, HealthTest::Shell("true".into()));
         assert_eq!((h.interval, h.timeout, h.retries), (Some(Duration::from_secs(2)), None, Some(3)));
         let c = Check::resolve(None, Some(&h)).unwrap();
         assert_eq!(c.command(), ["/bin/sh", "-c", "true"]);
-        assert!(ImageHealthcheck::from_config(&serde_json::json!({"config": {}})).is_none());
+        assert!(image_healthcheck(&serde_json::json!({"config": {}})).is_none());
         let none = serde_json::json!({"config": {"Healthcheck": {"Test": ["NONE"]}}});
-        assert!(Check::resolve(None, ImageHealthcheck::from_config(&none).as_ref()).is_none());
+        assert!(Check::resolve(None, image_healthcheck(&none).as_ref()).is_none());
     }
 
     #[test]

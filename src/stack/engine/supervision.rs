@@ -15,7 +15,7 @@ use super::StackEngine;
 use crate::container::{self, Provided, StartMode};
 use crate::runtime::bundle::NetworkNs;
 use crate::state::StateDb;
-use crate::supervise::health::{Check, ImageHealthcheck};
+use crate::supervise::health::{image_healthcheck, Check};
 use crate::supervise::spec::{Published, SuperviseSpec};
 
 impl StackEngine<'_> {
@@ -126,7 +126,7 @@ impl StackEngine<'_> {
         let addrs = attached.map(|a| a.addrs.clone()).unwrap_or_default();
         let gateways = crate::supervise::spec::gateways_of(specs, &addrs);
         let image = self.images.inspect(&svc.image_name(&self.project.name)).ok();
-        let image_check = image.as_ref().and_then(ImageHealthcheck::from_config);
+        let image_check = image.as_ref().and_then(image_healthcheck);
         let resolved = ResolvedService::new(svc)?;
         let health = Check::resolve(resolved.healthcheck.as_ref(), image_check.as_ref());
         // Ports go to the container's address on its first network (Compose's order).
