@@ -15,6 +15,7 @@ pub mod model;
 pub mod normalize;
 pub mod output;
 pub mod paths;
+pub mod resolved;
 pub mod select;
 pub mod short;
 pub mod units;

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::interpolate::{self, Modifier};
 use crate::model::{Include, Project};
 use crate::yaml::{Node, Span, Value};
-use crate::{canonical, merge, normalize, paths, validate, yaml};
+use crate::{canonical, merge, normalize, paths, resolved, validate, yaml};
 
 /// The file names Compose looks for, in order of preference.
 pub const DEFAULT_FILES: [&str; 4] = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
@@ -41,8 +41,8 @@ pub struct LoadOptions {
     /// Skip normalization (`--no-normalize`).
     pub no_normalize: bool,
     /// Skip consistency checks (undefined references, cycles). The checks of names, values
-    /// and bounds (`validate::check_formats`) run whatever this says, unless interpolation
-    /// is skipped.
+    /// and bounds (`validate::check_formats`) and the resolution of each service
+    /// (`resolved::check`) run whatever this says, unless interpolation is skipped.
     pub no_consistency: bool,
     /// Keys berth does not carry out are errors, not warnings (`--strict`; also
     /// `x-berth: {strict: true}` in the file).
@@ -161,6 +161,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded> {
     // Uninterpolated values are templates (`${IP}`), not values: their formats are not checked.
     if !opts.no_interpolate {
         validate::check_formats(&project, &tree)?;
+        resolved::check(&project, &tree)?;
     }
     if !opts.no_consistency {
         validate::check(&project, &tree, &disabled_services)?;

@@ -183,17 +183,8 @@ fn implicit_dependencies(svc: &mut crate::model::Service) {
     for l in &svc.links {
         add(l.split(':').next().unwrap_or(l), true);
     }
-    for mode in [&svc.network_mode, &svc.ipc, &svc.pid, &svc.uts, &svc.cgroup].into_iter().flatten() {
-        if let Some(s) = mode.strip_prefix("service:") {
-            add(s, true);
-        }
-    }
-    for v in &svc.volumes_from {
-        if v.starts_with("container:") {
-            continue;
-        }
-        let v = v.strip_prefix("service:").unwrap_or(v);
-        add(v.split(':').next().unwrap_or(v), false);
+    for (key, name) in crate::resolved::service_refs(svc) {
+        add(&name, key != "volumes_from");
     }
     for (name, restart) in found {
         if !name.is_empty() && !svc.depends_on.contains_key(&name) {

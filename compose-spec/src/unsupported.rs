@@ -6,12 +6,14 @@ use std::collections::BTreeMap;
 
 use crate::error::Error;
 use crate::model::{Project, Service};
+use crate::resolved::{NamespaceMode, ResolvedService};
 use crate::validate::span_of;
 use crate::yaml::Node;
 
 /// Why a key is not honoured, and what happens instead.
 fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
     let mut out = Vec::new();
+    let cgroup = ResolvedService::new(svc).ok().and_then(|r| r.cgroup);
     let mut add = |present: bool, key: &'static str, why: &'static str| {
         if present {
             out.push((key, why));
@@ -25,7 +27,7 @@ fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
     );
     add(svc.blkio_config.is_some(), "blkio_config", "block I/O weights and limits are not applied");
     add(
-        svc.cgroup.as_deref().is_some_and(|c| c.starts_with("service:") || c.starts_with("container:")),
+        matches!(cgroup, Some(NamespaceMode::Service(_) | NamespaceMode::Container(_))),
         "cgroup",
         "joining another container's cgroup namespace is not supported: it sees the host's",
     );

@@ -1,5 +1,6 @@
 //! Checks on a loaded project. [`check`]: references to undefined services, networks,
-//! volumes, secrets and configs, dependency cycles, and values Compose refuses.
+//! volumes, secrets and configs, dependency cycles, and values Compose refuses (the values
+//! berth decides on are checked as they resolve, in [`crate::resolved`]).
 //! [`check_formats`]: names that become paths or kernel objects, addresses, subnets, ids, sizes
 //! and bounds, so that `config` and `up` refuse at load time what would otherwise fail, or do
 //! harm, at run time (the single-value rules are in [`crate::formats`]). Each error points at
@@ -43,7 +44,7 @@ pub fn span_of(tree: &Node, keys: &[&str]) -> Option<Span> {
 }
 
 /// Where the value at `keys` is written, else the nearest key above it that is written.
-fn value_span(tree: &Node, keys: &[&str]) -> Option<Span> {
+pub(crate) fn value_span(tree: &Node, keys: &[&str]) -> Option<Span> {
     let mut node = tree;
     let mut best = None;
     for k in keys {
@@ -62,7 +63,7 @@ fn value_span(tree: &Node, keys: &[&str]) -> Option<Span> {
 }
 
 /// `["services", "web", "ports", "[1]"]` → `services.web.ports[1]`.
-fn key_path(keys: &[&str]) -> String {
+pub(crate) fn key_path(keys: &[&str]) -> String {
     let mut path = String::new();
     for k in keys {
         if !path.is_empty() && index(k).is_none() {
@@ -73,7 +74,7 @@ fn key_path(keys: &[&str]) -> String {
     path
 }
 
-fn span_near(tree: &Node, keys: &[&str]) -> Option<Span> {
+pub(crate) fn span_near(tree: &Node, keys: &[&str]) -> Option<Span> {
     (1..=keys.len()).rev().find_map(|n| span_of(tree, &keys[..n]))
 }
 
@@ -124,17 +125,9 @@ fn check_service(project: &Project, tree: &Node, name: &str, svc: &Service, disa
         };
         return Err(at(&["depends_on", dep], m).with_hint("define the service, or enable its profile with `--profile`"));
     }
-    for (key, value) in [("network_mode", &svc.network_mode), ("ipc", &svc.ipc), ("pid", &svc.pid)] {
-        if let Some(other) = value.as_deref().and_then(|v| v.strip_prefix("service:")) {
-            if !project.services.contains_key(other) {
-                return Err(at(&[key], format!("service {name:?} depends on undefined service {other:?}")));
-            }
-        }
-    }
-    for v in &svc.volumes_from {
-        let other = v.strip_prefix("service:").unwrap_or(v).split(':').next().unwrap_or_default();
-        if !v.starts_with("container:") && !project.services.contains_key(other) {
-            return Err(at(&["volumes_from"], format!("service {name:?} depends on undefined service {other:?}")));
+    for (key, other) in crate::resolved::service_refs(svc) {
+        if !project.services.contains_key(&other) {
+            return Err(at(&[key], format!("service {name:?} depends on undefined service {other:?}")));
         }
     }
     for l in &svc.links {
@@ -180,44 +173,12 @@ fn check_service(project: &Project, tree: &Node, name: &str, svc: &Service, disa
             }
         }
     }
-    check_values(name, svc).map_err(|(keys, m)| at(&keys, m))
-}
-
-fn check_values(name: &str, svc: &Service) -> std::result::Result<(), (Vec<&'static str>, String)> {
-    if let Some(r) = &svc.restart {
-        let ok = matches!(r.as_str(), "no" | "always" | "unless-stopped" | "on-failure")
-            || r.strip_prefix("on-failure:").is_some_and(|n| n.parse::<u32>().is_ok());
-        if !ok {
-            return Err((
-                vec!["restart"],
-                format!("invalid restart policy {r:?}: use no, always, on-failure[:max-retries] or unless-stopped"),
-            ));
-        }
-    }
-    if let Some(p) = &svc.pull_policy {
-        let ok = matches!(p.as_str(), "always" | "never" | "missing" | "if_not_present" | "build" | "daily" | "weekly")
-            || p.strip_prefix("every_").is_some_and(|d| crate::units::Duration::parse(d).is_ok());
-        if !ok {
-            let m = format!(
-                "invalid pull policy {p:?}: use always, never, missing, build, daily, weekly or every_<duration>"
-            );
-            return Err((vec!["pull_policy"], m));
-        }
-    }
-    if let Some(test) = svc.healthcheck.as_ref().and_then(|h| h.test.as_ref()) {
-        if let Some(first) = test.first() {
-            if !matches!(first.as_str(), "NONE" | "CMD" | "CMD-SHELL") {
-                let m = format!("healthcheck test must start with \"CMD\", \"CMD-SHELL\" or \"NONE\", not {first:?}");
-                return Err((vec!["healthcheck", "test"], m));
-            }
-        }
-    }
     if svc.container_name.is_some() && svc.replicas() > 1 {
         let m = format!(
             "service {name:?} sets `container_name` and wants {} replicas; container names must be unique",
             svc.replicas()
         );
-        return Err((vec!["container_name"], m));
+        return Err(at(&["container_name"], m));
     }
     Ok(())
 }

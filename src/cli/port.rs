@@ -1,6 +1,7 @@
 //! `berth port`: the public address of a service's published port.
 
 use berth::container::{self, ContainerConfig};
+use berth_compose::resolved::Protocol;
 use clap::Args;
 
 use crate::cli::containers::Ctx;
@@ -13,9 +14,9 @@ pub struct PortArgs {
     pub service: String,
     /// Container port
     pub private_port: u16,
-    /// `tcp` or `udp`
-    #[arg(long, default_value = "tcp")]
-    pub protocol: String,
+    /// `tcp`, `udp` or `sctp`
+    #[arg(long, default_value = "tcp", value_parser = Protocol::parse)]
+    pub protocol: Protocol,
     /// Replica number
     #[arg(long, default_value_t = 1)]
     pub index: u32,
@@ -30,7 +31,7 @@ pub fn run(project: &ProjectArgs, args: PortArgs) -> anyhow::Result<()> {
     let p = cfg
         .ports
         .iter()
-        .find(|p| p.target == args.private_port && p.protocol == args.protocol && !p.published.is_empty())
+        .find(|p| p.target == args.private_port && p.protocol == args.protocol.as_str() && !p.published.is_empty())
         .ok_or_else(|| anyhow::anyhow!("no port {}/{} published for `{}`", args.private_port, args.protocol, c.name))?;
     let ip = if p.host_ip.is_empty() { "0.0.0.0" } else { &p.host_ip };
     println!("{ip}:{}", p.published);

@@ -8,10 +8,17 @@ use std::sync::Mutex;
 use anyhow::{bail, Context};
 use berth::events::{Event, EventSink};
 use berth::image::{self, ImageStore, Platform, PullDecision, PullOptions, PullPolicy, Reference};
+use berth_compose::resolved::ResolvedService;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::ProjectArgs;
+
+/// A `--pull`/`--policy` option taking `choices`, Compose's pull policy spellings.
+pub fn pull_choice(choices: &'static [&'static str]) -> impl TypedValueParser<Value = PullPolicy> {
+    PossibleValuesParser::new(choices).map(|s| PullPolicy::parse(&s).expect("a pull policy"))
+}
 
 /// Arguments of `berth pull`.
 #[derive(Args, Debug, Default)]
@@ -25,8 +32,8 @@ pub struct PullArgs {
     #[arg(long)]
     pub ignore_pull_failures: bool,
     /// `missing` pulls only images not present locally; `always` (default) pulls every image
-    #[arg(long, value_parser = ["missing", "always"])]
-    pub policy: Option<String>,
+    #[arg(long, value_parser = pull_choice(&["missing", "always"]))]
+    pub policy: Option<PullPolicy>,
     /// Also pull the images of the named services' dependencies
     #[arg(long)]
     pub include_deps: bool,
@@ -53,7 +60,7 @@ pub fn run(project: &ProjectArgs, args: PullArgs) -> anyhow::Result<()> {
         wanted.extend(berth::graph::ServiceGraph::new(&loaded.project).with_dependencies(&named));
     }
     let store = ImageStore::open(&ImageStore::default_state_root()).context("cannot open the image store")?;
-    let cli_policy = args.policy.as_deref().map(PullPolicy::parse).transpose()?;
+    let cli_policy = args.policy;
     let mut refs: Vec<(Reference, Option<Platform>)> = Vec::new();
     let sink = renderer(args.quiet);
     for (name, svc) in services {
@@ -71,13 +78,8 @@ pub fn run(project: &ProjectArgs, args: PullArgs) -> anyhow::Result<()> {
         let reference = Reference::parse(img).with_context(|| format!("service `{name}`"))?;
         let platform =
             svc.platform.as_deref().map(Platform::parse).transpose().with_context(|| format!("service `{name}`"))?;
-        let service_policy = svc
-            .pull_policy
-            .as_deref()
-            .map(PullPolicy::parse)
-            .transpose()
-            .with_context(|| format!("service `{name}`"))?;
-        if matches!(service_policy, Some(PullPolicy::Never | PullPolicy::Build)) {
+        let service_policy = ResolvedService::new(svc)?.pull_policy;
+        if matches!(service_policy, PullPolicy::Never | PullPolicy::Build) {
             sink.emit(Event::ImageSkipped {
                 image: reference.to_string(),
                 reason: "pull_policy of the service".into(),
@@ -86,7 +88,8 @@ pub fn run(project: &ProjectArgs, args: PullArgs) -> anyhow::Result<()> {
         }
         let policy = cli_policy.unwrap_or(PullPolicy::Always);
         let local = store.lookup(&reference)?.map(|r| r.pulled_at());
-        if policy.should_pull(local, std::time::SystemTime::now()) == PullDecision::UseLocal {
+        let age = local.and_then(|at| image::age(at, std::time::SystemTime::now()));
+        if image::should_pull(policy, local.is_some(), age) == PullDecision::UseLocal {
             sink.emit(Event::ImageSkipped { image: reference.to_string(), reason: "present locally".into() });
             continue;
         }

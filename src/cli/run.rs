@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use berth::container::{self, StartMode};
+use berth::image::PullPolicy;
 use berth::runtime::bundle::RunOverrides;
 use berth::stack::engine::{run_service, OneOff, RunChanges, StackEngine};
 use berth_compose::model::VolumeType;
@@ -131,9 +132,9 @@ pub fn run(project: &ProjectArgs, args: RunArgs) -> anyhow::Result<()> {
     }
     let pull = match args.pull {
         PullChoice::Policy => None,
-        PullChoice::Always => Some("always".to_string()),
-        PullChoice::Missing => Some("missing".to_string()),
-        PullChoice::Never => Some("never".to_string()),
+        PullChoice::Always => Some(PullPolicy::Always),
+        PullChoice::Missing => Some(PullPolicy::Missing),
+        PullChoice::Never => Some(PullPolicy::Never),
     };
     let oneoff = OneOff {
         service: run_service(&ctx.project.services[&args.service], &changes),

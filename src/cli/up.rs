@@ -45,9 +45,9 @@ pub struct UpArgs {
     /// Remove containers of services no longer in the files
     #[arg(long, env = "COMPOSE_REMOVE_ORPHANS")]
     remove_orphans: bool,
-    /// Pull images: `always`, `missing` or `never`
-    #[arg(long, value_name = "POLICY")]
-    pull: Option<String>,
+    /// Pull images: `always`, `missing` or `never` (or another `pull_policy`)
+    #[arg(long, value_name = "POLICY", value_parser = berth::image::PullPolicy::parse)]
+    pull: Option<berth::image::PullPolicy>,
     /// Replicas of a service, `SERVICE=N` (repeatable)
     #[arg(long, value_name = "SERVICE=N")]
     scale: Vec<String>,
@@ -123,7 +123,7 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
         renew_anon_volumes: args.renew_anon_volumes,
         remove_orphans: args.remove_orphans || ctx.env_flag("COMPOSE_REMOVE_ORPHANS"),
         no_start: args.no_start,
-        pull: args.pull.clone(),
+        pull: args.pull,
         scale,
     };
     // What is there is read under the lock: two `up`s never plan from the same picture.

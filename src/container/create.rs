@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use berth_compose::model::Service;
+use berth_compose::resolved::{NamespaceMode, ResolvedService};
 
 use super::{record_event, ContainerConfig, LogOptions, PortBinding, Roots};
 use crate::events::{Event, EventSink};
@@ -104,11 +105,13 @@ pub fn create_container(
             Provided::default()
         }
     };
-    let network = match (&provided.network, svc.network_mode.as_deref()) {
+    let resolved = ResolvedService::new(svc)?;
+    let network = match (&provided.network, &resolved.network_mode) {
         (Some(ns), _) => ns.clone(),
-        (None, Some("host")) => NetworkNs::Host,
-        (None, Some("none")) => NetworkNs::None,
-        (None, Some(other)) => {
+        (None, Some(NamespaceMode::Host)) => NetworkNs::Host,
+        (None, Some(NamespaceMode::None) | None) => NetworkNs::None,
+        (None, Some(_)) => {
+            let other = svc.network_mode.as_deref().unwrap_or_default();
             events.emit(Event::Warning {
                 message: format!(
                     "service `{}`: network_mode `{other}` is not supported yet; using an isolated network namespace",
@@ -117,7 +120,6 @@ pub fn create_container(
             });
             NetworkNs::None
         }
-        (None, None) => NetworkNs::None,
     };
     let dir = roots.container_dir(&id);
     let files = ContainerFiles {
@@ -179,9 +181,10 @@ pub fn create_container(
         ports: svc
             .ports
             .iter()
-            .map(|p| PortBinding {
+            .zip(&resolved.ports)
+            .map(|(p, r)| PortBinding {
                 target: p.target,
-                protocol: p.protocol.clone().unwrap_or_else(|| "tcp".into()),
+                protocol: r.protocol.to_string(),
                 host_ip: p.host_ip.clone().unwrap_or_default(),
                 published: p.published.clone().unwrap_or_default(),
             })

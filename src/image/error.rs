@@ -57,9 +57,6 @@ pub enum ImageError {
     /// `pull_policy: never` and the image is missing.
     #[error("image `{0}` is not present locally and the pull policy is `never`")]
     PullNever(String),
-    /// A pull policy string that is not one of compose's.
-    #[error("invalid pull policy `{0}`: expected always, missing, never, build, daily, weekly or every_<duration>")]
-    InvalidPolicy(String),
     /// A platform string that is not `os/arch[/variant]`.
     #[error("invalid platform `{0}`: expected os/arch[/variant]")]
     InvalidPlatform(String),

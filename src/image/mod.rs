@@ -30,7 +30,7 @@ pub use auth::{login, logout, registry_auth, Credentials, DockerConfig};
 pub use digest::Digest;
 pub use error::ImageError;
 pub use platform::Platform;
-pub use policy::{PullDecision, PullPolicy};
+pub use policy::{age, should_pull, PullDecision, PullPolicy};
 pub use pull::{check_login, pull, pull_many, PullOptions, PullOutcome};
 pub use reference::Reference;
 pub use rootfs::{mount_rootfs, mount_rootfs_volatile, unmount_rootfs};

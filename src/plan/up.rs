@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use berth_compose::model::{Project, Service, VolumeType};
+use berth_compose::resolved::{NamespaceMode, PullPolicy, ResolveError, ResolvedService};
 
 use super::hash::{config_hash, diff_paths, hashed_config};
 use super::{container_name, ContainerTarget, Observed, ObservedContainer, Operation, Plan, Resource, Status};
@@ -30,7 +31,7 @@ pub struct UpOptions {
     /// Create but do not start.
     pub no_start: bool,
     /// `--pull`: overrides every service's `pull_policy`.
-    pub pull: Option<String>,
+    pub pull: Option<PullPolicy>,
     /// `--scale svc=N`.
     pub scale: BTreeMap<String, u64>,
 }
@@ -55,6 +56,9 @@ pub enum PlanError {
         /// Its image.
         image: String,
     },
+    /// A service that does not resolve (changed after loading).
+    #[error(transparent)]
+    Invalid(#[from] ResolveError),
     /// `--no-recreate` together with `--force-recreate` or `--always-recreate-deps`.
     #[error("--no-recreate cannot be combined with {0}")]
     Conflict(&'static str),
@@ -72,10 +76,15 @@ pub fn reconcile(project: &Project, observed: &Observed, opts: &UpOptions) -> Re
     let targets = targets(project, &graph, opts)?;
     let mut plan = Plan::default();
     orphans(project, observed, opts, &mut plan);
+    let resolved = targets
+        .iter()
+        .map(|t| Ok((t.clone(), ResolvedService::new(&project.services[t])?)))
+        .collect::<Result<BTreeMap<_, _>, ResolveError>>()?;
     let resources = resources(project, observed, &targets, &mut plan)?;
-    let images = images(project, observed, &targets, opts, &mut plan)?;
+    let images = images(project, observed, &resolved, opts, &mut plan)?;
     let mut ctx = Containers {
         project,
+        resolved: &resolved,
         observed,
         opts,
         graph: &graph,
@@ -175,18 +184,12 @@ fn resources(
     Ok(r)
 }
 
-/// The service whose network namespace `s` joins (`network_mode: service:NAME`): its
-/// container must exist before this one is made.
-fn namespace_service(s: &Service) -> Option<&str> {
-    s.network_mode.as_deref().and_then(|m| m.strip_prefix("service:"))
-}
-
-/// The services whose containers `s` takes mounts from (`volumes_from` without `container:`).
-fn volumes_from_services(s: &Service) -> impl Iterator<Item = &str> {
-    s.volumes_from.iter().filter(|v| !v.starts_with("container:")).map(|v| {
-        let v = v.strip_prefix("service:").unwrap_or(v);
-        v.split(':').next().unwrap_or(v)
-    })
+/// The services whose containers must exist before one of `s` is made: the one whose network
+/// namespace it joins (`network_mode: service:NAME`) and those it takes mounts from
+/// (`volumes_from`).
+fn source_services(s: &ResolvedService) -> impl Iterator<Item = &str> {
+    let netns = s.network_mode.as_ref().and_then(NamespaceMode::service);
+    s.volumes_from.iter().filter_map(|v| v.service()).chain(netns)
 }
 
 fn named_volumes(s: &Service) -> impl Iterator<Item = &String> {
@@ -196,32 +199,26 @@ fn named_volumes(s: &Service) -> impl Iterator<Item = &String> {
 fn images(
     project: &Project,
     observed: &Observed,
-    targets: &BTreeSet<String>,
+    targets: &BTreeMap<String, ResolvedService>,
     opts: &UpOptions,
     plan: &mut Plan,
 ) -> Result<BTreeMap<String, usize>, PlanError> {
+    use crate::image::PullDecision;
     let mut steps = BTreeMap::new();
-    for name in targets {
+    for (name, resolved) in targets {
         let svc = &project.services[name];
         let image = svc.image_name(&project.name);
         if steps.contains_key(&image) {
             continue;
         }
-        let policy = opts.pull.as_deref().or(svc.pull_policy.as_deref()).unwrap_or("missing");
+        let policy = opts.pull.unwrap_or(resolved.pull_policy);
         let present = observed.images.contains_key(&image);
-        // `daily`, `weekly`, `every_<duration>`: pull again when the local copy is older.
-        let refresh = match crate::image::PullPolicy::parse(policy) {
-            Ok(crate::image::PullPolicy::Every(max)) => observed.image_ages.get(&image).is_some_and(|age| *age > max),
-            _ => false,
-        };
-        let cause = match policy {
-            "always" => "pull policy \"always\"".to_string(),
-            "never" if !present => {
-                return Err(PlanError::ImageMissing { service: name.clone(), image });
-            }
-            _ if !present => "not present".to_string(),
-            p if refresh => format!("pull policy {p:?}: the local copy is older"),
-            _ => continue,
+        let cause = match crate::image::should_pull(policy, present, observed.image_ages.get(&image).copied()) {
+            PullDecision::PullAlways => "pull policy \"always\"".to_string(),
+            PullDecision::PullMissing => "not present".to_string(),
+            PullDecision::PullStale => format!("pull policy \"{policy}\": the local copy is older"),
+            PullDecision::MissingNever => return Err(PlanError::ImageMissing { service: name.clone(), image }),
+            PullDecision::UseLocal => continue,
         };
         let op = Operation::PullImage { image: image.clone(), service: name.clone() };
         steps.insert(image, plan.add(op, cause, vec![]));
@@ -248,6 +245,8 @@ fn remove(plan: &mut Plan, c: &ObservedContainer, cause: &str, leaving: bool) ->
 
 struct Containers<'a> {
     project: &'a Project,
+    /// The target services, resolved.
+    resolved: &'a BTreeMap<String, ResolvedService>,
     observed: &'a Observed,
     opts: &'a UpOptions,
     graph: &'a ServiceGraph,
@@ -344,8 +343,7 @@ impl Containers<'_> {
         let nets = svc.networks.keys().filter_map(|k| self.resources.networks.get(k));
         let vols = named_volumes(svc).filter_map(|k| self.resources.volumes.get(k));
         let image = self.images.get(&svc.image_name(&self.project.name));
-        let sources =
-            volumes_from_services(svc).chain(namespace_service(svc)).filter_map(|s| self.creates.get(s)).flatten();
+        let sources = source_services(&self.resolved[&svc.name]).filter_map(|s| self.creates.get(s)).flatten();
         nets.chain(vols).chain(image).chain(sources).copied().collect()
     }
 

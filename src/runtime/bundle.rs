@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use berth_compose::model::Service;
+use berth_compose::resolved::ResolvedService;
 use oci_spec::runtime::{LinuxBuilder, LinuxCapabilities, Process, Root, Spec, User};
 
 use super::defaults;
@@ -211,6 +212,7 @@ pub struct BundleError {
 pub fn generate(req: &BundleRequest<'_>) -> Result<Bundle, BundleError> {
     let svc = req.service;
     let fail = |message: String| BundleError { service: svc.name.clone(), message };
+    let resolved = ResolvedService::new(svc).map_err(|e| fail(e.to_string()))?;
     let mut warnings = Vec::new();
     let privileged = svc.privileged.unwrap_or(false);
     let tty = req.overrides.tty.or(svc.tty).unwrap_or(false);
@@ -305,11 +307,11 @@ pub fn generate(req: &BundleRequest<'_>) -> Result<Bundle, BundleError> {
     resources.set_devices(Some(device_rules));
 
     let mut linux = LinuxBuilder::default()
-        .namespaces(namespaces(svc, &req.network))
+        .namespaces(namespaces(&resolved, &req.network))
         .cgroups_path(PathBuf::from(&req.cgroups_path))
         .resources(resources)
         .devices(devices)
-        .sysctl(sysctls(svc))
+        .sysctl(sysctls(svc, &resolved))
         .build()
         .map_err(|e| fail(e.to_string()))?;
     linux.set_masked_paths(None);

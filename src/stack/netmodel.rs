@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use berth_compose::model::{Network, Port, Service};
+use berth_compose::model::{Network, Service};
+use berth_compose::resolved::{Protocol, PublishedPort, ResolvedService};
 use berth_compose::Project;
 use berth_network::dns::{DnsContainer, DnsEndpoint};
 use berth_network::ipam::SubnetConfig;
@@ -103,35 +104,27 @@ pub fn requested_addresses(svc: &Service, key: &str) -> Result<(Option<IpAddr>, 
 /// A service's published ports (entries without `published` are published on a random port,
 /// as `"80"` alone is).
 pub fn publish_specs(svc: &Service) -> Result<Vec<PublishSpec>, ModelError> {
-    svc.ports.iter().enumerate().map(|(i, p)| publish_spec(svc, i, p)).collect()
+    let resolved = ResolvedService::new(svc).map_err(|e| err(e.path(), e.message))?;
+    resolved.ports.iter().enumerate().map(|(i, p)| publish_spec(&svc.name, i, p)).collect()
 }
 
-fn publish_spec(svc: &Service, i: usize, p: &Port) -> Result<PublishSpec, ModelError> {
-    let path = || format!("services.{}.ports[{i}]", svc.name);
-    let proto = match p.protocol.as_deref().unwrap_or("tcp") {
-        "tcp" => Proto::Tcp,
-        "udp" => Proto::Udp,
-        other => return Err(err(path(), format!("protocol {other:?} is not supported (tcp or udp)"))),
-    };
-    let host_ip = match p.host_ip.as_deref().filter(|h| !h.is_empty()) {
-        Some(h) => Some(h.parse().map_err(|_| err(path(), format!("invalid host_ip {h:?}")))?),
-        None => None,
-    };
-    let host_ports = match p.published.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(s) => {
-            let one =
-                |x: &str| x.trim().parse::<u16>().map_err(|_| err(path(), format!("invalid published port {s:?}")));
-            Some(match s.split_once('-') {
-                Some((a, b)) => (one(a)?, one(b)?),
-                None => {
-                    let p = one(s)?;
-                    (p, p)
-                }
-            })
-        }
-    };
-    Ok(PublishSpec { proto, host_ip, host_ports, container_ports: (p.target, p.target) })
+fn publish_spec(service: &str, i: usize, p: &PublishedPort) -> Result<PublishSpec, ModelError> {
+    let proto = proxy_proto(p.protocol).ok_or_else(|| {
+        err(
+            format!("services.{service}.ports[{i}]"),
+            format!("protocol {:?} is not supported (tcp or udp)", p.protocol.as_str()),
+        )
+    })?;
+    Ok(PublishSpec { proto, host_ip: p.host_ip, host_ports: p.host_ports, container_ports: (p.target, p.target) })
+}
+
+/// The proxy's protocol for a published port's: TCP and UDP are proxied, SCTP is not.
+pub fn proxy_proto(p: Protocol) -> Option<Proto> {
+    match p {
+        Protocol::Tcp => Some(Proto::Tcp),
+        Protocol::Udp => Some(Proto::Udp),
+        Protocol::Sctp => None,
+    }
 }
 
 /// A running container's DNS entry: its name, service, hostname, per-network addresses and
@@ -248,6 +241,14 @@ networks:
         assert_eq!(ports[1].proto, Proto::Udp);
         assert_eq!(ports[1].host_ip, Some("127.0.0.1".parse().unwrap()));
         assert_eq!(ports.len(), 4, "ranges are one port each after loading");
+    }
+
+    #[test]
+    fn sctp_ports_are_not_proxied() {
+        let p = project("name: x\nservices:\n  a:\n    image: busybox\n    ports: [\"80\", \"90/sctp\"]\n");
+        let e = publish_specs(&p.services["a"]).unwrap_err();
+        assert_eq!(e.to_string(), "services.a.ports[1]: protocol \"sctp\" is not supported (tcp or udp)");
+        assert_eq!(proxy_proto(Protocol::Udp), Some(Proto::Udp));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use berth_compose::model::Service;
+use berth_compose::resolved::{ResolvedService, VolumesFromSource};
 use berth_compose::Project;
 use berth_volumes::bind::{prepare_bind, volume_mount};
 use berth_volumes::secrets::{read_source, SecretFile, SecretsDir};
@@ -22,7 +23,7 @@ use berth_volumes::store::{VolumeSpec, VolumeStore};
 use berth_volumes::{Mount, Origin};
 use sha2::{Digest, Sha256};
 
-use super::volmodel::{secret_requests, service_mounts, volumes_from, MountRequest, VolumesFromSource, PROJECT_LABEL};
+use super::volmodel::{secret_requests, service_mounts, MountRequest, PROJECT_LABEL};
 use crate::container::ContainerConfig;
 use crate::plan::Plan;
 use crate::state::{ContainerRecord, StateDb};
@@ -248,7 +249,7 @@ impl Storage<'_> {
 /// dependency); a `container:` source is any container by name.
 pub fn volumes_from_mounts(project: &Project, svc: &Service, db: &StateDb) -> anyhow::Result<Vec<Mount>> {
     let mut out = Vec::new();
-    for entry in volumes_from(svc)? {
+    for entry in ResolvedService::new(svc)?.volumes_from {
         let rec = volumes_from_source(project, svc, db, &entry.source)?;
         let config = ContainerConfig::of(&rec)?;
         for m in config.mounts.into_iter().filter(|m| matches!(m.origin, Origin::Volume(_) | Origin::Bind)) {
@@ -309,7 +310,7 @@ pub fn preflight(
                 bail!("services.{}.{key}[{i}]: {e}", svc.name);
             }
         }
-        for entry in volumes_from(svc)? {
+        for entry in ResolvedService::new(svc)?.volumes_from {
             if let VolumesFromSource::Container(_) = &entry.source {
                 volumes_from_source(project, svc, db, &entry.source)?;
             }

@@ -1,7 +1,7 @@
 //! Compose's storage keys in the volumes crate's terms: a project volume becomes a
-//! `VolumeSpec`, a service's `volumes:` and `tmpfs:` become mount requests, its
-//! `volumes_from:` the containers to take mounts from, and its `secrets:` and `configs:` files
-//! with their source, target, owner and mode. Pure; the executor
+//! `VolumeSpec`, a service's `volumes:` and `tmpfs:` become mount requests, and its `secrets:`
+//! and `configs:` files with their source, target, owner and mode (`volumes_from:` is resolved
+//! by the loader: `berth_compose::resolved::VolumesFrom`). Pure; the executor
 //! creates volumes, copies image content up and mounts.
 
 use std::path::PathBuf;
@@ -117,51 +117,6 @@ pub fn service_mounts(
             tmpfs_option(t)
                 .map_err(|m| ModelError { path: format!("services.{}.tmpfs[{i}]", svc.name), message: m })?,
         ));
-    }
-    Ok(out)
-}
-
-/// Where a `volumes_from` entry takes its mounts from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum VolumesFromSource {
-    /// The first container of a service of the project (`service:NAME`, or a bare `NAME`).
-    Service(String),
-    /// A container by name (`container:NAME`), of this project or another.
-    Container(String),
-}
-
-/// One `volumes_from` entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VolumesFrom {
-    /// Whose mounts.
-    pub source: VolumesFromSource,
-    /// `:ro`: every mount taken over is read-only (`:rw`, the default, keeps the source's own).
-    pub read_only: bool,
-}
-
-/// A service's `volumes_from` entries: `[service:|container:]NAME[:ro|:rw]`.
-pub fn volumes_from(svc: &Service) -> Result<Vec<VolumesFrom>, ModelError> {
-    let mut out = Vec::new();
-    for (i, entry) in svc.volumes_from.iter().enumerate() {
-        let fail = |m: String| ModelError { path: format!("services.{}.volumes_from[{i}]", svc.name), message: m };
-        let (rest, read_only) = match entry.rsplit_once(':') {
-            Some((r, "ro")) => (r, true),
-            Some((r, "rw")) => (r, false),
-            _ => (entry.as_str(), false),
-        };
-        let source = match rest.split_once(':') {
-            Some(("container", name)) => VolumesFromSource::Container(name.to_string()),
-            Some(("service", name)) => VolumesFromSource::Service(name.to_string()),
-            None => VolumesFromSource::Service(rest.to_string()),
-            Some(_) => {
-                let m = format!("invalid entry {entry:?}: expected `[service:|container:]NAME[:ro|:rw]`");
-                return Err(fail(m));
-            }
-        };
-        if matches!(&source, VolumesFromSource::Service(n) | VolumesFromSource::Container(n) if n.is_empty()) {
-            return Err(fail(format!("invalid entry {entry:?}: no name")));
-        }
-        out.push(VolumesFrom { source, read_only });
     }
     Ok(out)
 }
@@ -319,21 +274,6 @@ configs:
         let MountRequest::Tmpfs(t) = &mounts[5] else { panic!() };
         assert_eq!(t.destination, "/run");
         assert!(t.options.contains(&"size=67108864".to_string()) && t.options.contains(&"mode=1777".to_string()));
-    }
-
-    #[test]
-    fn volumes_from_entries() {
-        let mut svc = Service { name: "app".into(), ..Service::default() };
-        svc.volumes_from = ["db", "service:db:ro", "container:other-1:rw", "container:x:ro"].map(String::from).to_vec();
-        let v = volumes_from(&svc).unwrap();
-        assert_eq!(v[0], VolumesFrom { source: VolumesFromSource::Service("db".into()), read_only: false });
-        assert_eq!(v[1], VolumesFrom { source: VolumesFromSource::Service("db".into()), read_only: true });
-        assert_eq!(v[2], VolumesFrom { source: VolumesFromSource::Container("other-1".into()), read_only: false });
-        assert!(v[3].read_only);
-        svc.volumes_from = vec!["volume:db".into()];
-        let e = volumes_from(&svc).unwrap_err();
-        assert_eq!(e.path, "services.app.volumes_from[0]");
-        assert!(e.message.contains("expected `[service:|container:]NAME[:ro|:rw]`"), "{}", e.message);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Health checks as a pure state machine: when to probe next, and what a probe's result does
 //! to the container's health.
 //!
-//! The check comes from the service's `healthcheck:` with each unset field taken from the
-//! image's `Healthcheck`, then Docker's defaults (interval 30 s, timeout 30 s, 3 retries).
+//! The check comes from the service's `healthcheck:` (as the loader resolves it: [`HealthCheck`])
+//! with its test and each unset field taken from the image's `Healthcheck`, then Docker's defaults (interval 30 s, timeout 30 s, 3 retries).
 //! Failures inside `start_period` do not count. Beyond Compose: while a container has not
 //! been healthy yet, berth probes every `start_interval` when set, else quickly — 20 ms,
 //! doubling up to `interval` — so a dependency that becomes healthy releases its dependents
@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use berth_compose::model::Healthcheck;
+use berth_compose::resolved::{HealthCheck, HealthTest};
 
 /// Docker's default interval and timeout.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -24,8 +24,9 @@ pub const FAST_START: Duration = Duration::from_millis(20);
 /// A resolved health check.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Check {
-    /// `["CMD", ...]` or `["CMD-SHELL", "..."]`.
-    pub test: Vec<String>,
+    /// What a probe runs: [`HealthTest::Exec`] or [`HealthTest::Shell`] (stored in Docker's
+    /// tagged form, `["CMD", ...]` or `["CMD-SHELL", "..."]`).
+    pub test: HealthTest,
     /// Between probes once started.
     pub interval: Duration,
     /// A probe running longer fails.
@@ -38,68 +39,52 @@ pub struct Check {
     pub start_interval: Option<Duration>,
 }
 
-/// The image's health check (from its OCI config), in the same terms.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ImageHealthcheck {
-    /// `Test`.
-    pub test: Vec<String>,
-    /// `Interval`.
-    pub interval: Option<Duration>,
-    /// `Timeout`.
-    pub timeout: Option<Duration>,
-    /// `Retries`.
-    pub retries: Option<u32>,
-    /// `StartPeriod`.
-    pub start_period: Option<Duration>,
-    /// `StartInterval`.
-    pub start_interval: Option<Duration>,
-}
-
-impl ImageHealthcheck {
-    /// The `Healthcheck` of an image's config JSON (durations in nanoseconds, as Docker writes them).
-    pub fn from_config(config: &serde_json::Value) -> Option<ImageHealthcheck> {
-        let h = config.get("config")?.get("Healthcheck")?;
-        let test: Vec<String> =
-            h.get("Test")?.as_array()?.iter().filter_map(|v| v.as_str().map(String::from)).collect();
-        let nanos = |k: &str| h.get(k).and_then(|v| v.as_u64()).filter(|n| *n > 0).map(Duration::from_nanos);
-        Some(ImageHealthcheck {
-            test,
-            interval: nanos("Interval"),
-            timeout: nanos("Timeout"),
-            retries: h.get("Retries").and_then(|v| v.as_u64()).map(|r| r as u32),
-            start_period: nanos("StartPeriod"),
-            start_interval: nanos("StartInterval"),
-        })
-    }
+/// The `Healthcheck` of an image's config JSON, in the terms of a service's (durations in
+/// nanoseconds, as Docker writes them); `None` without one, or with a test berth cannot read.
+pub fn image_healthcheck(config: &serde_json::Value) -> Option<HealthCheck> {
+    let h = config.get("config")?.get("Healthcheck")?;
+    let words: Vec<String> = h.get("Test")?.as_array()?.iter().filter_map(|v| v.as_str().map(String::from)).collect();
+    let test = HealthTest::parse(&words).ok()?;
+    let nanos = |k: &str| h.get(k).and_then(|v| v.as_u64()).filter(|n| *n > 0).map(Duration::from_nanos);
+    Some(HealthCheck {
+        test,
+        interval: nanos("Interval"),
+        timeout: nanos("Timeout"),
+        retries: h.get("Retries").and_then(|v| v.as_u64()).map(|r| r as u32),
+        start_period: nanos("StartPeriod"),
+        start_interval: nanos("StartInterval"),
+    })
 }
 
 impl Check {
-    /// The command a probe runs: `CMD-SHELL` through `/bin/sh -c`, `CMD` as is.
+    /// The command a probe runs: a shell command through `/bin/sh -c`, a program as it is.
     pub fn command(&self) -> Vec<String> {
-        match self.test[0].as_str() {
-            "CMD-SHELL" => vec!["/bin/sh".to_string(), "-c".to_string(), self.test[1..].join(" ")],
-            _ => self.test[1..].to_vec(),
+        match &self.test {
+            HealthTest::Shell(command) => vec!["/bin/sh".to_string(), "-c".to_string(), command.clone()],
+            HealthTest::Exec(args) => args.clone(),
+            HealthTest::None | HealthTest::Inherit => Vec::new(),
         }
     }
 
-    /// The check for a container, or `None` when there is none or it is disabled.
-    pub fn resolve(service: Option<&Healthcheck>, image: Option<&ImageHealthcheck>) -> Option<Check> {
-        if service.is_some_and(|h| h.disable == Some(true)) {
-            return None;
-        }
-        let d = |o: Option<berth_compose::units::Duration>| o.map(|d| d.0).filter(|d| !d.is_zero());
-        let test =
-            service.and_then(|h| h.test.clone()).filter(|t| !t.is_empty()).or_else(|| image.map(|i| i.test.clone()))?;
-        if test.is_empty() || test[0] == "NONE" {
-            return None;
-        }
+    /// The check for a container, or `None` when there is none or it is disabled: the service's
+    /// test, else the image's (when the service's is [`HealthTest::Inherit`]); each timing the
+    /// service's, else the image's, else Docker's default.
+    pub fn resolve(service: Option<&HealthCheck>, image: Option<&HealthCheck>) -> Option<Check> {
         let s = service.cloned().unwrap_or_default();
         let i = image.cloned().unwrap_or_default();
+        let test = match s.test {
+            HealthTest::Inherit => i.test,
+            own => own,
+        };
+        if matches!(test, HealthTest::None | HealthTest::Inherit) {
+            return None;
+        }
+        let d = |o: Option<Duration>| o.filter(|d| !d.is_zero());
         Some(Check {
             test,
             interval: d(s.interval).or(i.interval).unwrap_or(DEFAULT_INTERVAL),
             timeout: d(s.timeout).or(i.timeout).unwrap_or(DEFAULT_INTERVAL),
-            retries: s.retries.map(|r| r as u32).or(i.retries).filter(|r| *r > 0).unwrap_or(DEFAULT_RETRIES),
+            retries: s.retries.or(i.retries).filter(|r| *r > 0).unwrap_or(DEFAULT_RETRIES),
             start_period: d(s.start_period).or(i.start_period).unwrap_or_default(),
             start_interval: d(s.start_interval).or(i.start_interval),
         })
@@ -228,11 +213,10 @@ impl Monitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_compose::units::Duration as D;
 
     fn check(retries: u32, start_period: u64) -> Check {
         Check {
-            test: vec!["CMD".into(), "true".into()],
+            test: HealthTest::Exec(vec!["true".into()]),
             interval: Duration::from_secs(30),
             timeout: Duration::from_secs(5),
             retries,
@@ -243,20 +227,20 @@ mod tests {
 
     #[test]
     fn service_fields_override_image_fields_then_defaults() {
-        let svc = Healthcheck { interval: Some(D(Duration::from_secs(2))), retries: Some(5), ..Healthcheck::default() };
-        let img = ImageHealthcheck {
-            test: vec!["CMD-SHELL".into(), "wget -q localhost".into()],
+        let svc = HealthCheck { interval: Some(Duration::from_secs(2)), retries: Some(5), ..HealthCheck::default() };
+        let img = HealthCheck {
+            test: HealthTest::Shell("wget -q localhost".into()),
             interval: Some(Duration::from_secs(9)),
             timeout: Some(Duration::from_secs(3)),
             ..Default::default()
         };
         let c = Check::resolve(Some(&svc), Some(&img)).unwrap();
-        assert_eq!(c.test[0], "CMD-SHELL");
+        assert_eq!(c.test, img.test);
         assert_eq!((c.interval, c.timeout, c.retries), (Duration::from_secs(2), Duration::from_secs(3), 5));
-        let off = Healthcheck { disable: Some(true), ..Healthcheck::default() };
-        assert!(Check::resolve(Some(&off), Some(&img)).is_none());
-        let none = Healthcheck { test: Some(vec!["NONE".into()]), ..Healthcheck::default() };
+        let none = HealthCheck { test: HealthTest::None, ..HealthCheck::default() };
         assert!(Check::resolve(Some(&none), Some(&img)).is_none());
+        let exec = HealthCheck { test: HealthTest::Exec(vec!["true".into()]), ..HealthCheck::default() };
+        assert_eq!(Check::resolve(Some(&exec), Some(&img)).unwrap().command(), ["true"]);
         assert!(Check::resolve(None, None).is_none());
     }
 
@@ -264,12 +248,14 @@ mod tests {
     fn image_healthchecks_come_from_the_config_blob() {
         let cfg = serde_json::json!({"config": {"Healthcheck": {"Test": ["CMD-SHELL", "true"],
             "Interval": 2_000_000_000u64, "Retries": 3}}});
-        let h = ImageHealthcheck::from_config(&cfg).unwrap();
-        assert_eq!(h.test, ["CMD-SHELL", "true"]);
+        let h = image_healthcheck(&cfg).unwrap();
+        assert_eq!(h.test, HealthTest::Shell("true".into()));
         assert_eq!((h.interval, h.timeout, h.retries), (Some(Duration::from_secs(2)), None, Some(3)));
         let c = Check::resolve(None, Some(&h)).unwrap();
         assert_eq!(c.command(), ["/bin/sh", "-c", "true"]);
-        assert!(ImageHealthcheck::from_config(&serde_json::json!({"config": {}})).is_none());
+        assert!(image_healthcheck(&serde_json::json!({"config": {}})).is_none());
+        let none = serde_json::json!({"config": {"Healthcheck": {"Test": ["NONE"]}}});
+        assert!(Check::resolve(None, image_healthcheck(&none).as_ref()).is_none());
     }
 
     #[test]

@@ -28,8 +28,9 @@ use crate::state::{ContainerRecord, StateDb};
 /// A host port: protocol, address and number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostPort {
-    /// UDP (else TCP).
-    pub udp: bool,
+    /// TCP or UDP (stored as `udp: bool`).
+    #[serde(rename = "udp", with = "super::spec::udp_flag")]
+    pub proto: Proto,
     /// The host address (unspecified for all).
     pub ip: IpAddr,
     /// The port.
@@ -39,38 +40,30 @@ pub struct HostPort {
 impl HostPort {
     /// The host side of a published port.
     pub fn of(p: &Published) -> HostPort {
-        HostPort { udp: p.udp, ip: p.host_ip, port: p.host_port }
+        HostPort { proto: p.proto, ip: p.host_ip, port: p.host_port }
     }
 
     fn of_mapping(m: &PortMapping) -> HostPort {
-        HostPort { udp: m.proto == Proto::Udp, ip: m.host_ip, port: m.host_port }
+        HostPort { proto: m.proto, ip: m.host_ip, port: m.host_port }
     }
 
     /// Whether both cannot be bound at once: same protocol and port, and the same address or
     /// one of them all addresses.
     pub fn overlaps(&self, other: &HostPort) -> bool {
-        self.udp == other.udp
+        self.proto == other.proto
             && self.port == other.port
             && (self.ip == other.ip || self.ip.is_unspecified() || other.ip.is_unspecified())
     }
 
-    fn proto(&self) -> Proto {
-        if self.udp {
-            Proto::Udp
-        } else {
-            Proto::Tcp
-        }
-    }
-
     /// Binds it (the reservation).
     pub fn bind(&self) -> berth_network::Result<HeldPort> {
-        HeldPort::bind(self.proto(), SocketAddr::new(self.ip, self.port))
+        HeldPort::bind(self.proto, SocketAddr::new(self.ip, self.port))
     }
 }
 
 impl fmt::Display for HostPort {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "port {}/{} on {}", self.port, self.proto(), self.ip)
+        write!(f, "port {}/{} on {}", self.port, self.proto, self.ip)
     }
 }
 
@@ -404,7 +397,7 @@ mod tests {
     use super::*;
 
     fn hp(ip: &str, port: u16) -> HostPort {
-        HostPort { udp: false, ip: ip.parse().unwrap(), port }
+        HostPort { proto: Proto::Tcp, ip: ip.parse().unwrap(), port }
     }
 
     #[test]
@@ -413,7 +406,7 @@ mod tests {
         assert!(hp("127.0.0.1", 80).overlaps(&hp("127.0.0.1", 80)));
         assert!(!hp("127.0.0.1", 80).overlaps(&hp("127.0.0.2", 80)));
         assert!(!hp("0.0.0.0", 80).overlaps(&hp("0.0.0.0", 81)));
-        assert!(!hp("0.0.0.0", 80).overlaps(&HostPort { udp: true, ..hp("0.0.0.0", 80) }));
+        assert!(!hp("0.0.0.0", 80).overlaps(&HostPort { proto: Proto::Udp, ..hp("0.0.0.0", 80) }));
         assert_eq!(hp("0.0.0.0", 8080).to_string(), "port 8080/tcp on 0.0.0.0");
     }
 
@@ -422,7 +415,7 @@ mod tests {
         use crate::state::Status;
         use crate::supervise::testing::record;
         let published = Published {
-            udp: false,
+            proto: berth_network::proxy::Proto::Tcp,
             host_ip: "0.0.0.0".parse().unwrap(),
             host_port: 8080,
             container_ip: "10.0.0.2".parse().unwrap(),

@@ -186,7 +186,7 @@ mod tests {
     #[test]
     fn a_probe_runs_per_run_of_a_running_container_with_a_health_check() {
         let check = Check {
-            test: vec!["CMD".into(), "true".into()],
+            test: berth_compose::resolved::HealthTest::Exec(vec!["true".into()]),
             interval: Duration::from_secs(30),
             timeout: Duration::from_secs(30),
             retries: 3,

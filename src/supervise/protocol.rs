@@ -198,7 +198,7 @@ mod tests {
     use super::*;
 
     fn port(n: u16) -> HostPort {
-        HostPort { udp: false, ip: "127.0.0.1".parse().unwrap(), port: n }
+        HostPort { proto: berth_network::proxy::Proto::Tcp, ip: "127.0.0.1".parse().unwrap(), port: n }
     }
 
     #[test]

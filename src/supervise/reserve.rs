@@ -14,6 +14,7 @@ use super::spec::SuperviseSpec;
 use crate::container::Roots;
 use crate::plan::{Operation, Plan};
 use crate::state::{ContainerRecord, StateDb};
+use berth_compose::model::Service;
 use berth_compose::Project;
 
 /// A fixed host port a container of the plan publishes when it starts.
@@ -47,17 +48,7 @@ pub fn wanted(project: &Project, plan: &Plan, rows: &[ContainerRecord]) -> anyho
         match &step.operation {
             Operation::CreateContainer { .. } => {
                 let Some(svc) = project.services.get(&service) else { continue };
-                if svc.network_mode.is_some() {
-                    continue;
-                }
-                for (index, p) in crate::stack::netmodel::publish_specs(svc)?.iter().enumerate() {
-                    let Some((a, b)) = p.host_ports else { continue };
-                    if a != b {
-                        continue;
-                    }
-                    let udp = p.proto == berth_network::proxy::Proto::Udp;
-                    let ip = p.host_ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-                    let port = HostPort { udp, ip, port: a };
+                for (index, port) in fixed_ports(svc)? {
                     out.push(Wanted { container: target.name.clone(), service: service.clone(), index, port });
                 }
             }
@@ -75,8 +66,25 @@ pub fn wanted(project: &Project, plan: &Plan, rows: &[ContainerRecord]) -> anyho
         }
     }
     let mut seen = BTreeSet::new();
-    out.retain(|w| seen.insert((w.container.clone(), w.port.udp, w.port.ip, w.port.port)));
+    out.retain(|w| seen.insert((w.container.clone(), w.port.proto, w.port.ip, w.port.port)));
     Ok(out)
+}
+
+/// The fixed host ports (not a random one, not a range) a container of `svc` publishes, with
+/// the index of each in its `ports:`; none when it shares another's network namespace.
+pub fn fixed_ports(svc: &Service) -> anyhow::Result<Vec<(usize, HostPort)>> {
+    if svc.network_mode.is_some() {
+        return Ok(Vec::new());
+    }
+    let specs = crate::stack::netmodel::publish_specs(svc)?;
+    let fixed = specs.iter().enumerate().filter_map(|(index, p)| match p.host_ports {
+        Some((a, b)) if a == b => {
+            let ip = p.host_ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+            Some((index, HostPort { proto: p.proto, ip, port: a }))
+        }
+        _ => None,
+    });
+    Ok(fixed.collect())
 }
 
 /// The containers `plan` stops or removes (their ports pass to their successors).
@@ -132,7 +140,7 @@ pub fn free(port: &HostPort) -> bool {
         if i > 0 {
             std::thread::sleep(RETRY);
         }
-        super::spec::bindable(port.ip, port.udp, port.port).is_some()
+        super::spec::bindable(port.ip, port.proto, port.port).is_some()
     })
 }
 
@@ -232,7 +240,7 @@ mod tests {
     fn row(name: &str, status: Status, port: u16) -> ContainerRecord {
         let spec = SuperviseSpec {
             publish: vec![Published {
-                udp: false,
+                proto: berth_network::proxy::Proto::Tcp,
                 host_ip: "0.0.0.0".parse().unwrap(),
                 host_port: port,
                 container_ip: "10.0.0.2".parse().unwrap(),
@@ -250,7 +258,7 @@ mod tests {
             container: container.into(),
             service: service.into(),
             index: 0,
-            port: HostPort { udp: false, ip: "127.0.0.1".parse().unwrap(), port },
+            port: HostPort { proto: berth_network::proxy::Proto::Tcp, ip: "127.0.0.1".parse().unwrap(), port },
         }
     }
 

@@ -1,9 +1,8 @@
 //! Restart policies as a pure state machine: given how a container ended, decide whether to
 //! start it again and after how long.
 //!
-//! Policies are Compose's: `restart:` (`no`, `always`, `on-failure[:N]`, `unless-stopped`)
-//! or `deploy.restart_policy` (`condition: none|on-failure|any`, `delay`, `max_attempts`,
-//! `window`). Delays grow exponentially from `delay` (default 100 ms, as Docker does),
+//! Policies are Compose's, as the loader resolves them ([`RestartPolicy`]: `restart:` or
+//! `deploy.restart_policy`). Delays grow exponentially from `delay` (default 100 ms, as Docker does),
 //! doubling up to a cap of 30 s, and reset after the container ran for 10 s. Beyond Compose,
 //! a service may opt in to being restarted when its health check fails (see
 //! [`restart_on_unhealthy`]).
@@ -11,6 +10,8 @@
 use std::time::Duration;
 
 use berth_compose::model::Service;
+pub use berth_compose::resolved::RestartCondition as Condition;
+use berth_compose::resolved::RestartPolicy;
 
 /// The first delay before a restart when the policy gives none.
 pub const DEFAULT_DELAY: Duration = Duration::from_millis(100);
@@ -18,20 +19,6 @@ pub const DEFAULT_DELAY: Duration = Duration::from_millis(100);
 pub const MAX_DELAY: Duration = Duration::from_secs(30);
 /// A run at least this long resets the backoff.
 pub const STABLE_RUN: Duration = Duration::from_secs(10);
-
-/// When to restart.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Condition {
-    /// Never.
-    #[default]
-    Never,
-    /// After a non-zero exit.
-    OnFailure,
-    /// After any exit.
-    Always,
-    /// After any exit, unless the user stopped it.
-    UnlessStopped,
-}
 
 /// A service's restart policy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -46,33 +33,16 @@ pub struct Policy {
     pub window: Option<Duration>,
 }
 
-impl Policy {
-    /// The policy a service asks for (`deploy.restart_policy` wins over `restart:`).
-    pub fn of(service: &Service) -> Policy {
-        let mut p = Policy { condition: Condition::Never, max_attempts: None, delay: DEFAULT_DELAY, window: None };
-        if let Some(rp) = service.deploy.as_ref().and_then(|d| d.restart_policy.as_ref()) {
-            p.condition = match rp.condition.as_deref() {
-                Some("none") => Condition::Never,
-                Some("on-failure") => Condition::OnFailure,
-                _ => Condition::Always,
-            };
-            p.max_attempts = rp.max_attempts.map(|n| n as u32);
-            p.delay = rp.delay.map(|d| d.0).filter(|d| !d.is_zero()).unwrap_or(DEFAULT_DELAY);
-            p.window = rp.window.map(|w| w.0).filter(|w| !w.is_zero());
-            return p;
+impl From<&RestartPolicy> for Policy {
+    /// The policy as the supervisor applies it: a delay of 0 or none is [`DEFAULT_DELAY`], a
+    /// window of 0 is none.
+    fn from(p: &RestartPolicy) -> Policy {
+        Policy {
+            condition: p.condition,
+            max_attempts: p.max_attempts,
+            delay: p.delay.filter(|d| !d.is_zero()).unwrap_or(DEFAULT_DELAY),
+            window: p.window.filter(|w| !w.is_zero()),
         }
-        match service.restart.as_deref().unwrap_or("no") {
-            "always" => p.condition = Condition::Always,
-            "unless-stopped" => p.condition = Condition::UnlessStopped,
-            "on-failure" => p.condition = Condition::OnFailure,
-            other => {
-                if let Some(n) = other.strip_prefix("on-failure:") {
-                    p.condition = Condition::OnFailure;
-                    p.max_attempts = n.parse().ok();
-                }
-            }
-        }
-        p
     }
 }
 
@@ -186,11 +156,16 @@ impl Restarter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_compose::model::{Deploy, RestartPolicy};
-    use berth_compose::units::Duration as D;
+    use berth_compose::resolved::ResolvedService;
 
-    fn svc(restart: &str) -> Service {
-        Service { restart: Some(restart.into()), ..Service::default() }
+    fn policy(yaml: &str) -> Policy {
+        let text = format!("name: t\nservices:\n  app:\n    image: busybox\n{yaml}");
+        let svc = &berth_compose::load_str(&text, &std::env::temp_dir()).expect("valid").project.services["app"];
+        Policy::from(&ResolvedService::new(svc).unwrap().restart)
+    }
+
+    fn svc(restart: &str) -> Policy {
+        policy(&format!("    restart: {restart}\n"))
     }
 
     const SHORT: Duration = Duration::from_millis(50);
@@ -209,20 +184,12 @@ mod tests {
 
     #[test]
     fn policies_from_compose() {
-        assert_eq!(Policy::of(&Service::default()).condition, Condition::Never);
-        let p = Policy::of(&svc("on-failure:3"));
-        assert_eq!((p.condition, p.max_attempts), (Condition::OnFailure, Some(3)));
-        let mut s = svc("always");
-        s.deploy = Some(Deploy {
-            restart_policy: Some(RestartPolicy {
-                condition: Some("on-failure".into()),
-                delay: Some(D(Duration::from_secs(2))),
-                max_attempts: Some(5),
-                window: Some(D(Duration::from_secs(60))),
-            }),
-            ..Deploy::default()
-        });
-        let p = Policy::of(&s);
+        assert_eq!(policy("").condition, Condition::Never);
+        let p = svc("on-failure:3");
+        assert_eq!((p.condition, p.max_attempts, p.delay), (Condition::OnFailure, Some(3), DEFAULT_DELAY));
+        let p = policy(
+            "    restart: always\n    deploy:\n      restart_policy: {condition: on-failure, delay: 2s, max_attempts: 5, window: 1m}\n",
+        );
         assert_eq!(
             p,
             Policy {
@@ -232,11 +199,13 @@ mod tests {
                 window: Some(Duration::from_secs(60))
             }
         );
+        let p = policy("    deploy:\n      restart_policy: {delay: 0s, window: 0s}\n");
+        assert_eq!((p.condition, p.delay, p.window), (Condition::Always, DEFAULT_DELAY, None));
     }
 
     #[test]
     fn backoff_doubles_caps_and_resets_after_a_stable_run() {
-        let mut r = Restarter::new(Policy::of(&svc("always")));
+        let mut r = Restarter::new(svc("always"));
         let delays: Vec<Duration> = (0..12)
             .map(|i| match r.on_end(Ending::Exited(1), SHORT, Duration::from_secs(i)) {
                 Decision::Restart { after, .. } => after,
@@ -252,7 +221,7 @@ mod tests {
 
     #[test]
     fn on_failure_counts_attempts_and_gives_up() {
-        let mut r = Restarter::new(Policy::of(&svc("on-failure:2")));
+        let mut r = Restarter::new(svc("on-failure:2"));
         assert_eq!(r.on_end(Ending::Exited(0), SHORT, Duration::ZERO), Decision::Stay);
         assert!(matches!(r.on_end(Ending::Exited(3), SHORT, Duration::ZERO), Decision::Restart { count: 1, .. }));
         assert!(matches!(r.on_end(Ending::Exited(3), SHORT, Duration::ZERO), Decision::Restart { count: 2, .. }));
@@ -261,7 +230,7 @@ mod tests {
 
     #[test]
     fn window_resets_attempts() {
-        let mut p = Policy::of(&svc("on-failure:1"));
+        let mut p = svc("on-failure:1");
         p.window = Some(Duration::from_secs(60));
         let mut r = Restarter::new(p);
         assert!(matches!(r.on_end(Ending::Exited(1), SHORT, Duration::from_secs(0)), Decision::Restart { .. }));
@@ -274,9 +243,9 @@ mod tests {
 
     #[test]
     fn user_stops_are_respected_and_unhealthy_restarts_when_opted_in() {
-        let mut r = Restarter::new(Policy::of(&svc("always")));
+        let mut r = Restarter::new(svc("always"));
         assert_eq!(r.on_end(Ending::StoppedByUser, SHORT, Duration::ZERO), Decision::Stay);
-        let mut never = Restarter::new(Policy::of(&Service::default()));
+        let mut never = Restarter::new(policy(""));
         assert!(matches!(never.on_end(Ending::Unhealthy, SHORT, Duration::ZERO), Decision::Restart { .. }));
         let mut s = Service::default();
         assert!(!restart_on_unhealthy(&s));

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::health::Check;
 use super::restart::{restart_on_unhealthy, Policy};
+use berth_compose::resolved::RestartPolicy;
 
 /// The key of the spec in a container's `config` JSON.
 pub const CONFIG_KEY: &str = "supervise";
@@ -84,11 +85,28 @@ impl DnsSpec {
     }
 }
 
+/// A published port's protocol in a state row or a message: `udp: true` or `false`.
+pub mod udp_flag {
+    use berth_network::proxy::Proto;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// `true` for UDP.
+    pub fn serialize<S: Serializer>(proto: &Proto, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bool(*proto == Proto::Udp)
+    }
+
+    /// UDP for `true`, else TCP.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Proto, D::Error> {
+        Ok(if bool::deserialize(d)? { Proto::Udp } else { Proto::Tcp })
+    }
+}
+
 /// One published port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Published {
-    /// `tcp` or `udp`.
-    pub udp: bool,
+    /// TCP or UDP.
+    #[serde(rename = "udp", with = "udp_flag")]
+    pub proto: Proto,
     /// The host address (unspecified for all).
     pub host_ip: IpAddr,
     /// The host port.
@@ -103,20 +121,11 @@ impl Published {
     /// The proxy's mapping.
     pub fn mapping(&self) -> PortMapping {
         PortMapping {
-            proto: if self.udp { Proto::Udp } else { Proto::Tcp },
+            proto: self.proto,
             host_ip: self.host_ip,
             host_port: self.host_port,
             container_ip: self.container_ip,
             container_port: self.container_port,
-        }
-    }
-
-    /// `tcp` or `udp`.
-    pub fn proto(&self) -> &'static str {
-        if self.udp {
-            "udp"
-        } else {
-            "tcp"
         }
     }
 }
@@ -124,10 +133,11 @@ impl Published {
 impl SuperviseSpec {
     /// The spec of a container of `svc` with addresses `addrs` (by network key) on networks
     /// whose gateways are `gateways` (by network key), health check `health` and published ports
-    /// `publish`.
+    /// `publish`; `restart` is its resolved restart policy.
     pub fn new(
         project: &Project,
         svc: &Service,
+        restart: &RestartPolicy,
         addrs: &BTreeMap<String, Vec<IpAddr>>,
         gateways: &BTreeMap<String, IpAddr>,
         health: Option<Check>,
@@ -150,7 +160,7 @@ impl SuperviseSpec {
             dns,
             gateways: gw,
             health,
-            restart: Policy::of(svc),
+            restart: Policy::from(restart),
             restart_on_unhealthy: restart_on_unhealthy(svc),
             publish,
             post_start: svc.post_start.clone(),
@@ -173,33 +183,32 @@ pub fn gateways_of(
     addrs.iter().filter_map(|(k, a)| Some((k.clone(), specs.get(k)?.gateway_for(*a.first()?)?))).collect()
 }
 
-/// The host ports `containers` publish, as (udp, port).
-pub fn published_ports(containers: &[crate::state::ContainerRecord]) -> Vec<(bool, u16)> {
+/// The host ports `containers` publish, as (protocol, port).
+pub fn published_ports(containers: &[crate::state::ContainerRecord]) -> Vec<(Proto, u16)> {
     containers
         .iter()
         .filter_map(|c| SuperviseSpec::of(&c.config))
-        .flat_map(|s| s.publish.into_iter().map(|p| (p.udp, p.host_port)))
+        .flat_map(|s| s.publish.into_iter().map(|p| (p.proto, p.host_port)))
         .collect()
 }
 
 /// Binds `host_ip:port` (0 for any) and lets go: the port bound, or `None` when it is taken.
-pub fn bindable(host_ip: IpAddr, udp: bool, port: u16) -> Option<u16> {
+pub fn bindable(host_ip: IpAddr, proto: Proto, port: u16) -> Option<u16> {
     let addr = SocketAddr::new(host_ip, port);
-    if udp {
-        std::net::UdpSocket::bind(addr).ok()?.local_addr().ok().map(|a| a.port())
-    } else {
-        std::net::TcpListener::bind(addr).ok()?.local_addr().ok().map(|a| a.port())
+    match proto {
+        Proto::Udp => std::net::UdpSocket::bind(addr).ok()?.local_addr().ok().map(|a| a.port()),
+        Proto::Tcp => std::net::TcpListener::bind(addr).ok()?.local_addr().ok().map(|a| a.port()),
     }
 }
 
 /// The host port for a published port: the one asked for, the first free one of a range not in
 /// `taken`, or a random free one.
-pub fn choose_port(host_ip: IpAddr, udp: bool, asked: Option<(u16, u16)>, taken: &[(bool, u16)]) -> Option<u16> {
+pub fn choose_port(host_ip: IpAddr, proto: Proto, asked: Option<(u16, u16)>, taken: &[(Proto, u16)]) -> Option<u16> {
     match asked {
         // A fixed port: `up` checked it is free (or ours) before starting anything.
         Some((a, b)) if a == b => Some(a),
-        Some((a, b)) => (a..=b).filter(|p| !taken.contains(&(udp, *p))).find_map(|p| bindable(host_ip, udp, p)),
-        None => (0..20).filter_map(|_| bindable(host_ip, udp, 0)).find(|p| !taken.contains(&(udp, *p))),
+        Some((a, b)) => (a..=b).filter(|p| !taken.contains(&(proto, *p))).find_map(|p| bindable(host_ip, proto, p)),
+        None => (0..20).filter_map(|_| bindable(host_ip, proto, 0)).find(|p| !taken.contains(&(proto, *p))),
     }
 }
 
@@ -216,16 +225,17 @@ mod tests {
         .unwrap()
         .project;
         let svc = &p.services["web"];
+        let restart = berth_compose::resolved::ResolvedService::new(svc).unwrap().restart;
         let addrs = [("front".to_string(), vec!["172.30.0.2".parse().unwrap()])].into();
         let gws = [("front".to_string(), "172.30.0.1".parse().unwrap())].into();
         let port = Published {
-            udp: false,
+            proto: Proto::Tcp,
             host_ip: "0.0.0.0".parse().unwrap(),
             host_port: 8080,
             container_ip: "172.30.0.2".parse().unwrap(),
             container_port: 80,
         };
-        let spec = SuperviseSpec::new(&p, svc, &addrs, &gws, None, vec![port]);
+        let spec = SuperviseSpec::new(&p, svc, &restart, &addrs, &gws, None, vec![port]);
         assert_eq!(spec.restart.max_attempts, Some(3));
         let config = serde_json::json!({ "command": [], CONFIG_KEY: spec });
         let back = SuperviseSpec::of(&config).unwrap();
@@ -235,5 +245,6 @@ mod tests {
         assert_eq!(dns.endpoints[0].aliases, ["www"]);
         assert_eq!(back.gateways, ["172.30.0.1".parse::<IpAddr>().unwrap()]);
         assert_eq!(back.publish[0].mapping().host_port, 8080);
+        assert_eq!(config[CONFIG_KEY]["publish"][0]["udp"], false, "the protocol is stored as it was");
     }
 }

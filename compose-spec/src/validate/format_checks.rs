@@ -259,34 +259,11 @@ fn service_formats(svc: &Service) -> Checked {
     if let Some(p) = &svc.cgroup_parent {
         formats::cgroup_parent(p).at(&["cgroup_parent"])?;
     }
-    let shared = |c: &str| c.starts_with("service:") || c.starts_with("container:");
-    if let Some(c) = svc.cgroup.as_deref().filter(|c| !matches!(*c, "host" | "private") && !shared(c)) {
-        return Err(bad(&["cgroup"], format!("invalid cgroup {c:?}: use host or private")));
-    }
     let deploy = svc.deploy.as_ref();
     for (keys, n) in [(&["scale"][..], svc.scale), (&["deploy", "replicas"][..], deploy.and_then(|d| d.replicas))] {
         if let Some(n) = n.filter(|n| *n > MAX_REPLICAS) {
             let m = format!("{n} replicas are too many: berth runs at most {MAX_REPLICAS} containers per service");
             return Err(bad(keys, m));
-        }
-    }
-    for (i, p) in svc.ports.iter().enumerate() {
-        let i = ix(i);
-        let sub = |k: &'static str| -> [String; 3] { ["ports".into(), i.clone(), k.into()] };
-        if p.target == 0 {
-            return Err(bad(&sub("target"), "invalid container port 0: it must be from 1 to 65535".into()));
-        }
-        if let Some(pb) = p.published.as_deref().filter(|p| !p.is_empty()) {
-            formats::port_range(pb).map_err(|m| format!("invalid published port: {m}")).at(&sub("published"))?;
-        }
-        if let Some(ip) = p.host_ip.as_deref().filter(|h| !h.is_empty()) {
-            formats::ip("host IP", ip).at(&sub("host_ip"))?;
-        }
-        if let Some(proto) = p.protocol.as_deref().filter(|x| !matches!(*x, "tcp" | "udp" | "sctp")) {
-            return Err(bad(&sub("protocol"), format!("invalid protocol {proto:?}: use tcp, udp or sctp")));
-        }
-        if let Some(mode) = p.mode.as_deref().filter(|x| !matches!(*x, "host" | "ingress")) {
-            return Err(bad(&sub("mode"), format!("invalid port mode {mode:?}: use host or ingress")));
         }
     }
     for (k, u) in &svc.ulimits {

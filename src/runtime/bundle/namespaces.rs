@@ -4,21 +4,27 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use berth_compose::model::Service;
+use berth_compose::resolved::{NamespaceMode, ResolvedService};
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
 
 use super::NetworkNs;
 
 /// `sysctls`, plus `kernel.domainname` for `domainname`: runc before 1.2 ignores the spec's
 /// `domainname`, and the sysctl sets it in the container's own UTS namespace with any runtime.
-pub(super) fn sysctls(svc: &Service) -> HashMap<String, String> {
+pub(super) fn sysctls(svc: &Service, resolved: &ResolvedService) -> HashMap<String, String> {
     let mut out: HashMap<String, String> = svc.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    if let Some(d) = svc.domainname.as_ref().filter(|_| svc.uts.as_deref() != Some("host")) {
+    if let Some(d) = svc.domainname.as_ref().filter(|_| !is_host(&resolved.uts)) {
         out.entry("kernel.domainname".into()).or_insert_with(|| d.clone());
     }
     out
 }
 
-pub(super) fn namespaces(svc: &Service, network: &NetworkNs) -> Vec<LinuxNamespace> {
+/// `host`: the host's namespace.
+fn is_host(mode: &Option<NamespaceMode>) -> bool {
+    mode == &Some(NamespaceMode::Host)
+}
+
+pub(super) fn namespaces(svc: &ResolvedService, network: &NetworkNs) -> Vec<LinuxNamespace> {
     let ns = |typ: LinuxNamespaceType, path: Option<PathBuf>| {
         let mut n = LinuxNamespace::default();
         n.set_typ(typ);
@@ -26,19 +32,19 @@ pub(super) fn namespaces(svc: &Service, network: &NetworkNs) -> Vec<LinuxNamespa
         n
     };
     let mut out = Vec::new();
-    if svc.pid.as_deref() != Some("host") {
+    if !is_host(&svc.pid) {
         out.push(ns(LinuxNamespaceType::Pid, None));
     }
-    if svc.ipc.as_deref() != Some("host") {
+    if !is_host(&svc.ipc) {
         out.push(ns(LinuxNamespaceType::Ipc, None));
     }
-    if svc.uts.as_deref() != Some("host") {
+    if !is_host(&svc.uts) {
         out.push(ns(LinuxNamespaceType::Uts, None));
     }
     out.push(ns(LinuxNamespaceType::Mount, None));
     // `cgroup: private` gives the container a cgroup namespace of its own; by default (and with
     // `host`) it sees the host's cgroup tree, as Docker does on cgroup v1.
-    if svc.cgroup.as_deref() == Some("private") {
+    if svc.cgroup == Some(NamespaceMode::Private) {
         out.push(ns(LinuxNamespaceType::Cgroup, None));
     }
     match network {

@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use berth_compose::model::{Service, VolumeType};
+use berth_compose::resolved::ResolvedService;
 
 use super::{Make, StackEngine};
 use crate::container;
 use crate::events::Event;
 use crate::execute::{Engine, Readiness};
+use crate::image::{PullDecision, PullPolicy};
 use crate::plan::{Kind, Op};
 use crate::runtime::bundle::RunOverrides;
 use crate::state::ContainerRecord;
@@ -38,7 +40,7 @@ pub struct OneOff {
     /// `--use-aliases`: known by the service's name and aliases on its networks too.
     pub use_aliases: bool,
     /// `--pull` (`always`, `missing`, `never`); `None` follows the service's `pull_policy`.
-    pub pull: Option<String>,
+    pub pull: Option<PullPolicy>,
 }
 
 /// `run`'s changes to a service, as Compose makes them: no restart policy; the service's ports
@@ -102,7 +104,7 @@ impl StackEngine<'_> {
         if self.db.lock().expect("db").container_by_name(&name)?.is_some() {
             bail!("container name `{name}` is already in use");
         }
-        self.ensure_image(svc, oneoff.pull.as_deref())?;
+        self.ensure_image(svc, oneoff.pull)?;
         self.ensure_volumes(svc)?;
         self.check_fixed_ports(svc, &name)?;
         let make = Make {
@@ -117,21 +119,23 @@ impl StackEngine<'_> {
         self.make(svc, &make)
     }
 
-    /// Pulls `svc`'s image when `policy` (else the service's `pull_policy`, else `missing`) says
-    /// so; fails when it is missing and may not be pulled.
-    fn ensure_image(&self, svc: &Service, policy: Option<&str>) -> anyhow::Result<()> {
+    /// Pulls `svc`'s image when `policy` (else the service's `pull_policy`) says so; fails when
+    /// it is missing and may not be pulled.
+    fn ensure_image(&self, svc: &Service, policy: Option<PullPolicy>) -> anyhow::Result<()> {
         let image = svc.image_name(&self.project.name);
         let present = self.images.resolve(&image).is_ok();
-        let policy = policy.or(svc.pull_policy.as_deref()).unwrap_or("missing");
-        let pull = match policy {
-            "always" => true,
-            "never" if !present => {
+        let policy = match policy {
+            Some(p) => p,
+            None => ResolvedService::new(svc)?.pull_policy,
+        };
+        match crate::image::should_pull(policy, present, None) {
+            PullDecision::MissingNever => {
                 bail!("image {image:?} of service {:?} is not present and the pull policy is \"never\"", svc.name)
             }
-            _ => !present,
-        };
-        if pull {
-            self.pull(&image).with_context(|| format!("service `{}`: pull `{image}`", svc.name))?;
+            d if d.pulls() => {
+                self.pull(&image).with_context(|| format!("service `{}`: pull `{image}`", svc.name))?;
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -161,20 +165,15 @@ impl StackEngine<'_> {
     /// Fails when a fixed host port `svc` publishes is taken: by a container of the project
     /// (named), or outside it (who has it is named), as `up` checks its plan's.
     fn check_fixed_ports(&self, svc: &Service, container: &str) -> anyhow::Result<()> {
-        if svc.network_mode.is_some() {
-            return Ok(());
-        }
-        let mut wanted = Vec::new();
-        for (index, p) in crate::stack::netmodel::publish_specs(svc)?.iter().enumerate() {
-            let Some((a, b)) = p.host_ports else { continue };
-            if a != b {
-                continue;
-            }
-            let udp = p.proto == berth_network::proxy::Proto::Udp;
-            let ip = p.host_ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-            let port = HostPort { udp, ip, port: a };
-            wanted.push(reserve::Wanted { container: container.to_string(), service: svc.name.clone(), index, port });
-        }
+        let wanted: Vec<reserve::Wanted> = reserve::fixed_ports(svc)?
+            .into_iter()
+            .map(|(index, port)| reserve::Wanted {
+                container: container.to_string(),
+                service: svc.name.clone(),
+                index,
+                port,
+            })
+            .collect();
         if wanted.is_empty() {
             return Ok(());
         }
@@ -249,7 +248,7 @@ mod tests {
         assert_eq!(plain.restart, None);
         assert!(plain.deploy.as_ref().is_some_and(|d| d.restart_policy.is_none()));
         assert_eq!(
-            crate::supervise::restart::Policy::of(&plain).condition,
+            ResolvedService::new(&plain).unwrap().restart.condition,
             crate::supervise::restart::Condition::Never
         );
         assert!(plain.ports.is_empty(), "no ports without --service-ports or -p");

@@ -8,33 +8,33 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail};
 use berth_compose::model::Service;
+use berth_compose::resolved::{NamespaceMode, ResolvedService};
 use berth_network::network::NetworkSpec;
 
 use super::StackEngine;
 use crate::container::{self, Provided, StartMode};
 use crate::runtime::bundle::NetworkNs;
 use crate::state::StateDb;
-use crate::supervise::health::{Check, ImageHealthcheck};
+use crate::supervise::health::{image_healthcheck, Check};
 use crate::supervise::spec::{Published, SuperviseSpec};
 
 impl StackEngine<'_> {
     /// The `ipc`/`pid`/`uts` namespaces a container of `svc` joins, with the container owning
     /// each (`service:NAME`: that service's first container).
-    pub(super) fn shared_namespaces(&self, svc: &Service) -> anyhow::Result<Vec<(String, String)>> {
+    pub(super) fn shared_namespaces(&self, svc: &ResolvedService) -> anyhow::Result<Vec<(String, String)>> {
         let mut out = Vec::new();
         for (kind, mode) in [("ipc", &svc.ipc), ("pid", &svc.pid), ("uts", &svc.uts)] {
-            let Some(mode) = mode.as_deref() else { continue };
-            let target = if let Some(service) = mode.strip_prefix("service:") {
-                let own =
-                    self.project.services.get(service).ok_or_else(|| anyhow!("{kind}: no service {service:?}"))?;
-                match &own.container_name {
-                    Some(n) => n.clone(),
-                    None => format!("{}-{service}-1", self.project.name),
+            let target = match mode {
+                Some(NamespaceMode::Service(service)) => {
+                    let own =
+                        self.project.services.get(service).ok_or_else(|| anyhow!("{kind}: no service {service:?}"))?;
+                    match &own.container_name {
+                        Some(n) => n.clone(),
+                        None => format!("{}-{service}-1", self.project.name),
+                    }
                 }
-            } else if let Some(name) = mode.strip_prefix("container:") {
-                name.to_string()
-            } else {
-                continue;
+                Some(NamespaceMode::Container(name)) => name.clone(),
+                _ => continue,
             };
             out.push((kind.to_string(), target));
         }
@@ -81,17 +81,19 @@ impl StackEngine<'_> {
     /// `network_mode: service:NAME` / `container:NAME`: the container joins the network namespace
     /// of that service's first container (or that container) and reads the same name files.
     pub(super) fn share_network(&self, svc: &Service, provided: &mut Provided) -> anyhow::Result<()> {
-        let Some(mode) = svc.network_mode.as_deref() else { return Ok(()) };
-        let target = if let Some(service) = mode.strip_prefix("service:") {
-            let mut cs = self.containers_of(service)?;
-            cs.sort_by_key(|c| c.number);
-            cs.into_iter()
-                .next()
-                .ok_or_else(|| anyhow!("network_mode {mode:?}: service {service:?} has no container"))?
-        } else if let Some(name) = mode.strip_prefix("container:") {
-            self.record(name).map_err(|_| anyhow!("network_mode {mode:?}: no container {name:?}"))?
-        } else {
-            return Ok(());
+        let mode = svc.network_mode.as_deref().unwrap_or_default();
+        let target = match ResolvedService::new(svc)?.network_mode {
+            Some(NamespaceMode::Service(service)) => {
+                let mut cs = self.containers_of(&service)?;
+                cs.sort_by_key(|c| c.number);
+                cs.into_iter()
+                    .next()
+                    .ok_or_else(|| anyhow!("network_mode {mode:?}: service {service:?} has no container"))?
+            }
+            Some(NamespaceMode::Container(name)) => {
+                self.record(&name).map_err(|_| anyhow!("network_mode {mode:?}: no container {name:?}"))?
+            }
+            _ => return Ok(()),
         };
         let path = self.netns_path(&target.name)?;
         let ns = if path.exists() {
@@ -124,8 +126,9 @@ impl StackEngine<'_> {
         let addrs = attached.map(|a| a.addrs.clone()).unwrap_or_default();
         let gateways = crate::supervise::spec::gateways_of(specs, &addrs);
         let image = self.images.inspect(&svc.image_name(&self.project.name)).ok();
-        let image_check = image.as_ref().and_then(ImageHealthcheck::from_config);
-        let health = Check::resolve(svc.healthcheck.as_ref(), image_check.as_ref());
+        let image_check = image.as_ref().and_then(image_healthcheck);
+        let resolved = ResolvedService::new(svc)?;
+        let health = Check::resolve(resolved.healthcheck.as_ref(), image_check.as_ref());
         // Ports go to the container's address on its first network (Compose's order).
         let target = svc.networks.keys().find_map(|k| addrs.get(k)?.iter().find(|a| a.is_ipv4()).copied());
         let mut config = rec.config.clone();
@@ -134,13 +137,12 @@ impl StackEngine<'_> {
             let taken = crate::supervise::spec::published_ports(&db.containers(&self.project.name)?);
             for (i, p) in crate::stack::netmodel::publish_specs(svc)?.iter().enumerate() {
                 let host_ip = p.host_ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-                let udp = p.proto == berth_network::proxy::Proto::Udp;
                 let port =
-                    crate::supervise::spec::choose_port(host_ip, udp, p.host_ports, &taken).ok_or_else(|| {
+                    crate::supervise::spec::choose_port(host_ip, p.proto, p.host_ports, &taken).ok_or_else(|| {
                         anyhow!("services.{}.ports[{i}]: no free host port in the published range", svc.name)
                     })?;
                 publish.push(Published {
-                    udp,
+                    proto: p.proto,
                     host_ip,
                     host_port: port,
                     container_ip: ip,
@@ -151,8 +153,8 @@ impl StackEngine<'_> {
                 }
             }
         }
-        let mut spec = SuperviseSpec::new(self.project, svc, &addrs, &gateways, health, publish);
-        spec.share = self.shared_namespaces(svc)?;
+        let mut spec = SuperviseSpec::new(self.project, svc, &resolved.restart, &addrs, &gateways, health, publish);
+        spec.share = self.shared_namespaces(&resolved)?;
         if !aliases {
             // A one-off container (`run` without `--use-aliases`) answers to its own name only:
             // not to the service's name, aliases or hostname, which stay the service's.
