@@ -129,7 +129,6 @@ impl ImageError {
                 | ImageError::NoMatchingPlatform { .. }
                 | ImageError::Ambiguous(_)
                 | ImageError::PullNever(_)
-                | ImageError::InvalidPolicy(_)
                 | ImageError::InvalidPlatform(_)
         )
     }
