@@ -79,6 +79,7 @@ fn stack() -> String {
         - {{path: ./seed, action: sync, target: /seed, initial_sync: true}}
         - {{path: ./cmd, action: sync+exec, target: /cmd, exec: {{command: [/bin/busybox, echo, "exec ran"]}}}}
         - {{path: ./conf, action: sync+restart, target: /conf}}
+        - {{path: ./later/deep, action: sync, target: /later}}
   other:
     image: {IMAGE}
     command: [/bin/busybox, sleep, "600"]
@@ -126,6 +127,14 @@ fn watch_syncs_restarts_execs_and_reloads() {
             write(&p, "src/counter.txt", &i.to_string());
         }
         p.wait_for(20, "the last of many writes", || read(&p, "app", "/app/counter.txt").as_deref() == Some("49"));
+
+        // A rule path that did not exist when the watch began is watched once it appears.
+        write(&p, "later/deep/first.txt", "appeared");
+        p.wait_for(20, "a path that appeared", || read(&p, "app", "/later/first.txt").as_deref() == Some("appeared"));
+        write(&p, "later/deep/second.txt", "and then changed");
+        p.wait_for(20, "a change in it", || {
+            read(&p, "app", "/later/second.txt").as_deref() == Some("and then changed")
+        });
 
         // sync+exec runs the command after syncing, and shows its output.
         write(&p, "cmd/x", "x");

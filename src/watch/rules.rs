@@ -181,6 +181,25 @@ mod tests {
     }
 
     #[test]
+    fn a_build_contexts_dockerignore_counts_inside_the_context() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("app/src")).unwrap();
+        std::fs::write(dir.path().join("app/.dockerignore"), "src/generated\nsrc/*.log\n").unwrap();
+        let yaml = "services:\n  web:\n    image: x\n    build: ./app\n    develop:\n      watch:\n        - {path: ./app/src, action: sync, target: /src}\n";
+        let p = berth_compose::load_str(yaml, dir.path()).expect("valid").project;
+        let r = rules(&p, dir.path(), &[]).unwrap();
+        let src = dir.path().join("app/src");
+        assert_eq!(r[0].relative(&src.join("main.py")), Some(PathBuf::from("main.py")));
+        assert_eq!(r[0].relative(&src.join("generated/x.py")), None);
+        assert_eq!(r[0].relative(&src.join("debug.log")), None);
+        assert_eq!(
+            r[0].relative(&src.join("sub/x.log")),
+            Some(PathBuf::from("sub/x.log")),
+            "`*` stays in its directory"
+        );
+    }
+
+    #[test]
     fn a_sync_needs_a_target_and_an_exec_a_command() {
         let (p, dir) = project("        - {path: ./src, action: sync}\n");
         let e = rules(&p, &dir, &[]).err().expect("refused");
