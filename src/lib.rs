@@ -10,6 +10,7 @@ pub mod graph;
 pub mod image;
 pub mod lock;
 pub mod monitor;
+pub mod notify;
 pub mod observe;
 pub mod output;
 pub mod plan;

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
     // SAFETY: umask is process-wide and no other thread exists yet.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     berth::container::Roots::from_env().restrict();
+    berth::notify::take_socket_from_env();
     let cli = cli::Cli::parse_from(cli::compose_args(std::env::args_os()));
     let result = cli::run(cli);
     let waited = berth::state::deferred::take();

@@ -10,8 +10,10 @@ use crate::container::Roots;
 use crate::events::EventSink;
 use crate::state::StateDb;
 
+pub mod boot;
 pub mod restart;
 pub mod stack;
+pub mod start;
 pub mod up;
 
 /// A loaded project, its state, and where its events go.

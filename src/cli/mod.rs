@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 pub mod attach;
+pub mod boot;
 pub mod completion;
 pub mod config;
 pub mod containers;
@@ -37,6 +38,7 @@ pub mod scale;
 pub mod start;
 pub mod stats;
 pub mod stop;
+pub mod systemd;
 pub mod top;
 pub mod up;
 pub mod version;
@@ -175,6 +177,10 @@ pub enum Command {
     Down(down::DownArgs),
     /// Apply develop.watch rules as files change
     Watch(watch::WatchArgs),
+    /// Bring back, after a reboot, the projects' restarting containers
+    Boot(boot::BootArgs),
+    /// Install or remove systemd units that run `berth boot`
+    Systemd(systemd::SystemdArgs),
     /// List projects
     Ls(ls::LsArgs),
     /// Manage volumes (ls, inspect, create, rm, prune)
@@ -241,6 +247,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Scale(_)
             | Command::Up(_)
             | Command::Watch(_)
+            | Command::Boot(_)
     ) {
         berth::monitor::launcher::start(&berth::container::Roots::from_env());
     }
@@ -281,6 +288,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(args) => up::run(&cli.project, args),
         Command::Down(args) => down::run(&cli.project, args),
         Command::Watch(args) => watch::run(&cli.project, args),
+        Command::Boot(args) => boot::run(&cli.project, args),
+        Command::Systemd(args) => systemd::run(args),
         Command::Monitor(args) => monitor::run(args),
         Command::Supervise(args) => monitor::supervise(args),
     }

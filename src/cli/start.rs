@@ -5,9 +5,7 @@
 
 use std::time::Duration;
 
-use berth::execute::{Engine, Readiness};
 use berth::graph::ServiceGraph;
-use berth::stack::engine::StackEngine;
 use clap::Args;
 
 use crate::cli::containers::{progress, Ctx};
@@ -42,33 +40,8 @@ pub fn run(project: &ProjectArgs, args: StartArgs) -> anyhow::Result<()> {
     if list.is_empty() {
         anyhow::bail!("no containers to start; run `berth create` or `berth up` first");
     }
-    if list.iter().any(berth::stack::engine::needs_supervisor) {
-        berth::supervise::client::ensure(&ctx.roots, &ctx.project.name)?;
-    }
-    let events = super::progress::Progress::new(ctx.progress);
-    let engine = StackEngine::new(&ctx.project, ctx.roots.clone(), &events)?.supervised(true);
-    for level in graph.start_levels() {
-        for service in level.iter().filter(|s| wanted.contains(*s)) {
-            // Its dependencies (started earlier) first meet their conditions.
-            for (dep, edge) in graph.dependencies(service) {
-                if !wanted.contains(dep) {
-                    continue;
-                }
-                let ready = Readiness { service: dep.to_string(), condition: edge.condition, required: edge.required };
-                if let Err(e) = engine.wait_ready(&ready) {
-                    if edge.required {
-                        anyhow::bail!("service {service:?}: {e}");
-                    }
-                    berth::output::warn(&format!("service {service:?}: {e} (an optional dependency)"));
-                }
-            }
-            for c in list.iter().filter(|c| &c.service == service) {
-                if engine.start_container(&c.name)? {
-                    progress(&c.name, "Started");
-                }
-            }
-        }
-    }
+    let events = ctx.progress();
+    berth::app::start::start(&ctx.session(&events), &wanted, &list, &mut |name| progress(name, "Started"))?;
     drop(lock);
     if args.wait {
         return super::foreground::wait(&ctx, &all, args.wait_timeout.map(Duration::from_secs));

@@ -150,7 +150,11 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
     }
     if args.wait {
         let timeout = args.wait_timeout.map(Duration::from_secs);
-        return super::foreground::wait(&ctx, &selected, timeout);
+        super::foreground::wait(&ctx, &selected, timeout)?;
+        if let Err(e) = berth::notify::ready(&format!("project {} is up", ctx.project.name)) {
+            berth::output::warn(&format!("cannot tell the init system that the project is ready: {e}"));
+        }
+        return Ok(());
     }
     if detach {
         return Ok(());

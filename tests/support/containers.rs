@@ -254,11 +254,18 @@ pub fn processes_mentioning(needle: &Path) -> Vec<i32> {
         .collect()
 }
 
-impl Drop for Project {
-    fn drop(&mut self) {
-        // Best effort, whatever state the test left: the CLI first, then by hand.
-        let _ = self.berth(&["down", "-v", "--remove-orphans", "-t", "0"]);
-        let _ = self.berth(&["rm", "--force"]);
+impl Project {
+    /// What a reboot does to the project: every process gone, the runtime's state, mounts,
+    /// cgroups, bridges and firewall rules gone, and the run directory (a tmpfs) emptied; the
+    /// state root stays.
+    pub fn reboot(&self) {
+        self.tear_down_by_hand();
+        for e in std::fs::read_dir(self.run.path()).unwrap().flatten() {
+            let _ = std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
+        }
+    }
+
+    fn tear_down_by_hand(&self) {
         let runc_root = self.run.path().join("runtime/runc");
         for pid in processes_mentioning(self.run.path()) {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
@@ -291,5 +298,14 @@ impl Drop for Project {
         }
         let table = berth::stack::engine::firewall_table(self.root.path());
         let _ = Command::new("nft").args(["delete", "table", "inet", &table]).output();
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        // Best effort, whatever state the test left: the CLI first, then by hand.
+        let _ = self.berth(&["down", "-v", "--remove-orphans", "-t", "0"]);
+        let _ = self.berth(&["rm", "--force"]);
+        self.tear_down_by_hand();
     }
 }
