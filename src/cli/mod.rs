@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 pub mod attach;
+pub mod check;
 pub mod completion;
 pub mod config;
 pub mod containers;
@@ -119,6 +120,8 @@ pub struct ProjectArgs {
 pub enum Command {
     /// Parse, resolve and render the compose file in canonical format
     Config(config::ConfigArgs),
+    /// Report what keeps the project from being ready for production
+    Check(check::CheckArgs),
     /// Show the berth version
     Version(version::VersionArgs),
     /// Print a shell completion script
@@ -246,6 +249,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Config(args) => config::run(&cli.project, args),
+        Command::Check(args) => check::run(&cli.project, args),
         Command::Version(args) => version::run(args),
         Command::Completion(args) => completion::run(args),
         Command::Pull(args) => pull::run(&cli.project, args),
