@@ -105,16 +105,24 @@ fn only_the_services_named_are_checked() {
     assert_eq!(e.to_string(), "no such service: `nope`");
 }
 
+/// The awesome-compose stacks (`fixtures/awesome-compose`, data only), run without images.
+const STACKS: [&str; 10] = [
+    "elasticsearch-logstash-kibana",
+    "gitea-postgres",
+    "nextcloud-redis-mariadb",
+    "nginx-flask-mysql",
+    "nginx-golang-postgres",
+    "pihole-cloudflared-DoH",
+    "postgresql-pgadmin",
+    "prometheus-grafana",
+    "react-java-mysql",
+    "wordpress-mysql",
+];
+
 #[test]
 fn awesome_compose_stacks() {
-    let base = root().join("fixtures/awesome-compose");
-    let mut dirs: Vec<_> =
-        std::fs::read_dir(&base).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
-    dirs.sort();
-    assert!(dirs.len() >= 10);
-    for dir in dirs {
-        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let report = run(&dir, None, &NoImages);
+    for name in STACKS {
+        let report = run(&root().join("fixtures/awesome-compose").join(name), None, &NoImages);
         assert!(!report.findings.is_empty(), "{name}");
         let json = berth::check::render::json(&report);
         insta::with_settings!({ snapshot_suffix => name, prepend_module_to_snapshot => false }, {

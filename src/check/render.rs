@@ -18,23 +18,7 @@ pub fn table(report: &Report) -> String {
             f.fix.clone(),
         ]);
     }
-    let mut out = String::new();
-    if rows.len() > 1 {
-        let widths: Vec<usize> =
-            (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-        for row in &rows {
-            let mut line = String::new();
-            for (c, cell) in row.iter().enumerate() {
-                if c + 1 == row.len() {
-                    line.push_str(cell);
-                } else {
-                    line.push_str(&format!("{cell:<w$}  ", w = widths[c]));
-                }
-            }
-            out.push_str(line.trim_end());
-            out.push('\n');
-        }
-    }
+    let mut out = if rows.len() > 1 { crate::output::columns(&rows) } else { String::new() };
     let count = |s: Severity| report.active().filter(|f| f.severity == s).count();
     let (errors, warnings, infos) = (count(Severity::Error), count(Severity::Warning), count(Severity::Info));
     if errors + warnings + infos == 0 {
