@@ -74,3 +74,24 @@ pub fn facts_of(config: &serde_json::Value) -> ImageFacts {
         .is_some_and(|h| !matches!(h.test, berth_compose::resolved::HealthTest::None));
     ImageFacts { user, healthcheck, pinned: None }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{facts_of, untagged};
+
+    #[test]
+    fn an_image_config_gives_its_user_and_health_check() {
+        let config = serde_json::json!({"config": {"User": "app", "Healthcheck": {"Test": ["CMD", "true"]}}});
+        let facts = facts_of(&config);
+        assert_eq!((facts.user.as_str(), facts.healthcheck), ("app", true));
+        let none = facts_of(&serde_json::json!({"config": {"Healthcheck": {"Test": ["NONE"]}}}));
+        assert_eq!((none.user.as_str(), none.healthcheck), ("", false));
+    }
+
+    #[test]
+    fn names_lose_their_tag_but_keep_their_registry() {
+        assert_eq!(untagged("localhost:5000/app:1.2"), "localhost:5000/app");
+        assert_eq!(untagged("postgres"), "postgres");
+        assert_eq!(untagged("ghcr.io/o/app@sha256:abc"), "ghcr.io/o/app");
+    }
+}
