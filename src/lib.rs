@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod build;
+pub mod check;
 pub mod container;
 pub mod events;
 pub mod execute;

@@ -5,6 +5,28 @@ use std::io::{IsTerminal, Write};
 
 use crate::events::{Event, EventSink};
 
+/// Rows as aligned columns separated by three spaces, the last column as it is; one line each.
+pub fn columns(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|i| rows.iter().map(|r| r.get(i).map(|s| s.chars().count()).unwrap_or(0)).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}   ", w = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 /// `--ansi`: 0 auto, 1 never, 2 always.
 static ANSI: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 

@@ -74,7 +74,8 @@ pub(crate) fn key_path(keys: &[&str]) -> String {
     path
 }
 
-pub(crate) fn span_near(tree: &Node, keys: &[&str]) -> Option<Span> {
+/// Where the key `keys` is written, else the nearest key above it that is written.
+pub fn span_near(tree: &Node, keys: &[&str]) -> Option<Span> {
     (1..=keys.len()).rev().find_map(|n| span_of(tree, &keys[..n]))
 }
 

@@ -120,21 +120,7 @@ pub fn align_tabs(lines: &[String]) -> String {
 
 /// Prints rows as columns separated by three spaces.
 pub fn print_table(rows: &[Vec<String>]) {
-    let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|i| rows.iter().map(|r| r.get(i).map(|s| s.chars().count()).unwrap_or(0)).max().unwrap_or(0))
-        .collect();
-    for r in rows {
-        let mut line = String::new();
-        for (i, cell) in r.iter().enumerate() {
-            if i + 1 == r.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}   ", w = widths[i]));
-            }
-        }
-        println!("{}", line.trim_end());
-    }
+    print!("{}", berth::output::columns(rows));
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub mod attach;
 pub mod boot;
+pub mod check;
 pub mod completion;
 pub mod config;
 pub mod containers;
@@ -121,6 +122,8 @@ pub struct ProjectArgs {
 pub enum Command {
     /// Parse, resolve and render the compose file in canonical format
     Config(config::ConfigArgs),
+    /// Report what keeps the project from being ready for production
+    Check(check::CheckArgs),
     /// Show the berth version
     Version(version::VersionArgs),
     /// Print a shell completion script
@@ -253,6 +256,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Config(args) => config::run(&cli.project, args),
+        Command::Check(args) => check::run(&cli.project, args),
         Command::Version(args) => version::run(args),
         Command::Completion(args) => completion::run(args),
         Command::Pull(args) => pull::run(&cli.project, args),

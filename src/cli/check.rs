@@ -1,0 +1,39 @@
+//! `berth check`: is the project ready for production? Prints the findings of
+//! [`berth::check`] and exits 1 when one of them is an error.
+
+use clap::Args;
+
+use crate::cli::ProjectArgs;
+
+/// Arguments of `berth check`.
+#[derive(Args, Debug, Default)]
+pub struct CheckArgs {
+    /// Output format
+    #[arg(long, value_parser = ["table", "json", "sarif"], default_value = "table")]
+    pub format: String,
+    /// Only these services
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+/// Runs `berth check`.
+pub fn run(project: &ProjectArgs, args: CheckArgs) -> anyhow::Result<()> {
+    let mut opts = project.load_options()?;
+    opts.services = args.services.clone();
+    let loaded = berth_compose::load(&opts)?;
+    for w in &loaded.warnings {
+        berth::output::warn(w);
+    }
+    let images = berth::check::StoreImages::open(&berth::image::ImageStore::default_state_root());
+    let report = berth::check::check(&loaded, &images, &args.services)?;
+    let text = match args.format.as_str() {
+        "json" => berth::check::render::json(&report),
+        "sarif" => berth::check::render::sarif(&report),
+        _ => berth::check::render::table(&report),
+    };
+    print!("{text}");
+    if report.has_errors() {
+        super::containers::exit_with(1);
+    }
+    Ok(())
+}
