@@ -12,6 +12,7 @@ pub fn apply(s: &Session<'_>, plan: &Plan, runtime: &str, start: bool) -> anyhow
     super::stack::check_host(s, plan, runtime)?;
     let name = &s.project.name;
     let supervised = start && plan.steps.iter().any(|step| step.container().is_some()) || any_running(s)?;
+    crate::supervise::metrics::record_address(s.roots, s.project)?;
     if supervised {
         client::ensure(s.roots, name)?;
     }

@@ -117,6 +117,8 @@ struct Supervisor {
     epoch: Instant,
     empty_ticks: u32,
     seen_any: bool,
+    /// The metrics address served, and the task serving it.
+    metrics: Option<(String, Option<tokio::task::JoinHandle<()>>)>,
 }
 
 impl Supervisor {
@@ -143,6 +145,7 @@ impl Supervisor {
             epoch: Instant::now(),
             empty_ticks: 0,
             seen_any: false,
+            metrics: None,
         })
     }
 
@@ -250,8 +253,35 @@ impl Supervisor {
         self.prober.reconcile(&self.db, &specs);
         self.ports.reconcile(&self.db, &self.events, &specs).await;
         self.serve_names(&specs).await;
+        self.serve_metrics().await;
         self.heartbeat();
         Ok(false)
+    }
+
+    /// Serves the project's metrics on the address `up` recorded (none: no metrics), moving when
+    /// it changes.
+    async fn serve_metrics(&mut self) {
+        let file = super::metrics::address_file(&self.roots, &self.project);
+        let wanted = std::fs::read_to_string(&file).ok().map(|a| a.trim().to_string()).filter(|a| !a.is_empty());
+        if self.metrics.as_ref().map(|(a, _)| a) == wanted.as_ref() {
+            return;
+        }
+        if let Some((_, Some(task))) = self.metrics.take() {
+            task.abort();
+        }
+        let Some(addr) = wanted else { return };
+        match tokio::net::TcpListener::bind(&addr).await {
+            Ok(listener) => {
+                let task = tokio::spawn(super::metrics::serve(listener, self.roots.clone(), self.project.clone()));
+                self.metrics = Some((addr, Some(task)));
+            }
+            Err(e) => {
+                let message = format!("cannot serve metrics on {addr}: {e}");
+                self.events.emit(crate::events::Event::Warning { message });
+                // Said once; tried again when the address changes.
+                self.metrics = Some((addr, None));
+            }
+        }
     }
 
     /// Sets the lock file's time to when this pass ran, or to just before the earliest exit a

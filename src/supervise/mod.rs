@@ -9,6 +9,7 @@ pub mod client;
 pub mod daemon;
 pub mod dns;
 pub mod health;
+pub mod metrics;
 pub mod ports;
 pub mod probe;
 pub mod prober;
