@@ -43,6 +43,9 @@ pub fn record_address(roots: &Roots, project: &berth_compose::Project) -> anyhow
     Ok(())
 }
 
+/// A metric read from a container's usage: name, type, help, and how to read it.
+type Family = (&'static str, &'static str, &'static str, fn(&Stats) -> Option<f64>);
+
 /// One container's numbers.
 pub struct Sample<'a> {
     /// Its row.
@@ -89,7 +92,7 @@ pub fn render(project: &str, samples: &[Sample<'_>]) -> String {
     let stat = |f: fn(&Stats) -> Option<f64>| {
         move |s: &Sample<'_>| Some(format!("{{{}}} {}", labels(s.rec), f(s.stats.as_ref()?)?))
     };
-    let families: [(&str, &str, &str, fn(&Stats) -> Option<f64>); 7] = [
+    let families: [Family; 7] = [
         ("berth_container_cpu_seconds_total", "counter", "CPU time used.", |s| Some(s.cpu_nanos as f64 / 1e9)),
         ("berth_container_memory_bytes", "gauge", "Memory in use.", |s| Some(s.memory as f64)),
         ("berth_container_memory_limit_bytes", "gauge", "Memory limit.", |s| s.memory_limit.map(|l| l as f64)),
