@@ -18,9 +18,6 @@ pub struct DownArgs {
     /// Also remove containers of services no longer in the files
     #[arg(long, env = "COMPOSE_REMOVE_ORPHANS")]
     remove_orphans: bool,
-    /// Print the plan and change nothing
-    #[arg(long)]
-    dry_run: bool,
     /// Seconds to wait for each container's stop signal before SIGKILL (default: each service's
     /// `stop_grace_period`, else 10)
     #[arg(short = 't', long = "timeout")]
@@ -39,14 +36,14 @@ pub fn run(project: &ProjectArgs, args: DownArgs) -> anyhow::Result<()> {
     ctx.stop_timeout = args.timeout.map(|t| std::time::Duration::from_secs_f64(t.max(0.0)));
     let progress = ctx.progress();
     let session = ctx.session(&progress);
-    let observed = berth::app::stack::observe(&session, !args.dry_run)?;
+    let observed = berth::app::stack::observe(&session, !project.dry_run)?;
     let opts = DownOptions {
         volumes: args.volumes,
         remove_orphans: args.remove_orphans || ctx.env_flag("COMPOSE_REMOVE_ORPHANS"),
         services: args.services.clone(),
     };
     let plan = berth::plan::down::reconcile(&ctx.project, &observed, &opts);
-    if args.dry_run {
+    if project.dry_run {
         print!("{plan}");
         return Ok(());
     }

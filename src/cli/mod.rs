@@ -14,6 +14,7 @@ pub mod containers;
 pub mod cp;
 pub mod create;
 pub mod down;
+pub mod dryrun;
 pub mod events;
 pub mod exec;
 pub mod export;
@@ -109,6 +110,9 @@ pub struct ProjectArgs {
     /// Most steps (containers, networks, volumes) run at once; -1 for no limit
     #[arg(long, global = true, value_name = "N", env = "COMPOSE_PARALLEL_LIMIT")]
     pub parallel: Option<i64>,
+    /// Print what would change and change nothing
+    #[arg(long, global = true)]
+    pub dry_run: bool,
     /// Refuse compose files that use keys berth does not carry out (else they are warned about)
     #[arg(long, global = true, env = "BERTH_STRICT")]
     pub strict: bool,
@@ -253,6 +257,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Boot(_)
     ) {
         berth::monitor::launcher::start(&berth::container::Roots::from_env());
+    }
+    if cli.project.dry_run && dryrun::describe(&cli.project, &cli.command)?.is_some() {
+        return Ok(());
     }
     match cli.command {
         Command::Config(args) => config::run(&cli.project, args),

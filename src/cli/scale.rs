@@ -15,7 +15,7 @@ use super::ProjectArgs;
 pub struct ScaleArgs {
     /// `SERVICE=N` pairs
     #[arg(required = true, value_name = "SERVICE=N")]
-    pairs: Vec<String>,
+    pub pairs: Vec<String>,
     /// Do not start the services' dependencies
     #[arg(long)]
     no_deps: bool,

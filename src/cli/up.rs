@@ -18,9 +18,6 @@ pub struct UpArgs {
     /// Run in the background
     #[arg(short, long)]
     detach: bool,
-    /// Print the plan and change nothing
-    #[arg(long)]
-    dry_run: bool,
     /// Apply the services' `develop.watch` rules as files change, while the logs stream
     #[arg(short = 'w', long)]
     watch: bool,
@@ -127,15 +124,15 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
         scale,
     };
     // What is there is read under the lock: two `up`s never plan from the same picture.
-    let lock = if args.dry_run { None } else { Some(ctx.lock("up")?) };
+    let lock = if project.dry_run { None } else { Some(ctx.lock("up")?) };
     let progress = ctx.progress();
     let session = ctx.session(&progress);
-    let observed = app::stack::observe(&session, !args.dry_run)?;
+    let observed = app::stack::observe(&session, !project.dry_run)?;
     let plan = berth::plan::up::reconcile(&ctx.project, &observed, &opts)?;
     let selected: Vec<String> = berth::plan::up::selected(&ctx.project, &opts)?.into_iter().collect();
     app::up::check_health_checks(&session, &selected)?;
     let runtime = ctx.runtime_name(&args.runtime)?;
-    if args.dry_run {
+    if project.dry_run {
         app::stack::check_host(&session, &plan, &runtime)?;
         print!("{plan}");
         return Ok(());
