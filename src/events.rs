@@ -31,6 +31,10 @@ pub enum Event {
     LayerDone { image: String, layer: String, cached: bool },
     /// An image is complete in the store; `downloaded` bytes came from the registry for it.
     ImagePulled { image: String, digest: String, id: String, downloaded: u64, up_to_date: bool },
+    /// A push of `image` started.
+    PushStarted { image: String },
+    /// An image is in the registry as `image`, with manifest `digest`.
+    ImagePushed { image: String, digest: String },
     /// An image was not pulled because the local copy satisfies the pull policy.
     ImageSkipped { image: String, reason: String },
 }

@@ -68,6 +68,16 @@ pub fn describe(project: &ProjectArgs, command: &Command) -> anyhow::Result<Opti
             }
             Ok(Some(()))
         }
+        Command::Push(a) => {
+            let ctx = Ctx::load(project)?;
+            ctx.check_services(&a.services)?;
+            for (name, svc) in &ctx.project.services {
+                if let Some(image) = svc.image.as_ref().filter(|_| a.services.is_empty() || a.services.contains(name)) {
+                    println!("DRY-RUN MODE - Image {image}  Pushing");
+                }
+            }
+            Ok(Some(()))
+        }
         Command::Exec(_)
         | Command::Cp(_)
         | Command::Attach(_)

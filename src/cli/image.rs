@@ -60,6 +60,13 @@ pub enum ImageCommand {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Give an image another name (`docker tag`)
+    Tag {
+        /// The image, by reference or id
+        source: String,
+        /// The new name (`registry/repository:tag`)
+        target: String,
+    },
     /// Save images to an OCI archive
     Save {
         /// Images by reference or id
@@ -85,6 +92,10 @@ pub fn run(args: ImageArgs) -> anyhow::Result<()> {
     let in_use = |id: &image::Digest| used.contains(&id.to_string());
     match args.command {
         ImageCommand::Ls { quiet, format } => print_rows(&store.list()?, quiet, &format),
+        ImageCommand::Tag { source, target } => {
+            let target = image::Reference::parse(&target)?;
+            Ok(store.tag(&source, &target)?)
+        }
         ImageCommand::Rm { images, force } => {
             let mut failed = Vec::new();
             for name in &images {

@@ -33,6 +33,7 @@ pub mod port;
 pub mod progress;
 pub mod ps;
 pub mod pull;
+pub mod push;
 pub mod restart;
 pub mod rm;
 pub mod run;
@@ -134,6 +135,8 @@ pub enum Command {
     Completion(completion::CompletionArgs),
     /// Pull the images of the project's services
     Pull(pull::PullArgs),
+    /// Push the services' images to their registries
+    Push(push::PushArgs),
     /// List the images the project's services use
     Images(images::ImagesArgs),
     /// Manage stored images (ls, rm, prune, inspect, load, save)
@@ -267,6 +270,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Version(args) => version::run(args),
         Command::Completion(args) => completion::run(args),
         Command::Pull(args) => pull::run(&cli.project, args),
+        Command::Push(args) => push::run(&cli.project, args),
         Command::Images(args) => images::run(&cli.project, args),
         Command::Image(args) => image::run(args),
         Command::Login(args) => login::login(args),

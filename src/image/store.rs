@@ -356,6 +356,19 @@ impl ImageStore {
         })
     }
 
+    /// Points `target` (a tagged name) at image `source` (a name or id).
+    pub fn tag(&self, source: &str, target: &Reference) -> Result<()> {
+        let rec = self.resolve(source)?;
+        let name = target.tagged_name().ok_or_else(|| ImageError::InvalidReference {
+            reference: target.to_string(),
+            reason: "a tag needs a name with a tag, not a digest".into(),
+        })?;
+        self.update(|idx| {
+            idx.tags.insert(name, rec.id.clone());
+            Ok(())
+        })
+    }
+
     /// Finds an image by reference (`name:tag`, `name@digest`) or by (a prefix of) its id.
     pub fn resolve(&self, name: &str) -> Result<ImageRecord> {
         self.read(|idx| {

@@ -204,3 +204,43 @@ fn up_pulls_the_platform_a_service_names() {
         .unwrap();
     assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
 }
+
+#[test]
+fn push_sends_a_services_image_to_its_registry_with_the_same_digest() {
+    require_root("unpacking layers with owners");
+    let layout = fixture_layout();
+    let reg = Registry::with_fixtures(&layout);
+    let root = TempRoot::new();
+    let project = root.path().join("project");
+    fs::create_dir(&project).unwrap();
+    let pushed = format!("{}/pushed/busybox:v1", reg.host());
+    fs::write(
+        project.join("compose.yaml"),
+        format!("services:\n  app:\n    image: {pushed}\n  plain:\n    image: {}\n", reg.image("busybox")),
+    )
+    .unwrap();
+    let ok = |args: &[&str]| {
+        let out = berth(root.path(), &project, args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    // Not in the registry yet, and not here: nothing to push.
+    let out = berth(root.path(), &project, &["push", "app"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    ok(&["pull", "plain"]);
+    ok(&["image", "tag", &reg.image("busybox"), &pushed]);
+    let dry = ok(&["--dry-run", "push", "app"]);
+    assert!(String::from_utf8_lossy(&dry.stdout).contains(&format!("Image {pushed}  Pushing")));
+    let out = ok(&["push", "app"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("Pushed"), "{said}");
+    // What the registry now has is the same image: removed here, pulled back, same id.
+    let id_of = |out: std::process::Output| -> String {
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v[0]["rootfs"]["diff_ids"].to_string()
+    };
+    let before = id_of(ok(&["image", "inspect", &pushed]));
+    ok(&["image", "rm", &pushed]);
+    ok(&["pull", "app"]);
+    assert_eq!(id_of(ok(&["image", "inspect", &pushed])), before);
+}
