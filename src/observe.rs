@@ -19,12 +19,23 @@ pub struct Sources<'a> {
     pub network_exists: &'a dyn Fn(&str) -> bool,
     /// Whether a container (by id) still has its bundle.
     pub bundle_exists: &'a dyn Fn(&str) -> bool,
+    /// Told of each container row that cannot be read, which is then left out (for `down`,
+    /// which takes down the rest); `None`: such a row is an error.
+    pub unreadable: Option<&'a dyn Fn(&crate::state::StateError)>,
 }
 
 /// Reads the observed state of `project`.
 pub fn observe(project: &Project, src: &Sources) -> anyhow::Result<Observed> {
     let mut o = Observed::default();
-    for rec in src.db.containers(&project.name)? {
+    let rows = match src.unreadable {
+        None => src.db.containers(&project.name)?,
+        Some(tell) => {
+            let (rows, unreadable) = src.db.scan_containers(&project.name)?;
+            unreadable.iter().for_each(tell);
+            rows
+        }
+    };
+    for rec in rows {
         // A container being stopped (by a command that may have been killed since) counts as
         // stopped: `up` starts it again once it is down.
         let stopping = rec.status.is_alive() && src.db.supervision(&rec.id)?.stop_requested;
@@ -35,7 +46,7 @@ pub fn observe(project: &Project, src: &Sources) -> anyhow::Result<Observed> {
             number: rec.number,
             one_off: rec.oneoff,
             config_hash: rec.config_hash.clone(),
-            config: rec.config.get("service").cloned(),
+            config: Some(rec.config.service).filter(|s| !s.is_null()),
             image_digest: Some(rec.image_digest.clone()),
             status,
             broken: !(src.bundle_exists)(&rec.id),

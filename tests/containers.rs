@@ -795,3 +795,48 @@ fn privileged_gets_the_host_devices_and_plain_does_not() {
     assert!(seen.contains(&"kmsg-denied"), "{plain}");
     p.assert_clean();
 }
+
+#[test]
+fn a_state_row_that_cannot_be_read_is_named_and_down_takes_down_the_rest() {
+    let services = svc("keep", "init: true\ncommand: [\"sleep\", \"60\"]")
+        + &svc("spoilt", "init: true\ncommand: [\"sleep\", \"60\"]\nstop_signal: KILL");
+    let p = Project::new("badrow", &services);
+    let db = p.root.path().join("state.db");
+    let config_of = |name: &str| -> String {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row("SELECT config FROM containers WHERE name = ?1", [name], |r| r.get(0)).unwrap()
+    };
+    let set_config = |name: &str, config: &str| {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.busy_timeout(Duration::from_secs(10)).unwrap();
+        conn.execute("UPDATE containers SET config = ?2 WHERE name = ?1", [name, config]).unwrap();
+    };
+    let spoilt = format!("{}-spoilt-1", p.name);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        p.ok(&["up", "-d"]);
+        let good = config_of(&spoilt);
+        set_config(&spoilt, r#"{"command": "not a list"}"#);
+        // A command that reads it says which container's row is bad, and stops.
+        let out = p.berth(&["ps"]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr_of(&out);
+        assert!(err.contains(&format!("the row of container `{spoilt}` cannot be read: its config")), "{err}");
+        // `down` says so too and takes down the rest.
+        let out = p.berth(&["down"]);
+        let err = stderr_of(&out);
+        assert!(out.status.success(), "{err}");
+        assert!(err.contains(&format!("container `{spoilt}` cannot be read")), "{err}");
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let left: Vec<String> = conn
+            .prepare("SELECT name FROM containers")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(left, [spoilt.as_str()]);
+        // Mended, it goes with the next `down`.
+        set_config(&spoilt, &good);
+    }));
+    p.finish(result);
+}

@@ -9,7 +9,7 @@ use std::process::Command;
 use berth::state::{ContainerRecord, StateDb, Status};
 
 fn record(project: &str, service: &str, status: Status) -> ContainerRecord {
-    records::container_record(project, service, status, "sha256:0", serde_json::json!({}))
+    records::container_record(project, service, status, "sha256:0", &[])
 }
 
 fn ls(root: &Path, args: &[&str]) -> String {

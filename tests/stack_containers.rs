@@ -124,8 +124,8 @@ fn containers_on_a_bridge_share_a_volume_over_http() {
         assert_eq!(body, "served from a volume\n");
         let hosts = p.ok(&["exec", "-T", "client", "cat", "/etc/hosts"]);
         assert!(hosts.contains(&format!("{}\t", addrs["client"])), "{hosts}");
-        let cfg: serde_json::Value = db.container_by_name(&made[0].1).unwrap().unwrap().config;
-        assert_eq!(cfg["volumes"][0], format!("{}_site", project.name));
+        let volumes = db.container_by_name(&made[0].1).unwrap().unwrap().volumes;
+        assert_eq!(volumes[0], format!("{}_site", project.name));
         let out = p.berth(&["volume", "rm", &format!("{}_site", project.name)]);
         assert!(!out.status.success(), "a volume in use is kept");
     }));

@@ -56,13 +56,7 @@ fn volumes_in_use_are_kept() {
     stdout(&berth(root, &["volume", "create", "used"]));
     stdout(&berth(root, &["volume", "create", "spare"]));
     let db = berth::state::StateDb::open(root).unwrap();
-    let user = records::container_record(
-        "proj",
-        "db",
-        berth::state::Status::Exited,
-        "sha256:0",
-        serde_json::json!({"volumes": ["used"]}),
-    );
+    let user = records::container_record("proj", "db", berth::state::Status::Exited, "sha256:0", &["used"]);
     db.insert_container(&user).unwrap();
     let out = berth(root, &["volume", "rm", "used"]);
     assert_eq!(out.status.code(), Some(1));

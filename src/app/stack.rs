@@ -10,13 +10,29 @@ use crate::stack::engine::StackEngine;
 /// Reads what exists for the project, with each container's status brought up to date first
 /// (a monitor that died, a container gone since). With `repair` (under the project's lock), what
 /// an interrupted `up` left half-made is taken back first, so the plan starts from what is whole.
+/// A container row that cannot be read is an error.
 pub fn observe(s: &Session<'_>, repair: bool) -> anyhow::Result<Observed> {
+    observe_rows(s, repair, false)
+}
+
+/// [`observe`] for `down`: a container row that cannot be read is said in a warning and its
+/// container left as it is, so that the rest of the project is still taken down.
+pub fn observe_past_unreadable(s: &Session<'_>, repair: bool) -> anyhow::Result<Observed> {
+    observe_rows(s, repair, true)
+}
+
+fn observe_rows(s: &Session<'_>, repair: bool, past_unreadable: bool) -> anyhow::Result<Observed> {
     if repair {
         StackEngine::new(s.project, s.roots.clone(), s.events)?.reclaim_interrupted()?;
     }
-    for c in s.db.containers(&s.project.name)? {
+    let rows =
+        if past_unreadable { s.db.scan_containers(&s.project.name)?.0 } else { s.db.containers(&s.project.name)? };
+    for c in rows {
         crate::container::refresh(s.roots, s.db, &c)?;
     }
+    let warn_unreadable = |e: &crate::state::StateError| {
+        s.warn(format!("{e}\nhint: that container is left as it is; the rest is taken down"));
+    };
     let images = crate::image::ImageStore::open(&s.roots.root)?;
     let volumes = berth_volumes::store::VolumeStore::open(s.roots.root.join("volumes"))?;
     let project = s.project;
@@ -34,6 +50,7 @@ pub fn observe(s: &Session<'_>, repair: bool) -> anyhow::Result<Observed> {
         volumes: &volumes,
         network_exists: &exists,
         bundle_exists: &bundle_exists,
+        unreadable: past_unreadable.then_some(&warn_unreadable as &dyn Fn(&crate::state::StateError)),
     };
     crate::observe::observe(project, &src)
 }

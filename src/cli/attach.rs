@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Read};
 use std::os::unix::net::UnixStream;
 
 use anyhow::{bail, Context};
-use berth::container::{self, ContainerConfig};
+use berth::container;
 use berth::monitor::attach;
 use clap::Args;
 
@@ -39,7 +39,7 @@ pub fn run(project: &ProjectArgs, args: AttachArgs) -> anyhow::Result<()> {
         bail!("container `{}` is not running", rec.name);
     }
     container::require_run_dir(&ctx.roots, &rec)?;
-    let config = ContainerConfig::of(&rec)?;
+    let config = &rec.config;
     let stream = UnixStream::connect(ctx.roots.attach_socket(&rec.id))
         .with_context(|| format!("cannot attach to `{}`", rec.name))?;
     let tty = config.tty && std::io::stdin().is_terminal();

@@ -36,7 +36,7 @@ pub fn run(project: &ProjectArgs, args: DownArgs) -> anyhow::Result<()> {
     ctx.stop_timeout = args.timeout.map(|t| std::time::Duration::from_secs_f64(t.max(0.0)));
     let progress = ctx.progress();
     let session = ctx.session(&progress);
-    let observed = berth::app::stack::observe(&session, !project.dry_run)?;
+    let observed = berth::app::stack::observe_past_unreadable(&session, !project.dry_run)?;
     let opts = DownOptions {
         volumes: args.volumes,
         remove_orphans: args.remove_orphans || ctx.env_flag("COMPOSE_REMOVE_ORPHANS"),
@@ -51,8 +51,9 @@ pub fn run(project: &ProjectArgs, args: DownArgs) -> anyhow::Result<()> {
         berth::output::warn(w);
     }
     berth::app::stack::execute(&session, &plan, None, false)?;
-    // Nothing left to supervise: stop the supervisor now rather than when it notices.
-    if ctx.db.containers(&ctx.project.name)?.iter().all(|c| c.oneoff) {
+    // Nothing left to supervise: stop the supervisor now rather than when it notices (a row
+    // that cannot be read is not supervised either).
+    if ctx.db.scan_containers(&ctx.project.name)?.0.iter().all(|c| c.oneoff) {
         berth::supervise::client::shutdown(&ctx.roots, &ctx.project.name)?;
     }
     ctx.db.remove_project_if_empty(&ctx.project.name)?;

@@ -8,11 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use berth::container::{self, ContainerConfig};
+use berth::container;
 use berth::monitor::log::{self, LogEntry, LogFollower};
-use berth::state::{ContainerRecord, StateDb, Status};
+use berth::state::{ContainerRecord, Health, StateDb, Status};
 use berth::supervise::restart::Ending;
-use berth::supervise::spec::SuperviseSpec;
 
 use super::containers::Ctx;
 use super::logs::Printer;
@@ -137,7 +136,7 @@ impl Foreground {
         // What was written before following began, oldest first across containers.
         let mut first: Vec<(usize, LogEntry)> = Vec::new();
         for (i, w) in watched.iter_mut().enumerate() {
-            let max_file = ContainerConfig::of(&w.rec).map(|c| c.log.max_file).unwrap_or(1);
+            let max_file = w.rec.config.log.max_file;
             for e in log::read_all(&ctx.roots.log_file(&w.rec.id), max_file) {
                 if e.nanos() >= self.since {
                     w.last = w.last.max(e.nanos());
@@ -150,7 +149,7 @@ impl Foreground {
         // monitor's attach socket instead (from now on: what they printed before is gone).
         let (live_tx, live) = std::sync::mpsc::channel::<(usize, LogEntry)>();
         for (i, w) in watched.iter().enumerate() {
-            let unlogged = ContainerConfig::of(&w.rec).is_ok_and(|c| !log::readable(&c));
+            let unlogged = !log::readable(&w.rec.config);
             if unlogged && w.rec.status.is_alive() {
                 follow_attached(ctx.roots.attach_socket(&w.rec.id), i, live_tx.clone());
             }
@@ -259,7 +258,7 @@ fn finished(ctx: &Ctx, rec: &ContainerRecord) -> bool {
     if !matches!(rec.status, Status::Exited | Status::Dead) {
         return false;
     }
-    let Some(spec) = SuperviseSpec::of(&rec.config) else { return true };
+    let Some(spec) = &rec.config.supervise else { return true };
     if ctx.db.supervision(&rec.id).map(|s| s.stop_requested).unwrap_or(false) {
         return true;
     }
@@ -300,14 +299,14 @@ pub fn wait(ctx: &Ctx, services: &[String], timeout: Option<Duration>) -> anyhow
         let mut ready = true;
         for rec in ctx.containers(services, false)? {
             let rec = container::refresh(&ctx.roots, &ctx.db, &rec).unwrap_or(rec);
-            let checked = SuperviseSpec::of(&rec.config).is_some_and(|s| s.health.is_some());
+            let checked = rec.config.supervise.as_ref().is_some_and(|s| s.health.is_some());
             match rec.status {
                 Status::Running if !checked => {}
                 Status::Running => {
                     let h = ctx.db.supervision(&rec.id)?.health;
-                    match h.as_deref() {
-                        Some("healthy") => {}
-                        Some("unhealthy") => bail!("container {} is unhealthy", rec.name),
+                    match h {
+                        Some(Health::Healthy) => {}
+                        Some(Health::Unhealthy) => bail!("container {} is unhealthy", rec.name),
                         _ => ready = false,
                     }
                 }

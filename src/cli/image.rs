@@ -81,7 +81,7 @@ pub enum ImageCommand {
 /// The image ids that containers (of any project, running or not) were created from.
 pub(super) fn images_in_use(root: &std::path::Path) -> anyhow::Result<std::collections::BTreeSet<String>> {
     let db = berth::state::StateDb::open(root).context("cannot open the state database")?;
-    Ok(db.all_containers()?.into_iter().map(|c| c.image_digest).collect())
+    Ok(db.images_in_use()?)
 }
 
 /// Runs `berth image ...`.

@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use berth::container::{self, ContainerConfig};
+use berth::container;
 use berth::monitor::log::{self, LogEntry, LogFollower};
 use berth::state::{now_nanos, ContainerRecord, Status};
 use clap::Args;
@@ -109,7 +109,7 @@ pub fn run(project: &ProjectArgs, args: LogsArgs) -> anyhow::Result<()> {
     // The `none` logging driver keeps nothing to read: said as Docker says it, and the others'
     // logs are printed (Compose's `logs` succeeds with no lines for them too).
     list.retain(|c| {
-        let readable = ContainerConfig::of(c).map(|cfg| log::readable(&cfg)).unwrap_or(true);
+        let readable = log::readable(&c.config);
         if !readable {
             berth::output::warn(&format!(
                 "container {}: configured logging driver does not support reading (its service's `logging.driver` is `none`: its output is not kept)",
@@ -129,7 +129,7 @@ pub fn run(project: &ProjectArgs, args: LogsArgs) -> anyhow::Result<()> {
     let mut followers = Vec::new();
     let mut last = Vec::new();
     for (i, c) in list.iter().enumerate() {
-        let cfg = ContainerConfig::of(c)?;
+        let cfg = &c.config;
         let path = ctx.roots.log_file(&c.id);
         if args.follow {
             followers.push(LogFollower::at_end(&path));

@@ -114,7 +114,12 @@ pub fn run(args: LsArgs) -> anyhow::Result<()> {
             continue;
         }
         let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
-        for c in db.containers(&name)? {
+        // A row that cannot be read is said, and the project listed by the others.
+        let (containers, unreadable) = db.scan_containers(&name)?;
+        for e in unreadable {
+            berth::output::warn(&e.to_string());
+        }
+        for c in containers {
             *counts.entry(c.status.as_str()).or_default() += 1;
         }
         if counts.is_empty() || (!args.all && !counts.contains_key("running")) {

@@ -1,6 +1,6 @@
 //! `berth port`: the public address of a service's published port.
 
-use berth::container::{self, ContainerConfig};
+use berth::container;
 use berth_compose::resolved::Protocol;
 use clap::Args;
 
@@ -27,9 +27,8 @@ pub fn run(project: &ProjectArgs, args: PortArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
     ctx.check_services(std::slice::from_ref(&args.service))?;
     let c = container::by_index(&ctx.db, &ctx.project.name, &args.service, args.index)?;
-    let cfg = ContainerConfig::of(&c)?;
-    let p = cfg
-        .ports
+    let ports = c.ports();
+    let p = ports
         .iter()
         .find(|p| p.target == args.private_port && p.protocol == args.protocol.as_str() && !p.published.is_empty())
         .ok_or_else(|| anyhow::anyhow!("no port {}/{} published for `{}`", args.private_port, args.protocol, c.name))?;

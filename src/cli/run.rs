@@ -157,7 +157,7 @@ pub fn run(project: &ProjectArgs, args: RunArgs) -> anyhow::Result<()> {
     engine.supervise_oneoff(&rec).map_err(discard)?;
     // Its published ports are held by the supervisor until it runs; then theirs to serve.
     let release = || {
-        if berth::supervise::spec::SuperviseSpec::of(&rec.config).is_some_and(|s| !s.publish.is_empty()) {
+        if !rec.published.is_empty() {
             berth::supervise::reserve::release(&ctx.roots, &ctx.project.name);
         }
     };

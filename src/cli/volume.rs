@@ -51,17 +51,10 @@ enum VolumeCommand {
     },
 }
 
-/// The containers using each volume, from the volumes their stored config lists.
+/// The containers holding each volume, as the state database records them.
 fn users(root: &std::path::Path) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
     let db = berth::state::StateDb::open(root).context("cannot open the state database")?;
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for c in db.all_containers()? {
-        let names = c.config.get("volumes").and_then(|v| v.as_array()).cloned().unwrap_or_default();
-        for v in names.iter().filter_map(|v| v.as_str()) {
-            out.entry(v.to_string()).or_default().push(c.name.clone());
-        }
-    }
-    Ok(out)
+    Ok(db.all_volume_holders()?)
 }
 
 fn key_values(items: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
@@ -89,11 +82,8 @@ pub fn volumes(project: &ProjectArgs, args: VolumesArgs) -> anyhow::Result<()> {
     let ctx = super::containers::Ctx::load(project)?;
     ctx.check_services(&args.services)?;
     let store = VolumeStore::open(ctx.roots.root.join("volumes")).context("cannot open the volume store")?;
-    let used: BTreeSet<String> = ctx
-        .containers(&args.services, true)?
-        .iter()
-        .flat_map(|c| serde_json::from_value::<Vec<String>>(c.config["volumes"].clone()).unwrap_or_default())
-        .collect();
+    let used: BTreeSet<String> =
+        ctx.containers(&args.services, true)?.iter().flat_map(|c| c.volumes.iter().cloned()).collect();
     let label = berth::stack::volmodel::PROJECT_LABEL;
     let vols: Vec<_> = store
         .list()?

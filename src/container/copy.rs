@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 
-use super::{ContainerConfig, Roots};
+use super::Roots;
 use crate::state::{ContainerRecord, StateDb, Status};
 
 /// One side of a copy.
@@ -132,7 +132,7 @@ pub(super) fn container_root(roots: &Roots, rec: &ContainerRecord) -> anyhow::Re
     if rec.status == Status::Restarting {
         bail!("container `{}` is restarting; try again", rec.name);
     }
-    let cfg = ContainerConfig::of(rec)?;
+    let cfg = &rec.config;
     let dir = roots.container_dir(&rec.id);
     let target = roots.rootfs(&rec.id);
     crate::image::mount_rootfs(&cfg.layers, &dir.join("upper"), &dir.join("work"), &target)?;

@@ -191,9 +191,9 @@ pub fn create_container(
             .collect(),
         labels: svc.labels.clone(),
         auto_remove: req.auto_remove,
-        volumes: provided.volumes.clone(),
         mounts: provided.mounts.clone(),
         service: serde_json::to_value(crate::plan::hash::hashed_config(svc))?,
+        supervise: None,
     };
     let rec = ContainerRecord {
         id: id.clone(),
@@ -215,7 +215,9 @@ pub fn create_container(
         created_at: now_millis(),
         started_at: None,
         finished_at: None,
-        config: serde_json::to_value(&config)?,
+        config,
+        published: Vec::new(),
+        volumes: provided.volumes.clone(),
     };
     db.insert_container(&rec)?;
     let written = (|| -> anyhow::Result<()> {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use nix::sys::signal::Signal;
 
-use super::{record_event, ContainerConfig, Roots};
+use super::{record_event, Roots};
 use crate::runtime::{self, ExecMode, Runtime};
 use crate::state::deferred::or_defer;
 use crate::state::{ContainerRecord, ExitRecord, StateDb, Status};
@@ -151,7 +151,7 @@ pub fn start(roots: &Roots, db: &StateDb, rec: &ContainerRecord, mode: StartMode
     }
     if rec.status.is_alive() && db.supervision(&rec.id)?.stop_requested {
         // A stop under way (perhaps of a command killed since): let it end, then start anew.
-        let grace = ContainerConfig::of(&rec).map(|c| c.stop_grace_secs).unwrap_or(10.0);
+        let grace = rec.config.stop_grace_secs;
         if let Some(r) = wait_exit(roots, db, &rec.id, Some(Duration::from_secs_f64(grace + 2.0)))? {
             rec = r;
         }
@@ -172,7 +172,7 @@ pub fn start(roots: &Roots, db: &StateDb, rec: &ContainerRecord, mode: StartMode
 /// Points the bundle at the current `ipc`/`pid`/`uts` namespaces of the containers it shares
 /// them with (their processes change with every start, so this happens at each start).
 fn join_shared_namespaces(roots: &Roots, db: &StateDb, rec: &ContainerRecord) -> anyhow::Result<()> {
-    let Some(spec) = crate::supervise::spec::SuperviseSpec::of(&rec.config) else { return Ok(()) };
+    let Some(spec) = &rec.config.supervise else { return Ok(()) };
     if spec.share.is_empty() {
         return Ok(());
     }
@@ -211,10 +211,10 @@ enum Hooks {
 
 /// Runs a container's `post_start` or `pre_stop` hooks (from what `up` recorded), in order.
 fn run_hooks(roots: &Roots, db: &StateDb, rec: &ContainerRecord, which: Hooks) -> anyhow::Result<()> {
-    let Some(spec) = crate::supervise::spec::SuperviseSpec::of(&rec.config) else { return Ok(()) };
+    let Some(spec) = &rec.config.supervise else { return Ok(()) };
     let (hooks, name) = match which {
-        Hooks::PostStart => (spec.post_start, "post_start"),
-        Hooks::PreStop => (spec.pre_stop, "pre_stop"),
+        Hooks::PostStart => (&spec.post_start, "post_start"),
+        Hooks::PreStop => (&spec.pre_stop, "pre_stop"),
     };
     if hooks.is_empty() {
         return Ok(());
@@ -373,7 +373,7 @@ pub fn stop(roots: &Roots, db: &StateDb, rec: &ContainerRecord, timeout: Option<
     if !has_process(&rec) {
         return Ok(false);
     }
-    let config = ContainerConfig::of(&rec)?;
+    let config = &rec.config;
     let rt = runtime::by_name(&rec.runtime, &roots.run)?;
     let grace = timeout.unwrap_or_else(|| Duration::from_secs_f64(config.stop_grace_secs));
     if rec.status == Status::Paused {
@@ -549,7 +549,7 @@ pub fn exec(roots: &Roots, db: &StateDb, rec: &ContainerRecord, req: &ExecReques
         env.push("TERM=xterm".into());
     }
     if let Some(u) = &req.user {
-        let config = ContainerConfig::of(&rec)?;
+        let config = &rec.config;
         let mut dirs: Vec<PathBuf> = vec![roots.container_dir(&rec.id).join("upper")];
         dirs.extend(config.layers.iter().rev().cloned());
         let users = crate::runtime::user::UserDb::from_layers(&dirs);

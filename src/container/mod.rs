@@ -32,6 +32,7 @@ pub use stats::{host_oom_killed, oom_killed, read_stats, stats, top, CgroupLayou
 
 use crate::runtime::bundle::NetworkNs;
 use crate::state::{ContainerRecord, StateDb};
+use crate::supervise::spec::SuperviseSpec;
 
 /// Log rotation settings (`logging.options` `max-size`, `max-file`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -62,7 +63,9 @@ pub struct PortBinding {
     pub published: String,
 }
 
-/// What berth keeps about a container besides its bundle (the `config` column).
+/// What berth keeps about a container besides its bundle: the `config` column of its state row,
+/// read with the row into [`ContainerRecord::config`]. Its published ports and volumes have
+/// tables of their own ([`ContainerRecord::published`], [`ContainerRecord::volumes`]).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ContainerConfig {
     /// The command line, for `ps`.
@@ -83,15 +86,12 @@ pub struct ContainerConfig {
     pub cgroups_path: String,
     /// The network namespace.
     pub network: Option<NetworkNs>,
-    /// Declared ports.
+    /// Declared ports (the host ports bound for them are [`ContainerRecord::published`]).
     pub ports: Vec<PortBinding>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
     /// Remove the container when it exits (`run --rm`).
     pub auto_remove: bool,
-    /// Volumes it uses.
-    #[serde(default)]
-    pub volumes: Vec<String>,
     /// The mounts the project side prepared for it (volumes, binds, tmpfs, secrets), each
     /// with its origin: another container's `volumes_from` takes over its volumes and binds.
     #[serde(default)]
@@ -100,13 +100,10 @@ pub struct ContainerConfig {
     /// plan can say which key changed.
     #[serde(default)]
     pub service: serde_json::Value,
-}
-
-impl ContainerConfig {
-    /// Reads it from a state row.
-    pub fn of(rec: &ContainerRecord) -> anyhow::Result<ContainerConfig> {
-        serde_json::from_value(rec.config.clone()).with_context(|| format!("container `{}`: stored config", rec.name))
-    }
+    /// What the project supervisor needs to know about it; `None` for a container made outside
+    /// a project's `up` or `run` (or before they recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervise: Option<SuperviseSpec>,
 }
 
 /// Opens the state database under the roots.

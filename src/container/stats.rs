@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use super::ContainerConfig;
 use crate::state::ContainerRecord;
 
 /// One sample of a container's usage.
@@ -75,7 +74,7 @@ fn keyed(p: &Path, key: &str) -> Option<u64> {
 
 /// A sample of the container's cgroup.
 pub fn stats(rec: &ContainerRecord) -> anyhow::Result<Stats> {
-    let cfg = ContainerConfig::of(rec)?;
+    let cfg = &rec.config;
     let mut s = read_stats(Path::new(CGROUP_ROOT), CgroupLayout::host(), &cfg.cgroups_path);
     if s.memory_limit.is_none() {
         s.memory_limit = host_memory();
@@ -178,7 +177,7 @@ fn host_memory() -> Option<u64> {
 
 /// The container's processes: `(uid, pid, ppid, command line)`, by pid.
 pub fn top(rec: &ContainerRecord) -> anyhow::Result<Vec<(u32, i32, i32, String)>> {
-    let cfg = ContainerConfig::of(rec)?;
+    let cfg = &rec.config;
     let procs = cgroup_dir("pids", &cfg.cgroups_path).join("cgroup.procs");
     let procs = if procs.exists() { procs } else { cgroup_dir("memory", &cfg.cgroups_path).join("cgroup.procs") };
     let text = std::fs::read_to_string(&procs).unwrap_or_default();

@@ -47,7 +47,7 @@ impl Launched {
 /// container's stdio on pipes (or a console socket), without waiting for it.
 pub(super) fn launch(roots: &Roots, rec: &ContainerRecord) -> anyhow::Result<Launched> {
     let id = rec.id.as_str();
-    let config = ContainerConfig::of(rec)?;
+    let config = rec.config.clone();
     let runtime = runtime::by_name(&rec.runtime, &roots.run)?;
     let run_dir = roots.run_dir(id);
     std::fs::create_dir_all(&run_dir)?;
@@ -180,7 +180,7 @@ impl Monitor {
             attach,
             clients,
             signals,
-            supervised: (!rec.oneoff && rec.config.get(crate::supervise::spec::CONFIG_KEY).is_some())
+            supervised: (!rec.oneoff && rec.config.supervise.is_some())
                 .then(|| (rec.project.clone(), rec.name.clone())),
             next_check: Instant::now() + client::REVIVE_EVERY,
         })

@@ -27,8 +27,7 @@ use crate::image::{ImageStore, PullOptions, Reference};
 use crate::plan::{ContainerTarget, Operation, Resource, Step};
 use crate::runtime::bundle::RunOverrides;
 use crate::state::deferred::or_defer_any;
-use crate::state::{StateDb, Status};
-use crate::supervise::spec::SuperviseSpec;
+use crate::state::{Health, StateDb, Status};
 
 mod make;
 mod oneoff;
@@ -260,7 +259,7 @@ impl<'a> StackEngine<'a> {
         if let Some(svc) = self.project.services.get(&rec.service) {
             let netns = self.netns_path(&rec.name)?;
             // Only containers `up` attached have a namespace of berth's (and leases to release).
-            if netns.exists() || SuperviseSpec::of(&rec.config).is_some_and(|s| s.dns.is_some()) {
+            if netns.exists() || rec.config.supervise.as_ref().is_some_and(|s| s.dns.is_some()) {
                 let specs = self.declared_specs(svc);
                 settle(self.with_net(|n| n.detach(self.project, svc, &rec.name, &specs, &netns)), "the leases");
             }
@@ -335,9 +334,9 @@ impl<'a> StackEngine<'a> {
         Ok(self.volumes.remove(name, &users)?)
     }
 
-    /// The containers (of any project) whose state row lists volume `name`.
+    /// The containers (of any project) that hold volume `name`.
     fn volume_users(&self, name: &str) -> anyhow::Result<Vec<String>> {
-        release::volume_users(&self.db.lock().expect("db"), name)
+        Ok(self.db.lock().expect("db").volume_holders(name)?)
     }
 
     fn pull(&self, name: &str) -> anyhow::Result<()> {
@@ -420,8 +419,7 @@ impl StackEngine<'_> {
                     all = false;
                     continue;
                 }
-                let spec = SuperviseSpec::of(&c.config).unwrap_or_default();
-                if spec.health.is_none() {
+                if c.config.supervise.as_ref().is_none_or(|s| s.health.is_none()) {
                     // A container that exits at once says so rather than lacking a check.
                     let age = crate::state::now_millis() - c.started_at.unwrap_or_default();
                     if age < 1000 {
@@ -431,9 +429,9 @@ impl StackEngine<'_> {
                     bail!("container {} has no healthcheck configured", c.name);
                 }
                 let health = self.db.lock().expect("db").supervision(&c.id)?.health;
-                match health.as_deref() {
-                    Some("healthy") => {}
-                    Some("unhealthy") => bail!("container {} is unhealthy", c.name),
+                match health {
+                    Some(Health::Healthy) => {}
+                    Some(Health::Unhealthy) => bail!("container {} is unhealthy", c.name),
                     _ => all = false,
                 }
             }

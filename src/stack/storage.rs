@@ -24,7 +24,6 @@ use berth_volumes::{Mount, Origin};
 use sha2::{Digest, Sha256};
 
 use super::volmodel::{secret_requests, service_mounts, MountRequest, PROJECT_LABEL};
-use crate::container::ContainerConfig;
 use crate::plan::Plan;
 use crate::state::{ContainerRecord, StateDb};
 
@@ -251,8 +250,7 @@ pub fn volumes_from_mounts(project: &Project, svc: &Service, db: &StateDb) -> an
     let mut out = Vec::new();
     for entry in ResolvedService::new(svc)?.volumes_from {
         let rec = volumes_from_source(project, svc, db, &entry.source)?;
-        let config = ContainerConfig::of(&rec)?;
-        for m in config.mounts.into_iter().filter(|m| matches!(m.origin, Origin::Volume(_) | Origin::Bind)) {
+        for m in rec.config.mounts.into_iter().filter(|m| matches!(m.origin, Origin::Volume(_) | Origin::Bind)) {
             out.push(if entry.read_only { m.read_only() } else { m });
         }
     }

@@ -2,7 +2,8 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::{now_millis, Result, StateDb, StateError};
+use super::{now_millis, Published, Result, StateDb, StateError};
+use crate::container::{ContainerConfig, PortBinding};
 
 /// A container's lifecycle status, as `berth ps` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -101,8 +102,28 @@ pub struct ContainerRecord {
     pub started_at: Option<i64>,
     /// Unix milliseconds of the last exit.
     pub finished_at: Option<i64>,
-    /// What later commands need to know (JSON, owned by the container module).
-    pub config: serde_json::Value,
+    /// What later commands need to know (the `config` column, JSON of the container module's
+    /// type, read once with the row).
+    pub config: ContainerConfig,
+    /// The host ports bound for its declared ports (the `published` table).
+    pub published: Vec<Published>,
+    /// The volumes it holds (the `volume_holders` table).
+    pub volumes: Vec<String>,
+}
+
+impl ContainerRecord {
+    /// Its declared ports as `ps` and `port` show them: with the host port bound for each,
+    /// where one is, else as the service declared it.
+    pub fn ports(&self) -> Vec<PortBinding> {
+        let mut ports = self.config.ports.clone();
+        for p in &self.published {
+            if let Some(b) = ports.get_mut(p.index as usize) {
+                b.host_ip = p.host_ip.to_string();
+                b.published = p.host_port.to_string();
+            }
+        }
+        ports
+    }
 }
 
 const COLUMNS: &str = "id, name, project, service, number, oneoff, image, image_digest, config_hash, runtime, \
@@ -119,24 +140,23 @@ pub struct ExitRecord {
 }
 
 impl StateDb {
-    fn row_to_record(&self, r: &Row<'_>) -> rusqlite::Result<std::result::Result<ContainerRecord, StateError>> {
+    /// A row of `COLUMNS` as a record (without its published ports and volumes), or why it
+    /// cannot be read.
+    fn row_to_record(&self, r: &Row<'_>) -> rusqlite::Result<Result<ContainerRecord>> {
+        let name: String = r.get(1)?;
+        let unreadable = |what: &str, detail: String| self.unreadable(&name, what, detail);
         let status: String = r.get(10)?;
-        let config: String = r.get(19)?;
-        let corrupt = |what: &str, detail: String| StateError::Corrupt {
-            path: self.path.clone(),
-            what: what.to_string(),
-            detail,
-        };
         let Some(status) = Status::parse(&status) else {
-            return Ok(Err(corrupt("container status", status)));
+            return Ok(Err(unreadable("status", format!("unknown status {status:?}"))));
         };
+        let config: String = r.get(19)?;
         let config = match serde_json::from_str(&config) {
             Ok(c) => c,
-            Err(e) => return Ok(Err(corrupt("container config", e.to_string()))),
+            Err(e) => return Ok(Err(unreadable("config", e.to_string()))),
         };
         Ok(Ok(ContainerRecord {
             id: r.get(0)?,
-            name: r.get(1)?,
+            name: name.clone(),
             project: r.get(2)?,
             service: r.get(3)?,
             number: r.get(4)?,
@@ -155,21 +175,46 @@ impl StateDb {
             started_at: r.get(17)?,
             finished_at: r.get(18)?,
             config,
+            published: Vec::new(),
+            volumes: Vec::new(),
         }))
     }
 
-    fn query_containers(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<ContainerRecord>> {
-        let mut st = self.conn.prepare_cached(sql).map_err(self.sql_err())?;
-        let rows = st.query_map(params, |r| self.row_to_record(r)).map_err(self.sql_err())?;
-        let mut out = Vec::new();
+    /// The rows `sql` selects, each read whole or with why it cannot be; a failure of the
+    /// database itself is the outer error.
+    fn read_containers(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Result<ContainerRecord>>> {
+        let rows: Vec<Result<ContainerRecord>> = {
+            let mut st = self.conn.prepare_cached(sql).map_err(self.sql_err())?;
+            let rows = st.query_map(params, |r| self.row_to_record(r)).map_err(self.sql_err())?;
+            rows.collect::<rusqlite::Result<_>>().map_err(self.sql_err())?
+        };
+        let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            out.push(row.map_err(self.sql_err())??);
+            out.push(match row {
+                Ok(mut rec) => match self.published_of(&rec.id, &rec.name) {
+                    Ok(published) => {
+                        rec.published = published;
+                        rec.volumes = self.volumes_of(&rec.id)?;
+                        Ok(rec)
+                    }
+                    Err(e @ StateError::Unreadable { .. }) => Err(e),
+                    Err(e) => return Err(e),
+                },
+                Err(e) => Err(e),
+            });
         }
         Ok(out)
     }
 
-    /// Inserts a new container row.
+    /// The rows `sql` selects; one that cannot be read is an error naming its container.
+    fn query_containers(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<ContainerRecord>> {
+        self.read_containers(sql, params)?.into_iter().collect()
+    }
+
+    /// Inserts a new container row with its published ports and volumes, in one transaction.
     pub fn insert_container(&self, c: &ContainerRecord) -> Result<()> {
+        let config = serde_json::to_string(&c.config).map_err(|e| self.unreadable(&c.name, "config", e))?;
+        let tx = self.write_transaction()?;
         self.conn
             .prepare_cached(&format!(
                 "INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
@@ -196,11 +241,35 @@ impl StateDb {
                     c.created_at,
                     c.started_at,
                     c.finished_at,
-                    c.config.to_string(),
+                    config,
                 ])
             })
             .map_err(self.sql_err())?;
-        Ok(())
+        self.write_published(&c.id, &c.published)?;
+        self.write_volumes(&c.id, &c.volumes)?;
+        tx.commit().map_err(self.sql_err())
+    }
+
+    /// Replaces a container's config and its published ports, in one transaction (when `up`
+    /// has chosen its host ports and written its supervision spec).
+    pub fn set_config(&self, id: &str, config: &ContainerConfig, published: &[Published]) -> Result<()> {
+        let text = serde_json::to_string(config).map_err(|e| self.unreadable(id, "config", e))?;
+        let tx = self.write_transaction()?;
+        self.conn
+            .prepare_cached("UPDATE containers SET config = ?2 WHERE id = ?1")
+            .and_then(|mut st| st.execute(params![id, text]))
+            .map_err(self.sql_err())?;
+        self.write_published(id, published)?;
+        tx.commit().map_err(self.sql_err())
+    }
+
+    /// The containers of `project`, as [`StateDb::containers`], and apart from them the rows
+    /// that cannot be read (each error names its container): for commands that go on past
+    /// them (`down`, the supervisor).
+    pub fn scan_containers(&self, project: &str) -> Result<(Vec<ContainerRecord>, Vec<StateError>)> {
+        let rows = self.project_rows(project)?;
+        let (good, bad): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.is_ok());
+        Ok((good.into_iter().flatten().collect(), bad.into_iter().filter_map(|r| r.err()).collect()))
     }
 
     /// One container by id.
@@ -215,7 +284,11 @@ impl StateDb {
 
     /// A project's containers, ordered by service, one-off last, then number.
     pub fn containers(&self, project: &str) -> Result<Vec<ContainerRecord>> {
-        self.query_containers(
+        self.project_rows(project)?.into_iter().collect()
+    }
+
+    fn project_rows(&self, project: &str) -> Result<Vec<Result<ContainerRecord>>> {
+        self.read_containers(
             &format!(
                 "SELECT {COLUMNS} FROM containers WHERE project = ?1 ORDER BY service, oneoff, number, created_at"
             ),
@@ -297,6 +370,14 @@ impl StateDb {
         self.conn.execute("DELETE FROM supervision WHERE id = ?1", [id]).map_err(self.sql_err())?;
         let n = self.conn.execute("DELETE FROM containers WHERE id = ?1", [id]).map_err(self.sql_err())?;
         Ok(n > 0)
+    }
+
+    /// The ids of the images containers (of any project) were made from.
+    pub fn images_in_use(&self) -> Result<std::collections::BTreeSet<String>> {
+        let mut st =
+            self.conn.prepare_cached("SELECT DISTINCT image_digest FROM containers").map_err(self.sql_err())?;
+        let rows = st.query_map([], |r| r.get(0)).map_err(self.sql_err())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.sql_err())
     }
 
     /// Whether any container uses the image with this id (for `image rm` and `image prune`).

@@ -1,17 +1,22 @@
-//! The embedded state database: projects, containers and the event log, in SQLite (WAL mode)
-//! at `<state root>/state.db`.
+//! The embedded state database: projects, containers (with their published ports and the
+//! volumes they hold), supervision and the event log, in SQLite (WAL mode) at
+//! `<state root>/state.db`. Rows are read into typed records once, where they are read: a value
+//! that cannot be read is an error that names its container.
 //!
 //! Several berth processes use the database at once (the CLI, one monitor per container, later the
 //! project supervisor), so every connection sets a busy timeout and every write is one short
-//! transaction. The schema version is SQLite's `user_version`; [`migrate`] brings an older file up
-//! to date and refuses a newer one. Other modules may add tables with their own migrations.
+//! transaction. The schema version is SQLite's `user_version`; the migrations (in `migrate`) bring
+//! an older file up to date, converting its rows, and a newer one is refused.
 
 mod containers;
 pub mod deferred;
 mod events;
+mod holders;
 mod intents;
+mod migrate;
+mod ports;
 mod supervision;
-pub use supervision::Supervision;
+pub use supervision::{Health, Supervision};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,6 +26,8 @@ use rusqlite::Connection;
 pub use containers::{ContainerRecord, ExitRecord, Status};
 pub use events::EventRecord;
 pub use intents::Intent;
+use migrate::{migrate, MigrateError, MIGRATIONS};
+pub use ports::Published;
 
 /// Errors of the state database.
 #[derive(Debug, thiserror::Error)]
@@ -43,11 +50,13 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
-    /// A stored value cannot be read back.
-    #[error("state database `{path}`: corrupt {what}: {detail}")]
-    Corrupt {
+    /// A container's stored row cannot be read back into its typed record.
+    #[error("state database `{path}`: the row of container `{container}` cannot be read: its {what}: {detail}")]
+    Unreadable {
         /// The database file.
         path: PathBuf,
+        /// The container's name (its id where only the id is known).
+        container: String,
         /// Which value.
         what: String,
         /// Why.
@@ -78,69 +87,6 @@ pub enum StateError {
 
 /// Result type of the state module.
 pub type Result<T, E = StateError> = std::result::Result<T, E>;
-
-/// The schema, one entry per version; entry `i` upgrades version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE projects (
-    name        TEXT PRIMARY KEY,
-    working_dir TEXT NOT NULL,
-    files       TEXT NOT NULL,          -- JSON array of the compose files
-    created_at  INTEGER NOT NULL        -- unix milliseconds
-);
-CREATE TABLE containers (
-    id            TEXT PRIMARY KEY,     -- 64 hex digits; the OCI runtime's container id
-    name          TEXT NOT NULL UNIQUE,
-    project       TEXT NOT NULL,
-    service       TEXT NOT NULL,
-    number        INTEGER NOT NULL,     -- replica number, from 1; one-off containers count separately
-    oneoff        INTEGER NOT NULL DEFAULT 0,
-    image         TEXT NOT NULL,        -- the reference the service names
-    image_digest  TEXT NOT NULL,        -- image id (config digest)
-    config_hash   TEXT NOT NULL,
-    runtime       TEXT NOT NULL,        -- `runc` or `crun`: the runtime that owns it
-    status        TEXT NOT NULL,        -- created | running | paused | restarting | exited | dead
-    pid           INTEGER,              -- the container's init, seen from the host
-    monitor_pid   INTEGER,
-    exit_code     INTEGER,
-    oom_killed    INTEGER NOT NULL DEFAULT 0,
-    restart_count INTEGER NOT NULL DEFAULT 0,
-    created_at    INTEGER NOT NULL,     -- unix milliseconds
-    started_at    INTEGER,
-    finished_at   INTEGER,
-    config        TEXT NOT NULL         -- JSON: what later commands need (see container::ContainerConfig)
-);
-CREATE INDEX containers_project ON containers(project, service, number);
-CREATE TABLE events (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-    time       INTEGER NOT NULL,        -- unix nanoseconds
-    project    TEXT NOT NULL,
-    service    TEXT NOT NULL,
-    container  TEXT NOT NULL,           -- container id
-    name       TEXT NOT NULL,           -- container name
-    action     TEXT NOT NULL,
-    attributes TEXT NOT NULL            -- JSON object
-);
-CREATE INDEX events_project ON events(project, seq);
-"#,
-    r#"
-CREATE TABLE supervision (
-    id             TEXT PRIMARY KEY,    -- container id
-    health         TEXT,                -- starting | healthy | unhealthy; NULL without a health check
-    failing_streak INTEGER NOT NULL DEFAULT 0,
-    stop_requested INTEGER NOT NULL DEFAULT 0, -- stopped by the user: restart policies leave it alone
-    restart_reason TEXT                 -- why a restart policy last restarted it
-);
-"#,
-    r#"
-CREATE TABLE intents (
-    name       TEXT PRIMARY KEY,        -- a container name whose namespace, secrets and leases are being made
-    project    TEXT NOT NULL,
-    service    TEXT NOT NULL,
-    created_at INTEGER NOT NULL         -- unix milliseconds
-);
-"#,
-];
 
 /// An open state database.
 pub struct StateDb {
@@ -178,6 +124,23 @@ impl StateDb {
 
     fn sql_err(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
         move |source| sqlite_error(&self.path, source)
+    }
+
+    /// The error for a stored value of container `container` that cannot be read back.
+    fn unreadable(&self, container: &str, what: &str, detail: impl std::fmt::Display) -> StateError {
+        StateError::Unreadable {
+            path: self.path.clone(),
+            container: container.to_string(),
+            what: what.to_string(),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// A transaction that takes the write lock at once (a deferred one that writes later can
+    /// fail with "busy" when another process wrote in between).
+    fn write_transaction(&self) -> Result<rusqlite::Transaction<'_>> {
+        rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)
+            .map_err(self.sql_err())
     }
 
     fn setup(&self) -> Result<()> {
@@ -289,47 +252,6 @@ fn damage(path: &Path) -> Option<String> {
         return Some(format!("it is truncated: {len} bytes, not a whole number of {page}-byte pages"));
     }
     None
-}
-
-enum MigrateError {
-    Sql(rusqlite::Error),
-    TooNew(i64),
-}
-
-impl From<rusqlite::Error> for MigrateError {
-    fn from(e: rusqlite::Error) -> Self {
-        MigrateError::Sql(e)
-    }
-}
-
-/// Applies the migrations the database has not seen yet, in one transaction.
-fn migrate(conn: &Connection) -> Result<(), MigrateError> {
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    let known = MIGRATIONS.len() as i64;
-    if version > known {
-        return Err(MigrateError::TooNew(version));
-    }
-    if version == known {
-        return Ok(());
-    }
-    // IMMEDIATE takes the write lock first, so two processes opening a new file do not both migrate.
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    let result = (|| {
-        for sql in &MIGRATIONS[current as usize..] {
-            conn.execute_batch(sql)?;
-        }
-        conn.pragma_update(None, "user_version", known)?;
-        Ok::<_, rusqlite::Error>(())
-    })();
-    match result {
-        Ok(()) => conn.execute_batch("COMMIT")?,
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            return Err(e.into());
-        }
-    }
-    Ok(())
 }
 
 /// Milliseconds since the Unix epoch.

@@ -6,11 +6,50 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{Result, StateDb};
 
+/// A container's health, as its health check last found it (stored as its name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Not healthy yet.
+    Starting,
+    /// The last probe passed.
+    Healthy,
+    /// `retries` probes in a row failed.
+    Unhealthy,
+}
+
+impl Health {
+    /// `starting`, `healthy` or `unhealthy`: stored, and shown by `ps`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Health> {
+        Some(match s {
+            "starting" => Health::Starting,
+            "healthy" => Health::Healthy,
+            "unhealthy" => Health::Unhealthy,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A container's supervision row.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Supervision {
-    /// `starting`, `healthy` or `unhealthy`; `None` without a health check.
-    pub health: Option<String>,
+    /// Its health; `None` without a health check (or before its first run).
+    pub health: Option<Health>,
     /// Consecutive failed probes.
     pub failing_streak: u32,
     /// The user stopped it (`stop`, `down`): no restart policy applies until it starts again.
@@ -29,21 +68,30 @@ impl StateDb {
             )
             .and_then(|mut st| {
                 st.query_row([id], |r| {
-                    Ok(Supervision {
-                        health: r.get(0)?,
+                    let health: Option<String> = r.get(0)?;
+                    let row = Supervision {
+                        health: None,
                         failing_streak: r.get(1)?,
                         stop_requested: r.get(2)?,
                         restart_reason: r.get(3)?,
-                    })
+                    };
+                    Ok((health, row))
                 })
                 .optional()
             })
             .map_err(self.sql_err())?;
-        Ok(row.unwrap_or_default())
+        let Some((health, mut row)) = row else { return Ok(Supervision::default()) };
+        if let Some(text) = health {
+            let health =
+                Health::parse(&text).ok_or_else(|| self.unreadable(id, "health", format!("unknown health {text:?}")));
+            row.health = Some(health?);
+        }
+        Ok(row)
     }
 
     /// Records a health status and failing streak (`None` clears it).
-    pub fn set_health(&self, id: &str, health: Option<&str>, failing_streak: u32) -> Result<()> {
+    pub fn set_health(&self, id: &str, health: Option<Health>, failing_streak: u32) -> Result<()> {
+        let health = health.map(Health::as_str);
         self.conn
             .prepare_cached(
                 "INSERT INTO supervision (id, health, failing_streak) VALUES (?1, ?2, ?3)
@@ -72,15 +120,6 @@ impl StateDb {
         self.conn.prepare_cached(&sql).and_then(|mut st| st.execute(params![id, value])).map_err(self.sql_err())?;
         Ok(())
     }
-
-    /// Replaces a container's `config` JSON.
-    pub fn set_config(&self, id: &str, config: &serde_json::Value) -> Result<()> {
-        self.conn
-            .prepare_cached("UPDATE containers SET config = ?2 WHERE id = ?1")
-            .and_then(|mut st| st.execute(params![id, config.to_string()]))
-            .map_err(self.sql_err())?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -93,10 +132,10 @@ mod tests {
         let db = StateDb::open(dir.path()).unwrap();
         assert_eq!(db.supervision("a").unwrap(), Supervision::default());
         db.set_stop_requested("a", true).unwrap();
-        db.set_health("a", Some("unhealthy"), 3).unwrap();
+        db.set_health("a", Some(Health::Unhealthy), 3).unwrap();
         db.set_restart_reason("a", "unhealthy").unwrap();
         let s = db.supervision("a").unwrap();
-        assert_eq!(s.health.as_deref(), Some("unhealthy"));
+        assert_eq!(s.health, Some(Health::Unhealthy));
         assert_eq!(s.failing_streak, 3);
         assert!(s.stop_requested);
         assert_eq!(s.restart_reason.as_deref(), Some("unhealthy"));

@@ -295,7 +295,7 @@ pub fn needs_supervisor(db: &crate::state::StateDb, containers: &[crate::state::
     use super::restart::Condition;
     use crate::state::Status;
     containers.iter().filter(|c| !c.oneoff).any(|c| {
-        let Some(spec) = super::spec::SuperviseSpec::of(&c.config) else { return false };
+        let Some(spec) = &c.config.supervise else { return false };
         let may_restart = match spec.restart.condition {
             Condition::Never => false,
             Condition::OnFailure => c.exit_code != Some(0),

@@ -24,6 +24,7 @@
 //!
 //! [`REVIVE_EVERY`]: super::client::REVIVE_EVERY
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -41,7 +42,7 @@ use super::protocol::{self, Reply, Request, Status};
 use super::restarts::Restarts;
 use super::spec::SuperviseSpec;
 use crate::container::{self, Roots};
-use crate::events::EventSink;
+use crate::events::{Event, EventSink};
 use crate::state::{ContainerRecord, StateDb};
 
 /// How often the supervisor looks at the database without being asked.
@@ -119,6 +120,8 @@ struct Supervisor {
     seen_any: bool,
     /// The metrics address served, and the task serving it.
     metrics: Option<(String, Option<tokio::task::JoinHandle<()>>)>,
+    /// The rows it could not read, as said in its log (each is said once).
+    unreadable: BTreeSet<String>,
 }
 
 impl Supervisor {
@@ -146,6 +149,7 @@ impl Supervisor {
             empty_ticks: 0,
             seen_any: false,
             metrics: None,
+            unreadable: BTreeSet::new(),
         })
     }
 
@@ -226,12 +230,24 @@ impl Supervisor {
 
     /// The project's containers that carry a supervision spec, as the database has them.
     fn specs(rows: Vec<ContainerRecord>) -> Vec<(ContainerRecord, SuperviseSpec)> {
-        rows.into_iter().filter_map(|r| SuperviseSpec::of(&r.config).map(|s| (r, s))).collect()
+        rows.into_iter().filter_map(|r| r.config.supervise.clone().map(|s| (r, s))).collect()
+    }
+
+    /// The project's containers whose rows can be read. A row that cannot be read is said in
+    /// the log (once) and left out: the others are supervised still.
+    fn rows(&mut self) -> anyhow::Result<Vec<ContainerRecord>> {
+        let (rows, unreadable) = self.db.scan_containers(&self.project)?;
+        for e in unreadable {
+            if self.unreadable.insert(e.to_string()) {
+                self.events.emit(Event::Warning { message: format!("{e}; it is not supervised") });
+            }
+        }
+        Ok(rows)
     }
 
     /// One pass over the project's containers; true when the project is gone.
     async fn pass(&mut self) -> anyhow::Result<bool> {
-        let rows = self.db.containers(&self.project)?;
+        let rows = self.rows()?;
         // One-off containers (`run`) count too: they ask for names, may publish ports and have
         // health checks (their rows carry no restart policy).
         let rows: Vec<ContainerRecord> =
@@ -300,7 +316,7 @@ impl Supervisor {
             self.prober.forget(&change.record.id);
         }
         // Names follow health: an unhealthy container stops resolving.
-        let specs = Self::specs(self.db.containers(&self.project).unwrap_or_default());
+        let specs = Self::specs(self.rows().unwrap_or_default());
         self.serve_names(&specs).await;
     }
 

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use berth_compose::resolved::{HealthCheck, HealthTest};
 
+pub use crate::state::Health;
+
 /// Docker's default interval and timeout.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 /// Docker's default retries.
@@ -88,28 +90,6 @@ impl Check {
             start_period: d(s.start_period).or(i.start_period).unwrap_or_default(),
             start_interval: d(s.start_interval).or(i.start_interval),
         })
-    }
-}
-
-/// A container's health.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Health {
-    /// Not healthy yet.
-    Starting,
-    /// The last probe passed.
-    Healthy,
-    /// `retries` probes in a row failed.
-    Unhealthy,
-}
-
-impl Health {
-    /// `starting`, `healthy` or `unhealthy`, as `ps` shows it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Starting => "starting",
-            Health::Healthy => "healthy",
-            Health::Unhealthy => "unhealthy",
-        }
     }
 }
 

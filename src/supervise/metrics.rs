@@ -50,8 +50,8 @@ type Family = (&'static str, &'static str, &'static str, fn(&Stats) -> Option<f6
 pub struct Sample<'a> {
     /// Its row.
     pub rec: &'a ContainerRecord,
-    /// `starting`, `healthy`, `unhealthy`, or none without a health check.
-    pub health: Option<String>,
+    /// Its health; none without a health check.
+    pub health: Option<crate::state::Health>,
     /// Its cgroup's usage, when it runs.
     pub stats: Option<Stats>,
 }
@@ -85,8 +85,8 @@ pub fn render(project: &str, samples: &[Sample<'_>]) -> String {
         "gauge",
         "1 for the container's health status (containers with a health check).",
         &mut samples.iter().filter_map(|s| {
-            let h = s.health.as_deref()?;
-            Some(format!("{{{},status=\"{}\"}} 1", labels(s.rec), esc(h)))
+            let h = s.health?;
+            Some(format!("{{{},status=\"{}\"}} 1", labels(s.rec), h.as_str()))
         }),
     );
     let stat = |f: fn(&Stats) -> Option<f64>| {
@@ -179,7 +179,8 @@ mod tests {
         let mut rec = crate::supervise::testing::record("shop-web-1", crate::state::Status::Running);
         rec.restart_count = 2;
         let stats = Stats { cpu_nanos: 1_500_000_000, memory: 4096, memory_limit: Some(8192), ..Stats::default() };
-        let text = render("shop", &[Sample { rec: &rec, health: Some("healthy".into()), stats: Some(stats) }]);
+        let text =
+            render("shop", &[Sample { rec: &rec, health: Some(crate::state::Health::Healthy), stats: Some(stats) }]);
         let labels = format!("project=\"shop\",service=\"web\",container=\"{}\"", rec.name);
         assert!(text.contains(&format!("berth_container_up{{{labels}}} 1")), "{text}");
         assert!(text.contains(&format!("berth_container_restarts_total{{{labels}}} 2")), "{text}");

@@ -46,7 +46,9 @@ pub(crate) mod testing {
             created_at: 0,
             started_at: None,
             finished_at: None,
-            config: serde_json::json!({}),
+            config: Default::default(),
+            published: Vec::new(),
+            volumes: Vec::new(),
         }
     }
 }

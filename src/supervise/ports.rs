@@ -72,15 +72,14 @@ pub fn in_use(e: &berth_network::Error) -> bool {
     matches!(e, berth_network::Error::PortUnavailable { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse)
 }
 
-/// Which container of `rows` (any project) publishes `port` while running, other than
-/// `except`: `container NAME` (`of project P` when not of `project`).
-pub fn holder_of(rows: &[ContainerRecord], project: &str, port: &HostPort, except: &str) -> Option<String> {
-    rows.iter()
-        .filter(|r| r.name != except && r.status.is_alive())
-        .find(|r| {
-            SuperviseSpec::of(&r.config).is_some_and(|s| s.publish.iter().any(|p| HostPort::of(p).overlaps(port)))
-        })
-        .map(|r| describe(&r.name, &r.project, project))
+/// Which container (of any project) publishes `port` while running, other than `except`, as
+/// the state database has it: `container NAME` (`of project P` when not of `project`).
+pub fn holder_of(db: &StateDb, project: &str, port: &HostPort, except: &str) -> Option<String> {
+    db.port_publishers(port.proto, port.port)
+        .ok()?
+        .into_iter()
+        .find(|(name, _, ip)| name != except && HostPort { ip: *ip, ..*port }.overlaps(port))
+        .map(|(name, its_project, _)| describe(&name, &its_project, project))
 }
 
 /// `container NAME`, with its project when it is not `project`.
@@ -106,7 +105,7 @@ pub struct Plan {
 /// the run's start).
 pub fn plan(serving: &BTreeMap<String, Option<i64>>, specs: &[(ContainerRecord, SuperviseSpec)]) -> Plan {
     let live: Vec<&ContainerRecord> =
-        specs.iter().filter(|(r, s)| !s.publish.is_empty() && r.status.is_alive()).map(|(r, _)| r).collect();
+        specs.iter().filter(|(r, _)| !r.published.is_empty() && r.status.is_alive()).map(|(r, _)| r).collect();
     let stop = serving
         .iter()
         .filter(|(id, started)| !live.iter().any(|r| &r.id == *id && r.started_at == **started))
@@ -258,11 +257,11 @@ impl Ports {
         for r in self.reserved.iter_mut().filter(|r| r.socket.is_none()) {
             r.socket = r.port.bind().ok();
         }
-        for (r, spec) in live {
+        for (r, _) in live {
             if self.served.get(&r.id).is_some_and(|s| s.proxy.is_some()) {
                 continue;
             }
-            let mappings: Vec<PortMapping> = spec.publish.iter().map(|p| p.mapping()).collect();
+            let mappings: Vec<PortMapping> = r.published.iter().map(|p| p.mapping()).collect();
             let proxy = match self.bind(&r.name, &mappings) {
                 Ok(held) => PortProxy::serve(held).map_err(|e| e.to_string()),
                 Err(failed) => Err(self.unavailable(db, r, &failed.0, &failed.1)),
@@ -277,7 +276,7 @@ impl Ports {
             match proxy {
                 Ok(p) => {
                     if entry.error.take().is_some() {
-                        let ports: Vec<String> = spec.publish.iter().map(|p| HostPort::of(p).to_string()).collect();
+                        let ports: Vec<String> = r.published.iter().map(|p| HostPort::of(p).to_string()).collect();
                         events.emit(Event::Warning {
                             message: format!("container {} publishes {} now", r.name, ports.join(", ")),
                         });
@@ -296,7 +295,7 @@ impl Ports {
             if !entry.rules {
                 entry.rules = true;
                 if let Some(nft) = self.nft.clone() {
-                    let rules: Vec<Rule> = spec.publish.iter().map(dnat).collect();
+                    let rules: Vec<Rule> = r.published.iter().map(dnat).collect();
                     let owner = port_owner(&r.name);
                     let applied = tokio::task::spawn_blocking(move || nft.apply(&owner, &rules)).await;
                     if let Ok(Err(e)) = applied {
@@ -351,7 +350,7 @@ impl Ports {
             .find(|x| x.port.overlaps(port))
             .map(|x| format!("container {} (starting)", x.container))
             .or_else(|| self.serving(port).map(|n| format!("container {n}")))
-            .or_else(|| holder_of(&db.all_containers().unwrap_or_default(), &r.project, port, &r.name))
+            .or_else(|| holder_of(db, &r.project, port, &r.name))
             .unwrap_or_else(|| "another program".into());
         format!("container {} cannot publish {port}: it is in use by {who}", r.name)
     }
@@ -415,6 +414,7 @@ mod tests {
         use crate::state::Status;
         use crate::supervise::testing::record;
         let published = Published {
+            index: 0,
             proto: berth_network::proxy::Proto::Tcp,
             host_ip: "0.0.0.0".parse().unwrap(),
             host_port: 8080,
@@ -424,7 +424,8 @@ mod tests {
         let row = |name: &str, status: Status, started: i64| {
             let mut r = record(name, status);
             r.started_at = Some(started);
-            (r, SuperviseSpec { publish: vec![published], ..Default::default() })
+            r.published = vec![published];
+            (r, SuperviseSpec::default())
         };
         let specs = [
             row("p-web-1", Status::Running, 1),

@@ -82,7 +82,7 @@ impl Prober {
             if let Some((_, old)) = self.probes.remove(&r.id) {
                 old.abort();
             }
-            let _ = db.set_health(&r.id, Some(Health::Starting.as_str()), 0);
+            let _ = db.set_health(&r.id, Some(Health::Starting), 0);
             self.health.insert(r.id.clone(), Health::Starting);
             let task = tokio::spawn(probe_loop(self.roots.clone(), r.clone(), check, self.tx.clone()));
             self.probes.insert(r.id.clone(), (r.started_at, task));
@@ -107,7 +107,7 @@ impl Prober {
         if !current {
             return None;
         }
-        let _ = db.set_health(&report.id, Some(report.health.as_str()), report.failures);
+        let _ = db.set_health(&report.id, Some(report.health), report.failures);
         self.health.insert(report.id.clone(), report.health);
         if !report.changed {
             return None;
@@ -135,8 +135,8 @@ impl Prober {
     }
 
     /// The health of each probed container, by id.
-    pub fn status(&self) -> BTreeMap<String, String> {
-        self.health.iter().map(|(k, h)| (k.clone(), h.as_str().to_string())).collect()
+    pub fn status(&self) -> BTreeMap<String, Health> {
+        self.health.iter().map(|(k, h)| (k.clone(), *h)).collect()
     }
 
     /// Stops every probe.

@@ -98,7 +98,7 @@ pub struct Status {
     /// The ports it holds for containers about to start.
     pub reserved: Vec<PortEntry>,
     /// The health of each container with a health check, by id.
-    pub health: BTreeMap<String, String>,
+    pub health: BTreeMap<String, crate::state::Health>,
     /// The containers (ids) with a restart due.
     pub pending_restarts: Vec<String>,
 }
@@ -226,7 +226,7 @@ mod tests {
             port: port(8080),
             target: Some("10.0.0.2:80".parse().unwrap()),
         });
-        status.health.insert("id".into(), "healthy".into());
+        status.health.insert("id".into(), crate::state::Health::Healthy);
         let replies = [
             Reply::Done,
             Reply::Conflict(Conflict { port: port(80), holder: None, in_use: true, error: "taken".into() }),

@@ -10,7 +10,6 @@ use std::time::Duration;
 use super::client;
 use super::ports::{describe, holder_of, HostPort};
 use super::protocol::{Conflict, Reply, Request};
-use super::spec::SuperviseSpec;
 use crate::container::Roots;
 use crate::plan::{Operation, Plan};
 use crate::state::{ContainerRecord, StateDb};
@@ -53,12 +52,9 @@ pub fn wanted(project: &Project, plan: &Plan, rows: &[ContainerRecord]) -> anyho
                 }
             }
             Operation::StartContainer(_) if !created.contains(target.name.as_str()) => {
-                let Some(spec) = rows.iter().find(|r| r.name == target.name).and_then(|r| SuperviseSpec::of(&r.config))
-                else {
-                    continue;
-                };
-                for (index, p) in spec.publish.iter().enumerate() {
-                    let port = HostPort::of(p);
+                let Some(row) = rows.iter().find(|r| r.name == target.name) else { continue };
+                for p in &row.published {
+                    let (index, port) = (p.index as usize, HostPort::of(p));
                     out.push(Wanted { container: target.name.clone(), service: service.clone(), index, port });
                 }
             }
@@ -108,9 +104,7 @@ pub fn check(
     free: impl Fn(&HostPort) -> bool,
     outside: impl Fn(&HostPort) -> String,
 ) -> Result<(), String> {
-    let publish = |r: &ContainerRecord| -> Vec<HostPort> {
-        SuperviseSpec::of(&r.config).map(|s| s.publish.iter().map(HostPort::of).collect()).unwrap_or_default()
-    };
+    let publish = |r: &ContainerRecord| -> Vec<HostPort> { r.published.iter().map(HostPort::of).collect() };
     let running = rows.iter().filter(|r| r.status.is_alive());
     let (going, staying): (Vec<&ContainerRecord>, Vec<&ContainerRecord>) =
         running.partition(|r| frees.contains(&r.name));
@@ -152,7 +146,7 @@ const RETRY: Duration = Duration::from_millis(20);
 /// (from the state database), one another project's supervisor serves or holds for a container it
 /// is starting (asked over its socket), or another program.
 pub fn holder(roots: &Roots, db: &StateDb, project: &str, port: &HostPort) -> String {
-    if let Some(who) = holder_of(&db.all_containers().unwrap_or_default(), project, port, "") {
+    if let Some(who) = holder_of(db, project, port, "") {
         return who;
     }
     let others = std::fs::read_dir(client::dir(roots)).into_iter().flatten().filter_map(|e| {
@@ -238,18 +232,15 @@ mod tests {
     use crate::supervise::spec::Published;
 
     fn row(name: &str, status: Status, port: u16) -> ContainerRecord {
-        let spec = SuperviseSpec {
-            publish: vec![Published {
-                proto: berth_network::proxy::Proto::Tcp,
-                host_ip: "0.0.0.0".parse().unwrap(),
-                host_port: port,
-                container_ip: "10.0.0.2".parse().unwrap(),
-                container_port: 80,
-            }],
-            ..Default::default()
-        };
         let mut rec = crate::supervise::testing::record(name, status);
-        rec.config[crate::supervise::spec::CONFIG_KEY] = serde_json::to_value(spec).unwrap();
+        rec.published = vec![Published {
+            index: 0,
+            proto: berth_network::proxy::Proto::Tcp,
+            host_ip: "0.0.0.0".parse().unwrap(),
+            host_port: port,
+            container_ip: "10.0.0.2".parse().unwrap(),
+            container_port: 80,
+        }];
         rec
     }
 

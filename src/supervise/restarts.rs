@@ -15,7 +15,7 @@ use super::restart::{Decision, Ending, Restarter};
 use super::spec::SuperviseSpec;
 use crate::container::{self, record_event, Roots, StartMode};
 use crate::events::{Event, EventSink};
-use crate::state::{ContainerRecord, StateDb, Status};
+use crate::state::{ContainerRecord, Health, StateDb, Status};
 
 /// A restart a policy asked for, due at `at`, for the run that ended at `exit` (unix ms).
 struct Pending {
@@ -110,17 +110,14 @@ impl Restarts {
     /// Whether running container `r` (whose check just failed) is restarted by its policy, with
     /// `restart_on_unhealthy`; true when the restart is under way.
     pub fn on_unhealthy(&mut self, events: &Arc<dyn EventSink>, r: &ContainerRecord) -> bool {
-        let spec = SuperviseSpec::of(&r.config).unwrap_or_default();
-        if !spec.restart_on_unhealthy {
-            return false;
-        }
+        let Some(spec) = r.config.supervise.as_ref().filter(|s| s.restart_on_unhealthy) else { return false };
         let now = self.epoch.elapsed();
         let ran = Duration::from_millis(
             crate::state::now_millis().saturating_sub(r.started_at.unwrap_or_default()).max(0) as u64,
         );
         let restarter = self.restarters.entry(r.id.clone()).or_insert_with(|| Restarter::new(spec.restart));
         if let Decision::Restart { .. } = restarter.on_end(Ending::Unhealthy, ran, now) {
-            self.restart(events, r.clone(), "unhealthy".into(), true);
+            self.restart(events, r.clone(), Health::Unhealthy.to_string(), true);
             return true;
         }
         false

@@ -1,5 +1,6 @@
 //! What the project supervisor needs to know about a container, written into the container's
-//! state row when `up` creates it. The supervisor reads only these rows: it never loads the
+//! state row (its config's `supervise`, and the host ports chosen for its published ports) when
+//! `up` creates it. The supervisor reads only these rows: it never loads the
 //! compose files, so a container made from an older version of them is supervised as it was made,
 //! and a new supervisor (after a crash or a reboot) adopts running containers from the database
 //! alone.
@@ -8,19 +9,18 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use berth_compose::model::{Hook, Service};
+use berth_compose::resolved::RestartPolicy;
 use berth_compose::Project;
 use berth_network::dns::{DnsContainer, DnsEndpoint};
-use berth_network::proxy::{PortMapping, Proto};
+use berth_network::proxy::Proto;
 use serde::{Deserialize, Serialize};
 
 use super::health::Check;
 use super::restart::{restart_on_unhealthy, Policy};
-use berth_compose::resolved::RestartPolicy;
+pub use crate::state::Published;
 
-/// The key of the spec in a container's `config` JSON.
-pub const CONFIG_KEY: &str = "supervise";
-
-/// A container's supervision: names, health check, restart policy and published ports.
+/// A container's supervision: names, health check, restart policy and hooks (its published
+/// ports are the row's [`crate::state::ContainerRecord::published`]).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SuperviseSpec {
     /// Its DNS entry (`None` when it is on no berth network).
@@ -33,8 +33,6 @@ pub struct SuperviseSpec {
     pub restart: Policy,
     /// Restart it when its health check fails (opt-in, beyond Compose).
     pub restart_on_unhealthy: bool,
-    /// Its published ports, host ports chosen.
-    pub publish: Vec<Published>,
     /// Commands run in it after each start.
     #[serde(default)]
     pub post_start: Vec<Hook>,
@@ -101,39 +99,10 @@ pub mod udp_flag {
     }
 }
 
-/// One published port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Published {
-    /// TCP or UDP.
-    #[serde(rename = "udp", with = "udp_flag")]
-    pub proto: Proto,
-    /// The host address (unspecified for all).
-    pub host_ip: IpAddr,
-    /// The host port.
-    pub host_port: u16,
-    /// The container's address.
-    pub container_ip: IpAddr,
-    /// The container's port.
-    pub container_port: u16,
-}
-
-impl Published {
-    /// The proxy's mapping.
-    pub fn mapping(&self) -> PortMapping {
-        PortMapping {
-            proto: self.proto,
-            host_ip: self.host_ip,
-            host_port: self.host_port,
-            container_ip: self.container_ip,
-            container_port: self.container_port,
-        }
-    }
-}
-
 impl SuperviseSpec {
     /// The spec of a container of `svc` with addresses `addrs` (by network key) on networks
-    /// whose gateways are `gateways` (by network key), health check `health` and published ports
-    /// `publish`; `restart` is its resolved restart policy.
+    /// whose gateways are `gateways` (by network key) and health check `health`; `restart` is
+    /// its resolved restart policy.
     pub fn new(
         project: &Project,
         svc: &Service,
@@ -141,7 +110,6 @@ impl SuperviseSpec {
         addrs: &BTreeMap<String, Vec<IpAddr>>,
         gateways: &BTreeMap<String, IpAddr>,
         health: Option<Check>,
-        publish: Vec<Published>,
     ) -> SuperviseSpec {
         let dns = (!addrs.is_empty()).then(|| {
             let d = crate::stack::netmodel::dns_entry(project, svc, "", addrs);
@@ -162,16 +130,10 @@ impl SuperviseSpec {
             health,
             restart: Policy::from(restart),
             restart_on_unhealthy: restart_on_unhealthy(svc),
-            publish,
             post_start: svc.post_start.clone(),
             pre_stop: svc.pre_stop.clone(),
             share: Vec::new(),
         }
-    }
-
-    /// The spec stored in a container's `config` JSON, if any.
-    pub fn of(config: &serde_json::Value) -> Option<SuperviseSpec> {
-        serde_json::from_value(config.get(CONFIG_KEY)?.clone()).ok()
     }
 }
 
@@ -185,11 +147,7 @@ pub fn gateways_of(
 
 /// The host ports `containers` publish, as (protocol, port).
 pub fn published_ports(containers: &[crate::state::ContainerRecord]) -> Vec<(Proto, u16)> {
-    containers
-        .iter()
-        .filter_map(|c| SuperviseSpec::of(&c.config))
-        .flat_map(|s| s.publish.into_iter().map(|p| (p.proto, p.host_port)))
-        .collect()
+    containers.iter().flat_map(|c| c.published.iter().map(|p| (p.proto, p.host_port))).collect()
 }
 
 /// Binds `host_ip:port` (0 for any) and lets go: the port bound, or `None` when it is taken.
@@ -217,7 +175,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn specs_round_trip_through_the_config_json() {
+    fn specs_round_trip_through_the_stored_config() {
         let p = berth_compose::load_str(
             "name: s\nservices:\n  web:\n    image: busybox\n    restart: on-failure:3\n    networks:\n      front: {aliases: [www]}\nnetworks:\n  front:\n",
             &std::env::temp_dir(),
@@ -228,23 +186,16 @@ mod tests {
         let restart = berth_compose::resolved::ResolvedService::new(svc).unwrap().restart;
         let addrs = [("front".to_string(), vec!["172.30.0.2".parse().unwrap()])].into();
         let gws = [("front".to_string(), "172.30.0.1".parse().unwrap())].into();
-        let port = Published {
-            proto: Proto::Tcp,
-            host_ip: "0.0.0.0".parse().unwrap(),
-            host_port: 8080,
-            container_ip: "172.30.0.2".parse().unwrap(),
-            container_port: 80,
-        };
-        let spec = SuperviseSpec::new(&p, svc, &restart, &addrs, &gws, None, vec![port]);
+        let spec = SuperviseSpec::new(&p, svc, &restart, &addrs, &gws, None);
         assert_eq!(spec.restart.max_attempts, Some(3));
-        let config = serde_json::json!({ "command": [], CONFIG_KEY: spec });
-        let back = SuperviseSpec::of(&config).unwrap();
+        let config = crate::container::ContainerConfig { supervise: Some(spec.clone()), ..Default::default() };
+        let text = serde_json::to_string(&config).unwrap();
+        let back: crate::container::ContainerConfig = serde_json::from_str(&text).unwrap();
+        let back = back.supervise.unwrap();
         assert_eq!(back, spec);
         let dns = back.dns.unwrap().to_container("s-web-1");
         assert_eq!(dns.endpoints[0].network, "s_front");
         assert_eq!(dns.endpoints[0].aliases, ["www"]);
         assert_eq!(back.gateways, ["172.30.0.1".parse::<IpAddr>().unwrap()]);
-        assert_eq!(back.publish[0].mapping().host_port, 8080);
-        assert_eq!(config[CONFIG_KEY]["publish"][0]["udp"], false, "the protocol is stored as it was");
     }
 }

@@ -66,8 +66,7 @@ fn cli_pull_images_inspect_rm() {
     // A container made from the image (any state) keeps it from being removed.
     let id = berth::image::ImageStore::open(root.path()).unwrap().resolve(&reg.image("config")).unwrap().id.to_string();
     let db = berth::state::StateDb::open(root.path()).unwrap();
-    let user =
-        crate::records::container_record("proj", "web", berth::state::Status::Exited, &id, serde_json::json!({}));
+    let user = crate::records::container_record("proj", "web", berth::state::Status::Exited, &id, &[]);
     db.insert_container(&user).unwrap();
     let out = berth(root.path(), &project, &["image", "rm", &reg.image("config")]);
     assert!(!out.status.success());

@@ -3,13 +3,13 @@
 use berth::state::{ContainerRecord, Status};
 
 /// A container row of `project`'s `service` (replica 1) in `status`, made from `image_digest`,
-/// whose stored config is `config`.
+/// holding `volumes`, with an empty config.
 pub fn container_record(
     project: &str,
     service: &str,
     status: Status,
     image_digest: &str,
-    config: serde_json::Value,
+    volumes: &[&str],
 ) -> ContainerRecord {
     ContainerRecord {
         id: format!("{project}{service}").repeat(64).chars().take(64).collect(),
@@ -31,6 +31,8 @@ pub fn container_record(
         created_at: 0,
         started_at: None,
         finished_at: None,
-        config,
+        config: Default::default(),
+        published: Vec::new(),
+        volumes: volumes.iter().map(|v| v.to_string()).collect(),
     }
 }

@@ -1,7 +1,6 @@
 //! What `ps` prints of each container: the table's columns, the template fields and the JSON.
 
-use berth::container::ContainerConfig;
-use berth::state::{now_millis, ContainerRecord, Status, Supervision};
+use berth::state::{now_millis, ContainerRecord, Health, Status, Supervision};
 
 use super::PsArgs;
 use crate::cli::containers::Ctx;
@@ -35,9 +34,8 @@ pub(super) fn print(
             lines.push(t.header());
         }
         for c in rows {
-            let cfg = ContainerConfig::of(c)?;
             let sup = ctx.db.supervision(&c.id)?;
-            lines.push(t.render(|f| field_value(f, c, &cfg, &sup, args.no_trunc)));
+            lines.push(t.render(|f| field_value(f, c, &sup, args.no_trunc)));
         }
         let text = if t.table { align_tabs(&lines) } else { lines.iter().map(|l| format!("{l}\n")).collect() };
         print!("{text}");
@@ -45,17 +43,16 @@ pub(super) fn print(
     }
     if args.format.trim() == "json" {
         for c in rows {
-            let cfg = ContainerConfig::of(c)?;
             let sup = ctx.db.supervision(&c.id)?;
             let v = serde_json::json!({
-                "ID": c.id, "Name": c.name, "Image": c.image, "Command": cfg.command.join(" "),
+                "ID": c.id, "Name": c.name, "Image": c.image, "Command": c.config.command.join(" "),
                 "Project": c.project, "Service": c.service, "Created": c.created_at / 1000,
                 "State": c.status.as_str(), "Status": status_text(c, &sup),
-                "Health": sup.health.clone().unwrap_or_default(), "RestartCount": c.restart_count,
+                "Health": health_text(&sup), "RestartCount": c.restart_count,
                 "RestartReason": sup.restart_reason,
-                "Labels": labels(c, &cfg),
+                "Labels": labels(c),
                 "ExitCode": c.exit_code.unwrap_or(0), "OOMKilled": c.oom_killed, "Pid": c.pid,
-                "Publishers": cfg.ports.iter().map(|p| serde_json::json!({
+                "Publishers": c.ports().iter().map(|p| serde_json::json!({
                     "URL": p.host_ip, "TargetPort": p.target,
                     "PublishedPort": p.published.parse::<u16>().unwrap_or(0), "Protocol": p.protocol,
                 })).collect::<Vec<_>>(),
@@ -67,15 +64,14 @@ pub(super) fn print(
     let mut table =
         vec![["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"].map(String::from).to_vec()];
     for c in rows {
-        let cfg = ContainerConfig::of(c)?;
         table.push(vec![
             c.name.clone(),
             c.image.clone(),
-            command_text(&cfg, args.no_trunc),
+            command_text(c, args.no_trunc),
             c.service.clone(),
             format!("{} ago", human_duration(now_millis() - c.created_at)),
             status_text(c, &ctx.db.supervision(&c.id)?),
-            ports_text(&cfg),
+            ports_text(c),
         ]);
     }
     print_table(&table);
@@ -103,8 +99,8 @@ pub fn human_duration(ms: i64) -> String {
 fn status_text(c: &ContainerRecord, sup: &Supervision) -> String {
     let mut text = base_status(c);
     if c.status == Status::Running {
-        match sup.health.as_deref() {
-            Some("starting") => text.push_str(" (health: starting)"),
+        match sup.health {
+            Some(Health::Starting) => text.push_str(" (health: starting)"),
             Some(h) => text.push_str(&format!(" ({h})")),
             None => {}
         }
@@ -120,9 +116,9 @@ fn status_text(c: &ContainerRecord, sup: &Supervision) -> String {
 }
 
 /// The container's labels with Compose's own (`com.docker.compose.*`).
-fn labels(c: &ContainerRecord, cfg: &ContainerConfig) -> serde_json::Map<String, serde_json::Value> {
+fn labels(c: &ContainerRecord) -> serde_json::Map<String, serde_json::Value> {
     let mut out: serde_json::Map<String, serde_json::Value> =
-        cfg.labels.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+        c.config.labels.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
     for (k, v) in [
         ("project", c.project.clone()),
         ("service", c.service.clone()),
@@ -153,8 +149,9 @@ fn base_status(c: &ContainerRecord) -> String {
     }
 }
 
-fn ports_text(cfg: &ContainerConfig) -> String {
-    cfg.ports
+/// The declared ports, with the host port bound for each where there is one.
+fn ports_text(c: &ContainerRecord) -> String {
+    c.ports()
         .iter()
         .map(|p| {
             if p.published.is_empty() {
@@ -169,8 +166,8 @@ fn ports_text(cfg: &ContainerConfig) -> String {
 }
 
 /// The command as `ps` shows it: quoted, cut to 20 characters unless `full`.
-fn command_text(cfg: &ContainerConfig, full: bool) -> String {
-    let mut cmd = format!("\"{}\"", cfg.command.join(" "));
+fn command_text(c: &ContainerRecord, full: bool) -> String {
+    let mut cmd = format!("\"{}\"", c.config.command.join(" "));
     if !full && cmd.chars().count() > 24 {
         cmd = format!("{}…\"", &cmd[..cmd.char_indices().nth(21).map(|(i, _)| i).unwrap_or(cmd.len())]);
     }
@@ -178,29 +175,34 @@ fn command_text(cfg: &ContainerConfig, full: bool) -> String {
 }
 
 /// The value of template field `field` for container `c`.
-fn field_value(field: &str, c: &ContainerRecord, cfg: &ContainerConfig, sup: &Supervision, full: bool) -> String {
+fn field_value(field: &str, c: &ContainerRecord, sup: &Supervision, full: bool) -> String {
     match field {
         "ID" if full => c.id.clone(),
         "ID" => c.id.chars().take(12).collect(),
         "Name" => c.name.clone(),
         "Image" => c.image.clone(),
-        "Command" => command_text(cfg, full),
+        "Command" => command_text(c, full),
         "Project" => c.project.clone(),
         "Service" => c.service.clone(),
         "CreatedAt" => created_at(c.created_at),
         "RunningFor" => format!("{} ago", human_duration(now_millis() - c.created_at)),
         "State" => c.status.as_str().to_string(),
         "Status" => status_text(c, sup),
-        "Health" => sup.health.clone().unwrap_or_default(),
+        "Health" => health_text(sup),
         "ExitCode" => c.exit_code.unwrap_or(0).to_string(),
-        "Ports" => ports_text(cfg),
-        "Labels" => labels(c, cfg)
+        "Ports" => ports_text(c),
+        "Labels" => labels(c)
             .iter()
             .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
             .collect::<Vec<_>>()
             .join(","),
         _ => String::new(),
     }
+}
+
+/// The health as the `Health` field shows it (empty without a health check).
+fn health_text(sup: &Supervision) -> String {
+    sup.health.map(|h| h.to_string()).unwrap_or_default()
 }
 
 /// Docker's `CreatedAt`: `2024-01-02 03:04:05 +0000 UTC`.

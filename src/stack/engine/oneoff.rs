@@ -22,7 +22,6 @@ use crate::runtime::bundle::RunOverrides;
 use crate::state::ContainerRecord;
 use crate::supervise::ports::HostPort;
 use crate::supervise::reserve;
-use crate::supervise::spec::SuperviseSpec;
 
 /// A one-off container as `berth run` asks for it.
 #[derive(Debug, Clone)]
@@ -208,19 +207,18 @@ impl StackEngine<'_> {
     /// `reserve::release` once it started), and its health check is served. A container on no
     /// berth network, publishing nothing and without a health check needs none.
     pub fn supervise_oneoff(&self, rec: &ContainerRecord) -> anyhow::Result<()> {
-        let Some(spec) = SuperviseSpec::of(&rec.config).filter(|_| super::needs_supervisor(rec)) else {
+        if !super::needs_supervisor(rec) {
             return Ok(());
-        };
+        }
         let project = &self.project.name;
         crate::supervise::client::ensure(&self.roots, project)?;
-        let wanted: Vec<reserve::Wanted> = spec
-            .publish
+        let wanted: Vec<reserve::Wanted> = rec
+            .published
             .iter()
-            .enumerate()
-            .map(|(index, p)| reserve::Wanted {
+            .map(|p| reserve::Wanted {
                 container: rec.name.clone(),
                 service: rec.service.clone(),
-                index,
+                index: p.index as usize,
                 port: HostPort::of(p),
             })
             .collect();

@@ -15,12 +15,11 @@ use crate::stack::networking::{NetStores, Networking};
 use crate::stack::storage::{release_volumes, remove_secrets};
 use crate::state::deferred::or_defer_any;
 use crate::state::{ContainerRecord, StateDb};
-use crate::supervise::spec::SuperviseSpec;
 
 /// The networks (by name) container `rec` holds addresses on, as its row records them.
 fn row_networks(rec: &ContainerRecord) -> Vec<String> {
-    let dns = SuperviseSpec::of(&rec.config).and_then(|s| s.dns);
-    dns.map(|d| d.endpoints.into_iter().map(|e| e.0).collect()).unwrap_or_default()
+    let dns = rec.config.supervise.as_ref().and_then(|s| s.dns.as_ref());
+    dns.map(|d| d.endpoints.iter().map(|e| e.0.clone()).collect()).unwrap_or_default()
 }
 
 /// Removes container `rec`'s network namespace at `netns` (its interfaces go with it) and then
@@ -48,12 +47,12 @@ pub(super) fn release_storage(
 ) {
     let secrets = roots.secrets(&rec.name).map_err(Into::into);
     settle(secrets.and_then(|d| remove_secrets(&roots.secrets_dir(), &d)), "the secrets");
-    let names: Vec<String> = serde_json::from_value(rec.config["volumes"].clone()).unwrap_or_default();
-    settle(release_volumes(volumes, &names, &rec.name), "the volumes");
+    let names = &rec.volumes;
+    settle(release_volumes(volumes, names, &rec.name), "the volumes");
     if !anonymous {
         return;
     }
-    for v in &names {
+    for v in names {
         // Another container may use it still (through `volumes_from`): it stays then.
         let is_anonymous = volumes.get(v).ok().flatten().is_some_and(|i| i.spec.anonymous);
         let removed = match users(v) {
@@ -65,12 +64,6 @@ pub(super) fn release_storage(
         };
         settle(removed, "an anonymous volume");
     }
-}
-
-/// The containers (of any project) whose state row lists volume `name`.
-pub(super) fn volume_users(db: &StateDb, name: &str) -> anyhow::Result<Vec<String>> {
-    let uses = |c: &ContainerRecord| c.config["volumes"].as_array().is_some_and(|v| v.iter().any(|x| x == name));
-    Ok(db.all_containers()?.into_iter().filter(uses).map(|c| c.name).collect())
 }
 
 /// Removes exited container `rec` from its row alone, as the monitor of a `run --rm` container
@@ -101,7 +94,7 @@ pub fn remove_exited(roots: &Roots, db: &StateDb, rec: &ContainerRecord) -> anyh
         settle(released, "the network namespace and leases");
     }
     let volumes = VolumeStore::open(roots.root.join("volumes"))?;
-    let users = |v: &str| volume_users(db, v);
+    let users = |v: &str| Ok(db.volume_holders(v)?);
     release_storage(roots, &volumes, &rec, true, &users, &mut settle);
     if !failures.is_empty() {
         bail!("container {:?} removed, but: {}", rec.name, failures.join("; "));

@@ -47,7 +47,7 @@ impl StackEngine<'_> {
     pub(super) fn reattach(&self, rec: &crate::state::ContainerRecord) -> anyhow::Result<()> {
         let Some(svc) = self.project.services.get(&rec.service) else { return Ok(()) };
         let netns = self.netns_path(&rec.name)?;
-        let attached_by_up = SuperviseSpec::of(&rec.config).is_some_and(|s| s.dns.is_some());
+        let attached_by_up = rec.config.supervise.as_ref().is_some_and(|s| s.dns.is_some());
         if svc.network_mode.is_some() || !attached_by_up || netns.exists() {
             return Ok(());
         }
@@ -112,8 +112,8 @@ impl StackEngine<'_> {
     }
 
     /// Writes what the project supervisor needs into a new container's row: its names, health
-    /// check, restart policy and published ports (random and range host ports chosen now, so
-    /// `berth port` and `ps` show them).
+    /// check and restart policy in its config, and its published ports (random and range host
+    /// ports chosen now, so `berth port` and `ps` show what the supervisor serves).
     pub(super) fn record_supervision(
         &self,
         db: &StateDb,
@@ -131,7 +131,6 @@ impl StackEngine<'_> {
         let health = Check::resolve(resolved.healthcheck.as_ref(), image_check.as_ref());
         // Ports go to the container's address on its first network (Compose's order).
         let target = svc.networks.keys().find_map(|k| addrs.get(k)?.iter().find(|a| a.is_ipv4()).copied());
-        let mut config = rec.config.clone();
         let mut publish = Vec::new();
         if let Some(ip) = target {
             let taken = crate::supervise::spec::published_ports(&db.containers(&self.project.name)?);
@@ -142,18 +141,16 @@ impl StackEngine<'_> {
                         anyhow!("services.{}.ports[{i}]: no free host port in the published range", svc.name)
                     })?;
                 publish.push(Published {
+                    index: i as u32,
                     proto: p.proto,
                     host_ip,
                     host_port: port,
                     container_ip: ip,
                     container_port: p.container_ports.0,
                 });
-                if let Some(b) = config["ports"].get_mut(i) {
-                    b["published"] = port.to_string().into();
-                }
             }
         }
-        let mut spec = SuperviseSpec::new(self.project, svc, &resolved.restart, &addrs, &gateways, health, publish);
+        let mut spec = SuperviseSpec::new(self.project, svc, &resolved.restart, &addrs, &gateways, health);
         spec.share = self.shared_namespaces(&resolved)?;
         if !aliases {
             // A one-off container (`run` without `--use-aliases`) answers to its own name only:
@@ -171,8 +168,8 @@ impl StackEngine<'_> {
             // as under Docker (where the short id is an alias on every network).
             dns.hostname = Some(rec.id.chars().take(12).collect());
         }
-        config[crate::supervise::spec::CONFIG_KEY] = serde_json::to_value(&spec)?;
-        db.set_config(&rec.id, &config)?;
+        let config = crate::container::ContainerConfig { supervise: Some(spec), ..rec.config.clone() };
+        db.set_config(&rec.id, &config, &publish)?;
         Ok(())
     }
 }
@@ -181,9 +178,9 @@ impl StackEngine<'_> {
 /// names, serve its published ports, probe its health or apply its restart policy. A container
 /// on no berth network with none of those (`network_mode: none`, say) runs without one.
 pub fn needs_supervisor(rec: &crate::state::ContainerRecord) -> bool {
-    SuperviseSpec::of(&rec.config).is_some_and(|s| {
+    rec.config.supervise.as_ref().is_some_and(|s| {
         s.dns.is_some()
-            || !s.publish.is_empty()
+            || !rec.published.is_empty()
             || s.health.is_some()
             || s.restart.condition != crate::supervise::restart::Condition::Never
     })
