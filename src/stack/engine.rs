@@ -33,6 +33,8 @@ mod make;
 mod oneoff;
 mod release;
 mod supervision;
+#[cfg(test)]
+mod tests;
 
 use make::Make;
 
@@ -50,9 +52,12 @@ pub struct StackEngine<'a> {
     /// The OCI runtime new containers get (none: this engine makes no container).
     runtime: Option<String>,
     events: &'a dyn EventSink,
-    host: NetlinkHost,
+    /// Links, addresses and namespaces: the kernel's, or a recording fake in tests.
+    host: Box<dyn berth_network::Host + Send + Sync + 'a>,
     /// berth's nftables table, when `nft` works here (asked the first time it is needed).
     nft: std::sync::OnceLock<Option<Nft>>,
+    /// A firewall given instead of nftables (a recording fake in tests).
+    firewall: Option<Box<dyn Firewall + Send + Sync + 'a>>,
     volumes: VolumeStore,
     images: ImageStore,
     /// Network specs by compose key, filled as networks are ensured.
@@ -80,7 +85,8 @@ impl<'a> StackEngine<'a> {
             roots,
             runtime: None,
             events,
-            host: NetlinkHost,
+            host: Box::new(NetlinkHost),
+            firewall: None,
             specs: Mutex::new(BTreeMap::new()),
             net_lock: Mutex::new(()),
             supervised: false,
@@ -121,7 +127,22 @@ impl<'a> StackEngine<'a> {
     }
 
     fn firewall(&self) -> Option<&dyn Firewall> {
+        if let Some(f) = &self.firewall {
+            return Some(f.as_ref());
+        }
         self.nft().map(|n| n as &dyn Firewall)
+    }
+
+    /// Acts on `host` and `firewall` instead of the kernel's links and nftables (tests: the
+    /// network crate's recording fakes).
+    pub fn with_network(
+        mut self,
+        host: Box<dyn berth_network::Host + Send + Sync + 'a>,
+        firewall: Box<dyn Firewall + Send + Sync + 'a>,
+    ) -> Self {
+        self.host = host;
+        self.firewall = Some(firewall);
+        self
     }
 
     /// Runs `f` with the host's network stores locked and loaded.
@@ -129,7 +150,7 @@ impl<'a> StackEngine<'a> {
         let _guard = self.net_lock.lock().expect("network lock");
         let mut stores = NetStores::open(&self.roots.root)?;
         let mut net = Networking {
-            host: &self.host,
+            host: self.host.as_ref(),
             firewall: self.firewall(),
             subnets: &mut stores.subnets,
             leases: &mut stores.leases,
@@ -284,7 +305,7 @@ impl<'a> StackEngine<'a> {
     fn host_remove_netns(&self, container: &str) -> anyhow::Result<()> {
         let netns = self.netns_path(container)?;
         if netns.exists() {
-            berth_network::Host::remove_netns(&self.host, &netns)?;
+            self.host.remove_netns(&netns)?;
         }
         Ok(())
     }
@@ -482,6 +503,9 @@ impl Engine for StackEngine<'_> {
 impl StackEngine<'_> {
     /// Deletes berth's nftables table once no network of any project is left on the host.
     pub fn tidy_firewall(&self) -> anyhow::Result<()> {
+        if self.firewall.is_some() {
+            return Ok(());
+        }
         if let Some(nft) = self.nft() {
             if self.with_net(|n| Ok(n.no_networks()))? {
                 nft.delete_table()?;
