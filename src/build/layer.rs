@@ -192,7 +192,7 @@ fn is_opaque(dir: &Path) -> bool {
     OPAQUE_XATTRS.iter().any(|name| xattr_is_y(dir, name))
 }
 
-fn xattr_is_y(path: &Path, name: &str) -> bool {
+pub(crate) fn xattr_is_y(path: &Path, name: &str) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let (Ok(p), Ok(n)) = (std::ffi::CString::new(path.as_os_str().as_bytes()), std::ffi::CString::new(name)) else {
         return false;
