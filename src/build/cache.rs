@@ -46,6 +46,10 @@ impl Key {
 pub struct Entry {
     /// The layer it made; `None` when it changed no file.
     pub layer: Option<LayerRecord>,
+    /// When it was made (RFC 3339): a layer from the cache keeps its time, so a rebuild with
+    /// nothing changed gives the same image.
+    #[serde(default)]
+    pub created: String,
 }
 
 /// The cache under the state root.
@@ -106,8 +110,8 @@ mod tests {
         let cache = Cache::open(root.path()).unwrap();
         let key = Key::base("x", None);
         assert_eq!(cache.get(&key, &store), None);
-        cache.put(&key, &Entry { layer: None });
-        assert_eq!(cache.get(&key, &store), Some(Entry { layer: None }));
+        cache.put(&key, &Entry { layer: None, created: String::new() });
+        assert_eq!(cache.get(&key, &store), Some(Entry { layer: None, created: String::new() }));
         let gone = LayerRecord {
             digest: crate::image::Digest::of(b"a"),
             diff_id: crate::image::Digest::of(b"b"),
@@ -115,7 +119,7 @@ mod tests {
             size: 1,
             unpacked_size: 1,
         };
-        cache.put(&key, &Entry { layer: Some(gone) });
+        cache.put(&key, &Entry { layer: Some(gone), created: String::new() });
         assert_eq!(cache.get(&key, &store), None);
     }
 }

@@ -124,9 +124,13 @@ impl Build<'_> {
         Ok(base)
     }
 
-    /// The `created` time of the image and its history.
+    /// The time of a layer made now: `SOURCE_DATE_EPOCH` when set.
     pub fn created(&self) -> String {
-        let secs = self.clamp.map_or(self.now, |c| c as i64);
+        self.created_at(self.clamp.map_or(self.now, |c| c as i64))
+    }
+
+    /// `secs` since the epoch in RFC 3339.
+    pub fn created_at(&self, secs: i64) -> String {
         time::OffsetDateTime::from_unix_timestamp(secs)
             .ok()
             .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
@@ -232,7 +236,7 @@ fn write_image(b: &Build<'_>, out: &StageOut) -> Result<Digest> {
         labels.extend(b.req.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     let platform = &b.args.target_platform;
-    let created = b.created();
+    let created = out.created.clone();
     let mut doc = serde_json::json!({
         "created": created,
         "architecture": platform.arch,

@@ -32,6 +32,9 @@ pub struct StageOut {
     pub history: Vec<serde_json::Value>,
     /// The cache key of its last instruction.
     pub key: Key,
+    /// The time of its newest layer (RFC 3339): the time of its history entries that make no
+    /// layer, and of the image.
+    pub created: String,
 }
 
 impl Default for Key {
@@ -62,9 +65,11 @@ pub fn run_stage(b: &Build<'_>, idx: usize) -> Result<StageOut> {
             out.config.cmd_set = false;
             out
         }
-        StageRef::Image(n) if n.eq_ignore_ascii_case("scratch") => {
-            StageOut { key: Key::base("scratch", b.clamp), ..StageOut::default() }
-        }
+        StageRef::Image(n) if n.eq_ignore_ascii_case("scratch") => StageOut {
+            key: Key::base("scratch", b.clamp),
+            created: b.created_at(b.clamp.unwrap_or(0) as i64),
+            ..StageOut::default()
+        },
         StageRef::Image(n) => {
             let img = b.base_image(&n, &at)?;
             let config = img.config.get("config").cloned().unwrap_or_default();
@@ -72,6 +77,7 @@ pub fn run_stage(b: &Build<'_>, idx: usize) -> Result<StageOut> {
                 config: serde_json::from_value(config).unwrap_or_default(),
                 history: img.config.get("history").and_then(|h| h.as_array().cloned()).unwrap_or_default(),
                 key: Key::base(img.id.as_str(), b.clamp),
+                created: img.config.get("created").and_then(|c| c.as_str()).unwrap_or_default().to_string(),
                 layers: img.layers,
                 dirs: img.dirs,
             }
@@ -149,7 +155,7 @@ pub fn run_stage(b: &Build<'_>, idx: usize) -> Result<StageOut> {
             other => {
                 st.config.apply(other);
                 st.key = Key::chain(&st.key, &text, &[]);
-                st.history.push(history(b, &cmd.original, true));
+                st.history.push(history(&st.created, &cmd.original, true));
                 false
             }
         };
@@ -171,8 +177,8 @@ fn is_remote(s: &str) -> bool {
     ["http://", "https://", "git@", "git://", "ssh://"].iter().any(|p| s.starts_with(p))
 }
 
-fn history(b: &Build<'_>, created_by: &str, empty: bool) -> serde_json::Value {
-    let mut h = serde_json::json!({"created": b.created(), "created_by": created_by, "comment": "berth build"});
+fn history(created: &str, created_by: &str, empty: bool) -> serde_json::Value {
+    let mut h = serde_json::json!({"created": created, "created_by": created_by, "comment": "berth build"});
     if empty {
         h["empty_layer"] = true.into();
     }
@@ -190,15 +196,19 @@ fn layer_step(
 ) -> Result<bool> {
     let hit = if b.req.no_cache { None } else { b.cache.get(&key, &b.store) };
     let cached = hit.is_some();
-    let layer = match hit {
-        Some(e) => e.layer,
+    let (layer, created) = match hit {
+        Some(e) => (e.layer, e.created),
         None => {
             let layer = make(st)?;
-            b.cache.put(&key, &Entry { layer: layer.clone() });
-            layer
+            let created = b.created();
+            b.cache.put(&key, &Entry { layer: layer.clone(), created: created.clone() });
+            (layer, created)
         }
     };
-    st.history.push(history(b, created_by, layer.is_none()));
+    if layer.is_some() {
+        st.created = created;
+    }
+    st.history.push(history(&st.created, created_by, layer.is_none()));
     if let Some(l) = layer {
         st.dirs.push(b.store.layer_dir(&l.diff_id));
         st.layers.push(l);
@@ -369,7 +379,7 @@ fn workdir_step(b: &Build<'_>, st: &mut StageOut, at: &At, created_by: &str, tex
     let lower = top_first(&st.dirs);
     if lower_meta(&lower, &path).is_some_and(|m| m.is_dir()) {
         st.key = Key::chain(&st.key, text, &[]);
-        st.history.push(history(b, created_by, true));
+        st.history.push(history(&st.created, created_by, true));
         return Ok(false);
     }
     let (uid, gid) = match st.config.user.as_deref().filter(|u| !u.is_empty()) {
