@@ -15,6 +15,14 @@ use std::path::Path;
 
 const BASE: &str = "berth-test/busybox:latest";
 
+/// Runs `body` on a new project with `services`, then takes the project down and checks that
+/// nothing is left, whatever the body did.
+fn scenario(test: &str, services: &str, body: impl FnOnce(&harness::Project)) {
+    let p = harness::Project::new(test, services);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&p)));
+    p.finish(result);
+}
+
 fn write(dir: &Path, files: &[(&str, &str)]) {
     for (name, content) in files {
         let p = dir.join(name);
@@ -49,7 +57,10 @@ fn build(p: &harness::Project, extra: &[&str], env: &[(&str, &str)]) -> (serde_j
 
 /// Step numbers whose layer came from the cache.
 fn cached_steps(ev: &[serde_json::Value]) -> Vec<u64> {
-    ev.iter().filter(|e| e["kind"] == "build_step_done" && e["cached"] == true).map(|e| e["step"].as_u64().unwrap()).collect()
+    ev.iter()
+        .filter(|e| e["kind"] == "build_step_done" && e["cached"] == true)
+        .map(|e| e["step"].as_u64().unwrap())
+        .collect()
 }
 
 fn run_in(p: &harness::Project, service: &str, script: &str) -> String {
@@ -101,8 +112,7 @@ CMD ["cat", "/app/artifact"]
 
 #[test]
 fn a_multi_stage_build_copies_from_its_stage_honours_dockerignore_and_records_deletions() {
-    let p = harness::Project::new("buildmulti", "  app:\n    build: .\n");
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    scenario("buildmulti", "  app:\n    build: .\n", |p| {
         write(
             p.dir.path(),
             &[
@@ -114,11 +124,18 @@ fn a_multi_stage_build_copies_from_its_stage_honours_dockerignore_and_records_de
                 (".dockerignore", "*.key\nnotes\n!notes/keep.md\n"),
             ],
         );
-        let (built, ev) = build(&p, &["--build-arg", "GREETING=hi"], &[]);
+        let (built, ev) = build(p, &["--build-arg", "GREETING=hi"], &[]);
         assert_eq!(built["image"], format!("{}-app", p.name));
         assert_eq!(built["containers"], 2, "{built}");
-        assert!(ev.iter().any(|e| e["kind"] == "build_output" && e["line"] == "hi from berth"), "RUN output is streamed");
-        let out = run_in(&p, "app", "cat /app/artifact; ls /ctx /ctx/notes; test -e /etc/motd || echo motd-gone; id -un; pwd; ls /tmp");
+        assert!(
+            ev.iter().any(|e| e["kind"] == "build_output" && e["line"] == "hi from berth"),
+            "RUN output is streamed"
+        );
+        let out = run_in(
+            p,
+            "app",
+            "cat /app/artifact; ls /ctx /ctx/notes; test -e /etc/motd || echo motd-gone; id -un; pwd; ls /tmp",
+        );
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "hi from berth", "{out}");
         assert!(!out.contains("secret.key") && !out.contains("drop.md"), ".dockerignore honoured: {out}");
@@ -126,30 +143,29 @@ fn a_multi_stage_build_copies_from_its_stage_honours_dockerignore_and_records_de
         assert!(out.contains("motd-gone"), "a deleted file is a whiteout in the image: {out}");
         assert!(out.contains("nobody\n/app\n"), "USER and WORKDIR: {out}");
         assert!(!out.contains("junk"), "a directory made and removed in one RUN leaves nothing: {out}");
-        let cfg: serde_json::Value = serde_json::from_str(&p.ok(&["image", "inspect", &format!("{}-app", p.name)])).unwrap();
+        let cfg: serde_json::Value =
+            serde_json::from_str(&p.ok(&["image", "inspect", &format!("{}-app", p.name)])).unwrap();
         let cfg = &cfg[0];
         assert_eq!(cfg["config"]["Cmd"], serde_json::json!(["cat", "/app/artifact"]));
         assert_eq!(cfg["config"]["User"], "nobody");
         let layers = cfg["rootfs"]["diff_ids"].as_array().unwrap().len();
         assert_eq!(layers, 4, "base, COPY --from, COPY, RUN (WORKDIR /app exists): {cfg}");
         assert_eq!(cfg["history"].as_array().unwrap().iter().filter(|h| h["empty_layer"] != true).count(), layers);
-        assert_build_clean(&p);
-    }));
-    p.finish(result);
+        assert_build_clean(p);
+    });
 }
 
 #[test]
 fn the_cache_reuses_every_layer_until_a_copied_file_changes() {
-    let p = harness::Project::new("buildcache", "  app:\n    build: .\n");
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    scenario("buildcache", "  app:\n    build: .\n", |p| {
         let dockerfile = format!(
             "FROM {BASE}\nRUN echo one > /one\nCOPY a.txt /a.txt\nRUN cat /a.txt > /b.txt\nENV X=1\nRUN echo $X > /x\n"
         );
         write(p.dir.path(), &[("Dockerfile", &dockerfile), ("a.txt", "first\n")]);
-        let (first, _) = build(&p, &[], &[]);
+        let (first, _) = build(p, &[], &[]);
         assert_eq!(first["containers"], 3);
         let started = std::time::Instant::now();
-        let (second, ev) = build(&p, &[], &[]);
+        let (second, ev) = build(p, &[], &[]);
         let took = started.elapsed();
         assert_eq!(second["containers"], 0, "nothing changed: no container: {second}");
         assert_eq!(second["cached"], 4, "{second}");
@@ -158,43 +174,39 @@ fn the_cache_reuses_every_layer_until_a_copied_file_changes() {
         eprintln!("no-change rebuild: {took:?}");
 
         write(p.dir.path(), &[("a.txt", "second\n")]);
-        let (third, ev) = build(&p, &[], &[]);
+        let (third, ev) = build(p, &[], &[]);
         assert_eq!(cached_steps(&ev), [2], "only what comes before the changed COPY is cached");
         assert_eq!(third["containers"], 2);
-        assert_eq!(run_in(&p, "app", "cat /b.txt /x"), "second\n1\n");
+        assert_eq!(run_in(p, "app", "cat /b.txt /x"), "second\n1\n");
 
-        let (fresh, _) = build(&p, &["--no-cache"], &[]);
+        let (fresh, _) = build(p, &["--no-cache"], &[]);
         assert_eq!(fresh["containers"], 3, "--no-cache builds every layer again");
-        assert_build_clean(&p);
-    }));
-    p.finish(result);
+        assert_build_clean(p);
+    });
 }
 
 #[test]
 fn source_date_epoch_builds_are_reproducible() {
-    let p = harness::Project::new("buildrepro", "  app:\n    build: .\n");
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let dockerfile = format!(
-            "FROM {BASE}\nCOPY . /ctx/\nRUN mkdir -p /out && echo built > /out/f && rm /etc/motd\nLABEL a=b\n"
-        );
+    scenario("buildrepro", "  app:\n    build: .\n", |p| {
+        let dockerfile =
+            format!("FROM {BASE}\nCOPY . /ctx/\nRUN mkdir -p /out && echo built > /out/f && rm /etc/motd\nLABEL a=b\n");
         write(p.dir.path(), &[("Dockerfile", &dockerfile), ("x/y.txt", "y\n")]);
         let env = [("SOURCE_DATE_EPOCH", "1700000000")];
-        let (one, _) = build(&p, &["--no-cache"], &env);
+        let (one, _) = build(p, &["--no-cache"], &env);
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        let (two, _) = build(&p, &["--no-cache"], &env);
+        let (two, _) = build(p, &["--no-cache"], &env);
         assert_eq!(one["id"], two["id"], "same inputs, same image id");
-        let cfg: serde_json::Value = serde_json::from_str(&p.ok(&["image", "inspect", &format!("{}-app", p.name)])).unwrap();
+        let cfg: serde_json::Value =
+            serde_json::from_str(&p.ok(&["image", "inspect", &format!("{}-app", p.name)])).unwrap();
         assert_eq!(cfg[0]["created"], "2023-11-14T22:13:20Z");
-        let (three, _) = build(&p, &["--no-cache"], &[]);
+        let (three, _) = build(p, &["--no-cache"], &[]);
         assert_ne!(three["id"], one["id"], "without SOURCE_DATE_EPOCH the build time is recorded");
-    }));
-    p.finish(result);
+    });
 }
 
 #[test]
 fn cache_mounts_persist_and_secrets_stay_out_of_layers() {
-    let p = harness::Project::new("buildmounts", "  app:\n    build: .\n");
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    scenario("buildmounts", "  app:\n    build: .\n", |p| {
         let dockerfile = format!(
             "FROM {BASE}\n\
              RUN --mount=type=cache,target=/cache echo run >> /cache/log && wc -l < /cache/log > /count\n\
@@ -204,24 +216,25 @@ fn cache_mounts_persist_and_secrets_stay_out_of_layers() {
         );
         write(p.dir.path(), &[("Dockerfile", &dockerfile), ("token", "s3cret\n"), ("data.txt", "bound\n")]);
         let secret = format!("id=token,src={}", p.dir.path().join("token").display());
-        build(&p, &["--no-cache", "--secret", &secret], &[]);
-        build(&p, &["--no-cache", "--secret", &secret], &[]);
-        let out = run_in(&p, "app", "cat /count /secret-ok /tmp-ok /copied; ls /run/secrets /scratch 2>&1; true");
+        build(p, &["--no-cache", "--secret", &secret], &[]);
+        build(p, &["--no-cache", "--secret", &secret], &[]);
+        let out = run_in(p, "app", "cat /count /secret-ok /tmp-ok /copied; ls /run/secrets /scratch 2>&1; true");
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(&lines[..4], ["2", "ok", "tmp", "bound"], "the cache mount kept the first build's line: {out}");
-        assert!(!out.contains("token") && !out.contains("/t\n"), "mount points and secrets are not in the image: {out}");
+        assert!(
+            !out.contains("token") && !out.contains("/t\n"),
+            "mount points and secrets are not in the image: {out}"
+        );
         let missing = p.berth(&["build", "--no-cache", "--progress", "plain"]);
         assert!(!missing.status.success(), "a RUN that needs a missing secret fails");
-        assert_build_clean(&p);
-    }));
-    p.finish(result);
+        assert_build_clean(p);
+    });
 }
 
 #[test]
 fn up_builds_a_missing_image_runs_it_and_an_unchanged_rebuild_recreates_nothing() {
     let services = "  web:\n    build:\n      context: ./app\n      args: {MESSAGE: from-compose}\n    init: true\n    command: [sh, -c, \"cat /msg; exec sleep 300\"]\n";
-    let p = harness::Project::new("buildup", services);
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    scenario("buildup", services, |p| {
         let dockerfile = format!("FROM {BASE}\nARG MESSAGE=default\nRUN echo $MESSAGE > /msg\n");
         write(p.dir.path(), &[("app/Dockerfile", &dockerfile)]);
         let plan = p.ok(&["up", "--dry-run"]);
@@ -240,15 +253,13 @@ fn up_builds_a_missing_image_runs_it_and_an_unchanged_rebuild_recreates_nothing(
         p.ok(&["up", "-d", "--build"]);
         let c = p.container(&format!("{}-web-1", p.name));
         assert_ne!(c["ID"], id, "a changed image recreates the container");
-        assert_eq!(run_in(&p, "web", "cat /msg"), "from-compose\nchanged\n");
-    }));
-    p.finish(result);
+        assert_eq!(run_in(p, "web", "cat /msg"), "from-compose\nchanged\n");
+    });
 }
 
 #[test]
 fn a_failing_run_names_its_line_and_exit_code_and_leaves_nothing() {
-    let p = harness::Project::new("buildfail", "  app:\n    build: .\n");
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    scenario("buildfail", "  app:\n    build: .\n", |p| {
         let dockerfile = format!("FROM {BASE}\nRUN echo fine\nRUN echo about to fail >&2; exit 3\nRUN echo never\n");
         write(p.dir.path(), &[("Dockerfile", &dockerfile)]);
         let out = p.berth(&["build", "--progress", "plain"]);
@@ -260,7 +271,7 @@ fn a_failing_run_names_its_line_and_exit_code_and_leaves_nothing() {
         assert!(!err.contains("#4 "), "nothing runs after the failure: {err}");
         let images = p.ok(&["image", "ls", "--format", "json"]);
         assert!(!images.contains(&format!("{}-app", p.name)), "no image: {images}");
-        assert_build_clean(&p);
+        assert_build_clean(p);
 
         write(p.dir.path(), &[("Dockerfile", &format!("FROM {BASE}\nCOPY missing.txt /\n"))]);
         let out = p.berth(&["build"]);
@@ -271,6 +282,5 @@ fn a_failing_run_names_its_line_and_exit_code_and_leaves_nothing() {
         let out = p.berth(&["build"]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("Dockerfile:3"), "a parse error names its line: {err}");
-    }));
-    p.finish(result);
+    });
 }

@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 use crate::image::{ImageStore, LayerRecord};
 
 /// A cache key: hex sha256.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Key(pub String);
 
 impl Key {

@@ -36,7 +36,10 @@ pub fn buildable(svc: &Service) -> bool {
 
 /// The build of service `svc` of `project`.
 pub fn request(project: &Project, svc: &Service, opts: &ComposeBuildOptions) -> Result<BuildRequest> {
-    let build = svc.build.as_ref().ok_or_else(|| BuildError::Unsupported(format!("service \"{}\" has no build section", svc.name)))?;
+    let build = svc
+        .build
+        .as_ref()
+        .ok_or_else(|| BuildError::Unsupported(format!("service \"{}\" has no build section", svc.name)))?;
     let context = build.context.clone().unwrap_or_else(|| ".".into());
     if berth_compose::paths::is_remote_context(&context) {
         return Err(BuildError::Unsupported(format!(
@@ -50,7 +53,10 @@ pub fn request(project: &Project, svc: &Service, opts: &ComposeBuildOptions) -> 
     let mut secrets = BTreeMap::new();
     for s in &build.secrets {
         let Some(def) = project.secrets.get(&s.source) else {
-            return Err(BuildError::Unsupported(format!("service \"{}\": build secret \"{}\" is not defined", svc.name, s.source)));
+            return Err(BuildError::Unsupported(format!(
+                "service \"{}\": build secret \"{}\" is not defined",
+                svc.name, s.source
+            )));
         };
         let Some(file) = &def.file else {
             return Err(BuildError::Unsupported(format!(

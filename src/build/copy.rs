@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest as _, Sha256};
 
 use super::config::resolve_path;
-use super::error::{io_err, At, BuildError, Result};
+use super::error::{io_err, At, Result};
 use super::sources::{PickError, SourceRoot};
 
 /// What one copied entry is made from.
@@ -74,7 +74,12 @@ fn base_name(rel: &str) -> &str {
 
 /// The entries a copy makes. `is_dir_in_image` tells whether an absolute path is a directory
 /// in the stage's file system.
-pub fn plan(spec: &CopySpec<'_>, root: &SourceRoot, is_dir_in_image: &dyn Fn(&str) -> bool, at: &At) -> Result<Vec<Item>> {
+pub fn plan(
+    spec: &CopySpec<'_>,
+    root: &SourceRoot,
+    is_dir_in_image: &dyn Fn(&str) -> bool,
+    at: &At,
+) -> Result<Vec<Item>> {
     let dest = resolve_path(spec.workdir, spec.dest);
     let slash = dest.ends_with('/');
     let dest = dest.trim_end_matches('/').to_string();
@@ -93,7 +98,9 @@ pub fn plan(spec: &CopySpec<'_>, root: &SourceRoot, is_dir_in_image: &dyn Fn(&st
     let count = picked.len() + spec.inline.len();
     let several = count > 1 || spec.sources.iter().any(|s| s.contains(['*', '?', '[']));
     if count > 1 && !slash {
-        return Err(at.fail("When using COPY with more than one source file, the destination must be a directory and end with a /"));
+        return Err(at.fail(
+            "When using COPY with more than one source file, the destination must be a directory and end with a /",
+        ));
     }
     let dest_is_dir = slash || several || is_dir_in_image(&dest);
     let join = |a: &str, b: &str| if a == "/" { format!("/{b}") } else { format!("{a}/{b}") };
@@ -101,15 +108,25 @@ pub fn plan(spec: &CopySpec<'_>, root: &SourceRoot, is_dir_in_image: &dyn Fn(&st
     for p in &picked {
         let target_dir = if spec.parents && !p.rel.is_empty() {
             let parent = p.rel.rsplit_once('/').map_or("", |(d, _)| d);
-            if parent.is_empty() { dest.clone() } else { join(&dest, parent) }
+            if parent.is_empty() {
+                dest.clone()
+            } else {
+                join(&dest, parent)
+            }
         } else {
             dest.clone()
         };
         let host = root.host(&p.rel);
         let meta = fs::metadata(&host).map_err(io_err("read", &host))?;
         if p.is_dir {
-            let base = if spec.parents && !p.rel.is_empty() { join(&target_dir, base_name(&p.rel)) } else { target_dir };
-            items.push(Item { dest: base.clone(), kind: ItemKind::Dir, mode: meta.mode() & 0o7777, mtime: Some(meta.mtime()) });
+            let base =
+                if spec.parents && !p.rel.is_empty() { join(&target_dir, base_name(&p.rel)) } else { target_dir };
+            items.push(Item {
+                dest: base.clone(),
+                kind: ItemKind::Dir,
+                mode: meta.mode() & 0o7777,
+                mtime: Some(meta.mtime()),
+            });
             for rel in root.walk(&p.rel).map_err(io_err("read", &host))? {
                 let full = if p.rel.is_empty() { rel.clone() } else { format!("{}/{rel}", p.rel) };
                 items.push(entry(&root.host(&full), join(&base, &rel))?);
@@ -327,7 +344,7 @@ fn set_time(path: &Path, secs: i64) -> Result<()> {
     use nix::sys::time::TimeSpec;
     let t = TimeSpec::new(secs, 0);
     utimensat(None, path, &t, &t, UtimensatFlags::NoFollowSymlink)
-        .map_err(|e| BuildError::Io { action: "set the time of", path: path.to_path_buf(), source: e.into() })
+        .map_err(|e| io_err("set the time of", path)(e.into()))
 }
 
 /// Unpacks a (maybe compressed) tar archive into `dest`.
@@ -346,11 +363,7 @@ fn unpack_archive(src: &Path, dest: &Path) -> Result<()> {
                 .stdin(file)
                 .stdout(std::process::Stdio::piped())
                 .spawn()
-                .map_err(|e| BuildError::Io {
-                    action: "decompress (the tool is needed for this archive)",
-                    path: src.to_path_buf(),
-                    source: io::Error::new(e.kind(), format!("{tool}: {e}")),
-                })?;
+                .map_err(|e| io_err("decompress", src)(io::Error::new(e.kind(), format!("`{tool}` is needed: {e}"))))?;
             let out = child.stdout.take().expect("piped");
             let mut archive = tar::Archive::new(out);
             archive.set_preserve_permissions(true);
@@ -400,7 +413,11 @@ mod tests {
         assert_eq!(dests(&["a.txt"], "/x", "/", true).unwrap(), ["/x/a.txt"], "an existing directory: into");
         assert_eq!(dests(&["a.txt"], "rel", "/app", false).unwrap(), ["/app/rel"], "relative to WORKDIR");
         assert_eq!(dests(&["a.txt"], ".", "/app", true).unwrap(), ["/app/a.txt"]);
-        assert_eq!(dests(&["dir"], "/d", "/", false).unwrap(), ["/d", "/d/x"], "a directory's contents, ignore applied");
+        assert_eq!(
+            dests(&["dir"], "/d", "/", false).unwrap(),
+            ["/d", "/d/x"],
+            "a directory's contents, ignore applied"
+        );
         assert_eq!(dests(&["*.txt"], "/t/", "/", false).unwrap(), ["/t/a.txt", "/t/b.txt"]);
         let err = dests(&["a.txt", "b.txt"], "/t", "/", false).unwrap_err().to_string();
         assert!(err.starts_with("Dockerfile:3: When using COPY with more than one source"), "{err}");
@@ -414,7 +431,14 @@ mod tests {
     fn content_changes_change_the_digest_and_staging_has_the_files() {
         let (d, root) = ctx();
         let sources = vec!["dir".to_string()];
-        let spec = CopySpec { sources: &sources, inline: vec![("h".into(), "hi\n".into())], dest: "/out/", workdir: "/", unpack: false, parents: false };
+        let spec = CopySpec {
+            sources: &sources,
+            inline: vec![("h".into(), "hi\n".into())],
+            dest: "/out/",
+            workdir: "/",
+            unpack: false,
+            parents: false,
+        };
         let items = plan(&spec, &root, &|_| false, &at()).unwrap();
         let one = digest(&items).unwrap();
         fs::write(d.path().join("dir/x"), "changed").unwrap();

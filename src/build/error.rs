@@ -51,21 +51,10 @@ pub enum BuildError {
     /// An option of the build is not supported.
     #[error("{0}")]
     Unsupported(String),
-    /// A file-system operation failed.
-    #[error("cannot {action} `{}`: {source}", .path.display())]
-    Io {
-        /// What was done.
-        action: &'static str,
-        /// Where.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: io::Error,
-    },
     /// The image store failed (a base image missing or unreachable, a blob not written).
     #[error(transparent)]
     Image(#[from] ImageError),
-    /// Writing a layer failed.
+    /// A file-system operation failed (reading the context, writing a layer).
     #[error(transparent)]
     Layer(#[from] LayerError),
     /// The OCI runtime failed to run a `RUN` container.
@@ -92,7 +81,7 @@ pub type Result<T, E = BuildError> = std::result::Result<T, E>;
 
 /// Maps an I/O error on `path` while doing `action`.
 pub fn io_err<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> BuildError + 'p {
-    move |source| BuildError::Io { action, path: path.to_path_buf(), source }
+    move |source| BuildError::Layer(LayerError::Io { action, path: path.to_path_buf(), source })
 }
 
 /// Where an instruction is, for its errors.

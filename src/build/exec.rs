@@ -139,12 +139,7 @@ impl Build<'_> {
 }
 
 /// Carries out `req` (its Dockerfile already read as `df`).
-pub fn execute(
-    req: &BuildRequest,
-    df: Dockerfile,
-    roots: Roots,
-    events: &dyn EventSink,
-) -> Result<BuildReport> {
+pub fn execute(req: &BuildRequest, df: Dockerfile, roots: Roots, events: &dyn EventSink) -> Result<BuildReport> {
     let started = Instant::now();
     let store = ImageStore::open(&roots.root)?;
     // Blobs written before the image is recorded must survive a concurrent `image prune`.
@@ -152,7 +147,10 @@ pub fn execute(
     let cache = Cache::open(&roots.root).map_err(io_err("create the build cache in", &roots.root))?;
     let base_work = roots.root.join("build/tmp");
     std::fs::create_dir_all(&base_work).map_err(io_err("create", &base_work))?;
-    let work = tempfile::Builder::new().prefix("build-").tempdir_in(&base_work).map_err(io_err("create a directory in", &base_work))?;
+    let work = tempfile::Builder::new()
+        .prefix("build-")
+        .tempdir_in(&base_work)
+        .map_err(io_err("create a directory in", &base_work))?;
     let mut args = BuildArgs::new();
     for (k, v) in &req.args {
         args.set(k.clone(), v.clone());
@@ -197,11 +195,18 @@ pub fn execute(
     events.emit(Event::BuildStarted { image: b.image.clone(), steps });
     for level in &plan.levels {
         let results: Vec<(usize, Result<StageOut>)> = std::thread::scope(|scope| {
-            let handles: Vec<_> =
-                level.iter().map(|&i| (i, scope.spawn({
-                    let b = &b;
-                    move || super::stage::run_stage(b, i)
-                }))).collect();
+            let handles: Vec<_> = level
+                .iter()
+                .map(|&i| {
+                    (
+                        i,
+                        scope.spawn({
+                            let b = &b;
+                            move || super::stage::run_stage(b, i)
+                        }),
+                    )
+                })
+                .collect();
             handles.into_iter().map(|(i, h)| (i, h.join().expect("stage thread"))).collect()
         });
         for (i, r) in results {
@@ -256,7 +261,8 @@ fn write_image(b: &Build<'_>, out: &StageOut) -> Result<Digest> {
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": id.to_string(), "size": config_bytes.len()},
         "layers": out.layers.iter().map(|l| serde_json::json!({"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size})).collect::<Vec<_>>(),
     });
-    let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| io_err("write the manifest of", &b.work)(e.into()))?;
+    let manifest_bytes =
+        serde_json::to_vec(&manifest).map_err(|e| io_err("write the manifest of", &b.work)(e.into()))?;
     let manifest_digest = b.store.write_blob(&manifest_bytes)?;
     let record = ImageRecord {
         id: id.clone(),
@@ -271,7 +277,8 @@ fn write_image(b: &Build<'_>, out: &StageOut) -> Result<Digest> {
         b.store.commit(record.clone(), None)?;
     }
     for tag in &b.req.tags {
-        let reference = Reference::parse(tag).map_err(|e| BuildError::Unsupported(format!("image name \"{tag}\": {e}")))?;
+        let reference =
+            Reference::parse(tag).map_err(|e| BuildError::Unsupported(format!("image name \"{tag}\": {e}")))?;
         let name = reference.tagged_name().unwrap_or_else(|| reference.to_string());
         b.store.commit(record.clone(), Some(name))?;
     }

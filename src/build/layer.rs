@@ -188,11 +188,12 @@ fn collect(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<(), LayerE
     Ok(())
 }
 
-fn is_opaque(dir: &Path) -> bool {
+/// Whether `dir` (in an overlay upper directory) is opaque: it hides what is below it.
+pub(crate) fn is_opaque(dir: &Path) -> bool {
     OPAQUE_XATTRS.iter().any(|name| xattr_is_y(dir, name))
 }
 
-pub(crate) fn xattr_is_y(path: &Path, name: &str) -> bool {
+fn xattr_is_y(path: &Path, name: &str) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let (Ok(p), Ok(n)) = (std::ffi::CString::new(path.as_os_str().as_bytes()), std::ffi::CString::new(name)) else {
         return false;

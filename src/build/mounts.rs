@@ -74,20 +74,22 @@ pub fn prepare(b: &Build<'_>, stage: usize, mounts: &[RunMount], workdir: &str, 
                 if !dir.exists() {
                     std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
                     let mode = m.mode.unwrap_or(0o755);
-                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).map_err(io_err("chmod", &dir))?;
+                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
+                        .map_err(io_err("chmod", &dir))?;
                     std::os::unix::fs::chown(&dir, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0)))
                         .map_err(io_err("change the owner of", &dir))?;
                 }
                 out.mounts.push(bind(dir, &target, m.read_only));
             }
             MountType::Secret => {
-                let id = m.id.clone().or_else(|| {
-                    target.as_deref().and_then(|t| t.rsplit('/').next()).map(str::to_string)
-                });
+                let id =
+                    m.id.clone().or_else(|| target.as_deref().and_then(|t| t.rsplit('/').next()).map(str::to_string));
                 let Some(id) = id else { return Err(at.fail("a secret mount needs an id or a target")) };
                 let Some(src) = b.req.secrets.get(&id) else {
                     if m.required {
-                        return Err(at.fail(format!("secret \"{id}\" is required but was not given (--secret id={id},src=PATH)")));
+                        return Err(at.fail(format!(
+                            "secret \"{id}\" is required but was not given (--secret id={id},src=PATH)"
+                        )));
                     }
                     continue;
                 };

@@ -75,7 +75,14 @@ pub fn run(b: &Build<'_>, spec: &RunSpec<'_>) -> Result<Option<LayerRecord>> {
     let id = format!("berth-build-{}", &crate::container::new_id()[..16]);
     let dir = b.work.join(&id);
     std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-    let mut s = Scratch { rootfs: dir.join("rootfs"), dir: dir.clone(), mounted: false, runtime, id: id.clone(), started: false };
+    let mut s = Scratch {
+        rootfs: dir.join("rootfs"),
+        dir: dir.clone(),
+        mounted: false,
+        runtime,
+        id: id.clone(),
+        started: false,
+    };
     let mut layers = spec.layers.to_vec();
     if layers.is_empty() {
         let empty = dir.join("empty");
@@ -86,7 +93,11 @@ pub fn run(b: &Build<'_>, spec: &RunSpec<'_>) -> Result<Option<LayerRecord>> {
     crate::image::mount_rootfs(&layers, &upper, &dir.join("work"), &s.rootfs)?;
     s.mounted = true;
 
-    let files = ContainerFiles { hosts: dir.join("hosts"), hostname: dir.join("hostname"), resolv_conf: dir.join("resolv.conf") };
+    let files = ContainerFiles {
+        hosts: dir.join("hosts"),
+        hostname: dir.join("hostname"),
+        resolv_conf: dir.join("resolv.conf"),
+    };
     let hostname = "buildkitsandbox";
     std::fs::write(&files.hosts, bundle::hosts_file(hostname, &[])).map_err(io_err("write", &files.hosts))?;
     std::fs::write(&files.hostname, format!("{hostname}\n")).map_err(io_err("write", &files.hostname))?;
@@ -105,14 +116,13 @@ pub fn run(b: &Build<'_>, spec: &RunSpec<'_>) -> Result<Option<LayerRecord>> {
         hostname: Some(hostname.into()),
         ..Service::default()
     };
-    let image = ImageConfig {
-        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-        ..ImageConfig::default()
-    };
+    let image =
+        ImageConfig { env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()), ..ImageConfig::default() };
     let mut upper_first = vec![upper.clone()];
     upper_first.extend(top_first(spec.layers));
     let users = UserDb::from_layers(&upper_first);
-    let fail_runtime = |message: String| BuildError::Runtime { file: spec.at.file.clone(), line: spec.at.line, message };
+    let fail_runtime =
+        |message: String| BuildError::Runtime { file: spec.at.file.clone(), line: spec.at.line, message };
     let generated = bundle::generate(&BundleRequest {
         service: &service,
         image: &image,
@@ -142,11 +152,13 @@ pub fn run(b: &Build<'_>, spec: &RunSpec<'_>) -> Result<Option<LayerRecord>> {
     if !cwd.exists() {
         std::fs::create_dir_all(&cwd).map_err(io_err("create", &cwd))?;
     }
-    let targets: Vec<String> = generated.spec.mounts().iter().flatten().map(|m| m.destination().display().to_string()).collect();
+    let targets: Vec<String> =
+        generated.spec.mounts().iter().flatten().map(|m| m.destination().display().to_string()).collect();
     let stubs = missing_stubs(&s.rootfs, &targets);
     let bundle_dir = dir.join("bundle");
     std::fs::create_dir_all(&bundle_dir).map_err(io_err("create", &bundle_dir))?;
-    let json = serde_json::to_vec(&bundle::to_json(&generated.spec)).map_err(|e| io_err("write", &bundle_dir)(e.into()))?;
+    let json =
+        serde_json::to_vec(&bundle::to_json(&generated.spec)).map_err(|e| io_err("write", &bundle_dir)(e.into()))?;
     let config = bundle_dir.join("config.json");
     std::fs::write(&config, json).map_err(io_err("write", &config))?;
 
@@ -155,9 +167,8 @@ pub fn run(b: &Build<'_>, spec: &RunSpec<'_>) -> Result<Option<LayerRecord>> {
     let pid_file = bundle_dir.join("pid");
     s.started = true;
     b.containers.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let mut child = runtime
-        .spawn_attached(&id, &bundle_dir, &pid_file, out_w, err_w)
-        .map_err(|e| fail_runtime(e.to_string()))?;
+    let mut child =
+        runtime.spawn_attached(&id, &bundle_dir, &pid_file, out_w, err_w).map_err(|e| fail_runtime(e.to_string()))?;
     let tail = Arc::new(Mutex::new(std::collections::VecDeque::new()));
     let status = std::thread::scope(|scope| {
         for fd in [out_r, err_r] {
@@ -189,7 +200,13 @@ pub fn run(b: &Build<'_>, spec: &RunSpec<'_>) -> Result<Option<LayerRecord>> {
             return Err(fail_runtime(msg));
         }
         let tail = tail.lock().expect("tail").iter().cloned().collect();
-        return Err(BuildError::RunFailed { file: spec.at.file.clone(), line: spec.at.line, command: spec.text.clone(), code, tail });
+        return Err(BuildError::RunFailed {
+            file: spec.at.file.clone(),
+            line: spec.at.line,
+            command: spec.text.clone(),
+            code,
+            tail,
+        });
     }
     crate::image::unmount_rootfs(&s.rootfs)?;
     s.mounted = false;

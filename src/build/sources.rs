@@ -133,8 +133,9 @@ impl SourceRoot {
     fn walk_into(&self, base: &str, sub: &str, out: &mut Vec<String>) -> std::io::Result<()> {
         let join = |a: &str, b: &str| if a.is_empty() { b.to_string() } else { format!("{a}/{b}") };
         let dir = self.host(&join(base, sub));
-        let mut names: Vec<String> =
-            fs::read_dir(&dir)?.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned())).collect::<Result<_, _>>()?;
+        let mut names: Vec<String> = fs::read_dir(&dir)?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<_, _>>()?;
         names.sort();
         let walk_excluded = self.ignore.as_ref().is_some_and(|m| m.has_exclusions());
         for name in names {

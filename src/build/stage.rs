@@ -37,12 +37,6 @@ pub struct StageOut {
     pub created: String,
 }
 
-impl Default for Key {
-    fn default() -> Self {
-        Key(String::new())
-    }
-}
-
 /// Builds stage `idx` of `b`'s Dockerfile.
 pub fn run_stage(b: &Build<'_>, idx: usize) -> Result<StageOut> {
     let stage = &b.df.stages[idx];
@@ -106,7 +100,10 @@ pub fn run_stage(b: &Build<'_>, idx: usize) -> Result<StageOut> {
             position: format!("{}/{total}", step - b.first_step[&idx] + 1),
             instruction: cmd.original.clone(),
         });
-        let at = At { file: if *trigger { format!("{} (ONBUILD)", b.df.file) } else { b.df.file.clone() }, line: cmd.start_line };
+        let at = At {
+            file: if *trigger { format!("{} (ONBUILD)", b.df.file) } else { b.df.file.clone() },
+            line: cmd.start_line,
+        };
         let expanded = env.step(cmd)?;
         let text = format!("{expanded:?}");
         let workdir = st.config.workdir().to_string();
@@ -259,7 +256,14 @@ fn run_argv(config: &RunConfig, command: &CommandLine) -> Vec<String> {
     argv
 }
 
-fn run_step(b: &Build<'_>, idx: usize, st: &mut StageOut, env: &StageEnv<'_>, spec: &RunStep<'_>, text: &str) -> Result<bool> {
+fn run_step(
+    b: &Build<'_>,
+    idx: usize,
+    st: &mut StageOut,
+    env: &StageEnv<'_>,
+    spec: &RunStep<'_>,
+    text: &str,
+) -> Result<bool> {
     let argv = run_argv(&st.config, &spec.run.command);
     let run_env = env.run_env();
     let user = st.config.user.clone().unwrap_or_default();
@@ -363,8 +367,16 @@ fn copy_step(
 }
 
 /// Writes `items` into a staging directory and stores it as a layer.
-fn write_layer(b: &Build<'_>, items: &[Item], attrs: Attrs, lower: &[std::path::PathBuf]) -> Result<Option<LayerRecord>> {
-    let staging = tempfile::Builder::new().prefix("copy-").tempdir_in(&b.work).map_err(io_err("create a directory in", &b.work))?;
+fn write_layer(
+    b: &Build<'_>,
+    items: &[Item],
+    attrs: Attrs,
+    lower: &[std::path::PathBuf],
+) -> Result<Option<LayerRecord>> {
+    let staging = tempfile::Builder::new()
+        .prefix("copy-")
+        .tempdir_in(&b.work)
+        .map_err(io_err("create a directory in", &b.work))?;
     std::fs::set_permissions(staging.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .map_err(io_err("chmod", staging.path()))?;
     copy::write(items, staging.path(), attrs, &|p| lower_meta(lower, p))?;
@@ -399,18 +411,26 @@ pub fn resolve_chown(db: &UserDb, spec: &str) -> std::result::Result<(u32, u32),
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let uid = match user.parse::<u32>() {
-        Ok(n) => n,
-        Err(_) => db.users.iter().find(|u| u.0 == user).map(|u| u.1).ok_or_else(|| format!("no user \"{user}\" in /etc/passwd"))?,
-    };
+    let users = db.users.iter().map(|u| (u.0.as_str(), u.1));
+    let uid = numeric_or_named(user, users, "user", "/etc/passwd")?;
     let gid = match group {
         None => uid,
-        Some(g) => match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => db.groups.iter().find(|x| x.0 == g).map(|x| x.1).ok_or_else(|| format!("no group \"{g}\" in /etc/group"))?,
-        },
+        Some(g) => numeric_or_named(g, db.groups.iter().map(|x| (x.0.as_str(), x.1)), "group", "/etc/group")?,
     };
     Ok((uid, gid))
+}
+
+/// `name` as a number, or the id of the entry of that name.
+fn numeric_or_named<'a>(
+    name: &str,
+    mut entries: impl Iterator<Item = (&'a str, u32)>,
+    what: &str,
+    file: &str,
+) -> std::result::Result<u32, String> {
+    match name.parse::<u32>() {
+        Ok(n) => Ok(n),
+        Err(_) => entries.find(|e| e.0 == name).map(|e| e.1).ok_or_else(|| format!("no {what} \"{name}\" in {file}")),
+    }
 }
 
 #[cfg(test)]
@@ -419,7 +439,10 @@ mod tests {
 
     #[test]
     fn chown_names_resolve_through_the_stage_files() {
-        let db = UserDb::parse("root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n", "root:x:0:\nstaff:x:50:\n");
+        let db = UserDb::parse(
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n",
+            "root:x:0:\nstaff:x:50:\n",
+        );
         assert_eq!(resolve_chown(&db, "app"), Ok((1000, 1000)));
         assert_eq!(resolve_chown(&db, "app:staff"), Ok((1000, 50)));
         assert_eq!(resolve_chown(&db, "7:8"), Ok((7, 8)));

@@ -39,7 +39,10 @@ pub struct View {
 impl View {
     /// Mounts `layers` (bottom first; none gives an empty tree) under a new directory of `parent`.
     pub fn mount(layers: &[PathBuf], parent: &Path) -> Result<View> {
-        let dir = tempfile::Builder::new().prefix("view-").tempdir_in(parent).map_err(io_err("create a directory in", parent))?;
+        let dir = tempfile::Builder::new()
+            .prefix("view-")
+            .tempdir_in(parent)
+            .map_err(io_err("create a directory in", parent))?;
         let mut view = View { dir, mounted: false };
         let mut lower = layers.to_vec();
         if lower.is_empty() {
@@ -120,20 +123,15 @@ fn prune(upper: &Path, dir: &Path, lower: &[PathBuf]) -> Result<bool> {
             continue;
         }
         let rel = path.strip_prefix(upper).unwrap_or(&path).to_string_lossy().into_owned();
-        let same = lower_meta(lower, &rel).is_some_and(|l| {
-            l.is_dir() && l.mode() == meta.mode() && l.uid() == meta.uid() && l.gid() == meta.gid()
-        });
-        if same && !is_opaque(&path) {
+        let same = lower_meta(lower, &rel)
+            .is_some_and(|l| l.is_dir() && l.mode() == meta.mode() && l.uid() == meta.uid() && l.gid() == meta.gid());
+        if same && !super::layer::is_opaque(&path) {
             fs::remove_dir(&path).map_err(io_err("remove", &path))?;
         } else {
             empty = false;
         }
     }
     Ok(empty)
-}
-
-fn is_opaque(dir: &Path) -> bool {
-    ["trusted.overlay.opaque", "user.overlay.opaque"].iter().any(|n| super::layer::xattr_is_y(dir, n))
 }
 
 #[cfg(test)]
@@ -172,8 +170,10 @@ mod tests {
         fs::create_dir_all(upper.path().join("new")).unwrap();
         fs::create_dir_all(upper.path().join("etc2/x")).unwrap();
         tidy_upper(upper.path(), &[lower.path().to_path_buf()], &["/etc/hosts".into()]).unwrap();
-        let mut left: Vec<String> =
-            fs::read_dir(upper.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut left: Vec<String> = fs::read_dir(upper.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         left.sort();
         assert_eq!(left, ["etc2", "new"], "new directories are changes; a copied-up one is not");
     }

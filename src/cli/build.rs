@@ -104,7 +104,7 @@ fn build_args(list: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for a in list {
         match a.split_once('=') {
-            Some((k, _)) if k.is_empty() => bail!("--build-arg {a:?}: no name"),
+            Some(("", _)) => bail!("--build-arg {a:?}: no name"),
             Some((k, v)) => {
                 out.insert(k.to_string(), v.to_string());
             }

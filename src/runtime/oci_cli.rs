@@ -109,14 +109,7 @@ enum Verb {
 impl OciCli {
     /// `create`, `run --detach` or `run`: the same options, and the runtime's own messages go to
     /// a log file next to the pid file, since its stderr is the container's.
-    fn create_command(
-        &self,
-        id: &str,
-        bundle: &Path,
-        pid_file: &Path,
-        io: CreateIo,
-        verb: Verb,
-    ) -> Result<Command> {
+    fn create_command(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo, verb: Verb) -> Result<Command> {
         std::fs::create_dir_all(&self.root).map_err(self.spawn_err())?;
         let log = pid_file.with_file_name("runtime.log");
         // The runtime appends to it with the container's umask: made here, private, first.
@@ -173,7 +166,8 @@ impl Runtime for OciCli {
     }
 
     fn spawn_run(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo) -> Result<std::process::Child> {
-        spawn_for_container(&mut self.create_command(id, bundle, pid_file, io, Verb::Detached)?).map_err(self.spawn_err())
+        spawn_for_container(&mut self.create_command(id, bundle, pid_file, io, Verb::Detached)?)
+            .map_err(self.spawn_err())
     }
 
     fn run_finished(&self, id: &str, pid_file: &Path, status: std::process::ExitStatus) -> Result<()> {
