@@ -284,3 +284,30 @@ fn a_failing_run_names_its_line_and_exit_code_and_leaves_nothing() {
         assert!(err.contains("Dockerfile:3"), "a parse error names its line: {err}");
     });
 }
+
+#[test]
+fn independent_stages_build_in_parallel_and_copy_options_apply() {
+    scenario("buildpar", "  app:\n    build: .\n", |p| {
+        let dockerfile = format!(
+            "FROM {BASE} AS a\nRUN sleep 1 && echo a > /a\n\
+             FROM {BASE} AS b\nRUN sleep 1 && echo b > /b\n\
+             FROM {BASE}\nARG WHO=world\nCOPY --from=a /a /out/\nCOPY --from=b /b /out/\n\
+             COPY --chown=nobody:nogroup --chmod=600 f.txt /owned\nADD pkg.tar.gz /pkg/\n\
+             COPY <<EOF /hello.txt\nhello $WHO\nEOF\n"
+        );
+        write(p.dir.path(), &[("Dockerfile", &dockerfile), ("f.txt", "f\n"), ("pkg/inner/x.txt", "x\n")]);
+        let st = std::process::Command::new("tar")
+            .args(["czf", "pkg.tar.gz", "-C", "pkg", "inner"])
+            .current_dir(p.dir.path())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let started = std::time::Instant::now();
+        let (built, _) = build(p, &[], &[]);
+        let took = started.elapsed();
+        assert_eq!(built["containers"], 2);
+        assert!(took < std::time::Duration::from_millis(1900), "two 1 s stages took {took:?}: not in parallel");
+        let out = run_in(p, "app", "stat -c '%U:%G %a' /owned; cat /pkg/inner/x.txt /hello.txt /out/a /out/b");
+        assert_eq!(out, "nobody:nogroup 600\nx\nhello world\na\nb\n");
+    });
+}

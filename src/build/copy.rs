@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -140,7 +140,7 @@ pub fn plan(
             mode: meta.mode() & 0o7777,
             mtime: Some(meta.mtime()),
         };
-        if spec.unpack && is_archive(&host).map_err(io_err("read", &host))? {
+        if spec.unpack && super::archive::is_archive(&host).map_err(io_err("read", &host))? {
             item.dest = dest.clone();
             item.kind = ItemKind::Archive(host);
         }
@@ -164,43 +164,6 @@ fn entry(host: &Path, dest: String) -> Result<Item> {
         ItemKind::File(host.to_path_buf())
     };
     Ok(Item { dest, kind, mode: meta.mode() & 0o7777, mtime: Some(meta.mtime()) })
-}
-
-/// Whether the file starts like a tar archive or a compressed stream `ADD` unpacks.
-fn is_archive(path: &Path) -> io::Result<bool> {
-    let mut head = [0u8; 512];
-    let mut f = File::open(path)?;
-    let mut n = 0;
-    while n < head.len() {
-        match f.read(&mut head[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    let head = &head[..n];
-    Ok(compression(head).is_some() || (n >= 262 && &head[257..262] == b"ustar"))
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Compression {
-    Gzip,
-    Bzip2,
-    Xz,
-    Zstd,
-}
-
-fn compression(head: &[u8]) -> Option<Compression> {
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Some(Compression::Gzip)
-    } else if head.starts_with(b"BZh") {
-        Some(Compression::Bzip2)
-    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Some(Compression::Xz)
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Some(Compression::Zstd)
-    } else {
-        None
-    }
 }
 
 /// The digest of everything a copy writes: paths, kinds, modes, link targets and file contents
@@ -282,7 +245,7 @@ pub fn write(items: &[Item], staging: &Path, attrs: Attrs, lower: LowerMeta<'_>)
             }
             ItemKind::Archive(src) => {
                 fs::create_dir_all(&target).map_err(io_err("create", &target))?;
-                unpack_archive(src, &target)?;
+                super::archive::unpack(src, &target)?;
                 continue;
             }
         }
@@ -345,38 +308,6 @@ fn set_time(path: &Path, secs: i64) -> Result<()> {
     let t = TimeSpec::new(secs, 0);
     utimensat(None, path, &t, &t, UtimensatFlags::NoFollowSymlink)
         .map_err(|e| io_err("set the time of", path)(e.into()))
-}
-
-/// Unpacks a (maybe compressed) tar archive into `dest`.
-fn unpack_archive(src: &Path, dest: &Path) -> Result<()> {
-    let mut head = [0u8; 8];
-    let n = File::open(src).and_then(|mut f| f.read(&mut head)).map_err(io_err("read", src))?;
-    let file = File::open(src).map_err(io_err("read", src))?;
-    let reader: Box<dyn Read> = match compression(&head[..n]) {
-        None => Box::new(file),
-        Some(Compression::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(file)),
-        Some(Compression::Zstd) => Box::new(zstd::Decoder::new(file).map_err(io_err("read", src))?),
-        Some(c) => {
-            let tool = if c == Compression::Bzip2 { "bzip2" } else { "xz" };
-            let mut child = std::process::Command::new(tool)
-                .args(["-dc"])
-                .stdin(file)
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .map_err(|e| io_err("decompress", src)(io::Error::new(e.kind(), format!("`{tool}` is needed: {e}"))))?;
-            let out = child.stdout.take().expect("piped");
-            let mut archive = tar::Archive::new(out);
-            archive.set_preserve_permissions(true);
-            archive.set_preserve_ownerships(true);
-            archive.unpack(dest).map_err(io_err("unpack", src))?;
-            child.wait().map_err(io_err("decompress", src))?;
-            return Ok(());
-        }
-    };
-    let mut archive = tar::Archive::new(reader);
-    archive.set_preserve_permissions(true);
-    archive.set_preserve_ownerships(true);
-    archive.unpack(dest).map_err(io_err("unpack", src))
 }
 
 #[cfg(test)]

@@ -6,10 +6,12 @@
 //!   parallel threads — and the resulting image (OCI config and manifest) tagged in the store;
 //! * [`stage`]: one stage's instructions; [`config`]: the image config they change;
 //! * [`run`] and [`mounts`]: `RUN` in a container of the stage's file system, with its
-//!   `--mount`s; [`copy`] and [`sources`]: `COPY`/`ADD` from the context or another stage;
+//!   `--mount`s; [`copy`] and [`sources`]: `COPY`/`ADD` from the context or another stage, [`archive`] the
+//!   archives `ADD` unpacks;
 //! * [`layer`]: directory trees as reproducible layer blobs; [`cache`]: the layer cache;
 //! * [`compose`]: a compose service's `build:` as a [`BuildRequest`].
 
+pub mod archive;
 pub mod cache;
 pub mod compose;
 pub mod config;
