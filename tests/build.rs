@@ -70,8 +70,14 @@ fn run_in(p: &harness::Project, service: &str, script: &str) -> String {
 /// Nothing a build made is left: no mount under the root, no scratch directory, no runtime
 /// state, no build cgroup.
 fn assert_build_clean(p: &harness::Project) {
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains(&p.root.path().to_string_lossy().into_owned()), "mounts left");
+    // A `run --rm` container's monitor removes it (and its root file system) just after `run` returns.
+    let root = p.root.path().to_string_lossy().into_owned();
+    let ours = || -> Vec<String> {
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        mounts.lines().filter(|l| l.contains(&root)).map(str::to_string).collect()
+    };
+    p.wait_for(10, "mounts under the root to go", || ours().iter().all(|l| l.contains("/containers/")));
+    assert!(ours().iter().all(|l| l.contains("/containers/")), "build mounts left: {:?}", ours());
     let tmp = p.root.path().join("build/tmp");
     let left: Vec<_> = std::fs::read_dir(&tmp).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
     assert!(left.is_empty(), "build scratch left: {left:?}");
