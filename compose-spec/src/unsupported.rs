@@ -36,11 +36,6 @@ fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
         add(b.isolation.is_some(), "build.isolation", "a Windows-only setting");
         add(b.provenance.is_some() || b.sbom.is_some(), "build.attestations", "berth writes no attestations");
     }
-    add(
-        svc.develop.as_ref().is_some_and(|d| d.watch.iter().any(|r| r.action == crate::model::WatchAction::Rebuild)),
-        "develop",
-        "`rebuild` watch rules are not carried out yet: `berth watch` reports them failed",
-    );
     add(svc.blkio_config.is_some(), "blkio_config", "block I/O weights and limits are not applied");
     add(
         matches!(cgroup, Some(NamespaceMode::Service(_) | NamespaceMode::Container(_))),

@@ -47,7 +47,13 @@ pub fn converge(s: &Session<'_>, opts: &UpOptions, runtime: &str, start: bool) -
 /// built first (unless `dry_run`: then the plan shows the builds) and the rest is planned again,
 /// so that a container whose image changed is recreated and one whose image came out the same
 /// is left alone.
-pub fn plan(s: &Session<'_>, observed: &Observed, opts: &UpOptions, runtime: &str, dry_run: bool) -> anyhow::Result<Plan> {
+pub fn plan(
+    s: &Session<'_>,
+    observed: &Observed,
+    opts: &UpOptions,
+    runtime: &str,
+    dry_run: bool,
+) -> anyhow::Result<Plan> {
     let plan = crate::plan::up::reconcile(s.project, observed, opts)?;
     let builds = plan.builds();
     if dry_run || builds.is_empty() {
