@@ -317,3 +317,46 @@ fn independent_stages_build_in_parallel_and_copy_options_apply() {
         assert_eq!(out, "nobody:nogroup 600\nx\nhello world\na\nb\n");
     });
 }
+
+#[test]
+fn a_built_non_root_service_with_an_image_health_check_comes_up_healthy() {
+    let services = "  web:\n    build: ./web\n    init: true\n";
+    scenario("buildhealthy", services, |p| {
+        let dockerfile = format!(
+            "FROM {BASE} AS site\nRUN mkdir /site && echo '<h1>built</h1>' > /site/index.html\n\
+             FROM {BASE}\nCOPY --from=site --chown=nobody:nogroup /site /srv\nUSER nobody\n\
+             HEALTHCHECK --interval=1s --timeout=2s CMD wget -q -O- http://127.0.0.1:8080/ || exit 1\n\
+             CMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/srv\"]\n"
+        );
+        write(p.dir.path(), &[("web/Dockerfile", &dockerfile)]);
+        p.ok(&["up", "-d", "--build", "--wait", "--wait-timeout", "30"]);
+        let c = p.container(&format!("{}-web-1", p.name));
+        assert_eq!(c["Health"], "healthy", "{c}");
+        assert_eq!(p.ok(&["exec", "-T", "web", "wget", "-q", "-O-", "http://127.0.0.1:8080/"]), "<h1>built</h1>\n");
+        assert_eq!(p.ok(&["exec", "-T", "web", "id", "-un"]), "nobody\n");
+    });
+}
+
+#[test]
+fn onbuild_triggers_run_when_the_image_is_used_as_a_base() {
+    let services = "  base:\n    image: onbuild-base:1\n    build: ./base\n  app:\n    build: ./app\n";
+    scenario("buildonbuild", services, |p| {
+        write(
+            p.dir.path(),
+            &[
+                (
+                    "base/Dockerfile",
+                    &format!("FROM {BASE}\nONBUILD COPY trigger.txt /trigger.txt\nONBUILD RUN echo ran > /ran\n"),
+                ),
+                ("app/Dockerfile", "FROM onbuild-base:1\nRUN cat /trigger.txt /ran > /both\n"),
+                ("app/trigger.txt", "from the app's context\n"),
+            ],
+        );
+        build(p, &["base"], &[]);
+        build(p, &["app"], &[]);
+        assert_eq!(run_in(p, "app", "cat /both"), "from the app's context\nran\n");
+        let cfg: serde_json::Value =
+            serde_json::from_str(&p.ok(&["image", "inspect", &format!("{}-app", p.name)])).unwrap();
+        assert!(cfg[0]["config"].get("OnBuild").is_none(), "triggers are used up: {cfg}");
+    });
+}
