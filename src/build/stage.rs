@@ -394,8 +394,12 @@ fn workdir_step(b: &Build<'_>, st: &mut StageOut, at: &At, created_by: &str, tex
         st.history.push(history(&st.created, created_by, true));
         return Ok(false);
     }
+    // Made for the stage's user, in its primary group unless `USER` names one.
     let (uid, gid) = match st.config.user.as_deref().filter(|u| !u.is_empty()) {
-        Some(u) => resolve_chown(&UserDb::from_layers(&lower), u).map_err(|e| at.fail(format!("USER {u}: {e}")))?,
+        Some(u) => {
+            let r = UserDb::from_layers(&lower).resolve(u, &[]).map_err(|e| at.fail(format!("USER {u}: {e}")))?;
+            (r.uid, r.gid)
+        }
         None => (0, 0),
     };
     let key = Key::chain(&st.key, text, &[&format!("{uid}:{gid}")]);

@@ -137,7 +137,8 @@ fn secrets(list: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
         if !src.is_file() {
             bail!("--secret {s:?}: `{}` is not a file", src.display());
         }
-        out.insert(id, src);
+        // Bind-mounted into `RUN` containers: an absolute path.
+        out.insert(id, std::fs::canonicalize(&src)?);
     }
     Ok(out)
 }
