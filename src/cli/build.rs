@@ -39,7 +39,7 @@ pub struct BuildArgs {
     /// SSH agent forwarding (not supported)
     #[arg(long, value_name = "SPEC")]
     pub ssh: Vec<String>,
-    /// Push the images after building (not supported)
+    /// Push the images after building (not supported: use `berth push`)
     #[arg(long)]
     pub push: bool,
     /// Also build the images of the named services' dependencies
@@ -56,7 +56,7 @@ pub fn run(project: &ProjectArgs, args: BuildArgs) -> anyhow::Result<()> {
         bail!("--ssh is not supported: berth forwards no SSH agent into builds");
     }
     if args.push {
-        bail!("--push is not supported: berth does not push images");
+        bail!("--push is not supported: run `berth push` after `berth build`");
     }
     let loaded = berth_compose::load(&project.load_options()?)?;
     for w in &loaded.warnings {
