@@ -37,6 +37,19 @@ pub enum Event {
     ImagePushed { image: String, digest: String },
     /// An image was not pulled because the local copy satisfies the pull policy.
     ImageSkipped { image: String, reason: String },
+    /// A build of `image` (the name it gets) started with `steps` steps to go through.
+    BuildStarted { image: String, steps: usize },
+    /// A build step began: `step` counts from 1 over the whole build, `stage` names the stage
+    /// (`build`, or its index), `position` is the step's place in its stage (`2/4`) and
+    /// `instruction` the Dockerfile line (`RUN make`).
+    BuildStep { image: String, step: usize, stage: String, position: String, instruction: String },
+    /// A build step finished: `cached` when its layer came from the build cache.
+    BuildStepDone { image: String, step: usize, cached: bool, millis: u64 },
+    /// One line a `RUN` step printed.
+    BuildOutput { image: String, step: usize, line: String },
+    /// An image was built and tagged `image`; `id` is its config digest, `containers` the
+    /// number of `RUN` containers it took (0 when every layer came from the cache).
+    ImageBuilt { image: String, id: String, steps: usize, cached: usize, containers: usize, millis: u64 },
 }
 
 /// Where events go. Implementations must be cheap and never block for long.

@@ -232,3 +232,25 @@ fn volumes_from_waits_for_the_source_container_to_be_made() {
     };
     assert!(create("demo-app-1").deps.contains(&create("demo-vault-1").id), "{plan}");
 }
+
+#[test]
+fn images_with_a_build_section_are_built_not_pulled() {
+    let p = project(
+        "name: b\nservices:\n  app:\n    build: .\n  named:\n    image: me/named:1\n    build: .\n    pull_policy: build\n  pulled:\n    image: busybox:1\n",
+    );
+    let fresh = up_text(&p, &Observed::default(), &UpOptions::default());
+    assert!(fresh.contains("image b-app build (not present)"), "{fresh}");
+    assert!(fresh.contains("image me/named:1 build (pull policy \"build\")"), "{fresh}");
+    assert!(fresh.contains("image busybox:1 pull (not present)"), "{fresh}");
+    let o = converged(&p);
+    let again = up_text(&p, &o, &UpOptions::default());
+    assert!(!again.contains("b-app build"), "a present image is not built again: {again}");
+    assert!(again.contains("me/named:1 build"), "pull_policy: build always builds: {again}");
+    let forced = up_text(&p, &o, &UpOptions { build: true, ..UpOptions::default() });
+    assert!(forced.contains("image b-app build (up --build)"), "{forced}");
+    assert_eq!(up_text(&p, &o, &UpOptions { no_build: true, ..UpOptions::default() }), "(nothing to do)\n");
+    let err = up::reconcile(&p, &Observed::default(), &UpOptions { no_build: true, ..UpOptions::default() });
+    assert!(matches!(err, Err(PlanError::NotBuilt { .. })), "{err:?}");
+    let plan = up::reconcile(&p, &Observed::default(), &UpOptions::default()).unwrap();
+    assert_eq!(plan.builds().steps.len(), 2, "the builds alone, to run before planning again");
+}

@@ -2,8 +2,8 @@
 //! files created, rewritten and deleted, ignored paths left alone, subdirectories, a directory
 //! removed and one renamed into the watched path, `initial_sync`, `sync+restart`, `sync+exec` —
 //! with no shell or `tar` needed in the container; an edit of the compose file recreates the
-//! changed service only, a broken edit keeps the stack running, and a second watch of the same
-//! project is refused.
+//! changed service only, a broken edit keeps the stack running, a second watch of the same
+//! project is refused, and a `rebuild` rule builds the image again and recreates the service.
 
 mod support;
 #[allow(unused_imports)]
@@ -247,6 +247,27 @@ fn a_tree_of_fifty_thousand_files_is_watched_whole() {
         });
         let out = w.stop();
         assert!(out.contains("synced 1 file"), "{out}");
+    }));
+    p.finish(result);
+}
+
+#[test]
+fn a_rebuild_rule_builds_the_image_again_and_recreates_the_service() {
+    let services = "  app:\n    build: ./app\n    init: true\n    command: [sleep, \"300\"]\n    develop:\n      watch:\n        - {path: ./app, action: rebuild}\n";
+    let p = Project::new("watchrebuild", services);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        write(&p, "app/Dockerfile", &format!("FROM {IMAGE}\nCOPY msg /msg\n"));
+        write(&p, "app/msg", "one\n");
+        p.ok(&["up", "-d"]);
+        let name = format!("{}-app-1", p.name);
+        let first = p.container(&name)["ID"].clone();
+        let w = Watching::start(&p);
+        write(&p, "app/msg", "two\n");
+        p.wait_for(60, "the service recreated from the new image", || {
+            p.ps().iter().any(|c| c["Name"] == name.as_str() && c["ID"] != first && c["State"] == "running")
+        });
+        assert_eq!(read(&p, "app", "/msg").as_deref(), Some("two\n"));
+        w.stop();
     }));
     p.finish(result);
 }

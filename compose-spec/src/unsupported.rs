@@ -19,12 +19,23 @@ fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
             out.push((key, why));
         }
     };
-    add(svc.build.is_some(), "build", "berth does not build images yet: the image is pulled (or must be loaded)");
-    add(
-        svc.develop.as_ref().is_some_and(|d| d.watch.iter().any(|r| r.action == crate::model::WatchAction::Rebuild)),
-        "develop",
-        "`rebuild` watch rules need image builds, which berth does not do yet: `berth watch` reports them failed",
-    );
+    if let Some(b) = &svc.build {
+        let net = b.network.as_deref().is_some_and(|n| n != "none" && n != "default");
+        add(net, "build.network", "RUN steps run with no network (loopback only)");
+        add(!b.ssh.is_empty(), "build.ssh", "berth forwards no SSH agent into builds");
+        add(!b.cache_from.is_empty(), "build.cache_from", "only the local build cache is used");
+        add(!b.cache_to.is_empty(), "build.cache_to", "the build cache stays in berth's state root");
+        add(!b.additional_contexts.is_empty(), "build.additional_contexts", "only the main context is read");
+        add(!b.platforms.is_empty(), "build.platforms", "images are built for this host's platform");
+        add(b.privileged == Some(true), "build.privileged", "RUN steps run with the default confinement");
+        add(!b.entitlements.is_empty(), "build.entitlements", "RUN steps run with the default confinement");
+        add(!b.extra_hosts.is_empty(), "build.extra_hosts", "RUN steps have no network");
+        add(b.shm_size.is_some(), "build.shm_size", "RUN steps get the default /dev/shm");
+        add(!b.ulimits.is_empty(), "build.ulimits", "RUN steps get the default limits");
+        add(!b.no_cache_filter.is_empty(), "build.no_cache_filter", "use no_cache to build every layer again");
+        add(b.isolation.is_some(), "build.isolation", "a Windows-only setting");
+        add(b.provenance.is_some() || b.sbom.is_some(), "build.attestations", "berth writes no attestations");
+    }
     add(svc.blkio_config.is_some(), "blkio_config", "block I/O weights and limits are not applied");
     add(
         matches!(cgroup, Some(NamespaceMode::Service(_) | NamespaceMode::Container(_))),

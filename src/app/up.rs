@@ -2,7 +2,8 @@
 //! reservations, and the checks made before anything is changed.
 
 use crate::app::Session;
-use crate::plan::Plan;
+use crate::plan::up::UpOptions;
+use crate::plan::{Observed, Plan};
 use crate::supervise::{client, reserve};
 
 /// Carries out an `up` plan: checks the host, starts the project's supervisor (when containers
@@ -33,13 +34,35 @@ pub fn apply(s: &Session<'_>, plan: &Plan, runtime: &str, start: bool) -> anyhow
 
 /// Brings the project as `opts` asks (under the project's lock, held by the caller): observes
 /// (repairing what an interrupted command left), plans, warns what the plan says, and applies it.
-pub fn converge(s: &Session<'_>, opts: &crate::plan::up::UpOptions, runtime: &str, start: bool) -> anyhow::Result<()> {
+pub fn converge(s: &Session<'_>, opts: &UpOptions, runtime: &str, start: bool) -> anyhow::Result<()> {
     let observed = super::stack::observe(s, true)?;
-    let plan = crate::plan::up::reconcile(s.project, &observed, opts)?;
+    let plan = plan(s, &observed, opts, runtime, false)?;
     for w in &plan.warnings {
         s.warn(w.clone());
     }
     apply(s, &plan, runtime, start)
+}
+
+/// Plans `up` as `opts` asks from what is `observed`. When the plan builds images, they are
+/// built first (unless `dry_run`: then the plan shows the builds) and the rest is planned again,
+/// so that a container whose image changed is recreated and one whose image came out the same
+/// is left alone.
+pub fn plan(
+    s: &Session<'_>,
+    observed: &Observed,
+    opts: &UpOptions,
+    runtime: &str,
+    dry_run: bool,
+) -> anyhow::Result<Plan> {
+    let plan = crate::plan::up::reconcile(s.project, observed, opts)?;
+    let builds = plan.builds();
+    if dry_run || builds.is_empty() {
+        return Ok(plan);
+    }
+    super::stack::execute(s, &builds, Some(runtime), false)?;
+    let observed = super::stack::observe(s, false)?;
+    let again = UpOptions { build: false, no_build: true, ..opts.clone() };
+    Ok(crate::plan::up::reconcile(s.project, &observed, &again)?)
 }
 
 /// Whether any container of the project runs (a supervisor must serve it).

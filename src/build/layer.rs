@@ -72,8 +72,9 @@ pub fn is_empty(tree: &Path) -> Result<bool, LayerError> {
     Ok(fs::read_dir(tree).map_err(io_err("read", tree))?.next().is_none())
 }
 
-/// Writes `tree` as a layer into `store` and unpacks it there; `clamp` is the latest
-/// modification time written (seconds since the epoch). Returns the layer's record.
+/// Writes `tree` as a layer into `store` and unpacks it there (without `clamp`, `tree` itself is
+/// moved into the store as the layer's directory); `clamp` is the latest modification time
+/// written (seconds since the epoch). Returns the layer's record.
 pub fn commit_tree(store: &ImageStore, tree: &Path, clamp: Option<u64>) -> Result<LayerRecord, LayerError> {
     let tmp_dir = store.dir().join("tmp");
     let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_err("create a file in", &tmp_dir))?;
@@ -90,7 +91,13 @@ pub fn commit_tree(store: &ImageStore, tree: &Path, clamp: Option<u64>) -> Resul
     let digest = Digest::from_hasher(hash);
     let (_, path) = tmp.keep().map_err(|e| io_err("keep", &tmp_dir)(e.error))?;
     store.import_blob_file(&path, Some(&digest))?;
-    let (unpacked_size, _) = store.ensure_layer(&digest, &diff_id, true)?;
+    // Without a clamp the tree is exactly what unpacking the blob would give: it becomes the layer
+    // directory itself (as overlay2 keeps a container's upper directory as its layer).
+    let adopted = if clamp.is_none() { store.adopt_layer(tree, &diff_id)? } else { None };
+    let unpacked_size = match adopted {
+        Some(size) => size,
+        None => store.ensure_layer(&digest, &diff_id, true)?.0,
+    };
     Ok(LayerRecord { digest, diff_id, media_type: LAYER_MEDIA_TYPE.to_string(), size, unpacked_size })
 }
 
@@ -188,7 +195,8 @@ fn collect(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<(), LayerE
     Ok(())
 }
 
-fn is_opaque(dir: &Path) -> bool {
+/// Whether `dir` (in an overlay upper directory) is opaque: it hides what is below it.
+pub(crate) fn is_opaque(dir: &Path) -> bool {
     OPAQUE_XATTRS.iter().any(|name| xattr_is_y(dir, name))
 }
 

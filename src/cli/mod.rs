@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub mod attach;
 pub mod boot;
+pub mod build;
 pub mod check;
 pub mod completion;
 pub mod config;
@@ -137,6 +138,8 @@ pub enum Command {
     Pull(pull::PullArgs),
     /// Push the services' images to their registries
     Push(push::PushArgs),
+    /// Build the images of the services that have a `build:` section
+    Build(build::BuildArgs),
     /// List the images the project's services use
     Images(images::ImagesArgs),
     /// Manage stored images (ls, rm, prune, inspect, load, save)
@@ -271,6 +274,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Completion(args) => completion::run(args),
         Command::Pull(args) => pull::run(&cli.project, args),
         Command::Push(args) => push::run(&cli.project, args),
+        Command::Build(args) => build::run(&cli.project, args),
         Command::Images(args) => images::run(&cli.project, args),
         Command::Image(args) => image::run(args),
         Command::Login(args) => login::login(args),

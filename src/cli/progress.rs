@@ -61,6 +61,7 @@ fn words(step: &Subject) -> (&'static str, &'static str, &'static str) {
         Op::Stop => ("Stopped", "Stopping"),
         Op::Remove => ("Removed", "Removing"),
         Op::Pull => ("Pulled", "Pulling"),
+        Op::Build => ("Built", "Building"),
     };
     let kind = match step.kind {
         Kind::Container => "Container",
@@ -145,6 +146,14 @@ impl EventSink for Progress {
             (Event::StepFailed { step, error }, _) => eprintln!(" {step}  Error: {error}"),
             (Event::StepSkipped { step }, Mode::Tty) => self.bar_end(step, "-", "Skipped".into()),
             (Event::StepSkipped { step }, Mode::Json) => self.json(step, "Skipped", None),
+            (_, Mode::Json) if super::build::plain_line(&event).is_some() => {
+                eprintln!("{}", serde_json::to_string(&event).unwrap_or_default());
+            }
+            (_, Mode::Plain | Mode::Tty) => {
+                if let Some(line) = super::build::plain_line(&event) {
+                    self.line(line);
+                }
+            }
             _ => {}
         }
     }

@@ -45,6 +45,12 @@ pub struct UpArgs {
     /// Pull images: `always`, `missing` or `never` (or another `pull_policy`)
     #[arg(long, value_name = "POLICY", value_parser = berth::image::PullPolicy::parse)]
     pull: Option<berth::image::PullPolicy>,
+    /// Build the images of services with a `build:` section before starting
+    #[arg(long)]
+    build: bool,
+    /// Build no image, even a missing one
+    #[arg(long)]
+    no_build: bool,
     /// Replicas of a service, `SERVICE=N` (repeatable)
     #[arg(long, value_name = "SERVICE=N")]
     scale: Vec<String>,
@@ -122,16 +128,18 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
         no_start: args.no_start,
         pull: args.pull,
         scale,
+        build: args.build,
+        no_build: args.no_build,
     };
     // What is there is read under the lock: two `up`s never plan from the same picture.
     let lock = if project.dry_run { None } else { Some(ctx.lock("up")?) };
     let progress = ctx.progress();
     let session = ctx.session(&progress);
     let observed = app::stack::observe(&session, !project.dry_run)?;
-    let plan = berth::plan::up::reconcile(&ctx.project, &observed, &opts)?;
     let selected: Vec<String> = berth::plan::up::selected(&ctx.project, &opts)?.into_iter().collect();
     app::up::check_health_checks(&session, &selected)?;
     let runtime = ctx.runtime_name(&args.runtime)?;
+    let plan = app::up::plan(&session, &observed, &opts, &runtime, project.dry_run)?;
     if project.dry_run {
         app::stack::check_host(&session, &plan, &runtime)?;
         print!("{plan}");

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::bail;
 use berth::events::{Event, EventSink};
 use berth::plan::up::UpOptions;
 use berth_compose::Project;
@@ -94,18 +93,27 @@ impl berth::watch::Driver for Driver<'_> {
     }
 
     fn converge(&mut self, project: &Project) -> anyhow::Result<()> {
+        // The whole project as the files now say: changed services recreated, new ones
+        // created, removed ones taken away.
+        self.up(project, &UpOptions { remove_orphans: true, ..UpOptions::default() })
+    }
+
+    fn rebuild(&mut self, project: &Project, service: &str) -> anyhow::Result<()> {
+        // The image built again (from the cache where nothing changed), then the service
+        // recreated when its image came out different.
+        let opts =
+            UpOptions { services: vec![service.to_string()], no_deps: true, build: true, ..UpOptions::default() };
+        self.up(project, &opts)
+    }
+}
+
+impl Driver<'_> {
+    fn up(&mut self, project: &Project, opts: &UpOptions) -> anyhow::Result<()> {
         let _lock = self.ctx.lock("watch")?;
         let progress = self.ctx.progress();
         let mut session = self.ctx.session(&progress);
         session.project = project;
-        // The whole project as the files now say: changed services recreated, new ones
-        // created, removed ones taken away.
-        let opts = UpOptions { remove_orphans: true, ..UpOptions::default() };
-        berth::app::up::converge(&session, &opts, &self.runtime, true)
-    }
-
-    fn rebuild(&mut self, _project: &Project, service: &str) -> anyhow::Result<()> {
-        bail!("service {service:?}: `rebuild` needs an image build, which berth cannot do yet")
+        berth::app::up::converge(&session, opts, &self.runtime, true)
     }
 }
 

@@ -316,7 +316,7 @@ fn resolv_conf(svc: &Service) -> String {
 }
 
 /// The hard limit of this process for a Compose ulimit name.
-fn hard_limit(name: &str) -> Option<u64> {
+pub(crate) fn hard_limit(name: &str) -> Option<u64> {
     use nix::sys::resource::{getrlimit, Resource};
     let r = match name {
         "core" => Resource::RLIMIT_CORE,
@@ -340,7 +340,7 @@ fn hard_limit(name: &str) -> Option<u64> {
     getrlimit(r).ok().map(|(_, hard)| hard)
 }
 
-fn host_device(p: &Path) -> Option<HostDevice> {
+pub(crate) fn host_device(p: &Path) -> Option<HostDevice> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let m = std::fs::metadata(p).ok()?;
     let ft = m.file_type();
@@ -362,7 +362,7 @@ fn host_device(p: &Path) -> Option<HostDevice> {
 /// Docker's `privileged`: recursively, but not into `pts`, `shm`, `fd`, `mqueue` (the container
 /// gets its own) or LXC's and udev's private directories; without `console` (the runtime sets up
 /// the container's own), symbolic links, FIFOs and sockets. Sorted by path.
-fn host_devices(dir: &Path) -> Vec<(PathBuf, HostDevice)> {
+pub(crate) fn host_devices(dir: &Path) -> Vec<(PathBuf, HostDevice)> {
     use std::os::unix::fs::FileTypeExt;
     fn walk(dir: &Path, out: &mut Vec<(PathBuf, HostDevice)>) {
         let Ok(entries) = std::fs::read_dir(dir) else { return };

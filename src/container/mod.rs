@@ -20,6 +20,7 @@ use anyhow::{bail, Context};
 
 pub use copy::{copy, CopyEndpoint, CopyOptions};
 pub use create::{create_container, CreateRequest, Provided};
+pub(crate) use create::{hard_limit, host_device, host_devices};
 pub use export::export;
 pub(crate) use lifecycle::pid_alive;
 pub use lifecycle::{

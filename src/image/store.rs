@@ -258,6 +258,23 @@ impl ImageStore {
         Ok((report.unpacked_size, report.warnings))
     }
 
+    /// Makes `dir` (on the store's file system) the unpacked layer `diff_id`, by renaming it into
+    /// place; the caller wrote the layer's blob from this very tree. Returns the unpacked size, or
+    /// `None` when it could not be moved (another file system): then unpack the blob.
+    pub(crate) fn adopt_layer(&self, dir: &Path, diff_id: &Digest) -> Result<Option<u64>> {
+        let dest = self.layer_dir(diff_id);
+        if dest.is_dir() {
+            return Ok(Some(dir_size(&dest)));
+        }
+        let size = dir_size(dir);
+        match fs::rename(dir, &dest) {
+            Ok(()) => Ok(Some(size)),
+            Err(_) if dest.is_dir() => Ok(Some(dir_size(&dest))),
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => Ok(None),
+            Err(e) => Err(ImageError::io("store layer", &dest)(e)),
+        }
+    }
+
     /// Runs `f` on the index with an exclusive lock, writing it back if `f` succeeds.
     fn update<T>(&self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
         let _lock = self.lock(FlockArg::LockExclusive)?;

@@ -124,6 +124,16 @@ impl Plan {
         id
     }
 
+    /// The plan's image builds alone (they run before the rest is planned again, so that a
+    /// rebuilt image is compared with what containers run).
+    pub fn builds(&self) -> Plan {
+        let mut out = Plan::default();
+        for s in self.steps.iter().filter(|s| matches!(s.operation, Operation::BuildImage { .. })) {
+            out.add(s.operation.clone(), s.cause.clone(), vec![]);
+        }
+        out
+    }
+
     /// True when there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()

@@ -27,6 +27,8 @@ pub enum Op {
     Create,
     /// Pull the image.
     Pull,
+    /// Build the image.
+    Build,
     /// Start the container.
     Start,
     /// Stop the container.
@@ -75,6 +77,13 @@ pub enum Operation {
         /// The first service that uses it.
         service: String,
     },
+    /// Build `image` from the `build:` section of `service`.
+    BuildImage {
+        /// The name the image gets.
+        image: String,
+        /// The service whose `build:` it is.
+        service: String,
+    },
     /// Make a container of a service from the project's current definition.
     CreateContainer {
         /// The container.
@@ -104,7 +113,7 @@ impl Operation {
         match self {
             Operation::CreateNetwork(_) | Operation::RemoveNetwork(_) => Kind::Network,
             Operation::CreateVolume(_) | Operation::RemoveVolume(_) => Kind::Volume,
-            Operation::PullImage { .. } => Kind::Image,
+            Operation::PullImage { .. } | Operation::BuildImage { .. } => Kind::Image,
             Operation::CreateContainer { .. }
             | Operation::StartContainer(_)
             | Operation::StopContainer(_)
@@ -118,6 +127,7 @@ impl Operation {
             Operation::CreateNetwork(_) | Operation::CreateVolume(_) | Operation::CreateContainer { .. } => Op::Create,
             Operation::RemoveNetwork(_) | Operation::RemoveVolume(_) | Operation::RemoveContainer { .. } => Op::Remove,
             Operation::PullImage { .. } => Op::Pull,
+            Operation::BuildImage { .. } => Op::Build,
             Operation::StartContainer(_) => Op::Start,
             Operation::StopContainer(_) => Op::Stop,
         }
@@ -131,7 +141,7 @@ impl Operation {
             | Operation::RemoveNetwork(r)
             | Operation::CreateVolume(r)
             | Operation::RemoveVolume(r) => &r.name,
-            Operation::PullImage { image, .. } => image,
+            Operation::PullImage { image, .. } | Operation::BuildImage { image, .. } => image,
             _ => &self.container().expect("a container operation").name,
         }
     }
@@ -139,7 +149,7 @@ impl Operation {
     /// The service it belongs to, for containers and images.
     pub fn service(&self) -> Option<&str> {
         match self {
-            Operation::PullImage { service, .. } => Some(service),
+            Operation::PullImage { service, .. } | Operation::BuildImage { service, .. } => Some(service),
             _ => self.container().map(|t| t.service.as_str()),
         }
     }
@@ -188,6 +198,7 @@ impl fmt::Display for Op {
         f.write_str(match self {
             Op::Create => "create",
             Op::Pull => "pull",
+            Op::Build => "build",
             Op::Start => "start",
             Op::Stop => "stop",
             Op::Remove => "remove",

@@ -34,6 +34,10 @@ pub struct UpOptions {
     pub pull: Option<PullPolicy>,
     /// `--scale svc=N`.
     pub scale: BTreeMap<String, u64>,
+    /// `--build`: build every image that has a `build:` section.
+    pub build: bool,
+    /// `--no-build`: build none, even when missing.
+    pub no_build: bool,
 }
 
 /// Why a plan cannot be made.
@@ -59,6 +63,14 @@ pub enum PlanError {
     /// A service that does not resolve (changed after loading).
     #[error(transparent)]
     Invalid(#[from] ResolveError),
+    /// `--no-build` and the image of a service with `build:` is not in the store.
+    #[error("image {image:?} of service {service:?} is not present and --no-build was given")]
+    NotBuilt {
+        /// The service.
+        service: String,
+        /// Its image.
+        image: String,
+    },
     /// `--no-recreate` together with `--force-recreate` or `--always-recreate-deps`.
     #[error("--no-recreate cannot be combined with {0}")]
     Conflict(&'static str),
@@ -71,6 +83,9 @@ pub fn reconcile(project: &Project, observed: &Observed, opts: &UpOptions) -> Re
     }
     if opts.no_recreate && opts.always_recreate_deps {
         return Err(PlanError::Conflict("--always-recreate-deps"));
+    }
+    if opts.build && opts.no_build {
+        return Err(PlanError::Conflict("--build and --no-build"));
     }
     let graph = ServiceGraph::new(project);
     let targets = targets(project, &graph, opts)?;
@@ -211,8 +226,23 @@ fn images(
         if steps.contains_key(&image) {
             continue;
         }
-        let policy = opts.pull.unwrap_or(resolved.pull_policy);
         let present = observed.images.contains_key(&image);
+        if svc.build.is_some() {
+            let cause = match () {
+                _ if opts.no_build && !present => {
+                    return Err(PlanError::NotBuilt { service: name.clone(), image });
+                }
+                _ if opts.no_build => continue,
+                _ if opts.build => "up --build",
+                _ if resolved.pull_policy == PullPolicy::Build => "pull policy \"build\"",
+                _ if !present => "not present",
+                _ => continue,
+            };
+            let op = Operation::BuildImage { image: image.clone(), service: name.clone() };
+            steps.insert(image, plan.add(op, cause, vec![]));
+            continue;
+        }
+        let policy = opts.pull.unwrap_or(resolved.pull_policy);
         let cause = match crate::image::should_pull(policy, present, observed.image_ages.get(&image).copied()) {
             PullDecision::PullAlways => "pull policy \"always\"".to_string(),
             PullDecision::PullMissing => "not present".to_string(),

@@ -131,6 +131,20 @@ pub trait Runtime: Send + Sync {
     /// process leads a process group of its own (the runtime makes it a session leader), so the
     /// caller can kill it with all it started (health probes that exceed their timeout).
     fn spawn_exec(&self, id: &str, process: &Path, pid_file: &Path) -> Result<std::process::Child>;
+    /// Runs the container from `bundle` in the foreground (`run` without `--detach`): its stdout
+    /// and stderr are `stdout` and `stderr`, stdin is `/dev/null`. The returned runtime process
+    /// exits with the container's status once it ends, and removes the container; the runtime's
+    /// own error, when it failed to start the container, is in [`Runtime::logged_error`].
+    fn spawn_attached(
+        &self,
+        id: &str,
+        bundle: &Path,
+        pid_file: &Path,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    ) -> Result<std::process::Child>;
+    /// The last error the runtime logged for the container whose pid file is `pid_file`.
+    fn logged_error(&self, pid_file: &Path) -> Option<String>;
     /// Freezes every process of the container.
     fn pause(&self, id: &str) -> Result<()>;
     /// Thaws it.

@@ -95,17 +95,21 @@ fn last_logged_error(log: &Path) -> Option<String> {
     })
 }
 
+/// How [`OciCli::create_command`] starts the container.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    /// `create`: set up, start later.
+    Create,
+    /// `run --detach`: set up and start, return at once.
+    Detached,
+    /// `run`: set up, start and wait for the container's exit.
+    Foreground,
+}
+
 impl OciCli {
-    /// `create`, or with `detach_run` `run --detach`: the same options, and the runtime's own
-    /// messages go to a log file next to the pid file, since its stderr is the container's.
-    fn create_command(
-        &self,
-        id: &str,
-        bundle: &Path,
-        pid_file: &Path,
-        io: CreateIo,
-        detach_run: bool,
-    ) -> Result<Command> {
+    /// `create`, `run --detach` or `run`: the same options, and the runtime's own messages go to
+    /// a log file next to the pid file, since its stderr is the container's.
+    fn create_command(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo, verb: Verb) -> Result<Command> {
         std::fs::create_dir_all(&self.root).map_err(self.spawn_err())?;
         let log = pid_file.with_file_name("runtime.log");
         // The runtime appends to it with the container's umask: made here, private, first.
@@ -118,8 +122,8 @@ impl OciCli {
             .map_err(self.spawn_err())?;
         let mut cmd = self.command();
         cmd.arg("--log").arg(&log).arg("--log-format").arg("json");
-        cmd.arg(if detach_run { "run" } else { "create" });
-        if detach_run {
+        cmd.arg(if verb == Verb::Create { "create" } else { "run" });
+        if verb == Verb::Detached {
             cmd.arg("--detach");
         }
         cmd.arg("--bundle").arg(bundle).arg("--pid-file").arg(pid_file);
@@ -155,14 +159,15 @@ impl Runtime for OciCli {
     }
 
     fn create(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo) -> Result<()> {
-        let mut cmd = self.create_command(id, bundle, pid_file, io, false)?;
+        let mut cmd = self.create_command(id, bundle, pid_file, io, Verb::Create)?;
         let status = spawn_for_container(&mut cmd).and_then(|mut c| c.wait()).map_err(self.spawn_err())?;
         drop(cmd);
         self.created("create", id, pid_file, status)
     }
 
     fn spawn_run(&self, id: &str, bundle: &Path, pid_file: &Path, io: CreateIo) -> Result<std::process::Child> {
-        spawn_for_container(&mut self.create_command(id, bundle, pid_file, io, true)?).map_err(self.spawn_err())
+        spawn_for_container(&mut self.create_command(id, bundle, pid_file, io, Verb::Detached)?)
+            .map_err(self.spawn_err())
     }
 
     fn run_finished(&self, id: &str, pid_file: &Path, status: std::process::ExitStatus) -> Result<()> {
@@ -233,6 +238,23 @@ impl Runtime for OciCli {
         cmd.arg("exec").arg("--process").arg(process).arg("--pid-file").arg(pid_file).arg(id);
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         cmd.spawn().map_err(self.spawn_err())
+    }
+
+    fn spawn_attached(
+        &self,
+        id: &str,
+        bundle: &Path,
+        pid_file: &Path,
+        stdout: std::os::fd::OwnedFd,
+        stderr: std::os::fd::OwnedFd,
+    ) -> Result<std::process::Child> {
+        let io = CreateIo::Pipes { stdin: None, stdout, stderr };
+        spawn_for_container(&mut self.create_command(id, bundle, pid_file, io, Verb::Foreground)?)
+            .map_err(self.spawn_err())
+    }
+
+    fn logged_error(&self, pid_file: &Path) -> Option<String> {
+        last_logged_error(&pid_file.with_file_name("runtime.log"))
     }
 
     fn pause(&self, id: &str) -> Result<()> {

@@ -70,6 +70,8 @@ pub struct StackEngine<'a> {
     /// Containers the plan removes for good (scale-down, orphans): never waited on as a
     /// dependency.
     leaving: std::collections::BTreeSet<String>,
+    /// How images are built (`SOURCE_DATE_EPOCH` from the environment).
+    build: crate::build::compose::ComposeBuildOptions,
 }
 
 impl<'a> StackEngine<'a> {
@@ -92,6 +94,10 @@ impl<'a> StackEngine<'a> {
             supervised: false,
             stop_timeout: None,
             leaving: Default::default(),
+            build: crate::build::compose::ComposeBuildOptions {
+                source_date_epoch: crate::build::compose::source_date_epoch(),
+                ..Default::default()
+            },
         })
     }
 
@@ -378,6 +384,17 @@ impl<'a> StackEngine<'a> {
         Ok(())
     }
 
+    fn build(&self, service: &str) -> anyhow::Result<()> {
+        let svc = self.project.services.get(service).ok_or_else(|| anyhow!("no service {service:?}"))?;
+        let mut opts = self.build.clone();
+        if opts.runtime.is_none() {
+            opts.runtime = self.runtime.clone();
+        }
+        let req = crate::build::compose::request(self.project, svc, &opts)?;
+        crate::build::build(&req, &self.roots, self.events)?;
+        Ok(())
+    }
+
     fn containers_of(&self, service: &str) -> anyhow::Result<Vec<crate::state::ContainerRecord>> {
         let db = self.db.lock().expect("db");
         let all = db.containers(&self.project.name)?;
@@ -475,6 +492,7 @@ impl Engine for StackEngine<'_> {
             Operation::CreateVolume(volume) => self.create_volume(volume),
             Operation::RemoveVolume(volume) => self.remove_volume(&volume.name),
             Operation::PullImage { image, .. } => self.pull(image),
+            Operation::BuildImage { service, .. } => self.build(service),
             Operation::CreateContainer { target, renew_anonymous_volumes } => {
                 self.create(target, *renew_anonymous_volumes)
             }

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Build benchmark: a full build and a no-change rebuild of a 3-stage Dockerfile of 20
+# instructions (several RUNs, a COPY of a 2,000-file context), from the local busybox test image.
+#
+#   bench/build.sh [RUNS]    BERTH=path/to/berth (default: target/release/berth); needs root
+#
+#   full       `berth build --no-cache` (every RUN container, every layer written): median of RUNS
+#   no-change  `berth build` again (every layer from the cache, no container): median of RUNS
+# Targets: no-change rebuild under 150 ms. Builds never reach a network, so the Dockerfile
+# downloads nothing.
+set -euo pipefail
+runs="${1:-5}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+berth="${BERTH:-$here/target/release/berth}"
+[[ -x "$berth" ]] || { echo "build.sh: no berth binary at $berth (cargo build --release)" >&2; exit 1; }
+[[ "$EUID" == 0 ]] || { echo "build.sh: needs root" >&2; exit 1; }
+for tool in runc skopeo python3; do
+    command -v "$tool" >/dev/null || { echo "build.sh: \`$tool\` is required" >&2; exit 1; }
+done
+
+work="$(mktemp -d /tmp/berth-bbench.XXXXXX)"
+export BERTH_ROOT="$work/root" BERTH_RUN="$work/run" NO_COLOR=1
+unset BERTH_RUNTIME
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    for m in $(grep -o "$work[^ ]*" /proc/mounts | sort -r); do umount -l "$m" 2>/dev/null || true; done
+    rm -rf "$work"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fixtures="${BERTH_BENCH_FIXTURES:-$work/fixtures}"
+bash "$here/fixtures/image/build.sh" "$fixtures" >/dev/null
+skopeo copy --quiet "oci:$fixtures/oci:busybox" "docker-archive:$work/busybox.tar:berth-test/busybox:latest"
+"$berth" image load -i "$work/busybox.tar" >/dev/null
+
+mkdir -p "$work/proj/ctx"
+cd "$work/proj"
+python3 - <<'PY'
+import os
+for i in range(2000):
+    d = f"ctx/d{i % 40}"
+    os.makedirs(d, exist_ok=True)
+    with open(f"{d}/f{i}.txt", "w") as f:
+        f.write(f"file {i}\n" * 20)
+PY
+cat >Dockerfile <<'DOCKERFILE'
+FROM berth-test/busybox:latest AS deps
+ARG LEVEL=2
+RUN mkdir -p /deps && for i in 1 2 3 4 5; do echo "dep $i" > /deps/$i; done
+RUN echo "level $LEVEL" > /deps/level
+FROM berth-test/busybox:latest AS build
+WORKDIR /src
+COPY ctx/ ./
+RUN find . -type f | wc -l > /count
+RUN cat d0/* | md5sum > /sum
+RUN tar cf /src.tar .
+FROM berth-test/busybox:latest
+COPY --from=deps /deps /deps
+COPY --from=build /count /sum /out/
+ENV APP=bench MODE=release
+LABEL org.example.bench=build
+WORKDIR /app
+RUN echo ready > /app/ready && echo "app:x:1000:1000::/app:/bin/sh" >> /etc/passwd
+USER app
+EXPOSE 8080
+CMD ["cat", "/out/count"]
+DOCKERFILE
+printf 'name: bbench%s\nservices:\n  app:\n    build: .\n' "$$" >compose.yaml
+
+time_ms() {
+    local start end
+    start=$(date +%s%N)
+    "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+    end=$(date +%s%N)
+    echo $(((end - start) / 1000000))
+}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+full=$(for _ in $(seq "$runs"); do time_ms "$berth" build --no-cache -q; done | median)
+again=$(for _ in $(seq "$runs"); do time_ms "$berth" build -q; done | median)
+echo "full build (--no-cache)   ${full} ms   (median of $runs)"
+echo "no-change rebuild         ${again} ms   (median of $runs; target < 150 ms)"

@@ -1,0 +1,112 @@
+//! A compose service's `build:` section as a [`BuildRequest`]: `context`, `dockerfile`,
+//! `dockerfile_inline`, `args`, `target`, `labels`, `tags`, `no_cache`, `pull` and `secrets`
+//! (file secrets of the project) are honoured; the image is tagged with the service's `image:`
+//! when it names one, else `<project>-<service>`, plus `build.tags`. A remote (git or URL)
+//! context is refused: builds do not reach the network.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use berth_compose::model::Service;
+use berth_compose::Project;
+
+use super::{BuildError, BuildRequest, Result};
+
+/// What the command line adds to every service's build.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ComposeBuildOptions {
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `--pull`.
+    pub pull: bool,
+    /// `--build-arg`s (they win over the service's `args`).
+    pub args: BTreeMap<String, String>,
+    /// `--secret id=ID,src=PATH`.
+    pub secrets: BTreeMap<String, PathBuf>,
+    /// `SOURCE_DATE_EPOCH`.
+    pub source_date_epoch: Option<u64>,
+    /// The OCI runtime.
+    pub runtime: Option<String>,
+}
+
+/// Whether `svc` has a `build:` section.
+pub fn buildable(svc: &Service) -> bool {
+    svc.build.is_some()
+}
+
+/// The build of service `svc` of `project`.
+pub fn request(project: &Project, svc: &Service, opts: &ComposeBuildOptions) -> Result<BuildRequest> {
+    let build = svc
+        .build
+        .as_ref()
+        .ok_or_else(|| BuildError::Unsupported(format!("service \"{}\" has no build section", svc.name)))?;
+    let context = build.context.clone().unwrap_or_else(|| ".".into());
+    if berth_compose::paths::is_remote_context(&context) {
+        return Err(BuildError::Unsupported(format!(
+            "service \"{}\": build context \"{context}\" is remote; berth builds from local directories only (builds do not reach the network)",
+            svc.name
+        )));
+    }
+    let mut args: BTreeMap<String, String> =
+        build.args.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone()))).collect();
+    args.extend(opts.args.clone());
+    let mut secrets = BTreeMap::new();
+    for s in &build.secrets {
+        let Some(def) = project.secrets.get(&s.source) else {
+            return Err(BuildError::Unsupported(format!(
+                "service \"{}\": build secret \"{}\" is not defined",
+                svc.name, s.source
+            )));
+        };
+        let Some(file) = &def.file else {
+            return Err(BuildError::Unsupported(format!(
+                "service \"{}\": build secret \"{}\" must be a file (environment and content secrets are not passed to builds)",
+                svc.name, s.source
+            )));
+        };
+        let id = s.target.clone().unwrap_or_else(|| s.source.clone());
+        secrets.insert(id, PathBuf::from(file));
+    }
+    secrets.extend(opts.secrets.clone());
+    let mut tags = vec![svc.image_name(&project.name)];
+    tags.extend(build.tags.iter().filter(|t| !tags.contains(t)).cloned().collect::<Vec<_>>());
+    Ok(BuildRequest {
+        context: PathBuf::from(context),
+        dockerfile: build.dockerfile.as_ref().map(PathBuf::from),
+        dockerfile_inline: build.dockerfile_inline.clone(),
+        target: build.target.clone(),
+        args,
+        labels: build.labels.clone(),
+        tags,
+        no_cache: opts.no_cache || build.no_cache.unwrap_or(false),
+        pull: opts.pull || build.pull.unwrap_or(false),
+        secrets,
+        source_date_epoch: opts.source_date_epoch,
+        runtime: opts.runtime.clone(),
+    })
+}
+
+/// `SOURCE_DATE_EPOCH` from the environment, when set to a number.
+pub fn source_date_epoch() -> Option<u64> {
+    std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_build_becomes_a_request() {
+        let yaml = "name: p\nservices:\n  web:\n    build:\n      context: .\n      args: {A: \"1\"}\n      target: prod\n      tags: [\"extra:1\"]\n  named:\n    image: me/app:2\n    build: .\n";
+        let dir = tempfile::tempdir().unwrap();
+        let project = berth_compose::load_str(yaml, dir.path()).unwrap().project;
+        let opts = ComposeBuildOptions { args: BTreeMap::from([("B".into(), "2".into())]), ..Default::default() };
+        let web = request(&project, &project.services["web"], &opts).unwrap();
+        assert_eq!(web.tags, ["p-web", "extra:1"]);
+        assert_eq!(web.target.as_deref(), Some("prod"));
+        assert_eq!(web.args, BTreeMap::from([("A".into(), "1".into()), ("B".into(), "2".into())]));
+        assert!(web.context.is_absolute());
+        let named = request(&project, &project.services["named"], &opts).unwrap();
+        assert_eq!(named.tags, ["me/app:2"]);
+    }
+}

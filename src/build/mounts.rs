@@ -1,0 +1,131 @@
+//! `RUN --mount`s as container mounts:
+//!
+//! * `type=cache`: a directory under `<state root>/build/mounts/`, named by the mount's `id`
+//!   (default: its target), kept between builds and never part of a layer;
+//! * `type=tmpfs`: a fresh tmpfs (`size=` honoured);
+//! * `type=bind`: a path of the build context or, with `from=`, of a stage or image; read-only
+//!   unless `rw`, and then writes go to a throwaway overlay and are dropped;
+//! * `type=secret`: the file given by `--secret id=ID,src=PATH` (or a compose `build.secrets`
+//!   entry), read-only at `target` (default `/run/secrets/ID`), or as the variable `env=`;
+//!   a missing secret is skipped unless `required`;
+//! * `type=ssh` is refused: berth forwards no SSH agent into builds.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use berth_dockerfile::instruction::{Mount as RunMount, MountType};
+use berth_dockerfile::StageRef;
+use berth_volumes::{Mount, MountKind, Origin};
+use sha2::{Digest as _, Sha256};
+
+use super::config::resolve_path;
+use super::error::{io_err, At, Result};
+use super::exec::Build;
+use super::run::bind_file;
+use super::tree::View;
+
+/// The mounts of one `RUN`, with the views that back them (unmounted on drop).
+#[derive(Default)]
+pub struct Prepared {
+    /// Container mounts, in order.
+    pub mounts: Vec<Mount>,
+    /// Variables from `type=secret,env=`.
+    pub env: Vec<(String, String)>,
+    _views: Vec<View>,
+}
+
+fn bind(source: PathBuf, target: &str, read_only: bool) -> Mount {
+    Mount {
+        source: source.display().to_string(),
+        destination: target.to_string(),
+        kind: MountKind::Bind,
+        options: vec!["rbind".into(), if read_only { "ro" } else { "rw" }.into(), "rprivate".into()],
+        origin: Origin::Private,
+    }
+}
+
+/// Prepares `mounts` of a `RUN` in stage `stage` whose working directory is `workdir`.
+pub fn prepare(b: &Build<'_>, stage: usize, mounts: &[RunMount], workdir: &str, at: &At) -> Result<Prepared> {
+    let mut out = Prepared::default();
+    for m in mounts {
+        let target = m.target.as_deref().map(|t| resolve_path(workdir, t));
+        let need_target = || target.clone().ok_or_else(|| at.fail("a mount needs a target"));
+        match m.kind {
+            MountType::Ssh => {
+                return Err(at.fail("RUN --mount=type=ssh is not supported: berth forwards no SSH agent into builds"))
+            }
+            MountType::Tmpfs => {
+                let mut opts = vec!["nosuid".to_string(), "nodev".to_string()];
+                if let Some(size) = m.size_limit {
+                    opts.push(format!("size={size}"));
+                }
+                out.mounts.push(Mount {
+                    source: "tmpfs".into(),
+                    destination: need_target()?,
+                    kind: MountKind::Tmpfs,
+                    options: opts,
+                    origin: Origin::Private,
+                });
+            }
+            MountType::Cache => {
+                let target = need_target()?;
+                let id = m.id.clone().unwrap_or_else(|| target.clone());
+                let dir = b.roots.root.join("build/mounts").join(hex::encode(Sha256::digest(id.as_bytes())));
+                if !dir.exists() {
+                    std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+                    let mode = m.mode.unwrap_or(0o755);
+                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
+                        .map_err(io_err("chmod", &dir))?;
+                    std::os::unix::fs::chown(&dir, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0)))
+                        .map_err(io_err("change the owner of", &dir))?;
+                }
+                out.mounts.push(bind(dir, &target, m.read_only));
+            }
+            MountType::Secret => {
+                let id =
+                    m.id.clone().or_else(|| target.as_deref().and_then(|t| t.rsplit('/').next()).map(str::to_string));
+                let Some(id) = id else { return Err(at.fail("a secret mount needs an id or a target")) };
+                let Some(src) = b.req.secrets.get(&id) else {
+                    if m.required {
+                        return Err(at.fail(format!(
+                            "secret \"{id}\" is required but was not given (--secret id={id},src=PATH)"
+                        )));
+                    }
+                    continue;
+                };
+                if let Some(var) = &m.env {
+                    let value = std::fs::read_to_string(src).map_err(io_err("read the secret", src))?;
+                    out.env.push((var.clone(), value));
+                }
+                if m.env.is_none() || m.target.is_some() {
+                    let target = target.clone().unwrap_or_else(|| format!("/run/secrets/{id}"));
+                    out.mounts.push(bind_file(src, &target));
+                }
+            }
+            MountType::Bind => {
+                let target = need_target()?;
+                let source = super::sources::relative(m.source.as_deref().unwrap_or("/"));
+                let read_only = m.read_only;
+                let layers = match &m.from {
+                    None if read_only => {
+                        out.mounts.push(bind(b.context.host(&source), &target, true));
+                        continue;
+                    }
+                    None => vec![b.context.dir.clone()],
+                    Some(from) => match b.df.resolve(from, stage, at.line)? {
+                        StageRef::Stage(i) => b.stage(i).dirs.clone(),
+                        StageRef::Image(name) => b.base_image(&name, at)?.dirs,
+                    },
+                };
+                let view = View::mount(&layers, &b.work)?;
+                let host = view.path().join(&source);
+                if !host.exists() {
+                    return Err(at.fail(format!("bind mount source \"{source}\" not found")));
+                }
+                out.mounts.push(bind(host, &target, read_only));
+                out._views.push(view);
+            }
+        }
+    }
+    Ok(out)
+}
