@@ -83,6 +83,9 @@ fn stack() -> String {
   other:
     image: {IMAGE}
     command: [/bin/busybox, sleep, "600"]
+    # Follows app's restarts.
+    depends_on:
+      app: {{condition: service_started, restart: true}}
 "#
     )
 }
@@ -145,9 +148,12 @@ fn watch_syncs_restarts_execs_and_reloads() {
         // The start time of the container's init (in clock ticks since boot) changes with a restart.
         let init_start = || p.ok(&["exec", "-T", "app", "/bin/busybox", "cut", "-d", " ", "-f22", "/proc/1/stat"]);
         let started = init_start();
+        let other_start = || p.ok(&["exec", "-T", "other", "/bin/busybox", "cut", "-d", " ", "-f22", "/proc/1/stat"]);
+        let other_started = other_start();
         write(&p, "conf/app.conf", "v2");
         p.wait_for(30, "sync+restart", || w.output().contains("restarted"));
         assert_ne!(init_start(), started, "restarted");
+        assert_ne!(other_start(), other_started, "a dependent with `restart: true` follows");
         assert_eq!(read(&p, "app", "/conf/app.conf").as_deref(), Some("v2"));
 
         // An edit of the compose file recreates the changed service only.
@@ -253,20 +259,23 @@ fn a_tree_of_fifty_thousand_files_is_watched_whole() {
 
 #[test]
 fn a_rebuild_rule_builds_the_image_again_and_recreates_the_service() {
-    let services = "  app:\n    build: ./app\n    init: true\n    command: [sleep, \"300\"]\n    develop:\n      watch:\n        - {path: ./app, action: rebuild}\n";
+    let services = "  base:\n    build: ./base\n    init: true\n    command: [sleep, \"300\"]\n  app:\n    build: ./app\n    init: true\n    command: [sleep, \"300\"]\n    depends_on: [base]\n    develop:\n      watch:\n        - {path: ./app, action: rebuild}\n";
     let p = Project::new("watchrebuild", services);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         write(&p, "app/Dockerfile", &format!("FROM {IMAGE}\nCOPY msg /msg\n"));
         write(&p, "app/msg", "one\n");
+        write(&p, "base/Dockerfile", &format!("FROM {IMAGE}\nRUN echo base > /base\n"));
         p.ok(&["up", "-d"]);
         let name = format!("{}-app-1", p.name);
         let first = p.container(&name)["ID"].clone();
+        let base = p.container(&format!("{}-base-1", p.name))["ID"].clone();
         let w = Watching::start(&p);
         write(&p, "app/msg", "two\n");
         p.wait_for(60, "the service recreated from the new image", || {
             p.ps().iter().any(|c| c["Name"] == name.as_str() && c["ID"] != first && c["State"] == "running")
         });
         assert_eq!(read(&p, "app", "/msg").as_deref(), Some("two\n"));
+        assert_eq!(p.container(&format!("{}-base-1", p.name))["ID"], base, "its dependency is not rebuilt");
         w.stop();
     }));
     p.finish(result);

@@ -67,14 +67,19 @@ impl Monitor {
         }
         let rootfs = self.roots.rootfs(&self.id);
         if nix::mount::umount2(&rootfs, nix::mount::MntFlags::empty()).is_err() {
-            let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
+            if let Err(e) = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH) {
+                eprintln!("monitor: cannot unmount `{}`: {e}", rootfs.display());
+            }
         }
         remove_run_dir(&self.roots, &self.id);
     }
 
     /// Writes the exit code and the `oom`/`die` events.
     fn record(&mut self, exit: Option<i32>, oom: bool) {
-        let _ = self.db.record_exit(&self.id, ExitRecord { code: exit, oom_killed: oom });
+        if let Err(e) = self.db.record_exit(&self.id, ExitRecord { code: exit, oom_killed: oom }) {
+            // The next command that looks finds the container gone and says its exit is unknown.
+            eprintln!("monitor: cannot record the exit of {}: {e}", self.id);
+        }
         if let Ok(Some(rec)) = self.db.container(&self.id) {
             if oom {
                 container::record_event(&self.db, &rec, "oom", &[]);
