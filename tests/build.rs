@@ -238,6 +238,16 @@ fn cache_mounts_persist_and_secrets_stay_out_of_layers() {
 }
 
 #[test]
+fn run_builds_a_missing_image_as_up_would() {
+    let services = "  tool:\n    build: ./tool\n";
+    scenario("buildrun", services, |p| {
+        write(p.dir.path(), &[("tool/Dockerfile", &format!("FROM {BASE}\nRUN echo built for run > /msg\n"))]);
+        assert_eq!(run_in(p, "tool", "cat /msg"), "built for run\n");
+        assert!(p.ok(&["image", "ls"]).contains(&format!("{}-tool", p.name)));
+    });
+}
+
+#[test]
 fn up_builds_a_missing_image_runs_it_and_an_unchanged_rebuild_recreates_nothing() {
     let services = "  web:\n    build:\n      context: ./app\n      args: {MESSAGE: from-compose}\n    init: true\n    command: [sh, -c, \"cat /msg; exec sleep 300\"]\n";
     scenario("buildup", services, |p| {

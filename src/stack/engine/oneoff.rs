@@ -118,8 +118,9 @@ impl StackEngine<'_> {
         self.make(svc, &make)
     }
 
-    /// Pulls `svc`'s image when `policy` (else the service's `pull_policy`) says so; fails when
-    /// it is missing and may not be pulled.
+    /// Builds `svc`'s image when it has `build:` and the image is missing (or its pull policy is
+    /// `build`), as `up` would; else pulls it when `policy` (else the service's `pull_policy`) says
+    /// so; fails when it is missing and may not be pulled.
     fn ensure_image(&self, svc: &Service, policy: Option<PullPolicy>) -> anyhow::Result<()> {
         let image = svc.image_name(&self.project.name);
         let present = self.images.resolve(&image).is_ok();
@@ -127,6 +128,9 @@ impl StackEngine<'_> {
             Some(p) => p,
             None => ResolvedService::new(svc)?.pull_policy,
         };
+        if crate::build::compose::buildable(svc) && (!present || policy == PullPolicy::Build) {
+            return self.build(&svc.name).with_context(|| format!("service `{}`: build `{image}`", svc.name));
+        }
         match crate::image::should_pull(policy, present, None) {
             PullDecision::MissingNever => {
                 bail!("image {image:?} of service {:?} is not present and the pull policy is \"never\"", svc.name)
