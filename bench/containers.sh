@@ -48,6 +48,8 @@ cleanup() {
     for id in $(runc --root "$runc_root" list -q 2>/dev/null); do runc --root "$runc_root" delete -f "$id" >/dev/null 2>&1 || true; done
     for m in $(grep -o "$outer[^ ]*" /proc/mounts | sort -r); do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
     for d in /sys/fs/cgroup/*/berth-bench /sys/fs/cgroup/berth-bench; do rmdir "$d" 2>/dev/null || true; done
+    # The firewall table of this state root (run containers get the project's network).
+    nft delete table inet "berth_$(printf '%s' "$BERTH_ROOT" | sha256sum | cut -c1-8)" 2>/dev/null || true
     rm -rf "$outer"
     exit "$rc"
 }
