@@ -53,11 +53,11 @@ pub struct StackEngine<'a> {
     runtime: Option<String>,
     events: &'a dyn EventSink,
     /// Links, addresses and namespaces: the kernel's, or a recording fake in tests.
-    host: Box<dyn berth_network::Host + Send + Sync + 'a>,
+    host: &'a dyn berth_network::Host,
     /// berth's nftables table, when `nft` works here (asked the first time it is needed).
     nft: std::sync::OnceLock<Option<Nft>>,
     /// A firewall given instead of nftables (a recording fake in tests).
-    firewall: Option<Box<dyn Firewall + Send + Sync + 'a>>,
+    firewall: Option<&'a dyn Firewall>,
     volumes: VolumeStore,
     images: ImageStore,
     /// Network specs by compose key, filled as networks are ensured.
@@ -87,7 +87,7 @@ impl<'a> StackEngine<'a> {
             roots,
             runtime: None,
             events,
-            host: Box::new(NetlinkHost),
+            host: &NetlinkHost,
             firewall: None,
             specs: Mutex::new(BTreeMap::new()),
             net_lock: Mutex::new(()),
@@ -133,19 +133,15 @@ impl<'a> StackEngine<'a> {
     }
 
     fn firewall(&self) -> Option<&dyn Firewall> {
-        if let Some(f) = &self.firewall {
-            return Some(f.as_ref());
+        if let Some(f) = self.firewall {
+            return Some(f);
         }
         self.nft().map(|n| n as &dyn Firewall)
     }
 
     /// Acts on `host` and `firewall` instead of the kernel's links and nftables (tests: the
     /// network crate's recording fakes).
-    pub fn with_network(
-        mut self,
-        host: Box<dyn berth_network::Host + Send + Sync + 'a>,
-        firewall: Box<dyn Firewall + Send + Sync + 'a>,
-    ) -> Self {
+    pub fn with_network(mut self, host: &'a dyn berth_network::Host, firewall: &'a dyn Firewall) -> Self {
         self.host = host;
         self.firewall = Some(firewall);
         self
@@ -156,7 +152,7 @@ impl<'a> StackEngine<'a> {
         let _guard = self.net_lock.lock().expect("network lock");
         let mut stores = NetStores::open(&self.roots.root)?;
         let mut net = Networking {
-            host: self.host.as_ref(),
+            host: self.host,
             firewall: self.firewall(),
             subnets: &mut stores.subnets,
             leases: &mut stores.leases,

@@ -2,8 +2,6 @@
 //! a state root in a temporary directory and rows written straight into its database: no root,
 //! no kernel objects, milliseconds.
 
-use std::sync::Arc;
-
 use berth_network::nat::RecordingFirewall;
 use berth_network::RecordingHost;
 
@@ -35,56 +33,8 @@ struct Fixture {
     roots: Roots,
     project: Project,
     events: Recorder,
-    host: Arc<RecordingHost>,
-    firewall: Arc<RecordingFirewall>,
-}
-
-/// Shares a recording fake with the engine, which owns what it is given.
-struct Shared<T>(Arc<T>);
-
-impl berth_network::Host for Shared<RecordingHost> {
-    fn ensure_bridge(&self, spec: &berth_network::BridgeSpec) -> berth_network::Result<bool> {
-        self.0.ensure_bridge(spec)
-    }
-    fn bridge_exists(&self, name: &berth_network::IfName) -> berth_network::Result<bool> {
-        self.0.bridge_exists(name)
-    }
-    fn bridge_ports(&self, name: &berth_network::IfName) -> berth_network::Result<Vec<String>> {
-        self.0.bridge_ports(name)
-    }
-    fn remove_bridge(&self, name: &berth_network::IfName) -> berth_network::Result<bool> {
-        self.0.remove_bridge(name)
-    }
-    fn attach(&self, spec: &berth_network::AttachSpec) -> berth_network::Result<()> {
-        self.0.attach(spec)
-    }
-    fn detach(&self, netns: &std::path::Path, ifname: &berth_network::IfName) -> berth_network::Result<()> {
-        self.0.detach(netns, ifname)
-    }
-    fn routed_subnets(&self) -> berth_network::Result<Vec<ipnet::IpNet>> {
-        self.0.routed_subnets()
-    }
-    fn enable_forwarding(&self, ipv6: bool) -> berth_network::Result<()> {
-        self.0.enable_forwarding(ipv6)
-    }
-    fn create_netns(&self, path: &std::path::Path) -> berth_network::Result<()> {
-        self.0.create_netns(path)
-    }
-    fn remove_netns(&self, path: &std::path::Path) -> berth_network::Result<()> {
-        self.0.remove_netns(path)
-    }
-    fn redirect_dns(&self, netns: &std::path::Path, server: std::net::Ipv4Addr) -> berth_network::Result<()> {
-        self.0.redirect_dns(netns, server)
-    }
-}
-
-impl Firewall for Shared<RecordingFirewall> {
-    fn apply(&self, owner: &str, rules: &[berth_network::nat::Rule]) -> berth_network::Result<()> {
-        self.0.apply(owner, rules)
-    }
-    fn remove(&self, owner: &str) -> berth_network::Result<()> {
-        self.0.remove(owner)
-    }
+    host: RecordingHost,
+    firewall: RecordingFirewall,
 }
 
 impl Fixture {
@@ -92,14 +42,14 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let roots = Roots { root: dir.path().join("root"), run: dir.path().join("run") };
         let project = berth_compose::load_str(PROJECT, dir.path()).expect("valid").project;
-        let (host, firewall) = (Arc::new(RecordingHost::default()), Arc::new(RecordingFirewall::default()));
+        let (host, firewall) = (RecordingHost::default(), RecordingFirewall::default());
         Fixture { _dir: dir, roots, project, events: Recorder::default(), host, firewall }
     }
 
     fn engine(&self) -> StackEngine<'_> {
         StackEngine::new(&self.project, self.roots.clone(), &self.events)
             .unwrap()
-            .with_network(Box::new(Shared(self.host.clone())), Box::new(Shared(self.firewall.clone())))
+            .with_network(&self.host, &self.firewall)
     }
 
     fn step(&self, operation: Operation) -> Step {
