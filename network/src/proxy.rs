@@ -133,9 +133,50 @@ pub const ERROR_BACKOFF: Duration = Duration::from_millis(50);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A running proxy; stops when dropped.
+///
+/// Each port's target can be changed while it serves ([`PortProxy::handover`]): connections
+/// accepted before go on to the old target, new ones go to the new target, and the listening
+/// socket is never closed, so a client never finds the port shut during a replacement.
 pub struct PortProxy {
     bound: Vec<PortMapping>,
     tasks: Vec<JoinHandle<()>>,
+    /// Each port's current target, read for every connection or new flow.
+    targets: Vec<Target>,
+    /// Open TCP connections by target address.
+    open: Connections,
+}
+
+/// Where a port forwards to now.
+type Target = Arc<std::sync::RwLock<SocketAddr>>;
+
+/// Open TCP connections by the address they were relayed to.
+#[derive(Clone, Default)]
+struct Connections(Arc<Mutex<HashMap<SocketAddr, usize>>>);
+
+impl Connections {
+    fn count(&self, f: impl Fn(&SocketAddr) -> bool) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|(a, _)| f(a)).map(|(_, n)| n).sum()
+    }
+
+    /// Counts one connection to `target` until the guard drops.
+    fn open(&self, target: SocketAddr) -> OpenConnection {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(target).or_default() += 1;
+        OpenConnection(self.clone(), target)
+    }
+}
+
+struct OpenConnection(Connections, SocketAddr);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        let mut map = self.0 .0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.1);
+            }
+        }
+    }
 }
 
 enum Bound {
@@ -189,6 +230,10 @@ impl PortProxy {
     /// Starts relaying on ports already bound (each mapping with its socket; a mapping's host port
     /// 0 is filled in from the socket). Must be called inside a tokio runtime.
     pub fn serve(held: Vec<(PortMapping, HeldPort)>) -> Result<PortProxy> {
+        PortProxy::serve_counted(held, Connections::default())
+    }
+
+    fn serve_counted(held: Vec<(PortMapping, HeldPort)>, open: Connections) -> Result<PortProxy> {
         let mut sockets = vec![];
         for (m, sock) in held {
             let addr = m.host_addr();
@@ -206,16 +251,57 @@ impl PortProxy {
             };
             sockets.push((PortMapping { host_port: port, ..m }, sock));
         }
-        let mut proxy = PortProxy { bound: vec![], tasks: vec![] };
+        let mut proxy = PortProxy { bound: vec![], tasks: vec![], targets: vec![], open };
         for (m, sock) in sockets {
+            let target: Target = Arc::new(std::sync::RwLock::new(m.target()));
             let task = match sock {
-                Bound::Tcp(l) => tokio::spawn(serve_tcp(l, m.target())),
-                Bound::Udp(s) => tokio::spawn(serve_udp(Arc::new(s), m.target(), Flows::new(UDP_MAX_FLOWS))),
+                Bound::Tcp(l) => tokio::spawn(serve_tcp(l, target.clone(), proxy.open.clone())),
+                Bound::Udp(s) => {
+                    tokio::spawn(serve_udp(Arc::new(s), target.clone(), Flows::new(UDP_MAX_FLOWS)))
+                }
             };
             proxy.bound.push(m);
             proxy.tasks.push(task);
+            proxy.targets.push(target);
         }
         Ok(proxy)
+    }
+
+    /// Hands the ports over to a successor whose mappings are `next`: a port both publish keeps
+    /// its socket and forwards new connections to the successor's address from now on (the open
+    /// ones finish where they are); a port only this proxy publishes closes; one only `next`
+    /// publishes is bound. On a port that cannot be bound, nothing changes and the error names it.
+    pub fn handover(&mut self, next: &[PortMapping]) -> Result<()> {
+        let same = |a: &PortMapping, b: &PortMapping| {
+            a.proto == b.proto && a.host_ip == b.host_ip && a.host_port == b.host_port
+        };
+        let mut fresh = Vec::new();
+        for m in next.iter().filter(|m| !self.bound.iter().any(|b| same(b, m))) {
+            fresh.push((*m, HeldPort::bind(m.proto, m.host_addr())?));
+        }
+        let mut added = PortProxy::serve_counted(fresh, self.open.clone())?;
+        for i in (0..self.bound.len()).rev() {
+            match next.iter().find(|m| same(m, &self.bound[i])) {
+                Some(m) => {
+                    *self.targets[i].write().unwrap_or_else(|e| e.into_inner()) = m.target();
+                    self.bound[i] = PortMapping { host_port: self.bound[i].host_port, ..*m };
+                }
+                None => {
+                    self.tasks.remove(i).abort();
+                    self.bound.remove(i);
+                    self.targets.remove(i);
+                }
+            }
+        }
+        self.bound.append(&mut added.bound);
+        self.tasks.append(&mut added.tasks);
+        self.targets.append(&mut added.targets);
+        Ok(())
+    }
+
+    /// The TCP connections open through this proxy to `ip` (a container being drained).
+    pub fn open_connections(&self, ip: IpAddr) -> usize {
+        self.open.count(|a| a.ip() == ip)
     }
 
     /// The mappings as bound, random host ports filled in (what `berth port` reports).
@@ -240,13 +326,16 @@ impl Drop for PortProxy {
     }
 }
 
-async fn serve_tcp(listener: TcpListener, target: SocketAddr) {
+async fn serve_tcp(listener: TcpListener, target: Target, open: Connections) {
     loop {
         let Ok((mut client, _)) = listener.accept().await else {
             tokio::time::sleep(ERROR_BACKOFF).await;
             continue;
         };
+        let target = *target.read().unwrap_or_else(|e| e.into_inner());
+        let counted = open.open(target);
         tokio::spawn(async move {
+            let _counted = counted;
             let Ok(Ok(mut upstream)) = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await else {
                 return;
             };
@@ -355,7 +444,7 @@ impl Drop for StopRelays {
     }
 }
 
-async fn serve_udp(socket: Arc<UdpSocket>, target: SocketAddr, flows: Flows) {
+async fn serve_udp(socket: Arc<UdpSocket>, target: Target, flows: Flows) {
     let _stop = StopRelays(flows.clone());
     let mut buf = vec![0u8; 65536];
     loop {
@@ -367,6 +456,7 @@ async fn serve_udp(socket: Arc<UdpSocket>, target: SocketAddr, flows: Flows) {
         let flow = match existing {
             Some(f) => f,
             None => {
+                let target = *target.read().unwrap_or_else(|e| e.into_inner());
                 let Ok(f) = open_flow(target).await else {
                     tokio::time::sleep(ERROR_BACKOFF).await;
                     continue;
@@ -444,7 +534,7 @@ mod tests {
         let listen = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let addr = listen.local_addr().unwrap();
         let flows = Flows::new(2);
-        let server = tokio::spawn(serve_udp(listen, target, flows.clone()));
+        let server = tokio::spawn(serve_udp(listen, Arc::new(std::sync::RwLock::new(target)), flows.clone()));
         let mut clients = vec![];
         for _ in 0..3 {
             clients.push(UdpSocket::bind("127.0.0.1:0").await.unwrap());
@@ -498,6 +588,75 @@ mod tests {
         echo.await.unwrap();
         proxy.stop().await;
         assert!(HeldPort::bind(Proto::Tcp, client(port)).is_ok(), "free again once the proxy stops");
+    }
+
+    /// An upstream on `ip` that answers every connection with `reply` once it has read a byte.
+    async fn answering(ip: &str, reply: &'static [u8]) -> SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = TcpListener::bind((ip.parse::<IpAddr>().unwrap(), 0)).await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut b = [0u8; 1];
+                    while s.read_exact(&mut b).await.is_ok() {
+                        let _ = s.write_all(reply).await;
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    async fn ask(c: &mut TcpStream) -> Vec<u8> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        c.write_all(b"?").await.unwrap();
+        let mut buf = [0u8; 3];
+        tokio::time::timeout(Duration::from_secs(5), c.read_exact(&mut buf)).await.unwrap().unwrap();
+        buf.to_vec()
+    }
+
+    #[tokio::test]
+    async fn a_handover_keeps_the_port_open_and_sends_new_connections_to_the_successor() {
+        let old = answering("127.0.0.2", b"old").await;
+        let new = answering("127.0.0.3", b"new").await;
+        let mapping = |t: SocketAddr, host_port| PortMapping {
+            proto: Proto::Tcp,
+            host_ip: "127.0.0.1".parse().unwrap(),
+            host_port,
+            container_ip: t.ip(),
+            container_port: t.port(),
+        };
+        let mut proxy = PortProxy::start(&[mapping(old, 0)]).await.unwrap();
+        let port = proxy.bound()[0].host_port;
+        let mut before = TcpStream::connect(client(port)).await.unwrap();
+        assert_eq!(ask(&mut before).await, b"old");
+        assert_eq!(proxy.open_connections(old.ip()), 1);
+        // A second port only the successor publishes is bound by the handover.
+        let extra = HeldPort::bind(Proto::Tcp, client(0)).unwrap().port().unwrap();
+        proxy.handover(&[mapping(new, port), mapping(new, extra)]).unwrap();
+        assert_eq!(proxy.bound().len(), 2);
+        let mut after = TcpStream::connect(client(port)).await.unwrap();
+        assert_eq!(ask(&mut after).await, b"new");
+        let mut other = TcpStream::connect(client(extra)).await.unwrap();
+        assert_eq!(ask(&mut other).await, b"new");
+        // The connection made before goes on to where it went.
+        assert_eq!(ask(&mut before).await, b"old");
+        assert_eq!((proxy.open_connections(old.ip()), proxy.open_connections(new.ip())), (1, 2));
+        drop(before);
+        for _ in 0..100 {
+            if proxy.open_connections(old.ip()) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(proxy.open_connections(old.ip()), 0, "drained once its client closed");
+        // A port the successor does not publish closes.
+        proxy.handover(&[mapping(new, extra)]).unwrap();
+        assert_eq!(proxy.bound().len(), 1);
+        proxy.stop().await;
+        assert!(HeldPort::bind(Proto::Tcp, client(port)).is_ok());
     }
 
     #[test]
