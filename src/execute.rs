@@ -39,7 +39,10 @@ pub enum StepError {
 impl StepError {
     /// A failed operation, from its error with every cause.
     pub fn failed(e: &anyhow::Error) -> StepError {
-        let refused = e.chain().any(|c| c.downcast_ref::<crate::image::ImageError>().is_some_and(|i| i.is_input()));
+        let refused = e.chain().any(|c| {
+            c.downcast_ref::<crate::image::ImageError>().is_some_and(|i| i.is_input())
+                || c.is::<crate::stack::engine::UpdateFailed>()
+        });
         if refused {
             StepError::Refused(format!("{e:#}"))
         } else {

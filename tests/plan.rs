@@ -254,3 +254,54 @@ fn images_with_a_build_section_are_built_not_pulled() {
     let plan = up::reconcile(&p, &Observed::default(), &UpOptions::default()).unwrap();
     assert_eq!(plan.builds().steps.len(), 2, "the builds alone, to run before planning again");
 }
+
+const ROLLING: &str = r#"
+name: demo
+services:
+  api:
+    image: busybox:api
+    environment: {VERSION: "1"}
+    ports: ["8080:80"]
+    deploy:
+      replicas: 3
+      update_config: {order: start-first, parallelism: 2, delay: 1s, monitor: 2s, failure_action: rollback}
+  web:
+    image: busybox:web
+    depends_on: [api]
+"#;
+
+#[test]
+fn start_first_replaces_beside_the_old_containers_in_groups() {
+    let old = project(ROLLING);
+    let new = project(&ROLLING.replace("VERSION: \"1\"", "VERSION: \"2\""));
+    insta::assert_snapshot!(up_text(&new, &converged(&old), &UpOptions::default()));
+}
+
+#[test]
+fn start_first_does_not_apply_to_stopped_containers_or_no_start() {
+    let old = project(ROLLING);
+    let new = project(&ROLLING.replace("VERSION: \"1\"", "VERSION: \"2\""));
+    let mut o = converged(&old);
+    o.containers.retain(|c| c.service == "api" && c.number == 1);
+    o.containers[0].status = Status::Exited;
+    let text = up_text(&new, &o, &UpOptions { services: vec!["api".into()], no_deps: true, ..Default::default() });
+    assert!(!text.contains("-next"), "{text}");
+    let o = converged(&old);
+    let opts = UpOptions { no_start: true, ..Default::default() };
+    assert!(!up_text(&new, &o, &opts).contains("-next"));
+}
+
+#[test]
+fn an_interrupted_start_first_replacement_is_finished_or_undone() {
+    let p = project(ROLLING);
+    let mut o = converged(&p);
+    // Replica 1: the successor took over but never got the name; replica 2: both are there.
+    let mut next1 = container(&p, "api", 1, Status::Running);
+    next1.name = "demo-api-1-next".into();
+    let mut next2 = container(&p, "api", 2, Status::Running);
+    next2.name = "demo-api-2-next".into();
+    o.containers.retain(|c| c.name != "demo-api-1");
+    o.containers.push(next1);
+    o.containers.push(next2);
+    insta::assert_snapshot!(up_text(&p, &o, &UpOptions::default()));
+}

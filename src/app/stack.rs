@@ -114,14 +114,14 @@ pub fn execute(s: &Session<'_>, plan: &Plan, runtime: Option<&str>, supervised: 
     for w in &report.warnings {
         s.warn(w.clone());
     }
-    if report.ok() {
+    let given_up = engine.update_failures();
+    if report.ok() && given_up.is_empty() {
         return Ok(());
     }
-    let mut lines: Vec<String> = report
-        .failed
-        .iter()
-        .map(|(id, e)| format!("{} {}: {e}", plan.steps[id - 1].kind(), plan.steps[id - 1].name()))
-        .collect();
+    let mut lines: Vec<String> = given_up;
+    lines.extend(
+        report.failed.iter().map(|(id, e)| format!("{} {}: {e}", plan.steps[id - 1].kind(), plan.steps[id - 1].name())),
+    );
     if !report.skipped.is_empty() {
         lines.push(format!("{} step(s) not run because of the failures above", report.skipped.len()));
     }

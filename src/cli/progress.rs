@@ -62,6 +62,8 @@ fn words(step: &Subject) -> (&'static str, &'static str, &'static str) {
         Op::Remove => ("Removed", "Removing"),
         Op::Pull => ("Pulled", "Pulling"),
         Op::Build => ("Built", "Building"),
+        Op::Switch => ("Switched", "Switching"),
+        Op::Rename => ("Renamed", "Renaming"),
     };
     let kind = match step.kind {
         Kind::Container => "Container",

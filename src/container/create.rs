@@ -193,6 +193,8 @@ pub fn create_container(
         auto_remove: req.auto_remove,
         mounts: provided.mounts.clone(),
         service: serde_json::to_value(crate::plan::hash::hashed_config(svc))?,
+        key: None,
+        replaces: None,
         supervise: None,
     };
     let rec = ContainerRecord {

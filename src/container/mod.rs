@@ -105,6 +105,14 @@ pub struct ContainerConfig {
     /// a project's `up` or `run` (or before they recorded it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supervise: Option<SuperviseSpec>,
+    /// The name its network namespace, secrets, leases and port rules were made under, when it
+    /// has another name since (a start-first successor that took its predecessor's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The container (id) it replaces, while it is a start-first successor not yet switched
+    /// to: the supervisor serves neither its names nor its ports until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 /// Opens the state database under the roots.

@@ -35,6 +35,10 @@ pub enum Op {
     Stop,
     /// Remove the object.
     Remove,
+    /// Switch a service's names and published ports from one container to its successor.
+    Switch,
+    /// Rename the container.
+    Rename,
 }
 
 /// A project network or volume: its compose key and the name it has on the host.
@@ -105,6 +109,27 @@ pub enum Operation {
         /// dependent waits on it.
         leaving: bool,
     },
+    /// Once `to` (started beside `from`, a start-first replacement) is ready, switches the
+    /// service's DNS answers and published ports from `from` to it, and lets `from` drain.
+    SwitchContainer {
+        /// The container being replaced (it keeps serving until the switch).
+        from: ContainerTarget,
+        /// Its successor, under a name of its own until it takes `from`'s.
+        to: ContainerTarget,
+        /// How long `to` must stay ready before it is switched to.
+        monitor: std::time::Duration,
+        /// What happens when `to` does not become ready.
+        failure_action: berth_compose::resolved::FailureAction,
+    },
+    /// Gives a container the name of the one it replaced.
+    RenameContainer {
+        /// The container, under its current name.
+        target: ContainerTarget,
+        /// Its new name.
+        to: String,
+        /// The pause before the next group of replicas is replaced (`update_config.delay`).
+        delay: std::time::Duration,
+    },
 }
 
 impl Operation {
@@ -117,7 +142,9 @@ impl Operation {
             Operation::CreateContainer { .. }
             | Operation::StartContainer(_)
             | Operation::StopContainer(_)
-            | Operation::RemoveContainer { .. } => Kind::Container,
+            | Operation::RemoveContainer { .. }
+            | Operation::SwitchContainer { .. }
+            | Operation::RenameContainer { .. } => Kind::Container,
         }
     }
 
@@ -130,6 +157,8 @@ impl Operation {
             Operation::BuildImage { .. } => Op::Build,
             Operation::StartContainer(_) => Op::Start,
             Operation::StopContainer(_) => Op::Stop,
+            Operation::SwitchContainer { .. } => Op::Switch,
+            Operation::RenameContainer { .. } => Op::Rename,
         }
     }
 
@@ -160,7 +189,9 @@ impl Operation {
             Operation::CreateContainer { target, .. }
             | Operation::StartContainer(target)
             | Operation::StopContainer(target)
-            | Operation::RemoveContainer { target, .. } => Some(target),
+            | Operation::RemoveContainer { target, .. }
+            | Operation::RenameContainer { target, .. } => Some(target),
+            Operation::SwitchContainer { from, .. } => Some(from),
             _ => None,
         }
     }
@@ -202,6 +233,8 @@ impl fmt::Display for Op {
             Op::Start => "start",
             Op::Stop => "stop",
             Op::Remove => "remove",
+            Op::Switch => "switch",
+            Op::Rename => "rename",
         })
     }
 }
@@ -219,6 +252,8 @@ impl fmt::Display for Operation {
         match self {
             Operation::CreateContainer { renew_anonymous_volumes: true, .. } => f.write_str(" +new-anonymous-volumes"),
             Operation::RemoveContainer { anonymous_volumes: true, .. } => f.write_str(" +anonymous-volumes"),
+            Operation::SwitchContainer { to, .. } => write!(f, " to {}", to.name),
+            Operation::RenameContainer { to, .. } => write!(f, " to {to}"),
             _ => Ok(()),
         }
     }
@@ -244,5 +279,15 @@ mod tests {
         let pull = Operation::PullImage { image: "docker.io/library/nginx:1".into(), service: "web".into() };
         assert_eq!(pull.subject().to_string(), "image docker.io/library/nginx:1 pull");
         assert_eq!(serde_json::to_value(pull.subject()).unwrap()["kind"], "image");
+        let next = ContainerTarget { name: "shop-web-2-next".into(), ..target() };
+        let switch = Operation::SwitchContainer {
+            from: target(),
+            to: next.clone(),
+            monitor: std::time::Duration::ZERO,
+            failure_action: berth_compose::resolved::FailureAction::Rollback,
+        };
+        assert_eq!(switch.to_string(), "container shop-web-2 switch to shop-web-2-next");
+        let rename = Operation::RenameContainer { target: next, to: "shop-web-2".into(), delay: Default::default() };
+        assert_eq!(rename.to_string(), "container shop-web-2-next rename to shop-web-2");
     }
 }

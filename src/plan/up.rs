@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use berth_compose::model::{Project, Service, VolumeType};
-use berth_compose::resolved::{NamespaceMode, PullPolicy, ResolveError, ResolvedService};
+use berth_compose::resolved::{NamespaceMode, PullPolicy, ResolveError, ResolvedService, UpdateOrder, UpdatePolicy};
 
 use super::hash::{config_hash, diff_paths, hashed_config};
 use super::{container_name, ContainerTarget, Observed, ObservedContainer, Operation, Plan, Resource, Status};
@@ -256,6 +256,39 @@ fn images(
     Ok(steps)
 }
 
+/// The name a start-first successor has until it takes the name of the container it replaces.
+pub fn successor_name(name: &str) -> String {
+    format!("{name}-next")
+}
+
+/// The start-first replacements of one service so far, paced by its update policy: each group
+/// of `parallelism` replicas starts once the group before it is done.
+struct Replacements {
+    policy: UpdatePolicy,
+    /// The last step of each replacement planned, in order.
+    done: Vec<usize>,
+}
+
+impl Replacements {
+    fn new(policy: UpdatePolicy) -> Replacements {
+        Replacements { policy, done: Vec::new() }
+    }
+
+    /// The steps the next replacement waits for: the previous group's.
+    fn after(&self) -> Vec<usize> {
+        let n = self.policy.parallelism as usize;
+        if n == 0 || self.done.len() < n {
+            return Vec::new();
+        }
+        let group = (self.done.len() / n - 1) * n;
+        self.done[group..group + n].to_vec()
+    }
+
+    fn done(&mut self, last: usize) {
+        self.done.push(last);
+    }
+}
+
 fn is_active(s: Status) -> bool {
     matches!(s, Status::Running | Status::Paused | Status::Restarting)
 }
@@ -296,6 +329,7 @@ impl Containers<'_> {
         let mut existing: Vec<&ObservedContainer> =
             self.observed.containers.iter().filter(|c| c.service == svc.name && !c.one_off).collect();
         existing.sort_by_key(|c| c.number);
+        self.interrupted_replacements(svc, &mut existing, plan);
         let want = self.opts.scale.get(&svc.name).copied().unwrap_or_else(|| svc.replicas()) as usize;
         for c in existing.iter().skip(want).rev() {
             remove(plan, c, &format!("scale down to {want}"), true);
@@ -310,8 +344,15 @@ impl Containers<'_> {
             .collect();
         let hash = config_hash(svc);
         let mut starts = Vec::new();
+        let mut replacements = Replacements::new(self.resolved[&svc.name].update);
         for c in &keep {
             match self.recreate_cause(svc, c, &hash) {
+                Some(cause) if self.starts_first(svc, c) => {
+                    self.recreated.insert(svc.name.clone());
+                    let start =
+                        self.replace_start_first(svc, c, &cause, &resource_deps, &dep_starts, &mut replacements, plan);
+                    starts.push(start);
+                }
                 Some(cause) => {
                     self.recreated.insert(svc.name.clone());
                     let rm = remove(plan, c, &cause, false);
@@ -338,6 +379,77 @@ impl Containers<'_> {
             starts.extend(self.start(plan, target, create, &dep_starts, "created"));
         }
         self.starts.insert(svc.name.clone(), starts);
+    }
+
+    /// Whether `c` is replaced start-first: its service asks for it (`update_config.order`), it
+    /// runs, and a successor can run beside it (a name of its own, a network namespace of its
+    /// own, and `up` starts containers).
+    fn starts_first(&self, svc: &Service, c: &ObservedContainer) -> bool {
+        let r = &self.resolved[&svc.name];
+        r.update.order == UpdateOrder::StartFirst
+            && c.status == Status::Running
+            && !c.broken
+            && !self.opts.no_start
+            && svc.container_name.is_none()
+            && r.network_mode.is_none()
+    }
+
+    /// Plans the start-first replacement of `c`: its successor is made and started beside it
+    /// under a name of its own, switched to once ready, and takes `c`'s name once `c` is gone.
+    /// Returns the successor's start step.
+    #[allow(clippy::too_many_arguments)]
+    fn replace_start_first(
+        &mut self,
+        svc: &Service,
+        c: &ObservedContainer,
+        cause: &str,
+        resource_deps: &[usize],
+        dep_starts: &[usize],
+        replacements: &mut Replacements,
+        plan: &mut Plan,
+    ) -> usize {
+        let old = target_of(c);
+        let next = ContainerTarget { name: successor_name(&c.name), ..old.clone() };
+        let mut deps = resource_deps.to_vec();
+        deps.extend(replacements.after());
+        let create = plan.add(self.create(next.clone()), format!("{cause}; start-first"), deps);
+        self.creates.entry(svc.name.clone()).or_default().push(create);
+        let mut deps = dep_starts.to_vec();
+        deps.push(create);
+        let start = plan.add(Operation::StartContainer(next.clone()), "created", deps);
+        let policy = replacements.policy;
+        let switch = Operation::SwitchContainer {
+            from: old.clone(),
+            to: next.clone(),
+            monitor: policy.monitor,
+            failure_action: policy.failure_action,
+        };
+        let switch = plan.add(switch, "start-first", vec![start]);
+        let stop = plan.add(Operation::StopContainer(old.clone()), "replaced", vec![switch]);
+        let rm = Operation::RemoveContainer { target: old, anonymous_volumes: false, leaving: true };
+        let rm = plan.add(rm, "replaced", vec![stop]);
+        let rename = Operation::RenameContainer { target: next, to: c.name.clone(), delay: policy.delay };
+        let rename = plan.add(rename, "replaced", vec![rm]);
+        replacements.done(rename);
+        start
+    }
+
+    /// Successors left by an interrupted start-first replacement: one whose predecessor is gone
+    /// takes its name now; one whose predecessor is still there goes (the plan replaces the
+    /// predecessor again if it still must be).
+    fn interrupted_replacements(&self, svc: &Service, existing: &mut Vec<&ObservedContainer>, plan: &mut Plan) {
+        let successors: Vec<&ObservedContainer> =
+            existing.iter().copied().filter(|c| c.name == successor_name(&self.target(svc, c.number).name)).collect();
+        for c in successors {
+            let canonical = self.target(svc, c.number).name;
+            if existing.iter().any(|o| o.name == canonical) {
+                remove(plan, c, "an interrupted start-first replacement", true);
+                existing.retain(|o| o.name != c.name);
+            } else {
+                let op = Operation::RenameContainer { target: target_of(c), to: canonical, delay: Default::default() };
+                plan.add(op, "an interrupted start-first replacement", vec![]);
+            }
+        }
     }
 
     /// Replica `number` of `svc`.

@@ -32,6 +32,7 @@ use crate::state::{Health, StateDb, Status};
 mod make;
 mod oneoff;
 mod release;
+mod replace;
 mod supervision;
 #[cfg(test)]
 mod tests;
@@ -40,6 +41,7 @@ use make::Make;
 
 pub use oneoff::{run_service, OneOff, RunChanges};
 pub use release::remove_exited;
+pub use replace::UpdateFailed;
 pub use supervision::needs_supervisor;
 
 /// How long `up` waits for a dependency to become ready.
@@ -70,6 +72,14 @@ pub struct StackEngine<'a> {
     /// Containers the plan removes for good (scale-down, orphans): never waited on as a
     /// dependency.
     leaving: std::collections::BTreeSet<String>,
+    /// Start-first successors the plan makes, by name, with the name of the container each
+    /// replaces.
+    successors: BTreeMap<String, String>,
+    /// Containers of replacements given up (`failure_action: continue`): their remaining steps
+    /// are skipped.
+    abandoned: Mutex<std::collections::BTreeSet<String>>,
+    /// Why each replacement given up under `failure_action: continue` was.
+    update_failures: Mutex<Vec<String>>,
     /// How images are built (`SOURCE_DATE_EPOCH` from the environment).
     build: crate::build::compose::ComposeBuildOptions,
 }
@@ -94,6 +104,9 @@ impl<'a> StackEngine<'a> {
             supervised: false,
             stop_timeout: None,
             leaving: Default::default(),
+            successors: BTreeMap::new(),
+            abandoned: Mutex::default(),
+            update_failures: Mutex::default(),
             build: crate::build::compose::ComposeBuildOptions {
                 source_date_epoch: crate::build::compose::source_date_epoch(),
                 ..Default::default()
@@ -118,6 +131,14 @@ impl<'a> StackEngine<'a> {
     /// dependent never waits on them.
     pub fn leaving_with(mut self, plan: &crate::plan::Plan) -> Self {
         self.leaving = plan.leaving();
+        self.successors = plan
+            .steps
+            .iter()
+            .filter_map(|s| match &s.operation {
+                Operation::SwitchContainer { from, to, .. } => Some((to.name.clone(), from.name.clone())),
+                _ => None,
+            })
+            .collect();
         self
     }
 
@@ -195,7 +216,16 @@ impl<'a> StackEngine<'a> {
             aliases: true,
             renew_anonymous_volumes,
         };
-        self.make(svc, &make).map(drop)
+        let rec = self.make(svc, &make)?;
+        if let Some(old) = self.successors.get(&target.name) {
+            // Its predecessor serves until the switch: the supervisor holds back its names and
+            // ports until then.
+            let db = self.db.lock().expect("db");
+            let old = db.container_by_name(old)?.ok_or_else(|| anyhow!("no container {old:?} to replace"))?;
+            let config = crate::container::ContainerConfig { replaces: Some(old.id), ..rec.config.clone() };
+            db.set_config(&rec.id, &config, &rec.published)?;
+        }
+        Ok(())
     }
 
     /// Takes back what an interrupted `up` made for containers that never got a row: their
@@ -280,15 +310,15 @@ impl<'a> StackEngine<'a> {
             Err(e) => failures.push(format!("{e:#}")),
         };
         if let Some(svc) = self.project.services.get(&rec.service) {
-            let netns = self.netns_path(&rec.name)?;
+            let netns = self.netns_path(rec.key())?;
             // Only containers `up` attached have a namespace of berth's (and leases to release).
             if netns.exists() || rec.config.supervise.as_ref().is_some_and(|s| s.dns.is_some()) {
                 let specs = self.declared_specs(svc);
-                settle(self.with_net(|n| n.detach(self.project, svc, &rec.name, &specs, &netns)), "the leases");
+                settle(self.with_net(|n| n.detach(self.project, svc, rec.key(), &specs, &netns)), "the leases");
             }
         } else {
             // An orphan: its networks are the ones its row names.
-            let netns = self.netns_path(&rec.name)?;
+            let netns = self.netns_path(rec.key())?;
             let released = self.with_net(|n| release::release_network_of_row(n, &netns, &rec));
             settle(released, "the network namespace and leases");
         }
@@ -493,6 +523,16 @@ impl Engine for StackEngine<'_> {
                 self.create(target, *renew_anonymous_volumes)
             }
             Operation::StartContainer(target) => self.start_container(&target.name).map(drop),
+            Operation::StopContainer(target) | Operation::RemoveContainer { target, .. }
+                if self.abandoned(&target.name) =>
+            {
+                Ok(())
+            }
+            Operation::RenameContainer { target, .. } if self.abandoned(&target.name) => Ok(()),
+            Operation::SwitchContainer { from, to, monitor, failure_action } => {
+                self.switch(from, to, *monitor, *failure_action)
+            }
+            Operation::RenameContainer { target, to, delay } => self.rename(target, to, *delay),
             Operation::StopContainer(target) => self.record(&target.name).and_then(|rec| {
                 let db = StateDb::open(&self.roots.root)?;
                 container::stop(&self.roots, &db, &rec, self.stop_timeout).map(drop)

@@ -112,6 +112,12 @@ pub struct ContainerRecord {
 }
 
 impl ContainerRecord {
+    /// The name its network namespace, secrets, leases and port rules go by: its own, or the
+    /// one it was made under when it took another's since (a start-first successor).
+    pub fn key(&self) -> &str {
+        self.config.key.as_deref().unwrap_or(&self.name)
+    }
+
     /// Its declared ports as `ps` and `port` show them: with the host port bound for each,
     /// where one is, else as the service declared it.
     pub fn ports(&self) -> Vec<PortBinding> {
@@ -260,6 +266,21 @@ impl StateDb {
             .and_then(|mut st| st.execute(params![id, text]))
             .map_err(self.sql_err())?;
         self.write_published(id, published)?;
+        tx.commit().map_err(self.sql_err())
+    }
+
+    /// Gives container `id` the name `to` (the name a start-first successor takes from the
+    /// container it replaced), keeping the name its namespace, secrets, leases and port rules
+    /// were made under as its key.
+    pub fn rename_container(&self, id: &str, to: &str) -> Result<()> {
+        let Some(rec) = self.container(id)? else { return Ok(()) };
+        let config = ContainerConfig { key: Some(rec.key().to_string()), replaces: None, ..rec.config.clone() };
+        let text = serde_json::to_string(&config).map_err(|e| self.unreadable(id, "config", e))?;
+        let tx = self.write_transaction()?;
+        self.conn
+            .prepare_cached("UPDATE containers SET name = ?2, config = ?3 WHERE id = ?1")
+            .and_then(|mut st| st.execute(params![id, to, text]))
+            .map_err(self.sql_err())?;
         tx.commit().map_err(self.sql_err())
     }
 

@@ -62,6 +62,12 @@ pub fn refresh(roots: &Roots, project: &str, timeout: Duration) -> anyhow::Resul
     call_done(roots, project, &Request::Refresh, timeout)
 }
 
+/// Has the supervisor switch container `from`'s names and ports to its successor `to` (ids).
+pub fn handover(roots: &Roots, project: &str, from: &str, to: &str) -> anyhow::Result<()> {
+    let request = Request::Handover { from: from.to_string(), to: to.to_string() };
+    call_done(roots, project, &request, Duration::from_secs(10))
+}
+
 /// What the supervisor serves.
 pub fn status(roots: &Roots, project: &str, timeout: Duration) -> anyhow::Result<Status> {
     match call(roots, project, &Request::Status, timeout)? {

@@ -122,6 +122,9 @@ struct Supervisor {
     metrics: Option<(String, Option<tokio::task::JoinHandle<()>>)>,
     /// The rows it could not read, as said in its log (each is said once).
     unreadable: BTreeSet<String>,
+    /// Containers (ids) handed over to a start-first successor: draining, neither answered
+    /// nor served.
+    retired: BTreeSet<String>,
 }
 
 impl Supervisor {
@@ -150,6 +153,7 @@ impl Supervisor {
             seen_any: false,
             metrics: None,
             unreadable: BTreeSet::new(),
+            retired: BTreeSet::new(),
         })
     }
 
@@ -209,6 +213,10 @@ impl Supervisor {
                 self.ports.release(owner);
                 (Reply::Done, false)
             }
+            Request::Handover { from, to } => match self.handover(&from, &to).await {
+                Ok(()) => (Reply::Done, false),
+                Err(e) => (Reply::Error { error: format!("{e:#}") }, false),
+            },
             Request::Status => (Reply::Status(self.status()), false),
             Request::Shutdown => (Reply::Done, true),
         }
@@ -225,7 +233,36 @@ impl Supervisor {
             reserved,
             health: self.prober.status(),
             pending_restarts: self.restarts.pending(),
+            draining: self.retired.iter().map(|id| (id.clone(), self.ports.open_to(id))).collect(),
         }
+    }
+
+    /// Switches `from`'s names and ports to its successor `to` (ids), then makes a pass.
+    async fn handover(&mut self, from: &str, to: &str) -> anyhow::Result<()> {
+        let row = |id: &str| -> anyhow::Result<ContainerRecord> {
+            let rec = self.db.container(id)?.with_context(|| format!("no container {id}"))?;
+            container::refresh(&self.roots, &self.db, &rec)
+        };
+        let (old, new) = (row(from)?, row(to)?);
+        if !new.status.is_alive() {
+            anyhow::bail!("container {} does not run", new.name);
+        }
+        self.ports.handover(&self.db, &old, &new).await?;
+        self.retired.insert(old.id.clone());
+        self.pass().await.map(drop)
+    }
+
+    /// The containers neither answered nor served: those handed over to a successor, and
+    /// successors not yet switched to (their predecessor still serves).
+    fn hidden(&mut self, specs: &[(ContainerRecord, SuperviseSpec)]) -> BTreeSet<String> {
+        self.retired.retain(|id| specs.iter().any(|(r, _)| &r.id == id));
+        self.ports.keep_drained(&self.retired);
+        let waiting = specs.iter().filter(|(r, _)| {
+            r.config.replaces.as_ref().is_some_and(|old| {
+                !self.retired.contains(old) && specs.iter().any(|(o, _)| &o.id == old && o.status.is_alive())
+            })
+        });
+        waiting.map(|(r, _)| r.id.clone()).chain(self.retired.iter().cloned()).collect()
     }
 
     /// The project's containers that carry a supervision spec, as the database has them.
@@ -267,7 +304,10 @@ impl Supervisor {
         let specs = Self::specs(rows);
         self.restarts.reconcile(&self.db, &self.events, &specs);
         self.prober.reconcile(&self.db, &specs);
-        self.ports.reconcile(&self.db, &self.events, &specs).await;
+        let hidden = self.hidden(&specs);
+        let served: Vec<(ContainerRecord, SuperviseSpec)> =
+            specs.iter().filter(|(r, _)| !hidden.contains(&r.id)).cloned().collect();
+        self.ports.reconcile(&self.db, &self.events, &served).await;
         self.serve_names(&specs).await;
         self.serve_metrics().await;
         self.heartbeat();
@@ -322,7 +362,8 @@ impl Supervisor {
 
     /// Serves the names of running containers that are not unhealthy.
     async fn serve_names(&mut self, specs: &[(ContainerRecord, SuperviseSpec)]) {
-        let wanted = dns::wanted(specs, |id| self.prober.unhealthy(id));
+        let hidden = self.hidden(specs);
+        let wanted = dns::wanted(specs, |id| self.prober.unhealthy(id) || hidden.contains(id));
         self.names.reconcile(self.events.as_ref(), wanted).await;
     }
 

@@ -130,6 +130,8 @@ struct Reservation {
 /// What is served for one running container.
 struct Served {
     name: String,
+    /// The name its DNAT rules go by ([`ContainerRecord::key`]).
+    key: String,
     started_at: Option<i64>,
     proxy: Option<PortProxy>,
     /// Its DNAT rules are installed.
@@ -144,12 +146,14 @@ pub struct Ports {
     /// By container id.
     served: HashMap<String, Served>,
     reserved: Vec<Reservation>,
+    /// The addresses containers handed over to a successor were served at, by id.
+    drained: HashMap<String, Vec<IpAddr>>,
 }
 
 impl Ports {
     /// Nothing served yet; DNAT rules through `nft` where nftables is available.
     pub fn new(nft: Option<Nft>) -> Ports {
-        Ports { nft, served: HashMap::new(), reserved: Vec::new() }
+        Ports { nft, served: HashMap::new(), reserved: Vec::new(), drained: HashMap::new() }
     }
 
     /// The container whose proxy holds a port overlapping `port`.
@@ -251,7 +255,7 @@ impl Ports {
                 p.stop().await;
             }
             if s.rules && !plan.serve.contains(&id) {
-                self.withdraw_rules(&s.name).await;
+                self.withdraw_rules(&s.key).await;
             }
         }
         for r in self.reserved.iter_mut().filter(|r| r.socket.is_none()) {
@@ -268,6 +272,7 @@ impl Ports {
             };
             let entry = self.served.entry(r.id.clone()).or_insert_with(|| Served {
                 name: r.name.clone(),
+                key: r.key().to_string(),
                 started_at: r.started_at,
                 proxy: None,
                 rules: false,
@@ -296,7 +301,7 @@ impl Ports {
                 entry.rules = true;
                 if let Some(nft) = self.nft.clone() {
                     let rules: Vec<Rule> = r.published.iter().map(dnat).collect();
-                    let owner = port_owner(&r.name);
+                    let owner = port_owner(r.key());
                     let applied = tokio::task::spawn_blocking(move || nft.apply(&owner, &rules)).await;
                     if let Ok(Err(e)) = applied {
                         record_event(db, r, "publish_failed", &[("error", e.to_string().into())]);
@@ -355,10 +360,66 @@ impl Ports {
         format!("container {} cannot publish {port}: it is in use by {who}", r.name)
     }
 
-    async fn withdraw_rules(&self, name: &str) {
+    async fn withdraw_rules(&self, key: &str) {
         let Some(nft) = self.nft.clone() else { return };
-        let owner = port_owner(name);
+        let owner = port_owner(key);
         let _ = tokio::task::spawn_blocking(move || nft.remove(&owner)).await;
+    }
+
+    /// Passes what is served for `from` to its start-first successor `to`: the proxy keeps its
+    /// sockets and forwards to `to` from now on (ports only `to` publishes are bound, ports only
+    /// `from` published close), `to`'s DNAT rules go in before `from`'s come out, and what was
+    /// reserved for `to` is let go (the ports are its own now).
+    pub async fn handover(&mut self, db: &StateDb, from: &ContainerRecord, to: &ContainerRecord) -> anyhow::Result<()> {
+        let mappings: Vec<PortMapping> = to.published.iter().map(|p| p.mapping()).collect();
+        let Some(mut served) = self.served.remove(&from.id) else {
+            // Nothing served for `from`: `to`'s ports are bound as any container's are.
+            return Ok(());
+        };
+        if let Some(proxy) = served.proxy.as_mut() {
+            if let Err(e) = proxy.handover(&mappings) {
+                let message = format!("container {} cannot take over the ports of {}: {e}", to.name, from.name);
+                self.served.insert(from.id.clone(), served);
+                anyhow::bail!(message);
+            }
+        }
+        self.reserved.retain(|r| r.container != to.name);
+        if served.rules {
+            if let Some(nft) = self.nft.clone() {
+                let rules: Vec<Rule> = to.published.iter().map(dnat).collect();
+                let owner = port_owner(to.key());
+                match tokio::task::spawn_blocking(move || nft.apply(&owner, &rules)).await {
+                    Ok(Err(e)) => record_event(db, to, "publish_failed", &[("error", e.to_string().into())]),
+                    Err(e) => record_event(db, to, "publish_failed", &[("error", e.to_string().into())]),
+                    Ok(Ok(())) => {}
+                }
+            }
+            self.withdraw_rules(&served.key).await;
+        }
+        let next = Served {
+            name: to.name.clone(),
+            key: to.key().to_string(),
+            started_at: to.started_at,
+            proxy: served.proxy.take(),
+            rules: served.rules,
+            error: None,
+        };
+        self.served.insert(to.id.clone(), next);
+        // What `from` forwarded to, to count its connections while it drains.
+        self.drained.insert(from.id.clone(), from.published.iter().map(|p| p.container_ip).collect());
+        Ok(())
+    }
+
+    /// Forgets the drained containers not in `ids` (gone since).
+    pub fn keep_drained(&mut self, ids: &std::collections::BTreeSet<String>) {
+        self.drained.retain(|id, _| ids.contains(id));
+    }
+
+    /// The connections the proxies still relay to container `id`, handed over to a successor.
+    pub fn open_to(&self, id: &str) -> usize {
+        let Some(ips) = self.drained.get(id) else { return 0 };
+        let proxies = self.served.values().filter_map(|s| s.proxy.as_ref());
+        proxies.map(|p| ips.iter().map(|ip| p.open_connections(*ip)).sum::<usize>()).sum()
     }
 
     /// Stops serving: proxies, DNAT rules, reservations.
@@ -370,7 +431,7 @@ impl Ports {
                 p.stop().await;
             }
             if s.rules {
-                self.withdraw_rules(&s.name).await;
+                self.withdraw_rules(&s.key).await;
             }
         }
     }

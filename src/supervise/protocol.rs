@@ -45,6 +45,15 @@ pub enum Request {
         /// The pid that reserved.
         owner: i32,
     },
+    /// Switches the names and published ports of container `from` to its start-first successor
+    /// `to` (both ids): `to`'s names are answered and the ports forward to it from now on,
+    /// `from` is no longer answered and drains. [`Reply::Done`], or [`Reply::Error`].
+    Handover {
+        /// The container replaced.
+        from: String,
+        /// Its successor.
+        to: String,
+    },
     /// What it serves. [`Reply::Status`].
     Status,
     /// Stop serving and exit. [`Reply::Done`], then it stops.
@@ -101,6 +110,10 @@ pub struct Status {
     pub health: BTreeMap<String, crate::state::Health>,
     /// The containers (ids) with a restart due.
     pub pending_restarts: Vec<String>,
+    /// The containers (ids) handed over to a successor, with the connections the proxies still
+    /// relay to them.
+    #[serde(default)]
+    pub draining: BTreeMap<String, usize>,
 }
 
 /// A port a supervisor serves or holds.

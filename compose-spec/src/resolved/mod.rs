@@ -13,6 +13,7 @@ mod namespace;
 mod ports;
 mod pull;
 mod restart;
+mod update;
 
 use crate::error::{Error, Result};
 use crate::model::{Project, Service};
@@ -23,6 +24,7 @@ pub use namespace::{NamespaceMode, VolumesFrom, VolumesFromSource};
 pub use ports::{Protocol, PublishedPort};
 pub use pull::PullPolicy;
 pub use restart::{RestartCondition, RestartPolicy};
+pub use update::{FailureAction, UpdateOrder, UpdatePolicy};
 
 /// A service's values in berth's terms.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -47,6 +49,8 @@ pub struct ResolvedService {
     pub healthcheck: Option<HealthCheck>,
     /// `ports:`, in order.
     pub ports: Vec<PublishedPort>,
+    /// `deploy.update_config`: how `up` replaces its containers.
+    pub update: UpdatePolicy,
 }
 
 /// Where a resolution error points: at the key, or at the value written under it.
@@ -144,6 +148,7 @@ impl ResolvedService {
             pull_policy: pull::resolve(svc.pull_policy.as_deref())?,
             healthcheck: svc.healthcheck.as_ref().map(health::resolve).transpose()?,
             ports: svc.ports.iter().enumerate().map(|(i, p)| ports::resolve(i, p)).collect::<Resolved<_>>()?,
+            update: update::resolve(svc)?,
         })
     }
 }

@@ -231,3 +231,26 @@ fn references_to_other_services() {
     assert_eq!(at, "5:3: services.web.depends_on.nope");
     assert_eq!(m, "service \"web\" depends on undefined service \"nope\"");
 }
+
+#[test]
+fn update_policies() {
+    assert_eq!(web("").update, UpdatePolicy::default());
+    let r = web(
+        "    deploy:\n      update_config:\n        order: start-first\n        parallelism: 2\n        delay: 3s\n        \
+         monitor: 1s\n        failure_action: rollback\n",
+    );
+    let want = UpdatePolicy {
+        order: UpdateOrder::StartFirst,
+        parallelism: 2,
+        delay: Duration::from_secs(3),
+        monitor: Duration::from_secs(1),
+        failure_action: FailureAction::Rollback,
+    };
+    assert_eq!(r.update, want);
+    let (at, message) = error("    deploy:\n      update_config:\n        order: sideways\n");
+    assert_eq!(at, "9:16: services.web.deploy.update_config.order");
+    assert_eq!(message, "invalid order \"sideways\": use start-first or stop-first");
+    let (at, message) = error("    deploy:\n      update_config:\n        failure_action: shrug\n");
+    assert_eq!(at, "9:25: services.web.deploy.update_config.failure_action");
+    assert!(message.contains("use pause, rollback or continue"), "{message}");
+}

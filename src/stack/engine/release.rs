@@ -29,7 +29,7 @@ pub(super) fn release_network_of_row(net: &mut Networking, netns: &Path, rec: &C
         net.host.remove_netns(netns).with_context(|| format!("remove namespace `{}`", netns.display()))?;
     }
     for network in row_networks(rec) {
-        net.leases.release(&network, &rec.name).with_context(|| format!("release leases on {network:?}"))?;
+        net.leases.release(&network, rec.key()).with_context(|| format!("release leases on {network:?}"))?;
     }
     Ok(())
 }
@@ -45,10 +45,10 @@ pub(super) fn release_storage(
     users: &dyn Fn(&str) -> anyhow::Result<Vec<String>>,
     settle: &mut dyn FnMut(anyhow::Result<()>, &str),
 ) {
-    let secrets = roots.secrets(&rec.name).map_err(Into::into);
+    let secrets = roots.secrets(rec.key()).map_err(Into::into);
     settle(secrets.and_then(|d| remove_secrets(&roots.secrets_dir(), &d)), "the secrets");
     let names = &rec.volumes;
-    settle(release_volumes(volumes, names, &rec.name), "the volumes");
+    settle(release_volumes(volumes, names, rec.key()), "the volumes");
     if !anonymous {
         return;
     }
@@ -80,7 +80,7 @@ pub fn remove_exited(roots: &Roots, db: &StateDb, rec: &ContainerRecord) -> anyh
         Ok(None) => waiting = true,
         Err(e) => failures.push(format!("{e:#}")),
     };
-    let netns = roots.netns(&rec.name)?;
+    let netns = roots.netns(rec.key())?;
     if netns.exists() || !row_networks(&rec).is_empty() {
         let released = NetStores::open(&roots.root).and_then(|mut stores| {
             let mut net = Networking {

@@ -46,14 +46,14 @@ impl StackEngine<'_> {
     /// leased before. A container of a service the project no longer has is left as it is.
     pub(super) fn reattach(&self, rec: &crate::state::ContainerRecord) -> anyhow::Result<()> {
         let Some(svc) = self.project.services.get(&rec.service) else { return Ok(()) };
-        let netns = self.netns_path(&rec.name)?;
+        let netns = self.netns_path(rec.key())?;
         let attached_by_up = rec.config.supervise.as_ref().is_some_and(|s| s.dns.is_some());
         if svc.network_mode.is_some() || !attached_by_up || netns.exists() {
             return Ok(());
         }
         let specs = self.specs_for(svc)?;
         std::fs::create_dir_all(netns.parent().expect("netns dir"))?;
-        self.with_net(|n| n.attach(self.project, svc, &rec.name, &specs, &netns)).map(drop)
+        self.with_net(|n| n.attach(self.project, svc, rec.key(), &specs, &netns)).map(drop)
     }
 
     /// Gives container `name` its network namespace back when it is gone (after a reboot), as a
@@ -95,7 +95,7 @@ impl StackEngine<'_> {
             }
             _ => return Ok(()),
         };
-        let path = self.netns_path(&target.name)?;
+        let path = self.netns_path(target.key())?;
         let ns = if path.exists() {
             NetworkNs::Path(path)
         } else {

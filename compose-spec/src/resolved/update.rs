@@ -1,0 +1,95 @@
+//! How `up` replaces a service's containers: `deploy.update_config` (`order: start-first` starts
+//! the new container beside the old one and switches to it once it is ready; `stop-first`, the
+//! default, stops the old one first), with `parallelism`, `delay`, `monitor` and `failure_action`.
+
+use std::time::Duration;
+
+use super::{invalid, Resolved};
+use crate::model::Service;
+
+/// In which order a container and its replacement run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UpdateOrder {
+    /// Stop the old container, then start the new one (`stop-first`, the default).
+    #[default]
+    StopFirst,
+    /// Start the new one, wait until it is ready, switch names and ports to it, then stop the
+    /// old one (`start-first`).
+    StartFirst,
+}
+
+/// What happens when a new container does not become ready.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FailureAction {
+    /// The new container is left as it is, not switched to; the old one keeps serving and the
+    /// replicas not yet replaced are left alone (`pause`, the default).
+    #[default]
+    Pause,
+    /// The new container is removed and the old one keeps serving; the replicas not yet
+    /// replaced are left alone (`rollback`).
+    Rollback,
+    /// The new container is removed and the old one keeps serving; the other replicas are
+    /// still replaced (`continue`).
+    Continue,
+}
+
+/// `deploy.update_config`, resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpdatePolicy {
+    /// `order`.
+    pub order: UpdateOrder,
+    /// `parallelism`: how many replicas are replaced at once (0: all).
+    pub parallelism: u64,
+    /// `delay` between groups of replicas.
+    pub delay: Duration,
+    /// `monitor`: how long a new container must stay ready before it is switched to.
+    pub monitor: Duration,
+    /// `failure_action`.
+    pub failure_action: FailureAction,
+}
+
+impl Default for UpdatePolicy {
+    fn default() -> Self {
+        UpdatePolicy {
+            order: UpdateOrder::StopFirst,
+            parallelism: 1,
+            delay: Duration::ZERO,
+            monitor: Duration::ZERO,
+            failure_action: FailureAction::Pause,
+        }
+    }
+}
+
+/// The update policy of `svc` (the default when it writes none).
+pub(super) fn resolve(svc: &Service) -> Resolved<UpdatePolicy> {
+    let Some(u) = svc.deploy.as_ref().and_then(|d| d.update_config.as_ref()) else {
+        return Ok(UpdatePolicy::default());
+    };
+    let keys = |k: &str| ["deploy", "update_config", k].map(String::from);
+    let order = match u.order.as_deref() {
+        None | Some("stop-first") => UpdateOrder::StopFirst,
+        Some("start-first") => UpdateOrder::StartFirst,
+        Some(other) => {
+            return Err(invalid(&keys("order"), format!("invalid order {other:?}: use start-first or stop-first")))
+        }
+    };
+    let failure_action = match u.failure_action.as_deref() {
+        None | Some("pause") => FailureAction::Pause,
+        Some("rollback") => FailureAction::Rollback,
+        Some("continue") => FailureAction::Continue,
+        Some(other) => {
+            return Err(invalid(
+                &keys("failure_action"),
+                format!("invalid failure action {other:?}: use pause, rollback or continue"),
+            ))
+        }
+    };
+    let d = |o: Option<crate::units::Duration>| o.map(|d| d.0).unwrap_or_default();
+    Ok(UpdatePolicy {
+        order,
+        parallelism: u.parallelism.unwrap_or(1),
+        delay: d(u.delay),
+        monitor: d(u.monitor),
+        failure_action,
+    })
+}
