@@ -41,6 +41,7 @@ pub fn observe(project: &Project, src: &Sources) -> anyhow::Result<Observed> {
         let stopping = rec.status.is_alive() && src.db.supervision(&rec.id)?.stop_requested;
         let status = if stopping { crate::state::Status::Exited } else { rec.status };
         o.containers.push(ObservedContainer {
+            key: rec.config.key.clone(),
             name: rec.name.clone(),
             service: rec.service.clone(),
             number: rec.number,

@@ -49,6 +49,7 @@ fn container(p: &Project, service: &str, number: u32, status: Status) -> Observe
     let svc = &p.services[service];
     ObservedContainer {
         name: berth::plan::container_name(&p.name, svc, number),
+        key: None,
         service: service.to_string(),
         number,
         one_off: false,

@@ -94,6 +94,9 @@ pub trait Host: Send + Sync {
     /// container's own address as the source, so the server knows who asks.
     fn redirect_dns(&self, netns: &Path, server: std::net::Ipv4Addr) -> Result<()>;
     fn remove_netns(&self, path: &Path) -> Result<()>;
+    /// Announces the IPv4 addresses of the namespace at `netns` on its networks (gratuitous
+    /// ARP), so that neighbours forget the MAC address a previous holder of an address had.
+    fn announce(&self, netns: &Path) -> Result<()>;
 }
 
 /// A link the [`RecordingHost`] pretends exists.
@@ -217,6 +220,10 @@ impl Host for RecordingHost {
     }
     fn redirect_dns(&self, netns: &Path, server: std::net::Ipv4Addr) -> Result<()> {
         self.record(format!("redirect_dns {} {server}", netns.display()));
+        Ok(())
+    }
+    fn announce(&self, netns: &Path) -> Result<()> {
+        self.record(format!("announce {}", netns.display()));
         Ok(())
     }
     fn remove_netns(&self, path: &Path) -> Result<()> {

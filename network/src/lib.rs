@@ -39,6 +39,7 @@
 //! (which keeps a bridge another project still has containers on, and any bridge berth did not
 //! create: see [`BRIDGE_ALIAS`]).
 
+pub mod announce;
 pub mod dns;
 mod error;
 pub mod files;

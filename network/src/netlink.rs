@@ -244,6 +244,36 @@ impl NetlinkHost {
     }
 }
 
+/// Drops what the host remembers of the link-layer addresses of `spec`'s addresses on its bridge:
+/// an address a container that just went held (a replaced one, say) may be leased again at once,
+/// and the host would send to the old MAC address until the entry expired.
+fn forget_neighbours(spec: &AttachSpec) -> Result<()> {
+    use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute};
+    let wanted: Vec<IpAddr> = spec.addresses.iter().map(|a| a.addr()).collect();
+    with_netlink(None, |h| async move {
+        let Some(bridge) = link_by_name(&h, spec.bridge.as_str()).await? else { return Ok(()) };
+        let mut entries = h.neighbours().get().execute();
+        let mut stale = Vec::new();
+        while let Some(msg) =
+            entries.try_next().await.map_err(|e| Error::netlink("list neighbours of", spec.bridge.as_str(), e))?
+        {
+            let dst = msg.attributes.iter().cloned().find_map(|a| match a {
+                NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => Some(IpAddr::V4(v4)),
+                NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => Some(IpAddr::V6(v6)),
+                _ => None,
+            });
+            if msg.header.ifindex == bridge.header.index && dst.is_some_and(|d| wanted.contains(&d)) {
+                stale.push(msg);
+            }
+        }
+        for msg in stale {
+            // Gone meanwhile: nothing to forget.
+            let _ = h.neighbours().del(msg).execute().await;
+        }
+        Ok(())
+    })
+}
+
 impl Host for NetlinkHost {
     fn ensure_bridge(&self, spec: &BridgeSpec) -> Result<bool> {
         with_netlink(None, |h| async move {
@@ -316,6 +346,7 @@ impl Host for NetlinkHost {
         let ns = spec.netns.to_string_lossy();
         let host_name = host_veth_name(&ns, spec.ifname.as_str());
         let peer_name = peer_veth_name(&ns, spec.ifname.as_str());
+        forget_neighbours(spec)?;
         self.attach_host_side(spec, &host_name, &peer_name)?;
         self.attach_container_side(spec, &peer_name).inspect_err(|_| {
             let _ = with_netlink(None, |h| async move {
@@ -400,6 +431,10 @@ impl Host for NetlinkHost {
 
     fn remove_netns(&self, path: &Path) -> Result<()> {
         netns::remove(path)
+    }
+
+    fn announce(&self, netns: &Path) -> Result<()> {
+        crate::announce::announce(netns)
     }
 
     fn redirect_dns(&self, path: &Path, server: std::net::Ipv4Addr) -> Result<()> {

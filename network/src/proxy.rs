@@ -256,9 +256,7 @@ impl PortProxy {
             let target: Target = Arc::new(std::sync::RwLock::new(m.target()));
             let task = match sock {
                 Bound::Tcp(l) => tokio::spawn(serve_tcp(l, target.clone(), proxy.open.clone())),
-                Bound::Udp(s) => {
-                    tokio::spawn(serve_udp(Arc::new(s), target.clone(), Flows::new(UDP_MAX_FLOWS)))
-                }
+                Bound::Udp(s) => tokio::spawn(serve_udp(Arc::new(s), target.clone(), Flows::new(UDP_MAX_FLOWS))),
             };
             proxy.bound.push(m);
             proxy.tasks.push(task);

@@ -23,6 +23,9 @@ pub use crate::state::Status;
 pub struct ObservedContainer {
     /// Container name.
     pub name: String,
+    /// The name its network namespace, secrets and leases go by, when not its name (a
+    /// start-first successor that took its predecessor's name).
+    pub key: Option<String>,
     /// Its service.
     pub service: String,
     /// Replica number (1-based).

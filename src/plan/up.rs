@@ -256,9 +256,16 @@ fn images(
     Ok(steps)
 }
 
-/// The name a start-first successor has until it takes the name of the container it replaces.
-pub fn successor_name(name: &str) -> String {
-    format!("{name}-next")
+/// The name a start-first successor of container `name` has until it takes that name: one its
+/// network namespace, secrets and leases are made under for good, so never the key of the
+/// container it replaces (`key`, itself a successor once).
+pub fn successor_name(name: &str, key: Option<&str>) -> String {
+    let next = format!("{name}-next");
+    if key == Some(next.as_str()) {
+        format!("{name}-next2")
+    } else {
+        next
+    }
 }
 
 /// The start-first replacements of one service so far, paced by its update policy: each group
@@ -409,7 +416,7 @@ impl Containers<'_> {
         plan: &mut Plan,
     ) -> usize {
         let old = target_of(c);
-        let next = ContainerTarget { name: successor_name(&c.name), ..old.clone() };
+        let next = ContainerTarget { name: successor_name(&c.name, c.key.as_deref()), ..old.clone() };
         let mut deps = resource_deps.to_vec();
         deps.extend(replacements.after());
         let create = plan.add(self.create(next.clone()), format!("{cause}; start-first"), deps);
@@ -438,8 +445,14 @@ impl Containers<'_> {
     /// takes its name now; one whose predecessor is still there goes (the plan replaces the
     /// predecessor again if it still must be).
     fn interrupted_replacements(&self, svc: &Service, existing: &mut Vec<&ObservedContainer>, plan: &mut Plan) {
-        let successors: Vec<&ObservedContainer> =
-            existing.iter().copied().filter(|c| c.name == successor_name(&self.target(svc, c.number).name)).collect();
+        let is_successor = |c: &ObservedContainer| {
+            let canonical = self.target(svc, c.number).name;
+            c.name != canonical
+                && [None, Some(successor_name(&canonical, None).as_str())]
+                    .into_iter()
+                    .any(|k| c.name == successor_name(&canonical, k))
+        };
+        let successors: Vec<&ObservedContainer> = existing.iter().copied().filter(|c| is_successor(c)).collect();
         for c in successors {
             let canonical = self.target(svc, c.number).name;
             if existing.iter().any(|o| o.name == canonical) {

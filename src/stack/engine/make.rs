@@ -40,6 +40,15 @@ impl StackEngine<'_> {
         // Findable before anything is made: a killed `up` or `run` leaves the intent, and the
         // next `up` or `down` reclaims what it names. Anything already at this container's
         // paths is such a leftover (the container has no row: it is being created now).
+        {
+            // What is made for it goes by its name: a container that took another name since (a
+            // start-first successor) may still hold what goes by this one.
+            let db = self.db.lock().expect("db");
+            let all = db.containers(&self.project.name)?;
+            if let Some(holder) = all.iter().find(|c| c.key() == make.name && c.name != make.name) {
+                anyhow::bail!("container name `{}` is still held by container `{}`", make.name, holder.name);
+            }
+        }
         self.db.lock().expect("db").add_intent(&self.project.name, &svc.name, make.name)?;
         if self.has_leftovers(make.name)? {
             self.reclaim(&svc.name, make.name)?;

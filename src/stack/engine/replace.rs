@@ -69,6 +69,7 @@ impl StackEngine<'_> {
         }
         let old = self.record(&from.name)?;
         let new = self.record(&to.name)?;
+        self.announce(&new);
         crate::supervise::client::handover(&self.roots, &self.project.name, &old.id, &new.id)?;
         self.drain(&old);
         Ok(())

@@ -56,6 +56,19 @@ impl StackEngine<'_> {
         self.with_net(|n| n.attach(self.project, svc, rec.key(), &specs, &netns)).map(drop)
     }
 
+    /// Has container `rec`'s namespace announce its addresses (gratuitous ARP): one may have
+    /// been another container's a moment ago. A failure only delays when neighbours find it.
+    pub(super) fn announce(&self, rec: &crate::state::ContainerRecord) {
+        let Ok(netns) = self.netns_path(rec.key()) else { return };
+        if netns.exists() {
+            if let Err(e) = self.host.announce(&netns) {
+                self.events.emit(crate::events::Event::Warning {
+                    message: format!("container {} could not announce its addresses: {e}", rec.name),
+                });
+            }
+        }
+    }
+
     /// Gives container `name` its network namespace back when it is gone (after a reboot), as a
     /// start does first: for `restart`, which stops and starts it itself.
     pub fn give_network_back(&self, name: &str) -> anyhow::Result<()> {
@@ -69,6 +82,7 @@ impl StackEngine<'_> {
     pub fn start_container(&self, name: &str) -> anyhow::Result<bool> {
         let rec = self.record(name)?;
         self.reattach(&rec)?;
+        self.announce(&rec);
         self.tell_supervisor();
         // A connection of its own: starts run in parallel (a shared one would serialize them
         // behind its lock for the runtime's whole run).
@@ -134,12 +148,27 @@ impl StackEngine<'_> {
         let mut publish = Vec::new();
         if let Some(ip) = target {
             let taken = crate::supervise::spec::published_ports(&db.containers(&self.project.name)?);
+            // A start-first successor keeps its predecessor's host ports (random or from a range):
+            // they are handed over to it, and clients keep finding the service where it was.
+            let predecessor = match self.successors.get(&rec.name) {
+                Some(old) => db.container_by_name(old)?.map(|o| o.published).unwrap_or_default(),
+                None => Vec::new(),
+            };
             for (i, p) in crate::stack::netmodel::publish_specs(svc)?.iter().enumerate() {
                 let host_ip = p.host_ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-                let port =
-                    crate::supervise::spec::choose_port(host_ip, p.proto, p.host_ports, &taken).ok_or_else(|| {
-                        anyhow!("services.{}.ports[{i}]: no free host port in the published range", svc.name)
-                    })?;
+                let inherited = predecessor.iter().find(|o| {
+                    o.index == i as u32
+                        && o.proto == p.proto
+                        && o.host_ip == host_ip
+                        && p.host_ports.is_none_or(|(a, b)| (a..=b).contains(&o.host_port))
+                });
+                let chosen = match inherited {
+                    Some(o) => Some(o.host_port),
+                    None => crate::supervise::spec::choose_port(host_ip, p.proto, p.host_ports, &taken),
+                };
+                let port = chosen.ok_or_else(|| {
+                    anyhow!("services.{}.ports[{i}]: no free host port in the published range", svc.name)
+                })?;
                 publish.push(Published {
                     index: i as u32,
                     proto: p.proto,
