@@ -391,8 +391,8 @@ impl StateDb {
     }
 
     /// Deletes a container row, with its supervision and the addresses it leased, in one
-    /// transaction: a lease never outlives its row, and a row never loses its leases while it
-    /// stays. Returns whether the row existed.
+    /// transaction: its leases never outlive it, and a delete that fails keeps both. Returns
+    /// whether the row existed.
     pub fn delete_container(&self, id: &str) -> Result<bool> {
         let e = self.sql_err();
         let tx = self.write_transaction()?;
