@@ -112,8 +112,7 @@ pub struct ContainerRecord {
 }
 
 /// A row's key ([`ContainerRecord::key`]) in SQL: the `key` of its config, else its name.
-pub(super) const KEY: &str =
-    "COALESCE(CASE WHEN json_valid(config) THEN json_extract(config, '$.key') END, name)";
+pub(super) const KEY: &str = "COALESCE(CASE WHEN json_valid(config) THEN json_extract(config, '$.key') END, name)";
 
 impl ContainerRecord {
     /// The name its network namespace, secrets, leases and port rules go by: its own, or the

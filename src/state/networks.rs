@@ -275,9 +275,8 @@ impl StateDb {
     /// intent): what a removal that was interrupted between the kernel and the state left.
     /// Returns what it dropped.
     pub fn reclaim_leases(&self) -> Result<Vec<Lease>> {
-        let orphans = format!(
-            "owner NOT IN (SELECT {KEY} FROM containers) AND owner NOT IN (SELECT name FROM intents)"
-        );
+        let orphans =
+            format!("owner NOT IN (SELECT {KEY} FROM containers) AND owner NOT IN (SELECT name FROM intents)");
         let tx = self.write_transaction()?;
         let gone = self.query_leases(
             &format!("SELECT network, owner, address FROM leases WHERE {orphans} ORDER BY network, address"),
