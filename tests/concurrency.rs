@@ -66,3 +66,46 @@ fn two_ups_at_once_make_one_stack_and_readers_never_wait() {
     }));
     p.finish(result);
 }
+
+#[test]
+fn two_projects_brought_up_at_once_get_different_subnets() {
+    let services = "  app:\n    image: berth-test/busybox:latest\n    init: true\n    command: [sleep, \"300\"]\n";
+    let a = harness::Project::new("subneta", services);
+    let b = harness::Project::new("subnetb", services);
+    // `b` runs under `a`'s state and run directories: the two share one database.
+    let under_a = |p: &harness::Project, args: &[&str]| {
+        let mut c = p.cmd(args);
+        c.env("BERTH_ROOT", a.root.path()).env("BERTH_RUN", a.run.path());
+        c
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for round in 0..2 {
+            let spawn = |p| under_a(p, &["up", "-d"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+            let (ca, cb) = (spawn(&a), spawn(&b));
+            for out in [ca.wait_with_output().unwrap(), cb.wait_with_output().unwrap()] {
+                assert!(out.status.success(), "round {round}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            let db = berth::state::StateDb::open(a.root.path()).unwrap();
+            let subnet = |p: &harness::Project| {
+                let net = db.network(&format!("{}_default", p.name)).unwrap().expect("the network is recorded");
+                assert_eq!(net.project.as_deref(), Some(p.name.as_str()));
+                net.subnets[0].subnet
+            };
+            let (sa, sb) = (subnet(&a), subnet(&b));
+            assert!(!berth_network::ipam::overlaps(&sa, &sb), "round {round}: {sa} and {sb}");
+            // Each container holds one address, inside its own network's subnet.
+            for (p, s) in [(&a, sa), (&b, sb)] {
+                let leases: Vec<_> =
+                    db.all_leases().unwrap().into_iter().filter(|l| l.owner.starts_with(&p.name)).collect();
+                assert!(leases.len() == 1 && s.contains(&leases[0].addr), "round {round}: {leases:?}");
+            }
+            for p in [&b, &a] {
+                let out = under_a(p, &["down"]).output().unwrap();
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            }
+            assert!(db.all_leases().unwrap().is_empty() && db.networks().unwrap().is_empty(), "round {round}");
+        }
+    }));
+    let _ = under_a(&b, &["down", "-v"]).output();
+    a.finish(result);
+}

@@ -145,8 +145,8 @@ fn killed_commands_never_leave_a_project_that_cannot_come_up() {
         let table = berth::stack::engine::firewall_table(p.root.path());
         let rules = std::process::Command::new("nft").args(["list", "table", "inet", &table]).output().unwrap();
         assert!(!rules.status.success(), "table {table} left: {}", String::from_utf8_lossy(&rules.stdout));
-        let leases = std::fs::read_to_string(p.root.path().join("networks/leases.json")).unwrap_or_default();
-        assert!(!leases.contains(&p.name), "leases left: {leases}");
+        let leases = p.leases_of(&p.name);
+        assert!(leases.is_empty(), "leases left: {leases:?}");
         for dir in ["netns", "secrets", "scratch"] {
             let left: Vec<_> = std::fs::read_dir(p.run.path().join(dir))
                 .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())

@@ -112,7 +112,19 @@ fn networks_scope_names_and_traffic_and_the_network_commands_manage_them() {
 
         // Without containers, rm and prune remove them.
         p.ok(&["rm", "--force", "--stop"]);
+        // A lease whose container is gone (as an interrupted removal of an older berth left
+        // one) does not keep the network in use.
+        let ghost = format!("{}-ghost-1", p.name);
+        let lease = berth_network::ipam::Lease {
+            network: front.clone(),
+            owner: ghost.clone(),
+            addr: "10.231.8.9".parse().unwrap(),
+        };
+        berth::state::StateDb::open(p.root.path()).unwrap().put_lease(&lease).unwrap();
+        let f = network_ls(&p).into_iter().find(|n| n["Name"] == front.as_str()).expect("front listed");
+        assert!(f["Containers"].get(&ghost).is_some(), "listed as it is: {f}");
         p.ok(&["network", "rm", &front]);
+        assert!(p.leases_of(&ghost).is_empty());
         assert!(!network_ls(&p).iter().any(|n| n["Name"] == front.as_str()));
         let pruned = p.ok(&["network", "prune"]);
         assert!(pruned.contains(&back), "{pruned}");

@@ -83,10 +83,7 @@ fn oneoff_leftovers(p: &Project) -> Vec<String> {
         .filter(|n| n.starts_with(&marker))
         .map(|n| format!("netns {n}"))
         .collect();
-    let leases = std::fs::read_to_string(p.root.path().join("networks/leases.json")).unwrap_or_default();
-    if leases.contains(&marker) {
-        left.push(format!("leases {leases}"));
-    }
+    left.extend(p.leases_of(&marker).into_iter().map(|l| format!("lease {l}")));
     let volumes = p.ok(&["volume", "ls", "-q"]);
     left.extend(volumes.lines().filter(|v| v.starts_with(&marker)).map(|v| format!("volume {v}")));
     left

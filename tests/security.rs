@@ -91,7 +91,7 @@ fn nothing_berth_keeps_is_readable_by_other_users() {
             assert!(seen.is_empty(), "user nobody can read under {}: {seen:?}", d.display());
         }
         // Each file that holds a secret is private by itself too, not only through its parent.
-        let names = ["state.db", "config.json", "container.log", "runtime.log", "monitor.log", "leases.json"];
+        let names = ["state.db", "config.json", "container.log", "runtime.log", "monitor.log"];
         let mut open = open_files(p.root.path(), &names);
         open.extend(open_files(p.run.path(), &names));
         assert!(open.is_empty(), "files open to group or others: {open:?}");

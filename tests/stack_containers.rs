@@ -47,9 +47,9 @@ fn containers_on_a_bridge_share_a_volume_over_http() {
     let images = berth::image::ImageStore::open(&roots.root).unwrap();
     // The stores are locked while open, and `berth rm` takes that lock too: open them per use.
     let with_net = |f: &mut dyn FnMut(&mut Networking) -> anyhow::Result<()>| -> anyhow::Result<()> {
-        let mut stores = NetStores::open(&roots.root)?;
-        let mut net =
-            Networking { host: &host, firewall: fw, subnets: &mut stores.subnets, leases: &mut stores.leases };
+        let stores = NetStores::open(&roots.root)?;
+        let mut leases = stores.leases();
+        let mut net = Networking { host: &host, firewall: fw, networks: &stores.db, leases: &mut leases };
         f(&mut net)
     };
     let mut specs = Default::default();

@@ -7,10 +7,10 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 
-use berth::stack::networking::{Networking, SubnetFile};
+use berth::stack::networking::Networking;
+use berth::state::{DbLeases, StateDb};
 use berth_compose::env::Environment;
 use berth_compose::{load, LoadOptions, Project};
-use berth_network::ipam::JsonFileLeases;
 use berth_network::nat::{Firewall, Nft};
 use berth_network::netns::run_in;
 use berth_network::network::NetworkSpec;
@@ -61,10 +61,10 @@ fn project_networks_attach_talk_and_go_away() {
     let p = project(&name);
     let host = NetlinkHost;
     let nft = Nft::available().then(|| Nft::new(format!("berth_test_{}", std::process::id())));
-    let mut subnets = SubnetFile::open(tmp.path().join("subnets.json")).unwrap();
-    let mut leases = JsonFileLeases::open(tmp.path().join("leases.json")).unwrap();
+    let state = StateDb::open(tmp.path()).unwrap();
+    let mut leases = DbLeases(&state);
     let fw = nft.as_ref().map(|n| n as &dyn Firewall);
-    let mut net = Networking { host: &host, firewall: fw, subnets: &mut subnets, leases: &mut leases };
+    let mut net = Networking { host: &host, firewall: fw, networks: &state, leases: &mut leases };
     let specs = net.ensure(&p, &["back".into(), "front".into()]).unwrap();
     let mut guard = Teardown { host: &host, nft: None, specs: specs.clone(), netns: Vec::new() };
     guard.nft = Nft::available().then(|| Nft::new(format!("berth_test_{}", std::process::id())));
@@ -130,6 +130,7 @@ fn project_networks_attach_talk_and_go_away() {
         assert!(!host.bridge_exists(&spec.bridge).unwrap());
     }
     assert!(!Path::new(&app_ns).exists() && !Path::new(&db_ns).exists());
-    let left = std::fs::read_to_string(tmp.path().join("leases.json")).unwrap_or_default();
-    assert!(!left.contains(&name), "leases released: {left}");
+    let left = state.all_leases().unwrap();
+    assert!(left.iter().all(|l| !l.owner.contains(&name)), "leases released: {left:?}");
+    assert!(state.networks().unwrap().is_empty(), "networks forgotten: {:?}", state.networks().unwrap());
 }

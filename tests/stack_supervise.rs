@@ -82,8 +82,8 @@ fn finish(p: &harness::Project, result: std::thread::Result<()>) {
     let table = berth::stack::engine::firewall_table(p.root.path());
     let rules = std::process::Command::new("nft").args(["list", "table", "inet", &table]).output().unwrap();
     assert!(!rules.status.success(), "table {table} left: {}", String::from_utf8_lossy(&rules.stdout));
-    let leases = std::fs::read_to_string(p.root.path().join("networks/leases.json")).unwrap_or_default();
-    assert!(!leases.contains(&p.name), "leases left: {leases}");
+    let leases = p.leases_of(&p.name);
+    assert!(leases.is_empty(), "leases left: {leases:?}");
     let netns = p.run.path().join("netns");
     let left: Vec<_> = std::fs::read_dir(&netns).map(|d| d.filter_map(|e| e.ok()).collect()).unwrap_or_default();
     assert!(left.is_empty(), "namespaces left: {left:?}");

@@ -78,6 +78,10 @@ pub enum Error {
     /// The lease store failed.
     #[error("lease store: {0}")]
     Store(String),
+    /// The caller's lease store failed; its error is the source, so what it was (a full disk,
+    /// say) stays visible to the caller.
+    #[error("lease store: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Several steps of a teardown failed; every one of them is listed (teardown keeps going).
     #[error("{} steps of removing {what} failed: {}", .errors.len(), list(.errors))]
     Teardown { what: String, errors: Vec<Error> },

@@ -6,9 +6,7 @@
 //! subnet), never the network or broadcast address, the gateway or an `aux_addresses` entry.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -158,7 +156,8 @@ pub struct Lease {
     pub addr: IpAddr,
 }
 
-/// Where leases live. The root crate backs this with its state database.
+/// Where leases live. The root crate backs this with its state database; [`MemoryLeases`] is
+/// the in-memory one for tests.
 pub trait LeaseStore {
     /// Every lease on `network`.
     fn leases(&self, network: &str) -> Result<Vec<Lease>>;
@@ -187,62 +186,6 @@ impl LeaseStore for MemoryLeases {
             l.retain(|l| l.owner != owner);
         }
         Ok(())
-    }
-}
-
-/// Leases kept in a JSON file, rewritten whole (through a temporary file and a rename) on each change.
-#[derive(Debug)]
-pub struct JsonFileLeases {
-    path: PathBuf,
-    mem: MemoryLeases,
-}
-
-impl JsonFileLeases {
-    /// Opens the file, or starts empty when it does not exist.
-    pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
-        let path = path.into();
-        let mut mem = MemoryLeases::default();
-        match fs::read(&path) {
-            Ok(data) => {
-                let all: Vec<Lease> = serde_json::from_slice(&data)
-                    .map_err(|e| Error::Store(format!("`{}` is not a lease file: {e}", path.display())))?;
-                for l in all {
-                    mem.put(l)?;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("read", path, e)),
-        }
-        Ok(JsonFileLeases { path, mem })
-    }
-
-    fn save(&self) -> Result<()> {
-        let mut all: Vec<&Lease> = self.mem.leases.values().flatten().collect();
-        all.sort_by(|a, b| (&a.network, &a.owner, a.addr).cmp(&(&b.network, &b.owner, b.addr)));
-        let data = serde_json::to_vec_pretty(&all).map_err(|e| Error::Store(e.to_string()))?;
-        let tmp = tmp_path(&self.path);
-        fs::write(&tmp, data).map_err(|e| Error::io("write", &tmp, e))?;
-        fs::rename(&tmp, &self.path).map_err(|e| Error::io("rename into place", &self.path, e))
-    }
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".tmp");
-    PathBuf::from(s)
-}
-
-impl LeaseStore for JsonFileLeases {
-    fn leases(&self, network: &str) -> Result<Vec<Lease>> {
-        self.mem.leases(network)
-    }
-    fn put(&mut self, lease: Lease) -> Result<()> {
-        self.mem.put(lease)?;
-        self.save()
-    }
-    fn release(&mut self, network: &str, owner: &str) -> Result<()> {
-        self.mem.release(network, owner)?;
-        self.save()
     }
 }
 
@@ -456,23 +399,6 @@ mod tests {
         assert_eq!((v4, v6), (ip("10.9.0.2"), ip("fd00:1::2")));
         assert_eq!(lease(&mut store, "n", &subs, "a", Family::V6, Some(ip("fd00:1::99"))).unwrap(), ip("fd00:1::99"));
         assert_eq!(store.leases("n").unwrap().len(), 2);
-    }
-
-    #[test]
-    fn json_file_leases_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("leases.json");
-        let subs = [SubnetConfig::new(net("10.9.0.0/24"))];
-        let first = {
-            let mut store = JsonFileLeases::open(&path).unwrap();
-            lease(&mut store, "n", &subs, "web-1", Family::V4, None).unwrap()
-        };
-        let mut store = JsonFileLeases::open(&path).unwrap();
-        assert_eq!(lease(&mut store, "n", &subs, "web-1", Family::V4, None).unwrap(), first);
-        assert_ne!(lease(&mut store, "n", &subs, "web-2", Family::V4, None).unwrap(), first);
-        store.release("n", "web-1").unwrap();
-        let store = JsonFileLeases::open(&path).unwrap();
-        assert_eq!(store.leases("n").unwrap().len(), 1);
     }
 
     #[test]

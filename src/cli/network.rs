@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 
 use anyhow::bail;
-use berth::stack::networking::{NetStores, NetworkRecord, Networking};
-use berth_network::ipam::{LeaseStore, SubnetConfig};
+use berth::stack::networking::{NetStores, Networking};
+use berth::state::NetworkRow;
+
 use berth_network::network::NetworkSpec;
 use berth_network::{IfName, NetlinkHost};
 use clap::{Args, Subcommand};
@@ -58,9 +59,7 @@ enum NetworkCommand {
 }
 
 struct Net {
-    name: String,
-    record: NetworkRecord,
-    subnets: Vec<SubnetConfig>,
+    record: NetworkRow,
     /// Container name → addresses.
     containers: BTreeMap<String, Vec<std::net::IpAddr>>,
 }
@@ -68,7 +67,7 @@ struct Net {
 impl Net {
     fn json(&self) -> serde_json::Value {
         serde_json::json!({
-            "Name": self.name,
+            "Name": self.record.name,
             "Driver": "bridge",
             "Scope": "local",
             "Bridge": self.record.bridge,
@@ -76,7 +75,7 @@ impl Net {
             "EnableIPv6": self.record.enable_ipv6,
             "MTU": self.record.mtu,
             "Created": self.record.created_at / 1000,
-            "IPAM": {"Driver": "default", "Config": self.subnets.iter().map(|s| serde_json::json!({
+            "IPAM": {"Driver": "default", "Config": self.record.subnets.iter().map(|s| serde_json::json!({
                 "Subnet": s.subnet.to_string(), "Gateway": s.gateway().to_string(),
                 "IPRange": s.ip_range.map(|r| r.to_string()),
             })).collect::<Vec<_>>()},
@@ -88,46 +87,46 @@ impl Net {
     }
 
     fn spec(&self) -> anyhow::Result<NetworkSpec> {
-        let mut spec = NetworkSpec::new(&self.name, &BTreeMap::new())?;
+        let mut spec = NetworkSpec::new(&self.record.name, &BTreeMap::new())?;
         spec.bridge = IfName::new(self.record.bridge.clone())?;
-        spec.subnets = self.subnets.clone();
+        spec.subnets = self.record.subnets.clone();
         spec.internal = self.record.internal;
         Ok(spec)
     }
 }
 
 fn list(stores: &NetStores) -> anyhow::Result<Vec<Net>> {
-    stores
-        .subnets
-        .networks()
-        .into_iter()
-        .map(|(name, record, subnets)| {
-            let mut containers: BTreeMap<String, Vec<std::net::IpAddr>> = BTreeMap::new();
-            for l in stores.leases.leases(&name)? {
-                containers.entry(l.owner).or_default().push(l.addr);
-            }
-            Ok(Net { name, record, subnets, containers })
-        })
-        .collect()
+    let mut nets: Vec<Net> =
+        stores.db.networks()?.into_iter().map(|record| Net { record, containers: BTreeMap::new() }).collect();
+    for l in stores.db.all_leases()? {
+        if let Some(n) = nets.iter_mut().find(|n| n.record.name == l.network) {
+            n.containers.entry(l.owner).or_default().push(l.addr);
+        }
+    }
+    Ok(nets)
 }
 
 /// Runs `berth network`.
 pub fn run(_project: &ProjectArgs, args: NetworkArgs) -> anyhow::Result<()> {
     let roots = berth::container::Roots::from_env();
-    let mut stores = NetStores::open(&roots.root)?;
+    let stores = NetStores::open(&roots.root)?;
+    if matches!(args.command, NetworkCommand::Rm { .. } | NetworkCommand::Prune) {
+        // A container that no longer exists does not keep a network in use.
+        stores.db.reclaim_leases()?;
+    }
     let nets = list(&stores)?;
     match args.command {
         NetworkCommand::Ls(super::ListArgs { quiet, format }) => {
             if quiet {
-                nets.iter().for_each(|n| println!("{}", n.name));
+                nets.iter().for_each(|n| println!("{}", n.record.name));
             } else if format == "json" {
                 nets.iter().for_each(|n| println!("{}", n.json()));
             } else {
                 let mut rows = vec![["NAME", "DRIVER", "BRIDGE", "SUBNET", "CONTAINERS"].map(String::from).to_vec()];
                 for n in &nets {
-                    let subnets: Vec<String> = n.subnets.iter().map(|s| s.subnet.to_string()).collect();
+                    let subnets: Vec<String> = n.record.subnets.iter().map(|s| s.subnet.to_string()).collect();
                     rows.push(vec![
-                        n.name.clone(),
+                        n.record.name.clone(),
                         "bridge".into(),
                         n.record.bridge.clone(),
                         subnets.join(","),
@@ -140,36 +139,36 @@ pub fn run(_project: &ProjectArgs, args: NetworkArgs) -> anyhow::Result<()> {
         NetworkCommand::Inspect { names } => {
             let mut out = Vec::new();
             for name in &names {
-                let Some(n) = nets.iter().find(|n| &n.name == name) else { bail!("no such network: {name:?}") };
+                let Some(n) = nets.iter().find(|n| &n.record.name == name) else { bail!("no such network: {name:?}") };
                 out.push(n.json());
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         NetworkCommand::Create { name, subnet, gateway, internal, labels } => {
-            if nets.iter().any(|n| n.name == name) {
+            if nets.iter().any(|n| n.record.name == name) {
                 bail!("network {name:?} already exists");
             }
-            create(&roots, &mut stores, &name, subnet, gateway, internal, &labels)?;
+            create(&roots, &stores, &name, subnet, gateway, internal, &labels)?;
             println!("{name}");
         }
         NetworkCommand::Rm { names } => {
             for name in &names {
-                let Some(n) = nets.iter().find(|n| &n.name == name) else { bail!("no such network: {name:?}") };
+                let Some(n) = nets.iter().find(|n| &n.record.name == name) else { bail!("no such network: {name:?}") };
                 if !n.containers.is_empty() {
                     let users: Vec<&String> = n.containers.keys().collect();
                     bail!("network {name:?} is in use by {users:?}: remove those containers first");
                 }
             }
             for name in &names {
-                let n = nets.iter().find(|n| &n.name == name).expect("checked");
-                remove(&roots, &mut stores, n)?;
+                let n = nets.iter().find(|n| &n.record.name == name).expect("checked");
+                remove(&roots, &stores, n)?;
                 println!("{name}");
             }
         }
         NetworkCommand::Prune => {
             for n in nets.iter().filter(|n| n.containers.is_empty()) {
-                remove(&roots, &mut stores, n)?;
-                println!("{}", n.name);
+                remove(&roots, &stores, n)?;
+                println!("{}", n.record.name);
             }
         }
     }
@@ -180,7 +179,7 @@ pub fn run(_project: &ProjectArgs, args: NetworkArgs) -> anyhow::Result<()> {
 /// file, so its name, subnet and labels get the loader's checks.
 fn create(
     roots: &berth::container::Roots,
-    stores: &mut NetStores,
+    stores: &NetStores,
     name: &str,
     subnet: Option<String>,
     gateway: Option<String>,
@@ -205,21 +204,23 @@ fn create(
     let nft = berth_network::nat::Nft::available()
         .then(|| berth_network::nat::Nft::new(berth::stack::engine::firewall_table(&roots.root)));
     let firewall = nft.as_ref().map(|f| f as &dyn berth_network::nat::Firewall);
-    let mut net = Networking { host: &host, firewall, subnets: &mut stores.subnets, leases: &mut stores.leases };
+    let mut leases = stores.leases();
+    let mut net = Networking { host: &host, firewall, networks: &stores.db, leases: &mut leases };
     net.ensure(&project, &["n".to_string()])?;
     Ok(())
 }
 
-fn remove(roots: &berth::container::Roots, stores: &mut NetStores, n: &Net) -> anyhow::Result<()> {
+fn remove(roots: &berth::container::Roots, stores: &NetStores, n: &Net) -> anyhow::Result<()> {
     let host = NetlinkHost;
     let nft = berth_network::nat::Nft::available()
         .then(|| berth_network::nat::Nft::new(berth::stack::engine::firewall_table(&roots.root)));
     let firewall = nft.as_ref().map(|f| f as &dyn berth_network::nat::Firewall);
-    let mut net = Networking { host: &host, firewall, subnets: &mut stores.subnets, leases: &mut stores.leases };
+    let mut leases = stores.leases();
+    let mut net = Networking { host: &host, firewall, networks: &stores.db, leases: &mut leases };
     if !net.remove(&n.spec()?)? {
-        bail!("network {:?} still has interfaces on its bridge {}", n.name, n.record.bridge);
+        bail!("network {:?} still has interfaces on its bridge {}", n.record.name, n.record.bridge);
     }
-    if net.no_networks() {
+    if net.no_networks()? {
         if let Some(nft) = &nft {
             nft.delete_table()?;
         }

@@ -171,13 +171,10 @@ impl<'a> StackEngine<'a> {
     /// Runs `f` with the host's network stores locked and loaded.
     fn with_net<T>(&self, f: impl FnOnce(&mut Networking) -> anyhow::Result<T>) -> anyhow::Result<T> {
         let _guard = self.net_lock.lock().expect("network lock");
-        let mut stores = NetStores::open(&self.roots.root)?;
-        let mut net = Networking {
-            host: self.host,
-            firewall: self.firewall(),
-            subnets: &mut stores.subnets,
-            leases: &mut stores.leases,
-        };
+        let stores = NetStores::open(&self.roots.root)?;
+        let mut leases = stores.leases();
+        let mut net =
+            Networking { host: self.host, firewall: self.firewall(), networks: &stores.db, leases: &mut leases };
         f(&mut net)
     }
 
@@ -229,7 +226,8 @@ impl<'a> StackEngine<'a> {
     }
 
     /// Takes back what an interrupted `up` made for containers that never got a row: their
-    /// network namespaces, leases, secrets and scratch mounts. Called before a plan runs.
+    /// network namespaces, leases, secrets and scratch mounts; and any lease whose container
+    /// no longer exists. Called before a plan runs.
     pub fn reclaim_interrupted(&self) -> anyhow::Result<()> {
         let intents = self.db.lock().expect("db").intents(&self.project.name)?;
         for intent in intents {
@@ -243,6 +241,9 @@ impl<'a> StackEngine<'a> {
             self.reclaim(&intent.service, &intent.name)?;
             self.db.lock().expect("db").remove_intent(&intent.name)?;
         }
+        // Leases whose container is gone (its row deleted by a berth that released them apart
+        // from it, or an intent reclaimed whose service is gone) are free again.
+        self.db.lock().expect("db").reclaim_leases()?;
         Ok(())
     }
 
@@ -311,16 +312,16 @@ impl<'a> StackEngine<'a> {
         };
         if let Some(svc) = self.project.services.get(&rec.service) {
             let netns = self.netns_path(rec.key())?;
-            // Only containers `up` attached have a namespace of berth's (and leases to release).
-            if netns.exists() || rec.config.supervise.as_ref().is_some_and(|s| s.dns.is_some()) {
-                let specs = self.declared_specs(svc);
-                settle(self.with_net(|n| n.detach(self.project, svc, rec.key(), &specs, &netns)), "the leases");
+            // Only containers `up` attached have a namespace of berth's. Their leases go with
+            // the row, in the transaction that deletes it.
+            if netns.exists() {
+                settle(self.with_net(|n| n.take_down(self.project, svc, &netns)), "the network namespace");
             }
         } else {
-            // An orphan: its networks are the ones its row names.
+            // An orphan: its interfaces go with its namespace.
             let netns = self.netns_path(rec.key())?;
-            let released = self.with_net(|n| release::release_network_of_row(n, &netns, &rec));
-            settle(released, "the network namespace and leases");
+            let released = self.with_net(|n| release::remove_netns(n.host, &netns));
+            settle(released, "the network namespace");
         }
         let users = |v: &str| self.volume_users(v);
         release::release_storage(&self.roots, &self.volumes, &rec, anonymous_volumes, &users, &mut settle);
@@ -346,7 +347,7 @@ impl<'a> StackEngine<'a> {
         let net = self.network(network)?;
         let mut spec = network_spec(&network.key, net)?;
         self.with_net(|n| {
-            if let Some(stored) = n.subnets_of(&spec.name) {
+            if let Some(stored) = n.subnets_of(&spec.name)? {
                 spec.subnets = stored;
             }
             // Namespace teardown is asynchronous: give the kernel a moment to empty the bridge.
@@ -561,7 +562,7 @@ impl StackEngine<'_> {
             return Ok(());
         }
         if let Some(nft) = self.nft() {
-            if self.with_net(|n| Ok(n.no_networks()))? {
+            if self.with_net(|n| n.no_networks())? {
                 nft.delete_table()?;
             }
         }

@@ -2,12 +2,14 @@
 //! container's namespace to its networks with leased addresses, the container's
 //! `resolv.conf` and `hosts`, and taking it all down again.
 //!
-//! Subnets and leases are kept in JSON files under the state root (`networks/subnets.json`,
-//! `networks/leases.json`), written atomically.
+//! Networks, their subnets and the leases on them are kept in the state database (see
+//! `state::networks`). The host's network lock ([`NetStores`]) keeps two berth processes from
+//! interleaving their changes to bridges and namespaces; the database keeps its own rows
+//! consistent by itself (a subnet is chosen in one write transaction).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context};
 use berth_compose::model::Service;
@@ -20,109 +22,31 @@ use berth_network::{AttachSpec, Host, IfName};
 use ipnet::IpNet;
 
 use super::netmodel::{memberships, network_spec, requested_addresses};
+use crate::state::{DbLeases, NetworkRow, StateDb};
 
-/// Subnets chosen for networks, by network name, in a JSON file; beside it (`networks.json`)
-/// what `berth network` shows of each network berth created.
-pub struct SubnetFile {
-    path: PathBuf,
-    map: BTreeMap<String, Vec<SubnetConfig>>,
-    meta: BTreeMap<String, NetworkRecord>,
-}
-
-/// A network berth created, as `berth network ls/inspect` show it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct NetworkRecord {
-    /// The bridge.
-    pub bridge: String,
-    /// `internal: true`.
-    pub internal: bool,
-    /// `enable_ipv6`.
-    pub enable_ipv6: bool,
-    /// Bridge MTU.
-    pub mtu: Option<u32>,
-    /// Labels.
-    pub labels: BTreeMap<String, String>,
-    /// Unix milliseconds.
-    pub created_at: i64,
-}
-
-fn read_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> anyhow::Result<T> {
-    match std::fs::read(path) {
-        Ok(data) => serde_json::from_slice(&data).with_context(|| format!("`{}` is corrupt", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
-        Err(e) => Err(e).with_context(|| format!("cannot read `{}`", path.display())),
-    }
-}
-
-fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(value)?)?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write `{}`", path.display()))
-}
-
-impl SubnetFile {
-    /// Opens `path` (missing means empty).
-    pub fn open(path: impl Into<PathBuf>) -> anyhow::Result<SubnetFile> {
-        let path = path.into();
-        let map = read_json(&path)?;
-        let meta = read_json(&path.with_file_name("networks.json"))?;
-        Ok(SubnetFile { path, map, meta })
-    }
-
-    fn save(&self) -> anyhow::Result<()> {
-        write_json(&self.path, &self.map)?;
-        write_json(&self.path.with_file_name("networks.json"), &self.meta)
-    }
-
-    /// Every network berth keeps, with its subnets (a network made before berth recorded more
-    /// than subnets gets a record from them alone).
-    pub fn networks(&self) -> Vec<(String, NetworkRecord, Vec<SubnetConfig>)> {
-        self.map
-            .iter()
-            .map(|(name, subnets)| {
-                let rec = self.meta.get(name).cloned().unwrap_or_else(|| NetworkRecord {
-                    bridge: berth_network::network::NetworkSpec::new(name, &BTreeMap::new())
-                        .map(|s| s.bridge.to_string())
-                        .unwrap_or_default(),
-                    internal: false,
-                    enable_ipv6: false,
-                    mtu: None,
-                    labels: BTreeMap::new(),
-                    created_at: 0,
-                });
-                (name.clone(), rec, subnets.clone())
-            })
-            .collect()
-    }
-}
-
-/// The stores of the host's networks (subnets and leases under `<state root>/networks/`),
-/// opened under an exclusive lock so that two berth processes never interleave their
-/// read-modify-write cycles; the lock is held until this is dropped.
+/// The host's network lock (`<state root>/networks/lock`) with the state database: while it is
+/// held, no other berth process changes this root's bridges, namespaces or leases. It is held
+/// until this is dropped.
 pub struct NetStores {
-    /// Chosen subnets.
-    pub subnets: SubnetFile,
-    /// Address leases.
-    pub leases: berth_network::ipam::JsonFileLeases,
+    /// The state database, with the networks and leases.
+    pub db: StateDb,
     _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
 impl NetStores {
-    /// Locks and loads the stores under `state_root`.
+    /// Takes the lock and opens the database under `state_root`.
     pub fn open(state_root: &Path) -> anyhow::Result<NetStores> {
         let dir = state_root.join("networks");
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
         let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock"))?;
         let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
             .map_err(|(_, e)| anyhow::anyhow!("cannot lock `{}`: {e}", dir.join("lock").display()))?;
-        Ok(NetStores {
-            subnets: SubnetFile::open(dir.join("subnets.json"))?,
-            leases: berth_network::ipam::JsonFileLeases::open(dir.join("leases.json"))?,
-            _lock: lock,
-        })
+        Ok(NetStores { db: StateDb::open(state_root)?, _lock: lock })
+    }
+
+    /// The leases, as the network crate's store.
+    pub fn leases(&self) -> DbLeases<'_> {
+        DbLeases(&self.db)
     }
 }
 
@@ -143,8 +67,8 @@ pub struct Networking<'a> {
     pub host: &'a dyn Host,
     /// nftables, when present.
     pub firewall: Option<&'a dyn Firewall>,
-    /// Chosen subnets.
-    pub subnets: &'a mut SubnetFile,
+    /// The networks berth keeps, with their subnets.
+    pub networks: &'a StateDb,
     /// Address leases.
     pub leases: &'a mut dyn LeaseStore,
 }
@@ -156,41 +80,40 @@ impl Networking<'_> {
         for key in keys {
             let net = project.networks.get(key).with_context(|| format!("no network {key:?} in the project"))?;
             let mut spec = network_spec(key, net)?;
-            if spec.subnets.is_empty() {
-                match self.subnets.map.get(&spec.name) {
-                    Some(stored) => spec.subnets = stored.clone(),
-                    None if spec.external => bail!("external network {:?} has no subnet berth knows of", spec.name),
-                    None => {
-                        let in_use = SubnetsInUse {
-                            networks: self.other_subnets(&spec.name),
-                            routes: self.host.routed_subnets()?,
-                        };
-                        network::assign_subnets(&mut spec, &in_use)?;
-                    }
+            if spec.external {
+                if spec.subnets.is_empty() {
+                    let stored = self.networks.network(&spec.name)?.map(|n| n.subnets);
+                    spec.subnets = stored
+                        .with_context(|| format!("external network {:?} has no subnet berth knows of", spec.name))?;
+                } else {
+                    check_configured(key, &spec, &self.networks.subnets_in_use(&spec.name)?)?;
                 }
             } else {
-                // Configured subnets may overlap host routes (as in Docker), never another network.
-                let others = self.other_subnets(&spec.name);
-                for s in &spec.subnets {
-                    ipam::check_subnet_free(&s.subnet, &others)
-                        .with_context(|| format!("networks.{key}.ipam.config: subnet {}", s.subnet))?;
-                }
-            }
-            if !spec.external {
-                self.subnets.map.insert(spec.name.clone(), spec.subnets.clone());
-                let created_at = self.subnets.meta.get(&spec.name).map(|m| m.created_at);
-                self.subnets.meta.insert(
-                    spec.name.clone(),
-                    NetworkRecord {
-                        bridge: spec.bridge.to_string(),
-                        internal: spec.internal,
-                        enable_ipv6: spec.enable_ipv6,
-                        mtu: spec.mtu,
-                        labels: spec.labels.clone(),
-                        created_at: created_at.unwrap_or_else(crate::state::now_millis),
-                    },
-                );
-                self.subnets.save()?;
+                let host = self.host;
+                let row = NetworkRow {
+                    name: spec.name.clone(),
+                    project: Some(project.name.clone()),
+                    key: Some(key.clone()),
+                    bridge: spec.bridge.to_string(),
+                    internal: spec.internal,
+                    enable_ipv6: spec.enable_ipv6,
+                    mtu: spec.mtu,
+                    labels: spec.labels.clone(),
+                    created_at: crate::state::now_millis(),
+                    subnets: Vec::new(),
+                };
+                spec.subnets = self.networks.claim_network(&row, |stored, others| {
+                    let mut spec = spec.clone();
+                    match stored {
+                        Some(stored) if spec.subnets.is_empty() => return Ok(stored),
+                        _ if spec.subnets.is_empty() => {
+                            let in_use = SubnetsInUse { networks: others, routes: host.routed_subnets()? };
+                            network::assign_subnets(&mut spec, &in_use)?;
+                        }
+                        _ => check_configured(key, &spec, &others)?,
+                    }
+                    Ok::<_, anyhow::Error>(spec.subnets)
+                })?;
             }
             network::ensure_network(self.host, self.firewall, &spec)
                 .with_context(|| format!("network {:?}", spec.name))?;
@@ -208,17 +131,13 @@ impl Networking<'_> {
     }
 
     /// True when berth keeps no network at all on this host.
-    pub fn no_networks(&self) -> bool {
-        self.subnets.map.is_empty()
+    pub fn no_networks(&self) -> anyhow::Result<bool> {
+        Ok(self.networks.networks()?.is_empty())
     }
 
     /// The subnets stored for network `name`, if any.
-    pub fn subnets_of(&self, name: &str) -> Option<Vec<SubnetConfig>> {
-        self.subnets.map.get(name).cloned()
-    }
-
-    fn other_subnets(&self, name: &str) -> Vec<IpNet> {
-        self.subnets.map.iter().filter(|(n, _)| *n != name).flat_map(|(_, s)| s.iter().map(|c| c.subnet)).collect()
+    pub fn subnets_of(&self, name: &str) -> anyhow::Result<Option<Vec<SubnetConfig>>> {
+        Ok(self.networks.network(name)?.map(|n| n.subnets))
     }
 
     /// Creates `container`'s namespace at `netns`, leases its addresses and attaches it to its
@@ -319,7 +238,8 @@ impl Networking<'_> {
         Ok(Attached { addrs, resolv_conf: resolv.render(), hosts: hosts.render() })
     }
 
-    /// Detaches `container` from its networks, removes its namespace and releases its leases.
+    /// Detaches `container` from its networks, removes its namespace and releases its leases
+    /// (for a container that has no row; a row's leases go with it, see [`Networking::take_down`]).
     /// Keeps going after a failure and reports them all.
     pub fn detach(
         &mut self,
@@ -329,6 +249,19 @@ impl Networking<'_> {
         specs: &BTreeMap<String, NetworkSpec>,
         netns: &Path,
     ) -> anyhow::Result<()> {
+        // Addresses stay leased while an interface may still hold them.
+        self.take_down(project, svc, netns)?;
+        for spec in specs.values() {
+            // The cause stays attached: a full state file system is told apart from other failures.
+            self.leases.release(&spec.name, container).with_context(|| format!("release leases on {:?}", spec.name))?;
+        }
+        Ok(())
+    }
+
+    /// Takes `svc`'s interfaces out of the namespace at `netns` and removes it, keeping the
+    /// container's leases: a container with a row gives them back when its row is deleted, in
+    /// the same transaction. Keeps going after a failure and reports them all.
+    pub fn take_down(&mut self, project: &Project, svc: &Service, netns: &Path) -> anyhow::Result<()> {
         let mut failures = Vec::new();
         let planned = network::plan_interfaces(&memberships(project, svc)).unwrap_or_default();
         if netns.exists() {
@@ -344,12 +277,7 @@ impl Networking<'_> {
             }
         }
         if !failures.is_empty() {
-            // Addresses stay leased while an interface may still hold them.
             bail!("{}", failures.join("; "));
-        }
-        for spec in specs.values() {
-            // The cause stays attached: a full state file system is told apart from other failures.
-            self.leases.release(&spec.name, container).with_context(|| format!("release leases on {:?}", spec.name))?;
         }
         Ok(())
     }
@@ -361,12 +289,19 @@ impl Networking<'_> {
         }
         let removed = network::remove_network_if_unused(self.host, self.firewall, spec)?;
         if removed {
-            self.subnets.map.remove(&spec.name);
-            self.subnets.meta.remove(&spec.name);
-            self.subnets.save()?;
+            self.networks.forget_network(&spec.name)?;
         }
         Ok(removed)
     }
+}
+
+/// Configured subnets may overlap host routes (as in Docker), never another network.
+fn check_configured(key: &str, spec: &NetworkSpec, others: &[IpNet]) -> anyhow::Result<()> {
+    for s in &spec.subnets {
+        ipam::check_subnet_free(&s.subnet, others)
+            .with_context(|| format!("networks.{key}.ipam.config: subnet {}", s.subnet))?;
+    }
+    Ok(())
 }
 
 /// `extra_hosts` (`host=address`) as pairs; `host-gateway` is the host's address on the
@@ -429,9 +364,9 @@ mod tests {
         let p = project(STACK);
         let dir = tempfile::tempdir().unwrap();
         let host = RecordingHost::default();
-        let mut subnets = SubnetFile::open(dir.path().join("subnets.json")).unwrap();
+        let db = StateDb::open(dir.path()).unwrap();
         let mut leases = MemoryLeases::default();
-        let mut n = Networking { host: &host, firewall: None, subnets: &mut subnets, leases: &mut leases };
+        let mut n = Networking { host: &host, firewall: None, networks: &db, leases: &mut leases };
         let specs = n.ensure(&p, &["back".into(), "front".into()]).unwrap();
         assert_eq!(specs["back"].subnets[0].subnet.to_string(), "10.5.0.0/24");
         let front = specs["front"].subnets[0].subnet;
@@ -451,8 +386,8 @@ mod tests {
         let again = n.attach(&p, &p.services["web"], "shop-web-2", &specs, Path::new("/run/berth/netns/web2")).unwrap();
         assert_eq!(again.addrs["front"][0], web_front, "a released address is leased again");
         // The stored subnet is reused by a later `up`.
-        let mut subnets = SubnetFile::open(dir.path().join("subnets.json")).unwrap();
-        let mut n = Networking { host: &host, firewall: None, subnets: &mut subnets, leases: &mut leases };
+        let db = StateDb::open(dir.path()).unwrap();
+        let mut n = Networking { host: &host, firewall: None, networks: &db, leases: &mut leases };
         assert_eq!(n.ensure(&p, &["front".into()]).unwrap()["front"].subnets[0].subnet, front);
         // Another project may not configure a subnet that overlaps one in use.
         let other = project(&format!("name: other\nservices:\n  a:\n    image: busybox\n    networks: [n]\nnetworks:\n  n:\n    ipam:\n      config:\n        - subnet: {front}\n"));

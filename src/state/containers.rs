@@ -111,6 +111,9 @@ pub struct ContainerRecord {
     pub volumes: Vec<String>,
 }
 
+/// A row's key ([`ContainerRecord::key`]) in SQL: the `key` of its config, else its name.
+pub(super) const KEY: &str = "COALESCE(CASE WHEN json_valid(config) THEN json_extract(config, '$.key') END, name)";
+
 impl ContainerRecord {
     /// The name its network namespace, secrets, leases and port rules go by: its own, or the
     /// one it was made under when it took another's since (a start-first successor).
@@ -386,10 +389,18 @@ impl StateDb {
         Ok(())
     }
 
-    /// Deletes a container row; returns whether it existed.
+    /// Deletes a container row, with its supervision and the addresses it leased, in one
+    /// transaction: its leases never outlive it, and a delete that fails keeps both. Returns
+    /// whether the row existed.
     pub fn delete_container(&self, id: &str) -> Result<bool> {
-        self.conn.execute("DELETE FROM supervision WHERE id = ?1", [id]).map_err(self.sql_err())?;
-        let n = self.conn.execute("DELETE FROM containers WHERE id = ?1", [id]).map_err(self.sql_err())?;
+        let e = self.sql_err();
+        let tx = self.write_transaction()?;
+        self.conn.execute("DELETE FROM supervision WHERE id = ?1", [id]).map_err(&e)?;
+        self.conn
+            .execute(&format!("DELETE FROM leases WHERE owner = (SELECT {KEY} FROM containers WHERE id = ?1)"), [id])
+            .map_err(&e)?;
+        let n = self.conn.execute("DELETE FROM containers WHERE id = ?1", [id]).map_err(&e)?;
+        tx.commit().map_err(&e)?;
         Ok(n > 0)
     }
 

@@ -2,14 +2,21 @@
 //! file from version `i` to `i + 1`, its SQL first and then, where stored values change shape, a
 //! conversion of the existing rows in Rust. All pending migrations run in one transaction.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
 use rusqlite::{params, Connection};
+
+/// Rewrites existing rows after a migration's SQL ran (given the state root, where older
+/// berths kept files).
+type Rows = fn(&Connection, &Path) -> Result<(), MigrateError>;
 
 /// One schema version: its SQL, and what converts the rows an older version wrote.
 pub(super) struct Migration {
     /// Tables and indexes.
     pub(super) sql: &'static str,
     /// Rewrites existing rows after `sql` ran.
-    rows: Option<fn(&Connection) -> rusqlite::Result<()>>,
+    rows: Option<Rows>,
 }
 
 impl Migration {
@@ -104,13 +111,50 @@ CREATE TABLE volume_holders (
 );
 CREATE INDEX volume_holders_volume ON volume_holders(volume);
 "#,
-        rows: Some(split_config),
+        rows: Some(|conn, _| Ok(split_config(conn)?)),
+    },
+    Migration {
+        sql: r#"
+CREATE TABLE networks (
+    name        TEXT PRIMARY KEY,       -- its name on this host: `{project}_{key}` or its `name:`
+    project     TEXT,                   -- the project that made it; NULL when taken in from files
+    key         TEXT,                   -- its key under that project's `networks:`
+    bridge      TEXT NOT NULL,
+    internal    INTEGER NOT NULL DEFAULT 0,
+    enable_ipv6 INTEGER NOT NULL DEFAULT 0,
+    mtu         INTEGER,
+    labels      TEXT NOT NULL DEFAULT '{}', -- JSON object
+    created_at  INTEGER NOT NULL        -- unix milliseconds
+);
+CREATE TABLE subnets (
+    network       TEXT NOT NULL REFERENCES networks(name) ON DELETE CASCADE,
+    idx           INTEGER NOT NULL,     -- position in the network's `ipam.config`
+    subnet        TEXT NOT NULL,
+    ip_range      TEXT,
+    gateway       TEXT,                 -- NULL: the subnet's first host address
+    aux_addresses TEXT NOT NULL DEFAULT '{}', -- JSON object: name → address, never leased
+    PRIMARY KEY (network, idx)
+);
+CREATE TABLE leases (
+    network TEXT NOT NULL,              -- a network's name (an external one may have no row here)
+    address TEXT NOT NULL,
+    owner   TEXT NOT NULL,              -- a container name: its row, or its intent while it is made
+    PRIMARY KEY (network, address)
+);
+CREATE INDEX leases_owner ON leases(owner);
+"#,
+        rows: Some(take_in_network_files),
     },
 ];
 
 pub(super) enum MigrateError {
     Sql(rusqlite::Error),
     TooNew(i64),
+    /// A file of an older berth cannot be taken in.
+    OldFile {
+        path: PathBuf,
+        detail: String,
+    },
 }
 
 impl From<rusqlite::Error> for MigrateError {
@@ -120,7 +164,7 @@ impl From<rusqlite::Error> for MigrateError {
 }
 
 /// Applies the migrations the database has not seen yet, in one transaction.
-pub(super) fn migrate(conn: &Connection) -> Result<(), MigrateError> {
+pub(super) fn migrate(conn: &Connection, state_root: &Path) -> Result<(), MigrateError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
     if version > known {
@@ -136,18 +180,22 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), MigrateError> {
         for m in &MIGRATIONS[current as usize..] {
             conn.execute_batch(m.sql)?;
             if let Some(rows) = m.rows {
-                rows(conn)?;
+                rows(conn, state_root)?;
             }
         }
         conn.pragma_update(None, "user_version", known)?;
-        Ok::<_, rusqlite::Error>(())
+        Ok::<_, MigrateError>(())
     })();
     match result {
         Ok(()) => conn.execute_batch("COMMIT")?,
         Err(e) => {
+            // The error that made it roll back is the one to report.
             let _ = conn.execute_batch("ROLLBACK");
-            return Err(e.into());
+            return Err(e);
         }
+    }
+    if current < 5 {
+        remove_network_files(state_root);
     }
     Ok(())
 }
@@ -206,4 +254,98 @@ fn split_config(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute("UPDATE containers SET config = ?2 WHERE id = ?1", params![id, text])?;
     }
     Ok(())
+}
+
+/// The files berth kept its networks in before version 5, under `<state root>/networks/`:
+/// subnets by network name, what `berth network` shows of each, and the leases.
+const NETWORK_FILES: [&str; 3] = ["subnets.json", "networks.json", "leases.json"];
+
+/// What `networks.json` held for a network.
+#[derive(serde::Deserialize)]
+struct OldNetwork {
+    bridge: String,
+    internal: bool,
+    enable_ipv6: bool,
+    mtu: Option<u32>,
+    labels: BTreeMap<String, String>,
+    created_at: i64,
+}
+
+fn read_old<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T, MigrateError> {
+    let old = |detail: String| MigrateError::OldFile { path: path.to_path_buf(), detail };
+    match std::fs::read(path) {
+        Ok(data) => serde_json::from_slice(&data).map_err(|e| old(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(old(e.to_string())),
+    }
+}
+
+/// Version 4 → 5: the networks, subnets and leases an older berth kept in JSON files move into
+/// their tables. The files are removed once the migration is committed; left behind, they are
+/// never read again (only this migration reads them).
+fn take_in_network_files(conn: &Connection, state_root: &Path) -> Result<(), MigrateError> {
+    use berth_network::ipam::{Lease, SubnetConfig};
+    let dir = state_root.join("networks");
+    let subnets: BTreeMap<String, Vec<SubnetConfig>> = read_old(&dir.join(NETWORK_FILES[0]))?;
+    let mut meta: BTreeMap<String, OldNetwork> = read_old(&dir.join(NETWORK_FILES[1]))?;
+    let leases: Vec<Lease> = read_old(&dir.join(NETWORK_FILES[2]))?;
+    for (name, subnets) in subnets {
+        // A network recorded before berth kept more than its subnets: its bridge is the one
+        // its name gives.
+        let meta = meta.remove(&name).map_or_else(
+            || {
+                let bridge = berth_network::network::NetworkSpec::new(&name, &BTreeMap::new())
+                    .map(|s| s.bridge.to_string())
+                    .map_err(|e| MigrateError::OldFile { path: dir.join(NETWORK_FILES[0]), detail: e.to_string() })?;
+                Ok::<_, MigrateError>(OldNetwork {
+                    bridge,
+                    internal: false,
+                    enable_ipv6: false,
+                    mtu: None,
+                    labels: BTreeMap::new(),
+                    created_at: 0,
+                })
+            },
+            Ok,
+        )?;
+        let labels = serde_json::to_string(&meta.labels).expect("a map of strings");
+        conn.execute(
+            "INSERT INTO networks (name, bridge, internal, enable_ipv6, mtu, labels, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![name, meta.bridge, meta.internal, meta.enable_ipv6, meta.mtu, labels, meta.created_at],
+        )?;
+        for (idx, s) in subnets.iter().enumerate() {
+            let aux = serde_json::to_string(&s.aux_addresses).expect("a map of addresses");
+            conn.execute(
+                "INSERT INTO subnets (network, idx, subnet, ip_range, gateway, aux_addresses)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    name,
+                    idx as u32,
+                    s.subnet.to_string(),
+                    s.ip_range.map(|r| r.to_string()),
+                    s.gateway.map(|g| g.to_string()),
+                    aux
+                ],
+            )?;
+        }
+    }
+    for l in leases {
+        // The file could hold one address twice (it was never checked): the first owner keeps it.
+        conn.execute(
+            "INSERT OR IGNORE INTO leases (network, address, owner) VALUES (?1, ?2, ?3)",
+            params![l.network, l.addr.to_string(), l.owner],
+        )?;
+    }
+    Ok(())
+}
+
+/// Removes the network files an older berth kept (and the temporary files it wrote them
+/// through), once their content is in the database. One that cannot be removed stays: it is
+/// never read again.
+fn remove_network_files(state_root: &Path) {
+    let dir = state_root.join("networks");
+    for name in NETWORK_FILES.iter().chain(&["subnets.tmp", "networks.tmp", "leases.json.tmp"]) {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
 }

@@ -1,5 +1,6 @@
 //! The embedded state database: projects, containers (with their published ports and the
-//! volumes they hold), supervision and the event log, in SQLite (WAL mode) at
+//! volumes they hold), networks (their subnets and the addresses leased on them), supervision
+//! and the event log, in SQLite (WAL mode) at
 //! `<state root>/state.db`. Rows are read into typed records once, where they are read: a value
 //! that cannot be read is an error that names its container.
 //!
@@ -14,6 +15,7 @@ mod events;
 mod holders;
 mod intents;
 mod migrate;
+mod networks;
 mod ports;
 mod supervision;
 pub use supervision::{Health, Supervision};
@@ -27,6 +29,7 @@ pub use containers::{ContainerRecord, ExitRecord, Status};
 pub use events::EventRecord;
 pub use intents::Intent;
 use migrate::{migrate, MigrateError, MIGRATIONS};
+pub use networks::{DbLeases, NetworkRow};
 pub use ports::Published;
 
 /// Errors of the state database.
@@ -60,6 +63,26 @@ pub enum StateError {
         /// Which value.
         what: String,
         /// Why.
+        detail: String,
+    },
+    /// A network's stored value cannot be read back.
+    #[error("state database `{path}`: the row of network `{network}` cannot be read: its {what}: {detail}")]
+    BadNetwork {
+        /// The database file.
+        path: PathBuf,
+        /// The network's name.
+        network: String,
+        /// Which value.
+        what: String,
+        /// Why.
+        detail: String,
+    },
+    /// A file an older berth kept its state in cannot be taken into the database.
+    #[error("cannot take `{path}` into the state database: {detail}\nhint: repair the file, or remove it to forget what it holds")]
+    OldFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
         detail: String,
     },
     /// The file is not a usable SQLite database: truncated, overwritten, or corrupt inside.
@@ -113,7 +136,7 @@ impl StateDb {
         }
         let conn = Connection::open(&path).map_err(|source| sqlite_error(&path, source))?;
         let db = StateDb { conn, path };
-        db.setup()?;
+        db.setup(state_root)?;
         Ok(db)
     }
 
@@ -143,7 +166,7 @@ impl StateDb {
             .map_err(self.sql_err())
     }
 
-    fn setup(&self) -> Result<()> {
+    fn setup(&self, state_root: &Path) -> Result<()> {
         let e = self.sql_err();
         self.conn.busy_timeout(Duration::from_secs(10)).map_err(&e)?;
         // WAL lets readers run while a monitor writes; NORMAL is durable across process crashes.
@@ -159,8 +182,9 @@ impl StateDb {
         self.conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).map_err(&e)?;
         self.conn.pragma_update(None, "wal_autocheckpoint", 128).map_err(&e)?;
         self.conn.pragma_update(None, "journal_size_limit", 1 << 20).map_err(&e)?;
-        migrate(&self.conn).map_err(|err| match err {
+        migrate(&self.conn, state_root).map_err(|err| match err {
             MigrateError::Sql(source) => sqlite_error(&self.path, source),
+            MigrateError::OldFile { path, detail } => StateError::OldFile { path, detail },
             MigrateError::TooNew(found) => {
                 StateError::TooNew { path: self.path.clone(), found, known: MIGRATIONS.len() as i64 }
             }
@@ -264,5 +288,7 @@ pub fn now_nanos() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
+#[cfg(test)]
+mod network_tests;
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn record(id: &str, name: &str, service: &str, number: u32) -> ContainerRecord {
+pub(super) fn record(id: &str, name: &str, service: &str, number: u32) -> ContainerRecord {
     ContainerRecord {
         id: id.into(),
         name: name.into(),

@@ -199,6 +199,18 @@ impl Project {
             .collect()
     }
 
+    /// The leases of this root's state database held by containers whose name contains `part`,
+    /// as `network owner address` lines.
+    pub fn leases_of(&self, part: &str) -> Vec<String> {
+        let db = berth::state::StateDb::open(self.root.path()).unwrap();
+        let leases = db.all_leases().unwrap();
+        leases
+            .iter()
+            .filter(|l| l.owner.contains(part))
+            .map(|l| format!("{} {} {}", l.network, l.owner, l.addr))
+            .collect()
+    }
+
     /// Asserts that nothing of the project is left: state rows, container directories, mounts,
     /// cgroups, monitor or container processes, runtime state.
     pub fn assert_clean(&self) {
@@ -291,9 +303,8 @@ impl Project {
             let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
         }
         // The bridges this root made (every one it recorded is the test's), and its nft table.
-        let file = self.root.path().join("networks/subnets.json");
-        let networks = berth::stack::networking::SubnetFile::open(file).map(|f| f.networks()).unwrap_or_default();
-        for (_, record, _) in networks {
+        let networks = berth::state::StateDb::open(self.root.path()).and_then(|db| db.networks()).unwrap_or_default();
+        for record in networks {
             let _ = Command::new("ip").args(["link", "del", &record.bridge]).output();
         }
         let table = berth::stack::engine::firewall_table(self.root.path());

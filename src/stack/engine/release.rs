@@ -1,35 +1,26 @@
 //! Releasing what the project side made for a container from what its state row records, for
 //! when the service it was made from is not at hand: an orphan (its service is gone from the
 //! files), and a `run --rm` container, whose monitor removes it once it exits and loads no
-//! project. The row names the container's networks (its DNS entry), volumes and mounts; its
-//! namespace and secrets sit at paths derived from its name.
+//! project. The row names the container's volumes and mounts; its namespace and secrets sit at
+//! paths derived from its name, and its leases go with its row.
 
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use berth_network::NetlinkHost;
+use berth_network::{Host, NetlinkHost};
 use berth_volumes::store::VolumeStore;
 
 use crate::container::{self, Roots};
-use crate::stack::networking::{NetStores, Networking};
+use crate::stack::networking::NetStores;
 use crate::stack::storage::{release_volumes, remove_secrets};
 use crate::state::deferred::or_defer_any;
 use crate::state::{ContainerRecord, StateDb};
 
-/// The networks (by name) container `rec` holds addresses on, as its row records them.
-fn row_networks(rec: &ContainerRecord) -> Vec<String> {
-    let dns = rec.config.supervise.as_ref().and_then(|s| s.dns.as_ref());
-    dns.map(|d| d.endpoints.iter().map(|e| e.0.clone()).collect()).unwrap_or_default()
-}
-
-/// Removes container `rec`'s network namespace at `netns` (its interfaces go with it) and then
-/// releases its leases on the networks its row names.
-pub(super) fn release_network_of_row(net: &mut Networking, netns: &Path, rec: &ContainerRecord) -> anyhow::Result<()> {
+/// Removes a container's network namespace at `netns`, if there is one (its interfaces go with
+/// it). Its leases stay until its row goes.
+pub(super) fn remove_netns(host: &dyn Host, netns: &Path) -> anyhow::Result<()> {
     if netns.exists() {
-        net.host.remove_netns(netns).with_context(|| format!("remove namespace `{}`", netns.display()))?;
-    }
-    for network in row_networks(rec) {
-        net.leases.release(&network, rec.key()).with_context(|| format!("release leases on {network:?}"))?;
+        host.remove_netns(netns).with_context(|| format!("remove namespace `{}`", netns.display()))?;
     }
     Ok(())
 }
@@ -81,17 +72,10 @@ pub fn remove_exited(roots: &Roots, db: &StateDb, rec: &ContainerRecord) -> anyh
         Err(e) => failures.push(format!("{e:#}")),
     };
     let netns = roots.netns(rec.key())?;
-    if netns.exists() || !row_networks(&rec).is_empty() {
-        let released = NetStores::open(&roots.root).and_then(|mut stores| {
-            let mut net = Networking {
-                host: &NetlinkHost,
-                firewall: None,
-                subnets: &mut stores.subnets,
-                leases: &mut stores.leases,
-            };
-            release_network_of_row(&mut net, &netns, &rec)
-        });
-        settle(released, "the network namespace and leases");
+    if netns.exists() {
+        // Under the host's network lock, as every change to namespaces and bridges.
+        let released = NetStores::open(&roots.root).and_then(|_held| remove_netns(&NetlinkHost, &netns));
+        settle(released, "the network namespace");
     }
     let volumes = VolumeStore::open(roots.root.join("volumes"))?;
     let users = |v: &str| Ok(db.volume_holders(v)?);

@@ -133,3 +133,25 @@ fn containers_leaving_for_good_are_never_waited_on() {
     let ready = Readiness { service: "job".into(), condition: Condition::ServiceCompletedSuccessfully, required: true };
     engine.wait_ready(&ready).expect("only the replica that stays counts");
 }
+
+#[test]
+fn repair_takes_back_an_interrupted_containers_leases_and_those_of_containers_gone() {
+    let f = Fixture::new();
+    let engine = f.engine();
+    engine.apply(&f.step(Operation::CreateNetwork(Resource { key: "front".into(), name: "p_front".into() }))).unwrap();
+    let db = StateDb::open(&f.roots.root).unwrap();
+    let lease = |owner: &str, addr: &str| berth_network::ipam::Lease {
+        network: "p_front".into(),
+        owner: owner.into(),
+        addr: addr.parse().unwrap(),
+    };
+    f.insert(&record("p-web-1", Status::Running));
+    db.put_lease(&lease("p-web-1", "172.30.0.2")).unwrap();
+    // An `up` killed while it made p-web-2, and a container whose row went without its leases.
+    db.add_intent("p", "web", "p-web-2").unwrap();
+    db.put_lease(&lease("p-web-2", "172.30.0.3")).unwrap();
+    db.put_lease(&lease("p-old-1", "172.30.0.4")).unwrap();
+    engine.reclaim_interrupted().unwrap();
+    assert_eq!(db.all_leases().unwrap(), vec![lease("p-web-1", "172.30.0.2")]);
+    assert!(db.intents("p").unwrap().is_empty());
+}
