@@ -20,7 +20,7 @@ use super::netmodel::network_spec;
 use super::networking::{NetStores, Networking};
 use super::storage::remove_secrets;
 use super::volmodel::volume_spec;
-use crate::container::{self, Roots};
+use crate::container::{self, Driver, Lifecycle, Roots};
 use crate::events::EventSink;
 use crate::execute::{Engine, Readiness, StepError};
 use crate::image::{ImageStore, PullOptions, Reference};
@@ -56,6 +56,9 @@ pub struct StackEngine<'a> {
     events: &'a dyn EventSink,
     /// Links, addresses and namespaces: the kernel's, or a recording fake in tests.
     host: &'a dyn berth_network::Host,
+    /// The OCI runtime, monitors and clock containers are started and stopped through: this
+    /// host's, or a recording fake in tests.
+    driver: &'a dyn Driver,
     /// berth's nftables table, when `nft` works here (asked the first time it is needed).
     nft: std::sync::OnceLock<Option<Nft>>,
     /// A firewall given instead of nftables (a recording fake in tests).
@@ -98,6 +101,7 @@ impl<'a> StackEngine<'a> {
             runtime: None,
             events,
             host: &NetlinkHost,
+            driver: &container::driver::SYSTEM,
             firewall: None,
             specs: Mutex::new(BTreeMap::new()),
             net_lock: Mutex::new(()),
@@ -166,6 +170,18 @@ impl<'a> StackEngine<'a> {
         self.host = host;
         self.firewall = Some(firewall);
         self
+    }
+
+    /// Starts, stops and removes containers through `driver` (a recording fake in tests) rather
+    /// than this host's runtime and monitors.
+    pub fn with_driver(mut self, driver: &'a dyn Driver) -> Self {
+        self.driver = driver;
+        self
+    }
+
+    /// The container lifecycle on `db`, through the engine's driver.
+    fn lifecycle<'d>(&'d self, db: &'d StateDb) -> Lifecycle<'d> {
+        Lifecycle::with_driver(&self.roots, db, self.driver)
     }
 
     /// Runs `f` with the host's network stores locked and loaded.
@@ -300,7 +316,7 @@ impl<'a> StackEngine<'a> {
         let Some(rec) = self.db.lock().expect("db").container_by_name(name)? else { return Ok(()) };
         let rec = {
             let db = self.db.lock().expect("db");
-            container::dismantle(&self.roots, &db, &rec, true)?
+            self.lifecycle(&db).dismantle(&rec, true)?
         };
         let mut failures = Vec::new();
         let mut waiting = false;
@@ -426,7 +442,7 @@ impl<'a> StackEngine<'a> {
         let all = db.containers(&self.project.name)?;
         let mine: Vec<_> =
             all.into_iter().filter(|c| c.service == service && !c.oneoff && !self.leaving.contains(&c.name)).collect();
-        mine.into_iter().map(|c| container::refresh(&self.roots, &db, &c)).collect()
+        mine.into_iter().map(|c| self.lifecycle(&db).refresh(&c)).collect()
     }
 
     fn wait_started(&self, dep: &str, completed: bool) -> anyhow::Result<()> {
@@ -535,7 +551,7 @@ impl Engine for StackEngine<'_> {
             Operation::RenameContainer { target, to, delay } => self.rename(target, to, *delay),
             Operation::StopContainer(target) => self.record(&target.name).and_then(|rec| {
                 let db = StateDb::open(&self.roots.root)?;
-                container::stop(&self.roots, &db, &rec, self.stop_timeout).map(drop)
+                self.lifecycle(&db).stop(&rec, self.stop_timeout).map(drop)
             }),
             Operation::RemoveContainer { target, anonymous_volumes, .. } => {
                 self.remove_container(&target.name, *anonymous_volumes)
