@@ -105,8 +105,11 @@ pub fn run(
         let mut failed: BTreeSet<usize> =
             report.failed.iter().map(|(id, _)| *id).chain(report.skipped.iter().copied()).collect();
         loop {
-            let doomed: Vec<usize> =
-                pending.iter().copied().filter(|id| plan.steps[id - 1].deps.iter().any(|d| failed.contains(d))).collect();
+            let doomed: Vec<usize> = pending
+                .iter()
+                .copied()
+                .filter(|id| plan.steps[id - 1].deps.iter().any(|d| failed.contains(d)))
+                .collect();
             if doomed.is_empty() {
                 break;
             }

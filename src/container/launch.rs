@@ -172,4 +172,3 @@ pub(crate) fn pid_alive(pid: i32) -> bool {
         .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
         .unwrap_or(false)
 }
-

@@ -69,7 +69,8 @@ impl Lifecycle<'_> {
         let mut rec = self.refresh(rec)?;
         // A start already under way (its command was killed, its monitor goes on): let it finish.
         let deadline = self.driver.now() + Duration::from_secs(30);
-        while !rec.status.is_alive() && self.driver.monitor_active(self.roots, &rec.id) && self.driver.now() < deadline {
+        while !rec.status.is_alive() && self.driver.monitor_active(self.roots, &rec.id) && self.driver.now() < deadline
+        {
             self.driver.sleep(Duration::from_millis(20));
             rec = self.refresh(&rec)?;
         }
@@ -141,7 +142,7 @@ impl Lifecycle<'_> {
         if rec.status == Status::Restarting && rec.monitor_pid.is_none() {
             return Ok(rec.clone());
         }
-        let rt = self.runtime(&rec)?;
+        let rt = self.runtime(rec)?;
         let state = rt.state(&rec.id).ok().flatten();
         if state.as_ref().is_some_and(|s| s.status == "running" || s.status == "paused") {
             // Orphaned but alive: it keeps running; its exit code will be unknown.
@@ -262,7 +263,8 @@ impl Lifecycle<'_> {
         }
         let rec = self.db.container(&rec.id)?.ok_or_else(|| anyhow!("container `{}` is gone", rec.name))?;
         self.db.count_restart(&rec.id)?;
-        let started = self.join_shared_namespaces(&rec).and_then(|_| self.driver.launch(self.roots, &rec, StartMode::Detached));
+        let started =
+            self.join_shared_namespaces(&rec).and_then(|_| self.driver.launch(self.roots, &rec, StartMode::Detached));
         if started.is_err() {
             self.db.set_status(&rec.id, Status::Exited)?;
         }

@@ -159,7 +159,8 @@ fn stop_uses_the_service_stop_signal_and_a_zero_timeout_kills_at_once() {
 
     let other = f.running("p-web-2");
     f.life().stop(&other, Some(Duration::ZERO)).unwrap();
-    let kills: Vec<Call> = f.actions().into_iter().filter(|c| matches!(c, Call::Kill(id, ..) if *id == other.id)).collect();
+    let kills: Vec<Call> =
+        f.actions().into_iter().filter(|c| matches!(c, Call::Kill(id, ..) if *id == other.id)).collect();
     assert_eq!(kills, [Call::Kill(other.id.clone(), Signal::SIGKILL, true)]);
 }
 
@@ -297,7 +298,10 @@ fn pause_and_unpause_need_the_right_state() {
     f.life().pause(&rec).unwrap();
     assert_eq!(f.driver.runtime.entry(&rec.id).unwrap().status, "paused");
     f.life().unpause(&rec).unwrap();
-    assert_eq!((f.row(&rec).status, f.driver.runtime.entry(&rec.id).unwrap().status), (Status::Running, "running".into()));
+    assert_eq!(
+        (f.row(&rec).status, f.driver.runtime.entry(&rec.id).unwrap().status),
+        (Status::Running, "running".into())
+    );
 }
 
 #[test]

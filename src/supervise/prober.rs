@@ -246,7 +246,11 @@ mod tests {
             let script = std::sync::Mutex::new(std::collections::VecDeque::from(script));
             let probe: ProbeFn = Arc::new(move |_, _, _| {
                 let mut s = script.lock().unwrap();
-                if s.len() > 1 { s.pop_front().unwrap() } else { s.front().cloned().unwrap_or(Outcome::Pass) }
+                if s.len() > 1 {
+                    s.pop_front().unwrap()
+                } else {
+                    s.front().cloned().unwrap_or(Outcome::Pass)
+                }
             });
             let spec = SuperviseSpec { health: Some(check), ..Default::default() };
             let start = tokio::time::Instant::now();

@@ -8,8 +8,8 @@ use berth_network::RecordingHost;
 use super::*;
 use crate::container::testing::FakeDriver;
 use crate::events::Recorder;
-use crate::runtime::testing::Call;
 use crate::plan::{Operation, Resource};
+use crate::runtime::testing::Call;
 use crate::supervise::testing::record;
 
 const PROJECT: &str = r#"
@@ -108,7 +108,15 @@ impl Fixture {
     /// The containers the runtime was asked to create, in order.
     fn created_in_runtime(&self) -> Vec<String> {
         let names = |id: &str| id.trim_start_matches("id-").to_string();
-        self.driver.runtime.calls().iter().filter_map(|c| match c { Call::Create(id) => Some(names(id)), _ => None }).collect()
+        self.driver
+            .runtime
+            .calls()
+            .iter()
+            .filter_map(|c| match c {
+                Call::Create(id) => Some(names(id)),
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -236,7 +244,8 @@ fn stop_and_remove_steps_go_through_the_runtime() {
     let f = Fixture::new();
     let db = f.created("db");
     f.run(&f.start_plan(&["db"]));
-    let target = crate::plan::ContainerTarget { service: "db".into(), number: 1, name: db.name.clone(), one_off: false };
+    let target =
+        crate::plan::ContainerTarget { service: "db".into(), number: 1, name: db.name.clone(), one_off: false };
     let engine = f.engine().stop_timeout(Some(Duration::from_secs(3)));
     engine.apply(&f.step(Operation::StopContainer(target.clone()))).unwrap();
     assert!(f.driver.runtime.calls().contains(&Call::Kill(db.id.clone(), nix::sys::signal::Signal::SIGTERM, false)));
@@ -247,7 +256,12 @@ fn stop_and_remove_steps_go_through_the_runtime() {
     let remove = Operation::RemoveContainer { target, anonymous_volumes: true, leaving: true };
     engine.apply(&f.step(remove)).unwrap();
     assert_eq!(
-        f.driver.runtime.calls().iter().filter(|c| matches!(c, Call::Kill(_, s, true) if *s == nix::sys::signal::Signal::SIGKILL)).count(),
+        f.driver
+            .runtime
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Kill(_, s, true) if *s == nix::sys::signal::Signal::SIGKILL))
+            .count(),
         1
     );
     assert!(StateDb::open(&f.roots.root).unwrap().container(&db.id).unwrap().is_none());

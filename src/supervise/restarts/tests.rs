@@ -99,7 +99,7 @@ fn each_exit_is_handled_once_and_the_previous_supervisors_are_left_alone() {
     let mut old = f.exited("p-old-1", 1, policy(Condition::Always, None));
     old.0.finished_at = Some(900);
     f.restarts.exits(&f.db, &[row.clone(), old.clone()], f.at(0));
-    assert_eq!(f.restarts.pending(), [row.0.id.clone()], "an exit before the last pass was handled before");
+    assert_eq!(f.restarts.pending(), vec![row.0.id.clone()], "an exit before the last pass was handled before");
     assert_eq!(f.restarts.handled_upto(10_000), 2999, "the heartbeat stays before the pending exit");
     f.restarts.due(&f.db, &[row.clone()], f.at(100));
     // The same exit seen again (the next pass) schedules nothing.
@@ -108,7 +108,7 @@ fn each_exit_is_handled_once_and_the_previous_supervisors_are_left_alone() {
     assert_eq!(f.restarts.handled_upto(10_000), 10_000);
     Fixture::ends_again(&mut row, 500, 1);
     f.restarts.exits(&f.db, &[row.clone()], f.at(300));
-    assert_eq!(f.restarts.pending(), [row.0.id.clone()], "a new exit is");
+    assert_eq!(f.restarts.pending(), vec![row.0.id.clone()], "a new exit is");
 }
 
 #[test]
@@ -152,10 +152,11 @@ fn on_failure_restarts_failures_up_to_its_limit_then_gives_up() {
 #[test]
 fn a_users_stop_is_respected_by_every_policy() {
     let mut f = Fixture::new();
-    let rows: Vec<_> = [("p-a-1", Condition::Always), ("p-b-1", Condition::UnlessStopped), ("p-c-1", Condition::OnFailure)]
-        .into_iter()
-        .map(|(name, c)| f.exited(name, 137, policy(c, None)))
-        .collect();
+    let rows: Vec<_> =
+        [("p-a-1", Condition::Always), ("p-b-1", Condition::UnlessStopped), ("p-c-1", Condition::OnFailure)]
+            .into_iter()
+            .map(|(name, c)| f.exited(name, 137, policy(c, None)))
+            .collect();
     for (r, _) in &rows {
         f.db.set_stop_requested(&r.id, true).unwrap();
     }
@@ -164,8 +165,8 @@ fn a_users_stop_is_respected_by_every_policy() {
 
     // Without a stop, unless-stopped restarts a container that died.
     let died = f.exited("p-d-1", 137, policy(Condition::UnlessStopped, None));
-    f.restarts.exits(&f.db, &[died.clone()], f.at(0));
-    assert_eq!(f.restarts.pending(), [died.0.id.clone()]);
+    f.restarts.exits(&f.db, std::slice::from_ref(&died), f.at(0));
+    assert_eq!(f.restarts.pending(), vec![died.0.id.clone()]);
     let never = f.exited("p-e-1", 1, policy(Condition::Never, None));
     f.restarts.exits(&f.db, &[never], f.at(0));
     assert_eq!(f.restarts.pending().len(), 1, "`no` never restarts");
