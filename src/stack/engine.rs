@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use berth_compose::model::{Condition, Service};
@@ -27,10 +27,11 @@ use crate::image::{ImageStore, PullOptions, Reference};
 use crate::plan::{ContainerTarget, Operation, Resource, Step};
 use crate::runtime::bundle::RunOverrides;
 use crate::state::deferred::or_defer_any;
-use crate::state::{Health, StateDb, Status};
+use crate::state::StateDb;
 
 mod make;
 mod oneoff;
+mod readiness;
 mod release;
 mod replace;
 mod supervision;
@@ -436,38 +437,6 @@ impl<'a> StackEngine<'a> {
         crate::build::build(&req, &self.roots, self.events)?;
         Ok(())
     }
-
-    fn containers_of(&self, service: &str) -> anyhow::Result<Vec<crate::state::ContainerRecord>> {
-        let db = self.db.lock().expect("db");
-        let all = db.containers(&self.project.name)?;
-        let mine: Vec<_> =
-            all.into_iter().filter(|c| c.service == service && !c.oneoff && !self.leaving.contains(&c.name)).collect();
-        mine.into_iter().map(|c| self.lifecycle(&db).refresh(&c)).collect()
-    }
-
-    fn wait_started(&self, dep: &str, completed: bool) -> anyhow::Result<()> {
-        let start = Instant::now();
-        loop {
-            let cs = self.containers_of(dep)?;
-            let done = if completed {
-                cs.iter().all(|c| c.status == Status::Exited)
-            } else {
-                cs.iter().all(|c| matches!(c.status, Status::Running | Status::Exited))
-            };
-            if done && !cs.is_empty() {
-                if completed {
-                    if let Some(c) = cs.iter().find(|c| c.exit_code != Some(0)) {
-                        bail!("service {dep:?} didn't complete successfully: exit {}", c.exit_code.unwrap_or(-1));
-                    }
-                }
-                return Ok(());
-            }
-            if start.elapsed() > READY_TIMEOUT {
-                bail!("service {dep:?} did not start in time");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
 }
 
 impl StackEngine<'_> {
@@ -475,53 +444,6 @@ impl StackEngine<'_> {
     fn tell_supervisor(&self) {
         if self.supervised {
             let _ = crate::supervise::client::refresh(&self.roots, &self.project.name, Duration::from_secs(10));
-        }
-    }
-
-    /// Waits until the supervisor reports every container of `dep` healthy (health checks are
-    /// the supervisor's: `up` starts it before any container).
-    fn wait_healthy(&self, dep: &str) -> anyhow::Result<()> {
-        let start = Instant::now();
-        let mut checked = Instant::now();
-        loop {
-            // Health comes from the supervisor: make sure one runs (it may have been killed).
-            if checked.elapsed() > Duration::from_secs(2) {
-                checked = Instant::now();
-                crate::supervise::client::ensure(&self.roots, &self.project.name)?;
-            }
-            let cs = self.containers_of(dep)?;
-            let mut all = !cs.is_empty();
-            for c in &cs {
-                if c.status != Status::Running {
-                    if c.status == Status::Exited {
-                        bail!("container {} exited ({})", c.name, c.exit_code.unwrap_or(-1));
-                    }
-                    all = false;
-                    continue;
-                }
-                if c.config.supervise.as_ref().is_none_or(|s| s.health.is_none()) {
-                    // A container that exits at once says so rather than lacking a check.
-                    let age = crate::state::now_millis() - c.started_at.unwrap_or_default();
-                    if age < 1000 {
-                        all = false;
-                        continue;
-                    }
-                    bail!("container {} has no healthcheck configured", c.name);
-                }
-                let health = self.db.lock().expect("db").supervision(&c.id)?.health;
-                match health {
-                    Some(Health::Healthy) => {}
-                    Some(Health::Unhealthy) => bail!("container {} is unhealthy", c.name),
-                    _ => all = false,
-                }
-            }
-            if all {
-                return Ok(());
-            }
-            if start.elapsed() > READY_TIMEOUT {
-                bail!("service {dep:?} did not become healthy in time");
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

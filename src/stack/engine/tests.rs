@@ -10,6 +10,7 @@ use crate::container::testing::FakeDriver;
 use crate::events::Recorder;
 use crate::plan::{Operation, Resource};
 use crate::runtime::testing::Call;
+use crate::state::Status;
 use crate::supervise::testing::record;
 
 const PROJECT: &str = r#"
