@@ -101,15 +101,24 @@ pub fn run(
     let mut running = 0usize;
     let (tx, rx) = mpsc::channel::<(usize, Result<(), StepError>, Vec<String>)>();
     std::thread::scope(|scope| loop {
-        // Skip what waits on a failure.
-        let failed: BTreeSet<usize> =
+        // Skip what waits on a failure, and what waits on a step so skipped, down the chain.
+        let mut failed: BTreeSet<usize> =
             report.failed.iter().map(|(id, _)| *id).chain(report.skipped.iter().copied()).collect();
-        let doomed: Vec<usize> =
-            pending.iter().copied().filter(|id| plan.steps[id - 1].deps.iter().any(|d| failed.contains(d))).collect();
-        for id in doomed {
-            pending.remove(&id);
-            report.skipped.push(id);
-            events.emit(Event::StepSkipped { step: plan.steps[id - 1].subject() });
+        loop {
+            let doomed: Vec<usize> = pending
+                .iter()
+                .copied()
+                .filter(|id| plan.steps[id - 1].deps.iter().any(|d| failed.contains(d)))
+                .collect();
+            if doomed.is_empty() {
+                break;
+            }
+            for id in doomed {
+                pending.remove(&id);
+                failed.insert(id);
+                report.skipped.push(id);
+                events.emit(Event::StepSkipped { step: plan.steps[id - 1].subject() });
+            }
         }
         let ready: Vec<usize> = pending
             .iter()
@@ -272,6 +281,24 @@ mod tests {
         assert_eq!(r.failed, vec![(2, StepError::Failed("db-1 broke".to_string()))]);
         assert_eq!(r.skipped, vec![3, 5]);
         assert!(r.done.contains(&4), "app-1 is still created");
+    }
+
+    #[test]
+    fn a_failure_skips_the_whole_chain_waiting_on_it() {
+        // Nothing else runs when the failure is known: the steps two and three links away are
+        // skipped all the same, not left out of the report.
+        let mut chain = Plan::default();
+        let mut before = vec![];
+        for name in ["db", "app", "web"] {
+            let target = ContainerTarget { service: name.into(), number: 1, name: format!("{name}-1"), one_off: false };
+            before = vec![chain.add(Operation::StartContainer(target), "test", before)];
+        }
+        let fake = Fake { fail: ["db-1".to_string()].into(), ..Fake::default() };
+        let events = Recorder::default();
+        let r = run(&chain, &fake, &BTreeMap::new(), 4, &events);
+        assert_eq!(r.skipped, vec![2, 3]);
+        let skipped = events.events().iter().filter(|e| matches!(e, Event::StepSkipped { .. })).count();
+        assert_eq!(skipped, 2);
     }
 
     #[test]

@@ -8,7 +8,10 @@
 
 mod copy;
 mod create;
+pub mod driver;
+mod exec;
 mod export;
+mod launch;
 mod lifecycle;
 pub mod paths;
 mod stats;
@@ -22,11 +25,19 @@ pub use copy::{copy, CopyEndpoint, CopyOptions};
 pub use create::{create_container, CreateRequest, Provided};
 pub(crate) use create::{hard_limit, host_device, host_devices};
 pub use export::export;
-pub(crate) use lifecycle::pid_alive;
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
+
+pub use driver::{Driver, System};
+pub use exec::{exec, ExecRequest};
+pub(crate) use launch::pid_alive;
+pub use launch::{
+    berth_exe, hold_monitor_lock, launch_monitor, monitor_active, spawn_monitor, MonitorStart, StartFailed, StartMode,
+};
 pub use lifecycle::{
-    berth_exe, dismantle, exec, forget, hold_monitor_lock, kill, launch_monitor, monitor_active, parse_signal, pause,
-    refresh, remove, restart, spawn_monitor, start, stop, unpause, wait_exit, ExecRequest, MonitorStart, StartFailed,
-    StartMode,
+    dismantle, forget, kill, parse_signal, pause, refresh, remove, restart, start, stop, unpause, wait_exit, Lifecycle,
 };
 pub use paths::{is_mount_point, Roots};
 pub use stats::{host_oom_killed, oom_killed, read_stats, stats, top, CgroupLayout, Stats};

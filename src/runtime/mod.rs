@@ -20,6 +20,8 @@ pub mod bundle;
 pub mod defaults;
 mod oci_cli;
 pub mod seccomp;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod user;
 
 use std::os::fd::OwnedFd;
@@ -122,6 +124,9 @@ pub trait Runtime: Send + Sync {
     fn kill(&self, id: &str, signal: nix::sys::signal::Signal, all: bool) -> Result<()>;
     /// Removes the container (with `force` even when it still runs).
     fn delete(&self, id: &str, force: bool) -> Result<()>;
+    /// Whether the runtime keeps state for container `id` (asked without running the runtime):
+    /// only then is there something to [`delete`](Self::delete).
+    fn knows(&self, id: &str) -> bool;
     /// Runs the process described by the OCI process JSON at `process` inside the container with
     /// the caller's stdio; returns its exit code (0 when detached).
     fn exec(&self, id: &str, process: &Path, mode: ExecMode) -> Result<i32>;

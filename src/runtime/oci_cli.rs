@@ -196,6 +196,11 @@ impl Runtime for OciCli {
         self.invoke("kill", &args, id).map(drop)
     }
 
+    fn knows(&self, id: &str) -> bool {
+        // The runtime keeps a directory per container under its root.
+        self.root.join(id).exists()
+    }
+
     fn delete(&self, id: &str, force: bool) -> Result<()> {
         let args: Vec<&str> = if force { vec!["delete", "--force", id] } else { vec!["delete", id] };
         match self.invoke("delete", &args, id) {

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use berth_compose::model::{Condition, Service};
@@ -20,17 +20,18 @@ use super::netmodel::network_spec;
 use super::networking::{NetStores, Networking};
 use super::storage::remove_secrets;
 use super::volmodel::volume_spec;
-use crate::container::{self, Roots};
+use crate::container::{self, Driver, Lifecycle, Roots};
 use crate::events::EventSink;
 use crate::execute::{Engine, Readiness, StepError};
 use crate::image::{ImageStore, PullOptions, Reference};
 use crate::plan::{ContainerTarget, Operation, Resource, Step};
 use crate::runtime::bundle::RunOverrides;
 use crate::state::deferred::or_defer_any;
-use crate::state::{Health, StateDb, Status};
+use crate::state::StateDb;
 
 mod make;
 mod oneoff;
+mod readiness;
 mod release;
 mod replace;
 mod supervision;
@@ -56,6 +57,9 @@ pub struct StackEngine<'a> {
     events: &'a dyn EventSink,
     /// Links, addresses and namespaces: the kernel's, or a recording fake in tests.
     host: &'a dyn berth_network::Host,
+    /// The OCI runtime, monitors and clock containers are started and stopped through: this
+    /// host's, or a recording fake in tests.
+    driver: &'a dyn Driver,
     /// berth's nftables table, when `nft` works here (asked the first time it is needed).
     nft: std::sync::OnceLock<Option<Nft>>,
     /// A firewall given instead of nftables (a recording fake in tests).
@@ -98,6 +102,7 @@ impl<'a> StackEngine<'a> {
             runtime: None,
             events,
             host: &NetlinkHost,
+            driver: &container::driver::SYSTEM,
             firewall: None,
             specs: Mutex::new(BTreeMap::new()),
             net_lock: Mutex::new(()),
@@ -166,6 +171,18 @@ impl<'a> StackEngine<'a> {
         self.host = host;
         self.firewall = Some(firewall);
         self
+    }
+
+    /// Starts, stops and removes containers through `driver` (a recording fake in tests) rather
+    /// than this host's runtime and monitors.
+    pub fn with_driver(mut self, driver: &'a dyn Driver) -> Self {
+        self.driver = driver;
+        self
+    }
+
+    /// The container lifecycle on `db`, through the engine's driver.
+    fn lifecycle<'d>(&'d self, db: &'d StateDb) -> Lifecycle<'d> {
+        Lifecycle::with_driver(&self.roots, db, self.driver)
     }
 
     /// Runs `f` with the host's network stores locked and loaded.
@@ -301,7 +318,7 @@ impl<'a> StackEngine<'a> {
         let Some(rec) = self.db.lock().expect("db").container_by_name(name)? else { return Ok(()) };
         let rec = {
             let db = self.db.lock().expect("db");
-            container::dismantle(&self.roots, &db, &rec, true)?
+            self.lifecycle(&db).dismantle(&rec, true)?
         };
         let mut failures = Vec::new();
         let mut waiting = false;
@@ -421,38 +438,6 @@ impl<'a> StackEngine<'a> {
         crate::build::build(&req, &self.roots, self.events)?;
         Ok(())
     }
-
-    fn containers_of(&self, service: &str) -> anyhow::Result<Vec<crate::state::ContainerRecord>> {
-        let db = self.db.lock().expect("db");
-        let all = db.containers(&self.project.name)?;
-        let mine: Vec<_> =
-            all.into_iter().filter(|c| c.service == service && !c.oneoff && !self.leaving.contains(&c.name)).collect();
-        mine.into_iter().map(|c| container::refresh(&self.roots, &db, &c)).collect()
-    }
-
-    fn wait_started(&self, dep: &str, completed: bool) -> anyhow::Result<()> {
-        let start = Instant::now();
-        loop {
-            let cs = self.containers_of(dep)?;
-            let done = if completed {
-                cs.iter().all(|c| c.status == Status::Exited)
-            } else {
-                cs.iter().all(|c| matches!(c.status, Status::Running | Status::Exited))
-            };
-            if done && !cs.is_empty() {
-                if completed {
-                    if let Some(c) = cs.iter().find(|c| c.exit_code != Some(0)) {
-                        bail!("service {dep:?} didn't complete successfully: exit {}", c.exit_code.unwrap_or(-1));
-                    }
-                }
-                return Ok(());
-            }
-            if start.elapsed() > READY_TIMEOUT {
-                bail!("service {dep:?} did not start in time");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
 }
 
 impl StackEngine<'_> {
@@ -460,53 +445,6 @@ impl StackEngine<'_> {
     fn tell_supervisor(&self) {
         if self.supervised {
             let _ = crate::supervise::client::refresh(&self.roots, &self.project.name, Duration::from_secs(10));
-        }
-    }
-
-    /// Waits until the supervisor reports every container of `dep` healthy (health checks are
-    /// the supervisor's: `up` starts it before any container).
-    fn wait_healthy(&self, dep: &str) -> anyhow::Result<()> {
-        let start = Instant::now();
-        let mut checked = Instant::now();
-        loop {
-            // Health comes from the supervisor: make sure one runs (it may have been killed).
-            if checked.elapsed() > Duration::from_secs(2) {
-                checked = Instant::now();
-                crate::supervise::client::ensure(&self.roots, &self.project.name)?;
-            }
-            let cs = self.containers_of(dep)?;
-            let mut all = !cs.is_empty();
-            for c in &cs {
-                if c.status != Status::Running {
-                    if c.status == Status::Exited {
-                        bail!("container {} exited ({})", c.name, c.exit_code.unwrap_or(-1));
-                    }
-                    all = false;
-                    continue;
-                }
-                if c.config.supervise.as_ref().is_none_or(|s| s.health.is_none()) {
-                    // A container that exits at once says so rather than lacking a check.
-                    let age = crate::state::now_millis() - c.started_at.unwrap_or_default();
-                    if age < 1000 {
-                        all = false;
-                        continue;
-                    }
-                    bail!("container {} has no healthcheck configured", c.name);
-                }
-                let health = self.db.lock().expect("db").supervision(&c.id)?.health;
-                match health {
-                    Some(Health::Healthy) => {}
-                    Some(Health::Unhealthy) => bail!("container {} is unhealthy", c.name),
-                    _ => all = false,
-                }
-            }
-            if all {
-                return Ok(());
-            }
-            if start.elapsed() > READY_TIMEOUT {
-                bail!("service {dep:?} did not become healthy in time");
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
@@ -536,7 +474,7 @@ impl Engine for StackEngine<'_> {
             Operation::RenameContainer { target, to, delay } => self.rename(target, to, *delay),
             Operation::StopContainer(target) => self.record(&target.name).and_then(|rec| {
                 let db = StateDb::open(&self.roots.root)?;
-                container::stop(&self.roots, &db, &rec, self.stop_timeout).map(drop)
+                self.lifecycle(&db).stop(&rec, self.stop_timeout).map(drop)
             }),
             Operation::RemoveContainer { target, anonymous_volumes, .. } => {
                 self.remove_container(&target.name, *anonymous_volumes)

@@ -530,4 +530,83 @@ mod tests {
             assert!(port.bind().is_ok(), "free once released");
         });
     }
+
+    /// A running row of project `p` publishing TCP `port` on 127.0.0.1 (to 127.0.0.1:9, never
+    /// connected to here).
+    fn publishing(name: &str, port: u16, started: i64) -> (ContainerRecord, SuperviseSpec) {
+        let mut r = crate::supervise::testing::record(name, crate::state::Status::Running);
+        r.started_at = Some(started);
+        r.published = vec![Published {
+            index: 0,
+            proto: Proto::Tcp,
+            host_ip: "127.0.0.1".parse().unwrap(),
+            host_port: port,
+            container_ip: "127.0.0.1".parse().unwrap(),
+            container_port: 9,
+        }];
+        (r, SuperviseSpec::default())
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    #[test]
+    fn a_running_container_gets_its_port_and_an_exited_one_lets_it_go() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).unwrap();
+        let events: Arc<dyn EventSink> = Arc::new(crate::events::Recorder::default());
+        rt.block_on(async {
+            let mut ports = Ports::new(None);
+            let free = free_port();
+            let mut web = publishing("p-web-1", free, 1);
+            // Reserved by `up` before the start, then handed over to the container's proxy.
+            let me = std::process::id() as i32;
+            ports.reserve("p-web-1", me, &[], &[hp("127.0.0.1", free)]).unwrap();
+            ports.reconcile(&db, &events, &[web.clone()]).await;
+            let (served, reserved) = ports.status();
+            assert_eq!(served.iter().map(|e| e.container.as_str()).collect::<Vec<_>>(), ["p-web-1"]);
+            assert!(reserved.is_empty(), "the reservation went to the container");
+            assert!(hp("127.0.0.1", free).bind().is_err(), "the port is held");
+
+            web.0.status = crate::state::Status::Exited;
+            ports.reconcile(&db, &events, &[web]).await;
+            assert!(ports.status().0.is_empty());
+            assert!(hp("127.0.0.1", free).bind().is_ok(), "free once it exited");
+            ports.close().await;
+        });
+    }
+
+    #[test]
+    fn a_port_taken_by_another_container_is_published_once_it_is_free() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).unwrap();
+        let recorder = Arc::new(crate::events::Recorder::default());
+        let events: Arc<dyn EventSink> = recorder.clone();
+        rt.block_on(async {
+            let mut ports = Ports::new(None);
+            let free = free_port();
+            let (mut old, new) = (publishing("p-old-1", free, 1), publishing("p-new-1", free, 2));
+            db.insert_container(&old.0).unwrap();
+            db.insert_container(&new.0).unwrap();
+            ports.reconcile(&db, &events, &[old.clone(), new.clone()]).await;
+            let served: Vec<String> = ports.status().0.into_iter().map(|e| e.container).collect();
+            assert_eq!(served, ["p-old-1"], "the first row has it");
+            let failed = db.events_after("p", 0).unwrap();
+            assert!(failed.iter().any(|e| e.action == "publish_failed" && e.name == "p-new-1"), "{failed:?}");
+            // The second pass says nothing new about the same failure.
+            ports.reconcile(&db, &events, &[old.clone(), new.clone()]).await;
+            assert_eq!(db.events_after("p", 0).unwrap().len(), failed.len());
+
+            old.0.status = crate::state::Status::Exited;
+            ports.reconcile(&db, &events, &[old, new]).await;
+            let served: Vec<String> = ports.status().0.into_iter().map(|e| e.container).collect();
+            assert_eq!(served, ["p-new-1"]);
+            let said = format!("{:?}", recorder.events());
+            assert!(said.contains("container p-new-1 publishes port"), "{said}");
+            ports.close().await;
+        });
+    }
 }

@@ -7,7 +7,8 @@
 //! missing ones and stops those whose container no longer runs.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -16,6 +17,10 @@ use super::probe::Outcome;
 use super::spec::SuperviseSpec;
 use crate::container::{record_event, Roots};
 use crate::state::{ContainerRecord, StateDb, Status};
+
+/// One probe of a running container: its check's command, waited for at most the timeout. The
+/// real one execs it through the container's runtime ([`super::probe::run`]).
+pub type ProbeFn = Arc<dyn Fn(&ContainerRecord, &[String], Duration) -> Outcome + Send + Sync>;
 
 /// What a probe task reports after each probe.
 pub struct Report {
@@ -57,7 +62,7 @@ pub struct Change {
 
 /// The health probes of one project.
 pub struct Prober {
-    roots: Roots,
+    probe: ProbeFn,
     /// By container id: the run probed and its task.
     probes: HashMap<String, (Option<i64>, tokio::task::JoinHandle<()>)>,
     health: HashMap<String, Health>,
@@ -66,10 +71,15 @@ pub struct Prober {
 }
 
 impl Prober {
-    /// Probing nothing yet.
+    /// Probing nothing yet; probes exec in the containers through their runtime.
     pub fn new(roots: Roots) -> Prober {
+        Prober::with_probe(Arc::new(move |rec, command, timeout| super::probe::run(&roots, rec, command, timeout)))
+    }
+
+    /// Probing nothing yet; each probe is `probe`.
+    pub fn with_probe(probe: ProbeFn) -> Prober {
         let (tx, rx) = mpsc::unbounded_channel();
-        Prober { roots, probes: HashMap::new(), health: HashMap::new(), tx, rx }
+        Prober { probe, probes: HashMap::new(), health: HashMap::new(), tx, rx }
     }
 
     /// Keeps one probe task per running container with a health check.
@@ -84,7 +94,7 @@ impl Prober {
             }
             let _ = db.set_health(&r.id, Some(Health::Starting), 0);
             self.health.insert(r.id.clone(), Health::Starting);
-            let task = tokio::spawn(probe_loop(self.roots.clone(), r.clone(), check, self.tx.clone()));
+            let task = tokio::spawn(probe_loop(self.probe.clone(), r.clone(), check, self.tx.clone()));
             self.probes.insert(r.id.clone(), (r.started_at, task));
         }
         for id in plan.stop {
@@ -147,16 +157,17 @@ impl Prober {
     }
 }
 
-async fn probe_loop(roots: Roots, rec: ContainerRecord, check: Check, tx: mpsc::UnboundedSender<Report>) {
-    let started = Instant::now();
+async fn probe_loop(probe: ProbeFn, rec: ContainerRecord, check: Check, tx: mpsc::UnboundedSender<Report>) {
+    // Tokio's clock (the system's, unless a test pauses it).
+    let started = tokio::time::Instant::now();
     let mut monitor = Monitor::new(check.clone(), Duration::ZERO);
     let command = check.command();
     loop {
         tokio::time::sleep(monitor.next_delay()).await;
-        let (roots, rec2, command, timeout) = (roots.clone(), rec.clone(), command.clone(), check.timeout);
+        let (probe, rec2, command, timeout) = (probe.clone(), rec.clone(), command.clone(), check.timeout);
         // The probe keeps its own timeout: it kills what it started once the timeout passes
         // (a timer around a blocking task could only stop waiting for it).
-        let run = tokio::task::spawn_blocking(move || super::probe::run(&roots, &rec2, &command, timeout));
+        let run = tokio::task::spawn_blocking(move || probe(&rec2, &command, timeout));
         let (probe, output) = match run.await {
             Ok(Outcome::Pass) => (Probe::Pass, None),
             Ok(Outcome::Fail(why)) => (Probe::Fail, Some(why)),
@@ -213,5 +224,132 @@ mod tests {
         assert_eq!(p.start, ["id-p-new-1", "id-p-again-1"], "new, and started again since");
         assert_eq!(p.stop, ["id-p-down-1"]);
         assert_eq!(plan(&BTreeMap::new(), &[]), Plan::default());
+    }
+
+    /// A prober whose probes answer from `script` in turn (the last answer repeats), in a state
+    /// root of its own with container `p-db-1` running and checked as `check` says.
+    struct Scripted {
+        _dir: tempfile::TempDir,
+        db: StateDb,
+        prober: Prober,
+        row: (ContainerRecord, SuperviseSpec),
+        start: tokio::time::Instant,
+    }
+
+    impl Scripted {
+        fn new(check: Check, script: Vec<Outcome>) -> Scripted {
+            let dir = tempfile::tempdir().unwrap();
+            let db = StateDb::open(&dir.path().join("root")).unwrap();
+            let mut r = record("p-db-1", Status::Running);
+            r.started_at = Some(1);
+            db.insert_container(&r).unwrap();
+            let script = std::sync::Mutex::new(std::collections::VecDeque::from(script));
+            let probe: ProbeFn = Arc::new(move |_, _, _| {
+                let mut s = script.lock().unwrap();
+                if s.len() > 1 {
+                    s.pop_front().unwrap()
+                } else {
+                    s.front().cloned().unwrap_or(Outcome::Pass)
+                }
+            });
+            let spec = SuperviseSpec { health: Some(check), ..Default::default() };
+            let start = tokio::time::Instant::now();
+            Scripted { _dir: dir, db, prober: Prober::with_probe(probe), row: (r, spec), start }
+        }
+
+        /// The next report: when it came (since the start), the health it gives, and the change.
+        async fn next(&mut self) -> (Duration, Health, Option<Health>) {
+            let report = self.prober.next().await.expect("a report");
+            let (at, health) = (self.start.elapsed(), report.health);
+            let change = self.prober.on_report(&self.db, report).map(|c| c.health);
+            (at, health, change)
+        }
+    }
+
+    fn check(interval: u64, retries: u32, start_period: u64) -> Check {
+        Check {
+            test: berth_compose::resolved::HealthTest::Exec(vec!["probe".into()]),
+            interval: Duration::from_secs(interval),
+            timeout: Duration::from_secs(5),
+            retries,
+            start_period: Duration::from_secs(start_period),
+            start_interval: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_turns_healthy_then_unhealthy_after_its_retries() {
+        let fail = || Outcome::Fail("exit code 1".into());
+        let mut s = Scripted::new(check(30, 2, 0), vec![Outcome::Pass, fail(), fail()]);
+        s.prober.reconcile(&s.db, &[s.row.clone()]);
+        let id = s.row.0.id.clone();
+        assert_eq!(s.db.supervision(&id).unwrap().health, Some(Health::Starting));
+        let (at, _, change) = s.next().await;
+        assert_eq!(change, Some(Health::Healthy));
+        assert!(at < Duration::from_millis(100), "the first probe comes quickly: {at:?}");
+        let (at, health, change) = s.next().await;
+        assert_eq!((health, change), (Health::Healthy, None), "one failure of two allowed");
+        assert!(at >= Duration::from_secs(30), "healthy: probed at the interval, {at:?}");
+        assert_eq!(s.db.supervision(&id).unwrap().failing_streak, 1);
+        let (_, _, change) = s.next().await;
+        assert_eq!(change, Some(Health::Unhealthy));
+        let sup = s.db.supervision(&id).unwrap();
+        assert_eq!((sup.health, sup.failing_streak), (Some(Health::Unhealthy), 2));
+        assert!(s.prober.unhealthy(&id));
+        let events = s.db.events_after("p", 0).unwrap();
+        let last = events.last().expect("events");
+        assert_eq!(last.action, "health_status: unhealthy");
+        assert_eq!(last.attributes.get("output").and_then(|o| o.as_str()), Some("exit code 1"));
+        s.prober.close();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_in_the_start_period_do_not_count() {
+        let mut s = Scripted::new(check(1, 1, 10), vec![Outcome::Timeout("too slow".into())]);
+        s.prober.reconcile(&s.db, &[s.row.clone()]);
+        let mut quick = 0;
+        let at = loop {
+            let (at, health, change) = s.next().await;
+            if let Some(h) = change {
+                assert_eq!(h, Health::Unhealthy);
+                break at;
+            }
+            assert_eq!(health, Health::Starting);
+            quick += 1;
+        };
+        assert!(at >= Duration::from_secs(10) && at < Duration::from_secs(12), "{at:?}");
+        assert!(quick >= 8, "probed quickly while starting: {quick} probes");
+        s.prober.close();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stopped_container_loses_its_probe_and_a_new_run_starts_over() {
+        let mut s = Scripted::new(check(30, 1, 0), vec![Outcome::Pass]);
+        s.prober.reconcile(&s.db, &[s.row.clone()]);
+        assert_eq!(s.next().await.2, Some(Health::Healthy));
+        let id = s.row.0.id.clone();
+        // A report of an earlier run is stale: nothing recorded.
+        let stale = Report {
+            id: id.clone(),
+            started_at: Some(0),
+            health: Health::Unhealthy,
+            failures: 3,
+            changed: true,
+            output: None,
+        };
+        assert!(s.prober.on_report(&s.db, stale).is_none());
+        assert_eq!(s.db.supervision(&id).unwrap().health, Some(Health::Healthy));
+
+        let mut stopped = s.row.clone();
+        stopped.0.status = Status::Exited;
+        s.prober.reconcile(&s.db, &[stopped]);
+        assert!(s.prober.status().is_empty());
+
+        let mut again = s.row.clone();
+        again.0.started_at = Some(5);
+        s.prober.reconcile(&s.db, &[again]);
+        assert_eq!(s.prober.status().get(&id), Some(&Health::Starting), "a new run starts over");
+        assert_eq!(s.db.supervision(&id).unwrap().health, Some(Health::Starting));
+        s.prober.close();
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::restart::{Decision, Ending, Restarter};
 use super::spec::SuperviseSpec;
-use crate::container::{self, record_event, Roots, StartMode};
+use crate::container::{record_event, Lifecycle, Roots, StartMode};
 use crate::events::{Event, EventSink};
 use crate::state::{ContainerRecord, Health, StateDb, Status};
 
@@ -22,6 +22,35 @@ struct Pending {
     at: Instant,
     why: String,
     exit: i64,
+}
+
+/// A restart a policy asks for now.
+#[derive(Debug)]
+struct Job {
+    /// The container, as its row was.
+    record: ContainerRecord,
+    /// Why (`exited with code 1`, `unhealthy`): the row's restart reason.
+    why: String,
+    /// It still runs (its check failed): stopped first.
+    running: bool,
+}
+
+impl Job {
+    /// Restarts the container through `life`, counts the restart and records its reason. A
+    /// container started meanwhile by someone else (`up`, `start`) is no restart of the policy's.
+    fn run(&self, life: &Lifecycle<'_>) -> anyhow::Result<()> {
+        let r = &self.record;
+        if self.running {
+            life.restart(r, None)?;
+        } else if life.start(r, StartMode::Detached)? {
+            life.db.count_restart(&r.id)?;
+            record_event(life.db, r, "restart", &[("reason", self.why.clone().into())]);
+        } else {
+            return Ok(());
+        }
+        life.db.set_restart_reason(&r.id, &self.why)?;
+        Ok(())
+    }
 }
 
 /// The restart policies of one project's containers.
@@ -52,13 +81,16 @@ impl Restarts {
 
     /// Notices runs that ended and applies restart policies, then restarts what is due.
     pub fn reconcile(&mut self, db: &StateDb, events: &Arc<dyn EventSink>, specs: &[(ContainerRecord, SuperviseSpec)]) {
-        self.exits(db, specs);
-        self.fire(db, events, specs);
+        let now = Instant::now();
+        self.exits(db, specs, now);
+        for job in self.due(db, specs, now) {
+            self.spawn(events, job);
+        }
     }
 
-    /// Notices runs that ended and schedules what their policies ask for.
-    fn exits(&mut self, db: &StateDb, specs: &[(ContainerRecord, SuperviseSpec)]) {
-        let now = self.epoch.elapsed();
+    /// Notices runs that ended by `now` and schedules what their policies ask for.
+    fn exits(&mut self, db: &StateDb, specs: &[(ContainerRecord, SuperviseSpec)], now: Instant) {
+        let elapsed = now.saturating_duration_since(self.epoch);
         for (r, spec) in specs {
             if !matches!(r.status, Status::Exited | Status::Dead) {
                 continue;
@@ -74,12 +106,12 @@ impl Restarts {
             let ending = if sup.stop_requested { Ending::StoppedByUser } else { Ending::Exited(code) };
             let ran = Duration::from_millis(finished.saturating_sub(r.started_at.unwrap_or(finished)) as u64);
             let restarter = self.restarters.entry(r.id.clone()).or_insert_with(|| Restarter::new(spec.restart));
-            match restarter.on_end(ending, ran, now) {
+            match restarter.on_end(ending, ran, elapsed) {
                 Decision::Stay => {}
                 Decision::Restart { after, .. } => {
                     let reason =
                         if r.oom_killed { "OOM-killed".to_string() } else { format!("exited with code {code}") };
-                    let pending = Pending { at: Instant::now() + after, why: reason, exit: finished };
+                    let pending = Pending { at: now + after, why: reason, exit: finished };
                     self.pending.insert(r.id.clone(), pending);
                 }
                 Decision::GiveUp { count } => {
@@ -89,61 +121,62 @@ impl Restarts {
         }
     }
 
-    /// Restarts the containers whose backoff has passed, unless stopped by a user or running.
-    fn fire(&mut self, db: &StateDb, events: &Arc<dyn EventSink>, specs: &[(ContainerRecord, SuperviseSpec)]) {
-        let due: Vec<(String, String)> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.at <= Instant::now())
-            .map(|(id, p)| (id.clone(), p.why.clone()))
-            .collect();
+    /// The restarts whose backoff has passed by `now`, unless their container was stopped by a
+    /// user or runs again; they are no longer pending.
+    fn due(&mut self, db: &StateDb, specs: &[(ContainerRecord, SuperviseSpec)], now: Instant) -> Vec<Job> {
+        let mut due: Vec<(String, String)> =
+            self.pending.iter().filter(|(_, p)| p.at <= now).map(|(id, p)| (id.clone(), p.why.clone())).collect();
+        due.sort();
+        let mut jobs = Vec::new();
         for (id, why) in due {
             self.pending.remove(&id);
             let Some((r, _)) = specs.iter().find(|(r, _)| r.id == id) else { continue };
             if db.supervision(&id).unwrap_or_default().stop_requested || r.status.is_alive() {
                 continue;
             }
-            self.restart(events, r.clone(), why, false);
+            jobs.push(Job { record: r.clone(), why, running: false });
         }
+        jobs
     }
 
     /// Whether running container `r` (whose check just failed) is restarted by its policy, with
     /// `restart_on_unhealthy`; true when the restart is under way.
     pub fn on_unhealthy(&mut self, events: &Arc<dyn EventSink>, r: &ContainerRecord) -> bool {
-        let Some(spec) = r.config.supervise.as_ref().filter(|s| s.restart_on_unhealthy) else { return false };
-        let now = self.epoch.elapsed();
-        let ran = Duration::from_millis(
-            crate::state::now_millis().saturating_sub(r.started_at.unwrap_or_default()).max(0) as u64,
-        );
-        let restarter = self.restarters.entry(r.id.clone()).or_insert_with(|| Restarter::new(spec.restart));
-        if let Decision::Restart { .. } = restarter.on_end(Ending::Unhealthy, ran, now) {
-            self.restart(events, r.clone(), Health::Unhealthy.to_string(), true);
-            return true;
+        match self.unhealthy(r, Instant::now(), crate::state::now_millis()) {
+            Some(job) => {
+                self.spawn(events, job);
+                true
+            }
+            None => false,
         }
-        false
     }
 
-    /// Restarts a container on a policy's behalf (`running`: stop it first).
-    /// Runs in the background: a stop grace period must not keep the supervisor from answering.
-    fn restart(&self, events: &Arc<dyn EventSink>, r: ContainerRecord, why: String, running: bool) {
-        let roots = self.roots.clone();
-        let job = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let db = StateDb::open(&roots.root)?;
-            if running {
-                container::restart(&roots, &db, &r, None)?;
-            } else if container::start(&roots, &db, &r, StartMode::Detached)? {
-                db.count_restart(&r.id)?;
-                record_event(&db, &r, "restart", &[("reason", why.clone().into())]);
-            } else {
-                // Started meanwhile by someone else (`up`, `start`): not a restart of ours.
-                return Ok(());
+    /// The restart of running container `r` whose check failed at `now` (unix ms: `now_ms`), if
+    /// its policy asks for one and it opted in to restarts when unhealthy.
+    fn unhealthy(&mut self, r: &ContainerRecord, now: Instant, now_ms: i64) -> Option<Job> {
+        let spec = r.config.supervise.as_ref().filter(|s| s.restart_on_unhealthy)?;
+        let elapsed = now.saturating_duration_since(self.epoch);
+        let ran = Duration::from_millis(now_ms.saturating_sub(r.started_at.unwrap_or_default()).max(0) as u64);
+        let restarter = self.restarters.entry(r.id.clone()).or_insert_with(|| Restarter::new(spec.restart));
+        match restarter.on_end(Ending::Unhealthy, ran, elapsed) {
+            Decision::Restart { .. } => {
+                Some(Job { record: r.clone(), why: Health::Unhealthy.to_string(), running: true })
             }
-            db.set_restart_reason(&r.id, &why)?;
-            Ok(())
+            _ => None,
+        }
+    }
+
+    /// Restarts a container on a policy's behalf in the background: a stop grace period must not
+    /// keep the supervisor from answering.
+    fn spawn(&self, events: &Arc<dyn EventSink>, job: Job) {
+        let roots = self.roots.clone();
+        let run = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let db = StateDb::open(&roots.root)?;
+            job.run(&Lifecycle::new(&roots, &db))
         });
         let events = events.clone();
         tokio::spawn(async move {
-            if let Ok(Err(e)) | Err(e) = job.await.map_err(anyhow::Error::from) {
+            if let Ok(Err(e)) | Err(e) = run.await.map_err(anyhow::Error::from) {
                 events.emit(Event::Warning { message: format!("restart failed: {e:#}") });
             }
         });
@@ -160,3 +193,6 @@ impl Restarts {
         self.pending.keys().cloned().collect()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -125,9 +125,7 @@ impl StackEngine<'_> {
         };
         let rec = container::create_container(&self.roots, &self.db.lock().expect("db"), &req, self.events)?;
         let made = rec.clone();
-        rollback.push("the container", move || {
-            container::remove(&self.roots, &self.db.lock().expect("db"), &made, true).map(drop)
-        });
+        rollback.push("the container", move || self.lifecycle(&self.db.lock().expect("db")).remove(&made, true));
         let stored = {
             let db = self.db.lock().expect("db");
             self.record_supervision(&db, svc, &rec, attached.as_ref(), &specs, make.aliases).and_then(|()| {

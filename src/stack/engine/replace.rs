@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use berth_compose::resolved::FailureAction;
 
 use super::{StackEngine, READY_TIMEOUT};
-use crate::container;
 use crate::events::Event;
 use crate::plan::ContainerTarget;
 use crate::state::{Health, Status};
@@ -100,7 +99,7 @@ impl StackEngine<'_> {
             let rec = self.record(name).map_err(|e| format!("{e:#}"))?;
             let rec = {
                 let db = self.db.lock().expect("db");
-                container::refresh(&self.roots, &db, &rec).map_err(|e| format!("{e:#}"))?
+                self.lifecycle(&db).refresh(&rec).map_err(|e| format!("{e:#}"))?
             };
             let checked_health = rec.config.supervise.as_ref().is_some_and(|s| s.health.is_some());
             let ready = match rec.status {

@@ -12,7 +12,7 @@ use berth_compose::resolved::{NamespaceMode, ResolvedService};
 use berth_network::network::NetworkSpec;
 
 use super::StackEngine;
-use crate::container::{self, Provided, StartMode};
+use crate::container::{Provided, StartMode};
 use crate::runtime::bundle::NetworkNs;
 use crate::state::StateDb;
 use crate::supervise::health::{image_healthcheck, Check};
@@ -87,7 +87,7 @@ impl StackEngine<'_> {
         // A connection of its own: starts run in parallel (a shared one would serialize them
         // behind its lock for the runtime's whole run).
         let db = StateDb::open(&self.roots.root)?;
-        let started = container::start(&self.roots, &db, &rec, StartMode::Detached)?;
+        let started = self.lifecycle(&db).start(&rec, StartMode::Detached)?;
         self.tell_supervisor();
         Ok(started)
     }

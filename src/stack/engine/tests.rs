@@ -1,13 +1,16 @@
 //! Unit tests of the engine's decisions with the network crate's recording host and firewall,
-//! a state root in a temporary directory and rows written straight into its database: no root,
-//! no kernel objects, milliseconds.
+//! the recording fake runtime (`container::testing`), a state root in a temporary directory and
+//! rows written straight into its database: no root, no kernel objects, milliseconds.
 
 use berth_network::nat::RecordingFirewall;
 use berth_network::RecordingHost;
 
 use super::*;
+use crate::container::testing::FakeDriver;
 use crate::events::Recorder;
 use crate::plan::{Operation, Resource};
+use crate::runtime::testing::Call;
+use crate::state::Status;
 use crate::supervise::testing::record;
 
 const PROJECT: &str = r#"
@@ -22,6 +25,12 @@ services:
     image: busybox
     networks: [front]
     volumes: [data:/data]
+    depends_on: [db]
+  proxy:
+    image: busybox
+    network_mode: none
+    depends_on:
+      web: {condition: service_started}
 networks:
   front: {}
 volumes:
@@ -35,6 +44,7 @@ struct Fixture {
     events: Recorder,
     host: RecordingHost,
     firewall: RecordingFirewall,
+    driver: FakeDriver,
 }
 
 impl Fixture {
@@ -43,13 +53,15 @@ impl Fixture {
         let roots = Roots { root: dir.path().join("root"), run: dir.path().join("run") };
         let project = berth_compose::load_str(PROJECT, dir.path()).expect("valid").project;
         let (host, firewall) = (RecordingHost::default(), RecordingFirewall::default());
-        Fixture { _dir: dir, roots, project, events: Recorder::default(), host, firewall }
+        let driver = FakeDriver::new(&roots);
+        Fixture { _dir: dir, roots, project, events: Recorder::default(), host, firewall, driver }
     }
 
     fn engine(&self) -> StackEngine<'_> {
         StackEngine::new(&self.project, self.roots.clone(), &self.events)
             .unwrap()
             .with_network(&self.host, &self.firewall)
+            .with_driver(&self.driver)
     }
 
     fn step(&self, operation: Operation) -> Step {
@@ -58,6 +70,54 @@ impl Fixture {
 
     fn insert(&self, rec: &crate::state::ContainerRecord) {
         StateDb::open(&self.roots.root).unwrap().insert_container(rec).unwrap();
+    }
+
+    /// A created container of `service` (`p-SERVICE-1`) that stops on SIGTERM.
+    fn created(&self, service: &str) -> crate::state::ContainerRecord {
+        let mut rec = record(&format!("p-{service}-1"), Status::Created);
+        rec.config.stop_signal = "SIGTERM".into();
+        rec.config.stop_grace_secs = 10.0;
+        self.insert(&rec);
+        rec
+    }
+
+    fn row(&self, rec: &crate::state::ContainerRecord) -> crate::state::ContainerRecord {
+        StateDb::open(&self.roots.root).unwrap().container(&rec.id).unwrap().expect("row")
+    }
+
+    /// `up`'s start steps for `services`, each after the start of the one before.
+    fn start_plan(&self, services: &[&str]) -> crate::plan::Plan {
+        let mut plan = crate::plan::Plan::default();
+        let mut before = vec![];
+        for s in services {
+            let target = crate::plan::ContainerTarget {
+                service: s.to_string(),
+                number: 1,
+                name: format!("p-{s}-1"),
+                one_off: false,
+            };
+            before = vec![plan.add(Operation::StartContainer(target), "test", before)];
+        }
+        plan
+    }
+
+    fn run(&self, plan: &crate::plan::Plan) -> crate::execute::Report {
+        let readiness = crate::execute::readiness(&self.project);
+        crate::execute::run(plan, &self.engine(), &readiness, 4, &self.events)
+    }
+
+    /// The containers the runtime was asked to create, in order.
+    fn created_in_runtime(&self) -> Vec<String> {
+        let names = |id: &str| id.trim_start_matches("id-").to_string();
+        self.driver
+            .runtime
+            .calls()
+            .iter()
+            .filter_map(|c| match c {
+                Call::Create(id) => Some(names(id)),
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -154,4 +214,79 @@ fn repair_takes_back_an_interrupted_containers_leases_and_those_of_containers_go
     engine.reclaim_interrupted().unwrap();
     assert_eq!(db.all_leases().unwrap(), vec![lease("p-web-1", "172.30.0.2")]);
     assert!(db.intents("p").unwrap().is_empty());
+}
+
+#[test]
+fn a_plan_starts_containers_in_dependency_order() {
+    let f = Fixture::new();
+    let recs: Vec<_> = ["db", "web", "proxy"].map(|s| f.created(s)).into_iter().collect();
+    let report = f.run(&f.start_plan(&["db", "web", "proxy"]));
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.done, [1, 2, 3]);
+    assert_eq!(f.created_in_runtime(), ["p-db-1", "p-web-1", "p-proxy-1"]);
+    for r in &recs {
+        assert_eq!(f.row(r).status, Status::Running, "{}", r.name);
+    }
+}
+
+#[test]
+fn a_start_that_fails_is_a_typed_step_error_and_its_dependents_never_start() {
+    let f = Fixture::new();
+    let (db, web, proxy) = (f.created("db"), f.created("web"), f.created("proxy"));
+    f.driver.runtime.fail_start(&db.id, "OCI runtime error: no space left on device");
+    let report = f.run(&f.start_plan(&["db", "web", "proxy"]));
+    assert_eq!(report.done, Vec::<usize>::new());
+    let [(1, StepError::Failed(reason))] = report.failed.as_slice() else { panic!("{report:?}") };
+    assert!(reason.contains("cannot start `p-db-1`") && reason.contains("no space left on device"), "{reason}");
+    assert_eq!(report.skipped, [2, 3], "what waits on it is skipped");
+    assert_eq!(f.created_in_runtime(), ["p-db-1"], "nothing else reached the runtime");
+    assert_eq!(f.driver.runtime.entry(&db.id), None, "the failed start was deleted again");
+    for r in [&db, &web, &proxy] {
+        assert_eq!(f.row(r).status, Status::Created, "{}", r.name);
+    }
+}
+
+#[test]
+fn a_dependent_waits_for_a_dependency_that_exited_and_fails_when_it_must_complete() {
+    let f = Fixture::new();
+    let (job, web) = (f.created("job"), f.created("web"));
+    // `web` needs `job` started only; a job that ran and exited counts as started.
+    f.run(&f.start_plan(&["job"]));
+    f.driver.runtime.exit(&job.id, 4);
+    f.driver.settle();
+    let engine = f.engine();
+    let ready = |condition| Readiness { service: "job".into(), condition, required: true };
+    engine.wait_ready(&ready(Condition::ServiceStarted)).unwrap();
+    let e = engine.wait_ready(&ready(Condition::ServiceCompletedSuccessfully)).unwrap_err();
+    assert!(matches!(&e, StepError::Dependency(m) if m.contains("exit 4")), "{e}");
+    assert_eq!(f.row(&web).status, Status::Created);
+}
+
+#[test]
+fn stop_and_remove_steps_go_through_the_runtime() {
+    let f = Fixture::new();
+    let db = f.created("db");
+    f.run(&f.start_plan(&["db"]));
+    let target =
+        crate::plan::ContainerTarget { service: "db".into(), number: 1, name: db.name.clone(), one_off: false };
+    let engine = f.engine().stop_timeout(Some(Duration::from_secs(3)));
+    engine.apply(&f.step(Operation::StopContainer(target.clone()))).unwrap();
+    assert!(f.driver.runtime.calls().contains(&Call::Kill(db.id.clone(), nix::sys::signal::Signal::SIGTERM, false)));
+    assert_eq!(f.row(&db).exit_code, Some(143));
+
+    // A running container is removed with force: SIGKILL at once, then the row goes.
+    f.run(&f.start_plan(&["db"]));
+    let remove = Operation::RemoveContainer { target, anonymous_volumes: true, leaving: true };
+    engine.apply(&f.step(remove)).unwrap();
+    assert_eq!(
+        f.driver
+            .runtime
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Kill(_, s, true) if *s == nix::sys::signal::Signal::SIGKILL))
+            .count(),
+        1
+    );
+    assert!(StateDb::open(&f.roots.root).unwrap().container(&db.id).unwrap().is_none());
+    assert_eq!(f.driver.runtime.entry(&db.id), None);
 }
