@@ -257,12 +257,7 @@ impl Supervisor {
     fn hidden(&mut self, specs: &[(ContainerRecord, SuperviseSpec)]) -> BTreeSet<String> {
         self.retired.retain(|id| specs.iter().any(|(r, _)| &r.id == id));
         self.ports.keep_drained(&self.retired);
-        let waiting = specs.iter().filter(|(r, _)| {
-            r.config.replaces.as_ref().is_some_and(|old| {
-                !self.retired.contains(old) && specs.iter().any(|(o, _)| &o.id == old && o.status.is_alive())
-            })
-        });
-        waiting.map(|(r, _)| r.id.clone()).chain(self.retired.iter().cloned()).collect()
+        hidden(specs, &self.retired)
     }
 
     /// The project's containers that carry a supervision spec, as the database has them.
@@ -372,5 +367,41 @@ impl Supervisor {
         self.prober.close();
         self.ports.close().await;
         self.names.close().await;
+    }
+}
+
+/// The containers (ids) neither answered nor served, of `specs`: those handed over to a successor
+/// (`retired`), and start-first successors whose predecessor runs and was not handed over yet.
+pub fn hidden(specs: &[(ContainerRecord, SuperviseSpec)], retired: &BTreeSet<String>) -> BTreeSet<String> {
+    let waiting = specs.iter().filter(|(r, _)| {
+        r.config.replaces.as_ref().is_some_and(|old| {
+            !retired.contains(old) && specs.iter().any(|(o, _)| &o.id == old && o.status.is_alive())
+        })
+    });
+    waiting.map(|(r, _)| r.id.clone()).chain(retired.iter().cloned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Status;
+    use crate::supervise::testing::record;
+
+    #[test]
+    fn a_successor_is_hidden_until_its_predecessor_is_handed_over_or_gone() {
+        let old = record("p-web-1", Status::Running);
+        let mut next = record("p-web-1-next", Status::Running);
+        next.config.replaces = Some(old.id.clone());
+        let other = record("p-db-1", Status::Running);
+        let specs = |old: &ContainerRecord| {
+            [old.clone(), next.clone(), other.clone()].map(|r| (r, SuperviseSpec::default())).to_vec()
+        };
+        let none = BTreeSet::new();
+        assert_eq!(hidden(&specs(&old), &none), BTreeSet::from([next.id.clone()]), "the old one serves");
+        let retired = BTreeSet::from([old.id.clone()]);
+        assert_eq!(hidden(&specs(&old), &retired), retired, "handed over: the old one drains");
+        let mut stopped = old.clone();
+        stopped.status = Status::Exited;
+        assert!(hidden(&specs(&stopped), &none).is_empty(), "the old one is gone: the successor serves");
     }
 }
