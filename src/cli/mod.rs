@@ -9,6 +9,7 @@ pub mod attach;
 pub mod boot;
 pub mod build;
 pub mod check;
+pub mod commit;
 pub mod completion;
 pub mod config;
 pub mod containers;
@@ -202,6 +203,8 @@ pub enum Command {
     Attach(attach::AttachArgs),
     /// Write a service container's file system as a tar archive
     Export(export::ExportArgs),
+    /// Make a new image from a service container's changes
+    Commit(commit::CommitArgs),
     /// List the project's volumes (of the services named, else all)
     Volumes(volume::VolumesArgs),
     /// Manage networks (ls, inspect, rm, prune)
@@ -300,6 +303,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Volume(args) => volume::run(&cli.project, args),
         Command::Volumes(args) => volume::volumes(&cli.project, args),
         Command::Export(args) => export::run(&cli.project, args),
+        Command::Commit(args) => commit::run(&cli.project, args),
         Command::Attach(args) => attach::run(&cli.project, args),
         Command::Network(args) => network::run(&cli.project, args),
         Command::Scale(args) => scale::run(&cli.project, args),

@@ -1,0 +1,69 @@
+//! System tests (root): Compose behaviours on a running stack — `commit`, `--compatibility`
+//! names, `blkio_config` throttles — and the exit codes a Compose user's scripts rely on.
+
+mod support;
+#[allow(unused_imports)]
+use support::Registry as _;
+#[path = "support/containers.rs"]
+mod harness;
+
+use harness::Project;
+
+const BUSYBOX: &str = "berth-test/busybox:latest";
+
+/// Runs `f` on a new project made of `services` (`IMAGE` is the busybox test image), then
+/// `down`s it and checks the host is clean, whether `f` passed or not.
+fn scenario(test: &str, services: &str, f: impl FnOnce(&Project)) {
+    let p = Project::new(test, &services.replace("IMAGE", BUSYBOX));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&p)));
+    let down = p.berth(&["down", "-v", "--remove-orphans"]);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+    assert!(down.status.success(), "down: {}", String::from_utf8_lossy(&down.stderr));
+    p.assert_clean();
+}
+
+#[test]
+fn commit_makes_an_image_of_a_containers_changes() {
+    let yaml = "  app:\n    image: IMAGE\n    init: true\n    command: [sleep, \"300\"]\n    environment: {FROM_SERVICE: kept}\n    volumes: [\"data:/data\"]\n  copy:\n    image: committed/app:v1\n    init: true\nvolumes:\n  data:\n";
+    scenario("commit", yaml, |p| {
+        p.ok(&["up", "-d", "app"]);
+        p.ok(&["exec", "-T", "app", "sh", "-c", "echo made-here > /etc/made; rm /bin/wget; echo vol > /data/v"]);
+        let id = p.ok(&[
+            "commit",
+            "-a",
+            "Jane <jane@example.com>",
+            "-m",
+            "after the exec",
+            "-c",
+            "CMD [\"sleep\", \"301\"]",
+            "-c",
+            "ENV ADDED=by-change",
+            "app",
+            "committed/app:v1",
+        ]);
+        assert!(id.trim().starts_with("sha256:") && id.trim().len() == 71, "{id}");
+        // Still running after the pause.
+        assert_eq!(p.container(&format!("{}-app-1", p.name))["State"], "running");
+        let inspect: serde_json::Value = serde_json::from_str(&p.ok(&["image", "inspect", "committed/app:v1"])).unwrap();
+        let inspect = if inspect.is_array() { inspect[0].clone() } else { inspect };
+        assert_eq!(inspect["author"], "Jane <jane@example.com>", "{inspect}");
+        let last = inspect["history"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(last["comment"], "after the exec", "{inspect}");
+        assert_eq!(inspect["config"]["Cmd"], serde_json::json!(["sleep", "301"]));
+
+        p.ok(&["up", "-d", "copy"]);
+        let sh = |cmd: &str| p.berth(&["exec", "-T", "copy", "sh", "-c", cmd]);
+        let made = sh("cat /etc/made");
+        assert_eq!(String::from_utf8_lossy(&made.stdout), "made-here\n", "{}", String::from_utf8_lossy(&made.stderr));
+        assert!(!sh("test -e /bin/wget").status.success(), "the deleted file is gone");
+        assert!(!sh("test -e /data/v").status.success(), "a volume's content is not in the image");
+        let env = String::from_utf8_lossy(&sh("env").stdout).into_owned();
+        assert!(env.contains("ADDED=by-change") && env.contains("FROM_SERVICE=kept"), "{env}");
+        let top = p.ok(&["top", "copy"]);
+        assert!(top.contains("sleep 301"), "the changed command runs: {top}");
+        p.ok(&["down"]);
+        p.ok(&["image", "rm", "committed/app:v1"]);
+    });
+}
