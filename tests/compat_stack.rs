@@ -67,3 +67,21 @@ fn commit_makes_an_image_of_a_containers_changes() {
         p.ok(&["image", "rm", "committed/app:v1"]);
     });
 }
+
+#[test]
+fn compatibility_names_containers_as_compose_v1() {
+    let yaml = "  web:\n    image: IMAGE\n    init: true\n    command: [sleep, \"300\"]\n    scale: 2\n";
+    scenario("compatnames", yaml, |p| {
+        p.ok(&["--compatibility", "up", "-d"]);
+        let names = p.ok(&["ps", "--format", "{{.Name}}"]);
+        let want = format!("{0}_web_1\n{0}_web_2\n", p.name);
+        assert_eq!(names, want);
+        // COMPOSE_COMPATIBILITY is the same switch; a one-off container is named so too.
+        let run = p.cmd(&["run", "-d", "web", "sleep", "300"]).env("COMPOSE_COMPATIBILITY", "1").output().unwrap();
+        let run = String::from_utf8_lossy(&run.stdout);
+        assert!(run.trim().starts_with(&format!("{}_web_run_", p.name)), "{run}");
+        // `down` takes every one away.
+        p.ok(&["--compatibility", "down"]);
+        assert_eq!(p.ok(&["ps", "-a", "-q"]), "");
+    });
+}

@@ -75,7 +75,7 @@ fn remove_images(ctx: &Ctx, all: bool) -> anyhow::Result<()> {
         .services
         .values()
         .filter(|s| all || s.image.is_none())
-        .map(|s| s.image_name(&ctx.project.name))
+        .map(|s| s.image_name(&ctx.project))
         .collect();
     names.sort();
     names.dedup();

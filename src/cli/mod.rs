@@ -119,6 +119,9 @@ pub struct ProjectArgs {
     /// Refuse compose files that use keys berth does not carry out (else they are warned about)
     #[arg(long, global = true, env = "BERTH_STRICT")]
     pub strict: bool,
+    /// Compose v1's names: `project_service_1` (also `COMPOSE_COMPATIBILITY=true`)
+    #[arg(long, global = true)]
+    pub compatibility: bool,
     /// How `up`, `down` and `scale` show progress
     #[arg(long, value_name = "MODE", env = "COMPOSE_PROGRESS", value_enum, default_value_t = progress::Choice::Auto)]
     pub progress: progress::Choice,
@@ -241,6 +244,7 @@ impl ProjectArgs {
             cwd,
             shell: berth_compose::env::Environment::from_shell(std::env::vars()),
             strict: self.strict,
+            compatibility: self.compatibility,
             ..Default::default()
         })
     }

@@ -69,7 +69,7 @@ pub fn run(project: &ProjectArgs, args: PullArgs) -> anyhow::Result<()> {
         }
         if args.ignore_buildable && svc.build.is_some() {
             sink.emit(Event::ImageSkipped {
-                image: svc.image_name(&loaded.project.name),
+                image: svc.image_name(&loaded.project),
                 reason: "it is built".into(),
             });
             continue;
