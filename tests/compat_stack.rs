@@ -85,3 +85,56 @@ fn compatibility_names_containers_as_compose_v1() {
         assert_eq!(p.ok(&["ps", "-a", "-q"]), "");
     });
 }
+
+/// A block device node of this host: the one backing `/` where `/dev` has it, else the first
+/// disk in `/sys/block` with a node in `/dev`.
+fn a_block_device() -> String {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let root_dev = std::fs::metadata("/").unwrap().dev();
+    let nodes: Vec<std::path::PathBuf> = std::fs::read_dir("/dev").unwrap().flatten().map(|e| e.path()).collect();
+    let is_block = |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.file_type().is_block_device());
+    if let Some(p) = nodes.iter().find(|p| is_block(p) && std::fs::metadata(p).unwrap().rdev() == root_dev) {
+        return p.display().to_string();
+    }
+    let mut disks: Vec<String> =
+        std::fs::read_dir("/sys/block").unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    disks.sort();
+    disks
+        .into_iter()
+        .map(|d| format!("/dev/{d}"))
+        .find(|p| is_block(std::path::Path::new(p)) && !p.contains("/loop"))
+        .expect("a block device in /dev")
+}
+
+#[test]
+fn blkio_config_limits_reach_the_containers_cgroup() {
+    use std::os::unix::fs::MetadataExt;
+    let dev = a_block_device();
+    let rdev = std::fs::metadata(&dev).unwrap().rdev();
+    let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
+    let yaml = format!(
+        "  app:\n    image: IMAGE\n    init: true\n    command: [sleep, \"300\"]\n    blkio_config:\n      weight: 300\n      device_read_bps:\n        - {{path: {dev}, rate: 1mb}}\n      device_write_iops:\n        - {{path: {dev}, rate: 120}}\n"
+    );
+    scenario("blkio", &yaml, |p| {
+        let out = p.berth(&["up", "-d"]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stderr.contains("blkio_config: block I/O"), "no longer an ignored key: {stderr}");
+        let weighs = berth::runtime::bundle::host_supports_weight(std::path::Path::new("/sys/fs/cgroup"));
+        assert_eq!(stderr.contains("block I/O weights"), !weighs, "{stderr}");
+        let id = p.ok(&["ps", "-q", "--no-trunc", "app"]).trim().to_string();
+        let dir = std::path::Path::new("/sys/fs/cgroup/blkio").join(format!("berth-{id}"));
+        let read = std::fs::read_to_string(dir.join("blkio.throttle.read_bps_device")).unwrap();
+        assert_eq!(read.trim(), format!("{major}:{minor} 1048576"), "{}", dir.display());
+        let write = std::fs::read_to_string(dir.join("blkio.throttle.write_iops_device")).unwrap();
+        assert_eq!(write.trim(), format!("{major}:{minor} 120"));
+    });
+    // A path that is no device is refused, naming the service and key.
+    let yaml = "  app:\n    image: IMAGE\n    command: [sleep, \"300\"]\n    blkio_config:\n      device_read_bps:\n        - {path: /dev/no-such-disk, rate: 1mb}\n";
+    scenario("blkiobad", yaml, |p| {
+        let out = p.berth(&["up", "-d"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("service `app`") && stderr.contains("blkio_config.device_read_bps[0].path"), "{stderr}");
+    });
+}

@@ -1,6 +1,7 @@
 //! `create`: resolve the image (pulling it when missing), generate the bundle and record the
 //! container. Nothing runs yet; `start` spawns the monitor.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -162,10 +163,15 @@ pub fn create_container(
             all_devices: &all_devices,
             init_binary,
             bounding: crate::runtime::defaults::host_bounding_set(),
+            block_weight: crate::runtime::bundle::host_supports_weight(std::path::Path::new("/sys/fs/cgroup")),
         },
     })?;
+    // Each warning once per command, however many containers it concerns.
+    static SAID: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
     for w in &generated.warnings {
-        events.emit(Event::Warning { message: w.clone() });
+        if SAID.lock().map(|mut said| said.insert(w.clone())).unwrap_or(true) {
+            events.emit(Event::Warning { message: w.clone() });
+        }
     }
     let hostname = generated.spec.hostname().clone().unwrap_or_default();
     let config = ContainerConfig {
