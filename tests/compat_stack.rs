@@ -138,3 +138,46 @@ fn blkio_config_limits_reach_the_containers_cgroup() {
         assert!(stderr.contains("service `app`") && stderr.contains("blkio_config.device_read_bps[0].path"), "{stderr}");
     });
 }
+
+/// The exit status of `berth ARGS` in project `p`, with its output for messages.
+fn status(p: &Project, args: &[&str]) -> (Option<i32>, String) {
+    let out = p.berth(args);
+    (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn exit_codes_are_composes() {
+    let yaml = "  app:\n    image: IMAGE\n    command: [sleep, \"300\"]\n    stop_grace_period: 1s\n  job:\n    image: IMAGE\n    command: [sh, -c, \"exit 42\"]\n";
+    scenario("exitcodes", yaml, |p| {
+        p.ok(&["up", "-d", "app"]);
+        let code = |args: &[&str]| status(p, args).0;
+        // Unknown services are refused input.
+        for args in [&["up", "-d", "nope"][..], &["exec", "-T", "nope", "true"], &["logs", "nope"], &["stop", "nope"]] {
+            assert_eq!(code(args), Some(1), "{args:?}");
+        }
+        // The process's own status passes through `exec` and `run`, 255 included.
+        assert_eq!(code(&["exec", "-T", "app", "sh", "-c", "exit 4"]), Some(4));
+        assert_eq!(code(&["exec", "-T", "app", "sh", "-c", "exit 255"]), Some(255));
+        assert_eq!(code(&["run", "--rm", "app", "sh", "-c", "exit 3"]), Some(3));
+        // A command that is not there is 127, one that cannot be run 126, as with Docker.
+        let (c, out) = status(p, &["exec", "-T", "app", "no-such-command"]);
+        assert_eq!(c, Some(127), "{out}");
+        assert!(out.contains("no-such-command"), "the runtime's message is shown: {out}");
+        assert_eq!(code(&["exec", "-T", "app", "/etc/passwd"]), Some(126));
+        assert_eq!(code(&["run", "--rm", "app", "no-such-command"]), Some(127));
+        assert_eq!(code(&["run", "--rm", "app", "/etc/passwd"]), Some(126));
+        // `wait` exits with the code of the container that stopped.
+        p.ok(&["up", "-d", "job"]);
+        let (c, out) = status(p, &["wait", "job"]);
+        assert_eq!((c, out.trim()), (Some(42), "42"));
+        // A project known by name only, never run here: nothing to show or take down.
+        let empty = tempfile::tempdir().unwrap();
+        for args in [&["-p", "never-ran-here", "ps"][..], &["-p", "never-ran-here", "logs"], &["-p", "never-ran-here", "down"]] {
+            let out = p.cmd(args).current_dir(empty.path()).output().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        // `down` of a project with nothing left is 0 too.
+        p.ok(&["down"]);
+        assert_eq!(code(&["down"]), Some(0));
+    });
+}
