@@ -77,11 +77,16 @@ mod tests {
         let start = |oneoff: bool, detail: &str| {
             anyhow::Error::new(StartFailed { name: "p-app-run-1".into(), oneoff, detail: detail.into() }).context("run")
         };
-        let runc = "runc run failed: unable to start container process: exec: \"nope\": executable file not found in $PATH";
+        let runc =
+            "runc run failed: unable to start container process: exec: \"nope\": executable file not found in $PATH";
         assert_eq!(code(&start(true, runc)), 127);
         assert_eq!(code(&start(true, "exec: \"/bin/x\": stat /bin/x: no such file or directory")), 127);
         assert_eq!(code(&start(true, "exec: \"/etc/passwd\": permission denied")), 126);
-        assert_eq!(code(&start(true, "executable file `nope` not found in $PATH: No such file or directory")), 127, "crun");
+        assert_eq!(
+            code(&start(true, "executable file `nope` not found in $PATH: No such file or directory")),
+            127,
+            "crun"
+        );
         // A mount that fails is no command that was not found; `start` keeps its status.
         assert_eq!(code(&start(true, "error mounting \"/x\": no such file or directory")), OPERATIONAL);
         assert_eq!(code(&start(false, runc)), OPERATIONAL);

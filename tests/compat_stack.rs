@@ -46,7 +46,8 @@ fn commit_makes_an_image_of_a_containers_changes() {
         assert!(id.trim().starts_with("sha256:") && id.trim().len() == 71, "{id}");
         // Still running after the pause.
         assert_eq!(p.container(&format!("{}-app-1", p.name))["State"], "running");
-        let inspect: serde_json::Value = serde_json::from_str(&p.ok(&["image", "inspect", "committed/app:v1"])).unwrap();
+        let inspect: serde_json::Value =
+            serde_json::from_str(&p.ok(&["image", "inspect", "committed/app:v1"])).unwrap();
         let inspect = if inspect.is_array() { inspect[0].clone() } else { inspect };
         assert_eq!(inspect["author"], "Jane <jane@example.com>", "{inspect}");
         let last = inspect["history"].as_array().unwrap().last().unwrap().clone();
@@ -96,8 +97,11 @@ fn a_block_device() -> String {
     if let Some(p) = nodes.iter().find(|p| is_block(p) && std::fs::metadata(p).unwrap().rdev() == root_dev) {
         return p.display().to_string();
     }
-    let mut disks: Vec<String> =
-        std::fs::read_dir("/sys/block").unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut disks: Vec<String> = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     disks.sort();
     disks
         .into_iter()
@@ -135,7 +139,10 @@ fn blkio_config_limits_reach_the_containers_cgroup() {
         let out = p.berth(&["up", "-d"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
-        assert!(stderr.contains("service `app`") && stderr.contains("blkio_config.device_read_bps[0].path"), "{stderr}");
+        assert!(
+            stderr.contains("service `app`") && stderr.contains("blkio_config.device_read_bps[0].path"),
+            "{stderr}"
+        );
     });
 }
 
@@ -172,7 +179,9 @@ fn exit_codes_are_composes() {
         assert_eq!((c, out.trim()), (Some(42), "42"));
         // A project known by name only, never run here: nothing to show or take down.
         let empty = tempfile::tempdir().unwrap();
-        for args in [&["-p", "never-ran-here", "ps"][..], &["-p", "never-ran-here", "logs"], &["-p", "never-ran-here", "down"]] {
+        for args in
+            [&["-p", "never-ran-here", "ps"][..], &["-p", "never-ran-here", "logs"], &["-p", "never-ran-here", "down"]]
+        {
             let out = p.cmd(args).current_dir(empty.path()).output().unwrap();
             assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         }

@@ -150,7 +150,9 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded> {
     let mut project: Project = crate::de::from_node(&tree, "")?;
     project.name = project_name;
     project.compatibility = opts.compatibility
-        || environment.value("COMPOSE_COMPATIBILITY").is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "t" | "true"));
+        || environment
+            .value("COMPOSE_COMPATIBILITY")
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "t" | "true"));
     for (name, svc) in project.services.iter_mut() {
         svc.name = name.clone();
     }

@@ -236,9 +236,11 @@ mod tests {
     fn the_container_config_is_the_image_config_with_the_service_over_it() {
         let image = serde_json::json!({"config": {"Env": ["PATH=/bin", "A=1"], "Cmd": ["sh"], "Entrypoint": ["/init"],
             "Labels": {"from": "image"}, "ArgsEscaped": true}});
-        let svc = service(serde_json::json!({"name": "web", "command": ["sleep", "9"], "environment": {"A": "2", "B": "3", "C": null},
+        let svc = service(
+            serde_json::json!({"name": "web", "command": ["sleep", "9"], "environment": {"A": "2", "B": "3", "C": null},
             "user": "1000", "working_dir": "/srv", "labels": {"x": "y"}, "expose": ["9000"],
-            "ports": [{"target": 80, "protocol": "udp"}], "stop_signal": "SIGINT"}));
+            "ports": [{"target": 80, "protocol": "udp"}], "stop_signal": "SIGINT"}),
+        );
         let c = container_config(&image, &svc);
         assert_eq!(c.env, Some(vec!["PATH=/bin".into(), "A=2".into(), "B=3".into()]));
         assert_eq!(c.cmd, Some(vec!["sleep".into(), "9".into()]));

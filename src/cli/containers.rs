@@ -73,7 +73,9 @@ impl Ctx {
                 let Some(name) = name else { return Err(e.into()) };
                 let files = container::open_db(&roots)?.project_files(&name)?;
                 if files.is_empty() && unknown_ok {
-                    berth::output::warn(&format!("no project {name:?} here (no compose file, and berth has not run it): nothing to act on"));
+                    berth::output::warn(&format!(
+                        "no project {name:?} here (no compose file, and berth has not run it): nothing to act on"
+                    ));
                     return Ok(Ctx {
                         project: berth_compose::Project { name, ..Default::default() },
                         roots: roots.clone(),

@@ -29,7 +29,8 @@ impl ImageStore {
                 Ok(r.tagged_name().unwrap_or_else(|| r.to_string()))
             })
             .collect::<Result<Vec<String>>>()?;
-        let invalid = |e: serde_json::Error| ImageError::InvalidContent { what: "new image".into(), detail: e.to_string() };
+        let invalid =
+            |e: serde_json::Error| ImageError::InvalidContent { what: "new image".into(), detail: e.to_string() };
         let config_bytes = serde_json::to_vec(image.config).map_err(invalid)?;
         let id = self.write_blob(&config_bytes)?;
         let manifest = serde_json::json!({

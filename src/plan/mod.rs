@@ -181,5 +181,3 @@ impl fmt::Display for Plan {
         Ok(())
     }
 }
-
-

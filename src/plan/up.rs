@@ -222,7 +222,7 @@ fn images(
     let mut steps = BTreeMap::new();
     for (name, resolved) in targets {
         let svc = &project.services[name];
-        let image = svc.image_name(&project);
+        let image = svc.image_name(project);
         if steps.contains_key(&image) {
             continue;
         }
@@ -497,7 +497,7 @@ impl Containers<'_> {
     fn resource_deps(&self, svc: &Service) -> Vec<usize> {
         let nets = svc.networks.keys().filter_map(|k| self.resources.networks.get(k));
         let vols = named_volumes(svc).filter_map(|k| self.resources.volumes.get(k));
-        let image = self.images.get(&svc.image_name(&self.project));
+        let image = self.images.get(&svc.image_name(self.project));
         let sources = source_services(&self.resolved[&svc.name]).filter_map(|s| self.creates.get(s)).flatten();
         nets.chain(vols).chain(image).chain(sources).copied().collect()
     }
@@ -520,7 +520,7 @@ impl Containers<'_> {
                 format!("config changed: {}", changed.join(", "))
             });
         }
-        let image = svc.image_name(&self.project);
+        let image = svc.image_name(self.project);
         if !self.images.contains_key(&image) {
             if let (Some(have), Some(want)) = (&c.image_digest, self.observed.images.get(&image)) {
                 if have != want {

@@ -51,9 +51,9 @@ pub(super) fn block_io(
     warnings: &mut Vec<String>,
 ) -> Result<LinuxBlockIo, String> {
     let dev = |key: &str, i: usize, path: &str| {
-        device(Path::new(path)).filter(|d| d.block).ok_or_else(|| {
-            format!("blkio_config.{key}[{i}].path: `{path}` is not a block device on this host")
-        })
+        device(Path::new(path))
+            .filter(|d| d.block)
+            .ok_or_else(|| format!("blkio_config.{key}[{i}].path: `{path}` is not a block device on this host"))
     };
     let mut io = LinuxBlockIo::default();
     let mut weights = Vec::new();
@@ -92,7 +92,14 @@ mod tests {
     use super::*;
 
     fn disk(p: &Path) -> Option<HostDevice> {
-        (p == Path::new("/dev/vdz")).then_some(HostDevice { block: true, major: 254, minor: 16, mode: 0o600, uid: 0, gid: 0 })
+        (p == Path::new("/dev/vdz")).then_some(HostDevice {
+            block: true,
+            major: 254,
+            minor: 16,
+            mode: 0o600,
+            uid: 0,
+            gid: 0,
+        })
     }
 
     fn cfg() -> BlkioConfig {

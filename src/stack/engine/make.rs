@@ -87,7 +87,7 @@ impl StackEngine<'_> {
         } else {
             None
         };
-        let layers = self.images.layer_dirs(&svc.image_name(&self.project))?;
+        let layers = self.images.layer_dirs(&svc.image_name(self.project))?;
         let env = |k: &str| std::env::var(k).ok();
         let storage = Storage {
             volumes: &self.volumes,

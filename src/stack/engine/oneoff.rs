@@ -122,7 +122,7 @@ impl StackEngine<'_> {
     /// `build`), as `up` would; else pulls it when `policy` (else the service's `pull_policy`) says
     /// so; fails when it is missing and may not be pulled.
     fn ensure_image(&self, svc: &Service, policy: Option<PullPolicy>) -> anyhow::Result<()> {
-        let image = svc.image_name(&self.project);
+        let image = svc.image_name(self.project);
         let present = self.images.resolve(&image).is_ok();
         let policy = match policy {
             Some(p) => p,

@@ -136,7 +136,7 @@ impl StackEngine<'_> {
     ) -> anyhow::Result<()> {
         let addrs = attached.map(|a| a.addrs.clone()).unwrap_or_default();
         let gateways = crate::supervise::spec::gateways_of(specs, &addrs);
-        let image = self.images.inspect(&svc.image_name(&self.project)).ok();
+        let image = self.images.inspect(&svc.image_name(self.project)).ok();
         let image_check = image.as_ref().and_then(image_healthcheck);
         let resolved = ResolvedService::new(svc)?;
         let health = Check::resolve(resolved.healthcheck.as_ref(), image_check.as_ref());
