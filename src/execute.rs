@@ -41,8 +41,8 @@ impl StepError {
     /// A failed operation, from its error with every cause.
     pub fn failed(e: &anyhow::Error) -> StepError {
         // An image that does not exist, a service the bundle cannot be made from (a device that
-        // is not there, a relative working directory), an update that did not become healthy:
-        // input, found when acting on it.
+        // is not there, a relative working directory): input, found when acting on it; a new
+        // version that did not become ready is at fault itself, not the host.
         let refused = e.chain().any(|c| {
             c.downcast_ref::<crate::image::ImageError>().is_some_and(|i| i.is_input())
                 || c.is::<crate::runtime::bundle::BundleError>()
