@@ -53,7 +53,8 @@ impl MonitorStart {
                 } else {
                     detail.to_string()
                 };
-                Err(StartFailed { name: self.name.clone(), oneoff: self.oneoff, detail: detail.trim().to_string() }.into())
+                Err(StartFailed { name: self.name.clone(), oneoff: self.oneoff, detail: detail.trim().to_string() }
+                    .into())
             }
         }
     }
