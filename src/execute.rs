@@ -31,7 +31,8 @@ pub enum StepError {
     #[error("{0}")]
     Failed(String),
     /// The operation was refused for what it was given (an image or a platform that does not
-    /// exist): bad input found late, not a failure of the host.
+    /// exist, a service no bundle can be made from): bad input found late, not a failure of the
+    /// host.
     #[error("{0}")]
     Refused(String),
 }
@@ -39,8 +40,12 @@ pub enum StepError {
 impl StepError {
     /// A failed operation, from its error with every cause.
     pub fn failed(e: &anyhow::Error) -> StepError {
+        // An image that does not exist, a service the bundle cannot be made from (a device that
+        // is not there, a relative working directory): input, found when acting on it; a new
+        // version that did not become ready is at fault itself, not the host.
         let refused = e.chain().any(|c| {
             c.downcast_ref::<crate::image::ImageError>().is_some_and(|i| i.is_input())
+                || c.is::<crate::runtime::bundle::BundleError>()
                 || c.is::<crate::stack::engine::UpdateFailed>()
         });
         if refused {

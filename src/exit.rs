@@ -28,6 +28,15 @@ pub struct PlanFailed {
 
 /// The exit status for `err`.
 pub fn code(err: &anyhow::Error) -> u8 {
+    // A one-off container whose command the runtime could not start: `docker run`'s 127 (not
+    // there) or 126 (not runnable).
+    let not_started = err
+        .chain()
+        .filter_map(|c| c.downcast_ref::<StartFailed>().filter(|s| s.oneoff))
+        .find_map(|s| crate::runtime::exec_failure_code(&s.detail));
+    if let Some(code) = not_started {
+        return code;
+    }
     let operational = err.chain().any(|c| {
         c.downcast_ref::<PlanFailed>().is_some_and(|p| p.operational)
             || matches!(c.downcast_ref::<StepError>(), Some(StepError::Failed(_)))
@@ -61,5 +70,25 @@ mod tests {
         assert_eq!(code(&anyhow::Error::new(runtime)), OPERATIONAL);
         let missing = RuntimeError::Missing { detail: "runc".into() };
         assert_eq!(code(&anyhow::Error::new(missing)), BAD_INPUT);
+    }
+
+    #[test]
+    fn a_one_off_command_the_runtime_could_not_start_exits_as_with_docker_run() {
+        let start = |oneoff: bool, detail: &str| {
+            anyhow::Error::new(StartFailed { name: "p-app-run-1".into(), oneoff, detail: detail.into() }).context("run")
+        };
+        let runc =
+            "runc run failed: unable to start container process: exec: \"nope\": executable file not found in $PATH";
+        assert_eq!(code(&start(true, runc)), 127);
+        assert_eq!(code(&start(true, "exec: \"/bin/x\": stat /bin/x: no such file or directory")), 127);
+        assert_eq!(code(&start(true, "exec: \"/etc/passwd\": permission denied")), 126);
+        assert_eq!(
+            code(&start(true, "executable file `nope` not found in $PATH: No such file or directory")),
+            127,
+            "crun"
+        );
+        // A mount that fails is no command that was not found; `start` keeps its status.
+        assert_eq!(code(&start(true, "error mounting \"/x\": no such file or directory")), OPERATIONAL);
+        assert_eq!(code(&start(false, runc)), OPERATIONAL);
     }
 }

@@ -66,7 +66,7 @@ pub fn observe(project: &Project, src: &Sources) -> anyhow::Result<Observed> {
         }
     }
     for svc in project.services.values() {
-        let image = svc.image_name(&project.name);
+        let image = svc.image_name(project);
         let Ok(reference) = Reference::parse(&image) else { continue };
         if let Some(rec) = src.images.lookup(&reference)? {
             if let Ok(age) = std::time::SystemTime::now().duration_since(rec.pulled_at()) {

@@ -407,9 +407,10 @@ fn a_start_the_runtime_refuses_says_why_and_leaves_nothing() {
     let p = Project::new("refused", &svc("app", "command: [\"/no/such/binary\"]"));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let why = "exec: \"/no/such/binary\": stat /no/such/binary: no such file or directory";
-        // The runtime's refusal is an operational failure (125), told from refused input (1).
+        // The runtime's refusal is an operational failure (125), told from refused input (1);
+        // for `run`, a command that is not there is `docker run`'s 127.
         let out = p.berth(&["run", "--rm", "-T", "app"]);
-        assert_eq!(out.status.code(), Some(125));
+        assert_eq!(out.status.code(), Some(127));
         assert!(stderr_of(&out).contains("cannot start") && stderr_of(&out).contains(why), "{}", stderr_of(&out));
         assert!(p.ps().is_empty(), "run --rm removed its container");
         assert_eq!(p.berth(&["run", "--rm", "-T", "nosuchservice"]).status.code(), Some(1));
@@ -690,7 +691,9 @@ fn init_ulimits_ports_wait_and_listing() {
     assert_eq!(p.ok(&["ps", "-q"]).lines().count(), 2);
     assert_eq!(p.ok(&["ps", "--services"]), "app\nidle\n");
     assert_eq!(p.ok(&["port", "app", "80"]), "127.0.0.1:8080\n");
-    assert_eq!(p.ok(&["wait", "app"]), "5\n");
+    // `wait` prints the exit code and exits with it, as Compose does.
+    let waited = p.berth(&["wait", "app"]);
+    assert_eq!((waited.status.code(), String::from_utf8_lossy(&waited.stdout).into_owned()), (Some(5), "5\n".into()));
     assert_eq!(p.ok(&["ps", "--status", "exited", "--format", "json"]).lines().count(), 1);
     let logs = p.ok(&["logs", "--no-log-prefix", "app"]);
     assert_eq!(logs, format!("/sbin/berth-init -- sh -c cat /proc/1/cmdline | tr '\\0' ' '; echo; ulimit -Sn; ulimit -Hn; sleep 1; exit 5 \n1024\n{hard}\n"));

@@ -735,10 +735,14 @@ fn project_by_name_from_an_empty_directory() {
         assert!(down.status.success(), "{}", combined(&down));
         assert!(p.ps().is_empty());
         assert!(p.bridges().is_empty(), "the project's network went too");
-        // A project never seen here is still an error that says so.
+        // A project never seen here is, as with Compose, nothing to take down (berth says so);
+        // commands that need its files still refuse it.
         let unknown = run(&["-p", "neverseen", "down"]);
-        assert_eq!(unknown.status.code(), Some(1));
-        assert!(combined(&unknown).contains("not known here"), "{}", combined(&unknown));
+        assert_eq!(unknown.status.code(), Some(0), "{}", combined(&unknown));
+        assert!(combined(&unknown).contains("no project \"neverseen\" here"), "{}", combined(&unknown));
+        let up = run(&["-p", "neverseen", "up", "-d"]);
+        assert_eq!(up.status.code(), Some(1));
+        assert!(combined(&up).contains("not known here"), "{}", combined(&up));
     });
 }
 

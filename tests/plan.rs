@@ -38,7 +38,7 @@ fn converged(p: &Project) -> Observed {
         for n in 1..=svc.replicas() as u32 {
             o.containers.push(container(p, name, n, Status::Running));
         }
-        o.images.insert(svc.image_name(&p.name), format!("sha256:{}", svc.image_name(&p.name)));
+        o.images.insert(svc.image_name(p), format!("sha256:{}", svc.image_name(p)));
     }
     o.networks.extend(p.networks.values().filter_map(|n| n.name.clone()));
     o.volumes.extend(p.volumes.values().filter_map(|v| v.name.clone()));
@@ -48,14 +48,14 @@ fn converged(p: &Project) -> Observed {
 fn container(p: &Project, service: &str, number: u32, status: Status) -> ObservedContainer {
     let svc = &p.services[service];
     ObservedContainer {
-        name: berth::plan::container_name(&p.name, svc, number),
+        name: p.container_name(svc, number),
         key: None,
         service: service.to_string(),
         number,
         one_off: false,
         config_hash: config_hash(svc),
         config: Some(hashed_config(svc)),
-        image_digest: Some(format!("sha256:{}", svc.image_name(&p.name))),
+        image_digest: Some(format!("sha256:{}", svc.image_name(p))),
         status,
         broken: false,
     }

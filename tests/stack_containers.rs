@@ -77,7 +77,7 @@ fn containers_on_a_bridge_share_a_volume_over_http() {
             .unwrap();
             let attached = attached.unwrap();
             addrs.insert(name, attached.addrs["default"][0]);
-            let layers = images.layer_dirs(&svc.image_name(&project.name)).unwrap();
+            let layers = images.layer_dirs(&svc.image_name(&project)).unwrap();
             let storage = Storage {
                 volumes: &volumes,
                 layers: &layers,
@@ -96,7 +96,7 @@ fn containers_on_a_bridge_share_a_volume_over_http() {
             };
             prepared.push(prep);
             let req = CreateRequest {
-                project: &project.name,
+                project: &project,
                 service: svc,
                 number: 1,
                 oneoff: false,

@@ -47,6 +47,8 @@ pub struct LoadOptions {
     /// Keys berth does not carry out are errors, not warnings (`--strict`; also
     /// `x-berth: {strict: true}` in the file).
     pub strict: bool,
+    /// Compose v1's names (`--compatibility`; also `COMPOSE_COMPATIBILITY=true`).
+    pub compatibility: bool,
 }
 
 /// One interpolated value and the variables that made it, for `config --explain`.
@@ -147,6 +149,10 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded> {
 
     let mut project: Project = crate::de::from_node(&tree, "")?;
     project.name = project_name;
+    project.compatibility = opts.compatibility
+        || environment
+            .value("COMPOSE_COMPATIBILITY")
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "t" | "true"));
     for (name, svc) in project.services.iter_mut() {
         svc.name = name.clone();
     }

@@ -36,7 +36,6 @@ fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
         add(b.isolation.is_some(), "build.isolation", "a Windows-only setting");
         add(b.provenance.is_some() || b.sbom.is_some(), "build.attestations", "berth writes no attestations");
     }
-    add(svc.blkio_config.is_some(), "blkio_config", "block I/O weights and limits are not applied");
     add(
         matches!(cgroup, Some(NamespaceMode::Service(_) | NamespaceMode::Container(_))),
         "cgroup",

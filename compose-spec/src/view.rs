@@ -85,7 +85,7 @@ impl View {
                 let set: BTreeSet<String> = p.services.values().flat_map(|s| s.profiles.iter().cloned()).collect();
                 lines(set.into_iter().collect())
             }
-            View::Images => lines(p.services.values().map(|s| s.image_name(&p.name)).collect()),
+            View::Images => lines(p.services.values().map(|s| s.image_name(p)).collect()),
             View::Variables => variables(loaded),
             View::Explain => explain(loaded),
         }

@@ -11,6 +11,7 @@ use crate::events::EventSink;
 use crate::state::StateDb;
 
 pub mod boot;
+pub mod commit;
 pub mod restart;
 pub mod stack;
 pub mod start;

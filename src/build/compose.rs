@@ -68,7 +68,7 @@ pub fn request(project: &Project, svc: &Service, opts: &ComposeBuildOptions) -> 
         secrets.insert(id, PathBuf::from(file));
     }
     secrets.extend(opts.secrets.clone());
-    let mut tags = vec![svc.image_name(&project.name)];
+    let mut tags = vec![svc.image_name(project)];
     tags.extend(build.tags.iter().filter(|t| !tags.contains(t)).cloned().collect::<Vec<_>>());
     Ok(BuildRequest {
         context: PathBuf::from(context),

@@ -17,7 +17,7 @@ use super::stage::StageOut;
 use super::{BuildReport, BuildRequest};
 use crate::container::Roots;
 use crate::events::{Event, EventSink};
-use crate::image::{Digest, ImageRecord, ImageStore, LayerRecord, PullOptions, Reference};
+use crate::image::{Digest, ImageStore, LayerRecord, NewImage, PullOptions, Reference};
 use crate::runtime::{OciCli, Runtime};
 
 /// A base image as a stage starts from it.
@@ -253,34 +253,12 @@ fn write_image(b: &Build<'_>, out: &StageOut) -> Result<Digest> {
     if !platform.variant.is_empty() {
         doc["variant"] = platform.variant.clone().into();
     }
-    let config_bytes = serde_json::to_vec(&doc).map_err(|e| io_err("write the config of", &b.work)(e.into()))?;
-    let id = b.store.write_blob(&config_bytes)?;
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": id.to_string(), "size": config_bytes.len()},
-        "layers": out.layers.iter().map(|l| serde_json::json!({"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size})).collect::<Vec<_>>(),
-    });
-    let manifest_bytes =
-        serde_json::to_vec(&manifest).map_err(|e| io_err("write the manifest of", &b.work)(e.into()))?;
-    let manifest_digest = b.store.write_blob(&manifest_bytes)?;
-    let record = ImageRecord {
-        id: id.clone(),
-        manifest_digest,
-        repo_digests: Vec::new(),
-        layers: out.layers.clone(),
-        created: Some(created),
+    let id = b.store.write_image(&NewImage {
+        config: &doc,
+        layers: &out.layers,
         platform: platform.to_string(),
-        pulled_at: b.now.max(0) as u64,
-    };
-    if b.req.tags.is_empty() {
-        b.store.commit(record.clone(), None)?;
-    }
-    for tag in &b.req.tags {
-        let reference =
-            Reference::parse(tag).map_err(|e| BuildError::Unsupported(format!("image name \"{tag}\": {e}")))?;
-        let name = reference.tagged_name().unwrap_or_else(|| reference.to_string());
-        b.store.commit(record.clone(), Some(name))?;
-    }
+        tags: &b.req.tags,
+        now: b.now.max(0) as u64,
+    })?;
     Ok(id)
 }

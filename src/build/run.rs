@@ -144,6 +144,7 @@ pub fn run(b: &Build<'_>, spec: &RunSpec<'_>) -> Result<Option<LayerRecord>> {
             all_devices: &|| crate::container::host_devices(Path::new("/dev")),
             init_binary: None,
             bounding: crate::runtime::defaults::host_bounding_set(),
+            block_weight: false,
         },
     })
     .map_err(|e| fail_runtime(e.message))?;

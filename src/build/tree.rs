@@ -73,12 +73,21 @@ impl Drop for View {
 /// Paths below `root` that do not exist yet, for each of `targets` the first missing component
 /// (the runtime creates mount points; they are removed from the layer afterwards).
 pub fn missing_stubs(root: &Path, targets: &[String]) -> Vec<String> {
+    missing_where(|p| fs::symlink_metadata(root.join(p.trim_start_matches('/'))).is_ok(), targets)
+}
+
+/// Like [`missing_stubs`], for the file system made of layer directories `dirs` (top first).
+pub fn missing_in_layers(dirs: &[PathBuf], targets: &[String]) -> Vec<String> {
+    missing_where(|p| lower_meta(dirs, p).is_some(), targets)
+}
+
+fn missing_where(exists: impl Fn(&str) -> bool, targets: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for t in targets {
         let mut sofar = String::new();
         for part in t.split('/').filter(|p| !p.is_empty()) {
             sofar = format!("{sofar}/{part}");
-            if fs::symlink_metadata(root.join(sofar.trim_start_matches('/'))).is_err() {
+            if !exists(&sofar) {
                 if !out.contains(&sofar) {
                     out.push(sofar.clone());
                 }
@@ -158,6 +167,8 @@ mod tests {
         assert!(lower_meta(&dirs, "/etc/kept").is_some());
         assert!(lower_meta(&dirs, "/etc/gone").is_none());
         assert_eq!(missing_stubs(bottom.path(), &["/etc/kept".into(), "/run/secrets/x".into()]), ["/run"]);
+        let targets = ["/etc/gone".to_string(), "/etc/kept".into(), "/proc".into()];
+        assert_eq!(missing_in_layers(&dirs, &targets), ["/etc/gone", "/proc"]);
     }
 
     #[test]

@@ -28,7 +28,7 @@ impl Cx<'_> {
 
 /// Applies every rule to the service `name`.
 pub(super) fn service(cx: &mut Cx, name: &str, svc: &Service, images: &dyn Images) {
-    let image_name = svc.image_name(&cx.loaded.project.name);
+    let image_name = svc.image_name(&cx.loaded.project);
     let facts = images.facts(&image_name);
     image(cx, name, svc, facts.as_ref());
     user(cx, name, svc, facts.as_ref());

@@ -89,7 +89,7 @@ pub fn run(project: &ProjectArgs, args: BuildArgs) -> anyhow::Result<()> {
         if (!wanted.is_empty() && !wanted.contains(name)) || !compose::buildable(svc) {
             continue;
         }
-        if !built.insert(svc.image_name(&p.name)) {
+        if !built.insert(svc.image_name(p)) {
             continue;
         }
         let req = compose::request(p, svc, &opts).with_context(|| format!("service `{name}`"))?;

@@ -46,9 +46,20 @@ impl Ctx {
         Ctx::load_for(args, &[])
     }
 
+    /// Like [`Ctx::load`], for commands that look at or take down an existing project (`ps`,
+    /// `logs`, `down`): as with Compose, `-p NAME` of a project berth has never run, where no
+    /// compose file is, is an empty project (with a warning) rather than an error.
+    pub fn load_named(args: &ProjectArgs) -> anyhow::Result<Ctx> {
+        Ctx::load_with(args, &[], true)
+    }
+
     /// Loads the compose files with `services` enabled whatever their profiles (a service named
     /// on the command line is wanted), and opens the state.
     pub fn load_for(args: &ProjectArgs, services: &[String]) -> anyhow::Result<Ctx> {
+        Ctx::load_with(args, services, false)
+    }
+
+    fn load_with(args: &ProjectArgs, services: &[String], unknown_ok: bool) -> anyhow::Result<Ctx> {
         let progress = super::progress::Mode::of(args.progress);
         let mut opts = args.load_options()?;
         opts.services.extend(services.iter().cloned());
@@ -61,6 +72,22 @@ impl Ctx {
                     opts.project_name.clone().or_else(|| opts.shell.value("COMPOSE_PROJECT_NAME").map(str::to_string));
                 let Some(name) = name else { return Err(e.into()) };
                 let files = container::open_db(&roots)?.project_files(&name)?;
+                if files.is_empty() && unknown_ok {
+                    berth::output::warn(&format!(
+                        "no project {name:?} here (no compose file, and berth has not run it): nothing to act on"
+                    ));
+                    return Ok(Ctx {
+                        project: berth_compose::Project { name, ..Default::default() },
+                        roots: roots.clone(),
+                        db: container::open_db(&roots)?,
+                        progress,
+                        environment: opts.shell.clone(),
+                        parallel: args.parallel,
+                        files: Vec::new(),
+                        project_dir: opts.cwd.clone(),
+                        stop_timeout: None,
+                    });
+                }
                 if files.is_empty() {
                     return Err(anyhow::Error::new(e).context(format!("project {name:?} is not known here either")));
                 }

@@ -30,7 +30,7 @@ pub struct DownArgs {
 
 /// Runs `berth down`.
 pub fn run(project: &ProjectArgs, args: DownArgs) -> anyhow::Result<()> {
-    let mut ctx = Ctx::load(project)?;
+    let mut ctx = Ctx::load_named(project)?;
     ctx.check_services(&args.services)?;
     let _lock = ctx.lock("down")?;
     ctx.stop_timeout = args.timeout.map(|t| std::time::Duration::from_secs_f64(t.max(0.0)));
@@ -75,7 +75,7 @@ fn remove_images(ctx: &Ctx, all: bool) -> anyhow::Result<()> {
         .services
         .values()
         .filter(|s| all || s.image.is_none())
-        .map(|s| s.image_name(&ctx.project.name))
+        .map(|s| s.image_name(&ctx.project))
         .collect();
     names.sort();
     names.dedup();

@@ -63,7 +63,7 @@ pub fn describe(project: &ProjectArgs, command: &Command) -> anyhow::Result<Opti
             ctx.check_services(&a.services)?;
             for (name, svc) in &ctx.project.services {
                 if a.services.is_empty() || a.services.contains(name) {
-                    println!("DRY-RUN MODE - Image {}  Pulling", svc.image_name(&ctx.project.name));
+                    println!("DRY-RUN MODE - Image {}  Pulling", svc.image_name(&ctx.project));
                 }
             }
             Ok(Some(()))

@@ -100,7 +100,7 @@ impl Printer {
 
 /// Runs `berth logs`.
 pub fn run(project: &ProjectArgs, args: LogsArgs) -> anyhow::Result<()> {
-    let ctx = Ctx::load(project)?;
+    let ctx = Ctx::load_named(project)?;
     ctx.check_services(&args.services)?;
     let mut list: Vec<ContainerRecord> = ctx.containers(&args.services, false)?;
     if let Some(i) = args.index {

@@ -9,6 +9,7 @@ pub mod attach;
 pub mod boot;
 pub mod build;
 pub mod check;
+pub mod commit;
 pub mod completion;
 pub mod config;
 pub mod containers;
@@ -118,6 +119,9 @@ pub struct ProjectArgs {
     /// Refuse compose files that use keys berth does not carry out (else they are warned about)
     #[arg(long, global = true, env = "BERTH_STRICT")]
     pub strict: bool,
+    /// Compose v1's names: `project_service_1` (also `COMPOSE_COMPATIBILITY=true`)
+    #[arg(long, global = true)]
+    pub compatibility: bool,
     /// How `up`, `down` and `scale` show progress
     #[arg(long, value_name = "MODE", env = "COMPOSE_PROGRESS", value_enum, default_value_t = progress::Choice::Auto)]
     pub progress: progress::Choice,
@@ -202,6 +206,8 @@ pub enum Command {
     Attach(attach::AttachArgs),
     /// Write a service container's file system as a tar archive
     Export(export::ExportArgs),
+    /// Make a new image from a service container's changes
+    Commit(commit::CommitArgs),
     /// List the project's volumes (of the services named, else all)
     Volumes(volume::VolumesArgs),
     /// Manage networks (ls, inspect, rm, prune)
@@ -238,6 +244,7 @@ impl ProjectArgs {
             cwd,
             shell: berth_compose::env::Environment::from_shell(std::env::vars()),
             strict: self.strict,
+            compatibility: self.compatibility,
             ..Default::default()
         })
     }
@@ -300,6 +307,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Volume(args) => volume::run(&cli.project, args),
         Command::Volumes(args) => volume::volumes(&cli.project, args),
         Command::Export(args) => export::run(&cli.project, args),
+        Command::Commit(args) => commit::run(&cli.project, args),
         Command::Attach(args) => attach::run(&cli.project, args),
         Command::Network(args) => network::run(&cli.project, args),
         Command::Scale(args) => scale::run(&cli.project, args),

@@ -85,7 +85,7 @@ pub fn run(project: &ProjectArgs, args: PsArgs) -> anyhow::Result<()> {
     // Refused before anything is looked at.
     let template = Template::parse(&args.format)?;
     let (filter_states, filter_services) = parse_filters(&args.filter)?;
-    let ctx = Ctx::load(project)?;
+    let ctx = Ctx::load_named(project)?;
     ctx.check_services(&args.services)?;
     let states: Vec<&String> = args.status.iter().chain(&filter_states).collect();
     let mut rows = Vec::new();

@@ -68,10 +68,7 @@ pub fn run(project: &ProjectArgs, args: PullArgs) -> anyhow::Result<()> {
             continue;
         }
         if args.ignore_buildable && svc.build.is_some() {
-            sink.emit(Event::ImageSkipped {
-                image: svc.image_name(&loaded.project.name),
-                reason: "it is built".into(),
-            });
+            sink.emit(Event::ImageSkipped { image: svc.image_name(&loaded.project), reason: "it is built".into() });
             continue;
         }
         let Some(img) = &svc.image else { continue };

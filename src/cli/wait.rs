@@ -1,5 +1,6 @@
-//! `berth wait`: blocks until the services' containers stop and prints their exit codes; with
-//! `--down-project`, until the first one stops, then takes the project down.
+//! `berth wait`: blocks until the services' containers stop, prints their exit codes and exits
+//! with the code of the one that stopped last (as Compose); with `--down-project`, until the
+//! first one stops, then takes the project down and exits with its code.
 
 use std::time::Duration;
 
@@ -24,14 +25,23 @@ pub fn run(project: &ProjectArgs, args: WaitArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
     ctx.check_services(&args.services)?;
     let list = ctx.containers(&args.services, false)?;
+    if list.is_empty() {
+        anyhow::bail!("no containers for project {:?}", ctx.project.name);
+    }
     if !args.down_project {
+        let mut last = (i64::MIN, 0);
         for c in list {
             let c = container::refresh(&ctx.roots, &ctx.db, &c)?;
             let done =
                 if c.status.is_alive() { container::wait_exit(&ctx.roots, &ctx.db, &c.id, None)? } else { Some(c) };
-            println!("{}", done.and_then(|r| r.exit_code).unwrap_or(-1));
+            let code = done.as_ref().and_then(|r| r.exit_code).unwrap_or(-1);
+            println!("{code}");
+            let finished = done.and_then(|r| r.finished_at).unwrap_or(i64::MIN);
+            if finished >= last.0 {
+                last = (finished, code);
+            }
         }
-        return Ok(());
+        exit_with(last.1);
     }
     // The first to stop (of those running now) decides.
     let code = loop {
@@ -48,9 +58,6 @@ pub fn run(project: &ProjectArgs, args: WaitArgs) -> anyhow::Result<()> {
         }
         if let Some(code) = first {
             break code;
-        }
-        if list.is_empty() {
-            break 0;
         }
     };
     println!("{code}");

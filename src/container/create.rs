@@ -1,6 +1,7 @@
 //! `create`: resolve the image (pulling it when missing), generate the bundle and record the
 //! container. Nothing runs yet; `start` spawns the monitor.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -17,8 +18,8 @@ use crate::state::{now_millis, ContainerRecord, StateDb, Status};
 
 /// What to create.
 pub struct CreateRequest<'a> {
-    /// Project name.
-    pub project: &'a str,
+    /// The project.
+    pub project: &'a berth_compose::Project,
     /// The service (its `name` set).
     pub service: &'a Service,
     /// Replica number (ignored for one-off containers, which are numbered separately).
@@ -76,12 +77,12 @@ pub fn create_container(
     let image = ImageConfig::from_blob(&store.config_of(&record, &image_name)?);
 
     let id = super::new_id();
-    let number = if req.oneoff { db.next_number(req.project, &svc.name, true)? } else { req.number };
+    let number = if req.oneoff { db.next_number(&req.project.name, &svc.name, true)? } else { req.number };
     let name = match (&req.name, &svc.container_name, req.oneoff) {
         (Some(n), _, _) => n.clone(),
-        (None, _, true) => format!("{}-{}-run-{}", req.project, svc.name, &id[..12]),
+        (None, _, true) => req.project.oneoff_name(svc, &id[..12]),
         (None, Some(n), false) => n.clone(),
-        (None, None, false) => format!("{}-{}-{number}", req.project, svc.name),
+        (None, None, false) => req.project.container_name(svc, number),
     };
     if !super::paths::valid_container_name(&name) {
         bail!("invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]* is allowed");
@@ -148,7 +149,7 @@ pub fn create_container(
         overrides: &req.overrides,
         id: &id,
         name: &name,
-        project: req.project,
+        project: &req.project.name,
         number,
         oneoff: req.oneoff,
         rootfs: roots.rootfs(&id),
@@ -162,10 +163,15 @@ pub fn create_container(
             all_devices: &all_devices,
             init_binary,
             bounding: crate::runtime::defaults::host_bounding_set(),
+            block_weight: crate::runtime::bundle::host_supports_weight(std::path::Path::new("/sys/fs/cgroup")),
         },
     })?;
+    // Each warning once per command, however many containers it concerns.
+    static SAID: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
     for w in &generated.warnings {
-        events.emit(Event::Warning { message: w.clone() });
+        if SAID.lock().map(|mut said| said.insert(w.clone())).unwrap_or(true) {
+            events.emit(Event::Warning { message: w.clone() });
+        }
     }
     let hostname = generated.spec.hostname().clone().unwrap_or_default();
     let config = ContainerConfig {
@@ -200,7 +206,7 @@ pub fn create_container(
     let rec = ContainerRecord {
         id: id.clone(),
         name,
-        project: req.project.into(),
+        project: req.project.name.clone(),
         service: svc.name.clone(),
         number,
         oneoff: req.oneoff,

@@ -27,6 +27,7 @@ pub enum StartMode {
 pub struct MonitorStart {
     sync: std::fs::File,
     name: String,
+    oneoff: bool,
     log: PathBuf,
 }
 
@@ -52,7 +53,8 @@ impl MonitorStart {
                 } else {
                     detail.to_string()
                 };
-                Err(StartFailed { name: self.name.clone(), detail: detail.trim().to_string() }.into())
+                Err(StartFailed { name: self.name.clone(), oneoff: self.oneoff, detail: detail.trim().to_string() }
+                    .into())
             }
         }
     }
@@ -64,6 +66,9 @@ impl MonitorStart {
 pub struct StartFailed {
     /// The container.
     pub name: String,
+    /// A one-off container (`run`): one whose command cannot be started exits as `docker run`
+    /// does (127, 126).
+    pub oneoff: bool,
     /// What the runtime said.
     pub detail: String,
 }
@@ -134,7 +139,7 @@ fn launch_monitor_in(
         child.wait()?;
     }
     drop(sync_w);
-    Ok(MonitorStart { sync: std::fs::File::from(sync_r), name: rec.name.clone(), log: log_path })
+    Ok(MonitorStart { sync: std::fs::File::from(sync_r), name: rec.name.clone(), oneoff: rec.oneoff, log: log_path })
 }
 
 /// Takes container `id`'s monitor lock for the calling process (a monitor), or says that another

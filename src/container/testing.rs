@@ -98,7 +98,7 @@ impl Driver for FakeDriver {
         if let Err(e) = self.started(rec) {
             let _ = self.runtime.delete(&rec.id, true);
             std::fs::remove_dir_all(&run_dir)?;
-            return Err(StartFailed { name: rec.name.clone(), detail: format!("{e:#}") }.into());
+            return Err(StartFailed { name: rec.name.clone(), oneoff: rec.oneoff, detail: format!("{e:#}") }.into());
         }
         let pid = self.runtime.entry(&rec.id).map_or(0, |e| e.pid);
         let monitor = {

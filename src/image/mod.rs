@@ -14,6 +14,7 @@
 //! digest was verified, so anything found there is complete; it is verified again when it is read.
 
 mod archive;
+mod assemble;
 mod auth;
 mod digest;
 mod error;
@@ -27,6 +28,7 @@ mod store;
 mod unpack;
 
 pub use archive::{load_archive, save_archive};
+pub use assemble::NewImage;
 pub use auth::{login, logout, registry_auth, Credentials, DockerConfig};
 pub use digest::Digest;
 pub use error::ImageError;

@@ -181,12 +181,3 @@ impl fmt::Display for Plan {
         Ok(())
     }
 }
-
-/// The name Compose gives a service's container: `container_name`, else
-/// `<project>-<service>-<number>`.
-pub fn container_name(project: &str, service: &berth_compose::model::Service, number: u32) -> String {
-    match &service.container_name {
-        Some(n) => n.clone(),
-        None => format!("{project}-{}-{number}", service.name),
-    }
-}

@@ -8,7 +8,7 @@ use berth_compose::model::{Project, Service, VolumeType};
 use berth_compose::resolved::{NamespaceMode, PullPolicy, ResolveError, ResolvedService, UpdateOrder, UpdatePolicy};
 
 use super::hash::{config_hash, diff_paths, hashed_config};
-use super::{container_name, ContainerTarget, Observed, ObservedContainer, Operation, Plan, Resource, Status};
+use super::{ContainerTarget, Observed, ObservedContainer, Operation, Plan, Resource, Status};
 use crate::graph::ServiceGraph;
 
 /// What `berth up` was asked for.
@@ -222,7 +222,7 @@ fn images(
     let mut steps = BTreeMap::new();
     for (name, resolved) in targets {
         let svc = &project.services[name];
-        let image = svc.image_name(&project.name);
+        let image = svc.image_name(project);
         if steps.contains_key(&image) {
             continue;
         }
@@ -467,7 +467,7 @@ impl Containers<'_> {
 
     /// Replica `number` of `svc`.
     fn target(&self, svc: &Service, number: u32) -> ContainerTarget {
-        let name = container_name(&self.project.name, svc, number);
+        let name = self.project.container_name(svc, number);
         ContainerTarget { service: svc.name.clone(), number, name, one_off: false }
     }
 
@@ -497,7 +497,7 @@ impl Containers<'_> {
     fn resource_deps(&self, svc: &Service) -> Vec<usize> {
         let nets = svc.networks.keys().filter_map(|k| self.resources.networks.get(k));
         let vols = named_volumes(svc).filter_map(|k| self.resources.volumes.get(k));
-        let image = self.images.get(&svc.image_name(&self.project.name));
+        let image = self.images.get(&svc.image_name(self.project));
         let sources = source_services(&self.resolved[&svc.name]).filter_map(|s| self.creates.get(s)).flatten();
         nets.chain(vols).chain(image).chain(sources).copied().collect()
     }
@@ -520,7 +520,7 @@ impl Containers<'_> {
                 format!("config changed: {}", changed.join(", "))
             });
         }
-        let image = svc.image_name(&self.project.name);
+        let image = svc.image_name(self.project);
         if !self.images.contains_key(&image) {
             if let (Some(have), Some(want)) = (&c.image_digest, self.observed.images.get(&image)) {
                 if have != want {

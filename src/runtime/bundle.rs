@@ -17,6 +17,7 @@
 //! side (`crate::stack::storage`) checks and prepares them, and they come in as
 //! [`BundleRequest::mounts`], after Docker's default mounts and the `/etc` name files.
 
+mod blkio;
 mod devices;
 mod files;
 mod mounts;
@@ -42,6 +43,8 @@ use namespaces::{namespaces, sysctls};
 pub use process::canonical_signal;
 use process::{command, environment, rlimits};
 use resources::resources;
+
+pub use blkio::host_supports_weight;
 use security::{capabilities, security_opts, SeccompMode};
 
 /// The parts of an image's config (`config` in the config blob) a container uses.
@@ -143,6 +146,8 @@ pub struct HostFacts<'a> {
     pub init_binary: Option<PathBuf>,
     /// The capabilities berth itself may hand out (its bounding set, bit per capability number).
     pub bounding: u64,
+    /// The kernel can weigh block I/O (a CFQ or BFQ scheduler; see [`host_supports_weight`]).
+    pub block_weight: bool,
 }
 
 /// Everything one container's bundle is made from.
@@ -305,6 +310,10 @@ pub fn generate(req: &BundleRequest<'_>) -> Result<Bundle, BundleError> {
     }
     let mut resources = resources(svc).map_err(&fail)?;
     resources.set_devices(Some(device_rules));
+    if let Some(b) = &svc.blkio_config {
+        let io = blkio::block_io(b, req.host.device, req.host.block_weight, &mut warnings).map_err(&fail)?;
+        resources.set_block_io(Some(io));
+    }
 
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces(&resolved, &req.network))

@@ -61,6 +61,24 @@ pub enum RuntimeError {
     },
 }
 
+/// The exit status Docker gives a process the runtime could not start, from the runtime's
+/// message: 127 when the executable is not there (`executable file not found in $PATH`, `no such
+/// file or directory`), 126 when it cannot be run (`permission denied`, a directory, not an
+/// executable format); `None` when the message is not about the executable (runc's `exec: "..."`,
+/// crun's `executable file` / `open executable`).
+pub fn exec_failure_code(message: &str) -> Option<u8> {
+    let m = message.to_ascii_lowercase();
+    let about_exec = m.contains("exec: \"") || m.contains("executable file") || m.contains("open executable");
+    if !about_exec {
+        return None;
+    }
+    if m.contains("not found") || m.contains("no such file or directory") {
+        Some(127)
+    } else {
+        Some(126)
+    }
+}
+
 /// Result type of the runtime module.
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
 

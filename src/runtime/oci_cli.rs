@@ -216,6 +216,15 @@ impl Runtime for OciCli {
 
     fn exec(&self, id: &str, process: &Path, mode: ExecMode) -> Result<i32> {
         let mut cmd = self.command();
+        // For a user's exec the runtime's messages also go to a log beside the process file, so
+        // that a process it could not start (255, with a logged error; the runtime printed the
+        // message) is told from one that exited 255, and gets Docker's status for it (127: no
+        // such executable, 126: not runnable). Health probes just see the status.
+        let log = process.with_extension("log");
+        let logged = !mode.detach && !mode.quiet;
+        if logged {
+            cmd.arg("--log").arg(&log).arg("--log-format").arg("json");
+        }
         cmd.arg("exec").arg("--process").arg(process);
         if mode.tty {
             cmd.arg("--tty");
@@ -234,8 +243,15 @@ impl Runtime for OciCli {
             }
             return Ok(0);
         }
-        let status = spawn_for_container(&mut cmd).and_then(|mut c| c.wait()).map_err(self.spawn_err())?;
-        Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+        let status = spawn_for_container(&mut cmd).and_then(|mut c| c.wait()).map_err(self.spawn_err());
+        let message = if logged { last_logged_error(&log) } else { None };
+        let _ = std::fs::remove_file(&log);
+        let status = status?;
+        match (status.code(), message) {
+            (Some(255), Some(message)) => Ok(i32::from(super::exec_failure_code(&message).unwrap_or(126))),
+            (Some(code), _) => Ok(code),
+            (None, _) => Ok(128 + status.signal().unwrap_or(0)),
+        }
     }
 
     fn spawn_exec(&self, id: &str, process: &Path, pid_file: &Path) -> Result<std::process::Child> {

@@ -417,7 +417,7 @@ impl<'a> StackEngine<'a> {
             .project
             .services
             .values()
-            .filter(|s| s.image_name(&self.project.name) == name)
+            .filter(|s| s.image_name(self.project) == name)
             .find_map(|s| s.platform.as_deref())
             .map(crate::image::Platform::parse)
             .transpose()

@@ -98,10 +98,7 @@ impl Storage<'_> {
     /// Prepares the storage of replica `number` of `svc`, for the container named as `up`
     /// names it. On failure nothing per-container is left mounted.
     pub fn prepare(&self, project: &Project, svc: &Service, number: u32) -> anyhow::Result<Prepared> {
-        let name = match &svc.container_name {
-            Some(n) => n.clone(),
-            None => format!("{}-{}-{number}", project.name, svc.name),
-        };
+        let name = project.container_name(svc, number);
         self.prepare_for(project, svc, number, &name, &[])
     }
 

@@ -62,6 +62,35 @@ pub struct Project {
     /// Top-level `x-` keys.
     #[serde(rename = "__ext", default, skip_serializing_if = "Extensions::is_empty")]
     pub extensions: Extensions,
+    /// Compose v1's names (`--compatibility`, `COMPOSE_COMPATIBILITY`): `_` joins the parts of
+    /// container and image names instead of `-`.
+    #[serde(skip)]
+    pub compatibility: bool,
+}
+
+impl Project {
+    /// What joins the project, service and number in the names berth makes.
+    pub fn separator(&self) -> &'static str {
+        if self.compatibility {
+            "_"
+        } else {
+            "-"
+        }
+    }
+
+    /// The name of replica `number` of `service`: its `container_name`, else
+    /// `<project>-<service>-<number>` (`_` with `--compatibility`).
+    pub fn container_name(&self, service: &Service, number: u32) -> String {
+        match &service.container_name {
+            Some(n) => n.clone(),
+            None => [self.name.as_str(), &service.name, &number.to_string()].join(self.separator()),
+        }
+    }
+
+    /// The name of a one-off container of `service`: `<project>-<service>-run-<id>`.
+    pub fn oneoff_name(&self, service: &Service, id: &str) -> String {
+        [self.name.as_str(), &service.name, "run", id].join(self.separator())
+    }
 }
 
 /// One service.
@@ -212,9 +241,10 @@ fn yes() -> bool {
 }
 
 impl Service {
-    /// The image this service runs: `image:`, or `<project>-<service>` for built images.
-    pub fn image_name(&self, project: &str) -> String {
-        self.image.clone().unwrap_or_else(|| format!("{project}-{}", self.name))
+    /// The image this service runs: `image:`, or `<project>-<service>` for built images (`_`
+    /// with `--compatibility`).
+    pub fn image_name(&self, project: &Project) -> String {
+        self.image.clone().unwrap_or_else(|| format!("{}{}{}", project.name, project.separator(), self.name))
     }
 
     /// How many containers the service wants (`scale`, else `deploy.replicas`, else 1).

@@ -98,6 +98,7 @@ fn generate_with(
             all_devices: &all_devices,
             init_binary: Some("/usr/bin/tini-static".into()),
             bounding,
+            block_weight: false,
         },
     })
 }

@@ -87,7 +87,7 @@ impl StackEngine<'_> {
         } else {
             None
         };
-        let layers = self.images.layer_dirs(&svc.image_name(&self.project.name))?;
+        let layers = self.images.layer_dirs(&svc.image_name(self.project))?;
         let env = |k: &str| std::env::var(k).ok();
         let storage = Storage {
             volumes: &self.volumes,
@@ -113,7 +113,7 @@ impl StackEngine<'_> {
         rollback.push("its volumes, mounts and secrets", || prepared.release());
         self.share_network(svc, &mut provided)?;
         let req = CreateRequest {
-            project: &self.project.name,
+            project: self.project,
             service: svc,
             number: make.number,
             oneoff: make.oneoff,

@@ -95,7 +95,7 @@ impl StackEngine<'_> {
         let svc = &oneoff.service;
         let name = match &oneoff.name {
             Some(n) => n.clone(),
-            None => format!("{}-{}-run-{}", self.project.name, svc.name, &container::new_id()[..12]),
+            None => self.project.oneoff_name(svc, &container::new_id()[..12]),
         };
         if !container::paths::valid_container_name(&name) {
             bail!("invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]* is allowed");
@@ -122,7 +122,7 @@ impl StackEngine<'_> {
     /// `build`), as `up` would; else pulls it when `policy` (else the service's `pull_policy`) says
     /// so; fails when it is missing and may not be pulled.
     fn ensure_image(&self, svc: &Service, policy: Option<PullPolicy>) -> anyhow::Result<()> {
-        let image = svc.image_name(&self.project.name);
+        let image = svc.image_name(self.project);
         let present = self.images.resolve(&image).is_ok();
         let policy = match policy {
             Some(p) => p,

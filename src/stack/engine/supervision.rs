@@ -28,10 +28,7 @@ impl StackEngine<'_> {
                 Some(NamespaceMode::Service(service)) => {
                     let own =
                         self.project.services.get(service).ok_or_else(|| anyhow!("{kind}: no service {service:?}"))?;
-                    match &own.container_name {
-                        Some(n) => n.clone(),
-                        None => format!("{}-{service}-1", self.project.name),
-                    }
+                    self.project.container_name(own, 1)
                 }
                 Some(NamespaceMode::Container(name)) => name.clone(),
                 _ => continue,
@@ -139,7 +136,7 @@ impl StackEngine<'_> {
     ) -> anyhow::Result<()> {
         let addrs = attached.map(|a| a.addrs.clone()).unwrap_or_default();
         let gateways = crate::supervise::spec::gateways_of(specs, &addrs);
-        let image = self.images.inspect(&svc.image_name(&self.project.name)).ok();
+        let image = self.images.inspect(&svc.image_name(self.project)).ok();
         let image_check = image.as_ref().and_then(image_healthcheck);
         let resolved = ResolvedService::new(svc)?;
         let health = Check::resolve(resolved.healthcheck.as_ref(), image_check.as_ref());
