@@ -228,8 +228,16 @@ impl Project {
         let root = self.root.path().to_string_lossy().into_owned();
         assert!(!mounts.contains(&root), "mounts left under {root}");
         let runc_root = self.run.path().join("runtime/runc");
-        let left: Vec<_> =
-            std::fs::read_dir(&runc_root).map(|d| d.filter_map(|e| e.ok()).collect()).unwrap_or_default();
+        let runtime_state = || -> Vec<std::fs::DirEntry> {
+            std::fs::read_dir(&runc_root).map(|d| d.filter_map(|e| e.ok()).collect()).unwrap_or_default()
+        };
+        // The monitor of a `run --rm` container deletes its runtime state after the row.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut left = runtime_state();
+        while !left.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            left = runtime_state();
+        }
         assert!(left.is_empty(), "runtime state left: {left:?}");
         for id in self.seen.borrow().iter() {
             for ctl in CGROUP_CONTROLLERS {
