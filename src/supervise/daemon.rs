@@ -374,9 +374,10 @@ impl Supervisor {
 /// (`retired`), and start-first successors whose predecessor runs and was not handed over yet.
 pub fn hidden(specs: &[(ContainerRecord, SuperviseSpec)], retired: &BTreeSet<String>) -> BTreeSet<String> {
     let waiting = specs.iter().filter(|(r, _)| {
-        r.config.replaces.as_ref().is_some_and(|old| {
-            !retired.contains(old) && specs.iter().any(|(o, _)| &o.id == old && o.status.is_alive())
-        })
+        r.config
+            .replaces
+            .as_ref()
+            .is_some_and(|old| !retired.contains(old) && specs.iter().any(|(o, _)| &o.id == old && o.status.is_alive()))
     });
     waiting.map(|(r, _)| r.id.clone()).chain(retired.iter().cloned()).collect()
 }
