@@ -67,6 +67,8 @@ pub struct Build<'a> {
     pub containers: AtomicUsize,
     /// Steps whose layer came from the cache.
     pub cached: AtomicUsize,
+    /// Whether a `RUN` was on the build bridge (then it is tidied at the end).
+    pub on_bridge: std::sync::atomic::AtomicBool,
     /// Finished stages.
     stages: Mutex<BTreeMap<usize, Arc<StageOut>>>,
     /// The first build step number of each stage.
@@ -138,6 +140,17 @@ impl Build<'_> {
     }
 }
 
+impl Drop for Build<'_> {
+    /// Takes the build bridge away when this build used it and no other build does.
+    fn drop(&mut self) {
+        if self.on_bridge.load(Ordering::SeqCst) {
+            if let Err(e) = super::network::tidy(&self.roots) {
+                self.events.emit(Event::Warning { message: e.to_string() });
+            }
+        }
+    }
+}
+
 /// Carries out `req` (its Dockerfile already read as `df`).
 pub fn execute(req: &BuildRequest, df: Dockerfile, roots: Roots, events: &dyn EventSink) -> Result<BuildReport> {
     let started = Instant::now();
@@ -185,6 +198,7 @@ pub fn execute(req: &BuildRequest, df: Dockerfile, roots: Roots, events: &dyn Ev
         work: work.path().to_path_buf(),
         containers: AtomicUsize::new(0),
         cached: AtomicUsize::new(0),
+        on_bridge: Default::default(),
         stages: Mutex::new(BTreeMap::new()),
         first_step,
         runtime: OnceLock::new(),

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use berth_dockerfile::instruction::{CommandLine, Instruction};
+use berth_dockerfile::instruction::{CommandLine, Instruction, NetworkMode};
 use berth_dockerfile::{Command, StageEnv, StageRef};
 
 use super::cache::{Entry, Key};
@@ -268,7 +268,12 @@ fn run_step(
     let run_env = env.run_env();
     let user = st.config.user.clone().unwrap_or_default();
     let workdir = st.config.workdir().to_string();
+    let network = run_network(b, spec.run.network, spec.at)?;
     let mut inputs: Vec<String> = vec![argv.join("\0"), user.clone(), workdir.clone()];
+    // What the step could see or do beyond its files: another network, hosts or privileges
+    // may give another result.
+    let o = &b.req.run;
+    inputs.push(format!("network={network:?} hosts={:?} privileged={}", o.extra_hosts, o.privileged));
     inputs.extend(run_env.iter().map(|(k, v)| format!("{k}={v}")));
     for m in &spec.run.mounts {
         if let Some(from) = &m.from {
@@ -292,9 +297,23 @@ fn run_step(
             at: spec.at.clone(),
             text: spec.text.to_string(),
             step: spec.step,
+            network,
         };
         super::run::run(b, &run)
     })
+}
+
+/// The network of a `RUN`: its `--network`, else the build's, else the build bridge. The host's
+/// network only in a build that asked for it.
+fn run_network(b: &Build<'_>, flag: Option<NetworkMode>, at: &At) -> Result<NetworkMode> {
+    let build = b.req.run.network.unwrap_or(NetworkMode::Default);
+    match flag {
+        Some(NetworkMode::Host) if build != NetworkMode::Host => Err(at.fail(
+            "RUN --network=host needs a build on the host's network (build.network: host, or --network host)",
+        )),
+        Some(n) => Ok(n),
+        None => Ok(build),
+    }
 }
 
 struct Owner<'a> {
