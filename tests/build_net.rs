@@ -113,3 +113,71 @@ fn compose_build_network_none_and_host() {
         assert_build_clean(p);
     });
 }
+
+#[test]
+fn build_keys_shape_run_and_named_contexts_feed_from_and_copy() {
+    let services = r#"  app:
+    build:
+      context: .
+      extra_hosts: ["fixed.example=10.1.2.3", "gw.example=host-gateway"]
+      shm_size: 64m
+      ulimits:
+        nofile: {soft: 1000, hard: 2000}
+      privileged: true
+      additional_contexts:
+        files: ./extra
+        base: service:base
+  base:
+    build:
+      context: .
+      dockerfile: Dockerfile.base
+  fromdir:
+    build:
+      context: .
+      dockerfile: Dockerfile.fromdir
+      additional_contexts: {rootfs: ./root}
+  remote:
+    build:
+      context: .
+      additional_contexts: {x: "docker-image://alpine:3"}
+"#;
+    scenario("buildkeys", services, |p| {
+        let app = "FROM base\nCOPY --from=files greeting.txt /greeting.txt\n\
+                   RUN --mount=from=files,target=/m cat /m/greeting.txt > /mounted \
+                   && grep -E 'fixed.example|gw.example' /etc/hosts > /hosts \
+                   && gw=$(ip route | awk '/^default/ {print $3}') && grep -q \"^$gw\tgw.example\" /etc/hosts && echo gw-ok >> /hosts \
+                   && df -k /dev/shm | tail -1 > /shm && ulimit -n > /nofile && ulimit -Hn >> /nofile \
+                   && grep CapEff /proc/self/status > /cap\n";
+        let base = format!("FROM {BASE}\nRUN echo base > /base && grep CapEff /proc/self/status > /capbase\n");
+        let fromdir = format!("FROM {BASE} AS tools\nFROM rootfs\nCOPY --from=tools /bin /bin\nCMD [\"cat\", \"/hello.txt\"]\n");
+        write(
+            p.dir.path(),
+            &[
+                ("Dockerfile", app),
+                ("Dockerfile.base", &base),
+                ("Dockerfile.fromdir", &fromdir),
+                ("extra/greeting.txt", "from a named context\n"),
+                ("root/hello.txt", "a directory as a base\n"),
+            ],
+        );
+        // `app` uses `base`'s image: building `app` alone builds `base` first.
+        let out = p.ok(&["build", "--progress", "plain", "app"]);
+        drop(out);
+        let got = run_in(p, "app", "cat /base /greeting.txt /mounted /hosts /shm /nofile /cap /capbase");
+        let lines: Vec<&str> = got.lines().collect();
+        assert_eq!(lines[..3], ["base", "from a named context", "from a named context"], "{got}");
+        assert_eq!(lines[3], "10.1.2.3\tfixed.example", "{got}");
+        assert!(lines[4].ends_with("\tgw.example") && lines[5] == "gw-ok", "host-gateway is the bridge's gateway: {got}");
+        assert!(lines[6].contains(" 65536 "), "shm_size 64m: {got}");
+        assert_eq!(lines[7..9], ["1000", "2000"], "ulimits: {got}");
+        let cap = |l: &str| u64::from_str_radix(l.split_whitespace().nth(1).unwrap(), 16).unwrap();
+        assert!(cap(lines[9]).count_ones() > cap(lines[10]).count_ones() + 10, "privileged has every capability: {got}");
+
+        build(p, &["fromdir"], &[]);
+        assert_eq!(p.ok(&["run", "--rm", "-T", "fromdir"]), "a directory as a base\n");
+
+        let err = build_fails(p, &["remote"]);
+        assert!(err.contains("docker-image:// contexts are not supported"), "{err}");
+        assert_build_clean(p);
+    });
+}

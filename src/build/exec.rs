@@ -14,7 +14,7 @@ use super::config::RunConfig;
 use super::error::{io_err, At, BuildError, Result};
 use super::sources::SourceRoot;
 use super::stage::StageOut;
-use super::{BuildReport, BuildRequest};
+use super::{BuildReport, BuildRequest, NamedContext};
 use crate::container::Roots;
 use crate::events::{Event, EventSink};
 use crate::image::{Digest, ImageStore, LayerRecord, NewImage, PullOptions, Reference};
@@ -31,6 +31,17 @@ pub struct Base {
     pub dirs: Vec<PathBuf>,
     /// Its whole config blob.
     pub config: serde_json::Value,
+}
+
+/// What a `FROM`, `COPY --from` or `RUN --mount=from=` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A stage of the Dockerfile.
+    Stage(usize),
+    /// An image (a named `service:` context names its image).
+    Image(String),
+    /// A named context's local directory.
+    Dir(PathBuf),
 }
 
 /// What every stage of one build shares.
@@ -124,6 +135,19 @@ impl Build<'_> {
         };
         self.bases.lock().expect("bases").insert(name.to_string(), base.clone());
         Ok(base)
+    }
+
+    /// What `name` names in stage `idx`: a stage of the Dockerfile, else a named context, else
+    /// an image.
+    pub fn resolve(&self, name: &str, idx: usize, at: &At) -> Result<Source> {
+        Ok(match self.df.resolve(name, idx, at.line)? {
+            berth_dockerfile::StageRef::Stage(i) => Source::Stage(i),
+            berth_dockerfile::StageRef::Image(n) => match self.req.contexts.get(&n) {
+                Some(NamedContext::Dir(d)) => Source::Dir(d.clone()),
+                Some(NamedContext::Image(image)) => Source::Image(image.clone()),
+                None => Source::Image(n),
+            },
+        })
     }
 
     /// The time of a layer made now: `SOURCE_DATE_EPOCH` when set.
