@@ -8,10 +8,10 @@
 mod support;
 #[allow(unused_imports)]
 use support::Registry as _;
-#[path = "support/containers.rs"]
-mod harness;
 #[path = "support/builds.rs"]
 mod builds;
+#[path = "support/containers.rs"]
+mod harness;
 
 use builds::{assert_build_clean, build, cached_steps, events, run_in, scenario, write, BASE};
 

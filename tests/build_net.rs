@@ -6,10 +6,10 @@
 mod support;
 #[allow(unused_imports)]
 use support::Registry as _;
-#[path = "support/containers.rs"]
-mod harness;
 #[path = "support/builds.rs"]
 mod builds;
+#[path = "support/containers.rs"]
+mod harness;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -98,17 +98,18 @@ fn compose_build_network_none_and_host() {
         let port = serve("x\n");
         let dockerfile = format!("FROM {BASE}\nRUN wget -q -O /f http://{GATEWAY}:{port}/file\n");
         // On the host's network the server is on loopback, and the host's interfaces are seen.
-        let host = format!(
-            "FROM {BASE}\nRUN wget -q -O /f http://127.0.0.1:{port}/file && ls /sys/class/net > /ifs\n"
-        );
+        let host = format!("FROM {BASE}\nRUN wget -q -O /f http://127.0.0.1:{port}/file && ls /sys/class/net > /ifs\n");
         write(p.dir.path(), &[("Dockerfile", &dockerfile), ("Dockerfile.host", &host)]);
         let err = build_fails(p, &["off"]);
         assert!(err.contains("exited with code"), "{err}");
         build(p, &["host"], &[]);
         let ifs = run_in(p, "host", "cat /f /ifs");
         assert!(ifs.starts_with("x\n") && ifs.contains("lo\n"), "{ifs}");
-        let mine: Vec<String> =
-            std::fs::read_dir("/sys/class/net").unwrap().flatten().map(|e| e.file_name().to_string_lossy().into()).collect();
+        let mine: Vec<String> = std::fs::read_dir("/sys/class/net")
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into())
+            .collect();
         assert!(mine.iter().filter(|i| *i != "lo").any(|i| ifs.contains(&format!("{i}\n"))), "{ifs}");
         assert_build_clean(p);
     });
@@ -149,7 +150,8 @@ fn build_keys_shape_run_and_named_contexts_feed_from_and_copy() {
                    && df -k /dev/shm | tail -1 > /shm && ulimit -n > /nofile && ulimit -Hn >> /nofile \
                    && grep CapEff /proc/self/status > /cap\n";
         let base = format!("FROM {BASE}\nRUN echo base > /base && grep CapEff /proc/self/status > /capbase\n");
-        let fromdir = format!("FROM {BASE} AS tools\nFROM rootfs\nCOPY --from=tools /bin /bin\nCMD [\"cat\", \"/hello.txt\"]\n");
+        let fromdir =
+            format!("FROM {BASE} AS tools\nFROM rootfs\nCOPY --from=tools /bin /bin\nCMD [\"cat\", \"/hello.txt\"]\n");
         write(
             p.dir.path(),
             &[
@@ -167,11 +169,17 @@ fn build_keys_shape_run_and_named_contexts_feed_from_and_copy() {
         let lines: Vec<&str> = got.lines().collect();
         assert_eq!(lines[..3], ["base", "from a named context", "from a named context"], "{got}");
         assert_eq!(lines[3], "10.1.2.3\tfixed.example", "{got}");
-        assert!(lines[4].ends_with("\tgw.example") && lines[5] == "gw-ok", "host-gateway is the bridge's gateway: {got}");
+        assert!(
+            lines[4].ends_with("\tgw.example") && lines[5] == "gw-ok",
+            "host-gateway is the bridge's gateway: {got}"
+        );
         assert!(lines[6].contains(" 65536 "), "shm_size 64m: {got}");
         assert_eq!(lines[7..9], ["1000", "2000"], "ulimits: {got}");
         let cap = |l: &str| u64::from_str_radix(l.split_whitespace().nth(1).unwrap(), 16).unwrap();
-        assert!(cap(lines[9]).count_ones() > cap(lines[10]).count_ones() + 10, "privileged has every capability: {got}");
+        assert!(
+            cap(lines[9]).count_ones() > cap(lines[10]).count_ones() + 10,
+            "privileged has every capability: {got}"
+        );
 
         build(p, &["fromdir"], &[]);
         assert_eq!(p.ok(&["run", "--rm", "-T", "fromdir"]), "a directory as a base\n");

@@ -206,9 +206,8 @@ mod tests {
     #[test]
     fn the_build_keys_berth_honours_are_not_warned_about() {
         let dir = tempfile::tempdir().unwrap();
-        let build = |keys: &str| {
-            format!("name: u\nservices:\n  a:\n    build:\n      context: .\n{keys}  b:\n    build: .\n")
-        };
+        let build =
+            |keys: &str| format!("name: u\nservices:\n  a:\n    build:\n      context: .\n{keys}  b:\n    build: .\n");
         let honoured = "      network: host\n      extra_hosts: [\"h=10.0.0.1\"]\n      shm_size: 64m\n      \
                         ulimits: {nofile: {soft: 1024, hard: 2048}}\n      privileged: true\n      additional_contexts: {x: ., y: \"service:b\"}\n";
         let mut o = opts(&build(honoured), true);

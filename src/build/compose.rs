@@ -84,8 +84,9 @@ pub fn request(project: &Project, svc: &Service, opts: &ComposeBuildOptions) -> 
     };
     let mut contexts = BTreeMap::new();
     for (name, value) in &build.additional_contexts {
-        let named = named_context(project, value)
-            .map_err(|e| BuildError::Unsupported(format!("service \"{}\": additional context \"{name}\": {e}", svc.name)))?;
+        let named = named_context(project, value).map_err(|e| {
+            BuildError::Unsupported(format!("service \"{}\": additional context \"{name}\": {e}", svc.name))
+        })?;
         contexts.insert(name.clone(), named);
     }
     let mut tags = vec![svc.image_name(project)];

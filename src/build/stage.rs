@@ -323,9 +323,9 @@ fn run_step(
 fn run_network(b: &Build<'_>, flag: Option<NetworkMode>, at: &At) -> Result<NetworkMode> {
     let build = b.req.run.network.unwrap_or(NetworkMode::Default);
     match flag {
-        Some(NetworkMode::Host) if build != NetworkMode::Host => Err(at.fail(
-            "RUN --network=host needs a build on the host's network (build.network: host, or --network host)",
-        )),
+        Some(NetworkMode::Host) if build != NetworkMode::Host => Err(
+            at.fail("RUN --network=host needs a build on the host's network (build.network: host, or --network host)")
+        ),
         Some(n) => Ok(n),
         None => Ok(build),
     }

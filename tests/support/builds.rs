@@ -36,7 +36,11 @@ pub fn events(stderr: &[u8]) -> Vec<serde_json::Value> {
 }
 
 /// Builds with `--progress json` and returns the `image_built` event and every event.
-pub fn build(p: &harness::Project, extra: &[&str], env: &[(&str, &str)]) -> (serde_json::Value, Vec<serde_json::Value>) {
+pub fn build(
+    p: &harness::Project,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (serde_json::Value, Vec<serde_json::Value>) {
     let mut args = vec!["build", "--progress", "json"];
     args.extend_from_slice(extra);
     let mut cmd = p.cmd(&args);
@@ -104,7 +108,9 @@ pub fn assert_build_network_gone(p: &harness::Project) {
     let bridge = berth::build::network::bridge_name(p.root.path());
     assert!(!Path::new("/sys/class/net").join(bridge.as_str()).exists(), "build bridge {bridge:?} left");
     let netns: Vec<_> = std::fs::read_dir(p.run.path().join("netns"))
-        .map(|d| d.flatten().map(|e| e.file_name()).filter(|n| n.to_string_lossy().starts_with("berth-build-")).collect())
+        .map(|d| {
+            d.flatten().map(|e| e.file_name()).filter(|n| n.to_string_lossy().starts_with("berth-build-")).collect()
+        })
         .unwrap_or_default();
     assert!(netns.is_empty(), "build namespaces left: {netns:?}");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
@@ -119,6 +125,7 @@ pub fn assert_build_network_gone(p: &harness::Project) {
         return; // The project's own networks keep berth's table.
     }
     let table = berth::stack::engine::firewall_table(p.root.path());
-    let tables = std::process::Command::new("nft").args(["list", "tables"]).output().map(|o| o.stdout).unwrap_or_default();
+    let tables =
+        std::process::Command::new("nft").args(["list", "tables"]).output().map(|o| o.stdout).unwrap_or_default();
     assert!(!String::from_utf8_lossy(&tables).contains(&format!(" {table}\n")), "nftables table {table} left");
 }
