@@ -2,6 +2,11 @@
 //! (`../shared/conformance/docker-compose-e2e/`, "Build and watch"), adapted to a daemonless
 //! builder without network: base images are the busybox test image instead of Docker Hub's
 //! alpine, nginx and bash, and the fixtures are written here as the scenarios have them.
+//!
+//! Not adapted: `build-test/ssh` (berth forwards no SSH agent and refuses `--ssh`),
+//! `build-test/platforms` (multi-platform builds: images are for this host only),
+//! `build-test/entitlements` (`entitlements` is warned about and not honoured) and
+//! `bridge-build-only` (it checks Docker's bridge driver options, not the build).
 
 mod support;
 #[allow(unused_imports)]
