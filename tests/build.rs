@@ -13,7 +13,7 @@ mod builds;
 #[path = "support/containers.rs"]
 mod harness;
 
-use builds::{assert_build_clean, build, cached_steps, events, run_in, scenario, write, BASE};
+use builds::{assert_build_clean, build, cached_steps, run_in, scenario, write, BASE};
 
 const MULTI: &str = r#"# syntax=docker/dockerfile:1
 ARG BASE=berth-test/busybox:latest

@@ -252,13 +252,11 @@ fn build_with_profile_and_secret() {
 /// `dockerfile`.
 #[test]
 fn build_test_fixtures() {
-    let services = format!(
-        "  privileged-service:\n    build:\n      context: privileged\n      privileged: true\n  \
+    let services = "  privileged-service:\n    build:\n      context: privileged\n      privileged: true\n  \
          multiargs:\n    build:\n      context: multi-args\n      args:\n        IMAGE: berth-test/busybox\n        TAG: latest\n      labels:\n        - RESULT=SUCCESS\n  \
          minimal:\n    build: minimal\n  \
-         interpolated:\n    build:\n      context: nginx-build\n      dockerfile: ${{MYVAR}}\n"
-    );
-    scenario("e2efixtures", &services, |p| {
+         interpolated:\n    build:\n      context: nginx-build\n      dockerfile: ${MYVAR}\n";
+    scenario("e2efixtures", services, |p| {
         write(
             p.dir.path(),
             &[

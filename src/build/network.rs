@@ -135,7 +135,6 @@ pub fn attach(roots: &Roots, id: &str) -> Result<Attachment> {
             .map_err(fail)?;
         Ok(Attachment { netns: netns.clone(), owner: id.to_string(), addr, gateway })
     })();
-    drop(leases);
     if attached.is_err() {
         let _ = take_down(&stores, &netns, id);
     }
