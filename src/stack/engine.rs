@@ -442,7 +442,7 @@ impl<'a> StackEngine<'a> {
             opts.runtime = self.runtime.clone();
         }
         for dep in crate::build::compose::image_dependencies(svc) {
-            let image = self.project.services.get(&dep).map(|d| d.image_name(&self.project.name));
+            let image = self.project.services.get(&dep).map(|d| d.image_name(self.project));
             let missing = match image {
                 Some(i) => self.images.resolve(&i).is_err(),
                 None => false,
