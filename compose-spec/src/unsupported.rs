@@ -20,18 +20,13 @@ fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
         }
     };
     if let Some(b) = &svc.build {
-        let net = b.network.as_deref().is_some_and(|n| n != "none" && n != "default");
-        add(net, "build.network", "RUN steps run with no network (loopback only)");
+        let net = b.network.as_deref().is_some_and(|n| !["none", "default", "host"].contains(&n));
+        add(net, "build.network", "RUN steps run on the build bridge (only none, default and host are honoured)");
         add(!b.ssh.is_empty(), "build.ssh", "berth forwards no SSH agent into builds");
-        add(!b.cache_from.is_empty(), "build.cache_from", "only the local build cache is used");
+        add(!b.cache_from.is_empty(), "build.cache_from", "only berth's local build cache is used");
         add(!b.cache_to.is_empty(), "build.cache_to", "the build cache stays in berth's state root");
-        add(!b.additional_contexts.is_empty(), "build.additional_contexts", "only the main context is read");
         add(!b.platforms.is_empty(), "build.platforms", "images are built for this host's platform");
-        add(b.privileged == Some(true), "build.privileged", "RUN steps run with the default confinement");
         add(!b.entitlements.is_empty(), "build.entitlements", "RUN steps run with the default confinement");
-        add(!b.extra_hosts.is_empty(), "build.extra_hosts", "RUN steps have no network");
-        add(b.shm_size.is_some(), "build.shm_size", "RUN steps get the default /dev/shm");
-        add(!b.ulimits.is_empty(), "build.ulimits", "RUN steps get the default limits");
         add(!b.no_cache_filter.is_empty(), "build.no_cache_filter", "use no_cache to build every layer again");
         add(b.isolation.is_some(), "build.isolation", "a Windows-only setting");
         add(b.provenance.is_some() || b.sbom.is_some(), "build.attestations", "berth writes no attestations");
@@ -206,6 +201,24 @@ mod tests {
             assert!(w.contains(&format!("`logging.driver: {driver}` is not supported")), "{w}");
             assert!(load(&opts(&yaml, true)).is_err(), "{driver} is refused by --strict");
         }
+    }
+
+    #[test]
+    fn the_build_keys_berth_honours_are_not_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let build =
+            |keys: &str| format!("name: u\nservices:\n  a:\n    build:\n      context: .\n{keys}  b:\n    build: .\n");
+        let honoured = "      network: host\n      extra_hosts: [\"h=10.0.0.1\"]\n      shm_size: 64m\n      \
+                        ulimits: {nofile: {soft: 1024, hard: 2048}}\n      privileged: true\n      additional_contexts: {x: ., y: \"service:b\"}\n";
+        let mut o = opts(&build(honoured), true);
+        o.cwd = dir.path().to_path_buf();
+        let loaded = load(&o).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let ignored = "      network: front\n      cache_from: [\"type=local,src=/c\"]\n";
+        let mut o = opts(&build(ignored), false);
+        o.cwd = dir.path().to_path_buf();
+        let w = load(&o).unwrap().warnings.join("\n");
+        assert!(w.contains("build.network") && w.contains("build.cache_from"), "{w}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A compose service's `build:` section as a [`BuildRequest`]: `context`, `dockerfile`,
-//! `dockerfile_inline`, `args`, `target`, `labels`, `tags`, `no_cache`, `pull` and `secrets`
-//! (file secrets of the project) are honoured; the image is tagged with the service's `image:`
+//! `dockerfile_inline`, `args`, `target`, `labels`, `tags`, `no_cache`, `pull`, `secrets`
+//! (file secrets of the project), `network`, `extra_hosts`, `shm_size`, `ulimits`, `privileged`
+//! and `additional_contexts` (local directories, `service:NAME`) are honoured; the image is tagged with the service's `image:`
 //! when it names one, else `<project>-<service>`, plus `build.tags`. A remote (git or URL)
 //! context is refused: builds do not reach the network.
 
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use berth_compose::model::Service;
 use berth_compose::Project;
 
-use super::{BuildError, BuildRequest, Result};
+use super::{BuildError, BuildRequest, NamedContext, NetworkMode, Result};
 
 /// What the command line adds to every service's build.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,6 +28,8 @@ pub struct ComposeBuildOptions {
     pub source_date_epoch: Option<u64>,
     /// The OCI runtime.
     pub runtime: Option<String>,
+    /// `--network`: wins over `build.network`.
+    pub network: Option<NetworkMode>,
 }
 
 /// Whether `svc` has a `build:` section.
@@ -68,6 +71,24 @@ pub fn request(project: &Project, svc: &Service, opts: &ComposeBuildOptions) -> 
         secrets.insert(id, PathBuf::from(file));
     }
     secrets.extend(opts.secrets.clone());
+    let run = super::RunOptions {
+        network: match (opts.network, build.network.as_deref()) {
+            (Some(n), _) => Some(n),
+            (None, Some(n)) => network_mode(n),
+            (None, None) => None,
+        },
+        extra_hosts: build.extra_hosts.clone(),
+        shm_size: build.shm_size,
+        ulimits: build.ulimits.clone(),
+        privileged: build.privileged.unwrap_or(false),
+    };
+    let mut contexts = BTreeMap::new();
+    for (name, value) in &build.additional_contexts {
+        let named = named_context(project, value).map_err(|e| {
+            BuildError::Unsupported(format!("service \"{}\": additional context \"{name}\": {e}", svc.name))
+        })?;
+        contexts.insert(name.clone(), named);
+    }
     let mut tags = vec![svc.image_name(project)];
     tags.extend(build.tags.iter().filter(|t| !tags.contains(t)).cloned().collect::<Vec<_>>());
     Ok(BuildRequest {
@@ -83,7 +104,53 @@ pub fn request(project: &Project, svc: &Service, opts: &ComposeBuildOptions) -> 
         secrets,
         source_date_epoch: opts.source_date_epoch,
         runtime: opts.runtime.clone(),
+        run,
+        contexts,
     })
+}
+
+/// `build.network` as a `RUN` network; other values (a project network's name) are warned about
+/// by the loader and leave the default.
+pub fn network_mode(value: &str) -> Option<NetworkMode> {
+    match value {
+        "none" => Some(NetworkMode::None),
+        "host" => Some(NetworkMode::Host),
+        "default" => Some(NetworkMode::Default),
+        _ => None,
+    }
+}
+
+/// An `additional_contexts` value: a local directory (made absolute by the loader), or
+/// `service:NAME` for that service's image. Other sources are refused: builds read local files
+/// and the image store only.
+fn named_context(project: &Project, value: &str) -> std::result::Result<NamedContext, String> {
+    if let Some(name) = value.strip_prefix("service:") {
+        let svc = project.services.get(name).ok_or_else(|| format!("no service \"{name}\""))?;
+        return Ok(NamedContext::Image(svc.image_name(project)));
+    }
+    if let Some((scheme, _)) = value.split_once("://") {
+        return Err(format!(
+            "\"{value}\": {scheme}:// contexts are not supported; berth takes local directories and service:NAME only"
+        ));
+    }
+    if berth_compose::paths::is_remote_context(value) {
+        return Err(format!("\"{value}\" is remote; berth takes local directories and service:NAME only"));
+    }
+    let dir = PathBuf::from(value);
+    if !dir.is_dir() {
+        return Err(format!("\"{value}\" is not a directory"));
+    }
+    Ok(NamedContext::Dir(dir))
+}
+
+/// The services whose images `svc`'s build uses (`additional_contexts: {x: service:NAME}`):
+/// built before it.
+pub fn image_dependencies(svc: &Service) -> Vec<String> {
+    svc.build
+        .iter()
+        .flat_map(|b| b.additional_contexts.values())
+        .filter_map(|v| v.strip_prefix("service:").map(str::to_string))
+        .collect()
 }
 
 /// `SOURCE_DATE_EPOCH` from the environment, when set to a number.

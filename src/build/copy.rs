@@ -166,6 +166,15 @@ fn entry(host: &Path, dest: String) -> Result<Item> {
     Ok(Item { dest, kind, mode: meta.mode() & 0o7777, mtime: Some(meta.mtime()) })
 }
 
+/// The digest of everything under `dir` (names, modes, contents), as [`digest`] of copying it all.
+pub fn tree_digest(dir: &Path, at: &At) -> Result<String> {
+    let sources = [".".to_string()];
+    let spec =
+        CopySpec { sources: &sources, inline: Vec::new(), dest: "/", workdir: "/", unpack: false, parents: false };
+    let root = SourceRoot { dir: dir.to_path_buf(), ignore: None };
+    digest(&plan(&spec, &root, &|_| false, at)?)
+}
+
 /// The digest of everything a copy writes: paths, kinds, modes, link targets and file contents
 /// (times are not part of it, as in Docker's cache).
 pub fn digest(items: &[Item]) -> Result<String> {

@@ -51,6 +51,9 @@ pub enum BuildError {
     /// An option of the build is not supported.
     #[error("{0}")]
     Unsupported(String),
+    /// The build network could not be set up or taken down.
+    #[error("build network: {0}")]
+    Network(String),
     /// The image store failed (a base image missing or unreachable, a blob not written).
     #[error(transparent)]
     Image(#[from] ImageError),
@@ -97,5 +100,11 @@ impl At {
     /// A [`BuildError::Step`] here.
     pub fn fail(&self, message: impl Into<String>) -> BuildError {
         BuildError::Step { file: self.file.clone(), line: self.line, message: message.into() }
+    }
+}
+
+impl From<crate::state::StateError> for BuildError {
+    fn from(e: crate::state::StateError) -> Self {
+        BuildError::Network(e.to_string())
     }
 }

@@ -14,7 +14,7 @@ use super::config::RunConfig;
 use super::error::{io_err, At, BuildError, Result};
 use super::sources::SourceRoot;
 use super::stage::StageOut;
-use super::{BuildReport, BuildRequest};
+use super::{BuildReport, BuildRequest, NamedContext};
 use crate::container::Roots;
 use crate::events::{Event, EventSink};
 use crate::image::{Digest, ImageStore, LayerRecord, NewImage, PullOptions, Reference};
@@ -31,6 +31,17 @@ pub struct Base {
     pub dirs: Vec<PathBuf>,
     /// Its whole config blob.
     pub config: serde_json::Value,
+}
+
+/// What a `FROM`, `COPY --from` or `RUN --mount=from=` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A stage of the Dockerfile.
+    Stage(usize),
+    /// An image (a named `service:` context names its image).
+    Image(String),
+    /// A named context's local directory.
+    Dir(PathBuf),
 }
 
 /// What every stage of one build shares.
@@ -67,6 +78,8 @@ pub struct Build<'a> {
     pub containers: AtomicUsize,
     /// Steps whose layer came from the cache.
     pub cached: AtomicUsize,
+    /// Whether a `RUN` was on the build bridge (then it is tidied at the end).
+    pub on_bridge: std::sync::atomic::AtomicBool,
     /// Finished stages.
     stages: Mutex<BTreeMap<usize, Arc<StageOut>>>,
     /// The first build step number of each stage.
@@ -124,6 +137,19 @@ impl Build<'_> {
         Ok(base)
     }
 
+    /// What `name` names in stage `idx`: a stage of the Dockerfile, else a named context, else
+    /// an image.
+    pub fn resolve(&self, name: &str, idx: usize, at: &At) -> Result<Source> {
+        Ok(match self.df.resolve(name, idx, at.line)? {
+            berth_dockerfile::StageRef::Stage(i) => Source::Stage(i),
+            berth_dockerfile::StageRef::Image(n) => match self.req.contexts.get(&n) {
+                Some(NamedContext::Dir(d)) => Source::Dir(d.clone()),
+                Some(NamedContext::Image(image)) => Source::Image(image.clone()),
+                None => Source::Image(n),
+            },
+        })
+    }
+
     /// The time of a layer made now: `SOURCE_DATE_EPOCH` when set.
     pub fn created(&self) -> String {
         self.created_at(self.clamp.map_or(self.now, |c| c as i64))
@@ -135,6 +161,17 @@ impl Build<'_> {
             .ok()
             .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
             .unwrap_or_default()
+    }
+}
+
+impl Drop for Build<'_> {
+    /// Takes the build bridge away when this build used it and no other build does.
+    fn drop(&mut self) {
+        if self.on_bridge.load(Ordering::SeqCst) {
+            if let Err(e) = super::network::tidy(&self.roots) {
+                self.events.emit(Event::Warning { message: e.to_string() });
+            }
+        }
     }
 }
 
@@ -185,6 +222,7 @@ pub fn execute(req: &BuildRequest, df: Dockerfile, roots: Roots, events: &dyn Ev
         work: work.path().to_path_buf(),
         containers: AtomicUsize::new(0),
         cached: AtomicUsize::new(0),
+        on_bridge: Default::default(),
         stages: Mutex::new(BTreeMap::new()),
         first_step,
         runtime: OnceLock::new(),

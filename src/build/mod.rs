@@ -20,6 +20,7 @@ pub mod error;
 pub mod exec;
 pub mod layer;
 pub mod mounts;
+pub mod network;
 pub mod run;
 pub mod sources;
 pub mod stage;
@@ -28,6 +29,7 @@ pub mod tree;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use berth_dockerfile::instruction::NetworkMode;
 pub use error::{BuildError, Result};
 
 use crate::container::Roots;
@@ -61,6 +63,34 @@ pub struct BuildRequest {
     pub source_date_epoch: Option<u64>,
     /// The OCI runtime for `RUN` (default: as for containers).
     pub runtime: Option<String>,
+    /// How `RUN` steps run: network, hosts, limits, privileges.
+    pub run: RunOptions,
+    /// Named contexts (`build.additional_contexts`): what `FROM NAME` and `COPY --from=NAME` name.
+    pub contexts: BTreeMap<String, NamedContext>,
+}
+
+/// What every `RUN` of a build gets (a `RUN --network` flag overrides the network).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunOptions {
+    /// `build.network`, `--network`: the default is the build bridge.
+    pub network: Option<NetworkMode>,
+    /// `build.extra_hosts` (`host=address`; `host-gateway` is the build bridge's gateway).
+    pub extra_hosts: Vec<String>,
+    /// `build.shm_size`: the size of `/dev/shm`.
+    pub shm_size: Option<berth_compose::units::Bytes>,
+    /// `build.ulimits`.
+    pub ulimits: BTreeMap<String, berth_compose::model::Ulimit>,
+    /// `build.privileged`: `RUN` with the privileges a `privileged` service container gets.
+    pub privileged: bool,
+}
+
+/// A named build context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A local directory: `FROM NAME` starts from its files, `COPY --from=NAME` copies from it.
+    Dir(PathBuf),
+    /// An image in the store (a compose `service:NAME` context: that service's image).
+    Image(String),
 }
 
 /// What a build did.

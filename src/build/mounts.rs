@@ -14,13 +14,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use berth_dockerfile::instruction::{Mount as RunMount, MountType};
-use berth_dockerfile::StageRef;
 use berth_volumes::{Mount, MountKind, Origin};
 use sha2::{Digest as _, Sha256};
 
 use super::config::resolve_path;
 use super::error::{io_err, At, Result};
-use super::exec::Build;
+use super::exec::{Build, Source};
 use super::run::bind_file;
 use super::tree::View;
 
@@ -112,9 +111,10 @@ pub fn prepare(b: &Build<'_>, stage: usize, mounts: &[RunMount], workdir: &str, 
                         continue;
                     }
                     None => vec![b.context.dir.clone()],
-                    Some(from) => match b.df.resolve(from, stage, at.line)? {
-                        StageRef::Stage(i) => b.stage(i).dirs.clone(),
-                        StageRef::Image(name) => b.base_image(&name, at)?.dirs,
+                    Some(from) => match b.resolve(from, stage, at)? {
+                        Source::Stage(i) => b.stage(i).dirs.clone(),
+                        Source::Image(name) => b.base_image(&name, at)?.dirs,
+                        Source::Dir(dir) => vec![dir],
                     },
                 };
                 let view = View::mount(&layers, &b.work)?;

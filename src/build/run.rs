@@ -1,21 +1,27 @@
 //! `RUN`: the command runs in a container made the way service containers are — an overlay of
 //! the stage's layers with a fresh upper directory, a bundle from
-//! [`crate::runtime::bundle::generate`] (Docker's capabilities, seccomp profile, masked paths)
-//! and the OCI runtime — in a network namespace of its own with only loopback (`--network=none`
-//! and the default alike: builds never reach a network). Its output is streamed as
-//! [`Event::BuildOutput`]; after it exits the upper directory, tidied of the mount points the
-//! runtime made, is the layer. Whatever happens, the container, its mounts and its directory are
-//! gone when [`run`] returns.
+//! [`crate::runtime::bundle::generate`] (Docker's capabilities, seccomp profile, masked paths;
+//! the privileged profile with `build.privileged`; `build.shm_size` and `build.ulimits`) and the
+//! OCI runtime — on the network [`super::network`] describes, with `build.extra_hosts` in its
+//! `/etc/hosts`. Its output is streamed as [`Event::BuildOutput`]; after it exits the upper
+//! directory, tidied of the mount points the runtime made, is the layer. Whatever happens, the
+//! container, its network namespace and lease, its mounts and its directory are gone when [`run`]
+//! returns.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use std::net::IpAddr;
+
 use berth_compose::model::Service;
+use berth_dockerfile::instruction::NetworkMode;
 
 use super::error::{io_err, At, BuildError, Result};
 use super::exec::Build;
+use super::network::Attachment;
 use super::tree::{missing_stubs, tidy_upper, top_first};
+use crate::container::Roots;
 use crate::events::Event;
 use crate::image::LayerRecord;
 use crate::runtime::bundle::{self, BundleRequest, ContainerFiles, HostFacts, ImageConfig, NetworkNs, RunOverrides};
@@ -45,6 +51,8 @@ pub struct RunSpec<'a> {
     pub text: String,
     /// The build step number (for output events).
     pub step: usize,
+    /// Its network.
+    pub network: NetworkMode,
 }
 
 /// The directory of one `RUN` and what is mounted in it, removed on drop.
@@ -55,12 +63,16 @@ struct Scratch<'a> {
     runtime: &'a dyn Runtime,
     id: String,
     started: bool,
+    net: Option<(Roots, Attachment)>,
 }
 
 impl Drop for Scratch<'_> {
     fn drop(&mut self) {
         if self.started {
             let _ = self.runtime.delete(&self.id, true);
+        }
+        if let Some((roots, a)) = self.net.take() {
+            let _ = super::network::detach(&roots, &a);
         }
         if self.mounted {
             let _ = crate::image::unmount_rootfs(&self.rootfs);
@@ -82,6 +94,7 @@ pub fn run(b: &Build<'_>, spec: &RunSpec<'_>) -> Result<Option<LayerRecord>> {
         runtime,
         id: id.clone(),
         started: false,
+        net: None,
     };
     let mut layers = spec.layers.to_vec();
     if layers.is_empty() {
@@ -99,9 +112,25 @@ pub fn run(b: &Build<'_>, spec: &RunSpec<'_>) -> Result<Option<LayerRecord>> {
         resolv_conf: dir.join("resolv.conf"),
     };
     let hostname = "buildkitsandbox";
-    std::fs::write(&files.hosts, bundle::hosts_file(hostname, &[])).map_err(io_err("write", &files.hosts))?;
+    let (network, resolv_conf, gateway) = match spec.network {
+        NetworkMode::None => (NetworkNs::None, String::new(), None),
+        NetworkMode::Host => {
+            let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            (NetworkNs::Host, host, Some(IpAddr::from([127, 0, 0, 1])))
+        }
+        NetworkMode::Default => {
+            b.on_bridge.store(true, std::sync::atomic::Ordering::SeqCst);
+            let a = super::network::attach(&b.roots, &id)?;
+            let path = NetworkNs::Path(a.netns.clone());
+            let gateway = a.gateway;
+            s.net = Some((b.roots.clone(), a));
+            (path, super::network::host_resolv_conf(), Some(gateway))
+        }
+    };
+    let hosts = bundle::hosts_file(hostname, &extra_hosts(&b.req.run.extra_hosts, gateway));
+    std::fs::write(&files.hosts, hosts).map_err(io_err("write", &files.hosts))?;
     std::fs::write(&files.hostname, format!("{hostname}\n")).map_err(io_err("write", &files.hostname))?;
-    std::fs::write(&files.resolv_conf, "").map_err(io_err("write", &files.resolv_conf))?;
+    std::fs::write(&files.resolv_conf, resolv_conf).map_err(io_err("write", &files.resolv_conf))?;
     for f in [&files.hosts, &files.hostname, &files.resolv_conf] {
         std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o644)).map_err(io_err("chmod", f))?;
     }
@@ -114,6 +143,9 @@ pub fn run(b: &Build<'_>, spec: &RunSpec<'_>) -> Result<Option<LayerRecord>> {
         user: spec.user.clone(),
         working_dir: Some(spec.workdir.clone()),
         hostname: Some(hostname.into()),
+        shm_size: b.req.run.shm_size,
+        ulimits: b.req.run.ulimits.clone(),
+        privileged: Some(b.req.run.privileged),
         ..Service::default()
     };
     let image =
@@ -134,7 +166,7 @@ pub fn run(b: &Build<'_>, spec: &RunSpec<'_>) -> Result<Option<LayerRecord>> {
         number: 1,
         oneoff: true,
         rootfs: s.rootfs.clone(),
-        network: NetworkNs::None,
+        network,
         cgroups_path: format!("/{id}"),
         files: files.clone(),
         mounts,
@@ -216,6 +248,18 @@ pub fn run(b: &Build<'_>, spec: &RunSpec<'_>) -> Result<Option<LayerRecord>> {
         return Ok(None);
     }
     Ok(Some(super::layer::commit_tree(&b.store, &upper, b.clamp)?))
+}
+
+/// `extra_hosts` entries (`host=address`) for `/etc/hosts`: `host-gateway` is `gateway` (the
+/// build bridge's gateway), and left out where the step has none.
+fn extra_hosts(entries: &[String], gateway: Option<IpAddr>) -> Vec<String> {
+    entries
+        .iter()
+        .filter_map(|e| match e.split_once('=') {
+            Some((host, "host-gateway")) => gateway.map(|g| format!("{host}={g}")),
+            _ => Some(e.clone()),
+        })
+        .collect()
 }
 
 /// A read-only bind of one host file.

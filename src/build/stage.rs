@@ -4,14 +4,14 @@
 
 use std::time::Instant;
 
-use berth_dockerfile::instruction::{CommandLine, Instruction};
-use berth_dockerfile::{Command, StageEnv, StageRef};
+use berth_dockerfile::instruction::{CommandLine, Instruction, NetworkMode};
+use berth_dockerfile::{Command, StageEnv};
 
 use super::cache::{Entry, Key};
 use super::config::RunConfig;
 use super::copy::{self, Attrs, CopySpec, Item, ItemKind};
 use super::error::{io_err, At, Result};
-use super::exec::Build;
+use super::exec::{Build, Source};
 use super::run::RunSpec;
 use super::sources::SourceRoot;
 use super::tree::{lower_meta, top_first, View};
@@ -53,18 +53,18 @@ pub fn run_stage(b: &Build<'_>, idx: usize) -> Result<StageOut> {
         position: format!("1/{total}"),
         instruction: format!("FROM {base}"),
     });
-    let mut st = match b.df.resolve(&base, idx, stage.line)? {
-        StageRef::Stage(i) => {
+    let mut st = match b.resolve(&base, idx, &at)? {
+        Source::Stage(i) => {
             let mut out = (*b.stage(i)).clone();
             out.config.cmd_set = false;
             out
         }
-        StageRef::Image(n) if n.eq_ignore_ascii_case("scratch") => StageOut {
+        Source::Image(n) if n.eq_ignore_ascii_case("scratch") => StageOut {
             key: Key::base("scratch", b.clamp),
             created: b.created_at(b.clamp.unwrap_or(0) as i64),
             ..StageOut::default()
         },
-        StageRef::Image(n) => {
+        Source::Image(n) => {
             let img = b.base_image(&n, &at)?;
             let config = img.config.get("config").cloned().unwrap_or_default();
             StageOut {
@@ -74,6 +74,19 @@ pub fn run_stage(b: &Build<'_>, idx: usize) -> Result<StageOut> {
                 created: img.config.get("created").and_then(|c| c.as_str()).unwrap_or_default().to_string(),
                 layers: img.layers,
                 dirs: img.dirs,
+            }
+        }
+        // A named context's directory is the stage's file system, as one layer.
+        Source::Dir(dir) => {
+            let layer = super::layer::commit_tree(&b.store, &dir, b.clamp)?;
+            let created = b.created();
+            StageOut {
+                key: Key::base(layer.diff_id.as_str(), b.clamp),
+                history: vec![history(&created, &format!("FROM {base}"), false)],
+                dirs: vec![b.store.layer_dir(&layer.diff_id)],
+                layers: vec![layer],
+                created,
+                ..StageOut::default()
             }
         }
     };
@@ -268,12 +281,19 @@ fn run_step(
     let run_env = env.run_env();
     let user = st.config.user.clone().unwrap_or_default();
     let workdir = st.config.workdir().to_string();
+    let network = run_network(b, spec.run.network, spec.at)?;
     let mut inputs: Vec<String> = vec![argv.join("\0"), user.clone(), workdir.clone()];
+    // What the step could see or do beyond its files: another network, hosts or privileges
+    // may give another result.
+    let o = &b.req.run;
+    inputs.push(format!("network={network:?} hosts={:?} privileged={}", o.extra_hosts, o.privileged));
     inputs.extend(run_env.iter().map(|(k, v)| format!("{k}={v}")));
     for m in &spec.run.mounts {
         if let Some(from) = &m.from {
-            if let StageRef::Stage(i) = b.df.resolve(from, idx, spec.at.line)? {
-                inputs.push(b.stage(i).key.0.clone());
+            match b.resolve(from, idx, spec.at)? {
+                Source::Stage(i) => inputs.push(b.stage(i).key.0.clone()),
+                Source::Dir(dir) => inputs.push(super::copy::tree_digest(&dir, spec.at)?),
+                Source::Image(_) => {}
             }
         }
     }
@@ -292,9 +312,23 @@ fn run_step(
             at: spec.at.clone(),
             text: spec.text.to_string(),
             step: spec.step,
+            network,
         };
         super::run::run(b, &run)
     })
+}
+
+/// The network of a `RUN`: its `--network`, else the build's, else the build bridge. The host's
+/// network only in a build that asked for it.
+fn run_network(b: &Build<'_>, flag: Option<NetworkMode>, at: &At) -> Result<NetworkMode> {
+    let build = b.req.run.network.unwrap_or(NetworkMode::Default);
+    match flag {
+        Some(NetworkMode::Host) if build != NetworkMode::Host => Err(
+            at.fail("RUN --network=host needs a build on the host's network (build.network: host, or --network host)")
+        ),
+        Some(n) => Ok(n),
+        None => Ok(build),
+    }
 }
 
 struct Owner<'a> {
@@ -326,17 +360,19 @@ fn copy_step(
             SourceRoot { dir: b.context.dir.clone(), ignore: Some(ignore) }
         }
         Some(f) => {
-            let dirs = match b.df.resolve(f, idx, at.line)? {
-                StageRef::Stage(i) => {
+            let dirs = match b.resolve(f, idx, at)? {
+                Source::Stage(i) => {
                     let out = b.stage(i);
                     from_key = out.key.0.clone();
                     out.dirs.clone()
                 }
-                StageRef::Image(name) => {
+                Source::Image(name) => {
                     let img = b.base_image(&name, at)?;
                     from_key = img.id.to_string();
                     img.dirs
                 }
+                // What is copied is in the key by content.
+                Source::Dir(dir) => vec![dir],
             };
             let view = View::mount(&dirs, &b.work)?;
             let ignore = (!owner.exclude.is_empty())

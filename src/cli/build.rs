@@ -45,6 +45,9 @@ pub struct BuildArgs {
     /// Also build the images of the named services' dependencies
     #[arg(long)]
     pub with_dependencies: bool,
+    /// The network of `RUN` steps: `default` (the build bridge, with NAT), `none` or `host`
+    #[arg(long, value_name = "MODE", value_parser = ["default", "none", "host"])]
+    pub network: Option<String>,
     /// OCI runtime for `RUN` steps (default: crun when usable, else runc)
     #[arg(long, env = "BERTH_RUNTIME", value_name = "NAME")]
     pub runtime: Option<String>,
@@ -73,6 +76,15 @@ pub fn run(project: &ProjectArgs, args: BuildArgs) -> anyhow::Result<()> {
         let named: Vec<String> = wanted.iter().cloned().collect();
         wanted.extend(berth::graph::ServiceGraph::new(p).with_dependencies(&named));
     }
+    // Images a build uses (`additional_contexts: service:NAME`) are built first, and always.
+    let mut todo: Vec<String> = wanted.iter().cloned().collect();
+    while let Some(name) = todo.pop() {
+        for dep in p.services.get(&name).map(compose::image_dependencies).unwrap_or_default() {
+            if wanted.insert(dep.clone()) {
+                todo.push(dep);
+            }
+        }
+    }
     let opts = ComposeBuildOptions {
         no_cache: args.no_cache,
         pull: args.pull,
@@ -80,13 +92,15 @@ pub fn run(project: &ProjectArgs, args: BuildArgs) -> anyhow::Result<()> {
         secrets: secrets(&args.secret)?,
         source_date_epoch: compose::source_date_epoch(),
         runtime: args.runtime.clone(),
+        network: args.network.as_deref().and_then(compose::network_mode),
     };
     let mode = if args.quiet { Mode::Quiet } else { Mode::of(args.progress.unwrap_or(project.progress)) };
     let sink = Renderer { mode };
     let roots = berth::container::Roots::from_env();
     let mut built = BTreeSet::new();
-    for (name, svc) in &p.services {
-        if (!wanted.is_empty() && !wanted.contains(name)) || !compose::buildable(svc) {
+    for name in build_order(p) {
+        let svc = &p.services[&name];
+        if (!wanted.is_empty() && !wanted.contains(&name)) || !compose::buildable(svc) {
             continue;
         }
         if !built.insert(svc.image_name(p)) {
@@ -96,6 +110,26 @@ pub fn run(project: &ProjectArgs, args: BuildArgs) -> anyhow::Result<()> {
         berth::build::build(&req, &roots, &sink).with_context(|| format!("service `{name}`: build failed"))?;
     }
     Ok(())
+}
+
+/// The project's services, each after the services whose images its build uses (by name
+/// otherwise); a cycle is left to fail when its image is missing.
+fn build_order(p: &berth_compose::Project) -> Vec<String> {
+    fn visit(p: &berth_compose::Project, name: &str, seen: &mut BTreeSet<String>, out: &mut Vec<String>) {
+        if !seen.insert(name.to_string()) {
+            return;
+        }
+        for dep in p.services.get(name).map(compose::image_dependencies).unwrap_or_default() {
+            visit(p, &dep, seen, out);
+        }
+        out.push(name.to_string());
+    }
+    let (mut seen, mut out) = (BTreeSet::new(), Vec::new());
+    for name in p.services.keys() {
+        visit(p, name, &mut seen, &mut out);
+    }
+    out.retain(|n| p.services.contains_key(n));
+    out
 }
 
 /// `KEY=VALUE` pairs; a bare `KEY` takes its value from the environment (and is left out when

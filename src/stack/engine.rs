@@ -429,10 +429,27 @@ impl<'a> StackEngine<'a> {
     }
 
     fn build(&self, service: &str) -> anyhow::Result<()> {
+        self.build_from(service, &mut Vec::new())
+    }
+
+    /// Builds `service`'s image after the missing images its build uses (`additional_contexts:
+    /// service:NAME`); `building` are the services whose builds wait on it (a cycle stops there).
+    fn build_from(&self, service: &str, building: &mut Vec<String>) -> anyhow::Result<()> {
+        building.push(service.to_string());
         let svc = self.project.services.get(service).ok_or_else(|| anyhow!("no service {service:?}"))?;
         let mut opts = self.build.clone();
         if opts.runtime.is_none() {
             opts.runtime = self.runtime.clone();
+        }
+        for dep in crate::build::compose::image_dependencies(svc) {
+            let image = self.project.services.get(&dep).map(|d| d.image_name(self.project));
+            let missing = match image {
+                Some(i) => self.images.resolve(&i).is_err(),
+                None => false,
+            };
+            if missing && !building.contains(&dep) {
+                self.build_from(&dep, building)?;
+            }
         }
         let req = crate::build::compose::request(self.project, svc, &opts)?;
         crate::build::build(&req, &self.roots, self.events)?;
