@@ -543,6 +543,9 @@ mod tests {
             fn redirect_dns(&self, p: &std::path::Path, server: std::net::Ipv4Addr) -> Result<()> {
                 self.0.redirect_dns(p, server)
             }
+            fn announce(&self, p: &std::path::Path) -> Result<()> {
+                self.0.announce(p)
+            }
             fn remove_netns(&self, p: &std::path::Path) -> Result<()> {
                 self.0.remove_netns(p)
             }
