@@ -133,3 +133,55 @@ pub fn rollback(s: &Session<'_>, services: &[String], runtime: &str) -> anyhow::
     super::up::apply(&session, &plan, runtime, true)?;
     Ok(done)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::hash::{config_hash, hashed_config};
+    use crate::state::Outcome;
+
+    fn deployment(svc: &Service) -> Deployment {
+        Deployment {
+            seq: 1,
+            project: "p".into(),
+            service: svc.name.clone(),
+            deployed_at: 0,
+            config_hash: config_hash(svc),
+            config: hashed_config(svc),
+            image: "busybox".into(),
+            image_digest: "sha256:1".into(),
+            outcome: Outcome::KnownGood,
+            good_at: Some(1),
+        }
+    }
+
+    #[test]
+    fn a_restored_service_hashes_as_its_deployment_and_keeps_todays_replicas_and_dependencies() {
+        let yaml = "services:\n  web:\n    image: busybox\n    environment: {V: '1'}\n    deploy: {update_config: {order: start-first}}\n";
+        let old = berth_compose::load_str(yaml, &std::env::temp_dir()).unwrap().project.services["web"].clone();
+        let d = deployment(&old);
+        let yaml = "services:\n  db: {image: busybox}\n  web:\n    build: .\n    image: busybox\n    environment: {V: '2'}\n    scale: 3\n    depends_on: [db]\n";
+        let now = berth_compose::load_str(yaml, &std::env::temp_dir()).unwrap().project.services["web"].clone();
+        let svc = restored("web", &d, Some(&now)).unwrap();
+        assert_eq!(config_hash(&svc), d.config_hash);
+        assert_eq!(svc.environment, old.environment);
+        assert!(svc.depends_on.contains_key("db") && svc.build.is_none());
+    }
+
+    #[test]
+    fn the_current_deployment_is_the_one_running_containers_match() {
+        let svc = Service { name: "web".into(), image: Some("busybox".into()), ..Default::default() };
+        let mut a = deployment(&svc);
+        let mut b = a.clone();
+        (b.seq, b.image_digest, b.outcome) = (2, "sha256:2".into(), Outcome::Failed);
+        a.seq = 1;
+        let history = vec![a.clone(), b.clone()];
+        let mut running = crate::supervise::testing::record("p-web-1", crate::state::Status::Running);
+        (running.config_hash, running.image_digest) = (b.config_hash.clone(), b.image_digest.clone());
+        let mut exited = running.clone();
+        (exited.status, exited.image_digest) = (crate::state::Status::Exited, a.image_digest.clone());
+        assert_eq!(current(&history, &[exited.clone(), running.clone()]).map(|d| d.seq), Some(2));
+        assert_eq!(current(&history, &[exited]).map(|d| d.seq), Some(1), "none runs: what exists");
+        assert_eq!(rollback_target(&history, current(&history, &[running])).map(|d| d.seq), Some(1));
+    }
+}
