@@ -160,6 +160,7 @@ CREATE TABLE deployments (
     good_at      INTEGER                -- unix milliseconds: first seen healthy
 );
 CREATE INDEX deployments_service ON deployments(project, service, seq);
+ALTER TABLE supervision ADD COLUMN probe_micros INTEGER; -- how long its last health probe took
 "#,
     ),
 ];
