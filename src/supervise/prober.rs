@@ -341,9 +341,12 @@ mod tests {
             failures: 3,
             changed: true,
             output: None,
+            took: Duration::from_secs(9),
         };
+        assert!(s.db.supervision(&id).unwrap().last_probe.is_some(), "the probe's latency is recorded");
         assert!(s.prober.on_report(&s.db, stale).is_none());
         assert_eq!(s.db.supervision(&id).unwrap().health, Some(Health::Healthy));
+        assert_ne!(s.db.supervision(&id).unwrap().last_probe, Some(Duration::from_secs(9)));
 
         let mut stopped = s.row.clone();
         stopped.0.status = Status::Exited;
