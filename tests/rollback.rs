@@ -3,7 +3,9 @@
 //! deployed stop-first and `up --wait` reports it; `image prune -a` keeps the known-good image
 //! (naming the service); `berth rollback api` makes the service's container from the stored
 //! config and the known-good image by id, though its tag now names the bad one, and the service
-//! answers with the good content again; `history` shows the three deployments.
+//! answers with the good content again; `history` shows the three deployments. And a start-first
+//! update under `failure_action: rollback` whose second replica fails returns the first, already
+//! replaced, to the version the second still runs (paced by `rollback_config`).
 
 mod support;
 #[allow(unused_imports)]
@@ -104,6 +106,65 @@ fn rollback_returns_a_service_to_its_known_good_image_and_config() {
         let err = String::from_utf8_lossy(&again.stderr);
         assert!(!again.status.success() && err.contains("no known-good deployment other than"), "{err}");
         assert_eq!(get(port).as_deref(), Ok("good"));
+    }));
+    p.finish(result);
+}
+
+fn replicated(port: u16, version: &str) -> String {
+    format!(
+        r#"  api:
+    image: berth-test/busybox:latest
+    init: true
+    command: [sh, -c, "mkdir -p /www && echo $$VERSION > /www/index.html && if [ $$VERSION != bad ] || mkdir /data/claimed; then touch /tmp/ok; fi; exec httpd -f -p 80 -h /www"]
+    environment: {{VERSION: "{version}"}}
+    volumes: [data:/data]
+    ports: ["127.0.0.1:{port}-{}:80"]
+    stop_grace_period: 1s
+    healthcheck: {{test: [CMD, test, -f, /tmp/ok], interval: 300ms, retries: 1}}
+    deploy:
+      replicas: 2
+      update_config: {{order: start-first, failure_action: rollback}}
+      rollback_config: {{order: start-first, parallelism: 1}}
+volumes:
+  data: {{}}
+"#,
+        port + 1
+    )
+}
+
+#[test]
+fn a_failed_update_returns_the_replicas_it_replaced_to_the_previous_version() {
+    let port = loop {
+        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = a.local_addr().unwrap().port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            break port;
+        }
+    };
+    let p = Project::new("rollbackreplicas", &replicated(port, "good"));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        p.ok(&["up", "-d", "--wait"]);
+        let before: Vec<String> = p.ps().iter().map(|c| c["ID"].as_str().unwrap().to_string()).collect();
+        // The first bad replica claims the volume's marker and is healthy; the second is not.
+        p.write_compose(&replicated(port, "bad"));
+        let out = p.berth(&["up", "-d"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("rolled back to the version the others run"), "{stderr}");
+        for port in [port, port + 1] {
+            p.wait_for(10, "both ports answering with the previous version", || get(port).as_deref() == Ok("good"));
+        }
+        let after = p.ps();
+        let mut names: Vec<&str> = after.iter().map(|c| c["Name"].as_str().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, [format!("{}-api-1", p.name), format!("{}-api-2", p.name)]);
+        let ids: Vec<&str> = after.iter().map(|c| c["ID"].as_str().unwrap()).collect();
+        assert_eq!(ids.iter().filter(|id| before.iter().any(|b| b == *id)).count(), 1, "one replica was never replaced");
+        let h = history(&p);
+        let d = h["deployments"].as_array().unwrap();
+        assert_eq!(d.len(), 3, "{h}");
+        assert_eq!(d[2]["config_hash"], d[0]["config_hash"]);
+        assert_ne!(d[1]["config_hash"], d[0]["config_hash"]);
     }));
     p.finish(result);
 }

@@ -73,7 +73,11 @@ fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
             "deploy.update_config.max_failure_ratio",
             "an update stops at the first replica that fails (failure_action says how)",
         );
-        add(d.rollback_config.is_some(), "deploy.rollback_config", "berth does not roll back");
+        add(
+            d.rollback_config.as_ref().is_some_and(|u| u.max_failure_ratio.is_some()),
+            "deploy.rollback_config.max_failure_ratio",
+            "a rollback stops at the first replica that fails",
+        );
         let reservations = d.resources.as_ref().and_then(|r| r.reservations.as_ref());
         add(
             reservations.is_some_and(|r| !r.devices.is_empty() || !r.generic_resources.is_empty()),

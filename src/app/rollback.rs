@@ -9,10 +9,12 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context};
 use berth_compose::model::Service;
-use berth_compose::resolved::PullPolicy;
+use berth_compose::resolved::{FailureAction, PullPolicy, ResolvedService};
 
 use crate::app::Session;
+use crate::plan::hash::config_hash;
 use crate::plan::up::UpOptions;
+use crate::plan::{Operation, Plan};
 use crate::state::{rollback_target, ContainerRecord, Deployment};
 
 /// A service's history and which of its deployments runs now.
@@ -84,9 +86,7 @@ pub fn rollback(s: &Session<'_>, services: &[String], runtime: &str) -> anyhow::
     } else {
         services.to_vec()
     };
-    let store = crate::image::ImageStore::open(&s.roots.root)?;
-    let mut project = s.project.clone();
-    let mut done = Vec::new();
+    let mut targets = Vec::new();
     for name in &names {
         let h = history(s, name)?;
         let Some(to) = h.deployments.iter().find(|d| Some(d.seq) == h.rollback) else {
@@ -98,40 +98,94 @@ pub fn rollback(s: &Session<'_>, services: &[String], runtime: &str) -> anyhow::
                 None => bail!("service `{name}` has no known-good deployment (see `berth history {name}`)"),
             }
         };
-        store.resolve(&to.image_digest).with_context(|| {
-            format!("service `{name}`: the image {} of its known-good deployment is no longer stored", to.image_digest)
-        })?;
-        let svc = restored(name, to, s.project.services.get(name))?;
-        project.services.insert(name.clone(), svc);
         let from = h.deployments.iter().find(|d| Some(d.seq) == h.current).cloned();
-        done.push(RolledBack { service: name.clone(), from, to: to.clone() });
+        targets.push(RolledBack { service: name.clone(), from, to: to.clone() });
     }
-    if done.is_empty() {
+    if targets.is_empty() {
         bail!("no service has a known-good deployment to return to (see `berth history SERVICE`)");
     }
+    return_to(s, &targets, runtime)?;
+    Ok(targets)
+}
+
+/// After an `up` of `plan` failed: the services whose start-first update failed under
+/// `failure_action: rollback` with some replicas already replaced get those replicas back on the
+/// version the others still run (paced by `rollback_config`). Returns what was rolled back.
+pub fn revert_failed_updates(s: &Session<'_>, plan: &Plan, runtime: &str) -> anyhow::Result<Vec<RolledBack>> {
+    let mut services: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter_map(|step| match &step.operation {
+            Operation::SwitchContainer { from, failure_action: FailureAction::Rollback, .. } => {
+                Some(from.service.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    services.dedup();
+    let mut targets = Vec::new();
+    for name in services {
+        let Some(svc) = s.project.services.get(name) else { continue };
+        let history = s.db.deployments(&s.project.name, name)?;
+        // The replicas replaced are those made from the deployment this update recorded.
+        let Some(latest) = history.last().filter(|d| d.config_hash == config_hash(svc)) else { continue };
+        let rows = crate::container::select(s.db, &s.project.name, &[name.to_string()], false)?;
+        let (new, old): (Vec<ContainerRecord>, Vec<ContainerRecord>) = rows.into_iter().partition(|c| latest.made(c));
+        if new.is_empty() || old.is_empty() {
+            continue;
+        }
+        // The version the replicas not replaced run; what the replaced ones were made from.
+        let (Some(to), from) = (current(&history, &old), current(&history, &new)) else { continue };
+        targets.push(RolledBack { service: name.to_string(), from: from.cloned(), to: to.clone() });
+    }
+    if !targets.is_empty() {
+        return_to(s, &targets, runtime)?;
+    }
+    Ok(targets)
+}
+
+/// Makes each target service's containers from its deployment `to` (the stored configuration,
+/// the image by id), replacing them as its `rollback_config` says (else its `update_config`).
+fn return_to(s: &Session<'_>, targets: &[RolledBack], runtime: &str) -> anyhow::Result<()> {
+    let store = crate::image::ImageStore::open(&s.roots.root)?;
+    let mut project = s.project.clone();
+    let mut policies = BTreeMap::new();
+    for RolledBack { service: name, to, .. } in targets {
+        store.resolve(&to.image_digest).with_context(|| {
+            format!("service `{name}`: the image {} of the deployment to return to is no longer stored", to.image_digest)
+        })?;
+        let now = s.project.services.get(name);
+        let svc = restored(name, to, now)?;
+        let own = now.map(ResolvedService::new).transpose()?;
+        let resolved = ResolvedService::new(&svc)?;
+        let policy = own.as_ref().and_then(|r| r.rollback).or(resolved.rollback).unwrap_or(resolved.update);
+        policies.insert(name.clone(), policy);
+        project.services.insert(name.clone(), svc);
+    }
     let pinned: BTreeMap<String, String> =
-        done.iter().map(|r| (r.service.clone(), r.to.image_digest.clone())).collect();
-    let session = Session { project: &project, pinned: pinned.clone(), ..*s };
+        targets.iter().map(|r| (r.service.clone(), r.to.image_digest.clone())).collect();
+    let session = Session { project: &project, pinned, ..*s };
     let mut observed = super::stack::observe(&session, true)?;
-    for r in &done {
+    for r in targets {
         let image = project.services[&r.service].image_name(&project.name);
         observed.images.insert(image, r.to.image_digest.clone());
     }
+    let replicas = |name: &String| s.project.services.get(name).map_or(1, Service::replicas);
     let opts = UpOptions {
-        services: done.iter().map(|r| r.service.clone()).collect(),
+        services: targets.iter().map(|r| r.service.clone()).collect(),
         no_deps: true,
         pull: Some(PullPolicy::Never),
         no_build: true,
         // As many replicas as the project has now.
-        scale: done.iter().map(|r| (r.service.clone(), s.project.services.get(&r.service).map_or(1, Service::replicas))).collect(),
+        scale: targets.iter().map(|r| (r.service.clone(), replicas(&r.service))).collect(),
+        policies,
         ..Default::default()
     };
     let plan = crate::plan::up::reconcile(&project, &observed, &opts)?;
     for w in &plan.warnings {
         session.warn(w.clone());
     }
-    super::up::apply(&session, &plan, runtime, true)?;
-    Ok(done)
+    super::up::apply_once(&session, &plan, runtime, true)
 }
 
 #[cfg(test)]
