@@ -78,7 +78,9 @@ fn syslog_gets_each_line_with_facility_severity_and_tag() {
             stderr.contains("service `web`: logging driver `syslog`") && stderr.contains("JSON log alone"),
             "{stderr}"
         );
-        p.wait_for(10, "the JSON log of the new container", || p.ok(&["logs", "web"]).matches("to-stdout").count() >= 1);
+        p.wait_for(10, "the JSON log of the new container", || {
+            p.ok(&["logs", "web"]).matches("to-stdout").count() >= 1
+        });
     }));
     p.finish(result);
 }

@@ -67,7 +67,9 @@ fn the_supervisor_serves_prometheus_metrics() {
         let row: serde_json::Value = serde_json::from_str(stats.lines().next().unwrap_or_default()).unwrap();
         let seconds = row["HealthProbeSeconds"].as_f64().unwrap_or_else(|| panic!("no HealthProbeSeconds: {row}"));
         assert!((0.2..30.0).contains(&seconds), "stats probe latency {seconds}");
-        assert!(!text.contains(&format!("berth_container_health_probe_seconds{{project=\"{}\",service=\"job\"", p.name)));
+        assert!(
+            !text.contains(&format!("berth_container_health_probe_seconds{{project=\"{}\",service=\"job\"", p.name))
+        );
         let job = format!("project=\"{0}\",service=\"job\",container=\"{0}-job-1\"", p.name);
         assert!(text.contains(&format!("berth_container_up{{{job}}} 0")), "{text}");
         assert!(text.contains(&format!("berth_project_containers{{project=\"{}\",state=\"running\"}} 1", p.name)));

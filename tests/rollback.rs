@@ -64,7 +64,8 @@ fn rollback_returns_a_service_to_its_known_good_image_and_config() {
         p.wait_for(10, "the first deployment known-good", || outcomes(&history(&p)) == ["known-good"]);
 
         // A bad version: another image under the same tag, stop-first.
-        std::fs::write(p.dir.path().join("Dockerfile"), "FROM berth-test/busybox:latest\nCOPY marker /marker\n").unwrap();
+        std::fs::write(p.dir.path().join("Dockerfile"), "FROM berth-test/busybox:latest\nCOPY marker /marker\n")
+            .unwrap();
         std::fs::write(p.dir.path().join("marker"), "bad\n").unwrap();
         p.write_compose(&stack(port, true));
         let out = p.berth(&["up", "-d", "--build", "--wait", "--wait-timeout", "30"]);
@@ -159,7 +160,11 @@ fn a_failed_update_returns_the_replicas_it_replaced_to_the_previous_version() {
         names.sort();
         assert_eq!(names, [format!("{}-api-1", p.name), format!("{}-api-2", p.name)]);
         let ids: Vec<&str> = after.iter().map(|c| c["ID"].as_str().unwrap()).collect();
-        assert_eq!(ids.iter().filter(|id| before.iter().any(|b| b == *id)).count(), 1, "one replica was never replaced");
+        assert_eq!(
+            ids.iter().filter(|id| before.iter().any(|b| b == *id)).count(),
+            1,
+            "one replica was never replaced"
+        );
         let h = history(&p);
         let d = h["deployments"].as_array().unwrap();
         assert_eq!(d.len(), 3, "{h}");

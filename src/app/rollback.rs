@@ -55,8 +55,9 @@ pub fn history(s: &Session<'_>, service: &str) -> anyhow::Result<History> {
 /// what the config hash leaves out (build, pull policy, replicas, dependencies, profiles,
 /// `develop`) as the project has it now (`now`; none when the service is gone from it).
 pub fn restored(name: &str, d: &Deployment, now: Option<&Service>) -> anyhow::Result<Service> {
-    let mut svc: Service = serde_json::from_value(d.config.clone())
-        .with_context(|| format!("service `{name}`: the stored configuration of deployment {} cannot be read", d.seq))?;
+    let mut svc: Service = serde_json::from_value(d.config.clone()).with_context(|| {
+        format!("service `{name}`: the stored configuration of deployment {} cannot be read", d.seq)
+    })?;
     svc.name = name.to_string();
     if let Some(now) = now {
         svc.depends_on = now.depends_on.clone();
@@ -81,11 +82,8 @@ pub struct RolledBack {
 /// its last known-good deployment other than the current one, under the project's lock (held
 /// by the caller). `runtime` makes the new containers.
 pub fn rollback(s: &Session<'_>, services: &[String], runtime: &str) -> anyhow::Result<Vec<RolledBack>> {
-    let names: Vec<String> = if services.is_empty() {
-        s.project.services.keys().cloned().collect()
-    } else {
-        services.to_vec()
-    };
+    let names: Vec<String> =
+        if services.is_empty() { s.project.services.keys().cloned().collect() } else { services.to_vec() };
     let mut targets = Vec::new();
     for name in &names {
         let h = history(s, name)?;
@@ -152,7 +150,10 @@ fn return_to(s: &Session<'_>, targets: &[RolledBack], runtime: &str) -> anyhow::
     let mut policies = BTreeMap::new();
     for RolledBack { service: name, to, .. } in targets {
         store.resolve(&to.image_digest).with_context(|| {
-            format!("service `{name}`: the image {} of the deployment to return to is no longer stored", to.image_digest)
+            format!(
+                "service `{name}`: the image {} of the deployment to return to is no longer stored",
+                to.image_digest
+            )
         })?;
         let now = s.project.services.get(name);
         let svc = restored(name, to, now)?;

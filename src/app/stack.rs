@@ -107,8 +107,7 @@ pub fn execute(s: &Session<'_>, plan: &Plan, runtime: Option<&str>, supervised: 
     if let Some(runtime) = runtime {
         engine = engine.runtime(runtime);
     }
-    let engine =
-        engine.supervised(supervised).stop_timeout(s.stop_timeout).leaving_with(plan).pinned(s.pinned.clone());
+    let engine = engine.supervised(supervised).stop_timeout(s.stop_timeout).leaving_with(plan).pinned(s.pinned.clone());
     let readiness = crate::execute::readiness(s.project);
     let report = crate::execute::run(plan, &engine, &readiness, s.parallel.unwrap_or(usize::MAX), s.events);
     if supervised {

@@ -77,7 +77,11 @@ pub fn target(service: &serde_json::Value) -> Result<Option<Target>, String> {
                 None => PathBuf::from(DEV_LOG),
                 Some(a) => match a.strip_prefix("unixgram://").or_else(|| a.strip_prefix("unix://")) {
                     Some(p) => PathBuf::from(p),
-                    None => return Err(format!("syslog-address `{a}`: berth sends to a local socket only (unixgram:///path)")),
+                    None => {
+                        return Err(format!(
+                            "syslog-address `{a}`: berth sends to a local socket only (unixgram:///path)"
+                        ))
+                    }
                 },
             };
             let facility = match option("syslog-facility") {
@@ -85,7 +89,8 @@ pub fn target(service: &serde_json::Value) -> Result<Option<Target>, String> {
                 Some(f) => FACILITIES
                     .iter()
                     .position(|n| !n.is_empty() && *n == f)
-                    .ok_or_else(|| format!("syslog-facility `{f}` is not a syslog facility"))? as u8,
+                    .ok_or_else(|| format!("syslog-facility `{f}` is not a syslog facility"))?
+                    as u8,
             };
             let format = match option("syslog-format") {
                 None | Some("") | Some("rfc3164") => Format::Rfc3164,
@@ -200,16 +205,24 @@ fn severity(stream: Stream) -> u8 {
 }
 
 /// One syslog message.
-fn syslog_message(facility: u8, format: Format, stream: Stream, tag: &str, host: &str, nanos: i64, text: &str) -> String {
+fn syslog_message(
+    facility: u8,
+    format: Format,
+    stream: Stream,
+    tag: &str,
+    host: &str,
+    nanos: i64,
+    text: &str,
+) -> String {
     let pri = u16::from(facility) * 8 + u16::from(severity(stream));
     let pid = std::process::id();
     let rfc3339 = super::log::format_rfc3339(nanos);
     match format {
         Format::Rfc3164 => {
-            let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-            let stamp = time::macros::format_description!(
-                "[month repr:short] [day padding:space] [hour]:[minute]:[second]"
-            );
+            let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            let stamp =
+                time::macros::format_description!("[month repr:short] [day padding:space] [hour]:[minute]:[second]");
             format!("<{pri}>{} {tag}[{pid}]: {text}", at.format(&stamp).unwrap_or_default())
         }
         Format::Rfc5424 { micro } => {
@@ -281,7 +294,8 @@ mod tests {
 
     #[test]
     fn a_missing_socket_is_said_naming_the_service() {
-        let svc = json!({"logging": {"driver": "syslog", "options": {"syslog-address": "unixgram:///nonexistent/log"}}});
+        let svc =
+            json!({"logging": {"driver": "syslog", "options": {"syslog-address": "unixgram:///nonexistent/log"}}});
         let w = check("web", &svc).unwrap();
         assert!(w.contains("service `web`") && w.contains("/nonexistent/log") && w.contains("JSON log"), "{w}");
         assert_eq!(check("web", &json!({"image": "x"})), None);
@@ -303,7 +317,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.sock");
         let server = UnixDatagram::bind(&path).unwrap();
-        let f = Forwarder::connect(Target::Journald { path: path.clone(), tag: Some("{{.Name}}".into()) }, source()).unwrap();
+        let f = Forwarder::connect(Target::Journald { path: path.clone(), tag: Some("{{.Name}}".into()) }, source())
+            .unwrap();
         f.send(Stream::Stderr, b"broken\n", 0);
         let mut buf = [0u8; 4096];
         let n = server.recv(&mut buf).unwrap();

@@ -79,7 +79,11 @@ impl LogWriter {
     /// The writer of a container's log at `path`, as its logging driver asks: the `none`
     /// driver's discards everything (and makes no file); `syslog`'s and `journald`'s send each
     /// line on too, when the host's socket can be reached.
-    pub fn for_container(path: &Path, config: &ContainerConfig, source: super::forward::Source) -> io::Result<LogWriter> {
+    pub fn for_container(
+        path: &Path,
+        config: &ContainerConfig,
+        source: super::forward::Source,
+    ) -> io::Result<LogWriter> {
         if readable(config) {
             let mut w = LogWriter::open(path, config.log)?;
             let target = super::forward::target(&config.service).ok().flatten();

@@ -25,8 +25,7 @@ fn replicas_of_one_configuration_are_one_deployment_and_a_change_is_a_new_one() 
     run.oneoff = true;
     db.insert_container(&run).unwrap();
     let history = db.deployments("p", "web").unwrap();
-    let ids: Vec<(&str, &str)> =
-        history.iter().map(|d| (d.config_hash.as_str(), d.image_digest.as_str())).collect();
+    let ids: Vec<(&str, &str)> = history.iter().map(|d| (d.config_hash.as_str(), d.image_digest.as_str())).collect();
     assert_eq!(ids, [("h1", "sha256:1"), ("h2", "sha256:1"), ("h2", "sha256:2")]);
     assert!(history.iter().all(|d| d.outcome == Outcome::Deployed));
     assert_eq!(history[0].config["environment"]["V"], "h1");

@@ -77,8 +77,7 @@ impl Deployment {
     }
 }
 
-const COLUMNS: &str =
-    "seq, project, service, deployed_at, config_hash, config, image, image_digest, outcome, good_at";
+const COLUMNS: &str = "seq, project, service, deployed_at, config_hash, config, image, image_digest, outcome, good_at";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Deployment> {
     let config: String = r.get(5)?;
@@ -200,8 +199,7 @@ impl StateDb {
 /// The deployment `rollback` returns a service to: its last known-good one other than `current`
 /// (the deployment its containers run now, when known).
 pub fn rollback_target<'d>(history: &'d [Deployment], current: Option<&Deployment>) -> Option<&'d Deployment> {
-    let differs = |d: &Deployment| {
-        current.is_none_or(|c| c.config_hash != d.config_hash || c.image_digest != d.image_digest)
-    };
+    let differs =
+        |d: &Deployment| current.is_none_or(|c| c.config_hash != d.config_hash || c.image_digest != d.image_digest);
     history.iter().rev().find(|d| d.outcome == Outcome::KnownGood && differs(d))
 }

@@ -291,8 +291,8 @@ pub fn now_nanos() -> i64 {
 }
 
 #[cfg(test)]
+mod deployment_tests;
+#[cfg(test)]
 mod network_tests;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod deployment_tests;

@@ -77,7 +77,9 @@ impl StateDb {
                         failing_streak: r.get(1)?,
                         stop_requested: r.get(2)?,
                         restart_reason: r.get(3)?,
-                        last_probe: r.get::<_, Option<i64>>(4)?.map(|m| std::time::Duration::from_micros(m.max(0) as u64)),
+                        last_probe: r
+                            .get::<_, Option<i64>>(4)?
+                            .map(|m| std::time::Duration::from_micros(m.max(0) as u64)),
                     };
                     Ok((health, row))
                 })

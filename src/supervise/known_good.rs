@@ -86,7 +86,10 @@ mod tests {
         let mut k = KnownGood::default();
         assert!(k.due(&specs, 11_999).is_empty());
         let due = k.due(&specs, 12_000);
-        assert_eq!(due.iter().map(|(r, o)| (r.name.as_str(), *o)).collect::<Vec<_>>(), [("p-web-1", Outcome::KnownGood)]);
+        assert_eq!(
+            due.iter().map(|(r, o)| (r.name.as_str(), *o)).collect::<Vec<_>>(),
+            [("p-web-1", Outcome::KnownGood)]
+        );
         assert!(k.due(&specs, 13_000).is_empty(), "marked once per run");
         // A new run is marked again.
         let mut again = rec.clone();

@@ -188,13 +188,15 @@ mod tests {
         let mut rec = crate::supervise::testing::record("shop-web-1", crate::state::Status::Running);
         rec.restart_count = 2;
         let stats = Stats { cpu_nanos: 1_500_000_000, memory: 4096, memory_limit: Some(8192), ..Stats::default() };
-        let text =
-            render("shop", &[Sample {
+        let text = render(
+            "shop",
+            &[Sample {
                 rec: &rec,
                 health: Some(crate::state::Health::Healthy),
                 probe: Some(std::time::Duration::from_millis(250)),
                 stats: Some(stats),
-            }]);
+            }],
+        );
         let labels = format!("project=\"shop\",service=\"web\",container=\"{}\"", rec.name);
         assert!(text.contains(&format!("berth_container_up{{{labels}}} 1")), "{text}");
         assert!(text.contains(&format!("berth_container_restarts_total{{{labels}}} 2")), "{text}");

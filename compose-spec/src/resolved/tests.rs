@@ -248,7 +248,9 @@ fn update_policies() {
     };
     assert_eq!(r.update, want);
     assert_eq!(r.rollback, None);
-    let r = web("    deploy:\n      rollback_config:\n        order: start-first\n        parallelism: 0\n        delay: 1s\n");
+    let r = web(
+        "    deploy:\n      rollback_config:\n        order: start-first\n        parallelism: 0\n        delay: 1s\n",
+    );
     let want = UpdatePolicy {
         order: UpdateOrder::StartFirst,
         parallelism: 0,
