@@ -168,7 +168,7 @@ fn return_to(s: &Session<'_>, targets: &[RolledBack], runtime: &str) -> anyhow::
     let session = Session { project: &project, pinned, ..*s };
     let mut observed = super::stack::observe(&session, true)?;
     for r in targets {
-        let image = project.services[&r.service].image_name(&project.name);
+        let image = project.services[&r.service].image_name(&project);
         observed.images.insert(image, r.to.image_digest.clone());
     }
     let replicas = |name: &String| s.project.services.get(name).map_or(1, Service::replicas);
