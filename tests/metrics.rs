@@ -1,5 +1,5 @@
 //! System test (root): a project with `x-berth: {metrics: ADDRESS}` has its supervisor serve
-//! Prometheus metrics there — per container up, restarts, health, CPU, memory, network and
+//! Prometheus metrics there — per container up, restarts, health and probe latency, CPU, memory, network and
 //! block I/O, per project the containers by state — with project, service and container labels.
 
 mod support;
@@ -30,7 +30,7 @@ fn the_supervisor_serves_prometheus_metrics() {
     image: berth-test/busybox:latest
     command: [sleep, "600"]
     mem_limit: 64m
-    healthcheck: {test: [CMD, "true"], interval: 1s}
+    healthcheck: {test: [CMD, sleep, "0.2"], interval: 1s}
   job:
     image: berth-test/busybox:latest
     command: ["true"]
@@ -54,6 +54,22 @@ fn the_supervisor_serves_prometheus_metrics() {
         assert!(text.contains(&format!("berth_container_memory_limit_bytes{{{web}}} 67108864")), "{text}");
         assert!(text.contains(&format!("berth_container_cpu_seconds_total{{{web}}} ")), "{text}");
         assert!(text.contains(&format!("berth_container_restarts_total{{{web}}} 0")), "{text}");
+        // The probe sleeps 0.2 s: its latency is at least that, and under its timeout.
+        let probe_line = format!("berth_container_health_probe_seconds{{{web}}} ");
+        let latency: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&probe_line))
+            .unwrap_or_else(|| panic!("no probe latency: {text}"))
+            .parse()
+            .unwrap();
+        assert!((0.2..30.0).contains(&latency), "probe latency {latency}");
+        let stats = p.ok(&["stats", "--no-stream", "--format", "json", "web"]);
+        let row: serde_json::Value = serde_json::from_str(stats.lines().next().unwrap_or_default()).unwrap();
+        let seconds = row["HealthProbeSeconds"].as_f64().unwrap_or_else(|| panic!("no HealthProbeSeconds: {row}"));
+        assert!((0.2..30.0).contains(&seconds), "stats probe latency {seconds}");
+        assert!(
+            !text.contains(&format!("berth_container_health_probe_seconds{{project=\"{}\",service=\"job\"", p.name))
+        );
         let job = format!("project=\"{0}\",service=\"job\",container=\"{0}-job-1\"", p.name);
         assert!(text.contains(&format!("berth_container_up{{{job}}} 0")), "{text}");
         assert!(text.contains(&format!("berth_project_containers{{project=\"{}\",state=\"running\"}} 1", p.name)));

@@ -96,6 +96,7 @@ fn containers_on_a_bridge_share_a_volume_over_http() {
             };
             prepared.push(prep);
             let req = CreateRequest {
+                image_id: None,
                 project: &project,
                 service: svc,
                 number: 1,

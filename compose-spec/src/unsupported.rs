@@ -56,9 +56,10 @@ fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
     );
     let driver = svc.logging.as_ref().and_then(|l| l.driver.as_deref());
     add(
-        driver.is_some_and(|d| !matches!(d, "json-file" | "local" | "none")),
+        driver.is_some_and(|d| !matches!(d, "json-file" | "local" | "none" | "syslog" | "journald")),
         "logging.driver",
-        "every container's output goes to berth's JSON log (`berth logs`); berth honours json-file, local and none",
+        "every container's output goes to berth's JSON log (`berth logs`); berth honours json-file, local, none, \
+         syslog and journald",
     );
     if let Some(d) = &svc.deploy {
         add(d.placement.is_some(), "deploy.placement", "placement is for swarms; berth runs on this host");
@@ -73,7 +74,11 @@ fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
             "deploy.update_config.max_failure_ratio",
             "an update stops at the first replica that fails (failure_action says how)",
         );
-        add(d.rollback_config.is_some(), "deploy.rollback_config", "berth does not roll back");
+        add(
+            d.rollback_config.as_ref().is_some_and(|u| u.max_failure_ratio.is_some()),
+            "deploy.rollback_config.max_failure_ratio",
+            "a rollback stops at the first replica that fails",
+        );
         let reservations = d.resources.as_ref().and_then(|r| r.reservations.as_ref());
         add(
             reservations.is_some_and(|r| !r.devices.is_empty() || !r.generic_resources.is_empty()),
@@ -170,7 +175,7 @@ mod tests {
         }
     }
 
-    const YAML: &str = "name: u\nservices:\n  a:\n    image: busybox\n    gpus: all\n    cpu_count: 2\n    logging:\n      driver: syslog\n  b:\n    image: busybox\n    cpu_count: 2\n    deploy:\n      placement:\n        constraints: [a]\n      resources:\n        limits:\n          cpus: 1\nnetworks:\n  default:\n    driver_opts:\n      com.docker.network.driver.mtu: \"1400\"\n      com.docker.network.bridge.enable_icc: \"false\"\n";
+    const YAML: &str = "name: u\nservices:\n  a:\n    image: busybox\n    gpus: all\n    cpu_count: 2\n    logging:\n      driver: gelf\n  b:\n    image: busybox\n    cpu_count: 2\n    deploy:\n      placement:\n        constraints: [a]\n      resources:\n        limits:\n          cpus: 1\nnetworks:\n  default:\n    driver_opts:\n      com.docker.network.driver.mtu: \"1400\"\n      com.docker.network.bridge.enable_icc: \"false\"\n";
 
     #[test]
     fn each_ignored_key_is_said_once_where_it_is_written() {
@@ -180,7 +185,7 @@ mod tests {
         assert!(w.contains("(and 1 more use)"), "{w}");
         assert_eq!(w.matches("cpu_count").count(), 2, "one line for both uses: {w}");
         assert!(w.contains("-:5:5: services.a.gpus"), "{w}");
-        assert!(w.contains("services.a.logging.driver: `logging.driver: syslog`"), "{w}");
+        assert!(w.contains("services.a.logging.driver: `logging.driver: gelf`"), "{w}");
         assert!(w.contains("-:13:7: services.b.deploy.placement"), "{w}");
         assert!(w.contains("enable_icc") && !w.contains("driver.mtu\" is"), "{w}");
         // What berth honours is not mentioned.
@@ -190,12 +195,12 @@ mod tests {
 
     #[test]
     fn the_logging_drivers_berth_honours_are_not_warned_about() {
-        for driver in ["json-file", "local", "none"] {
+        for driver in ["json-file", "local", "none", "syslog", "journald"] {
             let yaml = format!("name: u\nservices:\n  a:\n    image: busybox\n    logging:\n      driver: {driver}\n");
             let loaded = load(&opts(&yaml, true)).unwrap();
             assert!(loaded.warnings.is_empty(), "{driver}: {:?}", loaded.warnings);
         }
-        for driver in ["syslog", "journald", "gelf"] {
+        for driver in ["gelf", "fluentd", "awslogs"] {
             let yaml = format!("name: u\nservices:\n  a:\n    image: busybox\n    logging:\n      driver: {driver}\n");
             let w = load(&opts(&yaml, false)).unwrap().warnings.join("\n");
             assert!(w.contains(&format!("`logging.driver: {driver}` is not supported")), "{w}");

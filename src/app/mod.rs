@@ -13,6 +13,7 @@ use crate::state::StateDb;
 pub mod boot;
 pub mod commit;
 pub mod restart;
+pub mod rollback;
 pub mod stack;
 pub mod start;
 pub mod up;
@@ -31,6 +32,9 @@ pub struct Session<'a> {
     pub parallel: Option<usize>,
     /// Stops take this long at most (`-t`) instead of each service's `stop_grace_period`.
     pub stop_timeout: Option<Duration>,
+    /// Services whose new containers are made from an image by id rather than from the one
+    /// their reference names (`rollback`), by service.
+    pub pinned: std::collections::BTreeMap<String, String>,
 }
 
 impl Session<'_> {

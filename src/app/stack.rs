@@ -80,6 +80,15 @@ pub fn check_host(s: &Session<'_>, plan: &Plan, runtime: &str) -> anyhow::Result
     if plan.creates().next().is_some() {
         crate::runtime::by_name(runtime, &s.roots.run)?;
     }
+    let mut made: Vec<&str> = plan.creates().map(|(_, t)| t.service.as_str()).collect();
+    made.dedup();
+    for name in made {
+        let Some(svc) = s.project.services.get(name) else { continue };
+        let logging = serde_json::json!({ "logging": svc.logging });
+        if let Some(warning) = crate::monitor::forward::check(name, &logging) {
+            s.warn(warning);
+        }
+    }
     for (_, target) in plan.creates() {
         let svc = s.project.services.get(&target.service);
         if let Some((name, own)) = svc.and_then(|s| Some((&s.name, s.runtime.as_deref()?))) {
@@ -98,7 +107,7 @@ pub fn execute(s: &Session<'_>, plan: &Plan, runtime: Option<&str>, supervised: 
     if let Some(runtime) = runtime {
         engine = engine.runtime(runtime);
     }
-    let engine = engine.supervised(supervised).stop_timeout(s.stop_timeout).leaving_with(plan);
+    let engine = engine.supervised(supervised).stop_timeout(s.stop_timeout).leaving_with(plan).pinned(s.pinned.clone());
     let readiness = crate::execute::readiness(s.project);
     let report = crate::execute::run(plan, &engine, &readiness, s.parallel.unwrap_or(usize::MAX), s.events);
     if supervised {

@@ -6,10 +6,29 @@ use crate::plan::up::UpOptions;
 use crate::plan::{Observed, Plan};
 use crate::supervise::{client, reserve};
 
+/// Carries out an `up` plan ([`apply_once`]); when a start-first update failed under
+/// `failure_action: rollback`, the replicas it had already replaced go back to the version the
+/// others run (paced by `rollback_config`), and `up` still fails, saying so.
+pub fn apply(s: &Session<'_>, plan: &Plan, runtime: &str, start: bool) -> anyhow::Result<()> {
+    let result = apply_once(s, plan, runtime, start);
+    let Err(failed) = result else { return Ok(()) };
+    match super::rollback::revert_failed_updates(s, plan, runtime) {
+        Ok(reverted) if reverted.is_empty() => Err(failed),
+        Ok(reverted) => {
+            let names: Vec<String> = reverted.iter().map(|r| format!("{:?}", r.service)).collect();
+            Err(failed.context(format!(
+                "the replicas already updated of service {} were rolled back to the version the others run",
+                names.join(", ")
+            )))
+        }
+        Err(e) => Err(failed.context(format!("rolling back the replicas already updated failed: {e:#}"))),
+    }
+}
+
 /// Carries out an `up` plan: checks the host, starts the project's supervisor (when containers
 /// are to run), has it reserve the fixed host ports of the containers to start (a port another
 /// project took meanwhile fails here, before anything is made) and runs the plan.
-pub fn apply(s: &Session<'_>, plan: &Plan, runtime: &str, start: bool) -> anyhow::Result<()> {
+pub fn apply_once(s: &Session<'_>, plan: &Plan, runtime: &str, start: bool) -> anyhow::Result<()> {
     super::stack::check_host(s, plan, runtime)?;
     let name = &s.project.name;
     let supervised = start && plan.steps.iter().any(|step| step.container().is_some()) || any_running(s)?;

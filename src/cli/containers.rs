@@ -165,6 +165,7 @@ impl Ctx {
             events,
             parallel,
             stop_timeout: self.stop_timeout,
+            pinned: Default::default(),
         }
     }
 

@@ -83,6 +83,7 @@ pub fn describe(project: &ProjectArgs, command: &Command) -> anyhow::Result<Opti
         | Command::Attach(_)
         | Command::Watch(_)
         | Command::Boot(_)
+        | Command::Rollback(_)
         | Command::Systemd(_)
         | Command::Volume(_)
         | Command::Network(_)

@@ -84,12 +84,41 @@ pub(super) fn images_in_use(root: &std::path::Path) -> anyhow::Result<std::colle
     Ok(db.images_in_use()?)
 }
 
+/// The image ids of known-good deployments `rollback` may return to, each with the services
+/// (`project/service`) whose they are.
+fn known_good(root: &std::path::Path) -> anyhow::Result<std::collections::BTreeMap<String, Vec<String>>> {
+    let db = berth::state::StateDb::open(root).context("cannot open the state database")?;
+    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for d in db.kept_deployments()? {
+        let who = format!("service `{}` of project `{}`", d.service, d.project);
+        let services = out.entry(d.image_digest).or_default();
+        if !services.contains(&who) {
+            services.push(who);
+        }
+    }
+    Ok(out)
+}
+
 /// Runs `berth image ...`.
 pub fn run(args: ImageArgs) -> anyhow::Result<()> {
     let root = ImageStore::default_state_root();
     let store = ImageStore::open(&root).context("cannot open the image store")?;
     let used = images_in_use(&root)?;
-    let in_use = |id: &image::Digest| used.contains(&id.to_string());
+    let kept = known_good(&root)?;
+    // The known-good images asked about: those an `rm` or a prune would have deleted.
+    let spared = std::cell::RefCell::new(Vec::new());
+    let in_use = |id: &image::Digest| {
+        let id = id.to_string();
+        if used.contains(&id) {
+            return true;
+        }
+        let known_good = kept.contains_key(&id);
+        if known_good {
+            spared.borrow_mut().push(id);
+        }
+        known_good
+    };
+    let why_kept = |id: &str| format!("it is the known-good image of {}", kept[id].join(", "));
     match args.command {
         ImageCommand::Ls { quiet, format } => print_rows(&store.list()?, quiet, &format),
         ImageCommand::Tag { source, target } => {
@@ -109,7 +138,13 @@ pub fn run(args: ImageArgs) -> anyhow::Result<()> {
                             writeln!(out, "Deleted: {d}")?;
                         }
                     }
-                    Err(e) => failed.push(e.to_string()),
+                    Err(e) => match spared.borrow_mut().pop() {
+                        Some(id) => failed.push(format!(
+                            "image `{name}` is kept: {} (`berth rollback` returns to it)",
+                            why_kept(&id)
+                        )),
+                        None => failed.push(e.to_string()),
+                    },
                 }
             }
             match failed.len() {
@@ -120,6 +155,9 @@ pub fn run(args: ImageArgs) -> anyhow::Result<()> {
         ImageCommand::Prune { all } => {
             let rep = store.prune(all, &in_use)?;
             let mut out = std::io::stdout().lock();
+            for id in spared.borrow().iter() {
+                writeln!(out, "Kept: {id} ({})", why_kept(id))?;
+            }
             for d in &rep.deleted {
                 writeln!(out, "Deleted: {d}")?;
             }

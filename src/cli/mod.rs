@@ -22,6 +22,7 @@ pub mod exec;
 pub mod export;
 pub mod foreground;
 pub mod format;
+pub mod history;
 pub mod image;
 pub mod images;
 pub mod kill;
@@ -38,6 +39,7 @@ pub mod pull;
 pub mod push;
 pub mod restart;
 pub mod rm;
+pub mod rollback;
 pub mod run;
 pub mod scale;
 pub mod start;
@@ -194,6 +196,10 @@ pub enum Command {
     Down(down::DownArgs),
     /// Apply develop.watch rules as files change
     Watch(watch::WatchArgs),
+    /// Return services to their last known-good deployment
+    Rollback(rollback::RollbackArgs),
+    /// Show what a service ran when, with image digests and which deployment is known-good
+    History(history::HistoryArgs),
     /// Bring back, after a reboot, the projects' restarting containers
     Boot(boot::BootArgs),
     /// Install or remove systemd units that run `berth boot`
@@ -268,6 +274,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Up(_)
             | Command::Watch(_)
             | Command::Boot(_)
+            | Command::Rollback(_)
     ) {
         berth::monitor::launcher::start(&berth::container::Roots::from_env());
     }
@@ -316,6 +323,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Down(args) => down::run(&cli.project, args),
         Command::Watch(args) => watch::run(&cli.project, args),
         Command::Boot(args) => boot::run(&cli.project, args),
+        Command::Rollback(args) => rollback::run(&cli.project, args),
+        Command::History(args) => history::run(&cli.project, args),
         Command::Systemd(args) => systemd::run(args),
         Command::Monitor(args) => monitor::run(args),
         Command::Supervise(args) => monitor::supervise(args),

@@ -71,11 +71,13 @@ pub fn run(project: &ProjectArgs, args: StatsArgs) -> anyhow::Result<()> {
             let limit = s.memory_limit.unwrap_or(0);
             let mem_pct = if limit > 0 { s.memory as f64 / limit as f64 * 100.0 } else { 0.0 };
             if args.format == "json" {
+                let probe = ctx.db.supervision(&c.id)?.last_probe.map(|d| d.as_secs_f64());
                 println!(
                     "{}",
                     serde_json::json!({"Name": c.name, "ID": c.id, "CPUPerc": format!("{cpu:.2}%"),
                         "MemUsage": s.memory, "MemLimit": limit, "MemPerc": format!("{mem_pct:.2}%"), "PIDs": s.pids,
-                        "NetRx": s.net_rx, "NetTx": s.net_tx, "BlockRead": s.block_read, "BlockWrite": s.block_write})
+                        "NetRx": s.net_rx, "NetTx": s.net_tx, "BlockRead": s.block_read, "BlockWrite": s.block_write,
+                        "HealthProbeSeconds": probe})
                 );
             }
             let id = if args.no_trunc { c.id.clone() } else { c.id.chars().take(12).collect() };

@@ -130,6 +130,7 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
         scale,
         build: args.build,
         no_build: args.no_build,
+        policies: Default::default(),
     };
     // What is there is read under the lock: two `up`s never plan from the same picture.
     let lock = if project.dry_run { None } else { Some(ctx.lock("up")?) };

@@ -38,6 +38,9 @@ pub struct CreateRequest<'a> {
     /// for containers made on their own, which get `network_mode` none/host and may have no
     /// volumes, tmpfs, secrets or configs (those are prepared by `crate::stack`).
     pub provided: Option<Provided>,
+    /// The image to make it from, by id, instead of the one the service's reference names now
+    /// (`rollback` returns to a known-good image whose tag may have moved since).
+    pub image_id: Option<&'a str>,
 }
 
 /// A container's network and storage, prepared by the project side (`crate::stack`).
@@ -65,8 +68,11 @@ pub fn create_container(
     let svc = req.service;
     let image_name = svc.image_name(req.project);
     let store = ImageStore::open(&roots.root).context("cannot open the image store")?;
-    let record = match store.resolve(&image_name) {
+    let record = match store.resolve(req.image_id.unwrap_or(&image_name)) {
         Ok(r) => r,
+        Err(e) if req.image_id.is_some() => {
+            return Err(e).with_context(|| format!("service `{}`: image `{image_name}`", svc.name))
+        }
         Err(ImageError::NotFound(_)) => {
             pull(&store, &image_name, events).with_context(|| format!("service `{}`: pull `{image_name}`", svc.name))?
         }

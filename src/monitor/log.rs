@@ -3,7 +3,8 @@
 //! (`container.log` → `container.log.1` → ... up to `max-file` files). Lines longer than 16 KiB
 //! are split, like Docker does; a last line without a newline is written when the stream ends.
 //! `logging.driver` `json-file` (the default) and `local` both write this log; `none` keeps
-//! nothing (attached clients still see the output).
+//! nothing (attached clients still see the output); `syslog` and `journald` write it and send
+//! each line to the host's log service too (see [`super::forward`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -52,6 +53,8 @@ pub struct LogWriter {
     size: u64,
     opts: LogOptions,
     partial: [Vec<u8>; 2],
+    /// Where each line goes besides the file (`syslog`, `journald`).
+    forward: Option<super::forward::Forwarder>,
 }
 
 impl LogWriter {
@@ -63,14 +66,29 @@ impl LogWriter {
         // Logs hold what containers print, secrets included: root's alone.
         let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
         let size = file.metadata()?.len();
-        Ok(LogWriter { path: path.to_path_buf(), file: Some(file), size, opts, partial: [Vec::new(), Vec::new()] })
+        Ok(LogWriter {
+            path: path.to_path_buf(),
+            file: Some(file),
+            size,
+            opts,
+            partial: [Vec::new(), Vec::new()],
+            forward: None,
+        })
     }
 
     /// The writer of a container's log at `path`, as its logging driver asks: the `none`
-    /// driver's discards everything (and makes no file).
-    pub fn for_container(path: &Path, config: &ContainerConfig) -> io::Result<LogWriter> {
+    /// driver's discards everything (and makes no file); `syslog`'s and `journald`'s send each
+    /// line on too, when the host's socket can be reached.
+    pub fn for_container(
+        path: &Path,
+        config: &ContainerConfig,
+        source: super::forward::Source,
+    ) -> io::Result<LogWriter> {
         if readable(config) {
-            return LogWriter::open(path, config.log);
+            let mut w = LogWriter::open(path, config.log)?;
+            let target = super::forward::target(&config.service).ok().flatten();
+            w.forward = target.and_then(|t| super::forward::Forwarder::connect(t, source));
+            return Ok(w);
         }
         Ok(LogWriter {
             path: path.to_path_buf(),
@@ -78,6 +96,7 @@ impl LogWriter {
             size: 0,
             opts: config.log,
             partial: [Vec::new(), Vec::new()],
+            forward: None,
         })
     }
 
@@ -121,10 +140,14 @@ impl LogWriter {
         if self.file.is_none() {
             return Ok(());
         }
+        let now = crate::state::now_nanos();
+        if let Some(f) = &self.forward {
+            f.send(stream, line, now);
+        }
         let entry = serde_json::json!({
             "log": String::from_utf8_lossy(line),
             "stream": stream.name(),
-            "time": format_rfc3339(crate::state::now_nanos()),
+            "time": format_rfc3339(now),
         });
         let mut text = entry.to_string();
         text.push('\n');
@@ -337,7 +360,7 @@ mod tests {
             let path = dir.path().join(format!("{d:?}.log"));
             let cfg = config(d);
             assert_eq!(readable(&cfg), kept, "{d:?}");
-            let mut w = LogWriter::for_container(&path, &cfg).unwrap();
+            let mut w = LogWriter::for_container(&path, &cfg, Default::default()).unwrap();
             w.write(Stream::Stdout, b"hello\nrest").unwrap();
             w.flush().unwrap();
             assert_eq!(read_all(&path, 3).len(), if kept { 2 } else { 0 }, "{d:?}");

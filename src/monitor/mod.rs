@@ -19,6 +19,7 @@
 
 pub mod attach;
 mod exit;
+pub mod forward;
 pub mod launcher;
 pub mod log;
 mod start;

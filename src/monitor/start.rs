@@ -133,7 +133,8 @@ impl Monitor {
         let run_dir = roots.run_dir(id);
         let attach = UnixListener::bind(run_dir.join("attach.sock"))?;
         std::fs::set_permissions(run_dir.join("attach.sock"), std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-        let log = LogWriter::for_container(&roots.log_file(id), &launched.config)?;
+        let source = super::forward::Source { name: rec.name.clone(), id: rec.id.clone(), image: rec.image.clone() };
+        let log = LogWriter::for_container(&roots.log_file(id), &launched.config, source)?;
         let pid_file = run_dir.join("pid");
         let status = launched.process.wait()?;
         launched.runtime.run_finished(id, &pid_file, status)?;

@@ -38,6 +38,9 @@ pub struct UpOptions {
     pub build: bool,
     /// `--no-build`: build none, even when missing.
     pub no_build: bool,
+    /// Update policies that replace the services' own `update_config` (a rollback is paced by
+    /// the service's `rollback_config`).
+    pub policies: BTreeMap<String, UpdatePolicy>,
 }
 
 /// Why a plan cannot be made.
@@ -351,7 +354,7 @@ impl Containers<'_> {
             .collect();
         let hash = config_hash(svc);
         let mut starts = Vec::new();
-        let mut replacements = Replacements::new(self.resolved[&svc.name].update);
+        let mut replacements = Replacements::new(self.policy(svc));
         for c in &keep {
             match self.recreate_cause(svc, c, &hash) {
                 Some(cause) if self.starts_first(svc, c) => {
@@ -393,7 +396,7 @@ impl Containers<'_> {
     /// own, and `up` starts containers).
     fn starts_first(&self, svc: &Service, c: &ObservedContainer) -> bool {
         let r = &self.resolved[&svc.name];
-        r.update.order == UpdateOrder::StartFirst
+        self.policy(svc).order == UpdateOrder::StartFirst
             && c.status == Status::Running
             && !c.broken
             && !self.opts.no_start
@@ -463,6 +466,11 @@ impl Containers<'_> {
                 plan.add(op, "an interrupted start-first replacement", vec![]);
             }
         }
+    }
+
+    /// How `svc`'s containers are replaced: as the options say, else its `update_config`.
+    fn policy(&self, svc: &Service) -> UpdatePolicy {
+        self.opts.policies.get(&svc.name).copied().unwrap_or(self.resolved[&svc.name].update)
     }
 
     /// Replica `number` of `svc`.

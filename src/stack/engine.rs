@@ -84,6 +84,9 @@ pub struct StackEngine<'a> {
     abandoned: Mutex<std::collections::BTreeSet<String>>,
     /// Why each replacement given up under `failure_action: continue` was.
     update_failures: Mutex<Vec<String>>,
+    /// Images by id that services' new containers are made from instead of the one their
+    /// reference names (`rollback`).
+    pinned: BTreeMap<String, String>,
     /// How images are built (`SOURCE_DATE_EPOCH` from the environment).
     build: crate::build::compose::ComposeBuildOptions,
 }
@@ -112,6 +115,7 @@ impl<'a> StackEngine<'a> {
             successors: BTreeMap::new(),
             abandoned: Mutex::default(),
             update_failures: Mutex::default(),
+            pinned: BTreeMap::new(),
             build: crate::build::compose::ComposeBuildOptions {
                 source_date_epoch: crate::build::compose::source_date_epoch(),
                 ..Default::default()
@@ -151,6 +155,12 @@ impl<'a> StackEngine<'a> {
     /// (`down -t`, `up -t`).
     pub fn stop_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.stop_timeout = timeout;
+        self
+    }
+
+    /// Makes the new containers of each service in `pinned` from the image with that id.
+    pub fn pinned(mut self, pinned: BTreeMap<String, String>) -> Self {
+        self.pinned = pinned;
         self
     }
 

@@ -220,7 +220,8 @@ impl StateDb {
         self.read_containers(sql, params)?.into_iter().collect()
     }
 
-    /// Inserts a new container row with its published ports and volumes, in one transaction.
+    /// Inserts a new container row with its published ports and volumes, and records the
+    /// deployment it belongs to, in one transaction.
     pub fn insert_container(&self, c: &ContainerRecord) -> Result<()> {
         let config = serde_json::to_string(&c.config).map_err(|e| self.unreadable(&c.name, "config", e))?;
         let tx = self.write_transaction()?;
@@ -256,6 +257,7 @@ impl StateDb {
             .map_err(self.sql_err())?;
         self.write_published(&c.id, &c.published)?;
         self.write_volumes(&c.id, &c.volumes)?;
+        self.record_deployment(c)?;
         tx.commit().map_err(self.sql_err())
     }
 

@@ -145,6 +145,24 @@ CREATE INDEX leases_owner ON leases(owner);
 "#,
         rows: Some(take_in_network_files),
     },
+    Migration::sql(
+        r#"
+CREATE TABLE deployments (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    project      TEXT NOT NULL,
+    service      TEXT NOT NULL,
+    deployed_at  INTEGER NOT NULL,      -- unix milliseconds: its first container made
+    config_hash  TEXT NOT NULL,
+    config       TEXT NOT NULL,         -- JSON: the service configuration the hash covers
+    image        TEXT NOT NULL,         -- the reference the service names
+    image_digest TEXT NOT NULL,         -- image id (config digest)
+    outcome      TEXT NOT NULL,         -- deployed | known-good | failed
+    good_at      INTEGER                -- unix milliseconds: first seen healthy
+);
+CREATE INDEX deployments_service ON deployments(project, service, seq);
+ALTER TABLE supervision ADD COLUMN probe_micros INTEGER; -- how long its last health probe took
+"#,
+    ),
 ];
 
 pub(super) enum MigrateError {

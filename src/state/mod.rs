@@ -1,6 +1,6 @@
 //! The embedded state database: projects, containers (with their published ports and the
-//! volumes they hold), networks (their subnets and the addresses leased on them), supervision
-//! and the event log, in SQLite (WAL mode) at
+//! volumes they hold), networks (their subnets and the addresses leased on them), supervision,
+//! each service's deployment history and the event log, in SQLite (WAL mode) at
 //! `<state root>/state.db`. Rows are read into typed records once, where they are read: a value
 //! that cannot be read is an error that names its container.
 //!
@@ -11,6 +11,7 @@
 
 mod containers;
 pub mod deferred;
+mod deployments;
 mod events;
 mod holders;
 mod intents;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub use containers::{ContainerRecord, ExitRecord, Status};
+pub use deployments::{rollback_target, Deployment, Outcome};
 pub use events::EventRecord;
 pub use intents::Intent;
 use migrate::{migrate, MigrateError, MIGRATIONS};
@@ -288,6 +290,8 @@ pub fn now_nanos() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
+#[cfg(test)]
+mod deployment_tests;
 #[cfg(test)]
 mod network_tests;
 #[cfg(test)]

@@ -56,6 +56,8 @@ pub struct Supervision {
     pub stop_requested: bool,
     /// Why a restart policy last restarted it.
     pub restart_reason: Option<String>,
+    /// How long its last health probe took.
+    pub last_probe: Option<std::time::Duration>,
 }
 
 impl StateDb {
@@ -64,7 +66,8 @@ impl StateDb {
         let row = self
             .conn
             .prepare_cached(
-                "SELECT health, failing_streak, stop_requested, restart_reason FROM supervision WHERE id = ?1",
+                "SELECT health, failing_streak, stop_requested, restart_reason, probe_micros FROM supervision \
+                 WHERE id = ?1",
             )
             .and_then(|mut st| {
                 st.query_row([id], |r| {
@@ -74,6 +77,9 @@ impl StateDb {
                         failing_streak: r.get(1)?,
                         stop_requested: r.get(2)?,
                         restart_reason: r.get(3)?,
+                        last_probe: r
+                            .get::<_, Option<i64>>(4)?
+                            .map(|m| std::time::Duration::from_micros(m.max(0) as u64)),
                     };
                     Ok((health, row))
                 })
@@ -90,19 +96,26 @@ impl StateDb {
     }
 
     /// Records a health status and failing streak (`None` clears it).
-    pub fn set_health(&self, id: &str, health: Option<Health>, failing_streak: u32) -> Result<()> {
+    pub fn set_health(
+        &self,
+        id: &str,
+        health: Option<Health>,
+        failing_streak: u32,
+        probe: Option<std::time::Duration>,
+    ) -> Result<()> {
         let health = health.map(Health::as_str);
+        let micros = probe.map(|d| d.as_micros() as i64);
         self.conn
             .prepare_cached(
-                "INSERT INTO supervision (id, health, failing_streak) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(id) DO UPDATE SET health = excluded.health, failing_streak = excluded.failing_streak",
+                "INSERT INTO supervision (id, health, failing_streak, probe_micros) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET health = excluded.health, failing_streak = excluded.failing_streak,
+                 probe_micros = COALESCE(excluded.probe_micros, probe_micros)",
             )
-            .and_then(|mut st| st.execute(params![id, health, failing_streak]))
+            .and_then(|mut st| st.execute(params![id, health, failing_streak, micros]))
             .map_err(self.sql_err())?;
         Ok(())
     }
 
-    /// Marks a container stopped by the user, or clears the mark when it starts.
     pub fn set_stop_requested(&self, id: &str, requested: bool) -> Result<()> {
         self.upsert_supervision(id, "stop_requested", &requested)
     }
@@ -132,7 +145,7 @@ mod tests {
         let db = StateDb::open(dir.path()).unwrap();
         assert_eq!(db.supervision("a").unwrap(), Supervision::default());
         db.set_stop_requested("a", true).unwrap();
-        db.set_health("a", Some(Health::Unhealthy), 3).unwrap();
+        db.set_health("a", Some(Health::Unhealthy), 3, Some(std::time::Duration::from_millis(12))).unwrap();
         db.set_restart_reason("a", "unhealthy").unwrap();
         let s = db.supervision("a").unwrap();
         assert_eq!(s.health, Some(Health::Unhealthy));

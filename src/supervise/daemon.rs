@@ -43,7 +43,7 @@ use super::restarts::Restarts;
 use super::spec::SuperviseSpec;
 use crate::container::{self, Roots};
 use crate::events::{Event, EventSink};
-use crate::state::{ContainerRecord, StateDb};
+use crate::state::{ContainerRecord, Outcome, StateDb};
 
 /// How often the supervisor looks at the database without being asked.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -125,6 +125,8 @@ struct Supervisor {
     /// Containers (ids) handed over to a start-first successor: draining, neither answered
     /// nor served.
     retired: BTreeSet<String>,
+    /// Which deployments became known-good (or failed) without the prober's word.
+    known_good: super::known_good::KnownGood,
 }
 
 impl Supervisor {
@@ -154,6 +156,7 @@ impl Supervisor {
             metrics: None,
             unreadable: BTreeSet::new(),
             retired: BTreeSet::new(),
+            known_good: Default::default(),
         })
     }
 
@@ -299,6 +302,9 @@ impl Supervisor {
         let specs = Self::specs(rows);
         self.restarts.reconcile(&self.db, &self.events, &specs);
         self.prober.reconcile(&self.db, &specs);
+        for (rec, outcome) in self.known_good.due(&specs, crate::state::now_millis()) {
+            self.mark_deployment(&rec, outcome);
+        }
         let hidden = self.hidden(&specs);
         let served: Vec<(ContainerRecord, SuperviseSpec)> =
             specs.iter().filter(|(r, _)| !hidden.contains(&r.id)).cloned().collect();
@@ -347,12 +353,30 @@ impl Supervisor {
     /// stops resolving.
     async fn on_health(&mut self, report: Report) {
         let Some(change) = self.prober.on_report(&self.db, report) else { return };
+        match change.health {
+            Health::Healthy => self.mark_deployment(&change.record, Outcome::KnownGood),
+            Health::Unhealthy => self.mark_deployment(&change.record, Outcome::Failed),
+            Health::Starting => {}
+        }
         if change.health == Health::Unhealthy && self.restarts.on_unhealthy(&self.events, &change.record) {
             self.prober.forget(&change.record.id);
         }
         // Names follow health: an unhealthy container stops resolving.
         let specs = Self::specs(self.rows().unwrap_or_default());
         self.serve_names(&specs).await;
+    }
+
+    /// Records how the deployment `rec` was made from went, with a `deployment` event when
+    /// that changed it (a failure to write is said in the log).
+    fn mark_deployment(&self, rec: &ContainerRecord, outcome: Outcome) {
+        match self.db.mark_deployment(rec, outcome) {
+            Ok(true) => {
+                let attributes = [("outcome", outcome.as_str().into()), ("digest", rec.image_digest.clone().into())];
+                container::record_event(&self.db, rec, "deployment", &attributes);
+            }
+            Ok(false) => {}
+            Err(e) => self.events.emit(Event::Warning { message: format!("{e}") }),
+        }
     }
 
     /// Serves the names of running containers that are not unhealthy.

@@ -2,7 +2,7 @@
 //! top-level `x-berth: {metrics: "127.0.0.1:9323"}` names (`up` leaves it in the run directory,
 //! so a supervisor started again serves it too). Every scrape reads the containers' rows, their
 //! health and their cgroups afresh: per container CPU, memory and its limit, network and block
-//! I/O, restarts, health and whether it is up; per project the containers by state. Names start
+//! I/O, restarts, health and how long its last probe took, and whether it is up; per project the containers by state. Names start
 //! with `berth_`; labels name the project, service and container.
 
 use std::fmt::Write as _;
@@ -52,6 +52,8 @@ pub struct Sample<'a> {
     pub rec: &'a ContainerRecord,
     /// Its health; none without a health check.
     pub health: Option<crate::state::Health>,
+    /// How long its last health probe took; none before the first.
+    pub probe: Option<std::time::Duration>,
     /// Its cgroup's usage, when it runs.
     pub stats: Option<Stats>,
 }
@@ -88,6 +90,12 @@ pub fn render(project: &str, samples: &[Sample<'_>]) -> String {
             let h = s.health?;
             Some(format!("{{{},status=\"{}\"}} 1", labels(s.rec), h.as_str()))
         }),
+    );
+    family(
+        "berth_container_health_probe_seconds",
+        "gauge",
+        "How long the container's last health probe took.",
+        &mut samples.iter().filter_map(|s| Some(format!("{{{}}} {}", labels(s.rec), s.probe?.as_secs_f64()))),
     );
     let stat = |f: fn(&Stats) -> Option<f64>| {
         move |s: &Sample<'_>| Some(format!("{{{}}} {}", labels(s.rec), f(s.stats.as_ref()?)?))
@@ -133,9 +141,10 @@ pub fn scrape(roots: &Roots, project: &str) -> anyhow::Result<String> {
         rows.into_iter().map(|r| crate::container::refresh(roots, &db, &r).unwrap_or(r)).collect();
     let mut samples = Vec::new();
     for rec in &rows {
-        let health = db.supervision(&rec.id)?.health;
+        let supervision = db.supervision(&rec.id)?;
+        let (health, probe) = (supervision.health, supervision.last_probe);
         let stats = rec.status.is_alive().then(|| crate::container::stats(rec).ok()).flatten();
-        samples.push(Sample { rec, health, stats });
+        samples.push(Sample { rec, health, probe, stats });
     }
     Ok(render(project, &samples))
 }
@@ -179,13 +188,21 @@ mod tests {
         let mut rec = crate::supervise::testing::record("shop-web-1", crate::state::Status::Running);
         rec.restart_count = 2;
         let stats = Stats { cpu_nanos: 1_500_000_000, memory: 4096, memory_limit: Some(8192), ..Stats::default() };
-        let text =
-            render("shop", &[Sample { rec: &rec, health: Some(crate::state::Health::Healthy), stats: Some(stats) }]);
+        let text = render(
+            "shop",
+            &[Sample {
+                rec: &rec,
+                health: Some(crate::state::Health::Healthy),
+                probe: Some(std::time::Duration::from_millis(250)),
+                stats: Some(stats),
+            }],
+        );
         let labels = format!("project=\"shop\",service=\"web\",container=\"{}\"", rec.name);
         assert!(text.contains(&format!("berth_container_up{{{labels}}} 1")), "{text}");
         assert!(text.contains(&format!("berth_container_restarts_total{{{labels}}} 2")), "{text}");
         assert!(text.contains(&format!("berth_container_health{{{labels},status=\"healthy\"}} 1")), "{text}");
         assert!(text.contains(&format!("berth_container_cpu_seconds_total{{{labels}}} 1.5")), "{text}");
+        assert!(text.contains(&format!("berth_container_health_probe_seconds{{{labels}}} 0.25")), "{text}");
         assert!(text.contains(&format!("berth_container_memory_limit_bytes{{{labels}}} 8192")), "{text}");
         assert!(text.contains("berth_project_containers{project=\"shop\",state=\"running\"} 1"), "{text}");
         assert!(text.contains("# TYPE berth_container_restarts_total counter"), "{text}");

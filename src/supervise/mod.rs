@@ -1,7 +1,8 @@
 //! Supervision of a running project: health checks and restart policies as pure state
 //! machines (`health`, `restart`), what a container tells the supervisor about itself (`spec`),
 //! and the project supervisor process (`daemon`): a thin loop over its services — names (`dns`),
-//! published ports (`ports`), health probes (`prober`) and restarts (`restarts`) — each bringing
+//! published ports (`ports`), health probes (`prober`), restarts (`restarts`) and when a
+//! deployment becomes known-good (`known_good`) — each bringing
 //! what it serves in line with the state rows on every pass, reached by other commands over a
 //! typed, versioned protocol (`protocol`, `client`).
 
@@ -9,6 +10,7 @@ pub mod client;
 pub mod daemon;
 pub mod dns;
 pub mod health;
+pub mod known_good;
 pub mod metrics;
 pub mod ports;
 pub mod probe;

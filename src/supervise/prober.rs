@@ -32,6 +32,8 @@ pub struct Report {
     changed: bool,
     /// Why the probe failed (Docker's health log output).
     output: Option<String>,
+    /// How long the probe took.
+    took: Duration,
 }
 
 /// Which probes to start and stop.
@@ -92,7 +94,7 @@ impl Prober {
             if let Some((_, old)) = self.probes.remove(&r.id) {
                 old.abort();
             }
-            let _ = db.set_health(&r.id, Some(Health::Starting), 0);
+            let _ = db.set_health(&r.id, Some(Health::Starting), 0, None);
             self.health.insert(r.id.clone(), Health::Starting);
             let task = tokio::spawn(probe_loop(self.probe.clone(), r.clone(), check, self.tx.clone()));
             self.probes.insert(r.id.clone(), (r.started_at, task));
@@ -117,7 +119,7 @@ impl Prober {
         if !current {
             return None;
         }
-        let _ = db.set_health(&report.id, Some(report.health), report.failures);
+        let _ = db.set_health(&report.id, Some(report.health), report.failures, Some(report.took));
         self.health.insert(report.id.clone(), report.health);
         if !report.changed {
             return None;
@@ -167,8 +169,10 @@ async fn probe_loop(probe: ProbeFn, rec: ContainerRecord, check: Check, tx: mpsc
         let (probe, rec2, command, timeout) = (probe.clone(), rec.clone(), command.clone(), check.timeout);
         // The probe keeps its own timeout: it kills what it started once the timeout passes
         // (a timer around a blocking task could only stop waiting for it).
-        let run = tokio::task::spawn_blocking(move || probe(&rec2, &command, timeout));
-        let (probe, output) = match run.await {
+        let began = tokio::time::Instant::now();
+        let run = tokio::task::spawn_blocking(move || probe(&rec2, &command, timeout)).await;
+        let took = began.elapsed();
+        let (probe, output) = match run {
             Ok(Outcome::Pass) => (Probe::Pass, None),
             Ok(Outcome::Fail(why)) => (Probe::Fail, Some(why)),
             Ok(Outcome::Timeout(why)) => (Probe::Timeout, Some(why)),
@@ -182,6 +186,7 @@ async fn probe_loop(probe: ProbeFn, rec: ContainerRecord, check: Check, tx: mpsc
             failures: monitor.failures(),
             changed,
             output,
+            took,
         };
         if tx.send(report).is_err() {
             return;
@@ -336,9 +341,12 @@ mod tests {
             failures: 3,
             changed: true,
             output: None,
+            took: Duration::from_secs(9),
         };
+        assert!(s.db.supervision(&id).unwrap().last_probe.is_some(), "the probe's latency is recorded");
         assert!(s.prober.on_report(&s.db, stale).is_none());
         assert_eq!(s.db.supervision(&id).unwrap().health, Some(Health::Healthy));
+        assert_ne!(s.db.supervision(&id).unwrap().last_probe, Some(Duration::from_secs(9)));
 
         let mut stopped = s.row.clone();
         stopped.0.status = Status::Exited;

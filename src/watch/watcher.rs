@@ -174,6 +174,7 @@ impl Watch<'_> {
                         events: self.events,
                         parallel: None,
                         stop_timeout: None,
+                        pinned: Default::default(),
                     };
                     let mut names = Vec::new();
                     crate::app::restart::restart(&session, std::slice::from_ref(service), true, None, &mut |n| {

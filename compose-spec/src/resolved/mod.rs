@@ -51,6 +51,8 @@ pub struct ResolvedService {
     pub ports: Vec<PublishedPort>,
     /// `deploy.update_config`: how `up` replaces its containers.
     pub update: UpdatePolicy,
+    /// `deploy.rollback_config`: how a rollback replaces its containers (`update` when unset).
+    pub rollback: Option<UpdatePolicy>,
 }
 
 /// Where a resolution error points: at the key, or at the value written under it.
@@ -149,6 +151,7 @@ impl ResolvedService {
             healthcheck: svc.healthcheck.as_ref().map(health::resolve).transpose()?,
             ports: svc.ports.iter().enumerate().map(|(i, p)| ports::resolve(i, p)).collect::<Resolved<_>>()?,
             update: update::resolve(svc)?,
+            rollback: update::resolve_rollback(svc)?,
         })
     }
 }

@@ -247,6 +247,20 @@ fn update_policies() {
         failure_action: FailureAction::Rollback,
     };
     assert_eq!(r.update, want);
+    assert_eq!(r.rollback, None);
+    let r = web(
+        "    deploy:\n      rollback_config:\n        order: start-first\n        parallelism: 0\n        delay: 1s\n",
+    );
+    let want = UpdatePolicy {
+        order: UpdateOrder::StartFirst,
+        parallelism: 0,
+        delay: Duration::from_secs(1),
+        ..UpdatePolicy::default()
+    };
+    assert_eq!(r.rollback, Some(want));
+    let (at, message) = error("    deploy:\n      rollback_config:\n        order: sideways\n");
+    assert_eq!(at, "9:16: services.web.deploy.rollback_config.order");
+    assert!(message.contains("invalid order"), "{message}");
     let (at, message) = error("    deploy:\n      update_config:\n        order: sideways\n");
     assert_eq!(at, "9:16: services.web.deploy.update_config.order");
     assert_eq!(message, "invalid order \"sideways\": use start-first or stop-first");

@@ -1,6 +1,9 @@
 //! How `up` replaces a service's containers: `deploy.update_config` (`order: start-first` starts
 //! the new container beside the old one and switches to it once it is ready; `stop-first`, the
-//! default, stops the old one first), with `parallelism`, `delay`, `monitor` and `failure_action`.
+//! default, stops the old one first), with `parallelism`, `delay`, `monitor` and `failure_action`;
+//! `deploy.rollback_config`, in the same terms, paces a rollback (`berth rollback`, and the
+//! replicas an update had already replaced when a later one failed under `failure_action:
+//! rollback`).
 
 use std::time::Duration;
 
@@ -62,10 +65,18 @@ impl Default for UpdatePolicy {
 
 /// The update policy of `svc` (the default when it writes none).
 pub(super) fn resolve(svc: &Service) -> Resolved<UpdatePolicy> {
-    let Some(u) = svc.deploy.as_ref().and_then(|d| d.update_config.as_ref()) else {
-        return Ok(UpdatePolicy::default());
-    };
-    let keys = |k: &str| ["deploy", "update_config", k].map(String::from);
+    let update = svc.deploy.as_ref().and_then(|d| d.update_config.as_ref());
+    update.map_or(Ok(UpdatePolicy::default()), |u| policy(u, "update_config"))
+}
+
+/// The rollback policy of `svc`: its `rollback_config`, when it writes one.
+pub(super) fn resolve_rollback(svc: &Service) -> Resolved<Option<UpdatePolicy>> {
+    let rollback = svc.deploy.as_ref().and_then(|d| d.rollback_config.as_ref());
+    rollback.map(|r| policy(r, "rollback_config")).transpose()
+}
+
+fn policy(u: &crate::model::UpdateConfig, key: &str) -> Resolved<UpdatePolicy> {
+    let keys = |k: &str| ["deploy", key, k].map(String::from);
     let order = match u.order.as_deref() {
         None | Some("stop-first") => UpdateOrder::StopFirst,
         Some("start-first") => UpdateOrder::StartFirst,

@@ -122,6 +122,7 @@ impl StackEngine<'_> {
             runtime,
             auto_remove: make.auto_remove,
             provided: Some(provided),
+            image_id: self.pinned.get(&svc.name).map(String::as_str),
         };
         let rec = container::create_container(&self.roots, &self.db.lock().expect("db"), &req, self.events)?;
         let made = rec.clone();
