@@ -14,14 +14,7 @@ const BUSYBOX: &str = "berth-test/busybox:latest";
 /// Runs `f` on a new project made of `services` (`IMAGE` is the busybox test image), then
 /// `down`s it and checks the host is clean, whether `f` passed or not.
 fn scenario(test: &str, services: &str, f: impl FnOnce(&Project)) {
-    let p = Project::new(test, &services.replace("IMAGE", BUSYBOX));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&p)));
-    let down = p.berth(&["down", "-v", "--remove-orphans"]);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
-    assert!(down.status.success(), "down: {}", String::from_utf8_lossy(&down.stderr));
-    p.assert_clean();
+    harness::scenario(test, &services.replace("IMAGE", BUSYBOX), f)
 }
 
 #[test]

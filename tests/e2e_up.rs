@@ -19,14 +19,7 @@ use harness::Project;
 /// Runs `f` on a new project made of `services`, then `down`s it and checks the host is clean,
 /// whether `f` passed or not.
 fn scenario(test: &str, services: &str, f: impl FnOnce(&Project)) {
-    let p = Project::new(test, services);
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&p)));
-    let down = p.berth(&["down", "-v", "--remove-orphans"]);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
-    assert!(down.status.success(), "down: {}", String::from_utf8_lossy(&down.stderr));
-    p.assert_clean();
+    harness::scenario(test, services, f)
 }
 
 /// stdout and stderr of a run, together.

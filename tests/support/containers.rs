@@ -256,6 +256,19 @@ impl Project {
     }
 }
 
+/// Runs `f` on a new project made of `services`, then `down`s it (`-v --remove-orphans`) and
+/// checks the host is clean, whether `f` passed or not.
+pub fn scenario(test: &str, services: &str, f: impl FnOnce(&Project)) {
+    let p = Project::new(test, services);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&p)));
+    let down = p.berth(&["down", "-v", "--remove-orphans"]);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+    assert!(down.status.success(), "down: {}", String::from_utf8_lossy(&down.stderr));
+    p.assert_clean();
+}
+
 /// Pids whose environment or command line mentions `needle` (our monitors carry `BERTH_RUN`).
 pub fn processes_mentioning(needle: &Path) -> Vec<i32> {
     let n = needle.to_string_lossy().into_owned();
