@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use berth_compose::model::Service;
 use berth_compose::resolved::{NamespaceMode, ResolvedService};
+use berth_network::files::{DnsSettings, ResolvConf, Resolver};
 
 use super::{record_event, ContainerConfig, LogOptions, PortBinding, Roots};
 use crate::events::{Event, EventSink};
@@ -134,6 +135,10 @@ pub fn create_container(
         hostname: dir.join("hostname"),
         resolv_conf: dir.join("resolv.conf"),
     };
+    let resolv = match &provided.resolv_conf {
+        Some(text) => text.clone(),
+        None => resolv_conf(svc, &network)?,
+    };
     let mut upper_first: Vec<PathBuf> = vec![dir.join("upper")];
     upper_first.extend(layers.iter().rev().cloned());
     let users = UserDb::from_layers(&upper_first);
@@ -245,7 +250,7 @@ pub fn create_container(
         };
         std::fs::write(&files.hosts, hosts)?;
         std::fs::write(&files.hostname, format!("{hostname}\n"))?;
-        std::fs::write(&files.resolv_conf, provided.resolv_conf.clone().unwrap_or_else(|| resolv_conf(svc)))?;
+        std::fs::write(&files.resolv_conf, resolv)?;
         // Bind-mounted into /etc: every user in the container reads them.
         for f in [&files.hosts, &files.hostname, &files.resolv_conf] {
             std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
@@ -304,29 +309,21 @@ fn log_options(svc: &Service) -> anyhow::Result<LogOptions> {
     Ok(o)
 }
 
-fn resolv_conf(svc: &Service) -> String {
+/// The `resolv.conf` of a container without project networks: the host's servers (the loopback
+/// ones only on the host's network) unless the service names its own.
+fn resolv_conf(svc: &Service, network: &NetworkNs) -> anyhow::Result<String> {
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut out = String::new();
-    if svc.dns.is_empty() {
-        for l in host.lines().filter(|l| l.starts_with("nameserver")) {
-            out.push_str(l);
-            out.push('\n');
-        }
-    } else {
-        for d in &svc.dns {
-            out.push_str(&format!("nameserver {d}\n"));
-        }
-    }
-    if !svc.dns_search.is_empty() {
-        out.push_str(&format!("search {}\n", svc.dns_search.join(" ")));
-    } else if let Some(l) = host.lines().find(|l| l.starts_with("search ")) {
-        out.push_str(l);
-        out.push('\n');
-    }
-    if !svc.dns_opt.is_empty() {
-        out.push_str(&format!("options {}\n", svc.dns_opt.join(" ")));
-    }
-    out
+    let resolver = match network {
+        NetworkNs::Host => Resolver::Host(&host),
+        _ => Resolver::Isolated(&host),
+    };
+    let servers = svc
+        .dns
+        .iter()
+        .map(|d| d.parse().with_context(|| format!("service `{}`: dns `{d}` is not an IP address", svc.name)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let dns = DnsSettings { servers: &servers, search: &svc.dns_search, options: &svc.dns_opt };
+    Ok(ResolvConf::for_container(resolver, dns).render())
 }
 
 /// The hard limit of this process for a Compose ulimit name.

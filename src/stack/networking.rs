@@ -14,7 +14,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use berth_compose::model::Service;
 use berth_compose::Project;
-use berth_network::files::{Hosts, ResolvConf};
+use berth_network::files::{DnsSettings, Hosts, ResolvConf, Resolver};
 use berth_network::ipam::{self, Family, LeaseStore, SubnetConfig};
 use berth_network::nat::Firewall;
 use berth_network::network::{self, NetworkSpec, SubnetsInUse};
@@ -225,11 +225,8 @@ impl Networking<'_> {
             }
             other => other,
         };
-        let resolv = ResolvConf {
-            nameservers: nameserver.into_iter().collect(),
-            search: svc.dns_search.clone(),
-            options: svc.dns_opt.clone(),
-        };
+        let dns = DnsSettings { servers: &[], search: &svc.dns_search, options: &svc.dns_opt };
+        let resolv = ResolvConf::for_container(Resolver::Berth(nameserver), dns);
         let own: Vec<IpAddr> =
             planned.iter().flat_map(|p| addrs.get(&p.network).cloned().unwrap_or_default()).collect();
         let mut names: Vec<String> = svc.hostname.iter().cloned().collect();
