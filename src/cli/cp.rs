@@ -46,5 +46,6 @@ pub fn run(project: &ProjectArgs, args: CpArgs) -> anyhow::Result<()> {
     };
     let c = container::by_index(&ctx.db, &ctx.project.name, &service, args.index)?;
     let opts = container::CopyOptions { archive: args.archive, follow_link: args.follow_link };
-    container::copy(&ctx.roots, &ctx.db, &c, &from, &to, opts)
+    // SAFETY: `berth cp` runs on the CLI's one thread (it starts no runtime and no launcher).
+    unsafe { container::copy(&ctx.roots, &ctx.db, &c, &from, &to, opts) }
 }

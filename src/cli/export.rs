@@ -32,14 +32,16 @@ pub fn run(project: &ProjectArgs, args: ExportArgs) -> anyhow::Result<()> {
             // Written beside the destination and moved into place once whole.
             let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
             let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-            container::export(&ctx.roots, &ctx.db, &c, &mut tmp)?;
+            // SAFETY: `berth export` runs on the CLI's one thread (no runtime, no launcher).
+            unsafe { container::export(&ctx.roots, &ctx.db, &c, &mut tmp)? };
             tmp.persist(path)?;
         }
         None => {
             if std::io::stdout().is_terminal() {
                 anyhow::bail!("refusing to write an archive to a terminal: use -o FILE or redirect the output");
             }
-            container::export(&ctx.roots, &ctx.db, &c, std::io::stdout().lock())?;
+            // SAFETY: as above.
+            unsafe { container::export(&ctx.roots, &ctx.db, &c, std::io::stdout().lock())? };
         }
     }
     Ok(())

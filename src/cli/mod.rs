@@ -276,7 +276,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Boot(_)
             | Command::Rollback(_)
     ) {
-        berth::monitor::launcher::start(&berth::container::Roots::from_env());
+        // SAFETY: nothing before this starts a thread or opens the state database.
+        unsafe { berth::monitor::launcher::start(&berth::container::Roots::from_env()) };
     }
     if cli.project.dry_run && dryrun::describe(&cli.project, &cli.command)?.is_some() {
         return Ok(());

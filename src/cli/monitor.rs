@@ -14,7 +14,8 @@ pub struct MonitorArgs {
 
 /// Runs the monitor; never returns.
 pub fn run(args: MonitorArgs) -> anyhow::Result<()> {
-    berth::monitor::main(&berth::container::Roots::from_env(), &args.id, args.wait_attach)
+    // SAFETY: `berth __monitor` starts no thread before this: `main` only parsed the arguments.
+    unsafe { berth::monitor::main(&berth::container::Roots::from_env(), &args.id, args.wait_attach) }
 }
 
 /// Arguments of the project supervisor.

@@ -44,7 +44,12 @@ pub struct CopyOptions {
 }
 
 /// Copies `from` to `to`; exactly one side must be the container.
-pub fn copy(
+///
+/// # Safety
+/// The calling process must have one thread: the container side runs in a forked child that
+/// goes on running Rust code (allocating), which is only sound when no other thread can hold a
+/// lock at the fork.
+pub unsafe fn copy(
     roots: &Roots,
     db: &StateDb,
     rec: &ContainerRecord,
@@ -60,7 +65,7 @@ pub fn copy(
             let (r, w) = nix::unistd::pipe()?;
             let src = src.clone();
             let name = top_name(&src);
-            // SAFETY: `berth cp` runs on the CLI's one thread.
+            // SAFETY: one thread by this function's contract.
             let child =
                 unsafe { in_container(&root, &[r.as_raw_fd()], move || pack(&src, File::from(w), opts.follow_link))? };
             place(File::from(r), dst, &name, opts.archive, || child.finish("read from the container"))
@@ -73,7 +78,7 @@ pub fn copy(
             // The host side says on this pipe whether all it sent was read without error.
             let (done_r, done_w) = nix::unistd::pipe()?;
             let (dst, name) = (dst.clone(), top_name(src));
-            // SAFETY: `berth cp` runs on the CLI's one thread.
+            // SAFETY: one thread by this function's contract.
             let child = unsafe {
                 in_container(&root, &[w.as_raw_fd(), done_w.as_raw_fd()], move || {
                     check_destination(&dst)?;
@@ -89,7 +94,7 @@ pub fn copy(
             };
             // A container side that stopped reading (a destination it refused) must come back
             // as an error to report, not as SIGPIPE ending berth (whose default it restores).
-            // SAFETY: `berth cp` runs on the CLI's one thread; the old disposition is restored.
+            // SAFETY: one thread by this function's contract; the old disposition is restored.
             let before = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
             let packed = pack(src, File::from(w), opts.follow_link);
             // SAFETY: as above.

@@ -17,11 +17,16 @@ use crate::state::{ContainerRecord, StateDb};
 
 /// Writes container `rec`'s file system to `out` as a tar archive. Special files (devices,
 /// FIFOs, sockets) are left out, as are other file systems mounted inside it.
-pub fn export(roots: &Roots, db: &StateDb, rec: &ContainerRecord, mut out: impl Write) -> anyhow::Result<()> {
+///
+/// # Safety
+/// The calling process must have one thread: the container side runs in a forked child that
+/// goes on running Rust code (allocating), which is only sound when no other thread can hold a
+/// lock at the fork.
+pub unsafe fn export(roots: &Roots, db: &StateDb, rec: &ContainerRecord, mut out: impl Write) -> anyhow::Result<()> {
     let rec = super::refresh(roots, db, rec)?;
     let (root, _mount) = container_root(roots, &rec)?;
     let (r, w) = nix::unistd::pipe()?;
-    // SAFETY: `berth export` runs on the CLI's one thread.
+    // SAFETY: one thread by this function's contract.
     let child = unsafe { in_container(&root, &[r.as_raw_fd()], move || write_tree(File::from(w)))? };
     let copied = std::io::copy(&mut File::from(r), &mut out).context("cannot write the archive");
     child.finish("read the container's file system")?;

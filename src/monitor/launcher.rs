@@ -25,13 +25,19 @@ use crate::container::Roots;
 
 static LAUNCHER: OnceLock<Mutex<OwnedFd>> = OnceLock::new();
 
-/// Forks the launcher. Call it first thing in a command that may start containers: the process
-/// must have one thread and no SQLite connection. Does nothing when it cannot fork.
-pub fn start(roots: &Roots) {
+/// Forks the launcher. Call it first thing in a command that may start containers. Does nothing
+/// when it cannot fork.
+///
+/// # Safety
+/// The calling process must have one thread and no SQLite connection: the launcher child keeps
+/// running Rust code after `fork`, which is only sound when no other thread can hold a lock (the
+/// allocator's included) at the moment of the fork.
+pub unsafe fn start(roots: &Roots) {
     let Ok((ours, theirs)) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC) else {
         return;
     };
-    // SAFETY: the caller guarantees a single thread; the child runs `serve`, which never returns.
+    // SAFETY: single-threaded by this function's contract; the child runs `serve`, which never
+    // returns.
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
             drop(ours);
@@ -100,7 +106,9 @@ fn serve(roots: &Roots, sock: OwnedFd) -> ! {
         let text = String::from_utf8_lossy(&buf[..n]).into_owned();
         let Some((wait, id)) = text.split_once(' ') else { continue };
         let [log, sync] = &fds[..] else { continue };
-        // SAFETY: single-threaded; the child sets up its descriptors and becomes the monitor.
+        // SAFETY: the launcher is single-threaded (it was forked from a single-threaded CLI and
+        // starts no thread); the child sets up its descriptors and becomes the monitor, itself
+        // single-threaded, as `super::main` requires.
         match unsafe { nix::unistd::fork() } {
             Ok(nix::unistd::ForkResult::Child) => unsafe {
                 libc::dup2(log.as_raw_fd(), 2);

@@ -49,9 +49,13 @@ pub const SYNC_FD: i32 = 3;
 /// Entry point of `berth __monitor ID`, and of a monitor forked by the [`launcher`]: detaches,
 /// starts the container and watches it; never returns. Its stdin and stdout are `/dev/null`, its
 /// stderr the monitor's log, fd 3 the pipe its starter reads the outcome from.
-pub fn main(roots: &Roots, id: &str, wait_attach: bool) -> ! {
+///
+/// # Safety
+/// Call it first thing in a single-threaded process: it forks to detach and goes on running Rust
+/// code in the child, which is only sound when no other thread can hold a lock at the fork.
+pub unsafe fn main(roots: &Roots, id: &str, wait_attach: bool) -> ! {
     // Detach from the starter: the starter waits for this first process only.
-    // SAFETY: called first thing in a single-threaded process.
+    // SAFETY: single-threaded by this function's contract.
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Parent { .. }) => unsafe { libc::_exit(0) },
         Ok(nix::unistd::ForkResult::Child) => {}
