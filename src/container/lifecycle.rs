@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use nix::sys::signal::Signal;
+use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType, Spec};
 
 use super::driver::{Driver, SYSTEM};
 use super::exec::Hooks;
@@ -102,28 +103,28 @@ impl Lifecycle<'_> {
             return Ok(());
         }
         let path = self.roots.bundle(&rec.id).join("config.json");
-        let mut bundle: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+        let mut bundle = Spec::load(&path).with_context(|| format!("cannot read `{}`", path.display()))?;
         for (kind, target) in &spec.share {
+            let typ = LinuxNamespaceType::try_from(kind.as_str())?;
             let owner = self.db.container_by_name(target)?.map(|t| self.refresh(&t)).transpose()?;
             let Some(pid) = owner.filter(|t| t.status.is_alive()).and_then(|t| t.pid) else {
                 bail!("container `{}` shares the {kind} namespace of `{target}`, which is not running", rec.name);
             };
-            let Some(list) = bundle["linux"]["namespaces"].as_array_mut() else { continue };
-            list.retain(|n| n["type"] != kind.as_str());
-            list.push(serde_json::json!({"type": kind, "path": format!("/proc/{pid}/ns/{kind}")}));
-            if kind == "uts" {
+            let Some(linux) = bundle.linux_mut() else { continue };
+            let Some(list) = linux.namespaces_mut() else { continue };
+            list.retain(|n| n.typ() != typ);
+            list.push(LinuxNamespaceBuilder::default().typ(typ).path(format!("/proc/{pid}/ns/{kind}")).build()?);
+            if typ == LinuxNamespaceType::Uts {
                 // The names belong to the namespace's owner: setting them would rename it.
-                if let Some(b) = bundle.as_object_mut() {
-                    b.remove("hostname");
-                    b.remove("domainname");
-                }
-                if let Some(sysctl) = bundle["linux"]["sysctl"].as_object_mut() {
+                if let Some(sysctl) = linux.sysctl_mut() {
                     sysctl.remove("kernel.domainname");
                     sysctl.remove("kernel.hostname");
                 }
+                bundle.set_hostname(None);
+                bundle.set_domainname(None);
             }
         }
-        std::fs::write(&path, serde_json::to_vec_pretty(&bundle)?)?;
+        std::fs::write(&path, serde_json::to_vec_pretty(&crate::runtime::bundle::to_json(&bundle))?)?;
         Ok(())
     }
 
