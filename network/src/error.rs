@@ -85,6 +85,9 @@ pub enum Error {
     /// Several steps of a teardown failed; every one of them is listed (teardown keeps going).
     #[error("{} steps of removing {what} failed: {}", .errors.len(), list(.errors))]
     Teardown { what: String, errors: Vec<Error> },
+    /// An operation failed, and undoing what it had done failed too: `left` stays behind.
+    #[error("{error} ({left} was left behind: {undo})")]
+    LeftBehind { error: Box<Error>, left: String, undo: Box<Error> },
 }
 
 fn list(errors: &[Error]) -> String {
@@ -102,6 +105,15 @@ impl Error {
             0 => Ok(()),
             1 => Err(errors.remove(0)),
             _ => Err(Error::Teardown { what: what.into(), errors }),
+        }
+    }
+
+    /// This error, or [`Error::LeftBehind`] with it when `undo` (undoing what the failed operation
+    /// had done) failed too, naming what stays behind.
+    pub(crate) fn undone(self, left: impl FnOnce() -> String, undo: Result<()>) -> Self {
+        match undo {
+            Ok(()) => self,
+            Err(u) => Error::LeftBehind { error: Box::new(self), left: left(), undo: Box::new(u) },
         }
     }
 

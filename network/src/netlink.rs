@@ -116,8 +116,8 @@ async fn create_bridge(h: &Handle, spec: &BridgeSpec) -> Result<bool> {
     let idx = index_of(h, name).await?;
     let mark = LinkUnspec::new_with_index(idx).alias(BRIDGE_ALIAS).build();
     if let Err(e) = h.link().set(mark).execute().await {
-        let _ = h.link().del(idx).execute().await;
-        return Err(Error::netlink("mark as berth's", name, e));
+        let undo = h.link().del(idx).execute().await.map_err(|u| Error::netlink("delete bridge", name, u));
+        return Err(Error::netlink("mark as berth's", name, e).undone(|| format!("bridge `{name}`"), undo));
     }
     Ok(true)
 }
@@ -214,10 +214,14 @@ impl NetlinkHost {
                     .map_err(|e| Error::netlink("plug into bridge", host_name.as_str(), e))
             }
             .await;
-            if result.is_err() {
-                let _ = h.link().del(host_idx).execute().await;
+            match result {
+                Err(e) => {
+                    let undo = h.link().del(host_idx).execute().await;
+                    let undo = undo.map_err(|u| Error::netlink("delete veth", host_name.as_str(), u));
+                    Err(e.undone(|| format!("veth `{host_name}`"), undo))
+                }
+                ok => ok,
             }
-            result
         })
     }
 
@@ -348,13 +352,20 @@ impl Host for NetlinkHost {
         let peer_name = peer_veth_name(&ns, spec.ifname.as_str());
         forget_neighbours(spec)?;
         self.attach_host_side(spec, &host_name, &peer_name)?;
-        self.attach_container_side(spec, &peer_name).inspect_err(|_| {
-            let _ = with_netlink(None, |h| async move {
-                if let Some(l) = link_by_name(&h, host_name.as_str()).await? {
-                    let _ = h.link().del(l.header.index).execute().await;
+        self.attach_container_side(spec, &peer_name).map_err(|e| {
+            let name = host_name.clone();
+            let undo = with_netlink(None, |h| async move {
+                match link_by_name(&h, name.as_str()).await? {
+                    Some(l) => h
+                        .link()
+                        .del(l.header.index)
+                        .execute()
+                        .await
+                        .map_err(|u| Error::netlink("delete veth", name.as_str(), u)),
+                    None => Ok(()),
                 }
-                Ok(())
             });
+            e.undone(|| format!("veth `{host_name}`"), undo)
         })
     }
 
@@ -424,9 +435,7 @@ impl Host for NetlinkHost {
             let lo = index_of(&h, "lo").await?;
             set_up(&h, lo, "lo").await
         })
-        .inspect_err(|_| {
-            let _ = netns::remove(path);
-        })
+        .map_err(|e| e.undone(|| format!("network namespace `{}`", path.display()), netns::remove(path)))
     }
 
     fn remove_netns(&self, path: &Path) -> Result<()> {

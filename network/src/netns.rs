@@ -26,8 +26,8 @@ pub fn create(path: &Path) -> Result<()> {
             .open(&path)
             .map_err(|e| Error::io("create network namespace file", &path, e))?;
         let undo = |e: nix::Error, op| {
-            let _ = std::fs::remove_file(&path);
-            Error::io(op, &path, e.into())
+            let removed = std::fs::remove_file(&path).map_err(|u| Error::io("remove", &path, u));
+            Error::io(op, &path, e.into()).undone(|| format!("file `{}`", path.display()), removed)
         };
         unshare(CloneFlags::CLONE_NEWNET).map_err(|e| undo(e, "unshare a network namespace for"))?;
         mount(Some("/proc/thread-self/ns/net"), &path, None::<&str>, MsFlags::MS_BIND, None::<&str>)

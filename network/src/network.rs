@@ -137,11 +137,9 @@ pub fn ensure_network(host: &dyn Host, firewall: Option<&dyn Firewall>, spec: &N
         };
     }
     let created = host.ensure_bridge(&spec.bridge_spec())?;
-    let undo = |e: Error| {
-        if created {
-            let _ = host.remove_bridge(&spec.bridge);
-        }
-        e
+    let undo = |e: Error| match created {
+        true => e.undone(|| format!("bridge `{}`", spec.bridge), host.remove_bridge(&spec.bridge).map(drop)),
+        false => e,
     };
     if !spec.internal {
         host.enable_forwarding(spec.enable_ipv6).map_err(undo)?;
@@ -248,10 +246,10 @@ pub fn plan_interfaces(memberships: &[Membership]) -> Result<Vec<PlannedInterfac
 pub fn attach_all(host: &dyn Host, attachments: &[AttachSpec]) -> Result<()> {
     for (i, a) in attachments.iter().enumerate() {
         if let Err(e) = host.attach(a) {
-            for done in attachments[..i].iter().rev() {
-                let _ = host.detach(&done.netns, &done.ifname);
-            }
-            return Err(e);
+            let undone: Vec<Error> =
+                attachments[..i].iter().rev().filter_map(|d| host.detach(&d.netns, &d.ifname).err()).collect();
+            let left = || format!("interfaces of `{}`", a.netns.display());
+            return Err(e.undone(left, Error::collect("the attachments made", undone)));
         }
     }
     Ok(())

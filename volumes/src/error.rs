@@ -70,6 +70,27 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// An operation failed, and undoing what it had done failed too: `left` stays behind.
+    #[error("{error} ({left} was left behind: {undo})")]
+    LeftBehind {
+        /// The failure.
+        error: Box<Error>,
+        /// What stays behind.
+        left: String,
+        /// Why undoing failed.
+        undo: Box<Error>,
+    },
+}
+
+impl Error {
+    /// This error, or [`Error::LeftBehind`] with it when `undo` (undoing what the failed
+    /// operation had done) failed too, naming what stays behind.
+    pub(crate) fn undone(self, left: impl FnOnce() -> String, undo: Result<()>) -> Self {
+        match undo {
+            Ok(()) => self,
+            Err(u) => Error::LeftBehind { error: Box::new(self), left: left(), undo: Box::new(u) },
+        }
+    }
 }
 
 /// The crate's result type.

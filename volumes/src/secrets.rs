@@ -107,8 +107,8 @@ impl SecretsDir {
         match secrets.write(files) {
             Ok(mounts) => Ok((secrets, mounts)),
             Err(e) => {
-                let _ = secrets.remove();
-                Err(e)
+                let left = || format!("the secrets tmpfs at `{}`", dir.display());
+                Err(e.undone(left, secrets.remove()))
             }
         }
     }

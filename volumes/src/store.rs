@@ -172,7 +172,7 @@ impl VolumeStore {
         if holders.insert(holder.to_string()) {
             if let Err(e) = self.write_holders(name, &holders) {
                 if holders.len() == 1 {
-                    let _ = self.deactivate(name);
+                    return Err(e.undone(|| format!("the mount of volume {name:?}"), self.deactivate(name)));
                 }
                 return Err(e);
             }
@@ -263,20 +263,15 @@ impl VolumeStore {
             // A new bind mount ignores every flag but MS_REC: apply them with a remount.
             let again = flags | MsFlags::MS_REMOUNT;
             if let Err(errno) = mount(None::<&str>, &info.mountpoint, None::<&str>, again, None::<&str>) {
-                let _ = umount2(&info.mountpoint, MntFlags::MNT_DETACH);
-                return Err(Error::Mount {
-                    action: "make the volume read-only at",
-                    path: info.mountpoint.clone(),
-                    errno,
-                });
+                let e = Error::Mount { action: "make the volume read-only at", path: info.mountpoint.clone(), errno };
+                return Err(unmount_after(e, &info.mountpoint));
             }
         }
         if fstype == "tmpfs" && info.populated {
             // A fresh tmpfs is empty again: the next container fills it from its image.
             info.populated = false;
             if let Err(e) = self.write_meta(&info) {
-                let _ = umount2(&info.mountpoint, MntFlags::MNT_DETACH);
-                return Err(e);
+                return Err(unmount_after(e, &info.mountpoint));
             }
         }
         Ok(info.mountpoint)
@@ -378,6 +373,16 @@ pub fn is_mount_point(path: &Path) -> bool {
 
 fn unescape_mount(s: &str) -> String {
     s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+}
+
+/// `error`, after unmounting what the failed operation had mounted at `mountpoint`.
+fn unmount_after(error: Error, mountpoint: &Path) -> Error {
+    let undo = umount2(mountpoint, MntFlags::MNT_DETACH).map_err(|errno| Error::Mount {
+        action: "unmount",
+        path: mountpoint.to_path_buf(),
+        errno,
+    });
+    error.undone(|| format!("the mount at `{}`", mountpoint.display()), undo)
 }
 
 #[cfg(test)]
