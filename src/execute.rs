@@ -151,6 +151,7 @@ pub fn run(
                     }
                 }
                 let result = result.and_then(|()| engine.apply(step));
+                // The receiver is gone only when the walk has ended (a panic there).
                 let _ = tx.send((id, result, warnings));
             });
         }

@@ -9,6 +9,7 @@ pub mod execute;
 pub mod exit;
 pub mod graph;
 pub mod image;
+pub mod leftover;
 pub mod lock;
 pub mod monitor;
 pub mod notify;

@@ -80,6 +80,7 @@ impl ProjectLock {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
                 let mut holder = String::new();
+                // Only for the message: an unreadable holder is "another berth command".
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim();
                 waiting(if holder.is_empty() { "another berth command" } else { holder });

@@ -16,6 +16,7 @@ pub fn take_socket_from_env() {
     if socket.is_some() {
         std::env::remove_var("NOTIFY_SOCKET");
     }
+    // Set once, first thing in `main`.
     let _ = SOCKET.set(socket);
 }
 

@@ -66,18 +66,22 @@ fn paint(text: &str, code: &str) -> String {
 /// Writes an error, its causes and its hint to stderr.
 pub fn report_error(err: &anyhow::Error) {
     let mut stderr = std::io::stderr().lock();
+    // Nowhere left to report a failed write to stderr.
     let _ = writeln!(stderr, "{} {err}", paint("error:", "1;31"));
     for cause in err.chain().skip(1) {
+        // As above.
         let _ = writeln!(stderr, "  {} {cause}", paint("caused by:", "1"));
     }
     let hint = err.chain().find_map(|c| c.downcast_ref::<berth_compose::Error>().and_then(|e| e.hint.clone()));
     if let Some(hint) = hint {
+        // As above.
         let _ = writeln!(stderr, "{} {hint}", paint("hint:", "1;36"));
     }
 }
 
 /// Writes a warning to stderr.
 pub fn warn(message: &str) {
+    // Nowhere left to report a failed write to stderr.
     let _ = writeln!(std::io::stderr().lock(), "{} {message}", paint("warning:", "1;33"));
 }
 
@@ -98,6 +102,7 @@ impl EventSink for PlainRenderer {
             Event::Warning { message } => warn(&message),
             other => {
                 let line = serde_json::to_string(&other).unwrap_or_default();
+                // Nowhere left to report a failed write to stderr.
                 let _ = writeln!(std::io::stderr().lock(), "{line}");
             }
         }

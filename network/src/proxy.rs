@@ -311,6 +311,7 @@ impl PortProxy {
     pub async fn stop(mut self) {
         for t in std::mem::take(&mut self.tasks) {
             t.abort();
+            // An aborted task ends with a cancellation, which is what was asked.
             let _ = t.await;
         }
     }
@@ -337,8 +338,10 @@ async fn serve_tcp(listener: TcpListener, target: Target, open: Connections) {
             let Ok(Ok(mut upstream)) = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await else {
                 return;
             };
+            // Latency only: a connection without it still works.
             let _ = client.set_nodelay(true);
             let _ = upstream.set_nodelay(true);
+            // A connection that ends with an error (a reset) just ends.
             let _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, 64 * 1024, 64 * 1024).await;
         });
     }
@@ -469,6 +472,7 @@ async fn serve_udp(socket: Arc<UdpSocket>, target: Target, flows: Flows) {
                 f
             }
         };
+        // UDP: a datagram not sent is a datagram lost, as on the wire.
         let _ = flow.send(&buf[..n]).await;
     }
 }
@@ -483,6 +487,7 @@ async fn open_flow(target: SocketAddr) -> std::io::Result<Arc<UdpSocket>> {
 async fn relay_back(flow: Arc<UdpSocket>, socket: Arc<UdpSocket>, client: SocketAddr, flows: Flows, id: u64) {
     let mut buf = vec![0u8; 65536];
     while let Ok(Ok(n)) = tokio::time::timeout(UDP_IDLE, flow.recv(&mut buf)).await {
+        // UDP: a datagram not sent is a datagram lost, as on the wire.
         let _ = socket.send_to(&buf[..n], client).await;
     }
     flows.lock().remove(&client, id);
@@ -526,6 +531,7 @@ mod tests {
         let echo_task = tokio::spawn(async move {
             let mut buf = [0u8; 512];
             while let Ok((n, from)) = echo.recv_from(&mut buf).await {
+                // A test echo server: a reply lost fails the test's own check.
                 let _ = echo.send_to(&buf[..n], from).await;
             }
         });
@@ -548,6 +554,7 @@ mod tests {
             }
         }
         server.abort();
+        // Aborted: it ends with a cancellation, which is what was asked.
         let _ = server.await;
         assert_eq!(flows.lock().len(), 0, "stopping the port ends its flows");
         echo_task.abort();

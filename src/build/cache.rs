@@ -81,6 +81,7 @@ impl Cache {
         let path = self.dir.join(format!("{}.json", key.0));
         let Ok(mut tmp) = tempfile::NamedTempFile::new_in(&self.dir) else { return };
         if serde_json::to_writer(&mut tmp, entry).is_ok() {
+            // An entry not written is a step run again; the temporary file removes itself.
             let _ = tmp.persist(path);
         }
     }

@@ -25,12 +25,12 @@ use super::tree::View;
 
 /// The mounts of one `RUN`, with the views that back them (unmounted on drop).
 #[derive(Default)]
-pub struct Prepared {
+pub struct Prepared<'a> {
     /// Container mounts, in order.
     pub mounts: Vec<Mount>,
     /// Variables from `type=secret,env=`.
     pub env: Vec<(String, String)>,
-    _views: Vec<View>,
+    _views: Vec<View<'a>>,
 }
 
 fn bind(source: PathBuf, target: &str, read_only: bool) -> Mount {
@@ -44,7 +44,7 @@ fn bind(source: PathBuf, target: &str, read_only: bool) -> Mount {
 }
 
 /// Prepares `mounts` of a `RUN` in stage `stage` whose working directory is `workdir`.
-pub fn prepare(b: &Build<'_>, stage: usize, mounts: &[RunMount], workdir: &str, at: &At) -> Result<Prepared> {
+pub fn prepare<'a>(b: &Build<'a>, stage: usize, mounts: &[RunMount], workdir: &str, at: &At) -> Result<Prepared<'a>> {
     let mut out = Prepared::default();
     for m in mounts {
         let target = m.target.as_deref().map(|t| resolve_path(workdir, t));
@@ -117,7 +117,7 @@ pub fn prepare(b: &Build<'_>, stage: usize, mounts: &[RunMount], workdir: &str, 
                         Source::Dir(dir) => vec![dir],
                     },
                 };
-                let view = View::mount(&layers, &b.work)?;
+                let view = View::mount(&layers, &b.work, b.events)?;
                 let host = view.path().join(&source);
                 if !host.exists() {
                     return Err(at.fail(format!("bind mount source \"{source}\" not found")));

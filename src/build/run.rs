@@ -22,7 +22,7 @@ use super::exec::Build;
 use super::network::Attachment;
 use super::tree::{missing_stubs, tidy_upper, top_first};
 use crate::container::Roots;
-use crate::events::Event;
+use crate::events::{Event, EventSink};
 use crate::image::LayerRecord;
 use crate::runtime::bundle::{self, BundleRequest, ContainerFiles, HostFacts, ImageConfig, NetworkNs, RunOverrides};
 use crate::runtime::user::UserDb;
@@ -64,20 +64,34 @@ struct Scratch<'a> {
     id: String,
     started: bool,
     net: Option<(Roots, Attachment)>,
+    /// Where what cannot be removed is reported.
+    events: &'a dyn EventSink,
 }
 
 impl Drop for Scratch<'_> {
     fn drop(&mut self) {
+        let mut left = Vec::new();
         if self.started {
-            let _ = self.runtime.delete(&self.id, true);
+            if let Err(e) = self.runtime.delete(&self.id, true) {
+                left.push(format!("the runtime's container {}: {e}", self.id));
+            }
         }
         if let Some((roots, a)) = self.net.take() {
-            let _ = super::network::detach(&roots, &a);
+            if let Err(e) = super::network::detach(&roots, &a) {
+                left.push(format!("its network attachment: {e:#}"));
+            }
         }
         if self.mounted {
-            let _ = crate::image::unmount_rootfs(&self.rootfs);
+            if let Err(e) = crate::image::unmount_rootfs(&self.rootfs) {
+                left.push(e.to_string());
+            }
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            left.push(format!("`{}`: {e}", self.dir.display()));
+        }
+        for what in left {
+            self.events.emit(Event::Warning { message: format!("a build step left behind {what}") });
+        }
     }
 }
 
@@ -95,6 +109,7 @@ pub fn run(b: &Build<'_>, spec: &RunSpec<'_>) -> Result<Option<LayerRecord>> {
         id: id.clone(),
         started: false,
         net: None,
+        events: b.events,
     };
     let mut layers = spec.layers.to_vec();
     if layers.is_empty() {

@@ -374,7 +374,7 @@ fn copy_step(
                 // What is copied is in the key by content.
                 Source::Dir(dir) => vec![dir],
             };
-            let view = View::mount(&dirs, &b.work)?;
+            let view = View::mount(&dirs, &b.work, b.events)?;
             let ignore = (!owner.exclude.is_empty())
                 .then(|| berth_dockerfile::ignore::PatternMatcher::new(owner.exclude))
                 .transpose()

@@ -7,6 +7,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::error::{io_err, Result};
+use crate::events::{Event, EventSink};
 
 /// The metadata of absolute path `path` in the file system made of `dirs` (top first), without
 /// following symbolic links; `None` when it is not there (or deleted by a whiteout).
@@ -31,19 +32,21 @@ pub fn top_first(layers: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 /// A mounted, throwaway-writable view of layer directories, unmounted and removed on drop.
-pub struct View {
+pub struct View<'a> {
     dir: tempfile::TempDir,
     mounted: bool,
+    /// Where a mount that cannot be undone is reported.
+    events: &'a dyn EventSink,
 }
 
-impl View {
+impl<'a> View<'a> {
     /// Mounts `layers` (bottom first; none gives an empty tree) under a new directory of `parent`.
-    pub fn mount(layers: &[PathBuf], parent: &Path) -> Result<View> {
+    pub fn mount(layers: &[PathBuf], parent: &Path, events: &'a dyn EventSink) -> Result<View<'a>> {
         let dir = tempfile::Builder::new()
             .prefix("view-")
             .tempdir_in(parent)
             .map_err(io_err("create a directory in", parent))?;
-        let mut view = View { dir, mounted: false };
+        let mut view = View { dir, mounted: false, events };
         let mut lower = layers.to_vec();
         if lower.is_empty() {
             let empty = view.dir.path().join("empty");
@@ -62,10 +65,12 @@ impl View {
     }
 }
 
-impl Drop for View {
+impl Drop for View<'_> {
     fn drop(&mut self) {
         if self.mounted {
-            let _ = crate::image::unmount_rootfs(&self.path());
+            if let Err(e) = crate::image::unmount_rootfs(&self.path()) {
+                self.events.emit(Event::Warning { message: format!("a build mount was left behind: {e}") });
+            }
         }
     }
 }
@@ -105,6 +110,7 @@ pub fn tidy_upper(upper: &Path, lower: &[PathBuf], stubs: &[String]) -> Result<(
     for s in stubs {
         let p = upper.join(s.trim_start_matches('/'));
         if only_empty(&p) {
+            // An empty leftover that stays is an empty directory in the layer, harmless.
             let _ = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
         }
     }

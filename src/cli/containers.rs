@@ -190,13 +190,18 @@ pub fn progress(name: &str, what: &str) {
 /// Has the project's supervisor, if one runs, take in what just changed (names, ports).
 pub fn tell_supervisor(ctx: &Ctx) {
     if berth::supervise::client::socket_path(&ctx.roots, &ctx.project.name).exists() {
-        let _ = berth::supervise::client::refresh(&ctx.roots, &ctx.project.name, std::time::Duration::from_secs(5));
+        if let Err(e) =
+            berth::supervise::client::refresh(&ctx.roots, &ctx.project.name, std::time::Duration::from_secs(5))
+        {
+            berth::output::warn(&format!("the project supervisor did not take in the change (ports, names): {e:#}"));
+        }
     }
 }
 
 /// Exits with `code` after flushing stdout (for commands that pass an exit code through).
 pub fn exit_with(code: i32) -> ! {
     use std::io::Write;
+    // Nowhere left to report a failed write to stdout.
     let _ = std::io::stdout().flush();
     std::process::exit(code)
 }

@@ -37,9 +37,11 @@ fn install_handlers() {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_io().build() else { return };
         rt.block_on(async {
             let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+                // The receiver waits until this is sent; it is gone only if it gave up.
                 let _ = ready.send(());
                 return;
             };
+            // The receiver waits until this is sent; it is gone only if it gave up.
             let _ = ready.send(());
             loop {
                 tokio::select! {
@@ -50,6 +52,7 @@ fn install_handlers() {
             }
         });
     });
+    // A thread that could not install the handlers has closed the channel, which ends the wait.
     let _ = installed.recv();
 }
 
@@ -192,6 +195,7 @@ impl Foreground {
                     w.reported = rec.finished_at;
                     let code = rec.exit_code.unwrap_or(-1);
                     println!("{} exited with code {code}", w.label);
+                    // Nowhere left to report a failed write to stdout.
                     let _ = std::io::stdout().flush();
                     let trigger = self.abort_on_exit || (self.abort_on_failure && code != 0);
                     if trigger && stopping.is_none() {
@@ -208,6 +212,7 @@ impl Foreground {
             }
             if let Some(h) = stopping.take() {
                 if h.is_finished() {
+                    // The stop thread reports its own errors.
                     let _ = h.join();
                     return self.final_code(ctx, outcome.unwrap_or(0));
                 }
@@ -228,6 +233,7 @@ impl Foreground {
         for (i, e) in &entries {
             printer.print(&mut out, *i, e);
         }
+        // Nowhere left to report a failed write to stdout.
         let _ = out.flush();
     }
 
@@ -286,6 +292,7 @@ fn stop_in_background(ctx: &Ctx, recs: Vec<ContainerRecord>, timeout: Option<Dur
 
 fn kill_all(ctx: &Ctx, recs: &[ContainerRecord]) {
     for rec in recs {
+        // Already stopped is what is wanted.
         let _ = container::kill(&ctx.roots, &ctx.db, rec, nix::sys::signal::Signal::SIGKILL);
     }
 }

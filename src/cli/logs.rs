@@ -94,6 +94,7 @@ impl Printer {
         if !line.ends_with('\n') {
             line.push('\n');
         }
+        // Nowhere left to report a failed write to stdout.
         let _ = out.write_all(line.as_bytes());
     }
 }
@@ -147,6 +148,7 @@ pub fn run(project: &ProjectArgs, args: LogsArgs) -> anyhow::Result<()> {
             printer.print(&mut out, i, e);
         }
     }
+    // Nowhere left to report a failed write to stdout.
     let _ = out.flush();
     if !args.follow {
         return Ok(());

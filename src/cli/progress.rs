@@ -94,6 +94,7 @@ impl Progress {
 
     fn line(&self, text: String) {
         if self.mode == Mode::Tty {
+            // Nowhere left to report a failed write to the terminal.
             let _ = self.multi.println(text);
         } else {
             eprintln!("{text}");

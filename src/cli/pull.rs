@@ -155,6 +155,7 @@ impl EventSink for LineRenderer {
             Event::ImageSkipped { image, reason } => format!("{image}: skipped ({reason})"),
             _ => return,
         };
+        // Nowhere left to report a failed write to stderr.
         let _ = writeln!(std::io::stderr().lock(), "{line}");
     }
 }
@@ -179,6 +180,7 @@ impl EventSink for BarRenderer {
         let mut bars = self.bars.lock().expect("bars lock");
         match event {
             Event::Warning { message } => {
+                // Nowhere left to report a failed write to the terminal.
                 let _ = self.multi.println(format!("warning: {message}"));
             }
             Event::LayerStarted { image, layer, size } => {
@@ -207,9 +209,11 @@ impl EventSink for BarRenderer {
             }
             Event::ImagePulled { image, up_to_date, digest, .. } => {
                 let what = if up_to_date { "up to date".to_string() } else { format!("pulled {digest}") };
+                // Nowhere left to report a failed write to the terminal.
                 let _ = self.multi.println(format!("{image}: {what}"));
             }
             Event::ImageSkipped { image, reason } => {
+                // Nowhere left to report a failed write to the terminal.
                 let _ = self.multi.println(format!("{image}: skipped ({reason})"));
             }
             _ => {}

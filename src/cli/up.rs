@@ -199,6 +199,7 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
     let code = fg.run(&ctx);
     if let Some((stop, thread)) = watching {
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // The watcher reports its own errors; a panic in it has been printed already.
         let _ = thread.join();
     }
     super::containers::exit_with(code?)

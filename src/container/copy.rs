@@ -100,6 +100,7 @@ pub unsafe fn copy(
             // SAFETY: as above.
             unsafe { libc::signal(libc::SIGPIPE, before) };
             if packed.is_ok() {
+                // A container side that stopped reading has failed, and `finish` reports its error.
                 let _ = File::from(done_w).write_all(b"ok");
             } else {
                 drop(done_w);
@@ -125,6 +126,8 @@ pub(super) struct TempMount(PathBuf);
 
 impl Drop for TempMount {
     fn drop(&mut self) {
+        // One that stays is unmounted by the container's next start, or by `rm`, which reports
+        // a failure.
         let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
     }
 }
@@ -154,6 +157,7 @@ impl Child {
     /// Waits for the child: its error message when it failed.
     pub(super) fn finish(self, what: &str) -> anyhow::Result<()> {
         let mut message = String::new();
+        // An unreadable message leaves the exit status to report, which follows.
         let _ = (&self.errors).read_to_string(&mut message);
         match nix::sys::wait::waitpid(self.pid, None)? {
             nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
@@ -193,6 +197,7 @@ pub(super) unsafe fn in_container(
             let code = match entered.and_then(|()| f()) {
                 Ok(()) => 0,
                 Err(e) => {
+                    // The parent reads the exit status too; the message is extra.
                     let _ = File::from(errors_w).write_all(format!("{e:#}").as_bytes());
                     1
                 }

@@ -12,6 +12,7 @@ use berth_network::files::{DnsSettings, ResolvConf, Resolver};
 use super::{record_event, ContainerConfig, LogOptions, PortBinding, Roots};
 use crate::events::{Event, EventSink};
 use crate::image::{self, ImageError, ImageStore, PullOptions, Reference};
+use crate::leftover::Undone;
 use crate::runtime::bundle::RunOverrides;
 use crate::runtime::bundle::{self, BundleRequest, ContainerFiles, HostDevice, HostFacts, ImageConfig, NetworkNs};
 use crate::runtime::user::UserDb;
@@ -260,9 +261,9 @@ pub fn create_container(
         Ok(())
     })();
     if let Err(e) = written {
-        let _ = super::paths::remove_tree(&roots.containers_dir(), &dir);
-        let _ = db.delete_container(&id);
-        return Err(e.context(format!("cannot write the bundle of `{}`", rec.name)));
+        let e = e.context(format!("cannot write the bundle of `{}`", rec.name));
+        let e = e.undone(|| format!("`{}`", dir.display()), super::paths::remove_tree(&roots.containers_dir(), &dir));
+        return Err(e.undone(|| format!("the state row of `{}`", rec.name), db.delete_container(&id)));
     }
     record_event(db, &rec, "create", &[]);
     Ok(rec)

@@ -149,7 +149,8 @@ impl Lifecycle<'_> {
             // Orphaned but alive: it keeps running; its exit code will be unknown.
             return Ok(rec.clone());
         }
-        self.cleanup_runtime(rt.as_ref(), &rec.id);
+        // What stays is removed again, and reported, by `rm` (and the next start unmounts it first).
+        let _ = self.cleanup_runtime(rt.as_ref(), &rec.id);
         let exit = ExitRecord { code: None, oom_killed: false };
         let recorded = or_defer(self.db.record_exit(&rec.id, exit), || format!("the exit of `{}`", rec.name))?;
         if recorded.is_none() {
@@ -163,15 +164,21 @@ impl Lifecycle<'_> {
         Ok(self.db.container(&rec.id)?.unwrap_or_else(|| rec.clone()))
     }
 
-    fn cleanup_runtime(&self, rt: &dyn Runtime, id: &str) {
-        if rt.knows(id) {
-            let _ = rt.delete(id, true);
-        }
+    /// Deletes the runtime's container and unmounts the rootfs of a container that is not
+    /// running; says what it could not remove (the run directory goes either way).
+    fn cleanup_runtime(&self, rt: &dyn Runtime, id: &str) -> anyhow::Result<()> {
+        let deleted = match rt.knows(id) {
+            true => rt.delete(id, true).map_err(anyhow::Error::from),
+            false => Ok(()),
+        };
         let rootfs = self.roots.rootfs(id);
-        if super::is_mount_point(&rootfs) {
-            let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
-        }
+        let unmounted = match super::is_mount_point(&rootfs) {
+            true => nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH)
+                .with_context(|| format!("cannot unmount `{}`", rootfs.display())),
+            false => Ok(()),
+        };
         crate::monitor::remove_run_dir(self.roots, id);
+        deleted.and(unmounted)
     }
 
     /// Waits until the container's row is no longer running/paused (its monitor recorded the exit).
@@ -214,21 +221,24 @@ impl Lifecycle<'_> {
         let grace = timeout.unwrap_or_else(|| Duration::from_secs_f64(config.stop_grace_secs));
         if rec.status == Status::Paused {
             // A frozen process cannot handle its signal.
+            // One that is not paused any more needs no resume; the kill below works either way.
             let _ = rt.resume(&rec.id);
             or_defer(self.db.set_status(&rec.id, Status::Running), || format!("the status of `{}`", rec.name))?;
         }
         if rec.status == Status::Running {
-            // A failing hook does not keep the container from stopping.
+            // A failing hook does not keep the container from stopping (it logs its own output).
             let _ = self.run_hooks(&rec, Hooks::PreStop);
         }
         let signal = parse_signal(&config.stop_signal).unwrap_or(Signal::SIGTERM);
         if !grace.is_zero() {
+            // One that is gone already is what is wanted; SIGKILL follows below.
             let _ = rt.kill(&rec.id, signal, false);
             if self.wait_exit(&rec.id, Some(grace))?.is_some() {
                 record_event(self.db, &rec, "stop", &[]);
                 return Ok(true);
             }
         }
+        // Gone already is what is wanted; the wait below says whether it went.
         let _ = rt.kill(&rec.id, Signal::SIGKILL, true);
         if self.wait_exit(&rec.id, Some(Duration::from_secs(30)))?.is_none() {
             bail!("container `{}` did not exit after SIGKILL", rec.name);
@@ -316,7 +326,7 @@ impl Lifecycle<'_> {
             self.stop(&rec, Some(Duration::ZERO))?;
         }
         let rt = self.runtime(&rec)?;
-        self.cleanup_runtime(rt.as_ref(), &rec.id);
+        self.cleanup_runtime(rt.as_ref(), &rec.id)?;
         let dir = self.roots.container_dir(&rec.id);
         // Another process (a `run --rm` monitor) may be removing it at the same time.
         if let Err(e) = super::paths::remove_tree(&self.roots.containers_dir(), &dir) {

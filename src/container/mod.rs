@@ -193,5 +193,6 @@ pub fn record_event(db: &StateDb, c: &ContainerRecord, action: &str, attrs: &[(&
     for (k, v) in attrs {
         map.insert((*k).into(), v.clone());
     }
+    // The event log is informational (`berth events`); the container's own row is what counts.
     let _ = db.append_event(&c.project, &c.service, &c.id, &c.name, action, map);
 }

@@ -123,6 +123,7 @@ impl Roots {
         let tighten = |p: &Path, mode: u32| {
             if let Ok(m) = std::fs::symlink_metadata(p) {
                 if !m.file_type().is_symlink() && m.permissions().mode() & 0o077 != 0 {
+                    // Tightening is best effort; the files inside have their own modes.
                     let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
                 }
             }

@@ -184,6 +184,7 @@ fn run_helper(helper: &str, server: &str) -> Result<Option<Credentials>> {
         Err(e) => return Err(ImageError::io("run", &program)(e)),
     };
     if let Some(mut stdin) = child.stdin.take() {
+        // A helper that does not read its input fails, and its exit status and output are checked below.
         let _ = stdin.write_all(server.as_bytes());
     }
     let out = child.wait_with_output().map_err(ImageError::io("run", &program))?;

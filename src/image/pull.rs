@@ -345,7 +345,7 @@ impl Puller<'_> {
             })?
             .inspect_err(|_| {
                 // A blob that does not unpack to its diff id is not trusted again.
-                let _ = std::fs::remove_file(self.store.blob_path(&spec.digest));
+                self.discard(&self.store.blob_path(&spec.digest));
             })?;
         for message in warnings {
             self.events.emit(Event::Warning { message: format!("{image}: layer {short}: {message}") });
@@ -397,13 +397,24 @@ impl Puller<'_> {
         let current = blob.len;
         let actual = Digest::from_hasher(blob.hasher);
         if let Err(e) = spec.digest.verify(&actual, format!("layer {} of `{image}`", spec.digest)) {
-            let _ = tokio::fs::remove_file(&partial).await;
+            self.discard(&partial);
             return Err(e);
         }
         let dest = self.store.blob_path(&spec.digest);
         tokio::fs::rename(&partial, &dest).await.map_err(ImageError::io("store blob", &dest))?;
         self.events.emit(Event::LayerProgress { image: image.to_string(), layer: short, current, total });
         Ok(current - offset)
+    }
+
+    /// Removes a downloaded file that failed its check; one that cannot be removed is named in
+    /// a warning (the next pull would check it again and fail the same way).
+    fn discard(&self, path: &std::path::Path) {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => self.events.emit(Event::Warning {
+                message: format!("cannot remove `{}`, which failed its digest check: {e}", path.display()),
+            }),
+            _ => {}
+        }
     }
 
     /// Appends the response body to the partial blob, hashing it and reporting progress.
@@ -423,7 +434,7 @@ impl Puller<'_> {
                 Ok(c) => c,
                 // oci-client checks full (non-range) responses itself and fails the last read.
                 Err(e) if e.to_string().starts_with("Invalid digest") => {
-                    let _ = tokio::fs::remove_file(partial).await;
+                    self.discard(partial);
                     return Err(ImageError::DigestMismatch {
                         what: format!("layer {} of `{image}`", spec.digest),
                         expected: spec.digest.to_string(),

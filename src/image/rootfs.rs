@@ -24,6 +24,7 @@ pub fn mount_rootfs(layers: &[PathBuf], upper: &Path, work: &Path, target: &Path
 /// Kernels before 5.10 lack the option and get a plain mount. overlayfs leaves
 /// `<work>/incompat/volatile` behind and refuses to mount over it again; it is removed first.
 pub fn mount_rootfs_volatile(layers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+    // Usually absent; one that stays makes the mount fail with its error.
     let _ = std::fs::remove_dir_all(work.join("incompat"));
     // Any failure is retried without the option: the plain mount's error is the one to report.
     mount_overlay(layers, upper, work, target, true).or_else(|_| mount_rootfs(layers, upper, work, target))

@@ -199,6 +199,7 @@ impl ImageStore {
         let (actual, size) = digest_file(file)?;
         if let Some(e) = expected {
             if let Err(err) = e.verify(&actual, format!("blob {e}")) {
+                // The file is under the store's `tmp/`, which `gc` empties.
                 let _ = fs::remove_file(file);
                 return Err(err);
             }
@@ -242,6 +243,7 @@ impl ImageStore {
                 let _ = fs::remove_dir_all(&tmp_path);
             }
             Err(e) => {
+                // Under `tmp/`, which `gc` empties.
                 let _ = fs::remove_dir_all(&tmp_path);
                 return Err(ImageError::io("store layer", &dest)(e));
             }

@@ -27,6 +27,7 @@ impl Monitor {
 
     /// Records the exit and cleans up after the container.
     pub(super) fn finish(&mut self, exit: Option<i32>) {
+        // A log that cannot be written loses its tail; the exit is still recorded below.
         let _ = self.log.flush();
         // Read before the runtime's delete removes the cgroup.
         let oom = container::host_oom_killed(&self.config.cgroups_path);

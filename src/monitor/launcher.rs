@@ -45,6 +45,7 @@ pub unsafe fn start(roots: &Roots) {
         }
         Ok(nix::unistd::ForkResult::Parent { .. }) => {
             drop(theirs);
+            // Set once: `start` runs once per process.
             let _ = LAUNCHER.set(Mutex::new(ours));
         }
         Err(_) => {}

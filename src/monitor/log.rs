@@ -170,8 +170,10 @@ impl LogWriter {
             self.size = 0;
             return Ok(());
         }
+        // Absent until the log has rotated that often; one that stays is replaced by the rename below.
         let _ = std::fs::remove_file(rotated(&self.path, keep - 1));
         for i in (1..keep - 1).rev() {
+            // Absent files are the usual case before the log has rotated that often.
             let _ = std::fs::rename(rotated(&self.path, i), rotated(&self.path, i + 1));
         }
         std::fs::rename(&self.path, rotated(&self.path, 1))?;
@@ -241,6 +243,7 @@ impl LogFollower {
     pub fn at_end(path: &Path) -> LogFollower {
         let mut f = LogFollower { path: path.to_path_buf(), file: None, ino: 0, pending: Vec::new() };
         if let Ok(mut file) = File::open(path) {
+            // A file that cannot seek is read from its start: old lines again, nothing lost.
             let _ = file.seek(SeekFrom::End(0));
             f.ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
             f.file = Some(file);

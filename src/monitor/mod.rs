@@ -61,6 +61,7 @@ pub unsafe fn main(roots: &Roots, id: &str, wait_attach: bool) -> ! {
         Ok(nix::unistd::ForkResult::Child) => {}
         Err(_) => unsafe { libc::_exit(1) },
     }
+    // Fails only for a process group leader, which a freshly forked child is not.
     let _ = nix::unistd::setsid();
     set_name(c"berth-monitor");
     let sync = take_sync_fd();
@@ -106,6 +107,7 @@ pub(crate) fn close_inherited() {
 
 /// The sync pipe, which must not leak into the runtime or the container (its reader waits for EOF).
 fn take_sync_fd() -> File {
+    // Fails only when fd 3 is not open: then there is no starter to report to.
     let _ = nix::fcntl::fcntl(SYNC_FD, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
     // SAFETY: fd 3 is the sync pipe handed over by the starter (or absent, then writes fail).
     unsafe { File::from_raw_fd(SYNC_FD) }
@@ -114,12 +116,14 @@ fn take_sync_fd() -> File {
 fn report_and_run(mut sync: File, started: anyhow::Result<Monitor>) -> ! {
     let code = match started {
         Ok(mut m) => {
+            // A starter that went away does not want the outcome.
             let _ = sync.write_all(b"ok\n");
             drop(sync);
             m.run();
             0
         }
         Err(e) => {
+            // A starter that went away does not want the outcome.
             let _ = writeln!(sync, "error: {e:#}");
             1
         }
@@ -245,6 +249,7 @@ impl Monitor {
             }
             if ready[1] {
                 while let Ok((stream, _)) = self.attach.accept() {
+                    // A client whose socket cannot be set up fails its first write and is dropped.
                     let _ = stream.set_nonblocking(true);
                     self.clients.push(Client { stream, inbuf: Vec::new() });
                 }

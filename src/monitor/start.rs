@@ -37,6 +37,7 @@ impl Launched {
     /// Undoes [`launch`] when the monitor cannot go on (a runtime process already reaped is not
     /// signalled).
     fn abandon(&mut self, roots: &Roots, id: &str) {
+        // Already exited (and then reaped here) is fine: only its exit status is lost.
         let _ = self.process.kill();
         let _ = self.process.wait();
         release_failed(roots, id, &self.runtime);
@@ -53,6 +54,7 @@ pub(super) fn launch(roots: &Roots, rec: &ContainerRecord) -> anyhow::Result<Lau
     std::fs::create_dir_all(&run_dir)?;
     // What an earlier monitor (killed part way) may have left, `runc`'s temporary pid file too.
     for f in ["attach.sock", "console.sock", "pid", ".pid"] {
+        // Usually absent; one that stays makes the bind or the runtime fail below, with its error.
         let _ = std::fs::remove_file(run_dir.join(f));
     }
     if runtime.root().join(id).exists() {
@@ -60,6 +62,7 @@ pub(super) fn launch(roots: &Roots, rec: &ContainerRecord) -> anyhow::Result<Lau
     }
     let rootfs = roots.rootfs(id);
     if container::is_mount_point(&rootfs) {
+        // A stale mount that stays is mounted over: the new one is what the container sees.
         let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
     }
     let dir = roots.container_dir(id);
@@ -97,9 +100,20 @@ pub(super) fn launch(roots: &Roots, rec: &ContainerRecord) -> anyhow::Result<Lau
 }
 
 /// Removes what a start that failed left: the runtime's container, the mount, the run directory.
+/// What it cannot remove goes to the monitor's log (`rm` tries again).
 fn release_failed(roots: &Roots, id: &str, runtime: &runtime::OciCli) {
-    let _ = runtime.delete(id, true);
-    let _ = nix::mount::umount2(&roots.rootfs(id), nix::mount::MntFlags::MNT_DETACH);
+    if runtime.root().join(id).exists() {
+        if let Err(e) = runtime.delete(id, true) {
+            eprintln!("monitor: {e}");
+        }
+    }
+    let rootfs = roots.rootfs(id);
+    if let Err(e) = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH) {
+        // Not mounted yet is the usual case of a start that failed early.
+        if e != nix::errno::Errno::EINVAL {
+            eprintln!("monitor: cannot unmount `{}`: {e}", rootfs.display());
+        }
+    }
     remove_run_dir(roots, id);
 }
 

@@ -35,12 +35,14 @@ impl Monitor {
             Output::Tty { .. } => return,
         };
         let Some(f) = file.as_mut() else { return };
+        // A blocking pipe is still read; only a read that would block waits.
         let _ = nix::fcntl::fcntl(f.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
         let mut buf = [0u8; 32 * 1024];
         match f.read(&mut buf) {
             Ok(0) => *file = None,
             Ok(n) => {
                 let data = &buf[..n];
+                // A full disk loses log lines; attached clients still get them.
                 let _ = self.log.write(stream, data);
                 let kind = if stream == Stream::Stdout { attach::STDOUT } else { attach::STDERR };
                 self.broadcast(kind, data);
@@ -53,9 +55,11 @@ impl Monitor {
 
     pub(super) fn broadcast(&mut self, kind: u8, data: &[u8]) {
         self.clients.retain_mut(|c| {
+            // A client whose socket fails here fails its write below and is dropped.
             let _ = c.stream.set_nonblocking(false);
             let _ = c.stream.set_write_timeout(Some(Duration::from_secs(5)));
             let ok = attach::write_frame(&mut c.stream, kind, data).is_ok();
+            // As above: a broken client is dropped at its next write.
             let _ = c.stream.set_nonblocking(true);
             ok
         });
@@ -75,9 +79,11 @@ impl Monitor {
         for (kind, payload) in frames {
             match (kind, &mut self.output) {
                 (attach::STDIN, Output::Pipes { stdin: Some(w), .. }) => {
+                    // A container that closed its input does not want more.
                     let _ = w.write_all(&payload);
                 }
                 (attach::STDIN, Output::Tty { master: Some(m) }) => {
+                    // A container that closed its terminal does not want more input.
                     let _ = nix::fcntl::fcntl(m.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()));
                     let _ = m.write_all(&payload);
                 }

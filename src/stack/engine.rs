@@ -471,7 +471,11 @@ impl StackEngine<'_> {
     /// Has the supervisor take in the project's containers as they are now.
     fn tell_supervisor(&self) {
         if self.supervised {
-            let _ = crate::supervise::client::refresh(&self.roots, &self.project.name, Duration::from_secs(10));
+            if let Err(e) = crate::supervise::client::refresh(&self.roots, &self.project.name, Duration::from_secs(10))
+            {
+                let message = format!("the project supervisor did not take in the change (ports, names): {e:#}");
+                self.events.emit(crate::events::Event::Warning { message });
+            }
         }
     }
 }

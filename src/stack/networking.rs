@@ -22,6 +22,7 @@ use berth_network::{AttachSpec, Host, IfName};
 use ipnet::IpNet;
 
 use super::netmodel::{memberships, network_spec, requested_addresses};
+use crate::leftover::Undone;
 use crate::state::{DbLeases, NetworkRow, StateDb};
 
 /// The host's network lock (`<state root>/networks/lock`) with the state database: while it is
@@ -154,8 +155,8 @@ impl Networking<'_> {
         match self.attach_in(project, svc, container, specs, netns) {
             Ok(a) => Ok(a),
             Err(e) => {
-                let _ = self.detach(project, svc, container, specs, netns);
-                Err(e)
+                let undo = self.detach(project, svc, container, specs, netns);
+                Err(e.undone(|| format!("the network namespace of `{container}` and its leases"), undo))
             }
         }
     }

@@ -24,6 +24,7 @@ use berth_volumes::{Mount, Origin};
 use sha2::{Digest, Sha256};
 
 use super::volmodel::{secret_requests, service_mounts, MountRequest, PROJECT_LABEL};
+use crate::leftover::Undone;
 use crate::plan::Plan;
 use crate::state::{ContainerRecord, StateDb};
 
@@ -136,8 +137,8 @@ impl Storage<'_> {
                 Ok(Prepared { mounts: mounts.0, volumes: held, secrets: mounts.1, holder })
             }
             Err(e) => {
-                let _ = release_volumes(self.volumes, &held, container);
-                Err(e)
+                let left = || format!("volumes held for `{container}`");
+                Err(e.undone(left, release_volumes(self.volumes, &held, container)))
             }
         }
     }
@@ -207,12 +208,13 @@ impl Storage<'_> {
         crate::image::mount_rootfs(self.layers, &upper, &work, &view)?;
         let copied = self.volumes.copy_up(name, &view, target);
         let unmounted = crate::image::unmount_rootfs(&view);
-        if let Some(base) = self.scratch.parent() {
-            let _ = crate::container::paths::remove_tree(base, &self.scratch);
-        }
+        let removed = match self.scratch.parent() {
+            Some(base) => crate::container::paths::remove_tree(base, &self.scratch),
+            None => Ok(()),
+        };
         copied?;
         unmounted?;
-        Ok(())
+        removed.with_context(|| format!("cannot remove `{}`", self.scratch.display()))
     }
 
     fn secrets(&self, project: &Project, svc: &Service, mounts: &mut Vec<Mount>) -> anyhow::Result<Option<SecretsDir>> {

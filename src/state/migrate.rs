@@ -208,6 +208,7 @@ pub(super) fn migrate(conn: &Connection, state_root: &Path) -> Result<(), Migrat
         Ok(()) => conn.execute_batch("COMMIT")?,
         Err(e) => {
             // The error that made it roll back is the one to report.
+            // A transaction not rolled back here is rolled back when the connection closes.
             let _ = conn.execute_batch("ROLLBACK");
             return Err(e);
         }
@@ -364,6 +365,7 @@ fn take_in_network_files(conn: &Connection, state_root: &Path) -> Result<(), Mig
 fn remove_network_files(state_root: &Path) {
     let dir = state_root.join("networks");
     for name in NETWORK_FILES.iter().chain(&["subnets.tmp", "networks.tmp", "leases.json.tmp"]) {
+        // See above: one that stays is never read again.
         let _ = std::fs::remove_file(dir.join(name));
     }
 }

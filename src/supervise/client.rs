@@ -218,6 +218,7 @@ pub fn ensure(roots: &Roots, project: &str) -> anyhow::Result<i32> {
             );
         }
         if start.elapsed() > Duration::from_secs(10) {
+            // It may have exited meanwhile; either way it is not answering.
             let _ = child.kill();
             anyhow::bail!("the project supervisor did not answer within 10 s");
         }
@@ -233,6 +234,7 @@ pub fn revive(roots: &Roots, project: &str, why: &str) -> bool {
         return false;
     }
     if let Ok(mut log) = std::fs::OpenOptions::new().create(true).append(true).open(log_path(roots, project)) {
+        // Only a note in the log: the new supervisor starts either way.
         let _ = writeln!(log, "berth: {why}: starting a new supervisor");
     }
     spawn(roots, project).is_ok()
@@ -265,12 +267,14 @@ fn spawn(roots: &Roots, project: &str) -> anyhow::Result<std::process::Child> {
 pub fn shutdown(roots: &Roots, project: &str) -> anyhow::Result<()> {
     let pid = match answering(roots, project) {
         Ok(Some(pid)) => {
+            // Not answering is handled below: it is killed when it does not go.
             let _ = call(roots, project, &Request::Shutdown, Duration::from_secs(5));
             pid
         }
         // One of another berth: it stops (as cleanly) on SIGTERM.
         Err(_) => match liveness(roots, project) {
             Liveness::Running(Some(pid)) | Liveness::Stopped(pid) => {
+                // Already gone is fine; one that does not go is killed below.
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
                 pid
             }
@@ -278,6 +282,7 @@ pub fn shutdown(roots: &Roots, project: &str) -> anyhow::Result<()> {
         },
         Ok(None) => match liveness(roots, project) {
             Liveness::Running(Some(pid)) | Liveness::Stopped(pid) => {
+                // Already gone is fine: that is what the loop below waits for.
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
                 pid
             }
@@ -287,6 +292,7 @@ pub fn shutdown(roots: &Roots, project: &str) -> anyhow::Result<()> {
     let start = Instant::now();
     while container::pid_alive(pid) {
         if start.elapsed() > Duration::from_secs(10) {
+            // Already gone is fine; SIGKILL cannot be refused.
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             break;
         }
@@ -388,6 +394,7 @@ mod tests {
         let new = answering_once(&roots, "new", r#"{"v":1,"reply":"done"}"#);
         refresh(&roots, "new", Duration::from_secs(5)).unwrap();
         new.join().unwrap();
+        // The temporary state root goes with the test.
         let _ = std::fs::remove_file(socket_path(&roots, "new"));
         let new = answering_once(&roots, "new", r#"{"v":1,"reply":"error","error":"no"}"#);
         let err = request(&roots, "new", "refresh", Duration::from_secs(5)).unwrap_err();

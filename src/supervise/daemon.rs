@@ -78,6 +78,7 @@ pub fn main(roots: Roots, project: String, events: Arc<dyn EventSink>) -> anyhow
     (&*lock).write_all(std::process::id().to_string().as_bytes())?;
     let heartbeat = lock.try_clone()?;
     let socket = socket_path(&roots, &project);
+    // A stale socket from a killed supervisor, usually absent; one that stays makes the bind below fail with its error.
     let _ = std::fs::remove_file(&socket);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let result = rt.block_on(async {
@@ -90,6 +91,7 @@ pub fn main(roots: Roots, project: String, events: Arc<dyn EventSink>) -> anyhow
         sup.close().await;
         r
     });
+    // One that stays is removed by the next supervisor before it binds.
     let _ = std::fs::remove_file(&socket);
     drop(lock);
     result
@@ -195,6 +197,7 @@ impl Supervisor {
             Ok(request) => self.handle(request).await,
             Err(error) => (Reply::Error { error }, false),
         };
+        // A client that went away does not want the reply.
         let _ = w.write_all(format!("{}\n", protocol::encode_reply(&reply)).as_bytes()).await;
         stop
     }
@@ -250,7 +253,7 @@ impl Supervisor {
         if !new.status.is_alive() {
             anyhow::bail!("container {} does not run", new.name);
         }
-        self.ports.handover(&self.db, &old, &new).await?;
+        self.ports.handover(&self.db, self.events.as_ref(), &old, &new).await?;
         self.retired.insert(old.id.clone());
         self.pass().await.map(drop)
     }
@@ -346,6 +349,7 @@ impl Supervisor {
     /// exits after that time (see [`main`]), so no restart is lost in between.
     fn heartbeat(&self) {
         let upto = self.restarts.handled_upto(crate::state::now_millis());
+        // A failure keeps the previous time: a successor looks further back, never less far.
         let _ = self.heartbeat.set_modified(UNIX_EPOCH + Duration::from_millis(upto.max(0) as u64));
     }
 
@@ -389,7 +393,7 @@ impl Supervisor {
     /// Stops serving: probes, proxies, DNAT rules and the DNS server.
     async fn close(&mut self) {
         self.prober.close();
-        self.ports.close().await;
+        self.ports.close(self.events.as_ref()).await;
         self.names.close().await;
     }
 }

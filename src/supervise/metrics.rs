@@ -65,8 +65,10 @@ pub fn render(project: &str, samples: &[Sample<'_>]) -> String {
         format!("project=\"{}\",service=\"{}\",container=\"{}\"", esc(project), esc(&r.service), esc(&r.name))
     };
     let mut family = |name: &str, kind: &str, help: &str, rows: &mut dyn Iterator<Item = String>| {
+        // Writing to a String cannot fail.
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for row in rows {
+            // As above.
             let _ = writeln!(out, "{name}{row}");
         }
     };
@@ -173,6 +175,7 @@ pub async fn serve(listener: tokio::net::TcpListener, roots: Roots, project: Str
                  close\r\n\r\n",
                 body.len()
             );
+            // A scraper that went away does not want the answer.
             let _ = conn.write_all(head.as_bytes()).await;
             let _ = conn.write_all(body.as_bytes()).await;
         });

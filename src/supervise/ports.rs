@@ -255,7 +255,7 @@ impl Ports {
                 p.stop().await;
             }
             if s.rules && !plan.serve.contains(&id) {
-                self.withdraw_rules(&s.key).await;
+                self.withdraw_rules(&s.key, &s.name, events.as_ref()).await;
             }
         }
         for r in self.reserved.iter_mut().filter(|r| r.socket.is_none()) {
@@ -360,17 +360,31 @@ impl Ports {
         format!("container {} cannot publish {port}: it is in use by {who}", r.name)
     }
 
-    async fn withdraw_rules(&self, key: &str) {
+    /// Removes the DNAT rules of the container known by `key` (`name`); rules that stay are
+    /// named in a warning.
+    async fn withdraw_rules(&self, key: &str, name: &str, events: &dyn EventSink) {
         let Some(nft) = self.nft.clone() else { return };
         let owner = port_owner(key);
-        let _ = tokio::task::spawn_blocking(move || nft.remove(&owner)).await;
+        let error = match tokio::task::spawn_blocking(move || nft.remove(&owner)).await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        let message = format!("the port forwarding rules of container {name} were left in place: {error}");
+        events.emit(Event::Warning { message });
     }
 
     /// Passes what is served for `from` to its start-first successor `to`: the proxy keeps its
     /// sockets and forwards to `to` from now on (ports only `to` publishes are bound, ports only
     /// `from` published close), `to`'s DNAT rules go in before `from`'s come out, and what was
     /// reserved for `to` is let go (the ports are its own now).
-    pub async fn handover(&mut self, db: &StateDb, from: &ContainerRecord, to: &ContainerRecord) -> anyhow::Result<()> {
+    pub async fn handover(
+        &mut self,
+        db: &StateDb,
+        events: &dyn EventSink,
+        from: &ContainerRecord,
+        to: &ContainerRecord,
+    ) -> anyhow::Result<()> {
         let mappings: Vec<PortMapping> = to.published.iter().map(|p| p.mapping()).collect();
         let Some(mut served) = self.served.remove(&from.id) else {
             // Nothing served for `from`: `to`'s ports are bound as any container's are.
@@ -394,7 +408,7 @@ impl Ports {
                     Ok(Ok(())) => {}
                 }
             }
-            self.withdraw_rules(&served.key).await;
+            self.withdraw_rules(&served.key, &served.name, events).await;
         }
         let next = Served {
             name: to.name.clone(),
@@ -423,7 +437,7 @@ impl Ports {
     }
 
     /// Stops serving: proxies, DNAT rules, reservations.
-    pub async fn close(&mut self) {
+    pub async fn close(&mut self, events: &dyn EventSink) {
         self.reserved.clear();
         let served: Vec<Served> = self.served.drain().map(|(_, s)| s).collect();
         for s in served {
@@ -431,7 +445,7 @@ impl Ports {
                 p.stop().await;
             }
             if s.rules {
-                self.withdraw_rules(&s.key).await;
+                self.withdraw_rules(&s.key, &s.name, events).await;
             }
         }
     }
@@ -574,7 +588,7 @@ mod tests {
             ports.reconcile(&db, &events, &[web]).await;
             assert!(ports.status().0.is_empty());
             assert!(hp("127.0.0.1", free).bind().is_ok(), "free once it exited");
-            ports.close().await;
+            ports.close(events.as_ref()).await;
         });
     }
 
@@ -606,7 +620,7 @@ mod tests {
             assert_eq!(served, ["p-new-1"]);
             let said = format!("{:?}", recorder.events());
             assert!(said.contains("container p-new-1 publishes port"), "{said}");
-            ports.close().await;
+            ports.close(events.as_ref()).await;
         });
     }
 }

@@ -69,6 +69,7 @@ fn exec(
     // Past the timeout: the process and its group first, while the runtime still waits for it
     // (so it is reaped), then the runtime itself.
     kill_group(&pid_file);
+    // Already exited is fine: it is reaped just below.
     let _ = child.kill();
     let _ = child.wait();
     // Had the runtime not written the pid file yet, it may have been in between.
@@ -82,6 +83,7 @@ fn kill_group(pid_file: &Path) {
         return;
     };
     if pid > 1 {
+        // A group or process already gone is what is wanted.
         let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }

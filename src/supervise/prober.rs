@@ -94,6 +94,7 @@ impl Prober {
             if let Some((_, old)) = self.probes.remove(&r.id) {
                 old.abort();
             }
+            // A row not written keeps its old health until the next report writes it again.
             let _ = db.set_health(&r.id, Some(Health::Starting), 0, None);
             self.health.insert(r.id.clone(), Health::Starting);
             let task = tokio::spawn(probe_loop(self.probe.clone(), r.clone(), check, self.tx.clone()));
@@ -119,6 +120,7 @@ impl Prober {
         if !current {
             return None;
         }
+        // A row not written catches up at the next report (the state here is current).
         let _ = db.set_health(&report.id, Some(report.health), report.failures, Some(report.took));
         self.health.insert(report.id.clone(), report.health);
         if !report.changed {

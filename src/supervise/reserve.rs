@@ -222,6 +222,7 @@ fn reserve_all(roots: &Roots, db: &StateDb, project: &str, wanted: &[Wanted], fr
 /// started have theirs served by now).
 pub fn release(roots: &Roots, project: &str) {
     let request = Request::Release { owner: std::process::id() as i32 };
+    // A supervisor that does not answer holds no reservation it could release; a new one starts with none.
     let _ = client::call(roots, project, &request, Duration::from_secs(5));
 }
 

@@ -255,10 +255,17 @@ impl Target {
             Ok(())
         })();
         let renamed = written.and_then(|()| Ok(rustix::fs::renameat(parent, &tmp, parent, name)?));
-        if renamed.is_err() {
-            let _ = rustix::fs::unlinkat(parent, &tmp, AtFlags::empty());
+        match renamed {
+            Err(e) => match rustix::fs::unlinkat(parent, &tmp, AtFlags::empty()) {
+                // The temporary file stays beside the target: the error names it.
+                Err(u) => Err(io::Error::new(
+                    e.kind(),
+                    format!("{e} (and the temporary file `{}` was left behind: {u})", tmp.to_string_lossy()),
+                )),
+                Ok(()) => Err(e),
+            },
+            ok => ok,
         }
-        renamed
     }
 }
 

@@ -61,6 +61,7 @@ impl Watch<'_> {
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             if let Ok(ev) = res {
                 if !matches!(ev.kind, notify::EventKind::Access(_)) {
+                    // The receiver is gone only when watching has ended.
                     let _ = tx.send(ev.paths);
                 }
             }

@@ -103,6 +103,7 @@ impl DnsServer {
 
     /// Stops serving and waits for the listeners to close.
     pub async fn stop(mut self) {
+        // Stopping: the listeners close when the server is dropped either way.
         let _ = self.server.shutdown_gracefully().await;
     }
 }

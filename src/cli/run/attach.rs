@@ -44,6 +44,7 @@ pub(super) fn attached(ctx: &Ctx, rec: &ContainerRecord, started: MonitorStart, 
         loop {
             match stdin.read(&mut buf) {
                 Ok(0) | Err(_) => {
+                    // A monitor that went away has closed the container's input already.
                     let _ = attach::write_frame(&mut input, attach::STDIN_CLOSE, &[]);
                     return;
                 }
@@ -87,6 +88,7 @@ pub(crate) fn proxy_signals(roots: &berth::container::Roots, rec: &berth::state:
     let id = rec.id.clone();
     std::thread::spawn(move || {
         while let Ok(sig) = set.wait() {
+            // A container that is gone cannot get the signal; its exit ends `run`.
             let _ = berth::runtime::Runtime::kill(&rt, &id, sig, false);
         }
     });
@@ -99,10 +101,12 @@ pub(crate) fn relay(mut stream: UnixStream) -> Option<i32> {
     while let Ok(Some((kind, payload))) = attach::read_frame(&mut stream) {
         match kind {
             attach::STDOUT => {
+                // Nowhere left to report a failed write to stdout.
                 let _ = stdout.write_all(&payload);
                 let _ = stdout.flush();
             }
             attach::STDERR => {
+                // Nowhere left to report a failed write to stderr.
                 let _ = stderr.write_all(&payload);
             }
             attach::EXIT if payload.len() == 4 => {
@@ -121,6 +125,7 @@ pub(crate) fn send_size(stream: &UnixStream) {
         let mut p = Vec::new();
         p.extend_from_slice(&ws.ws_row.to_be_bytes());
         p.extend_from_slice(&ws.ws_col.to_be_bytes());
+        // A monitor that went away has no terminal to resize.
         let _ = attach::write_frame(&mut &*stream, attach::RESIZE, &p);
     }
 }
@@ -142,6 +147,7 @@ impl RawMode {
 
 impl Drop for RawMode {
     fn drop(&mut self) {
+        // A terminal that is gone needs no restoring.
         let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, &self.0);
     }
 }
