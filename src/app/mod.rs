@@ -12,6 +12,9 @@ use crate::state::StateDb;
 
 pub mod boot;
 pub mod commit;
+pub mod foreground;
+pub mod interrupts;
+pub mod logs;
 pub mod restart;
 pub mod rollback;
 pub mod stack;

@@ -1,9 +1,14 @@
 //! `up`'s own use cases: carrying out a plan with the project's supervisor and its port
 //! reservations, and the checks made before anything is changed.
 
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+
 use crate::app::Session;
 use crate::plan::up::UpOptions;
 use crate::plan::{Observed, Plan};
+use crate::state::{Health, Status};
 use crate::supervise::{client, reserve};
 
 /// Carries out an `up` plan ([`apply_once`]); when a start-first update failed under
@@ -139,4 +144,38 @@ pub fn attached(s: &Session<'_>, attach: &Attach, named: &[String], selected: &[
     out.retain(|name| !attach.not.contains(name) && s.project.services.contains_key(name));
     out.retain(|name| attach.only.contains(name) || !attach_off(name));
     out
+}
+
+/// `up --wait`: returns once every container of `services` runs (healthy when it has a health
+/// check) or exited successfully; fails naming the first that exited with an error or turned
+/// unhealthy, or when `timeout` passes.
+pub fn wait_ready(s: &Session<'_>, services: &[String], timeout: Option<Duration>) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        let mut ready = true;
+        for rec in crate::container::select(s.db, &s.project.name, services, false)? {
+            let rec = crate::container::refresh(s.roots, s.db, &rec).unwrap_or(rec);
+            let checked = rec.config.supervise.as_ref().is_some_and(|spec| spec.health.is_some());
+            match rec.status {
+                Status::Running if !checked => {}
+                Status::Running => match s.db.supervision(&rec.id)?.health {
+                    Some(Health::Healthy) => {}
+                    Some(Health::Unhealthy) => bail!("container {} is unhealthy", rec.name),
+                    _ => ready = false,
+                },
+                Status::Exited if rec.exit_code == Some(0) => {}
+                Status::Exited | Status::Dead => {
+                    bail!("container {} exited ({})", rec.name, rec.exit_code.unwrap_or(-1))
+                }
+                _ => ready = false,
+            }
+        }
+        if ready {
+            return Ok(());
+        }
+        if timeout.is_some_and(|t| start.elapsed() >= t) {
+            bail!("application not healthy after {}s", timeout.unwrap_or_default().as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -29,8 +29,8 @@ pub struct EventsArgs {
 pub fn run(project: &ProjectArgs, args: EventsArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load(project)?;
     ctx.check_services(&args.services)?;
-    let since = args.since.as_deref().map(super::logs::parse_time).transpose()?;
-    let until = args.until.as_deref().map(super::logs::parse_time).transpose()?;
+    let since = args.since.as_deref().map(berth::app::logs::parse_time).transpose()?;
+    let until = args.until.as_deref().map(berth::app::logs::parse_time).transpose()?;
     let mut seq = if since.is_some() { 0 } else { ctx.db.last_event_seq(&ctx.project.name)? };
     loop {
         let past_until = until.is_some_and(|u| berth::state::now_nanos() >= u);

@@ -20,8 +20,6 @@ pub mod dryrun;
 pub mod events;
 pub mod exec;
 pub mod export;
-pub mod foreground;
-pub mod format;
 pub mod history;
 pub mod image;
 pub mod images;
@@ -33,10 +31,10 @@ pub mod monitor;
 pub mod network;
 pub mod pause;
 pub mod port;
-pub mod progress;
 pub mod ps;
 pub mod pull;
 pub mod push;
+pub mod render;
 pub mod restart;
 pub mod rm;
 pub mod rollback;
@@ -52,6 +50,8 @@ pub mod version;
 pub mod volume;
 pub mod wait;
 pub mod watch;
+
+pub use render::{format, progress};
 
 /// The command line as berth reads it. Installed (or linked) as `docker-compose`, berth takes
 /// Compose's command lines as they are; as `docker`, it takes `docker compose ...` (and refuses

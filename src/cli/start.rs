@@ -44,7 +44,7 @@ pub fn run(project: &ProjectArgs, args: StartArgs) -> anyhow::Result<()> {
     berth::app::start::start(&ctx.session(&events), &wanted, &list, &mut |name| progress(name, "Started"))?;
     drop(lock);
     if args.wait {
-        return super::foreground::wait(&ctx, &all, args.wait_timeout.map(Duration::from_secs));
+        return berth::app::up::wait_ready(&ctx.session(&events), &all, args.wait_timeout.map(Duration::from_secs));
     }
     Ok(())
 }

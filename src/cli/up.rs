@@ -8,6 +8,7 @@ use anyhow::bail;
 use clap::Args;
 
 use super::containers::{Ctx, RuntimeArgs};
+use super::render::logs::{Printer, Style};
 use super::ProjectArgs;
 use berth::app;
 use berth::plan::up::UpOptions;
@@ -156,7 +157,7 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
     }
     if args.wait {
         let timeout = args.wait_timeout.map(Duration::from_secs);
-        super::foreground::wait(&ctx, &selected, timeout)?;
+        app::up::wait_ready(&session, &selected, timeout)?;
         if let Err(e) = berth::notify::ready(&format!("project {} is up", ctx.project.name)) {
             berth::output::warn(&format!("cannot tell the init system that the project is ready: {e}"));
         }
@@ -172,18 +173,16 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
     };
     let attached = app::up::attached(&session, &attach, &args.services, &selected);
     let stop_services = if args.services.is_empty() { selected.clone() } else { args.services.clone() };
-    let fg = super::foreground::Foreground {
+    let fg = app::foreground::Foreground {
         attached,
         stop_services,
         abort_on_exit: args.abort_on_container_exit || args.exit_code_from.is_some(),
         abort_on_failure: args.abort_on_container_failure,
         exit_code_from: args.exit_code_from.clone(),
         since,
-        timestamps: args.timestamps,
-        no_log_prefix: args.no_log_prefix,
-        no_color: args.no_color,
         timeout: args.timeout.map(Duration::from_secs),
     };
+    let style = Style { no_color: args.no_color, no_prefix: args.no_log_prefix, timestamps: args.timestamps };
     let watching = args.watch.then(|| {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (flag, project, services) = (stop.clone(), project.clone(), args.services.clone());
@@ -196,7 +195,9 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
         });
         (stop, thread)
     });
-    let code = fg.run(&ctx);
+    app::interrupts::catch();
+    let mut printer = Printer::new(style);
+    let code = app::foreground::run(&session, &fg, &app::interrupts::count, &mut |shown| printer.foreground(shown));
     if let Some((stop, thread)) = watching {
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         // The watcher reports its own errors; a panic in it has been printed already.

@@ -39,11 +39,11 @@ pub fn run(project: &ProjectArgs, args: WatchArgs) -> anyhow::Result<()> {
         let opts = UpOptions { services: args.services.clone(), ..UpOptions::default() };
         berth::app::up::converge(&ctx.session(&ctx.progress()), &opts, &runtime, true)?;
     }
-    super::foreground::catch_interrupts();
+    berth::app::interrupts::catch();
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     std::thread::spawn(move || loop {
-        if super::foreground::interrupts() > 0 {
+        if berth::app::interrupts::count() > 0 {
             flag.store(true, Ordering::SeqCst);
             return;
         }

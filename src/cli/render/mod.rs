@@ -1,0 +1,7 @@
+//! Renderers: how results and events of the application layer look on the terminal (tables,
+//! `--format` templates, plan progress, log lines). Command files pick one; nothing here decides
+//! anything about the project.
+
+pub mod format;
+pub mod logs;
+pub mod progress;
