@@ -10,13 +10,16 @@ use crate::container::Roots;
 use crate::events::EventSink;
 use crate::state::StateDb;
 
+pub mod attach;
 pub mod boot;
 pub mod commit;
 pub mod foreground;
 pub mod interrupts;
 pub mod logs;
+pub mod pull;
 pub mod restart;
 pub mod rollback;
+pub mod run;
 pub mod stack;
 pub mod start;
 pub mod up;

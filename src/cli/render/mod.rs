@@ -5,3 +5,4 @@
 pub mod format;
 pub mod logs;
 pub mod progress;
+pub mod pull;

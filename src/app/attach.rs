@@ -1,22 +1,28 @@
-//! The client side of an attached `run`: signals forwarded to the container, output frames
-//! copied to stdout/stderr until the exit frame, the terminal's size sent and raw mode.
+//! The client side of the monitor's attach protocol, for `run` and `attach`: this process's
+//! stdin sent to the container, its output frames copied to this process's stdout/stderr until
+//! the exit frame, signals forwarded (or the terminal's size sent and raw mode with a terminal).
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use berth::container::{self, MonitorStart};
-use berth::monitor::attach;
-use berth::state::ContainerRecord;
+use anyhow::{bail, Context};
 
-use crate::cli::containers::Ctx;
+use crate::container::{self, MonitorStart, Roots};
+use crate::monitor::attach;
+use crate::state::{ContainerRecord, StateDb};
 
 /// Attaches to one-off container `rec` whose monitor `started` waits for a client: stdin goes
 /// in, output comes out, signals are passed on (or the terminal is raw with `tty`). Returns the
 /// container's exit code.
-pub(super) fn attached(ctx: &Ctx, rec: &ContainerRecord, started: MonitorStart, tty: bool) -> anyhow::Result<i32> {
-    let socket = ctx.roots.attach_socket(&rec.id);
+pub fn attached(
+    roots: &Roots,
+    db: &StateDb,
+    rec: &ContainerRecord,
+    started: MonitorStart,
+    tty: bool,
+) -> anyhow::Result<i32> {
+    let socket = roots.attach_socket(&rec.id);
     let deadline = Instant::now() + Duration::from_secs(10);
     let stream = loop {
         if let Ok(s) = UnixStream::connect(&socket) {
@@ -32,7 +38,7 @@ pub(super) fn attached(ctx: &Ctx, rec: &ContainerRecord, started: MonitorStart, 
     };
     let raw = if tty { RawMode::enable() } else { None };
     if !tty {
-        proxy_signals(&ctx.roots, rec);
+        proxy_signals(roots, rec);
     }
     if tty {
         send_size(&stream);
@@ -67,15 +73,63 @@ pub(super) fn attached(ctx: &Ctx, rec: &ContainerRecord, started: MonitorStart, 
     match code {
         Some(c) => Ok(c),
         // The monitor went away without a word: take what it recorded.
-        None => container::wait_exit(&ctx.roots, &ctx.db, &rec.id, Some(Duration::from_secs(5)))?
+        None => container::wait_exit(roots, db, &rec.id, Some(Duration::from_secs(5)))?
             .and_then(|r| r.exit_code)
             .context("the container's monitor exited without an exit code"),
     }
 }
 
+/// How `attach` joins a running container.
+#[derive(Clone, Copy, Debug)]
+pub struct Join {
+    /// Do not send this process's stdin.
+    pub no_stdin: bool,
+    /// Pass signals this process receives on to the container (without a terminal).
+    pub sig_proxy: bool,
+}
+
+/// Joins running container `rec` until it exits; returns its exit code.
+pub fn join(roots: &Roots, db: &StateDb, rec: &ContainerRecord, opts: Join) -> anyhow::Result<i32> {
+    let rec = container::refresh(roots, db, rec)?;
+    if !rec.status.is_alive() {
+        bail!("container `{}` is not running", rec.name);
+    }
+    container::require_run_dir(roots, &rec)?;
+    let config = &rec.config;
+    let stream = UnixStream::connect(roots.attach_socket(&rec.id))
+        .with_context(|| format!("cannot attach to `{}`", rec.name))?;
+    let tty = config.tty && std::io::stdin().is_terminal();
+    let raw = if tty && !opts.no_stdin { RawMode::enable() } else { None };
+    if tty {
+        send_size(&stream);
+    } else if opts.sig_proxy {
+        proxy_signals(roots, &rec);
+    }
+    if config.stdin_open && !opts.no_stdin {
+        let mut input = stream.try_clone()?;
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            let mut stdin = std::io::stdin().lock();
+            while let Ok(n) = stdin.read(&mut buf) {
+                if n == 0 || attach::write_frame(&mut input, attach::STDIN, &buf[..n]).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let code = relay(stream);
+    drop(raw);
+    Ok(match code {
+        Some(c) => c,
+        None => container::wait_exit(roots, db, &rec.id, Some(Duration::from_secs(5)))?
+            .and_then(|r| r.exit_code)
+            .unwrap_or(0),
+    })
+}
+
 /// Forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to berth to the container
 /// (Docker's `--sig-proxy`), from a thread that waits for them; the main thread blocks them.
-pub(crate) fn proxy_signals(roots: &berth::container::Roots, rec: &berth::state::ContainerRecord) {
+fn proxy_signals(roots: &Roots, rec: &ContainerRecord) {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
     for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2] {
@@ -84,18 +138,18 @@ pub(crate) fn proxy_signals(roots: &berth::container::Roots, rec: &berth::state:
     if set.thread_block().is_err() {
         return;
     }
-    let Ok(rt) = berth::runtime::by_name(&rec.runtime, &roots.run) else { return };
+    let Ok(rt) = crate::runtime::by_name(&rec.runtime, &roots.run) else { return };
     let id = rec.id.clone();
     std::thread::spawn(move || {
         while let Ok(sig) = set.wait() {
             // A container that is gone cannot get the signal; its exit ends `run`.
-            let _ = berth::runtime::Runtime::kill(&rt, &id, sig, false);
+            let _ = crate::runtime::Runtime::kill(&rt, &id, sig, false);
         }
     });
 }
 
 /// Copies output frames to stdout/stderr until the exit frame; returns the exit code.
-pub(crate) fn relay(mut stream: UnixStream) -> Option<i32> {
+fn relay(mut stream: UnixStream) -> Option<i32> {
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
     while let Ok(Some((kind, payload))) = attach::read_frame(&mut stream) {
@@ -118,7 +172,7 @@ pub(crate) fn relay(mut stream: UnixStream) -> Option<i32> {
     None
 }
 
-pub(crate) fn send_size(stream: &UnixStream) {
+fn send_size(stream: &UnixStream) {
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     // SAFETY: TIOCGWINSZ fills a winsize.
     if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } == 0 {
@@ -131,10 +185,10 @@ pub(crate) fn send_size(stream: &UnixStream) {
 }
 
 /// The terminal in raw mode, restored on drop.
-pub(crate) struct RawMode(nix::sys::termios::Termios);
+struct RawMode(nix::sys::termios::Termios);
 
 impl RawMode {
-    pub(crate) fn enable() -> Option<RawMode> {
+    fn enable() -> Option<RawMode> {
         use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
         let stdin = std::io::stdin();
         let saved = tcgetattr(&stdin).ok()?;
