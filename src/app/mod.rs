@@ -16,6 +16,7 @@ pub mod commit;
 pub mod foreground;
 pub mod interrupts;
 pub mod logs;
+pub mod networks;
 pub mod pull;
 pub mod restart;
 pub mod rollback;

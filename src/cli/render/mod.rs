@@ -4,5 +4,6 @@
 
 pub mod format;
 pub mod logs;
+pub mod network;
 pub mod progress;
 pub mod pull;
