@@ -24,6 +24,7 @@ pub mod run;
 pub mod stack;
 pub mod start;
 pub mod up;
+pub mod volumes;
 
 /// A loaded project, its state, and where its events go.
 pub struct Session<'a> {

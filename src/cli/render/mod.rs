@@ -7,3 +7,4 @@ pub mod logs;
 pub mod network;
 pub mod progress;
 pub mod pull;
+pub mod volume;
