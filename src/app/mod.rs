@@ -14,6 +14,7 @@ pub mod attach;
 pub mod boot;
 pub mod commit;
 pub mod foreground;
+pub mod images;
 pub mod interrupts;
 pub mod logs;
 pub mod networks;

@@ -29,7 +29,8 @@ impl Volumes {
 
     /// The volumes named, in order; fails for one that does not exist.
     pub fn find(&self, names: &[String]) -> anyhow::Result<Vec<VolumeInfo>> {
-        let found = names.iter().map(|n| self.store.get(n)?.ok_or_else(|| berth_volumes::Error::NoSuchVolume(n.clone())));
+        let found =
+            names.iter().map(|n| self.store.get(n)?.ok_or_else(|| berth_volumes::Error::NoSuchVolume(n.clone())));
         Ok(found.collect::<Result<Vec<_>, _>>()?)
     }
 

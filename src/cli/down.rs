@@ -58,33 +58,10 @@ pub fn run(project: &ProjectArgs, args: DownArgs) -> anyhow::Result<()> {
     }
     ctx.db.remove_project_if_empty(&ctx.project.name)?;
     if let Some(kind) = &args.rmi {
-        remove_images(&ctx, kind == "all")?;
-    }
-    Ok(())
-}
-
-/// `--rmi`: the services' images (with `all`), or only those named after the project (`local`),
-/// each once; an image some container (of any project) still uses is kept, and said so.
-fn remove_images(ctx: &Ctx, all: bool) -> anyhow::Result<()> {
-    let root = berth::image::ImageStore::default_state_root();
-    let store = berth::image::ImageStore::open(&root)?;
-    let used = super::image::images_in_use(&root)?;
-    let in_use = |id: &berth::image::Digest| used.contains(&id.to_string());
-    let mut names: Vec<String> = ctx
-        .project
-        .services
-        .values()
-        .filter(|s| all || s.image.is_none())
-        .map(|s| s.image_name(&ctx.project))
-        .collect();
-    names.sort();
-    names.dedup();
-    for name in names {
-        match store.remove(&name, false, &in_use) {
-            Ok(_) => eprintln!(" Image {name}  Removed"),
-            Err(berth::image::ImageError::NotFound(_)) => {}
-            Err(e) => berth::output::warn(&format!("image {name} is kept: {e}")),
-        }
+        let events = ctx.progress();
+        berth::app::images::remove_project_images(&ctx.session(&events), kind == "all", &mut |name| {
+            eprintln!(" Image {name}  Removed")
+        })?;
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use clap::Args;
 
 use crate::cli::ProjectArgs;
 
-pub use crate::cli::render::pull::{human_size, renderer};
+pub use crate::cli::render::pull::renderer;
 
 /// A `--pull`/`--policy` option taking `choices`, Compose's pull policy spellings.
 pub fn pull_choice(choices: &'static [&'static str]) -> impl TypedValueParser<Value = PullPolicy> {

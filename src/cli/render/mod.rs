@@ -3,6 +3,7 @@
 //! anything about the project.
 
 pub mod format;
+pub mod image;
 pub mod logs;
 pub mod network;
 pub mod progress;
