@@ -12,6 +12,7 @@ use crate::state::StateDb;
 
 pub mod attach;
 pub mod boot;
+pub mod build;
 pub mod commit;
 pub mod foreground;
 pub mod images;

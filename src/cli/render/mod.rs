@@ -2,6 +2,7 @@
 //! `--format` templates, plan progress, log lines). Command files pick one; nothing here decides
 //! anything about the project.
 
+pub mod build;
 pub mod format;
 pub mod image;
 pub mod logs;

@@ -149,11 +149,11 @@ impl EventSink for Progress {
             (Event::StepFailed { step, error }, _) => eprintln!(" {step}  Error: {error}"),
             (Event::StepSkipped { step }, Mode::Tty) => self.bar_end(step, "-", "Skipped".into()),
             (Event::StepSkipped { step }, Mode::Json) => self.json(step, "Skipped", None),
-            (_, Mode::Json) if crate::cli::build::plain_line(&event).is_some() => {
+            (_, Mode::Json) if super::build::plain_line(&event).is_some() => {
                 eprintln!("{}", serde_json::to_string(&event).unwrap_or_default());
             }
             (_, Mode::Plain | Mode::Tty) => {
-                if let Some(line) = crate::cli::build::plain_line(&event) {
+                if let Some(line) = super::build::plain_line(&event) {
                     self.line(line);
                 }
             }
