@@ -19,6 +19,7 @@ pub mod images;
 pub mod interrupts;
 pub mod logs;
 pub mod networks;
+pub mod projects;
 pub mod pull;
 pub mod restart;
 pub mod rollback;

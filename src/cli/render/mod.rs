@@ -8,5 +8,6 @@ pub mod image;
 pub mod logs;
 pub mod network;
 pub mod progress;
+pub mod project;
 pub mod pull;
 pub mod volume;
