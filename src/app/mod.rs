@@ -20,6 +20,7 @@ pub mod interrupts;
 pub mod logs;
 pub mod networks;
 pub mod projects;
+pub mod ps;
 pub mod pull;
 pub mod restart;
 pub mod rollback;

@@ -4,7 +4,7 @@
 mod listing;
 
 use anyhow::bail;
-use berth::container;
+use berth::app::ps::PsQuery;
 use clap::Args;
 
 use crate::cli::containers::Ctx;
@@ -44,22 +44,6 @@ pub struct PsArgs {
     pub format: String,
 }
 
-impl Default for PsArgs {
-    fn default() -> Self {
-        PsArgs {
-            services: Vec::new(),
-            all: false,
-            quiet: false,
-            services_only: false,
-            status: Vec::new(),
-            filter: Vec::new(),
-            no_trunc: false,
-            orphans: true,
-            format: "table".into(),
-        }
-    }
-}
-
 /// The states `--status` and `--filter status=` take.
 const STATUSES: [&str; 7] = ["created", "running", "paused", "restarting", "exited", "dead", "removing"];
 
@@ -87,32 +71,14 @@ pub fn run(project: &ProjectArgs, args: PsArgs) -> anyhow::Result<()> {
     let (filter_states, filter_services) = parse_filters(&args.filter)?;
     let ctx = Ctx::load_named(project)?;
     ctx.check_services(&args.services)?;
-    let states: Vec<&String> = args.status.iter().chain(&filter_states).collect();
-    let mut rows = Vec::new();
-    for c in ctx.containers(&args.services, true)? {
-        if !filter_services.is_empty() && !filter_services.contains(&c.service) {
-            continue;
-        }
-        // Compose's orphans: containers of services the project does not declare (any more).
-        if !args.orphans && !ctx.project.services.contains_key(&c.service) {
-            continue;
-        }
-        let c = container::refresh(&ctx.roots, &ctx.db, &c)?;
-        let shown = if states.is_empty() {
-            args.all || c.status.is_alive()
-        } else {
-            states.iter().any(|s| s.as_str() == c.status.as_str())
-        };
-        if shown {
-            rows.push(c);
-        }
-    }
-    // Said on every listing (nothing else shows that restarts, health checks, names and ports
-    // are not being served), and a missing supervisor is started again.
-    let all = ctx.db.containers(&ctx.project.name)?;
-    if let Some(w) = berth::supervise::client::look_after(&ctx.roots, &ctx.db, &ctx.project.name, &all) {
-        berth::output::warn(&w);
-    }
+    let query = PsQuery {
+        services: args.services.clone(),
+        all: args.all,
+        states: args.status.iter().cloned().chain(filter_states).collect(),
+        filter_services,
+        orphans: args.orphans,
+    };
+    let rows = berth::app::ps::select(&ctx.session(&berth::output::PlainRenderer), &query)?;
     listing::print(&ctx, &rows, &args, template)
 }
 
