@@ -43,3 +43,17 @@ fn install_handlers() {
     // A thread that could not install the handlers has closed the channel, which ends the wait.
     let _ = installed.recv();
 }
+
+/// A flag set at the first interrupt from now on (for loops that poll a stop flag).
+pub fn flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    catch();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let set = stop.clone();
+    std::thread::spawn(move || {
+        while count() == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        set.store(true, Ordering::SeqCst);
+    });
+    stop
+}

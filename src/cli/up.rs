@@ -4,14 +4,15 @@
 
 use std::time::Duration;
 
-use anyhow::bail;
 use clap::Args;
 
 use super::containers::{Ctx, RuntimeArgs};
-use super::render::logs::{Printer, Style};
+use super::render::logs::Printer;
+
+#[path = "up/options.rs"]
+mod options;
 use super::ProjectArgs;
 use berth::app;
-use berth::plan::up::UpOptions;
 
 /// Arguments of `berth up`.
 #[derive(Args, Debug)]
@@ -25,24 +26,11 @@ pub struct UpArgs {
     /// Create containers but do not start them
     #[arg(long)]
     no_start: bool,
-    /// Recreate containers even when nothing changed
-    #[arg(long)]
-    force_recreate: bool,
-    /// Never recreate existing containers
-    #[arg(long)]
-    no_recreate: bool,
-    /// Recreate the dependents of recreated services
-    #[arg(long)]
-    always_recreate_deps: bool,
+    #[command(flatten)]
+    recreate: options::RecreateArgs,
     /// Do not start the named services' dependencies
     #[arg(long)]
     no_deps: bool,
-    /// Recreate anonymous volumes instead of keeping their data
-    #[arg(short = 'V', long)]
-    renew_anon_volumes: bool,
-    /// Remove containers of services no longer in the files
-    #[arg(long, env = "COMPOSE_REMOVE_ORPHANS")]
-    remove_orphans: bool,
     /// Pull images: `always`, `missing` or `never` (or another `pull_policy`)
     #[arg(long, value_name = "POLICY", value_parser = berth::image::PullPolicy::parse)]
     pull: Option<berth::image::PullPolicy>,
@@ -61,33 +49,8 @@ pub struct UpArgs {
     /// Seconds `--wait` waits at most
     #[arg(long, value_name = "SECONDS")]
     wait_timeout: Option<u64>,
-    /// Stop every container when one exits
-    #[arg(long)]
-    abort_on_container_exit: bool,
-    /// Stop every container when one exits with a non-zero code
-    #[arg(long)]
-    abort_on_container_failure: bool,
-    /// Exit with this service's exit code (implies --abort-on-container-exit)
-    #[arg(long, value_name = "SERVICE")]
-    exit_code_from: Option<String>,
-    /// Show the logs of these services only (repeatable)
-    #[arg(long, value_name = "SERVICE")]
-    attach: Vec<String>,
-    /// Do not show the logs of these services (repeatable)
-    #[arg(long, value_name = "SERVICE")]
-    no_attach: Vec<String>,
-    /// Show the logs of the dependencies too
-    #[arg(long)]
-    attach_dependencies: bool,
-    /// Show timestamps in the logs
-    #[arg(long)]
-    timestamps: bool,
-    /// Do not prefix log lines with the container name
-    #[arg(long)]
-    no_log_prefix: bool,
-    /// Monochrome logs
-    #[arg(long)]
-    no_color: bool,
+    #[command(flatten)]
+    foreground: options::ForegroundArgs,
     /// Seconds to wait for containers to stop (Ctrl-C, abort) before killing them
     #[arg(short = 't', long, value_name = "SECONDS")]
     timeout: Option<u64>,
@@ -103,36 +66,8 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
     let mut ctx = Ctx::load_for(project, &args.services)?;
     // `-t` bounds the stops of containers `up` replaces too, as in Compose.
     ctx.stop_timeout = args.timeout.map(Duration::from_secs);
-    ctx.check_services(&args.services)?;
-    let scale = super::scale::parse_scale(&args.scale).map_err(|e| anyhow::anyhow!("--scale: {e}"))?;
-    let detach = args.detach || args.wait;
-    if detach && (args.abort_on_container_exit || args.abort_on_container_failure || args.exit_code_from.is_some()) {
-        bail!("--abort-on-container-exit, --abort-on-container-failure and --exit-code-from need a foreground `up` (no -d/--wait)");
-    }
-    if detach && args.watch {
-        bail!("--watch needs a foreground `up` (no -d/--wait); use `berth watch` beside a detached stack");
-    }
-    if args.abort_on_container_exit && args.abort_on_container_failure {
-        bail!("--abort-on-container-exit and --abort-on-container-failure cannot be used together");
-    }
-    if let Some(s) = &args.exit_code_from {
-        ctx.check_services(std::slice::from_ref(s))?;
-    }
-    let opts = UpOptions {
-        services: args.services.clone(),
-        no_deps: args.no_deps,
-        force_recreate: args.force_recreate,
-        no_recreate: args.no_recreate,
-        always_recreate_deps: args.always_recreate_deps,
-        renew_anon_volumes: args.renew_anon_volumes,
-        remove_orphans: args.remove_orphans || ctx.env_flag("COMPOSE_REMOVE_ORPHANS"),
-        no_start: args.no_start,
-        pull: args.pull,
-        scale,
-        build: args.build,
-        no_build: args.no_build,
-        policies: Default::default(),
-    };
+    args.check(&ctx)?;
+    let opts = args.up_options(&ctx)?;
     // What is there is read under the lock: two `up`s never plan from the same picture.
     let lock = if project.dry_run { None } else { Some(ctx.lock("up")?) };
     let progress = ctx.progress();
@@ -163,26 +98,10 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    if detach {
+    if args.detach {
         return Ok(());
     }
-    let attach = app::up::Attach {
-        only: args.attach.clone(),
-        not: args.no_attach.clone(),
-        dependencies: args.attach_dependencies,
-    };
-    let attached = app::up::attached(&session, &attach, &args.services, &selected);
-    let stop_services = if args.services.is_empty() { selected.clone() } else { args.services.clone() };
-    let fg = app::foreground::Foreground {
-        attached,
-        stop_services,
-        abort_on_exit: args.abort_on_container_exit || args.exit_code_from.is_some(),
-        abort_on_failure: args.abort_on_container_failure,
-        exit_code_from: args.exit_code_from.clone(),
-        since,
-        timeout: args.timeout.map(Duration::from_secs),
-    };
-    let style = Style { no_color: args.no_color, no_prefix: args.no_log_prefix, timestamps: args.timestamps };
+    let fg = args.foreground(&session, &selected, since);
     let watching = args.watch.then(|| {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (flag, project, services) = (stop.clone(), project.clone(), args.services.clone());
@@ -196,7 +115,7 @@ pub fn run(project: &ProjectArgs, args: UpArgs) -> anyhow::Result<()> {
         (stop, thread)
     });
     app::interrupts::catch();
-    let mut printer = Printer::new(style);
+    let mut printer = Printer::new(args.style());
     let code = app::foreground::run(&session, &fg, &app::interrupts::count, &mut |shown| printer.foreground(shown));
     if let Some((stop, thread)) = watching {
         stop.store(true, std::sync::atomic::Ordering::SeqCst);

@@ -3,10 +3,9 @@
 //! watching; the stack keeps running.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use berth::events::{Event, EventSink};
 use berth::plan::up::UpOptions;
 use berth_compose::Project;
 use clap::Args;
@@ -39,16 +38,7 @@ pub fn run(project: &ProjectArgs, args: WatchArgs) -> anyhow::Result<()> {
         let opts = UpOptions { services: args.services.clone(), ..UpOptions::default() };
         berth::app::up::converge(&ctx.session(&ctx.progress()), &opts, &runtime, true)?;
     }
-    berth::app::interrupts::catch();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    std::thread::spawn(move || loop {
-        if berth::app::interrupts::count() > 0 {
-            flag.store(true, Ordering::SeqCst);
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    });
+    let stop = berth::app::interrupts::flag();
     watch(ctx, project, &args.services, &runtime, args.quiet, stop)
 }
 
@@ -61,7 +51,7 @@ pub fn watch(
     quiet: bool,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
-    let lines = Lines { quiet };
+    let lines = crate::cli::render::watch::Lines { quiet };
     let config_files = berth::watch::config_files(&ctx.project, &ctx.project_dir, &ctx.files);
     let watch = berth::watch::Watch {
         roots: &ctx.roots,
@@ -114,22 +104,5 @@ impl Driver<'_> {
         let mut session = self.ctx.session(&progress);
         session.project = project;
         berth::app::up::converge(&session, opts, &self.runtime, true)
-    }
-}
-
-/// Shows what the watcher did, one line per action.
-struct Lines {
-    quiet: bool,
-}
-
-impl EventSink for Lines {
-    fn emit(&self, event: Event) {
-        match event {
-            Event::Watch { service, message, failed } if failed || !self.quiet => {
-                eprintln!("{service}  {message}")
-            }
-            Event::Warning { message } => berth::output::warn(&message),
-            _ => {}
-        }
     }
 }

@@ -11,3 +11,4 @@ pub mod progress;
 pub mod project;
 pub mod pull;
 pub mod volume;
+pub mod watch;
