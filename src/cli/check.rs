@@ -9,11 +9,23 @@ use crate::cli::ProjectArgs;
 #[derive(Args, Debug, Default)]
 pub struct CheckArgs {
     /// Output format
-    #[arg(long, value_parser = ["table", "json", "sarif"], default_value = "table")]
-    pub format: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: CheckFormat,
     /// Only these services
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
+}
+
+/// `check --format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckFormat {
+    /// A table
+    #[default]
+    Table,
+    /// JSON
+    Json,
+    /// SARIF, for code scanning tools
+    Sarif,
 }
 
 /// Runs `berth check`.
@@ -26,10 +38,10 @@ pub fn run(project: &ProjectArgs, args: CheckArgs) -> anyhow::Result<()> {
     }
     let images = berth::check::StoreImages::open(&berth::image::ImageStore::default_state_root());
     let report = berth::check::check(&loaded, &images, &args.services)?;
-    let text = match args.format.as_str() {
-        "json" => berth::check::render::json(&report),
-        "sarif" => berth::check::render::sarif(&report),
-        _ => berth::check::render::table(&report),
+    let text = match args.format {
+        CheckFormat::Json => berth::check::render::json(&report),
+        CheckFormat::Sarif => berth::check::render::sarif(&report),
+        CheckFormat::Table => berth::check::render::table(&report),
     };
     print!("{text}");
     if report.has_errors() {

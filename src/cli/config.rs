@@ -10,8 +10,8 @@ use crate::cli::ProjectArgs;
 #[derive(Args, Debug, Default)]
 pub struct ConfigArgs {
     /// Output format
-    #[arg(long, value_parser = ["yaml", "json"], default_value = "yaml")]
-    pub format: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ConfigFormat,
     /// Print the service names, one per line
     #[arg(long)]
     pub services: bool,
@@ -57,6 +57,16 @@ pub struct ConfigArgs {
     pub hash: Option<String>,
 }
 
+/// `config --format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConfigFormat {
+    /// YAML
+    #[default]
+    Yaml,
+    /// JSON
+    Json,
+}
+
 /// Runs `berth config`.
 pub fn run(project: &ProjectArgs, args: ConfigArgs) -> anyhow::Result<()> {
     let mut opts = project.load_options()?;
@@ -80,7 +90,7 @@ pub fn run(project: &ProjectArgs, args: ConfigArgs) -> anyhow::Result<()> {
         images: args.images,
         variables: args.variables,
         explain: args.explain,
-        json: args.format == "json",
+        json: args.format == ConfigFormat::Json,
     });
     if args.quiet {
         return Ok(());

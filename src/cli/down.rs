@@ -24,8 +24,17 @@ pub struct DownArgs {
     timeout: Option<f64>,
     /// Also remove the services' images: `local` those without a name of their own
     /// (`<project>-<service>`), `all` every one (images a container still uses stay)
-    #[arg(long, value_name = "TYPE", value_parser = ["local", "all"])]
-    rmi: Option<String>,
+    #[arg(long, value_name = "TYPE", value_enum)]
+    rmi: Option<Rmi>,
+}
+
+/// `down --rmi`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Rmi {
+    /// Images without a name of their own
+    Local,
+    /// Every service's image
+    All,
 }
 
 /// Runs `berth down`.
@@ -57,9 +66,9 @@ pub fn run(project: &ProjectArgs, args: DownArgs) -> anyhow::Result<()> {
         berth::supervise::client::shutdown(&ctx.roots, &ctx.project.name)?;
     }
     ctx.db.remove_project_if_empty(&ctx.project.name)?;
-    if let Some(kind) = &args.rmi {
+    if let Some(kind) = args.rmi {
         let events = ctx.progress();
-        berth::app::images::remove_project_images(&ctx.session(&events), kind == "all", &mut |name| {
+        berth::app::images::remove_project_images(&ctx.session(&events), kind == Rmi::All, &mut |name| {
             eprintln!(" Image {name}  Removed")
         })?;
     }

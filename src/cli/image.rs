@@ -25,8 +25,8 @@ pub enum ImageCommand {
         #[arg(short, long)]
         quiet: bool,
         /// Output format
-        #[arg(long, value_parser = ["table", "json"], default_value = "table")]
-        format: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: crate::cli::ListFormat,
     },
     /// Remove images (refuses while a container uses one)
     #[command(alias = "remove")]
@@ -81,7 +81,7 @@ pub enum ImageCommand {
 pub fn run(args: ImageArgs) -> anyhow::Result<()> {
     let images = Images::open()?;
     match args.command {
-        ImageCommand::Ls { quiet, format } => render::rows(&images.store.list()?, quiet, &format),
+        ImageCommand::Ls { quiet, format } => render::rows(&images.store.list()?, quiet, format),
         ImageCommand::Tag { source, target } => images.tag(&source, &target),
         ImageCommand::Rm { images: names, force } => {
             // Nothing left to report a failed write to stdout to: the removal itself is done.

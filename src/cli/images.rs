@@ -13,13 +13,13 @@ pub struct ImagesArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// Output format
-    #[arg(long, value_parser = ["table", "json"], default_value = "table")]
-    pub format: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: crate::cli::ListFormat,
 }
 
 /// Runs `berth images`.
 pub fn run(project: &ProjectArgs, args: ImagesArgs) -> anyhow::Result<()> {
     let loaded = berth_compose::load(&project.load_options()?)?;
     let rows = berth::app::images::of_project(&loaded.project, &args.services)?;
-    crate::cli::render::image::rows(&rows, args.quiet, &args.format)
+    crate::cli::render::image::rows(&rows, args.quiet, args.format)
 }

@@ -13,8 +13,8 @@ pub struct LsArgs {
     #[arg(short, long)]
     quiet: bool,
     /// Output format
-    #[arg(long, value_parser = ["table", "json"], default_value = "table")]
-    format: String,
+    #[arg(long, value_enum, default_value_t)]
+    format: crate::cli::ListFormat,
     /// Only projects matching KEY=VALUE (repeatable): `name=PATTERN`, a regular expression
     /// found in the name as Compose matches it (`^`/`$` anchor it; `.` is any character)
     #[arg(long, value_name = "KEY=VALUE")]
@@ -38,7 +38,7 @@ pub fn run(args: LsArgs) -> anyhow::Result<()> {
     let roots = berth::container::Roots::from_env();
     let rows =
         berth::app::projects::list(&roots, &name_patterns(&args.filter)?, args.all, &berth::output::PlainRenderer)?;
-    crate::cli::render::project::projects(&rows, args.quiet, &args.format)
+    crate::cli::render::project::projects(&rows, args.quiet, args.format)
 }
 
 #[cfg(test)]

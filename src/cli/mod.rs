@@ -1,10 +1,9 @@
 //! The command line: global options, the command enum, and dispatch. One file per command;
 //! each declares its arguments, fills an options struct and makes one library call.
 
-use std::path::PathBuf;
+use clap::{Parser, Subcommand};
 
-use clap::{Args, Parser, Subcommand};
-
+pub mod args;
 pub mod attach;
 pub mod boot;
 pub mod build;
@@ -51,24 +50,8 @@ pub mod volume;
 pub mod wait;
 pub mod watch;
 
+pub use args::{compose_args, ListArgs, ListFormat, ProjectArgs};
 pub use render::{format, progress};
-
-/// The command line as berth reads it. Installed (or linked) as `docker-compose`, berth takes
-/// Compose's command lines as they are; as `docker`, it takes `docker compose ...` (and refuses
-/// other `docker` commands, which are not berth's).
-pub fn compose_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    let mut args: Vec<std::ffi::OsString> = args.into_iter().collect();
-    let name = args.first().and_then(|a| std::path::Path::new(a).file_name()).map(|n| n.to_os_string());
-    if name.as_deref() == Some(std::ffi::OsStr::new("docker")) {
-        if args.get(1).map(|a| a.as_os_str()) == Some(std::ffi::OsStr::new("compose")) {
-            args.remove(1);
-        } else {
-            eprintln!("berth stands in for `docker compose` only: run it as `docker compose ...` or `berth ...`");
-            std::process::exit(1);
-        }
-    }
-    args
-}
 
 /// berth runs Compose projects without a daemon.
 #[derive(Parser, Debug)]
@@ -78,55 +61,6 @@ pub struct Cli {
     pub project: ProjectArgs,
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// The options of `network ls` and `volume ls`.
-#[derive(Args, Debug)]
-pub struct ListArgs {
-    /// Only names
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// Output format
-    #[arg(long, value_parser = ["table", "json"], default_value = "table")]
-    pub format: String,
-}
-
-/// Options that choose and load the project; they apply to every command.
-#[derive(Args, Debug, Clone, Default)]
-pub struct ProjectArgs {
-    /// Compose configuration files (repeatable; `-` reads standard input)
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub files: Vec<PathBuf>,
-    /// Project name
-    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
-    pub project_name: Option<String>,
-    /// Alternate working directory (default: the directory of the first compose file)
-    #[arg(long, value_name = "DIR")]
-    pub project_directory: Option<PathBuf>,
-    /// Alternate environment files (repeatable; default: `.env` in the project directory)
-    #[arg(long = "env-file", value_name = "FILE")]
-    pub env_files: Vec<PathBuf>,
-    /// Profiles to enable (repeatable)
-    #[arg(long = "profile", id = "profile", value_name = "PROFILE")]
-    pub profiles: Vec<String>,
-    /// When to colour output
-    #[arg(long, global = true, value_name = "WHEN", value_parser = ["never", "always", "auto"], default_value = "auto")]
-    pub ansi: String,
-    /// Most steps (containers, networks, volumes) run at once; -1 for no limit
-    #[arg(long, global = true, value_name = "N", env = "COMPOSE_PARALLEL_LIMIT")]
-    pub parallel: Option<i64>,
-    /// Print what would change and change nothing
-    #[arg(long, global = true)]
-    pub dry_run: bool,
-    /// Refuse compose files that use keys berth does not carry out (else they are warned about)
-    #[arg(long, global = true, env = "BERTH_STRICT")]
-    pub strict: bool,
-    /// Compose v1's names: `project_service_1` (also `COMPOSE_COMPATIBILITY=true`)
-    #[arg(long, global = true)]
-    pub compatibility: bool,
-    /// How `up`, `down` and `scale` show progress
-    #[arg(long, value_name = "MODE", env = "COMPOSE_PROGRESS", value_enum, default_value_t = progress::Choice::Auto)]
-    pub progress: progress::Choice,
 }
 
 /// The commands.
@@ -228,41 +162,9 @@ pub enum Command {
     Supervise(monitor::SuperviseArgs),
 }
 
-impl ProjectArgs {
-    /// The loader options these arguments ask for.
-    pub fn load_options(&self) -> anyhow::Result<berth_compose::LoadOptions> {
-        let cwd = std::env::current_dir()?;
-        let uses_stdin = self.files.iter().any(|f| f.as_os_str() == "-");
-        let stdin = if uses_stdin {
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
-            Some(s)
-        } else {
-            None
-        };
-        Ok(berth_compose::LoadOptions {
-            files: self.files.clone(),
-            stdin,
-            project_directory: self.project_directory.clone(),
-            project_name: self.project_name.clone(),
-            env_files: self.env_files.clone(),
-            profiles: self.profiles.clone(),
-            cwd,
-            shell: berth_compose::env::Environment::from_shell(std::env::vars()),
-            strict: self.strict,
-            compatibility: self.compatibility,
-            ..Default::default()
-        })
-    }
-}
-
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    berth::output::set_ansi(match cli.project.ansi.as_str() {
-        "never" => Some(false),
-        "always" => Some(true),
-        _ => None,
-    });
+    berth::output::set_ansi(cli.project.ansi.forced());
     // Commands that start containers fork their monitors from a launcher forked now, while this
     // process has one thread and no database connection.
     if matches!(

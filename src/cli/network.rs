@@ -59,7 +59,7 @@ pub fn run(_project: &ProjectArgs, args: NetworkArgs) -> anyhow::Result<()> {
     let mut nets = Networks::open(&berth::container::Roots::from_env(), reclaim)?;
     let mut removed = |name: &str| println!("{name}");
     match args.command {
-        NetworkCommand::Ls(super::ListArgs { quiet, format }) => render::list(&nets.all, quiet, &format),
+        NetworkCommand::Ls(super::ListArgs { quiet, format }) => render::list(&nets.all, quiet, format),
         NetworkCommand::Inspect { names } => {
             let found: Vec<serde_json::Value> = nets.find(&names)?.into_iter().map(render::json).collect();
             println!("{}", serde_json::to_string_pretty(&found)?);

@@ -25,8 +25,8 @@ pub struct StatsArgs {
     #[arg(long)]
     pub no_trunc: bool,
     /// Output format
-    #[arg(long, value_parser = ["table", "json"], default_value = "table")]
-    pub format: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: crate::cli::ListFormat,
 }
 
 fn human_bytes(b: u64) -> String {
@@ -70,7 +70,7 @@ pub fn run(project: &ProjectArgs, args: StatsArgs) -> anyhow::Result<()> {
             let cpu = (s.cpu_nanos.saturating_sub(before)) as f64 / dt * 100.0;
             let limit = s.memory_limit.unwrap_or(0);
             let mem_pct = if limit > 0 { s.memory as f64 / limit as f64 * 100.0 } else { 0.0 };
-            if args.format == "json" {
+            if args.format == crate::cli::ListFormat::Json {
                 let probe = ctx.db.supervision(&c.id)?.last_probe.map(|d| d.as_secs_f64());
                 println!(
                     "{}",
@@ -93,7 +93,7 @@ pub fn run(project: &ProjectArgs, args: StatsArgs) -> anyhow::Result<()> {
             ]);
             next.push((c.id.clone(), s));
         }
-        if args.format != "json" {
+        if args.format != crate::cli::ListFormat::Json {
             print_table(&rows);
         }
         if args.no_stream {

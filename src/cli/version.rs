@@ -9,8 +9,18 @@ pub struct VersionArgs {
     #[arg(long)]
     short: bool,
     /// Output format
-    #[arg(long, value_parser = ["pretty", "json"], default_value = "pretty")]
-    format: String,
+    #[arg(long, value_enum, default_value_t)]
+    format: VersionFormat,
+}
+
+/// `version --format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+enum VersionFormat {
+    /// Text
+    #[default]
+    Pretty,
+    /// JSON
+    Json,
 }
 
 /// Prints the version.
@@ -18,7 +28,7 @@ pub fn run(args: VersionArgs) -> anyhow::Result<()> {
     let version = env!("CARGO_PKG_VERSION");
     if args.short {
         println!("{version}");
-    } else if args.format == "json" {
+    } else if args.format == VersionFormat::Json {
         println!("{}", serde_json::json!({ "version": version }));
     } else {
         println!("berth version {version}");

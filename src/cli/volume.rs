@@ -64,14 +64,14 @@ pub fn volumes(project: &ProjectArgs, args: VolumesArgs) -> anyhow::Result<()> {
     ctx.check_services(&args.services)?;
     let events = berth::output::PlainRenderer;
     let vols = volumes::of_project(&ctx.session(&events), &args.services)?;
-    render::list(&vols, args.list.quiet, &args.list.format)
+    render::list(&vols, args.list.quiet, args.list.format)
 }
 
 /// Runs `berth volume ...`.
 pub fn run(_project: &ProjectArgs, args: VolumeArgs) -> anyhow::Result<()> {
     let vols = Volumes::open(&berth::container::Roots::from_env())?;
     match args.command {
-        VolumeCommand::Ls(super::ListArgs { quiet, format }) => render::list(&vols.list()?, quiet, &format)?,
+        VolumeCommand::Ls(super::ListArgs { quiet, format }) => render::list(&vols.list()?, quiet, format)?,
         VolumeCommand::Inspect { names } => println!("{}", serde_json::to_string_pretty(&vols.find(&names)?)?),
         VolumeCommand::Create { name, labels, opts } => println!("{}", vols.create(&name, &labels, &opts)?.spec.name),
         VolumeCommand::Rm { names } => vols.remove(&names, &mut |n| println!("{n}"))?,

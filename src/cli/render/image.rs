@@ -1,5 +1,6 @@
 //! How images look: a table, ids, or JSON; what a removal did.
 
+use crate::cli::ListFormat;
 use std::io::Write;
 
 use berth::app::images::Pruned;
@@ -41,7 +42,7 @@ pub fn removal(rep: &RemoveReport) -> anyhow::Result<()> {
 }
 
 /// Image rows as a table, ids only, or JSON (one array).
-pub fn rows(rows: &[ImageSummary], quiet: bool, format: &str) -> anyhow::Result<()> {
+pub fn rows(rows: &[ImageSummary], quiet: bool, format: ListFormat) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if quiet {
         let mut seen = Vec::new();
@@ -53,7 +54,7 @@ pub fn rows(rows: &[ImageSummary], quiet: bool, format: &str) -> anyhow::Result<
         }
         return Ok(());
     }
-    if format == "json" {
+    if format == ListFormat::Json {
         writeln!(out, "{}", serde_json::to_string_pretty(rows)?)?;
         return Ok(());
     }

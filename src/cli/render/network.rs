@@ -1,5 +1,6 @@
 //! How networks look: a table, names, or Docker's inspect JSON.
 
+use crate::cli::ListFormat;
 use berth::app::networks::HostNetwork;
 
 /// A network in the shape of `docker network inspect`.
@@ -25,10 +26,10 @@ pub fn json(n: &HostNetwork) -> serde_json::Value {
 }
 
 /// `network ls`: names with `quiet`, JSON lines with `--format json`, else a table.
-pub fn list(nets: &[HostNetwork], quiet: bool, format: &str) {
+pub fn list(nets: &[HostNetwork], quiet: bool, format: ListFormat) {
     if quiet {
         nets.iter().for_each(|n| println!("{}", n.name()));
-    } else if format == "json" {
+    } else if format == ListFormat::Json {
         nets.iter().for_each(|n| println!("{}", json(n)));
     } else {
         let mut rows = vec![["NAME", "DRIVER", "BRIDGE", "SUBNET", "CONTAINERS"].map(String::from).to_vec()];

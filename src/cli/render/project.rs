@@ -1,13 +1,14 @@
 //! How `ls` looks: a table, names, or JSON.
 
+use crate::cli::ListFormat;
 use std::io::Write;
 
 use berth::app::projects::ProjectRow;
 
 /// The projects as JSON with `--format json`, names with `quiet`, else a table.
-pub fn projects(rows: &[ProjectRow], quiet: bool, format: &str) -> anyhow::Result<()> {
+pub fn projects(rows: &[ProjectRow], quiet: bool, format: ListFormat) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    if format == "json" {
+    if format == ListFormat::Json {
         writeln!(out, "{}", serde_json::to_string_pretty(rows)?)?;
     } else if quiet {
         rows.iter().try_for_each(|r| writeln!(out, "{}", r.name))?;
