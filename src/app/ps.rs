@@ -3,7 +3,16 @@
 
 use crate::app::Session;
 use crate::container;
-use crate::state::ContainerRecord;
+use crate::state::{ContainerRecord, Supervision};
+
+/// A listed container and what the supervisor keeps of it (health, restarts).
+#[derive(Clone, Debug)]
+pub struct Listed {
+    /// The container.
+    pub container: ContainerRecord,
+    /// Its health and restart reason.
+    pub supervision: Supervision,
+}
 
 /// Which containers `ps` lists.
 #[derive(Clone, Debug, Default)]
@@ -21,7 +30,7 @@ pub struct PsQuery {
 }
 
 /// The containers `query` asks for, their state brought up to date, one-off ones included.
-pub fn select(s: &Session<'_>, query: &PsQuery) -> anyhow::Result<Vec<ContainerRecord>> {
+pub fn select(s: &Session<'_>, query: &PsQuery) -> anyhow::Result<Vec<Listed>> {
     let mut rows = Vec::new();
     for c in container::select(s.db, &s.project.name, &query.services, true)? {
         if !query.filter_services.is_empty() && !query.filter_services.contains(&c.service) {
@@ -37,7 +46,8 @@ pub fn select(s: &Session<'_>, query: &PsQuery) -> anyhow::Result<Vec<ContainerR
             false => query.states.iter().any(|st| st.as_str() == c.status.as_str()),
         };
         if shown {
-            rows.push(c);
+            let supervision = s.db.supervision(&c.id)?;
+            rows.push(Listed { container: c, supervision });
         }
     }
     // Said on every listing (nothing else shows that restarts, health checks, names and ports

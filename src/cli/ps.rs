@@ -1,14 +1,13 @@
 //! `berth ps`: lists the project's containers, and warns when the project's supervisor is gone
 //! (and starts a new one) or stopped while the project needs one.
 
-mod listing;
-
 use anyhow::bail;
 use berth::app::ps::PsQuery;
 use clap::Args;
 
 use crate::cli::containers::Ctx;
 use crate::cli::format::Template;
+use crate::cli::render::ps::{print, View};
 use crate::cli::ProjectArgs;
 
 /// Arguments of `berth ps`.
@@ -79,7 +78,14 @@ pub fn run(project: &ProjectArgs, args: PsArgs) -> anyhow::Result<()> {
         orphans: args.orphans,
     };
     let rows = berth::app::ps::select(&ctx.session(&berth::output::PlainRenderer), &query)?;
-    listing::print(&ctx, &rows, &args, template)
+    let view = View {
+        services_only: args.services_only,
+        quiet: args.quiet,
+        json: args.format.trim() == "json",
+        no_trunc: args.no_trunc,
+    };
+    print(&rows, view, template);
+    Ok(())
 }
 
 #[cfg(test)]

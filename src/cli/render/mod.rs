@@ -9,6 +9,8 @@ pub mod logs;
 pub mod network;
 pub mod progress;
 pub mod project;
+pub mod ps;
+mod ps_fields;
 pub mod pull;
 pub mod volume;
 pub mod watch;

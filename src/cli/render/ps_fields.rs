@@ -1,82 +1,7 @@
-//! What `ps` prints of each container: the table's columns, the template fields and the JSON.
+//! The texts `ps` shows of a container: its status, ports, command, labels and the fields of
+//! `--format` templates.
 
 use berth::state::{now_millis, ContainerRecord, Health, Status, Supervision};
-
-use super::PsArgs;
-use crate::cli::containers::Ctx;
-use crate::cli::format::{align_tabs, print_table, Template};
-
-/// Prints the listed containers `rows` as `args` asks: service names, ids, a template, JSON
-/// or the table.
-pub(super) fn print(
-    ctx: &Ctx,
-    rows: &[ContainerRecord],
-    args: &PsArgs,
-    template: Option<Template>,
-) -> anyhow::Result<()> {
-    if args.services_only {
-        let mut seen: Vec<&str> = rows.iter().map(|c| c.service.as_str()).collect();
-        seen.dedup();
-        for s in seen {
-            println!("{s}");
-        }
-        return Ok(());
-    }
-    if args.quiet {
-        for c in rows {
-            println!("{}", c.id);
-        }
-        return Ok(());
-    }
-    if let Some(t) = template {
-        let mut lines = Vec::new();
-        if t.table {
-            lines.push(t.header());
-        }
-        for c in rows {
-            let sup = ctx.db.supervision(&c.id)?;
-            lines.push(t.render(|f| field_value(f, c, &sup, args.no_trunc)));
-        }
-        let text = if t.table { align_tabs(&lines) } else { lines.iter().map(|l| format!("{l}\n")).collect() };
-        print!("{text}");
-        return Ok(());
-    }
-    if args.format.trim() == "json" {
-        for c in rows {
-            let sup = ctx.db.supervision(&c.id)?;
-            let v = serde_json::json!({
-                "ID": c.id, "Name": c.name, "Image": c.image, "Command": c.config.command.join(" "),
-                "Project": c.project, "Service": c.service, "Created": c.created_at / 1000,
-                "State": c.status.as_str(), "Status": status_text(c, &sup),
-                "Health": health_text(&sup), "RestartCount": c.restart_count,
-                "RestartReason": sup.restart_reason,
-                "Labels": labels(c),
-                "ExitCode": c.exit_code.unwrap_or(0), "OOMKilled": c.oom_killed, "Pid": c.pid,
-                "Publishers": c.ports().iter().map(|p| serde_json::json!({
-                    "URL": p.host_ip, "TargetPort": p.target,
-                    "PublishedPort": p.published.parse::<u16>().unwrap_or(0), "Protocol": p.protocol,
-                })).collect::<Vec<_>>(),
-            });
-            println!("{v}");
-        }
-        return Ok(());
-    }
-    let mut table =
-        vec![["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"].map(String::from).to_vec()];
-    for c in rows {
-        table.push(vec![
-            c.name.clone(),
-            c.image.clone(),
-            command_text(c, args.no_trunc),
-            c.service.clone(),
-            format!("{} ago", human_duration(now_millis() - c.created_at)),
-            status_text(c, &ctx.db.supervision(&c.id)?),
-            ports_text(c),
-        ]);
-    }
-    print_table(&table);
-    Ok(())
-}
 
 /// Compose-style relative time: `5 seconds`, `About a minute`, `3 hours`.
 pub fn human_duration(ms: i64) -> String {
@@ -96,7 +21,7 @@ pub fn human_duration(ms: i64) -> String {
 /// Docker's status text, with the health (`Up 5 seconds (healthy)`) and, beyond Docker, how
 /// often a restart policy restarted the container and why (`Up 2 seconds (healthy), 3 restarts:
 /// exited with code 1`).
-fn status_text(c: &ContainerRecord, sup: &Supervision) -> String {
+pub(super) fn status_text(c: &ContainerRecord, sup: &Supervision) -> String {
     let mut text = base_status(c);
     if c.status == Status::Running {
         match sup.health {
@@ -116,7 +41,7 @@ fn status_text(c: &ContainerRecord, sup: &Supervision) -> String {
 }
 
 /// The container's labels with Compose's own (`com.docker.compose.*`).
-fn labels(c: &ContainerRecord) -> serde_json::Map<String, serde_json::Value> {
+pub(super) fn labels(c: &ContainerRecord) -> serde_json::Map<String, serde_json::Value> {
     let mut out: serde_json::Map<String, serde_json::Value> =
         c.config.labels.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
     for (k, v) in [
@@ -150,7 +75,7 @@ fn base_status(c: &ContainerRecord) -> String {
 }
 
 /// The declared ports, with the host port bound for each where there is one.
-fn ports_text(c: &ContainerRecord) -> String {
+pub(super) fn ports_text(c: &ContainerRecord) -> String {
     c.ports()
         .iter()
         .map(|p| {
@@ -166,7 +91,7 @@ fn ports_text(c: &ContainerRecord) -> String {
 }
 
 /// The command as `ps` shows it: quoted, cut to 20 characters unless `full`.
-fn command_text(c: &ContainerRecord, full: bool) -> String {
+pub(super) fn command_text(c: &ContainerRecord, full: bool) -> String {
     let mut cmd = format!("\"{}\"", c.config.command.join(" "));
     if !full && cmd.chars().count() > 24 {
         cmd = format!("{}…\"", &cmd[..cmd.char_indices().nth(21).map(|(i, _)| i).unwrap_or(cmd.len())]);
@@ -175,7 +100,7 @@ fn command_text(c: &ContainerRecord, full: bool) -> String {
 }
 
 /// The value of template field `field` for container `c`.
-fn field_value(field: &str, c: &ContainerRecord, sup: &Supervision, full: bool) -> String {
+pub(super) fn field_value(field: &str, c: &ContainerRecord, sup: &Supervision, full: bool) -> String {
     match field {
         "ID" if full => c.id.clone(),
         "ID" => c.id.chars().take(12).collect(),
@@ -201,7 +126,7 @@ fn field_value(field: &str, c: &ContainerRecord, sup: &Supervision, full: bool) 
 }
 
 /// The health as the `Health` field shows it (empty without a health check).
-fn health_text(sup: &Supervision) -> String {
+pub(super) fn health_text(sup: &Supervision) -> String {
     sup.health.map(|h| h.to_string()).unwrap_or_default()
 }
 
