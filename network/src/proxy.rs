@@ -606,6 +606,7 @@ mod tests {
                 tokio::spawn(async move {
                     let mut b = [0u8; 1];
                     while s.read_exact(&mut b).await.is_ok() {
+                        // A test server: a reply lost fails the test's own check.
                         let _ = s.write_all(reply).await;
                     }
                 });

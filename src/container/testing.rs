@@ -66,6 +66,7 @@ impl FakeDriver {
             })
             .collect();
         for (id, code) in ended {
+            // The fake runtime: deleting a stopped container it holds does not fail.
             let _ = self.runtime.delete(&id, false);
             let db = self.db.lock().expect("db");
             db.record_exit(&id, ExitRecord { code, oom_killed: false }).expect("record exit");
@@ -96,6 +97,7 @@ impl Driver for FakeDriver {
         let run_dir = roots.run_dir(&rec.id);
         std::fs::create_dir_all(&run_dir)?;
         if let Err(e) = self.started(rec) {
+            // The fake runtime: a forced delete does not fail; the start error is what is reported.
             let _ = self.runtime.delete(&rec.id, true);
             std::fs::remove_dir_all(&run_dir)?;
             return Err(StartFailed { name: rec.name.clone(), oneoff: rec.oneoff, detail: format!("{e:#}") }.into());

@@ -245,6 +245,8 @@ impl Runtime for OciCli {
         }
         let status = spawn_for_container(&mut cmd).and_then(|mut c| c.wait()).map_err(self.spawn_err());
         let message = if logged { last_logged_error(&log) } else { None };
+        // Absent when nothing was logged; one that stays is beside the process file, in the
+        // container's run directory, which goes with the container.
         let _ = std::fs::remove_file(&log);
         let status = status?;
         match (status.code(), message) {
