@@ -136,6 +136,8 @@ pub fn attach(roots: &Roots, id: &str) -> Result<Attachment> {
         Ok(Attachment { netns: netns.clone(), owner: id.to_string(), addr, gateway })
     })();
     if attached.is_err() {
+        // What cannot be taken down keeps its intent (removed only on success), so the next
+        // build's `tidy` takes it away.
         let _ = take_down(&stores, &netns, id);
     }
     attached
