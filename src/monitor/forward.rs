@@ -183,6 +183,8 @@ impl Forwarder {
             }
             Target::Journald { .. } => journal_message(stream, &self.tag, &self.source, text),
         };
+        // A line the host's logger does not take is lost there (see above); the JSON log keeps
+        // it.
         let _ = self.socket.send(&message);
     }
 }
