@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use berth::build::compose::{self, ComposeBuildOptions};
+use berth::build::Secret;
 use berth::events::{Event, EventSink};
 use clap::Args;
 
@@ -33,8 +34,8 @@ pub struct BuildArgs {
     /// How to show progress (`auto`, `plain`, `json`, `quiet`, `tty`)
     #[arg(long = "progress", value_enum, value_name = "MODE")]
     pub progress: Option<Choice>,
-    /// A build secret, `id=ID,src=PATH`; repeatable
-    #[arg(long, value_name = "id=ID,src=PATH")]
+    /// A build secret, `id=ID,src=PATH` (a file) or `id=ID,env=VAR` (a variable's value); repeatable
+    #[arg(long, value_name = "id=ID,src=PATH|env=VAR")]
     pub secret: Vec<String>,
     /// SSH agent forwarding (not supported)
     #[arg(long, value_name = "SPEC")]
@@ -152,27 +153,43 @@ fn build_args(list: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-/// `id=ID,src=PATH` (also `source=`, `type=file`); without `src` the file is named like the id.
-fn secrets(list: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+/// `id=ID,src=PATH` (also `source=`, `type=file`) or `id=ID,env=VAR` (also `type=env`), as
+/// `docker buildx build --secret` takes them; with neither `src` nor `env`, the variable named
+/// like the id when it is set, else the file.
+fn secrets(list: &[String]) -> anyhow::Result<BTreeMap<String, Secret>> {
     let mut out = BTreeMap::new();
     for s in list {
-        let (mut id, mut src) = (None, None);
+        let (mut id, mut src, mut env, mut kind) = (None, None, None, None);
         for field in s.split(',') {
             match field.split_once('=') {
                 Some(("id", v)) => id = Some(v.to_string()),
                 Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
-                Some(("type", "file")) => {}
-                Some(("type" | "env", _)) => bail!("--secret {s:?}: only file secrets are supported (id=ID,src=PATH)"),
-                _ => bail!("--secret {s:?}: expected id=ID,src=PATH"),
+                Some(("env", v)) => env = Some(v.to_string()),
+                Some(("type", v @ ("file" | "env"))) => kind = Some(v),
+                Some(("type", v)) => bail!("--secret {s:?}: unknown type {v:?} (file or env)"),
+                _ => bail!("--secret {s:?}: expected id=ID,src=PATH or id=ID,env=VAR"),
             }
         }
         let id = id.ok_or_else(|| anyhow::anyhow!("--secret {s:?}: no id"))?;
-        let src = src.unwrap_or_else(|| PathBuf::from(&id));
-        if !src.is_file() {
-            bail!("--secret {s:?}: `{}` is not a file", src.display());
-        }
-        // Bind-mounted into `RUN` containers: an absolute path.
-        out.insert(id, std::fs::canonicalize(&src)?);
+        let kind = kind.unwrap_or(match (&src, &env) {
+            (Some(_), _) => "file",
+            (None, Some(_)) => "env",
+            (None, None) if std::env::var_os(&id).is_some() => "env",
+            (None, None) => "file",
+        });
+        let secret = if kind == "env" {
+            let var = env.or_else(|| src.map(|p| p.display().to_string())).unwrap_or_else(|| id.clone());
+            let value = std::env::var(&var).map_err(|_| anyhow::anyhow!("--secret {s:?}: ${var} is not set"))?;
+            Secret::Value(value)
+        } else {
+            let src = src.unwrap_or_else(|| PathBuf::from(&id));
+            if !src.is_file() {
+                bail!("--secret {s:?}: `{}` is not a file", src.display());
+            }
+            // Bind-mounted into `RUN` containers: an absolute path.
+            Secret::File(std::fs::canonicalize(&src)?)
+        };
+        out.insert(id, secret);
     }
     Ok(out)
 }
