@@ -30,7 +30,7 @@ done
 work="$(mktemp -d /tmp/berth-bbench.XXXXXX)"
 export BERTH_ROOT="$work/root" BERTH_RUN="$work/run" NO_COLOR=1
 unset BERTH_RUNTIME
-dockerd_pid=""
+dockerd_pid="" had_key="" had_run="" had_ctd=""
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -38,6 +38,11 @@ cleanup() {
         kill "$dockerd_pid" 2>/dev/null || true
         for _ in $(seq 100); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
         kill -9 "$dockerd_pid" 2>/dev/null || true
+        # What dockerd and its containerd write outside their directories: the trust key, the
+        # plugin socket directory, the shims' socket directory.
+        [[ -n "$had_key" ]] || rm -f /etc/docker/key.json
+        [[ -n "$had_run" ]] || rm -rf /run/docker
+        [[ -n "$had_ctd" ]] || rm -rf /run/containerd
     fi
     for m in $(grep -o "$work[^ ]*" /proc/mounts | sort -r); do umount -l "$m" 2>/dev/null || true; done
     rm -rf "$work"
@@ -103,6 +108,9 @@ if [[ "${BERTH_BENCH_DOCKER:-1}" != 0 ]] && command -v dockerd >/dev/null && com
     d="$work/docker"
     mkdir -p "$d"
     echo '{}' >"$d/daemon.json"
+    [[ -e /etc/docker/key.json ]] && had_key=1
+    [[ -e /run/docker ]] && had_run=1
+    [[ -e /run/containerd ]] && had_ctd=1
     dockerd --data-root "$d/data" --exec-root "$d/exec" --pidfile "$d/dockerd.pid" -H "unix://$d/docker.sock" \
         --bridge=none --iptables=false --ip6tables=false --ip-masq=false --userland-proxy=false \
         --config-file "$d/daemon.json" >"$d/dockerd.log" 2>&1 &
