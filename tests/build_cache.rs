@@ -97,7 +97,8 @@ fn a_local_cache_carries_every_layer_to_a_fresh_state_root() {
         assert!(dir.join("berth-cache.json").is_file() && dir.join("oci-layout").is_file());
         *first_id.borrow_mut() = built["id"].clone();
     });
-    let from = format!("  app:\n    build:\n      context: .\n      cache_from: [\"type=local,src={}\"]\n", dir.display());
+    let from =
+        format!("  app:\n    build:\n      context: .\n      cache_from: [\"type=local,src={}\"]\n", dir.display());
     scenario("buildcachefrom", &from, |p| {
         write(p.dir.path(), &files);
         let config = p.berth(&["config", "-q"]);

@@ -142,7 +142,8 @@ mod tests {
 
     #[test]
     fn an_export_is_imported_into_another_store_and_checked() {
-        let (one, two, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (one, two, cache) =
+            (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let store = ImageStore::open(one.path()).unwrap();
         let tree = tempfile::tempdir().unwrap();
         std::fs::write(tree.path().join("f"), "layer file\n").unwrap();
