@@ -2,10 +2,10 @@
 //! is written and what berth does instead; `--strict` (or `x-berth: {strict: true}` at the top
 //! of a file) makes them errors. A key leaves this list when berth honours it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::Error;
-use crate::model::{Project, Service};
+use crate::model::{CacheEntry, Project, Service};
 use crate::resolved::{NamespaceMode, ResolvedService};
 use crate::validate::span_of;
 use crate::yaml::Node;
@@ -23,8 +23,9 @@ fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
         let net = b.network.as_deref().is_some_and(|n| !["none", "default", "host"].contains(&n));
         add(net, "build.network", "RUN steps run on the build bridge (only none, default and host are honoured)");
         add(!b.ssh.is_empty(), "build.ssh", "berth forwards no SSH agent into builds");
-        add(!b.cache_from.is_empty(), "build.cache_from", "only berth's local build cache is used");
-        add(!b.cache_to.is_empty(), "build.cache_to", "the build cache stays in berth's state root");
+        let remote = |list: &[String]| list.iter().any(|e| CacheEntry::parse(e).kind != "local");
+        add(remote(&b.cache_from), "build.cache_from", "only type=local caches are imported");
+        add(remote(&b.cache_to), "build.cache_to", "only type=local caches are exported");
         add(!b.platforms.is_empty(), "build.platforms", "images are built for this host's platform");
         add(!b.entitlements.is_empty(), "build.entitlements", "RUN steps run with the default confinement");
         add(!b.no_cache_filter.is_empty(), "build.no_cache_filter", "use no_cache to build every layer again");
@@ -107,6 +108,12 @@ pub fn find(project: &Project, tree: &Node) -> Vec<Error> {
             let value = match key {
                 "logging.driver" => svc.logging.as_ref().and_then(|l| l.driver.clone()).map(|d| format!(": {d}")),
                 "deploy.mode" => Some(": global".to_string()),
+                "build.cache_from" | "build.cache_to" => svc.build.as_ref().map(|b| {
+                    let list = if key == "build.cache_from" { &b.cache_from } else { &b.cache_to };
+                    let kinds: BTreeSet<&str> =
+                        list.iter().map(|e| CacheEntry::parse(e).kind).filter(|k| *k != "local").collect();
+                    format!(" type={}", kinds.into_iter().collect::<Vec<_>>().join(", type="))
+                }),
                 _ => None,
             };
             let message =
@@ -219,11 +226,18 @@ mod tests {
         o.cwd = dir.path().to_path_buf();
         let loaded = load(&o).unwrap();
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
-        let ignored = "      network: front\n      cache_from: [\"type=local,src=/c\"]\n";
+        let ignored = "      network: front\n      cache_from: [\"type=local,src=/c\", \"type=gha\", \"user/app:cache\"]\n      cache_to: [\"type=local,dest=/c\", \"type=s3,region=x\", \"type=inline\"]\n";
         let mut o = opts(&build(ignored), false);
         o.cwd = dir.path().to_path_buf();
         let w = load(&o).unwrap().warnings.join("\n");
-        assert!(w.contains("build.network") && w.contains("build.cache_from"), "{w}");
+        assert!(w.contains("build.network"), "{w}");
+        assert!(w.contains("`build.cache_from type=gha, type=registry` is not supported"), "{w}");
+        assert!(w.contains("`build.cache_to type=inline, type=s3` is not supported"), "{w}");
+        let local = "      cache_from: [\"type=local,src=/c\"]\n      cache_to: [\"type=local,dest=/c\"]\n";
+        let mut o = opts(&build(local), false);
+        o.cwd = dir.path().to_path_buf();
+        let w = load(&o).unwrap().warnings;
+        assert!(w.is_empty(), "local caches are honoured: {w:?}");
     }
 
     #[test]

@@ -1,17 +1,18 @@
 //! A compose service's `build:` section as a [`BuildRequest`]: `context`, `dockerfile`,
 //! `dockerfile_inline`, `args`, `target`, `labels`, `tags`, `no_cache`, `pull`, `secrets`
-//! (file secrets of the project), `network`, `extra_hosts`, `shm_size`, `ulimits`, `privileged`
-//! and `additional_contexts` (local directories, `service:NAME`) are honoured; the image is tagged with the service's `image:`
+//! (the project's `file:`, `environment:` and `content:` secrets), `network`, `extra_hosts`, `shm_size`, `ulimits`, `privileged`
+//! `additional_contexts` (local directories, `service:NAME`) and `cache_from`/`cache_to` of
+//! `type=local` ([`super::cachedir`]) are honoured; the image is tagged with the service's `image:`
 //! when it names one, else `<project>-<service>`, plus `build.tags`. A remote (git or URL)
 //! context is refused: builds do not reach the network.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use berth_compose::model::Service;
+use berth_compose::model::{CacheEntry, Service};
 use berth_compose::Project;
 
-use super::{BuildError, BuildRequest, NamedContext, NetworkMode, Result};
+use super::{BuildError, BuildRequest, NamedContext, NetworkMode, Result, Secret};
 
 /// What the command line adds to every service's build.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -22,8 +23,8 @@ pub struct ComposeBuildOptions {
     pub pull: bool,
     /// `--build-arg`s (they win over the service's `args`).
     pub args: BTreeMap<String, String>,
-    /// `--secret id=ID,src=PATH`.
-    pub secrets: BTreeMap<String, PathBuf>,
+    /// `--secret`s (they win over the service's `secrets`).
+    pub secrets: BTreeMap<String, Secret>,
     /// `SOURCE_DATE_EPOCH`.
     pub source_date_epoch: Option<u64>,
     /// The OCI runtime.
@@ -61,14 +62,24 @@ pub fn request(project: &Project, svc: &Service, opts: &ComposeBuildOptions) -> 
                 svc.name, s.source
             )));
         };
-        let Some(file) = &def.file else {
-            return Err(BuildError::Unsupported(format!(
-                "service \"{}\": build secret \"{}\" must be a file (environment and content secrets are not passed to builds)",
-                svc.name, s.source
-            )));
+        let secret = match (&def.file, &def.environment, &def.content) {
+            (Some(file), _, _) => Secret::File(PathBuf::from(file)),
+            (None, Some(var), _) => Secret::Value(std::env::var(var).map_err(|_| {
+                BuildError::Unsupported(format!(
+                    "service \"{}\": build secret \"{}\" comes from the environment variable {var}, which is not set",
+                    svc.name, s.source
+                ))
+            })?),
+            (None, None, Some(content)) => Secret::Value(content.clone()),
+            _ => {
+                return Err(BuildError::Unsupported(format!(
+                    "service \"{}\": build secret \"{}\" is external; berth has no secret store to take it from",
+                    svc.name, s.source
+                )))
+            }
         };
         let id = s.target.clone().unwrap_or_else(|| s.source.clone());
-        secrets.insert(id, PathBuf::from(file));
+        secrets.insert(id, secret);
     }
     secrets.extend(opts.secrets.clone());
     let run = super::RunOptions {
@@ -106,7 +117,20 @@ pub fn request(project: &Project, svc: &Service, opts: &ComposeBuildOptions) -> 
         runtime: opts.runtime.clone(),
         run,
         contexts,
+        cache_from: local_caches(&build.cache_from, "src"),
+        cache_to: local_caches(&build.cache_to, "dest"),
     })
+}
+
+/// The directories of the `type=local` entries of `cache_from` (`src=`) or `cache_to`
+/// (`dest=`); a relative directory is under the current one, as `docker buildx` takes it. Other
+/// types are warned about by the loader.
+fn local_caches(list: &[String], field: &str) -> Vec<PathBuf> {
+    list.iter()
+        .map(|e| CacheEntry::parse(e))
+        .filter(|e| e.kind == "local")
+        .filter_map(|e| e.fields.get(field).map(|d| std::path::absolute(d).unwrap_or_else(|_| PathBuf::from(d))))
+        .collect()
 }
 
 /// `build.network` as a `RUN` network; other values (a project network's name) are warned about

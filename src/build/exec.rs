@@ -54,6 +54,10 @@ pub struct Build<'a> {
     pub store: ImageStore,
     /// The layer cache.
     pub cache: Cache,
+    /// The entries of the `cache_from` directories.
+    pub imported: super::cachedir::Imported,
+    /// The cache entries of the layer steps gone through (for `cache_to`).
+    pub used: Mutex<Vec<(super::cache::Key, super::cache::Entry)>>,
     /// Where progress goes.
     pub events: &'a dyn EventSink,
     /// The image's name (for events).
@@ -182,6 +186,7 @@ pub fn execute(req: &BuildRequest, df: Dockerfile, roots: Roots, events: &dyn Ev
     // Blobs written before the image is recorded must survive a concurrent `image prune`.
     let _guard = store.writer_guard()?;
     let cache = Cache::open(&roots.root).map_err(io_err("create the build cache in", &roots.root))?;
+    let imported = super::cachedir::Imported::load(&req.cache_from)?;
     let base_work = roots.root.join("build/tmp");
     std::fs::create_dir_all(&base_work).map_err(io_err("create", &base_work))?;
     let work = tempfile::Builder::new()
@@ -211,6 +216,8 @@ pub fn execute(req: &BuildRequest, df: Dockerfile, roots: Roots, events: &dyn Ev
         req,
         store,
         cache,
+        imported,
+        used: Mutex::new(Vec::new()),
         events,
         image: req.tags.first().cloned().unwrap_or_default(),
         args,
@@ -253,6 +260,10 @@ pub fn execute(req: &BuildRequest, df: Dockerfile, roots: Roots, events: &dyn Ev
     }
     let out = b.stage(plan.target);
     let id = write_image(&b, &out)?;
+    let used = std::mem::take(&mut *b.used.lock().expect("used"));
+    for dir in &req.cache_to {
+        super::cachedir::export(dir, &used, &b.store)?;
+    }
     let report = BuildReport {
         id,
         steps,

@@ -8,11 +8,13 @@
 //! * [`run`] and [`mounts`]: `RUN` in a container of the stage's file system, with its
 //!   `--mount`s; [`copy`] and [`sources`]: `COPY`/`ADD` from the context or another stage, [`archive`] the
 //!   archives `ADD` unpacks;
-//! * [`layer`]: directory trees as reproducible layer blobs; [`cache`]: the layer cache;
+//! * [`layer`]: directory trees as reproducible layer blobs; [`cache`]: the layer cache,
+//!   [`cachedir`] its export to and import from local directories (`cache_to`, `cache_from`);
 //! * [`compose`]: a compose service's `build:` as a [`BuildRequest`].
 
 pub mod archive;
 pub mod cache;
+pub mod cachedir;
 pub mod compose;
 pub mod config;
 pub mod copy;
@@ -57,8 +59,8 @@ pub struct BuildRequest {
     pub no_cache: bool,
     /// Pull base images even when present.
     pub pull: bool,
-    /// Build secrets: id → file.
-    pub secrets: BTreeMap<String, PathBuf>,
+    /// Build secrets by id.
+    pub secrets: BTreeMap<String, Secret>,
     /// `SOURCE_DATE_EPOCH`: the latest time in layers, and the image's `created`.
     pub source_date_epoch: Option<u64>,
     /// The OCI runtime for `RUN` (default: as for containers).
@@ -67,6 +69,31 @@ pub struct BuildRequest {
     pub run: RunOptions,
     /// Named contexts (`build.additional_contexts`): what `FROM NAME` and `COPY --from=NAME` name.
     pub contexts: BTreeMap<String, NamedContext>,
+    /// Local cache directories to take layers from (`cache_from: type=local,src=DIR`).
+    pub cache_from: Vec<PathBuf>,
+    /// Local cache directories to export the build's layers to (`cache_to: type=local,dest=DIR`).
+    pub cache_to: Vec<PathBuf>,
+}
+
+/// A build secret: what `RUN --mount=type=secret` sees, never part of a layer or the image
+/// config, and not part of any cache key (changing a secret's value does not rebuild).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    /// A file on the host (`--secret id=ID,src=PATH`, a compose `file:` secret).
+    File(PathBuf),
+    /// A value held in memory (`--secret id=ID,env=VAR`, a compose `environment:` or
+    /// `content:` secret); a mount of it is a private file in the build's scratch directory,
+    /// removed when the `RUN` ends.
+    Value(String),
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Secret::File(p) => f.debug_tuple("File").field(p).finish(),
+            Secret::Value(_) => f.write_str("Value(<redacted>)"),
+        }
+    }
 }
 
 /// What every `RUN` of a build gets (a `RUN --network` flag overrides the network).

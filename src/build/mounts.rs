@@ -5,9 +5,10 @@
 //! * `type=tmpfs`: a fresh tmpfs (`size=` honoured);
 //! * `type=bind`: a path of the build context or, with `from=`, of a stage or image; read-only
 //!   unless `rw`, and then writes go to a throwaway overlay and are dropped;
-//! * `type=secret`: the file given by `--secret id=ID,src=PATH` (or a compose `build.secrets`
-//!   entry), read-only at `target` (default `/run/secrets/ID`), or as the variable `env=`;
-//!   a missing secret is skipped unless `required`;
+//! * `type=secret`: the file given by `--secret id=ID,src=PATH`, or the value of
+//!   `--secret id=ID,env=VAR` (or of a compose `build.secrets` entry: `file:`, `environment:`,
+//!   `content:`), read-only at `target` (default `/run/secrets/ID`), or as the variable `env=`;
+//!   a missing secret is skipped unless `required`. The mount point is removed from the layer;
 //! * `type=ssh` is refused: berth forwards no SSH agent into builds.
 
 use std::os::unix::fs::PermissionsExt;
@@ -22,6 +23,7 @@ use super::error::{io_err, At, Result};
 use super::exec::{Build, Source};
 use super::run::bind_file;
 use super::tree::View;
+use super::Secret;
 
 /// The mounts of one `RUN`, with the views that back them (unmounted on drop).
 #[derive(Default)]
@@ -31,6 +33,27 @@ pub struct Prepared<'a> {
     /// Variables from `type=secret,env=`.
     pub env: Vec<(String, String)>,
     _views: Vec<View<'a>>,
+    _files: Vec<tempfile::TempPath>,
+}
+
+/// A secret value as a file only its mount reads: in the build's scratch directory (on the
+/// state root, never in a layer), `mode` (default 0400) and `uid`/`gid` (default root) as the
+/// mount asks; removed when the `RUN` ends.
+fn value_file(b: &Build<'_>, value: &str, m: &RunMount) -> Result<tempfile::TempPath> {
+    let dir = b.work.join("secrets");
+    std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(io_err("chmod", &dir))?;
+    let mut file = tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(&dir)
+        .map_err(io_err("create a file in", &dir))?;
+    std::io::Write::write_all(&mut file, value.as_bytes()).map_err(io_err("write", file.path()))?;
+    let path = file.into_temp_path();
+    std::os::unix::fs::chown(&path, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0)))
+        .map_err(io_err("change the owner of", &path))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m.mode.unwrap_or(0o400)))
+        .map_err(io_err("chmod", &path))?;
+    Ok(path)
 }
 
 fn bind(source: PathBuf, target: &str, read_only: bool) -> Mount {
@@ -93,12 +116,24 @@ pub fn prepare<'a>(b: &Build<'a>, stage: usize, mounts: &[RunMount], workdir: &s
                     continue;
                 };
                 if let Some(var) = &m.env {
-                    let value = std::fs::read_to_string(src).map_err(io_err("read the secret", src))?;
+                    let value = match src {
+                        Secret::File(path) => std::fs::read_to_string(path).map_err(io_err("read the secret", path))?,
+                        Secret::Value(v) => v.clone(),
+                    };
                     out.env.push((var.clone(), value));
                 }
                 if m.env.is_none() || m.target.is_some() {
                     let target = target.clone().unwrap_or_else(|| format!("/run/secrets/{id}"));
-                    out.mounts.push(bind_file(src, &target));
+                    let host = match src {
+                        Secret::File(path) => path.clone(),
+                        Secret::Value(v) => {
+                            let file = value_file(b, v, m)?;
+                            let path = file.to_path_buf();
+                            out._files.push(file);
+                            path
+                        }
+                    };
+                    out.mounts.push(bind_file(&host, &target));
                 }
             }
             MountType::Bind => {

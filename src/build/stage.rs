@@ -204,7 +204,13 @@ fn layer_step(
     created_by: &str,
     make: impl FnOnce(&StageOut) -> Result<Option<LayerRecord>>,
 ) -> Result<bool> {
-    let hit = if b.req.no_cache { None } else { b.cache.get(&key, &b.store) };
+    let hit = match b.req.no_cache {
+        true => None,
+        false => match b.cache.get(&key, &b.store) {
+            Some(e) => Some(e),
+            None => b.imported.take(&key, &b.store)?.inspect(|e| b.cache.put(&key, e)),
+        },
+    };
     let cached = hit.is_some();
     let (layer, created) = match hit {
         Some(e) => (e.layer, e.created),
@@ -215,6 +221,7 @@ fn layer_step(
             (layer, created)
         }
     };
+    b.used.lock().expect("used").push((key.clone(), Entry { layer: layer.clone(), created: created.clone() }));
     if layer.is_some() {
         st.created = created;
     }

@@ -33,7 +33,7 @@ pub struct BuildArgs {
     /// How to show progress (`auto`, `plain`, `json`, `quiet`, `tty`)
     #[arg(long = "progress", value_enum, value_name = "MODE")]
     pub progress: Option<Choice>,
-    /// A build secret, `id=ID,src=PATH`; repeatable
+    /// A build secret, `id=ID,src=PATH` (a file) or `id=ID,env=VAR` (a variable's value); repeatable
     #[arg(long, value_name = "id=ID,src=PATH")]
     pub secret: Vec<String>,
     /// SSH agent forwarding (not supported)

@@ -52,3 +52,39 @@ pub struct Build {
     #[serde(rename = "__ext", default, skip_serializing_if = "Extensions::is_empty")]
     pub extensions: Extensions,
 }
+
+/// A `cache_from`/`cache_to` entry, `type=local,src=DIR` or `user/app:cache` (a registry
+/// reference, as Compose reads a bare value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheEntry<'a> {
+    /// `type=` (default `registry`).
+    pub kind: &'a str,
+    /// The other `key=value` fields.
+    pub fields: BTreeMap<&'a str, &'a str>,
+}
+
+impl<'a> CacheEntry<'a> {
+    /// Reads one entry.
+    pub fn parse(entry: &'a str) -> CacheEntry<'a> {
+        if !entry.contains('=') {
+            return CacheEntry { kind: "registry", fields: BTreeMap::from([("ref", entry)]) };
+        }
+        let mut fields: BTreeMap<&str, &str> = entry.split(',').filter_map(|f| f.split_once('=')).collect();
+        let kind = fields.remove("type").unwrap_or("registry");
+        CacheEntry { kind, fields }
+    }
+}
+
+#[cfg(test)]
+mod cache_entry_tests {
+    use super::CacheEntry;
+
+    #[test]
+    fn entries_are_typed() {
+        let local = CacheEntry::parse("type=local,src=/c,mode=max");
+        assert_eq!((local.kind, local.fields["src"], local.fields["mode"]), ("local", "/c", "max"));
+        assert_eq!(CacheEntry::parse("user/app:cache").kind, "registry");
+        assert_eq!(CacheEntry::parse("ref=user/app:cache").kind, "registry");
+        assert_eq!(CacheEntry::parse("type=gha").kind, "gha");
+    }
+}

@@ -1,11 +1,11 @@
 //! `build`'s arguments resolved: build arguments (a bare name takes its value from the
-//! environment) and file secrets.
+//! environment) and secrets (files or variables).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::bail;
-use berth::build::NetworkMode;
+use berth::build::{NetworkMode, Secret};
 
 /// `build --network`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -49,27 +49,43 @@ pub(super) fn build_args(list: &[String]) -> anyhow::Result<BTreeMap<String, Str
     Ok(out)
 }
 
-/// `id=ID,src=PATH` (also `source=`, `type=file`); without `src` the file is named like the id.
-pub(super) fn secrets(list: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+/// `id=ID,src=PATH` (also `source=`, `type=file`) or `id=ID,env=VAR` (also `type=env`), as
+/// `docker buildx build --secret` takes them; with neither `src` nor `env`, the variable named
+/// like the id when it is set, else the file.
+pub(super) fn secrets(list: &[String]) -> anyhow::Result<BTreeMap<String, Secret>> {
     let mut out = BTreeMap::new();
     for s in list {
-        let (mut id, mut src) = (None, None);
+        let (mut id, mut src, mut env, mut kind) = (None, None, None, None);
         for field in s.split(',') {
             match field.split_once('=') {
                 Some(("id", v)) => id = Some(v.to_string()),
                 Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
-                Some(("type", "file")) => {}
-                Some(("type" | "env", _)) => bail!("--secret {s:?}: only file secrets are supported (id=ID,src=PATH)"),
-                _ => bail!("--secret {s:?}: expected id=ID,src=PATH"),
+                Some(("env", v)) => env = Some(v.to_string()),
+                Some(("type", v @ ("file" | "env"))) => kind = Some(v),
+                Some(("type", v)) => bail!("--secret {s:?}: unknown type {v:?} (file or env)"),
+                _ => bail!("--secret {s:?}: expected id=ID,src=PATH or id=ID,env=VAR"),
             }
         }
         let id = id.ok_or_else(|| anyhow::anyhow!("--secret {s:?}: no id"))?;
-        let src = src.unwrap_or_else(|| PathBuf::from(&id));
-        if !src.is_file() {
-            bail!("--secret {s:?}: `{}` is not a file", src.display());
-        }
-        // Bind-mounted into `RUN` containers: an absolute path.
-        out.insert(id, std::fs::canonicalize(&src)?);
+        let kind = kind.unwrap_or(match (&src, &env) {
+            (Some(_), _) => "file",
+            (None, Some(_)) => "env",
+            (None, None) if std::env::var_os(&id).is_some() => "env",
+            (None, None) => "file",
+        });
+        let secret = if kind == "env" {
+            let var = env.or_else(|| src.map(|p| p.display().to_string())).unwrap_or_else(|| id.clone());
+            let value = std::env::var(&var).map_err(|_| anyhow::anyhow!("--secret {s:?}: ${var} is not set"))?;
+            Secret::Value(value)
+        } else {
+            let src = src.unwrap_or_else(|| PathBuf::from(&id));
+            if !src.is_file() {
+                bail!("--secret {s:?}: `{}` is not a file", src.display());
+            }
+            // Bind-mounted into `RUN` containers: an absolute path.
+            Secret::File(std::fs::canonicalize(&src)?)
+        };
+        out.insert(id, secret);
     }
     Ok(out)
 }
