@@ -299,14 +299,20 @@ impl ImageStore {
     }
 
     fn lock(&self, arg: FlockArg) -> Result<Flock<File>> {
-        let path = self.dir.join("lock");
+        let (f, path) = self.lock_file("lock")?;
+        Flock::lock(f, arg).map_err(|(_, e)| ImageError::io("lock", &path)(e.into()))
+    }
+
+    /// The store's lock file `name`, opened (made when missing) for `flock`.
+    fn lock_file(&self, name: &str) -> Result<(File, std::path::PathBuf)> {
+        let path = self.dir.join(name);
         let f = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
             .map_err(ImageError::io("open", &path))?;
-        Flock::lock(f, arg).map_err(|(_, e)| ImageError::io("lock", &path)(e.into()))
+        Ok((f, path))
     }
 
     /// Held (shared) while a pull or load is writing blobs that are not in the index yet; garbage

@@ -2,7 +2,7 @@
 //! layer directories that no image references any more.
 
 use std::collections::BTreeSet;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::path::Path;
 
 use nix::fcntl::{Flock, FlockArg};
@@ -85,13 +85,7 @@ impl ImageStore {
     /// Deletes blobs and layer directories that no image references, plus leftovers in `tmp/`.
     /// Skipped (returns 0) while a pull or load holds the writer guard.
     pub fn gc(&self) -> Result<u64> {
-        let path = self.dir.join("gc.lock");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(ImageError::io("open", &path))?;
+        let (f, _) = self.lock_file("gc.lock")?;
         let Ok(_guard) = Flock::lock(f, FlockArg::LockExclusiveNonblock) else {
             return Ok(0);
         };
