@@ -306,3 +306,23 @@ fn an_interrupted_start_first_replacement_is_finished_or_undone() {
     o.containers.push(next2);
     insta::assert_snapshot!(up_text(&p, &o, &UpOptions::default()));
 }
+
+#[test]
+fn networks_and_ports_of_running_containers_change_in_place() {
+    let before = project(STACK);
+    let mut o = converged(&before);
+    let after = STACK.replace(
+        "    ports: [\"8080:80\"]\n",
+        "    ports: [\"8081:80\", \"9000:90/udp\"]\n    networks: [default, zback]\n",
+    ) + "networks:\n  zback: {}\n";
+    let p = project(&after);
+    o.networks.extend(p.networks.get("default").and_then(|n| n.name.clone()));
+    insta::assert_snapshot!(up_text(&p, &o, &UpOptions::default()));
+    // A stopped container, or another key changed with them: made anew.
+    let mut stopped = o.clone();
+    stopped.containers.iter_mut().filter(|c| c.service == "web").for_each(|c| c.status = Status::Exited);
+    assert!(up_text(&p, &stopped, &UpOptions::default()).contains("container demo-web-1 create"));
+    let p = project(&after.replace("depends_on: [app]", "depends_on: [app]\n    environment: {A: '1'}"));
+    let text = up_text(&p, &o, &UpOptions::default());
+    assert!(text.contains("container demo-web-1 create") && !text.contains("connect"), "{text}");
+}

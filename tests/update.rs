@@ -194,3 +194,71 @@ fn start_first_updates_drop_no_request_and_failed_ones_roll_back() {
     }));
     p.finish(result);
 }
+
+/// `web` publishing `ports` on networks `networks`; `db` on `back` only.
+fn in_place_stack(ports: &str, networks: &str) -> String {
+    format!(
+        r#"  web:
+    image: berth-test/busybox:latest
+    command: [sh, -c, "mkdir -p /www && echo web > /www/index.html && exec httpd -f -p 80 -h /www"]
+    ports: [{ports}]
+    networks: [{networks}]
+  db:
+    image: berth-test/busybox:latest
+    command: [sh, -c, "mkdir -p /www && echo db > /www/index.html && exec httpd -f -p 80 -h /www"]
+    networks: [zback]
+networks:
+  default: {{}}
+  zback: {{}}
+"#
+    )
+}
+
+/// What `web` gets asking `db` by name.
+fn web_asks_db(p: &Project) -> Result<String, String> {
+    let out = p.berth(&["exec", "web", "wget", "-q", "-O-", "http://db/"]);
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn networks_and_ports_change_in_place_without_a_new_container() {
+    let port = free_pair();
+    let (a, b) = (format!("\"127.0.0.1:{port}:80\""), format!("\"127.0.0.1:{}:80\"", port + 1));
+    harness::scenario("inplace", &in_place_stack(&a, "default"), |p| {
+        p.ok(&["up", "-d", "--wait"]);
+        let web = || p.ps().into_iter().find(|c| c["Service"] == "web").map(|c| c["ID"].as_str().unwrap().to_string());
+        let id = web().expect("web runs");
+        assert_eq!(get(port).as_deref(), Ok("web"));
+        assert!(web_asks_db(p).is_err(), "web reached db before it was on db's network");
+
+        // Joins `zback` and moves its port: same container.
+        p.write_compose(&in_place_stack(&b, "default, zback"));
+        let out = p.berth(&["up", "-d", "--wait"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains("Connected") && stderr.contains("Published"), "{stderr}");
+        assert_eq!(web().as_deref(), Some(id.as_str()), "web was made anew: {stderr}");
+        assert_eq!(get(port + 1).as_deref(), Ok("web"));
+        assert!(get(port).is_err(), "the old port still answers");
+        assert_eq!(web_asks_db(p).as_deref(), Ok("db"));
+        let port_out = p.ok(&["port", "web", "80"]);
+        assert_eq!(port_out.trim(), format!("127.0.0.1:{}", port + 1));
+        // The change is recorded: nothing more to do.
+        let again = p.berth(&["up", "-d", "--dry-run"]);
+        let text = String::from_utf8_lossy(&again.stdout).into_owned() + &String::from_utf8_lossy(&again.stderr);
+        assert!(!text.contains("web"), "a second up still changes web: {text}");
+
+        // Leaves it again.
+        p.write_compose(&in_place_stack(&a, "default"));
+        p.ok(&["up", "-d", "--wait"]);
+        assert_eq!(web().as_deref(), Some(id.as_str()));
+        assert!(web_asks_db(p).is_err(), "web still reaches db after leaving its network");
+        assert_eq!(get(port).as_deref(), Ok("web"));
+        assert!(get(port + 1).is_err(), "the port given up still answers");
+        assert!(p.leases_of("web").len() == 1, "leases of web: {:?}", p.leases_of("web"));
+    });
+}

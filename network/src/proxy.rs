@@ -270,12 +270,26 @@ impl PortProxy {
     /// ones finish where they are); a port only this proxy publishes closes; one only `next`
     /// publishes is bound. On a port that cannot be bound, nothing changes and the error names it.
     pub fn handover(&mut self, next: &[PortMapping]) -> Result<()> {
+        self.handover_held(next, |_| None)
+    }
+
+    /// As [`PortProxy::handover`], with the sockets of ports only `next` publishes taken from
+    /// `held` where it has one (a port reserved for them), bound otherwise.
+    pub fn handover_held(
+        &mut self,
+        next: &[PortMapping],
+        mut held: impl FnMut(&PortMapping) -> Option<HeldPort>,
+    ) -> Result<()> {
         let same = |a: &PortMapping, b: &PortMapping| {
             a.proto == b.proto && a.host_ip == b.host_ip && a.host_port == b.host_port
         };
         let mut fresh = Vec::new();
         for m in next.iter().filter(|m| !self.bound.iter().any(|b| same(b, m))) {
-            fresh.push((*m, HeldPort::bind(m.proto, m.host_addr())?));
+            let socket = match held(m) {
+                Some(s) => s,
+                None => HeldPort::bind(m.proto, m.host_addr())?,
+            };
+            fresh.push((*m, socket));
         }
         let mut added = PortProxy::serve_counted(fresh, self.open.clone())?;
         for i in (0..self.bound.len()).rev() {

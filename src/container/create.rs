@@ -196,17 +196,7 @@ pub fn create_container(
         layers,
         cgroups_path,
         network: Some(network),
-        ports: svc
-            .ports
-            .iter()
-            .zip(&resolved.ports)
-            .map(|(p, r)| PortBinding {
-                target: p.target,
-                protocol: r.protocol.to_string(),
-                host_ip: p.host_ip.clone().unwrap_or_default(),
-                published: p.published.clone().unwrap_or_default(),
-            })
-            .collect(),
+        ports: declared_ports(svc, &resolved),
         labels: svc.labels.clone(),
         auto_remove: req.auto_remove,
         mounts: provided.mounts.clone(),
@@ -399,6 +389,19 @@ pub(crate) fn host_devices(dir: &Path) -> Vec<(PathBuf, HostDevice)> {
     walk(dir, &mut out);
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+/// The ports `svc` declares, as a container's config keeps them.
+pub fn declared_ports(svc: &Service, resolved: &ResolvedService) -> Vec<PortBinding> {
+    let ports = svc.ports.iter().zip(&resolved.ports);
+    ports
+        .map(|(p, r)| PortBinding {
+            target: p.target,
+            protocol: r.protocol.to_string(),
+            host_ip: p.host_ip.clone().unwrap_or_default(),
+            published: p.published.clone().unwrap_or_default(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 
 pub use copy::{copy, CopyEndpoint, CopyOptions};
-pub use create::{create_container, CreateRequest, Provided};
+pub use create::{create_container, declared_ports, CreateRequest, Provided};
 pub(crate) use create::{hard_limit, host_device, host_devices};
 pub use export::export;
 #[cfg(test)]

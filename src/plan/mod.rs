@@ -13,6 +13,7 @@ use std::fmt;
 
 pub mod down;
 pub mod hash;
+pub mod inplace;
 mod operation;
 pub mod up;
 

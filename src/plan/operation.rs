@@ -39,6 +39,12 @@ pub enum Op {
     Switch,
     /// Rename the container.
     Rename,
+    /// Connect the running container to a network.
+    Connect,
+    /// Disconnect the running container from a network.
+    Disconnect,
+    /// Publish (and unpublish) the running container's ports.
+    Publish,
 }
 
 /// A project network or volume: its compose key and the name it has on the host.
@@ -130,6 +136,31 @@ pub enum Operation {
         /// The pause before the next group of replicas is replaced (`update_config.delay`).
         delay: std::time::Duration,
     },
+    /// Attaches a running container to a network its service has joined, without making it
+    /// anew.
+    ConnectNetwork {
+        /// The container.
+        target: ContainerTarget,
+        /// The network.
+        network: Resource,
+    },
+    /// Takes a running container off a network its service has left, without making it anew.
+    DisconnectNetwork {
+        /// The container.
+        target: ContainerTarget,
+        /// The network.
+        network: Resource,
+    },
+    /// Serves a running container's ports as its service now declares them: the host ports
+    /// that stay keep serving, those in `unpublish` go, those in `publish` come.
+    PublishPorts {
+        /// The container.
+        target: ContainerTarget,
+        /// The ports it starts to publish (as declared: `8080:80/tcp`).
+        publish: Vec<String>,
+        /// The ports it stops publishing.
+        unpublish: Vec<String>,
+    },
 }
 
 impl Operation {
@@ -144,7 +175,10 @@ impl Operation {
             | Operation::StopContainer(_)
             | Operation::RemoveContainer { .. }
             | Operation::SwitchContainer { .. }
-            | Operation::RenameContainer { .. } => Kind::Container,
+            | Operation::RenameContainer { .. }
+            | Operation::ConnectNetwork { .. }
+            | Operation::DisconnectNetwork { .. }
+            | Operation::PublishPorts { .. } => Kind::Container,
         }
     }
 
@@ -159,6 +193,9 @@ impl Operation {
             Operation::StopContainer(_) => Op::Stop,
             Operation::SwitchContainer { .. } => Op::Switch,
             Operation::RenameContainer { .. } => Op::Rename,
+            Operation::ConnectNetwork { .. } => Op::Connect,
+            Operation::DisconnectNetwork { .. } => Op::Disconnect,
+            Operation::PublishPorts { .. } => Op::Publish,
         }
     }
 
@@ -190,7 +227,10 @@ impl Operation {
             | Operation::StartContainer(target)
             | Operation::StopContainer(target)
             | Operation::RemoveContainer { target, .. }
-            | Operation::RenameContainer { target, .. } => Some(target),
+            | Operation::RenameContainer { target, .. }
+            | Operation::ConnectNetwork { target, .. }
+            | Operation::DisconnectNetwork { target, .. }
+            | Operation::PublishPorts { target, .. } => Some(target),
             Operation::SwitchContainer { from, .. } => Some(from),
             _ => None,
         }
@@ -235,6 +275,9 @@ impl fmt::Display for Op {
             Op::Remove => "remove",
             Op::Switch => "switch",
             Op::Rename => "rename",
+            Op::Connect => "connect",
+            Op::Disconnect => "disconnect",
+            Op::Publish => "publish",
         })
     }
 }
@@ -254,6 +297,12 @@ impl fmt::Display for Operation {
             Operation::RemoveContainer { anonymous_volumes: true, .. } => f.write_str(" +anonymous-volumes"),
             Operation::SwitchContainer { to, .. } => write!(f, " to {}", to.name),
             Operation::RenameContainer { to, .. } => write!(f, " to {to}"),
+            Operation::ConnectNetwork { network, .. } => write!(f, " to {}", network.name),
+            Operation::DisconnectNetwork { network, .. } => write!(f, " from {}", network.name),
+            Operation::PublishPorts { publish, unpublish, .. } => {
+                let changes = publish.iter().map(|p| format!("+{p}")).chain(unpublish.iter().map(|p| format!("-{p}")));
+                write!(f, " {}", changes.collect::<Vec<_>>().join(" "))
+            }
             _ => Ok(()),
         }
     }
@@ -289,5 +338,16 @@ mod tests {
         assert_eq!(switch.to_string(), "container shop-web-2 switch to shop-web-2-next");
         let rename = Operation::RenameContainer { target: next, to: "shop-web-2".into(), delay: Default::default() };
         assert_eq!(rename.to_string(), "container shop-web-2-next rename to shop-web-2");
+        let back = Resource { key: "back".into(), name: "shop_back".into() };
+        let connect = Operation::ConnectNetwork { target: target(), network: back.clone() };
+        assert_eq!(connect.to_string(), "container shop-web-2 connect to shop_back");
+        let disconnect = Operation::DisconnectNetwork { target: target(), network: back };
+        assert_eq!(disconnect.to_string(), "container shop-web-2 disconnect from shop_back");
+        let publish = Operation::PublishPorts {
+            target: target(),
+            publish: vec!["8081:80/tcp".into()],
+            unpublish: vec!["8080:80/tcp".into()],
+        };
+        assert_eq!(publish.to_string(), "container shop-web-2 publish +8081:80/tcp -8080:80/tcp");
     }
 }

@@ -8,6 +8,7 @@ use berth_compose::model::{Project, Service, VolumeType};
 use berth_compose::resolved::{NamespaceMode, PullPolicy, ResolveError, ResolvedService, UpdateOrder, UpdatePolicy};
 
 use super::hash::{config_hash, diff_paths, hashed_config};
+use super::inplace::{self, InPlace};
 use super::{ContainerTarget, Observed, ObservedContainer, Operation, Plan, Resource, Status};
 use crate::graph::ServiceGraph;
 
@@ -356,6 +357,10 @@ impl Containers<'_> {
         let mut starts = Vec::new();
         let mut replacements = Replacements::new(self.policy(svc));
         for c in &keep {
+            if let Some(change) = self.in_place(svc, c, &hash) {
+                self.change_in_place(c, change, plan);
+                continue;
+            }
             match self.recreate_cause(svc, c, &hash) {
                 Some(cause) if self.starts_first(svc, c) => {
                     self.recreated.insert(svc.name.clone());
@@ -510,6 +515,43 @@ impl Containers<'_> {
         nets.chain(vols).chain(image).chain(sources).copied().collect()
     }
 
+    /// The change that brings running container `c` up to date in place, when only its networks
+    /// or ports changed and nothing else would make it anew (see `inplace`).
+    fn in_place(&self, svc: &Service, c: &ObservedContainer, hash: &str) -> Option<InPlace> {
+        if c.broken || self.opts.force_recreate || self.opts.no_recreate || c.status != Status::Running {
+            return None;
+        }
+        if c.config_hash == hash {
+            return None;
+        }
+        let change = inplace::changes(self.project, svc, c.config.as_ref()?)?;
+        let joined: Vec<&str> = change.connect.iter().map(|r| r.key.as_str()).collect();
+        self.other_cause(svc, c, &joined).is_none().then_some(change)
+    }
+
+    /// Plans `change` of running container `c`: networks joined (once made), networks left,
+    /// then its ports, one after the other.
+    fn change_in_place(&self, c: &ObservedContainer, change: InPlace, plan: &mut Plan) {
+        let target = target_of(c);
+        let ports = change.ports();
+        let mut last: Option<usize> = None;
+        let mut add = |op: Operation, cause: &str, mut deps: Vec<usize>| {
+            deps.extend(last);
+            last = Some(plan.add(op, cause, deps));
+        };
+        for network in change.connect {
+            let deps = self.resources.networks.get(&network.key).copied().into_iter().collect();
+            add(Operation::ConnectNetwork { target: target.clone(), network }, "networks changed", deps);
+        }
+        for network in change.disconnect {
+            add(Operation::DisconnectNetwork { target: target.clone(), network }, "networks changed", vec![]);
+        }
+        if ports {
+            let op = Operation::PublishPorts { target, publish: change.publish, unpublish: change.unpublish };
+            add(op, "ports changed", vec![]);
+        }
+    }
+
     fn recreate_cause(&self, svc: &Service, c: &ObservedContainer, hash: &str) -> Option<String> {
         if c.broken {
             return Some("its files are gone (an interrupted create or remove)".into());
@@ -528,6 +570,12 @@ impl Containers<'_> {
                 format!("config changed: {}", changed.join(", "))
             });
         }
+        self.other_cause(svc, c, &[])
+    }
+
+    /// Why `c` is made anew other than a changed configuration; networks in `joining` are
+    /// joined in place, so their being new does not count.
+    fn other_cause(&self, svc: &Service, c: &ObservedContainer, joining: &[&str]) -> Option<String> {
         let image = svc.image_name(self.project);
         if !self.images.contains_key(&image) {
             if let (Some(have), Some(want)) = (&c.image_digest, self.observed.images.get(&image)) {
@@ -536,7 +584,8 @@ impl Containers<'_> {
                 }
             }
         }
-        if let Some(key) = svc.networks.keys().find(|k| self.resources.networks.contains_key(*k)) {
+        let remade = |k: &&String| self.resources.networks.contains_key(*k) && !joining.contains(&k.as_str());
+        if let Some(key) = svc.networks.keys().find(remade) {
             return Some(format!("network {key:?} is new"));
         }
         if let Some(key) = named_volumes(svc).find(|k| self.resources.volumes.contains_key(*k)) {

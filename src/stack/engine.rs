@@ -29,6 +29,7 @@ use crate::runtime::bundle::RunOverrides;
 use crate::state::deferred::or_defer_any;
 use crate::state::StateDb;
 
+mod inplace;
 mod make;
 mod oneoff;
 mod readiness;
@@ -510,6 +511,9 @@ impl Engine for StackEngine<'_> {
             Operation::RemoveContainer { target, anonymous_volumes, .. } => {
                 self.remove_container(&target.name, *anonymous_volumes)
             }
+            Operation::ConnectNetwork { target, network } => self.connect_network(target, network),
+            Operation::DisconnectNetwork { target, network } => self.disconnect_network(target, network),
+            Operation::PublishPorts { target, .. } => self.publish_ports(target),
         };
         r.map_err(|e| StepError::failed(&e))
     }

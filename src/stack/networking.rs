@@ -175,46 +175,10 @@ impl Networking<'_> {
         let mut first_gateway = None;
         for p in &planned {
             let spec = specs.get(&p.network).with_context(|| format!("network {:?} was not set up", p.network))?;
-            let (want4, want6) = requested_addresses(svc, &p.network)?;
-            let mut nets = Vec::new();
-            let mut gateways = Vec::new();
-            for (family, want) in [(Family::V4, want4), (Family::V6, want6)] {
-                let subnets: Vec<SubnetConfig> = spec
-                    .subnets
-                    .iter()
-                    .filter(|s| (family == Family::V4) == s.subnet.addr().is_ipv4())
-                    .cloned()
-                    .collect();
-                if subnets.is_empty() || (family == Family::V6 && !spec.enable_ipv6) {
-                    continue;
-                }
-                let ip = ipam::lease(self.leases, &spec.name, &subnets, container, family, want)?;
-                let sub = subnets.iter().find(|s| s.subnet.contains(&ip)).expect("leased inside a subnet");
-                nets.push(IpNet::new(ip, sub.subnet.prefix_len())?);
-                gateways.push(sub.gateway());
-                addrs.entry(p.network.clone()).or_default().push(ip);
-            }
+            let (a, ips, gateways) = self.interface(svc, container, p, spec, netns)?;
             first_gateway = first_gateway.or(gateways.first().copied());
-            let mac = match svc
-                .networks
-                .get(&p.network)
-                .cloned()
-                .flatten()
-                .and_then(|o| o.mac_address)
-                .or(svc.mac_address.clone())
-            {
-                Some(m) => Some(network::parse_mac(&m)?),
-                None => None,
-            };
-            attach.push(AttachSpec {
-                netns: netns.to_path_buf(),
-                bridge: spec.bridge.clone(),
-                ifname: p.ifname.clone(),
-                addresses: nets,
-                mac,
-                mtu: spec.mtu,
-                default_routes: if p.default_route { gateways } else { Vec::new() },
-            });
+            addrs.entry(p.network.clone()).or_default().extend(ips);
+            attach.push(a);
         }
         network::attach_all(self.host, &attach)?;
         // Docker's resolver address, 127.0.0.11, inside the container, led to the project's DNS
@@ -234,6 +198,91 @@ impl Networking<'_> {
         names.push(container.to_string());
         let hosts = Hosts { addresses: own, names, extra_hosts: extra_hosts(svc, first_gateway)? };
         Ok(Attached { addrs, resolv_conf: resolv.render(), hosts: hosts.render() })
+    }
+
+    /// Leases `container`'s addresses on the network of planned interface `p` and says how to
+    /// attach it: the attachment, the addresses, and the gateways of their subnets.
+    fn interface(
+        &mut self,
+        svc: &Service,
+        container: &str,
+        p: &network::PlannedInterface,
+        spec: &NetworkSpec,
+        netns: &Path,
+    ) -> anyhow::Result<(AttachSpec, Vec<IpAddr>, Vec<IpAddr>)> {
+        let (want4, want6) = requested_addresses(svc, &p.network)?;
+        let mut nets = Vec::new();
+        let mut gateways = Vec::new();
+        let mut ips = Vec::new();
+        for (family, want) in [(Family::V4, want4), (Family::V6, want6)] {
+            let subnets: Vec<SubnetConfig> =
+                spec.subnets.iter().filter(|s| (family == Family::V4) == s.subnet.addr().is_ipv4()).cloned().collect();
+            if subnets.is_empty() || (family == Family::V6 && !spec.enable_ipv6) {
+                continue;
+            }
+            let ip = ipam::lease(self.leases, &spec.name, &subnets, container, family, want)?;
+            let sub = subnets.iter().find(|s| s.subnet.contains(&ip)).expect("leased inside a subnet");
+            nets.push(IpNet::new(ip, sub.subnet.prefix_len())?);
+            gateways.push(sub.gateway());
+            ips.push(ip);
+        }
+        let mac = match svc
+            .networks
+            .get(&p.network)
+            .cloned()
+            .flatten()
+            .and_then(|o| o.mac_address)
+            .or(svc.mac_address.clone())
+        {
+            Some(m) => Some(network::parse_mac(&m)?),
+            None => None,
+        };
+        let attach = AttachSpec {
+            netns: netns.to_path_buf(),
+            bridge: spec.bridge.clone(),
+            ifname: p.ifname.clone(),
+            addresses: nets,
+            mac,
+            mtu: spec.mtu,
+            default_routes: if p.default_route { gateways.clone() } else { Vec::new() },
+        };
+        Ok((attach, ips, gateways))
+    }
+
+    /// Attaches running container `container` (namespace `netns`) to `svc`'s network `key`,
+    /// with the interface name it would have been made with: returns its addresses there. On
+    /// failure, the lease goes again.
+    pub fn connect(
+        &mut self,
+        project: &Project,
+        svc: &Service,
+        container: &str,
+        key: &str,
+        spec: &NetworkSpec,
+        netns: &Path,
+    ) -> anyhow::Result<Vec<IpAddr>> {
+        let planned = network::plan_interfaces(&memberships(project, svc))?;
+        let p = planned
+            .iter()
+            .find(|p| p.network == key)
+            .with_context(|| format!("service {:?} is not on network {key:?}", svc.name))?;
+        let attached = self.interface(svc, container, p, spec, netns).and_then(|(a, ips, _)| {
+            self.host.attach(&a)?;
+            Ok(ips)
+        });
+        if attached.is_err() {
+            if let Err(e) = self.leases.release(&spec.name, container) {
+                return attached.map_err(|a| a.context(format!("and its lease on {:?} is left: {e}", spec.name)));
+            }
+        }
+        attached
+    }
+
+    /// Takes interface `ifname` of running container `container` (namespace `netns`) off
+    /// network `name` and gives back its lease there.
+    pub fn disconnect(&mut self, container: &str, name: &str, ifname: &IfName, netns: &Path) -> anyhow::Result<()> {
+        self.host.detach(netns, ifname)?;
+        self.leases.release(name, container).with_context(|| format!("release leases on {name:?}"))
     }
 
     /// Detaches `container` from its networks, removes its namespace and releases its leases

@@ -274,6 +274,25 @@ impl StateDb {
         tx.commit().map_err(self.sql_err())
     }
 
+    /// Replaces a container's config, its published ports and its configuration hash, in one
+    /// transaction (a change made in place: the container now is as its service says).
+    pub fn set_definition(
+        &self,
+        id: &str,
+        config: &ContainerConfig,
+        published: &[Published],
+        hash: &str,
+    ) -> Result<()> {
+        let text = serde_json::to_string(config).map_err(|e| self.unreadable(id, "config", e))?;
+        let tx = self.write_transaction()?;
+        self.conn
+            .prepare_cached("UPDATE containers SET config = ?2, config_hash = ?3 WHERE id = ?1")
+            .and_then(|mut st| st.execute(params![id, text, hash]))
+            .map_err(self.sql_err())?;
+        self.write_published(id, published)?;
+        tx.commit().map_err(self.sql_err())
+    }
+
     /// Gives container `id` the name `to` (the name a start-first successor takes from the
     /// container it replaced), keeping the name its namespace, secrets, leases and port rules
     /// were made under as its key.

@@ -263,6 +263,7 @@ impl Ports {
         }
         for (r, _) in live {
             if self.served.get(&r.id).is_some_and(|s| s.proxy.is_some()) {
+                self.republish(db, events.as_ref(), r).await;
                 continue;
             }
             let mappings: Vec<PortMapping> = r.published.iter().map(|p| p.mapping()).collect();
@@ -306,6 +307,46 @@ impl Ports {
                     if let Ok(Err(e)) = applied {
                         record_event(db, r, "publish_failed", &[("error", e.to_string().into())]);
                     }
+                }
+            }
+        }
+    }
+
+    /// Serves the ports of running container `r` as its row says when they changed while it ran
+    /// (`up` republished them in place): ports that stay keep their sockets, ports that go
+    /// close, new ones are taken from its reservations or bound.
+    async fn republish(&mut self, db: &StateDb, events: &dyn EventSink, r: &ContainerRecord) {
+        let want: Vec<PortMapping> = r.published.iter().map(|p| p.mapping()).collect();
+        let Some(s) = self.served.get_mut(&r.id) else { return };
+        let Some(proxy) = s.proxy.as_mut() else { return };
+        if proxy.bound().len() == want.len() && want.iter().all(|m| proxy.bound().contains(m)) {
+            return;
+        }
+        let reserved = &mut self.reserved;
+        let held = |m: &PortMapping| {
+            let hp = HostPort::of_mapping(m);
+            let i = reserved.iter().position(|x| x.container == r.name && x.port == hp && x.socket.is_some())?;
+            reserved.remove(i).socket
+        };
+        if let Err(e) = proxy.handover_held(&want, held) {
+            let msg = format!("container {} cannot publish its new ports: {e}", r.name);
+            if s.error.as_deref() != Some(msg.as_str()) {
+                events.emit(Event::Warning { message: format!("{msg}; tried again until it can") });
+                record_event(db, r, "publish_failed", &[("error", msg.clone().into())]);
+                s.error = Some(msg);
+            }
+            return;
+        }
+        s.error = None;
+        // Reservations of ports it served already are met too.
+        self.reserved.retain(|x| x.container != r.name || !want.iter().any(|m| HostPort::of_mapping(m) == x.port));
+        if s.rules {
+            if let Some(nft) = self.nft.clone() {
+                let rules: Vec<Rule> = r.published.iter().map(dnat).collect();
+                let owner = port_owner(r.key());
+                let applied = tokio::task::spawn_blocking(move || nft.apply(&owner, &rules)).await;
+                if let Ok(Err(e)) = applied {
+                    record_event(db, r, "publish_failed", &[("error", e.to_string().into())]);
                 }
             }
         }
@@ -620,6 +661,38 @@ mod tests {
             assert_eq!(served, ["p-new-1"]);
             let said = format!("{:?}", recorder.events());
             assert!(said.contains("container p-new-1 publishes port"), "{said}");
+            ports.close(events.as_ref()).await;
+        });
+    }
+
+    #[test]
+    fn ports_changed_while_a_container_runs_are_republished_on_the_same_proxy() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).unwrap();
+        let events: Arc<dyn EventSink> = Arc::new(crate::events::Recorder::default());
+        rt.block_on(async {
+            let mut ports = Ports::new(None);
+            let (kept, gone, added) = (free_port(), free_port(), free_port());
+            let mut web = publishing("p-web-1", kept, 1);
+            let second = Published { index: 1, host_port: gone, ..web.0.published[0] };
+            web.0.published.push(second);
+            ports.reconcile(&db, &events, &[web.clone()]).await;
+            let listener = |port| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            assert!(listener(kept) && listener(gone));
+            // `up` reserved the new port; the row now publishes `kept` and `added`.
+            let me = std::process::id() as i32;
+            ports.reserve("p-web-1", me, &[], &[hp("127.0.0.1", kept), hp("127.0.0.1", added)]).unwrap();
+            web.0.published[1].host_port = added;
+            ports.reconcile(&db, &events, &[web.clone()]).await;
+            // The aborted accept task lets go of its socket when the runtime next runs.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let served: Vec<u16> = ports.status().0.iter().map(|e| e.port.port).collect();
+            assert_eq!(served.len(), 2);
+            assert!(served.contains(&kept) && served.contains(&added), "{served:?}");
+            assert!(listener(added), "the new port is served");
+            assert!(!listener(gone), "the port given up is closed");
+            assert!(ports.status().1.is_empty(), "the reservation went to the proxy");
             ports.close(events.as_ref()).await;
         });
     }

@@ -51,6 +51,12 @@ pub fn wanted(project: &Project, plan: &Plan, rows: &[ContainerRecord]) -> anyho
                     out.push(Wanted { container: target.name.clone(), service: service.clone(), index, port });
                 }
             }
+            Operation::PublishPorts { .. } => {
+                let Some(svc) = project.services.get(&service) else { continue };
+                for (index, port) in fixed_ports(svc)? {
+                    out.push(Wanted { container: target.name.clone(), service: service.clone(), index, port });
+                }
+            }
             Operation::StartContainer(_) if !created.contains(target.name.as_str()) => {
                 let Some(row) = rows.iter().find(|r| r.name == target.name) else { continue };
                 for p in &row.published {

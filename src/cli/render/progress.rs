@@ -64,6 +64,9 @@ fn words(step: &Subject) -> (&'static str, &'static str, &'static str) {
         Op::Build => ("Built", "Building"),
         Op::Switch => ("Switched", "Switching"),
         Op::Rename => ("Renamed", "Renaming"),
+        Op::Connect => ("Connected", "Connecting"),
+        Op::Disconnect => ("Disconnected", "Disconnecting"),
+        Op::Publish => ("Published", "Publishing"),
     };
     let kind = match step.kind {
         Kind::Container => "Container",

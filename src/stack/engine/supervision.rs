@@ -135,6 +135,25 @@ impl StackEngine<'_> {
         aliases: bool,
     ) -> anyhow::Result<()> {
         let addrs = attached.map(|a| a.addrs.clone()).unwrap_or_default();
+        let (spec, publish) = self.supervision(db, svc, rec, &addrs, specs, aliases)?;
+        let config = crate::container::ContainerConfig { supervise: Some(spec), ..rec.config.clone() };
+        db.set_config(&rec.id, &config, &publish)?;
+        Ok(())
+    }
+
+    /// The supervision spec and published ports of container `rec` of `svc` with addresses
+    /// `addrs` (by network key). Host ports it (or, for a start-first successor, its
+    /// predecessor) publishes already are kept where the service still publishes them.
+    pub(super) fn supervision(
+        &self,
+        db: &StateDb,
+        svc: &Service,
+        rec: &crate::state::ContainerRecord,
+        addrs: &BTreeMap<String, Vec<std::net::IpAddr>>,
+        specs: &BTreeMap<String, NetworkSpec>,
+        aliases: bool,
+    ) -> anyhow::Result<(SuperviseSpec, Vec<Published>)> {
+        let addrs = addrs.clone();
         let gateways = crate::supervise::spec::gateways_of(specs, &addrs);
         let image = self.images.inspect(&svc.image_name(self.project)).ok();
         let image_check = image.as_ref().and_then(image_healthcheck);
@@ -147,18 +166,25 @@ impl StackEngine<'_> {
             let taken = crate::supervise::spec::published_ports(&db.containers(&self.project.name)?);
             // A start-first successor keeps its predecessor's host ports (random or from a range):
             // they are handed over to it, and clients keep finding the service where it was.
-            let predecessor = match self.successors.get(&rec.name) {
+            // A container changed in place keeps its own.
+            let mut predecessor = match self.successors.get(&rec.name) {
                 Some(old) => db.container_by_name(old)?.map(|o| o.published).unwrap_or_default(),
-                None => Vec::new(),
+                None => rec.published.clone(),
             };
             for (i, p) in crate::stack::netmodel::publish_specs(svc)?.iter().enumerate() {
                 let host_ip = p.host_ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-                let inherited = predecessor.iter().find(|o| {
-                    o.index == i as u32
-                        && o.proto == p.proto
+                let fits = |o: &Published| {
+                    o.proto == p.proto
                         && o.host_ip == host_ip
+                        && o.container_port == p.container_ports.0
                         && p.host_ports.is_none_or(|(a, b)| (a..=b).contains(&o.host_port))
-                });
+                };
+                // The same entry first; else one that moved in the list.
+                let at = predecessor
+                    .iter()
+                    .position(|o| o.index == i as u32 && fits(o))
+                    .or_else(|| predecessor.iter().position(fits));
+                let inherited = at.map(|at| predecessor.remove(at));
                 let chosen = match inherited {
                     Some(o) => Some(o.host_port),
                     None => crate::supervise::spec::choose_port(host_ip, p.proto, p.host_ports, &taken),
@@ -194,9 +220,7 @@ impl StackEngine<'_> {
             // as under Docker (where the short id is an alias on every network).
             dns.hostname = Some(rec.id.chars().take(12).collect());
         }
-        let config = crate::container::ContainerConfig { supervise: Some(spec), ..rec.config.clone() };
-        db.set_config(&rec.id, &config, &publish)?;
-        Ok(())
+        Ok((spec, publish))
     }
 }
 

@@ -290,3 +290,47 @@ fn stop_and_remove_steps_go_through_the_runtime() {
     assert!(StateDb::open(&f.roots.root).unwrap().container(&db.id).unwrap().is_none());
     assert_eq!(f.driver.runtime.entry(&db.id), None);
 }
+
+#[test]
+fn a_running_container_joins_and_leaves_a_network_in_place() {
+    use crate::plan::hash::{config_hash, hashed_config};
+    use crate::supervise::spec::{DnsSpec, SuperviseSpec};
+    let mut f = Fixture::new();
+    let before = f.project.clone();
+    let joined = PROJECT
+        .replace("networks: [front]", "networks: [front, zback]")
+        .replace("  front: {}\n", "  front: {}\n  zback: {}\n");
+    f.project = berth_compose::load_str(&joined, f._dir.path()).expect("valid").project;
+    let mut rec = record("p-web-1", Status::Running);
+    rec.config.service = hashed_config(&before.services["web"]);
+    let front = ("p_front".to_string(), vec!["10.9.0.2".parse().unwrap()], vec![], false);
+    let dns = DnsSpec { service: "web".into(), endpoints: vec![front], ..Default::default() };
+    rec.config.supervise = Some(SuperviseSpec { dns: Some(dns), ..Default::default() });
+    f.insert(&rec);
+    let target =
+        crate::plan::ContainerTarget { service: "web".into(), number: 1, name: "p-web-1".into(), one_off: false };
+    let zback = Resource { key: "zback".into(), name: "p_zback".into() };
+    let connect = Operation::ConnectNetwork { target: target.clone(), network: zback.clone() };
+    f.engine().apply(&f.step(connect.clone())).unwrap();
+    let attaches = |f: &Fixture| f.host.calls().into_iter().filter(|c| c.starts_with("attach ")).collect::<Vec<_>>();
+    let attached = attaches(&f);
+    assert_eq!(attached.len(), 1, "{attached:?}");
+    assert!(attached[0].contains(" eth1 "), "the interface after front's eth0: {attached:?}");
+    let row = f.row(&rec);
+    let endpoints = &row.config.supervise.as_ref().unwrap().dns.as_ref().unwrap().endpoints;
+    assert!(endpoints.iter().any(|e| e.0 == "p_zback" && e.1.len() == 1), "{endpoints:?}");
+    assert_eq!(row.config_hash, config_hash(&f.project.services["web"]), "the new definition is recorded");
+    // Connected already (a change cut short and planned again): nothing more is attached.
+    f.engine().apply(&f.step(connect)).unwrap();
+    assert_eq!(attaches(&f).len(), 1);
+    let leases = || StateDb::open(&f.roots.root).unwrap().all_leases().unwrap();
+    assert!(leases().iter().any(|l| l.network == "p_zback" && l.owner == "p-web-1"));
+
+    f.project = before;
+    let disconnect = Operation::DisconnectNetwork { target, network: zback };
+    f.engine().apply(&f.step(disconnect)).unwrap();
+    assert!(f.host.calls().iter().any(|c| c.starts_with("detach ") && c.ends_with(" eth1")), "{:?}", f.host.calls());
+    assert!(!leases().iter().any(|l| l.network == "p_zback"), "the lease went");
+    let row = f.row(&rec);
+    assert_eq!(row.config_hash, config_hash(&f.project.services["web"]));
+}
