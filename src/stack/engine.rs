@@ -513,7 +513,7 @@ impl Engine for StackEngine<'_> {
             }
             Operation::ConnectNetwork { target, network } => self.connect_network(target, network),
             Operation::DisconnectNetwork { target, network } => self.disconnect_network(target, network),
-            Operation::PublishPorts { target, .. } => self.publish_ports(target),
+            Operation::PublishPorts { target, publish, unpublish } => self.publish_ports(target, publish, unpublish),
         };
         r.map_err(|e| StepError::failed(&e))
     }

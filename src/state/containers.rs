@@ -275,7 +275,9 @@ impl StateDb {
     }
 
     /// Replaces a container's config, its published ports and its configuration hash, in one
-    /// transaction (a change made in place: the container now is as its service says).
+    /// transaction (a change made in place: the container now is as its service says). The new
+    /// definition is a deployment of its service, known-good at once when the one the container
+    /// ran before was (the same process goes on running).
     pub fn set_definition(
         &self,
         id: &str,
@@ -285,11 +287,18 @@ impl StateDb {
     ) -> Result<()> {
         let text = serde_json::to_string(config).map_err(|e| self.unreadable(id, "config", e))?;
         let tx = self.write_transaction()?;
+        let before = self.container(id)?;
         self.conn
             .prepare_cached("UPDATE containers SET config = ?2, config_hash = ?3 WHERE id = ?1")
             .and_then(|mut st| st.execute(params![id, text, hash]))
             .map_err(self.sql_err())?;
         self.write_published(id, published)?;
+        if let (Some(before), Some(after)) = (before, self.container(id)?) {
+            self.record_deployment(&after)?;
+            if self.deployment_outcome(&before)? == Some(super::Outcome::KnownGood) {
+                self.mark_deployment(&after, super::Outcome::KnownGood)?;
+            }
+        }
         tx.commit().map_err(self.sql_err())
     }
 

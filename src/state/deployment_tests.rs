@@ -69,3 +69,23 @@ fn the_last_two_known_good_deployments_of_each_service_are_kept() {
     let kept: Vec<String> = db.kept_deployments().unwrap().into_iter().map(|d| d.image_digest).collect();
     assert_eq!(kept, ["sha256:3", "sha256:2"]);
 }
+
+#[test]
+fn a_definition_changed_in_place_is_a_deployment_as_good_as_the_one_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path()).unwrap();
+    let c = made(&db, "a1", 1, "h1", "sha256:1");
+    assert!(db.mark_deployment(&c, Outcome::KnownGood).unwrap());
+    let mut config = c.config.clone();
+    config.service = serde_json::json!({"image": "busybox", "ports": ["8081:80"]});
+    db.set_definition(&c.id, &config, &[], "h2").unwrap();
+    let row = db.container(&c.id).unwrap().unwrap();
+    assert_eq!((row.config_hash.as_str(), &row.config.service), ("h2", &config.service));
+    let history = db.deployments("p", "web").unwrap();
+    let went: Vec<(&str, Outcome)> = history.iter().map(|d| (d.config_hash.as_str(), d.outcome)).collect();
+    assert_eq!(went, [("h1", Outcome::KnownGood), ("h2", Outcome::KnownGood)]);
+    // One not yet good passes on no verdict.
+    let d = made(&db, "b1", 1, "h3", "sha256:1");
+    db.set_definition(&d.id, &config, &[], "h4").unwrap();
+    assert_eq!(db.deployment_outcome(&db.container(&d.id).unwrap().unwrap()).unwrap(), Some(Outcome::Deployed));
+}

@@ -159,6 +159,19 @@ impl StateDb {
         Ok(n > 0)
     }
 
+    /// How the deployment container `c` was made from went, if it is in the history.
+    pub fn deployment_outcome(&self, c: &ContainerRecord) -> Result<Option<Outcome>> {
+        let sql = "SELECT outcome FROM deployments WHERE project = ?1 AND service = ?2 AND config_hash = ?3 \
+                   AND image_digest = ?4 ORDER BY seq DESC LIMIT 1";
+        let (p, s, h, d) = (&c.project, &c.service, &c.config_hash, &c.image_digest);
+        let outcome: Option<String> = self
+            .conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.query_row(params![p, s, h, d], |r| r.get(0)).optional())
+            .map_err(self.sql_err())?;
+        Ok(outcome.map(|o| Outcome::parse(&o)))
+    }
+
     /// A service's history, oldest first.
     pub fn deployments(&self, project: &str, service: &str) -> Result<Vec<Deployment>> {
         let mut st = self

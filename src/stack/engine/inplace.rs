@@ -30,7 +30,7 @@ impl StackEngine<'_> {
             let ips = self.with_net(|n| n.connect(self.project, svc, rec.key(), key, spec, &netns))?;
             addrs.insert(network.name.clone(), ips);
         }
-        self.settle(&rec, svc, &addrs)
+        self.settle(&rec, svc, &addrs, ("connect", network.name.clone().into()))
     }
 
     /// Takes running container `target` off `network`, unless it is off it already.
@@ -53,24 +53,32 @@ impl StackEngine<'_> {
             let netns = self.netns_path(rec.key())?;
             self.with_net(|n| n.disconnect(rec.key(), &network.name, &ifname, &netns))?;
         }
-        self.settle(&rec, svc, &addrs)
+        self.settle(&rec, svc, &addrs, ("disconnect", network.name.clone().into()))
     }
 
     /// Serves running container `target`'s ports as its service declares them now.
-    pub(super) fn publish_ports(&self, target: &ContainerTarget) -> anyhow::Result<()> {
+    pub(super) fn publish_ports(
+        &self,
+        target: &ContainerTarget,
+        publish: &[String],
+        unpublish: &[String],
+    ) -> anyhow::Result<()> {
         let rec = self.record(&target.name)?;
         let svc = self.service(&target.service)?;
-        self.settle(&rec, svc, &attached(&rec))
+        let ports = serde_json::json!({"published": publish, "unpublished": unpublish});
+        self.settle(&rec, svc, &attached(&rec), ("publish", ports))
     }
 
     /// Records what container `rec` has now — its addresses `addrs` (by network name), the
     /// names and ports they bring, the ports `svc` declares — and, when it is on all of `svc`'s
-    /// networks and on no other, `svc`'s definition and hash; then tells the supervisor.
+    /// networks and on no other, `svc`'s definition and hash; then tells the supervisor. `event`
+    /// is what `berth events` says happened (its action, and the network or ports).
     fn settle(
         &self,
         rec: &ContainerRecord,
         svc: &Service,
         addrs: &BTreeMap<String, Vec<IpAddr>>,
+        event: (&str, serde_json::Value),
     ) -> anyhow::Result<()> {
         let names: BTreeMap<String, String> = svc
             .networks
@@ -96,6 +104,8 @@ impl StackEngine<'_> {
             } else {
                 db.set_config(&rec.id, &config, &publish)?;
             }
+            let key = if event.0 == "publish" { "ports" } else { "network" };
+            crate::container::record_event(&db, rec, event.0, &[(key, event.1)]);
         }
         self.announce(rec);
         self.tell_supervisor();

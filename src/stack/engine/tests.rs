@@ -320,6 +320,8 @@ fn a_running_container_joins_and_leaves_a_network_in_place() {
     let endpoints = &row.config.supervise.as_ref().unwrap().dns.as_ref().unwrap().endpoints;
     assert!(endpoints.iter().any(|e| e.0 == "p_zback" && e.1.len() == 1), "{endpoints:?}");
     assert_eq!(row.config_hash, config_hash(&f.project.services["web"]), "the new definition is recorded");
+    let said = StateDb::open(&f.roots.root).unwrap().events_after("p", 0).unwrap();
+    assert!(said.iter().any(|e| e.action == "connect" && e.name == "p-web-1"), "{said:?}");
     // Connected already (a change cut short and planned again): nothing more is attached.
     f.engine().apply(&f.step(connect)).unwrap();
     assert_eq!(attaches(&f).len(), 1);
