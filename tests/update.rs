@@ -232,7 +232,8 @@ fn networks_and_ports_change_in_place_without_a_new_container() {
         p.ok(&["up", "-d", "--wait"]);
         let web = || p.ps().into_iter().find(|c| c["Service"] == "web").map(|c| c["ID"].as_str().unwrap().to_string());
         let id = web().expect("web runs");
-        assert_eq!(get(port).as_deref(), Ok("web"));
+        // Running is not yet listening: httpd starts after the shell's first commands.
+        p.wait_for(10, "web to answer on its port", || get(port).as_deref() == Ok("web"));
         assert!(web_asks_db(p).is_err(), "web reached db before it was on db's network");
 
         // Joins `zback` and moves its port: same container.
@@ -260,5 +261,45 @@ fn networks_and_ports_change_in_place_without_a_new_container() {
         assert_eq!(get(port).as_deref(), Ok("web"));
         assert!(get(port + 1).is_err(), "the port given up still answers");
         assert!(p.leases_of("web").len() == 1, "leases of web: {:?}", p.leases_of("web"));
+    });
+}
+
+/// Two replicas, start-first, whose new version's first container fails its health check for
+/// good (the one that makes the claim directory in the shared volume marks itself bad).
+fn tolerant_stack(version: &str, ratio: &str) -> String {
+    format!(
+        r#"  api:
+    image: berth-test/busybox:latest
+    command: [sh, -c, "if [ $$VERSION != 1 ] && mkdir /marks/claim 2>/dev/null; then touch /tmp/bad; fi; exec sleep 600"]
+    environment: {{VERSION: "{version}"}}
+    volumes: ["marks:/marks"]
+    healthcheck:
+      test: ["CMD", "sh", "-c", "test ! -e /tmp/bad"]
+      interval: 300ms
+      retries: 1
+    deploy:
+      replicas: 2
+      update_config: {{order: start-first, failure_action: rollback{ratio}}}
+volumes:
+  marks: {{}}
+"#
+    )
+}
+
+#[test]
+fn max_failure_ratio_tolerates_that_share_of_failed_successors() {
+    harness::scenario("ratio", &tolerant_stack("1", ", max_failure_ratio: 0.5"), |p| {
+        p.ok(&["up", "-d", "--wait"]);
+        let before = api_containers(p);
+        p.write_compose(&tolerant_stack("2", ", max_failure_ratio: 0.5"));
+        let out = p.berth(&["up", "-d"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "one failure of two replicas is tolerated: {stderr}");
+        assert!(stderr.contains("max_failure_ratio tolerates"), "{stderr}");
+        let after = api_containers(p);
+        let names: Vec<&String> = after.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, before.iter().map(|(n, _)| n).collect::<Vec<_>>(), "the old names stay");
+        let kept = after.iter().filter(|c| before.contains(c)).count();
+        assert_eq!(kept, 1, "one replica keeps its old container, one is new: {before:?} → {after:?}");
     });
 }

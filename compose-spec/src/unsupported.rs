@@ -70,16 +70,6 @@ fn service_keys(svc: &Service) -> Vec<(&'static str, &'static str)> {
             "`global` is for swarms; berth runs the replicas asked for",
         );
         add(d.endpoint_mode.is_some(), "deploy.endpoint_mode", "names resolve to every replica's address");
-        add(
-            d.update_config.as_ref().is_some_and(|u| u.max_failure_ratio.is_some()),
-            "deploy.update_config.max_failure_ratio",
-            "an update stops at the first replica that fails (failure_action says how)",
-        );
-        add(
-            d.rollback_config.as_ref().is_some_and(|u| u.max_failure_ratio.is_some()),
-            "deploy.rollback_config.max_failure_ratio",
-            "a rollback stops at the first replica that fails",
-        );
         let reservations = d.resources.as_ref().and_then(|r| r.reservations.as_ref());
         add(
             reservations.is_some_and(|r| !r.devices.is_empty() || !r.generic_resources.is_empty()),

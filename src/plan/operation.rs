@@ -126,6 +126,9 @@ pub enum Operation {
         monitor: std::time::Duration,
         /// What happens when `to` does not become ready.
         failure_action: berth_compose::resolved::FailureAction,
+        /// How many successors of the service may fail to become ready, each given up while its
+        /// predecessor keeps serving, before `failure_action` is taken (`max_failure_ratio`).
+        tolerated: u32,
     },
     /// Gives a container the name of the one it replaced.
     RenameContainer {
@@ -334,6 +337,7 @@ mod tests {
             to: next.clone(),
             monitor: std::time::Duration::ZERO,
             failure_action: berth_compose::resolved::FailureAction::Rollback,
+            tolerated: 0,
         };
         assert_eq!(switch.to_string(), "container shop-web-2 switch to shop-web-2-next");
         let rename = Operation::RenameContainer { target: next, to: "shop-web-2".into(), delay: Default::default() };

@@ -278,11 +278,15 @@ struct Replacements {
     policy: UpdatePolicy,
     /// The last step of each replacement planned, in order.
     done: Vec<usize>,
+    /// How many new containers may fail to become ready before `failure_action` is taken: the
+    /// policy's `max_failure_ratio` of the service's replicas, rounded down.
+    tolerated: u32,
 }
 
 impl Replacements {
-    fn new(policy: UpdatePolicy) -> Replacements {
-        Replacements { policy, done: Vec::new() }
+    fn new(policy: UpdatePolicy, replicas: usize) -> Replacements {
+        let tolerated = (policy.max_failure_ratio * replicas as f64 + 1e-9).floor() as u32;
+        Replacements { policy, done: Vec::new(), tolerated }
     }
 
     /// The steps the next replacement waits for: the previous group's.
@@ -355,7 +359,7 @@ impl Containers<'_> {
             .collect();
         let hash = config_hash(svc);
         let mut starts = Vec::new();
-        let mut replacements = Replacements::new(self.policy(svc));
+        let mut replacements = Replacements::new(self.policy(svc), want);
         for c in &keep {
             if let Some(change) = self.in_place(svc, c, &hash) {
                 self.change_in_place(c, change, plan);
@@ -438,6 +442,7 @@ impl Containers<'_> {
             to: next.clone(),
             monitor: policy.monitor,
             failure_action: policy.failure_action,
+            tolerated: replacements.tolerated,
         };
         let switch = plan.add(switch, "start-first", vec![start]);
         let stop = plan.add(Operation::StopContainer(old.clone()), "replaced", vec![switch]);

@@ -85,6 +85,8 @@ pub struct StackEngine<'a> {
     abandoned: Mutex<std::collections::BTreeSet<String>>,
     /// Why each replacement given up under `failure_action: continue` was.
     update_failures: Mutex<Vec<String>>,
+    /// How many successors of each service did not become ready (against `max_failure_ratio`).
+    failed_successors: Mutex<BTreeMap<String, u32>>,
     /// Images by id that services' new containers are made from instead of the one their
     /// reference names (`rollback`).
     pinned: BTreeMap<String, String>,
@@ -116,6 +118,7 @@ impl<'a> StackEngine<'a> {
             successors: BTreeMap::new(),
             abandoned: Mutex::default(),
             update_failures: Mutex::default(),
+            failed_successors: Mutex::default(),
             pinned: BTreeMap::new(),
             build: crate::build::compose::ComposeBuildOptions {
                 source_date_epoch: crate::build::compose::source_date_epoch(),
@@ -500,8 +503,8 @@ impl Engine for StackEngine<'_> {
                 Ok(())
             }
             Operation::RenameContainer { target, .. } if self.abandoned(&target.name) => Ok(()),
-            Operation::SwitchContainer { from, to, monitor, failure_action } => {
-                self.switch(from, to, *monitor, *failure_action)
+            Operation::SwitchContainer { from, to, monitor, failure_action, tolerated } => {
+                self.switch(from, to, *monitor, *failure_action, *tolerated)
             }
             Operation::RenameContainer { target, to, delay } => self.rename(target, to, *delay),
             Operation::StopContainer(target) => self.record(&target.name).and_then(|rec| {

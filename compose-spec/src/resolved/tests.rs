@@ -237,7 +237,7 @@ fn update_policies() {
     assert_eq!(web("").update, UpdatePolicy::default());
     let r = web(
         "    deploy:\n      update_config:\n        order: start-first\n        parallelism: 2\n        delay: 3s\n        \
-         monitor: 1s\n        failure_action: rollback\n",
+         monitor: 1s\n        failure_action: rollback\n        max_failure_ratio: 0.5\n",
     );
     let want = UpdatePolicy {
         order: UpdateOrder::StartFirst,
@@ -245,6 +245,7 @@ fn update_policies() {
         delay: Duration::from_secs(3),
         monitor: Duration::from_secs(1),
         failure_action: FailureAction::Rollback,
+        max_failure_ratio: 0.5,
     };
     assert_eq!(r.update, want);
     assert_eq!(r.rollback, None);
@@ -267,4 +268,7 @@ fn update_policies() {
     let (at, message) = error("    deploy:\n      update_config:\n        failure_action: shrug\n");
     assert_eq!(at, "9:25: services.web.deploy.update_config.failure_action");
     assert!(message.contains("use pause, rollback or continue"), "{message}");
+    let (at, message) = error("    deploy:\n      update_config:\n        max_failure_ratio: 2\n");
+    assert_eq!(at, "9:28: services.web.deploy.update_config.max_failure_ratio");
+    assert_eq!(message, "invalid max_failure_ratio 2: use a share from 0 to 1");
 }

@@ -1,6 +1,6 @@
 //! How `up` replaces a service's containers: `deploy.update_config` (`order: start-first` starts
 //! the new container beside the old one and switches to it once it is ready; `stop-first`, the
-//! default, stops the old one first), with `parallelism`, `delay`, `monitor` and `failure_action`;
+//! default, stops the old one first), with `parallelism`, `delay`, `monitor`, `failure_action` and `max_failure_ratio`;
 //! `deploy.rollback_config`, in the same terms, paces a rollback (`berth rollback`, and the
 //! replicas an update had already replaced when a later one failed under `failure_action:
 //! rollback`).
@@ -37,7 +37,7 @@ pub enum FailureAction {
 }
 
 /// `deploy.update_config`, resolved.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct UpdatePolicy {
     /// `order`.
     pub order: UpdateOrder,
@@ -49,6 +49,9 @@ pub struct UpdatePolicy {
     pub monitor: Duration,
     /// `failure_action`.
     pub failure_action: FailureAction,
+    /// `max_failure_ratio`: the share of the service's replicas whose new container may fail
+    /// to become ready before `failure_action` is taken (the old ones keep serving).
+    pub max_failure_ratio: f64,
 }
 
 impl Default for UpdatePolicy {
@@ -59,6 +62,7 @@ impl Default for UpdatePolicy {
             delay: Duration::ZERO,
             monitor: Duration::ZERO,
             failure_action: FailureAction::Pause,
+            max_failure_ratio: 0.0,
         }
     }
 }
@@ -95,6 +99,13 @@ fn policy(u: &crate::model::UpdateConfig, key: &str) -> Resolved<UpdatePolicy> {
             ))
         }
     };
+    let max_failure_ratio = u.max_failure_ratio.unwrap_or(0.0);
+    if !(0.0..=1.0).contains(&max_failure_ratio) {
+        return Err(invalid(
+            &keys("max_failure_ratio"),
+            format!("invalid max_failure_ratio {max_failure_ratio}: use a share from 0 to 1"),
+        ));
+    }
     let d = |o: Option<crate::units::Duration>| o.map(|d| d.0).unwrap_or_default();
     Ok(UpdatePolicy {
         order,
@@ -102,5 +113,6 @@ fn policy(u: &crate::model::UpdateConfig, key: &str) -> Resolved<UpdatePolicy> {
         delay: d(u.delay),
         monitor: d(u.monitor),
         failure_action,
+        max_failure_ratio,
     })
 }

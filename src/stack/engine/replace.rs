@@ -35,16 +35,37 @@ impl StackEngine<'_> {
     /// proxies relay no connection to it, within its stop grace period). When `to` does not
     /// become ready, `failure_action` decides: `pause` leaves it as it is and fails, `rollback`
     /// removes it and fails, `continue` removes it and lets the update go on (`up` fails at the
-    /// end); in every case `from` keeps serving.
+    /// end); in every case `from` keeps serving. The first `tolerated` successors of the service
+    /// that fail are only removed (`max_failure_ratio`): the update goes on and `up` succeeds,
+    /// saying so.
     pub(super) fn switch(
         &self,
         from: &ContainerTarget,
         to: &ContainerTarget,
         monitor: Duration,
         failure_action: FailureAction,
+        tolerated: u32,
     ) -> anyhow::Result<()> {
         if let Err(why) = self.wait_successor(&to.name, monitor) {
             let service = &from.service;
+            let failed = {
+                let mut failures = self.failed_successors.lock().expect("failures");
+                let n = failures.entry(service.clone()).or_default();
+                *n += 1;
+                *n
+            };
+            self.abandoned.lock().expect("abandoned").insert(from.name.clone());
+            self.abandoned.lock().expect("abandoned").insert(to.name.clone());
+            if failed <= tolerated {
+                self.remove_container(&to.name, false)?;
+                let message = format!(
+                    "service {service:?}: {} {why}; removed, {} keeps serving ({failed} of {tolerated} failures \
+                     max_failure_ratio tolerates)",
+                    to.name, from.name
+                );
+                self.events.emit(Event::Warning { message });
+                return Ok(());
+            }
             let message = match failure_action {
                 FailureAction::Pause => {
                     format!(
@@ -57,8 +78,6 @@ impl StackEngine<'_> {
                     format!("service {service:?}: {} {why}; rolled back, {} keeps serving", to.name, from.name)
                 }
             };
-            self.abandoned.lock().expect("abandoned").insert(from.name.clone());
-            self.abandoned.lock().expect("abandoned").insert(to.name.clone());
             if failure_action == FailureAction::Continue {
                 self.events.emit(Event::Warning { message: message.clone() });
                 self.update_failures.lock().expect("failures").push(message);
