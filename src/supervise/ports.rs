@@ -416,8 +416,8 @@ impl Ports {
     }
 
     /// Passes what is served for `from` to its start-first successor `to`: the proxy keeps its
-    /// sockets and forwards to `to` from now on (ports only `to` publishes are bound, ports only
-    /// `from` published close), `to`'s DNAT rules go in before `from`'s come out, and what was
+    /// sockets and forwards to `to` from now on (ports only `to` publishes are taken from its
+    /// reservations or bound, ports only `from` published close), `to`'s DNAT rules go in before `from`'s come out, and what was
     /// reserved for `to` is let go (the ports are its own now).
     pub async fn handover(
         &mut self,
@@ -432,7 +432,14 @@ impl Ports {
             return Ok(());
         };
         if let Some(proxy) = served.proxy.as_mut() {
-            if let Err(e) = proxy.handover(&mappings) {
+            // A port only `to` publishes was reserved for it by `up`: the proxy takes that socket.
+            let reserved = &mut self.reserved;
+            let held = |m: &PortMapping| {
+                let hp = HostPort::of_mapping(m);
+                let i = reserved.iter().position(|x| x.container == to.name && x.port == hp && x.socket.is_some())?;
+                reserved.remove(i).socket
+            };
+            if let Err(e) = proxy.handover_held(&mappings, held) {
                 let message = format!("container {} cannot take over the ports of {}: {e}", to.name, from.name);
                 self.served.insert(from.id.clone(), served);
                 anyhow::bail!(message);
@@ -693,6 +700,33 @@ mod tests {
             assert!(listener(added), "the new port is served");
             assert!(!listener(gone), "the port given up is closed");
             assert!(ports.status().1.is_empty(), "the reservation went to the proxy");
+            ports.close(events.as_ref()).await;
+        });
+    }
+
+    #[test]
+    fn a_successor_takes_over_the_ports_and_the_new_one_reserved_for_it() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).unwrap();
+        let events: Arc<dyn EventSink> = Arc::new(crate::events::Recorder::default());
+        rt.block_on(async {
+            let mut ports = Ports::new(None);
+            let (kept, added) = (free_port(), free_port());
+            let old = publishing("p-web-1", kept, 1);
+            ports.reconcile(&db, &events, &[old.clone()]).await;
+            // `up` reserved the successor's ports: `kept` passes from the old one, `added` is bound.
+            let me = std::process::id() as i32;
+            let wanted = [hp("127.0.0.1", kept), hp("127.0.0.1", added)];
+            ports.reserve("p-web-1-next", me, &["p-web-1".into()], &wanted).unwrap();
+            let mut next = publishing("p-web-1-next", kept, 2);
+            next.0.published.push(Published { index: 1, host_port: added, ..next.0.published[0] });
+            ports.handover(&db, events.as_ref(), &old.0, &next.0).await.expect("handed over");
+            let served: Vec<(String, u16)> = ports.status().0.into_iter().map(|e| (e.container, e.port.port)).collect();
+            assert_eq!(served.len(), 2, "{served:?}");
+            assert!(served.iter().all(|(c, _)| c == "p-web-1-next"), "{served:?}");
+            assert!(ports.status().1.is_empty(), "the reservations went to the proxy");
+            assert!(std::net::TcpStream::connect(("127.0.0.1", added)).is_ok(), "the new port is served");
             ports.close(events.as_ref()).await;
         });
     }
