@@ -714,7 +714,7 @@ mod tests {
             let mut ports = Ports::new(None);
             let (kept, added) = (free_port(), free_port());
             let old = publishing("p-web-1", kept, 1);
-            ports.reconcile(&db, &events, &[old.clone()]).await;
+            ports.reconcile(&db, &events, std::slice::from_ref(&old)).await;
             // `up` reserved the successor's ports: `kept` passes from the old one, `added` is bound.
             let me = std::process::id() as i32;
             let wanted = [hp("127.0.0.1", kept), hp("127.0.0.1", added)];
