@@ -2,7 +2,9 @@
 //! random points, and in other rounds every berth process of the project is killed at once (the
 //! command, its launcher, the monitors and the supervisor, as a power cut would). After each
 //! round the next `up` must converge, and at the end `down -v` must leave no mount, namespace,
-//! bridge, nft table, lease, cgroup, process or state row. The seed is printed: set
+//! bridge, nft table, lease, cgroup, process or state row. Other rounds kill an `up` that changes
+//! running containers in place (a network joined or left, ports published or not), and the `up`
+//! after it must leave nothing more to change. The seed is printed: set
 //! `BERTH_FAULT_SEED` to replay a run, `BERTH_FAULT_ROUNDS` for a longer one.
 
 mod support;
@@ -40,6 +42,14 @@ secrets:
   token:
     environment: FAULT_TOKEN
 "#;
+
+/// `SERVICES` with `app` on one more network and publishing a port: a change `up` makes to the
+/// running `app` containers in place.
+fn joined() -> String {
+    SERVICES
+        .replace("networks: [default, back]", "networks: [default, back, zfront]\n    ports: [\"127.0.0.1::80\"]")
+        .replace("networks:\n  back:\n", "networks:\n  back:\n  zfront:\n")
+}
 
 /// A small deterministic generator (xorshift), so a failing run can be replayed from its seed.
 struct Rng(u64);
@@ -110,9 +120,11 @@ fn killed_commands_never_leave_a_project_that_cannot_come_up() {
     let mut rng = Rng(seed);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         up_converges(&p, "first up");
+        let mut joined_now = false;
+        let joined_services = joined();
         for i in 0..rounds {
             let ms = 20 + rng.below(700);
-            let what = rng.below(6);
+            let what = rng.below(7);
             let round = format!("round {i} (seed {seed}): fault {what} at {ms} ms");
             eprintln!("{round}");
             match what {
@@ -124,6 +136,11 @@ fn killed_commands_never_leave_a_project_that_cannot_come_up() {
                 2 => kill_after(&p, &["up", "-d", "--force-recreate"], ms),
                 3 => kill_after(&p, &["run", "--rm", "-T", "app", "sh", "-c", "sleep 1"], ms),
                 4 => kill_after(&p, &["rm", "-s", "-f", "app"], ms),
+                5 => {
+                    joined_now = !joined_now;
+                    p.write_compose(if joined_now { &joined_services } else { SERVICES });
+                    kill_after(&p, &["up", "-d"], ms / 3);
+                }
                 _ => {
                     let mut child = p
                         .cmd(&["up", "-d", "--force-recreate"])
@@ -138,7 +155,16 @@ fn killed_commands_never_leave_a_project_that_cannot_come_up() {
                 }
             }
             up_converges(&p, &round);
+            if what == 5 {
+                // The change was finished, and recorded: nothing is left to do.
+                let out = p.cmd(&["up", "-d", "--dry-run"]).env("FAULT_TOKEN", "t0k3n").output().unwrap();
+                let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+                assert!(!text.contains("container "), "{round}: a second up still has work: {text}");
+            }
         }
+        // As with Compose, `down` takes down the networks the compose file declares: the file
+        // that declares every network the rounds made.
+        p.write_compose(&joined_services);
         let out = p.berth(&["down", "-v"]);
         assert!(out.status.success(), "final down: {}", String::from_utf8_lossy(&out.stderr));
         assert!(p.bridges().is_empty(), "bridges left: {:?}", p.bridges());

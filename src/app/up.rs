@@ -115,7 +115,9 @@ pub fn check_ports(s: &Session<'_>, plan: &Plan) -> anyhow::Result<()> {
     let rows = s.db.containers(&s.project.name)?;
     let wanted = reserve::wanted(s.project, plan, &rows)?;
     let outside = |p: &HostPort| reserve::holder(s.roots, s.db, &s.project.name, p);
-    reserve::check(&wanted, &rows, &reserve::frees(plan), reserve::free, outside).map_err(anyhow::Error::msg)
+    let frees = reserve::frees(plan);
+    let free = reserve::free_for(s.roots, &s.project.name, &frees);
+    reserve::check(&wanted, &rows, &frees, free, outside).map_err(anyhow::Error::msg)
 }
 
 /// Which services a foreground `up` shows the logs of.

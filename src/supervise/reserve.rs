@@ -101,13 +101,14 @@ pub fn frees(plan: &Plan) -> Vec<String> {
 }
 
 /// Checks `wanted` against the project's own containers `rows` (one that runs and stays, or one
-/// the plan starts earlier, has the port: it is named) and the host (`free` binds and lets go;
-/// `outside` names who has a port taken outside the project).
+/// the plan starts earlier, has the port: it is named) and the host (`free` says whether the port
+/// can be had for the container that wants it: see [`free_for`]; `outside` names who has a port
+/// taken outside the project).
 pub fn check(
     wanted: &[Wanted],
     rows: &[ContainerRecord],
     frees: &[String],
-    free: impl Fn(&HostPort) -> bool,
+    free: impl Fn(&Wanted) -> bool,
     outside: impl Fn(&HostPort) -> String,
 ) -> Result<(), String> {
     let publish = |r: &ContainerRecord| -> Vec<HostPort> { r.published.iter().map(HostPort::of).collect() };
@@ -125,7 +126,7 @@ pub fn check(
         if held.iter().any(|(p, who)| p.overlaps(&w.port) && *who == w.container) {
             continue;
         }
-        if !passed.iter().any(|p| p.overlaps(&w.port)) && !free(&w.port) {
+        if !passed.iter().any(|p| p.overlaps(&w.port)) && !free(w) {
             return Err(w.conflict(&outside(&w.port)));
         }
         held.push((w.port, w.container.clone()));
@@ -142,6 +143,24 @@ pub fn free(port: &HostPort) -> bool {
         }
         super::spec::bindable(port.ip, port.proto, port.port).is_some()
     })
+}
+
+/// Whether the port `w` wants can be had for its container: it binds, or the project's own
+/// supervisor still serves or holds it for that container or for one of `frees` (a container that
+/// stopped a moment ago, or that an `up` killed since reserved it for, whose socket the supervisor
+/// has not let go of yet: [`reserve`] passes it on).
+pub fn free_for<'a>(roots: &'a Roots, project: &'a str, frees: &'a [String]) -> impl Fn(&Wanted) -> bool + 'a {
+    move |w| {
+        free(&w.port) || {
+            let status = client::status(roots, project, Duration::from_secs(1));
+            status.is_ok_and(|s| {
+                s.ports
+                    .iter()
+                    .chain(&s.reserved)
+                    .any(|e| e.port.overlaps(&w.port) && (e.container == w.container || frees.contains(&e.container)))
+            })
+        }
+    }
 }
 
 /// How often, and how far apart, a port found taken is tried again before it counts as taken.
@@ -265,18 +284,18 @@ mod tests {
         let rows = [row("p-web-1", Status::Running, 8080), row("p-old-1", Status::Exited, 9090)];
         let outside = |_: &HostPort| "another program".to_string();
         // A running container that stays has it.
-        let err = check(&[want("p-api-1", "api", 8080)], &rows, &[], |_| true, outside).unwrap_err();
+        let err = check(&[want("p-api-1", "api", 8080)], &rows, &[], |_: &Wanted| true, outside).unwrap_err();
         assert_eq!(err, "services.api.ports[0]: port 8080/tcp on 127.0.0.1 is already in use by container p-web-1");
         // Unless the plan replaces it: then its port passes on (no probe: the supervisor holds it).
         let frees = ["p-web-1".to_string()];
-        check(&[want("p-web-1", "web", 8080)], &rows, &frees, |_| false, outside).unwrap();
+        check(&[want("p-web-1", "web", 8080)], &rows, &frees, |_: &Wanted| false, outside).unwrap();
         // An earlier container of the same plan has it: the first is named, not the new one.
         let both = [want("p-web-1", "web", 7070), want("p-web-2", "web", 7070)];
-        let err = check(&both, &rows, &[], |_| true, outside).unwrap_err();
+        let err = check(&both, &rows, &[], |_: &Wanted| true, outside).unwrap_err();
         assert!(err.ends_with("in use by container p-web-1"), "{err}");
         // A stopped container holds nothing; a port taken outside the project names who has it.
-        check(&[want("p-api-1", "api", 9090)], &rows, &[], |_| true, outside).unwrap();
-        let err = check(&[want("p-api-1", "api", 9090)], &rows, &[], |_| false, outside).unwrap_err();
+        check(&[want("p-api-1", "api", 9090)], &rows, &[], |_: &Wanted| true, outside).unwrap();
+        let err = check(&[want("p-api-1", "api", 9090)], &rows, &[], |_: &Wanted| false, outside).unwrap_err();
         assert!(err.ends_with("in use by another program"), "{err}");
     }
 }

@@ -183,7 +183,8 @@ impl StackEngine<'_> {
         let db = self.db.lock().expect("db");
         let rows = db.containers(&self.project.name)?;
         let outside = |p: &HostPort| reserve::holder(&self.roots, &db, &self.project.name, p);
-        reserve::check(&wanted, &rows, &[], reserve::free, outside).map_err(anyhow::Error::msg)
+        let free = reserve::free_for(&self.roots, &self.project.name, &[]);
+        reserve::check(&wanted, &rows, &[], free, outside).map_err(anyhow::Error::msg)
     }
 
     /// Waits until the dependencies of `service` are as its `depends_on` asks (started,
