@@ -613,12 +613,17 @@ mod tests {
         std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
     }
 
-    #[test]
-    fn a_running_container_gets_its_port_and_an_exited_one_lets_it_go() {
+    /// A runtime, a state database in a temporary directory, and an event sink.
+    fn fixture() -> (tokio::runtime::Runtime, tempfile::TempDir, StateDb, Arc<dyn EventSink>) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let db = StateDb::open(dir.path()).unwrap();
-        let events: Arc<dyn EventSink> = Arc::new(crate::events::Recorder::default());
+        (rt, dir, db, Arc::new(crate::events::Recorder::default()))
+    }
+
+    #[test]
+    fn a_running_container_gets_its_port_and_an_exited_one_lets_it_go() {
+        let (rt, _dir, db, events) = fixture();
         rt.block_on(async {
             let mut ports = Ports::new(None);
             let free = free_port();
@@ -674,10 +679,7 @@ mod tests {
 
     #[test]
     fn ports_changed_while_a_container_runs_are_republished_on_the_same_proxy() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let db = StateDb::open(dir.path()).unwrap();
-        let events: Arc<dyn EventSink> = Arc::new(crate::events::Recorder::default());
+        let (rt, _dir, db, events) = fixture();
         rt.block_on(async {
             let mut ports = Ports::new(None);
             let (kept, gone, added) = (free_port(), free_port(), free_port());
@@ -706,10 +708,7 @@ mod tests {
 
     #[test]
     fn a_successor_takes_over_the_ports_and_the_new_one_reserved_for_it() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let db = StateDb::open(dir.path()).unwrap();
-        let events: Arc<dyn EventSink> = Arc::new(crate::events::Recorder::default());
+        let (rt, _dir, db, events) = fixture();
         rt.block_on(async {
             let mut ports = Ports::new(None);
             let (kept, added) = (free_port(), free_port());
