@@ -12,8 +12,8 @@ use berth_compose::model::{Project, Service, ServiceNetwork};
 use serde_json::Value;
 
 use super::hash::hashed_config;
-use super::Resource;
-use crate::stack::netmodel::memberships;
+use super::{ContainerTarget, Operation, Plan, Resource};
+use crate::stack::netmodel::{memberships, network_name};
 
 /// The keys of a service definition that can change in place.
 const IN_PLACE_KEYS: [&str; 2] = ["networks", "ports"];
@@ -52,12 +52,9 @@ pub fn changes(project: &Project, svc: &Service, old: &Value) -> Option<InPlace>
     if !others_equal || svc.network_mode.is_some() {
         return None;
     }
-    let old_nets: BTreeMap<String, Option<ServiceNetwork>> = match old_map.get("networks") {
-        Some(v) => serde_json::from_value(v.clone()).ok()?,
-        None => BTreeMap::new(),
-    };
+    let before = as_made(svc, old).ok()?;
     let mut change = InPlace::default();
-    networks(project, svc, &old_nets, &mut change)?;
+    networks(project, svc, &before, &mut change)?;
     let none = Vec::new();
     let list = |m: &serde_json::Map<String, Value>| m.get("ports").and_then(Value::as_array).unwrap_or(&none).clone();
     let (old_ports, new_ports) = (list(old_map), list(new_map));
@@ -71,14 +68,42 @@ pub fn changes(project: &Project, svc: &Service, old: &Value) -> Option<InPlace>
     changed.then_some(change)
 }
 
-/// The networks joined and left, when that can be done in place.
-fn networks(
-    project: &Project,
-    svc: &Service,
-    old: &BTreeMap<String, Option<ServiceNetwork>>,
-    change: &mut InPlace,
-) -> Option<()> {
-    let new = &svc.networks;
+/// Plans `change` of running container `target`: networks joined (once made, by the steps in
+/// `made`, by network key), networks left, then its ports, one after the other.
+pub fn plan(target: ContainerTarget, change: InPlace, made: &BTreeMap<String, usize>, plan: &mut Plan) {
+    let ports = change.ports();
+    let mut last: Option<usize> = None;
+    let mut add = |op: Operation, cause: &str, mut deps: Vec<usize>| {
+        deps.extend(last);
+        last = Some(plan.add(op, cause, deps));
+    };
+    for network in change.connect {
+        let deps = made.get(&network.key).copied().into_iter().collect();
+        add(Operation::ConnectNetwork { target: target.clone(), network }, "networks changed", deps);
+    }
+    for network in change.disconnect {
+        add(Operation::DisconnectNetwork { target: target.clone(), network }, "networks changed", vec![]);
+    }
+    if ports {
+        let op = Operation::PublishPorts { target, publish: change.publish, unpublish: change.unpublish };
+        add(op, "ports changed", vec![]);
+    }
+}
+
+/// `svc` on the networks its container was made on (`made`: the hashed service configuration
+/// it was made from): the interfaces it has are this service's.
+pub fn as_made(svc: &Service, made: &Value) -> Result<Service, serde_json::Error> {
+    let networks: BTreeMap<String, Option<ServiceNetwork>> = match made.get("networks") {
+        Some(v) => serde_json::from_value(v.clone())?,
+        None => BTreeMap::new(),
+    };
+    Ok(Service { networks, ..svc.clone() })
+}
+
+/// The networks joined and left going from `before` (the service as its container was made) to
+/// `svc`, when that can be done in place.
+fn networks(project: &Project, svc: &Service, before: &Service, change: &mut InPlace) -> Option<()> {
+    let (old, new) = (&before.networks, &svc.networks);
     // The first network is where published ports lead and what `host-gateway` names.
     if old.keys().next() != new.keys().next() || new.is_empty() {
         return None;
@@ -86,8 +111,7 @@ fn networks(
     if old.iter().any(|(k, v)| new.get(k).is_some_and(|n| n != v)) {
         return None;
     }
-    let before = Service { networks: old.clone(), ..svc.clone() };
-    let was = berth_network::network::plan_interfaces(&memberships(project, &before)).ok()?;
+    let was = berth_network::network::plan_interfaces(&memberships(project, before)).ok()?;
     let will = berth_network::network::plan_interfaces(&memberships(project, svc)).ok()?;
     // Interfaces the container keeps keep their names, and the default route stays where it is.
     let kept = will.iter().filter(|i| old.contains_key(&i.network));
@@ -96,10 +120,8 @@ fn networks(
     {
         return None;
     }
-    let resource = |key: &String| {
-        let net = project.networks.get(key)?;
-        Some(Resource { key: key.clone(), name: net.name.clone().unwrap_or_else(|| key.clone()) })
-    };
+    let resource =
+        |key: &String| Some(Resource { key: key.clone(), name: network_name(key, project.networks.get(key)?) });
     for key in new.keys().filter(|k| !old.contains_key(*k)) {
         change.connect.push(resource(key)?);
     }

@@ -362,7 +362,7 @@ impl Containers<'_> {
         let mut replacements = Replacements::new(self.policy(svc), want);
         for c in &keep {
             if let Some(change) = self.in_place(svc, c, &hash) {
-                self.change_in_place(c, change, plan);
+                inplace::plan(target_of(c), change, &self.resources.networks, plan);
                 continue;
             }
             match self.recreate_cause(svc, c, &hash) {
@@ -532,29 +532,6 @@ impl Containers<'_> {
         let change = inplace::changes(self.project, svc, c.config.as_ref()?)?;
         let joined: Vec<&str> = change.connect.iter().map(|r| r.key.as_str()).collect();
         self.other_cause(svc, c, &joined).is_none().then_some(change)
-    }
-
-    /// Plans `change` of running container `c`: networks joined (once made), networks left,
-    /// then its ports, one after the other.
-    fn change_in_place(&self, c: &ObservedContainer, change: InPlace, plan: &mut Plan) {
-        let target = target_of(c);
-        let ports = change.ports();
-        let mut last: Option<usize> = None;
-        let mut add = |op: Operation, cause: &str, mut deps: Vec<usize>| {
-            deps.extend(last);
-            last = Some(plan.add(op, cause, deps));
-        };
-        for network in change.connect {
-            let deps = self.resources.networks.get(&network.key).copied().into_iter().collect();
-            add(Operation::ConnectNetwork { target: target.clone(), network }, "networks changed", deps);
-        }
-        for network in change.disconnect {
-            add(Operation::DisconnectNetwork { target: target.clone(), network }, "networks changed", vec![]);
-        }
-        if ports {
-            let op = Operation::PublishPorts { target, publish: change.publish, unpublish: change.unpublish };
-            add(op, "ports changed", vec![]);
-        }
     }
 
     fn recreate_cause(&self, svc: &Service, c: &ObservedContainer, hash: &str) -> Option<String> {

@@ -175,9 +175,9 @@ impl Networking<'_> {
         let mut first_gateway = None;
         for p in &planned {
             let spec = specs.get(&p.network).with_context(|| format!("network {:?} was not set up", p.network))?;
-            let (a, ips, gateways) = self.interface(svc, container, p, spec, netns)?;
+            let (a, gateways) = self.interface(svc, container, p, spec, netns)?;
             first_gateway = first_gateway.or(gateways.first().copied());
-            addrs.entry(p.network.clone()).or_default().extend(ips);
+            addrs.entry(p.network.clone()).or_default().extend(a.addresses.iter().map(IpNet::addr));
             attach.push(a);
         }
         network::attach_all(self.host, &attach)?;
@@ -201,7 +201,7 @@ impl Networking<'_> {
     }
 
     /// Leases `container`'s addresses on the network of planned interface `p` and says how to
-    /// attach it: the attachment, the addresses, and the gateways of their subnets.
+    /// attach it: the attachment (with the addresses), and the gateways of their subnets.
     fn interface(
         &mut self,
         svc: &Service,
@@ -209,11 +209,10 @@ impl Networking<'_> {
         p: &network::PlannedInterface,
         spec: &NetworkSpec,
         netns: &Path,
-    ) -> anyhow::Result<(AttachSpec, Vec<IpAddr>, Vec<IpAddr>)> {
+    ) -> anyhow::Result<(AttachSpec, Vec<IpAddr>)> {
         let (want4, want6) = requested_addresses(svc, &p.network)?;
         let mut nets = Vec::new();
         let mut gateways = Vec::new();
-        let mut ips = Vec::new();
         for (family, want) in [(Family::V4, want4), (Family::V6, want6)] {
             let subnets: Vec<SubnetConfig> =
                 spec.subnets.iter().filter(|s| (family == Family::V4) == s.subnet.addr().is_ipv4()).cloned().collect();
@@ -224,7 +223,6 @@ impl Networking<'_> {
             let sub = subnets.iter().find(|s| s.subnet.contains(&ip)).expect("leased inside a subnet");
             nets.push(IpNet::new(ip, sub.subnet.prefix_len())?);
             gateways.push(sub.gateway());
-            ips.push(ip);
         }
         let mac = match svc
             .networks
@@ -246,7 +244,7 @@ impl Networking<'_> {
             mtu: spec.mtu,
             default_routes: if p.default_route { gateways.clone() } else { Vec::new() },
         };
-        Ok((attach, ips, gateways))
+        Ok((attach, gateways))
     }
 
     /// Attaches running container `container` (namespace `netns`) to `svc`'s network `key`,
@@ -266,9 +264,9 @@ impl Networking<'_> {
             .iter()
             .find(|p| p.network == key)
             .with_context(|| format!("service {:?} is not on network {key:?}", svc.name))?;
-        let attached = self.interface(svc, container, p, spec, netns).and_then(|(a, ips, _)| {
+        let attached = self.interface(svc, container, p, spec, netns).and_then(|(a, _)| {
             self.host.attach(&a)?;
-            Ok(ips)
+            Ok(a.addresses.iter().map(IpNet::addr).collect())
         });
         if attached.is_err() {
             if let Err(e) = self.leases.release(&spec.name, container) {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use anyhow::{anyhow, Context};
-use berth_compose::model::{Service, ServiceNetwork};
+use berth_compose::model::Service;
 use berth_compose::resolved::ResolvedService;
 
 use super::StackEngine;
@@ -40,10 +40,8 @@ impl StackEngine<'_> {
         let mut addrs = attached(&rec);
         if addrs.remove(&network.name).is_some() {
             // The interface has the name it was made with, among the networks it was made on.
-            let made_on: BTreeMap<String, Option<ServiceNetwork>> =
-                serde_json::from_value(rec.config.service.get("networks").cloned().unwrap_or_default())
-                    .with_context(|| format!("the networks container {:?} was made on", rec.name))?;
-            let before = Service { networks: made_on, ..svc.clone() };
+            let before = crate::plan::inplace::as_made(svc, &rec.config.service)
+                .with_context(|| format!("the networks container {:?} was made on", rec.name))?;
             let planned = berth_network::network::plan_interfaces(&memberships(self.project, &before))?;
             let ifname = planned
                 .iter()

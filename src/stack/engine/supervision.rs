@@ -134,8 +134,9 @@ impl StackEngine<'_> {
         specs: &BTreeMap<String, NetworkSpec>,
         aliases: bool,
     ) -> anyhow::Result<()> {
-        let addrs = attached.map(|a| a.addrs.clone()).unwrap_or_default();
-        let (spec, publish) = self.supervision(db, svc, rec, &addrs, specs, aliases)?;
+        let none = BTreeMap::new();
+        let addrs = attached.map_or(&none, |a| &a.addrs);
+        let (spec, publish) = self.supervision(db, svc, rec, addrs, specs, aliases)?;
         let config = crate::container::ContainerConfig { supervise: Some(spec), ..rec.config.clone() };
         db.set_config(&rec.id, &config, &publish)?;
         Ok(())
@@ -153,8 +154,7 @@ impl StackEngine<'_> {
         specs: &BTreeMap<String, NetworkSpec>,
         aliases: bool,
     ) -> anyhow::Result<(SuperviseSpec, Vec<Published>)> {
-        let addrs = addrs.clone();
-        let gateways = crate::supervise::spec::gateways_of(specs, &addrs);
+        let gateways = crate::supervise::spec::gateways_of(specs, addrs);
         let image = self.images.inspect(&svc.image_name(self.project)).ok();
         let image_check = image.as_ref().and_then(image_healthcheck);
         let resolved = ResolvedService::new(svc)?;
@@ -202,7 +202,7 @@ impl StackEngine<'_> {
                 });
             }
         }
-        let mut spec = SuperviseSpec::new(self.project, svc, &resolved.restart, &addrs, &gateways, health);
+        let mut spec = SuperviseSpec::new(self.project, svc, &resolved.restart, addrs, &gateways, health);
         spec.share = self.shared_namespaces(&resolved)?;
         if !aliases {
             // A one-off container (`run` without `--use-aliases`) answers to its own name only:
